@@ -1,0 +1,285 @@
+# -*- test-case-name: tests.daemon.test_controls -*-
+"""
+The control handler table (ctdb/server/ctdb_control.c
+ctdb_control_dispatch).  Each handler takes the request and the local client
+that sent it (None when it came from a node) and returns a
+L{ControlResult} or a Deferred of one.  Payload errors become status -1
+replies; nothing a peer sends can raise out of L{ControlHandlers.dispatch}.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Callable, Union
+
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from ctdb.errors import MalformedPacket
+from ctdb.interfaces import IClientConnection
+from ctdb.protocols import controls as C
+from ctdb.protocols import packet as P
+from ctdb.protocols.controls import Control
+
+if TYPE_CHECKING:
+    from ctdb.daemon.core import ControlResult, Daemon
+
+Result = Union["ControlResult", defer.Deferred["ControlResult"]]
+Handler = Callable[[P.ReqControl, "IClientConnection | None"], Result]
+
+OK: ControlResult = (0, b"", b"")
+FAIL: ControlResult = (-1, b"", b"")
+
+
+def _fail(msg: str) -> ControlResult:
+    return (-1, b"", msg.encode())
+
+
+def _ok(data: bytes = b"") -> ControlResult:
+    return (0, data, b"")
+
+
+def _exactSize(req: P.ReqControl, size: int) -> None:
+    if len(req.data) != size:
+        raise MalformedPacket(
+            f"{C.controlName(req.opcode)}: data size {len(req.data)} != {size}"
+        )
+
+
+class ControlHandlers:
+    """Every control the daemon answers, by opcode."""
+
+    log = Logger()
+
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+        self.table: dict[int, Handler] = {}
+        for name in dir(self):
+            if name.startswith("control_"):
+                opcode = Control[name[len("control_") :]]
+                self.table[opcode] = getattr(self, name)
+
+    def register(self, opcode: int, handler: Handler) -> None:
+        """Let another subsystem (databases, recovery) own a control."""
+        self.table[opcode] = handler
+
+    def dispatch(
+        self, req: P.ReqControl, client: IClientConnection | None
+    ) -> defer.Deferred[ControlResult]:
+        opcode = req.opcode
+        handler = self.table.get(opcode)
+        if handler is None:
+            if opcode in C.OBSOLETE_CONTROLS:
+                self.log.error(
+                    "Control {name} is obsolete", name=C.controlName(opcode)
+                )
+            else:
+                self.log.error("Unknown control {opcode}", opcode=opcode)
+            return defer.succeed(_fail("control not implemented"))
+        try:
+            result = handler(req, client)
+        except (MalformedPacket, ValueError, KeyError) as e:
+            self.log.warn(
+                "bad {name} control: {err}", name=C.controlName(opcode), err=str(e)
+            )
+            return defer.succeed(_fail(str(e)))
+        except Exception:
+            self.log.failure("control {name} failed", name=C.controlName(opcode))
+            return defer.succeed(_fail("internal error"))
+        d = defer.maybeDeferred(lambda: result)
+
+        def trap(f):  # type: ignore[no-untyped-def]
+            self.log.failure("control {name} failed", f, name=C.controlName(opcode))
+            return _fail("internal error")
+
+        return d.addErrback(trap)
+
+    # -- node and daemon information -------------------------------------------
+
+    def control_PROCESS_EXISTS(self, req: P.ReqControl, client: object) -> ControlResult:
+        _exactSize(req, 4)
+        pid = C.decodeI32(req.data)
+        d = self.daemon
+        if not any(c.pid == pid for c in d.clients.values()):
+            return FAIL
+        if d.nodes[d.pnn].flags & C.NODE_FLAGS_INACTIVE:
+            return FAIL
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            return FAIL
+        return OK
+
+    def control_CHECK_PID_SRVID(self, req: P.ReqControl, client: object) -> ControlResult:
+        pid, srvid = C.decodePidSrvid(req.data)
+        for c in self.daemon.srvids.get(srvid, ()):
+            if c.pid == pid:
+                return OK
+        return FAIL
+
+    def control_STATISTICS(self, req: P.ReqControl, client: object) -> ControlResult:
+        d = self.daemon
+        d.stats.statistics_current_time = d.reactor.seconds()
+        d.stats.counters["num_clients"] = len(d.clients)
+        d.stats.counters["recovering"] = int(d.recmode != C.CTDB_RECOVERY_NORMAL)
+        return _ok(d.stats.encode())
+
+    def control_STATISTICS_RESET(self, req: P.ReqControl, client: object) -> ControlResult:
+        d = self.daemon
+        d.stats = C.Statistics()
+        d.stats.statistics_start_time = d.reactor.seconds()
+        d.stats.counters["num_clients"] = len(d.clients)
+        return OK
+
+    def control_PING(self, req: P.ReqControl, client: object) -> ControlResult:
+        return (len(self.daemon.clients), b"", b"")
+
+    def control_GET_PNN(self, req: P.ReqControl, client: object) -> ControlResult:
+        return (self.daemon.pnn, b"", b"")
+
+    def control_GET_PID(self, req: P.ReqControl, client: object) -> ControlResult:
+        return (os.getpid(), b"", b"")
+
+    def control_GET_RUNSTATE(self, req: P.ReqControl, client: object) -> ControlResult:
+        return _ok(C.encodeU32(self.daemon.runstate))
+
+    def control_UPTIME(self, req: P.ReqControl, client: object) -> ControlResult:
+        d = self.daemon
+        return _ok(
+            C.Uptime(
+                d.reactor.seconds(),
+                d.startTime,
+                d.lastRecoveryStarted,
+                d.lastRecoveryFinished,
+            ).encode()
+        )
+
+    def control_GET_DEBUG(self, req: P.ReqControl, client: object) -> ControlResult:
+        return _ok(C.encodeI32(self.daemon.debugLevel))
+
+    def control_SET_DEBUG(self, req: P.ReqControl, client: object) -> ControlResult:
+        _exactSize(req, 4)
+        level = C.decodeI32(req.data)
+        self.daemon.debugLevel = level
+        setLevel = getattr(self.daemon, "setLogLevel", None)
+        if setLevel is not None:
+            setLevel(level)
+        return OK
+
+    def control_GET_CAPABILITIES(self, req: P.ReqControl, client: object) -> ControlResult:
+        return _ok(C.encodeU32(self.daemon.capabilities))
+
+    def control_GET_NODEMAP(self, req: P.ReqControl, client: object) -> ControlResult:
+        return _ok(C.encodeNodeMap(self.daemon.nodeMap()))
+
+    def control_GET_NODES_FILE(self, req: P.ReqControl, client: object) -> ControlResult:
+        from ctdb.nodes import readNodesFile
+
+        path = self.daemon.config.nodesFile
+        if not path:
+            nodemap = self.daemon.config.nodeMap
+        else:
+            nodemap = readNodesFile(path)
+        flags = C.NODE_FLAGS_DELETED
+        return _ok(
+            C.encodeNodeMap(
+                [
+                    C.NodeAndFlags(n.pnn, flags if n.deleted else 0, n.address)
+                    for n in nodemap.nodes
+                ]
+            )
+        )
+
+    def control_GETVNNMAP(self, req: P.ReqControl, client: object) -> ControlResult:
+        return _ok(self.daemon.vnnMap.encode())
+
+    def control_GET_RECMODE(self, req: P.ReqControl, client: object) -> ControlResult:
+        return (self.daemon.recmode, b"", b"")
+
+    def control_GET_RECLOCK_FILE(self, req: P.ReqControl, client: object) -> ControlResult:
+        lock = self.daemon.config.recoveryLock
+        return _ok(C.encodeString(lock) if lock else b"")
+
+    def control_SHUTDOWN(self, req: P.ReqControl, client: object) -> Result:
+        # ctdbd exits without replying; the client sees its connection close.
+        self.daemon.shutdown()
+        return defer.Deferred()
+
+    # -- tunables --------------------------------------------------------------
+
+    def control_GET_TUNABLE(self, req: P.ReqControl, client: object) -> ControlResult:
+        name = C.decodeGetTunable(req.data)
+        try:
+            return _ok(C.encodeU32(self.daemon.tunables.get(name)))
+        except KeyError:
+            return FAIL
+
+    def control_SET_TUNABLE(self, req: P.ReqControl, client: object) -> ControlResult:
+        name, value = C.decodeSetTunable(req.data)
+        tunables = self.daemon.tunables
+        canon = tunables.canonical(name)
+        if canon is None:
+            return FAIL
+        if tunables.isObsolete(canon):
+            return (1, b"", b"")
+        tunables.set(canon, value)
+        hook = getattr(self.daemon, "tunableChanged", None)
+        if hook is not None:
+            hook(canon, value)
+        return OK
+
+    def control_LIST_TUNABLES(self, req: P.ReqControl, client: object) -> ControlResult:
+        return _ok(C.encodeVarList(self.daemon.tunables.names()))
+
+    def control_GET_ALL_TUNABLES(self, req: P.ReqControl, client: object) -> ControlResult:
+        return _ok(self.daemon.tunables.encodeAll())
+
+    # -- messages and tunnels ----------------------------------------------------
+
+    def control_REGISTER_SRVID(
+        self, req: P.ReqControl, client: IClientConnection | None
+    ) -> ControlResult:
+        if client is None:
+            return _fail("srvid registration from a remote node")
+        self.daemon.registerSrvid(req.srvid, client)
+        return OK
+
+    def control_DEREGISTER_SRVID(
+        self, req: P.ReqControl, client: IClientConnection | None
+    ) -> ControlResult:
+        if client is None or not self.daemon.deregisterSrvid(req.srvid, client):
+            return FAIL
+        return OK
+
+    def control_TUNNEL_REGISTER(
+        self, req: P.ReqControl, client: IClientConnection | None
+    ) -> ControlResult:
+        if client is None:
+            return FAIL
+        owner = self.daemon.tunnels.get(req.srvid)
+        if owner is not None and owner is not client:
+            return FAIL
+        self.daemon.tunnels[req.srvid] = client
+        return OK
+
+    def control_TUNNEL_DEREGISTER(
+        self, req: P.ReqControl, client: IClientConnection | None
+    ) -> ControlResult:
+        if self.daemon.tunnels.get(req.srvid) is not client:
+            return FAIL
+        del self.daemon.tunnels[req.srvid]
+        return OK
+
+    def control_ECHO_DATA(self, req: P.ReqControl, client: object) -> Result:
+        if len(req.data) < 8:
+            raise MalformedPacket("ECHO_DATA: short payload")
+        timeout = C.decodeU32(req.data)
+        length = C.decodeU32(req.data[4:])
+        if len(req.data) < 8 + length:
+            raise MalformedPacket("ECHO_DATA: short buffer")
+        result = _ok(req.data[: 8 + length])
+        if timeout == 0:
+            return result
+        d: defer.Deferred[ControlResult] = defer.Deferred()
+        self.daemon.reactor.callLater(timeout / 1000.0, d.callback, result)
+        return d

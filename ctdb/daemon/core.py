@@ -1,0 +1,645 @@
+# -*- test-case-name: tests.daemon.test_core -*-
+"""
+The daemon core: node and client state, packet dispatch, control forwarding,
+messages, tunnels and keepalives (ctdb/server/ctdb_daemon.c, ctdb_server.c,
+ctdb_control.c, ctdb_keepalive.c).
+
+It implements L{INodeTransportListener}; the node transport and the client
+socket are separate services that feed it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from dataclasses import dataclass, field
+from typing import Callable
+
+from twisted.application.service import Service
+from twisted.internet import defer, task
+from twisted.internet.interfaces import IDelayedCall
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from ctdb.errors import MalformedPacket
+from ctdb.interfaces import (
+    ICTDBReactor,
+    IClientConnection,
+    INodeTransport,
+    INodeTransportListener,
+)
+from ctdb.nodes import NodeMap
+from ctdb.protocols import packet as P
+from ctdb.protocols.controls import (
+    CTDB_CAP_DEFAULT,
+    CTDB_RECOVERY_NORMAL,
+    NODE_FLAGS_DELETED,
+    NODE_FLAGS_DISCONNECTED,
+    NODE_FLAGS_INACTIVE,
+    Control,
+    NodeAndFlags,
+    RunState,
+    Statistics,
+    Tunables,
+    VnnMap,
+)
+
+SAMBA_VERSION = (4 << 16) | 17
+
+#: The daemon's answer to a control: (status, data, errmsg).
+ControlResult = tuple[int, bytes, bytes]
+
+
+def keepaliveVersion() -> int:
+    """4.17's keepalive version, overridable by CTDB_TEST_SAMBA_VERSION."""
+    text = os.environ.get("CTDB_TEST_SAMBA_VERSION")
+    if text:
+        try:
+            value = int(text)
+        except ValueError:
+            value = 0
+        if value > 0:
+            return value
+    return SAMBA_VERSION
+
+
+@dataclass
+class Node:
+    """What this daemon knows about one node of the nodes file."""
+
+    pnn: int
+    address: str
+    flags: int
+    rx_cnt: int = 0
+    tx_cnt: int = 0
+    dead_count: int = 0
+
+    def asNodeAndFlags(self) -> NodeAndFlags:
+        return NodeAndFlags(self.pnn, self.flags, self.address)
+
+
+@dataclass
+class _PendingControl:
+    destnode: int
+    deferred: defer.Deferred[P.ReplyControl]
+    timer: IDelayedCall | None
+
+
+@dataclass
+class DaemonConfig:
+    nodeMap: NodeMap
+    pnn: int
+    nodesFile: str = ""
+    socketPath: str = ""
+    dbDirVolatile: str = ""
+    dbDirPersistent: str = ""
+    dbDirState: str = ""
+    port: int = P.CTDB_PORT
+    logLevel: int = 3
+    recoveryLock: str = ""
+    tunables: dict[str, int] = field(default_factory=dict)
+
+
+@implementer(INodeTransportListener)
+class Daemon(Service):
+    """
+    One CTDB node.  C{transport} is any L{INodeTransport}; the daemon sets
+    itself as its listener.
+    """
+
+    log = Logger()
+    name = "daemon"
+
+    def __init__(
+        self,
+        *,
+        reactor: ICTDBReactor,
+        config: DaemonConfig,
+        transport: INodeTransport,
+        shutdownCallback: Callable[[], object] | None = None,
+    ) -> None:
+        self.reactor = reactor
+        self.config = config
+        self.pnn = config.pnn
+        self.transport = transport
+        transport.listener = self
+        self.shutdownCallback = shutdownCallback
+        self.tunables = Tunables()
+        for name, value in config.tunables.items():
+            self.tunables.set(name, value)
+        self.nodes: list[Node] = []
+        for entry in config.nodeMap.nodes:
+            flags = NODE_FLAGS_DELETED if entry.deleted else NODE_FLAGS_DISCONNECTED
+            if entry.pnn == self.pnn:
+                flags = 0
+            self.nodes.append(Node(entry.pnn, entry.address, flags))
+        self.debugLevel = config.logLevel
+        self.capabilities = CTDB_CAP_DEFAULT
+        self.recmode = CTDB_RECOVERY_NORMAL
+        self.runstate = RunState.INIT
+        self.vnnMap = VnnMap(P.INVALID_GENERATION, tuple(self.activeLmasters()))
+        self.stats = Statistics()
+        self.startTime = reactor.seconds()
+        self.lastRecoveryStarted = 0.0
+        self.lastRecoveryFinished = 0.0
+        self.stats.statistics_start_time = self.startTime
+        self.clients: dict[int, IClientConnection] = {}
+        self._clientIds = itertools.count(1)
+        self._reqids = itertools.count(1)
+        self._pending: dict[int, _PendingControl] = {}
+        # srvid -> registered local clients; internal handlers separately
+        self.srvids: dict[int, list[IClientConnection]] = {}
+        self.internalHandlers: dict[int, list[Callable[[int, bytes], object]]] = {}
+        self.tunnels: dict[int, IClientConnection] = {}
+        self._keepalive: task.LoopingCall | None = None
+        self._shuttingDown = False
+        from ctdb.daemon.controls import ControlHandlers
+
+        self.controls = ControlHandlers(self)
+
+    # -- service ----------------------------------------------------------
+
+    def startService(self) -> None:
+        super().startService()
+        self.setRunstate(RunState.SETUP)
+        self.transport.start()
+        for node in self.nodes:
+            if node.pnn != self.pnn and not node.flags & NODE_FLAGS_DELETED:
+                self.transport.connectNode(node.pnn, node.address)
+        self._keepalive = task.LoopingCall(self.checkForDeadNodes)
+        self._keepalive.clock = self.reactor
+        self._keepalive.start(max(self.tunables.KeepaliveInterval, 1), now=False)
+        self.log.info(
+            "CTDB starting on node {pnn} ({address})",
+            pnn=self.pnn,
+            address=self.nodes[self.pnn].address,
+        )
+        # Until the recovery service of a later stage owns membership, the
+        # daemon is usable as soon as it is up.
+        self.setRunstate(RunState.RUNNING)
+
+    def stopService(self) -> defer.Deferred[None]:
+        super().stopService()
+        self._shuttingDown = True
+        self.setRunstate(RunState.SHUTDOWN)
+        if self._keepalive is not None and self._keepalive.running:
+            self._keepalive.stop()
+        for client in list(self.clients.values()):
+            transport = getattr(client, "transport", None)
+            if transport is not None:
+                transport.loseConnection()
+        return self.transport.shutdown()  # type: ignore[return-value]
+
+    def setRunstate(self, runstate: RunState) -> None:
+        if runstate != self.runstate:
+            self.log.info(
+                "Set runstate to {name} ({value})", name=runstate.name, value=int(runstate)
+            )
+            self.runstate = runstate
+
+    def shutdown(self) -> None:
+        """The SHUTDOWN control: stop the whole process, as ctdbd exits."""
+        if self._shuttingDown:
+            return
+        self.log.error("Shutdown sequence commencing.")
+        self._shuttingDown = True
+        if self.shutdownCallback is not None:
+            self.reactor.callLater(0, self.shutdownCallback)
+
+    # -- node bookkeeping -------------------------------------------------
+
+    def validPnn(self, pnn: int) -> bool:
+        return 0 <= pnn < len(self.nodes) and not self.nodes[pnn].flags & NODE_FLAGS_DELETED
+
+    def isConnected(self, pnn: int) -> bool:
+        return self.validPnn(pnn) and not self.nodes[pnn].flags & NODE_FLAGS_DISCONNECTED
+
+    def activeLmasters(self) -> list[int]:
+        return [n.pnn for n in self.nodes if not n.flags & NODE_FLAGS_INACTIVE]
+
+    def nodeMap(self) -> list[NodeAndFlags]:
+        return [n.asNodeAndFlags() for n in self.nodes]
+
+    def targets(self, destnode: int) -> list[int]:
+        """The pnns a (possibly broadcast) destination stands for."""
+        if destnode == P.CTDB_BROADCAST_ALL:
+            return [n.pnn for n in self.nodes if not n.flags & NODE_FLAGS_DELETED]
+        if destnode == P.CTDB_BROADCAST_ACTIVE:
+            return list(self.vnnMap.map)
+        if destnode == P.CTDB_BROADCAST_CONNECTED:
+            return [
+                n.pnn
+                for n in self.nodes
+                if not n.flags & (NODE_FLAGS_DELETED | NODE_FLAGS_DISCONNECTED)
+            ]
+        return [destnode]
+
+    # -- INodeTransportListener ---------------------------------------------
+
+    def nodeConnected(self, pnn: int) -> None:
+        node = self.nodes[pnn]
+        node.dead_count = 0
+        if node.flags & NODE_FLAGS_DISCONNECTED:
+            node.flags &= ~NODE_FLAGS_DISCONNECTED
+            self.log.info("{our}: connected to {peer} - 1 connected", our=self.pnn, peer=node.address)
+            self.nodeStateChanged(pnn)
+
+    def nodeDead(self, pnn: int) -> None:
+        node = self.nodes[pnn]
+        if node.flags & NODE_FLAGS_DISCONNECTED:
+            return
+        node.flags |= NODE_FLAGS_DISCONNECTED
+        node.dead_count = 0
+        node.rx_cnt = 0
+        node.tx_cnt = 0
+        self.log.info("{our}: node {peer} is dead", our=self.pnn, peer=node.address)
+        self.transport.restartNode(pnn)
+        self._cancelControlsTo(pnn)
+        self.nodeStateChanged(pnn)
+
+    def nodeStateChanged(self, pnn: int) -> None:
+        """Hook for the recovery service; the base daemon only logs."""
+
+    def packetReceived(self, pnn: int, data: bytes) -> None:
+        node = self.nodes[pnn]
+        node.rx_cnt += 1
+        if node.flags & NODE_FLAGS_DISCONNECTED:
+            # Traffic from a node we thought dead: the transport says the
+            # link is up, so it is alive again (ctdb_check_for_dead_nodes).
+            pass
+        self.stats.bump("node_packets_recv")
+        try:
+            pkt = P.decodePacket(data)
+        except MalformedPacket as e:
+            self.log.warn("malformed packet from node {pnn}: {err}", pnn=pnn, err=str(e))
+            self.transport.restartNode(pnn)
+            return
+        self.nodePacket(pnn, pkt)
+
+    def nodePacket(self, pnn: int, pkt: P.Packet) -> None:
+        op = pkt.header.operation
+        if op == P.Operation.REQ_KEEPALIVE:
+            self.stats.bump("keepalive_packets_recv")
+            assert isinstance(pkt, P.ReqKeepalive)
+            self._keepaliveReceived(pkt, len(pkt.encode()) == P.HEADER_SIZE)
+            return
+        name = "node." + P.Operation(op).name.lower()
+        if name in self.stats.counters:
+            self.stats.bump(name)
+        if op == P.Operation.REQ_CONTROL:
+            assert isinstance(pkt, P.ReqControl)
+            self._remoteControl(pkt)
+        elif op == P.Operation.REPLY_CONTROL:
+            assert isinstance(pkt, P.ReplyControl)
+            self._controlReply(pkt)
+        elif op == P.Operation.REQ_MESSAGE:
+            assert isinstance(pkt, P.ReqMessage)
+            self.deliverMessage(pkt.srvid, pkt.data)
+        elif op == P.Operation.REQ_TUNNEL:
+            assert isinstance(pkt, P.ReqTunnel)
+            self._deliverTunnel(pkt)
+        else:
+            self.callPacket(pnn, pkt)
+
+    def callPacket(self, pnn: int, pkt: P.Packet) -> None:
+        """REQ_CALL and friends; the database layer overrides this."""
+        self.log.debug("dropping {op} from node {pnn}", op=pkt.header.operation, pnn=pnn)
+
+    # -- sending ----------------------------------------------------------
+
+    def nextReqid(self) -> int:
+        return next(self._reqids) & 0xFFFFFFFF
+
+    def queuePacket(self, pkt: P.Packet) -> None:
+        """Send a packet to its destnode (another node, or ourselves)."""
+        dest = pkt.header.destnode
+        if dest == self.pnn:
+            self.reactor.callLater(0, self.nodePacket, self.pnn, pkt)
+            return
+        if not self.isConnected(dest):
+            self.log.debug("not sending to disconnected node {pnn}", pnn=dest)
+            return
+        node = self.nodes[dest]
+        node.tx_cnt += 1
+        self.stats.bump("node_packets_sent")
+        self.transport.queuePacket(dest, pkt.encode())
+
+    def broadcastPacket(self, pkt: P.Packet, destnode: int) -> None:
+        for pnn in self.targets(destnode):
+            if pnn == self.pnn or self.isConnected(pnn):
+                self.queuePacket(pkt.withHeader(destnode=pnn))
+
+    def sendControl(
+        self,
+        destnode: int,
+        opcode: int,
+        data: bytes = b"",
+        *,
+        srvid: int = 0,
+        flags: int = 0,
+        client_id: int = 0,
+        timeout: float | None = None,
+    ) -> defer.Deferred[P.ReplyControl]:
+        """
+        Send a control to a node (ctdb_daemon_send_control); fires with the
+        reply.  Broadcasts must be NOREPLY, as in ctdbd.
+        """
+        noreply = bool(flags & P.CTDB_CTRL_FLAG_NOREPLY)
+        failed = lambda msg: defer.succeed(  # noqa: E731
+            P.ReplyControl(P.Header(P.Operation.REPLY_CONTROL), -1, b"", msg)
+        )
+        if destnode in P.BROADCASTS:
+            if not noreply:
+                self.log.error("Attempt to broadcast control without NOREPLY")
+                return failed(b"broadcast control without NOREPLY")
+            header = P.Header(P.Operation.REQ_CONTROL, destnode, self.pnn, 0,
+                              self.vnnMap.generation)
+            self.broadcastPacket(
+                P.ReqControl(header, opcode, srvid, client_id, flags, data), destnode
+            )
+            return defer.succeed(P.ReplyControl(P.Header(P.Operation.REPLY_CONTROL), 0))
+        if destnode != self.pnn and not self.isConnected(destnode):
+            return failed(b"ctdb_control to disconnected node")
+        reqid = self.nextReqid()
+        header = P.Header(P.Operation.REQ_CONTROL, destnode, self.pnn, reqid,
+                          self.vnnMap.generation)
+        req = P.ReqControl(header, opcode, srvid, client_id, flags, data)
+        if noreply:
+            self.queuePacket(req)
+            return defer.succeed(P.ReplyControl(P.Header(P.Operation.REPLY_CONTROL), 0))
+        d: defer.Deferred[P.ReplyControl] = defer.Deferred()
+        t = self.tunables.ControlTimeout if timeout is None else timeout
+        timer = self.reactor.callLater(t, self._controlTimedOut, reqid) if t else None
+        self._pending[reqid] = _PendingControl(destnode, d, timer)
+        self.queuePacket(req)
+        return d
+
+    def _controlTimedOut(self, reqid: int) -> None:
+        pending = self._pending.pop(reqid, None)
+        if pending is not None:
+            self.stats.bump("timeouts.control")
+            pending.deferred.callback(
+                P.ReplyControl(P.Header(P.Operation.REPLY_CONTROL), -1, b"",
+                               b"ctdb_control timed out")
+            )
+
+    def _cancelControlsTo(self, pnn: int) -> None:
+        for reqid, pending in list(self._pending.items()):
+            if pending.destnode == pnn:
+                del self._pending[reqid]
+                if pending.timer is not None and pending.timer.active():
+                    pending.timer.cancel()
+                pending.deferred.callback(
+                    P.ReplyControl(P.Header(P.Operation.REPLY_CONTROL), -1, b"",
+                                   b"node is disconnected")
+                )
+
+    def _controlReply(self, pkt: P.ReplyControl) -> None:
+        pending = self._pending.pop(pkt.header.reqid, None)
+        if pending is None:
+            self.log.debug("reply to unknown control reqid {reqid}", reqid=pkt.header.reqid)
+            return
+        if pending.timer is not None and pending.timer.active():
+            pending.timer.cancel()
+        pending.deferred.callback(pkt)
+
+    def _remoteControl(self, req: P.ReqControl) -> None:
+        """A control from another node (or ourselves): run it, reply."""
+        d = self.controls.dispatch(req, None)
+
+        def reply(result: ControlResult) -> None:
+            if req.flags & P.CTDB_CTRL_FLAG_NOREPLY:
+                return
+            status, data, errmsg = result
+            if status != 0:
+                data = b""
+            header = P.Header(
+                P.Operation.REPLY_CONTROL,
+                req.header.srcnode,
+                self.pnn,
+                req.header.reqid,
+                self.vnnMap.generation,
+            )
+            self.queuePacket(P.ReplyControl(header, status, data, errmsg))
+
+        d.addCallback(reply)
+        d.addErrback(lambda f: self.log.failure("control reply failed", f))
+
+    # -- keepalives -------------------------------------------------------
+
+    def checkForDeadNodes(self) -> None:
+        """ctdb_check_for_dead_nodes, every KeepaliveInterval."""
+        for node in self.nodes:
+            if node.flags & NODE_FLAGS_DELETED or node.pnn == self.pnn:
+                continue
+            if node.flags & NODE_FLAGS_DISCONNECTED:
+                continue
+            if node.rx_cnt == 0:
+                node.dead_count += 1
+            else:
+                node.dead_count = 0
+            node.rx_cnt = 0
+            if node.dead_count >= self.tunables.KeepaliveLimit:
+                self.log.info("dead count reached for node {pnn}", pnn=node.pnn)
+                self.nodeDead(node.pnn)
+                continue
+            self.sendKeepalive(node.pnn)
+            node.tx_cnt = 0
+
+    def sendKeepalive(self, pnn: int) -> None:
+        header = P.Header(P.Operation.REQ_KEEPALIVE, pnn, self.pnn, 0, self.vnnMap.generation)
+        uptime = int(self.reactor.seconds() - self.startTime)
+        self.stats.bump("keepalive_packets_sent")
+        self.queuePacket(P.ReqKeepalive(header, keepaliveVersion(), uptime))
+
+    def _keepaliveReceived(self, pkt: P.ReqKeepalive, old: bool) -> None:
+        if self.tunables.AllowMixedVersions == 1:
+            return
+        mine = keepaliveVersion()
+        myUptime = int(self.reactor.seconds() - self.startTime)
+        if old:
+            self.log.error("Keepalive version missing from node {pnn}", pnn=pkt.header.srcnode)
+        elif pkt.version != mine and (
+            pkt.uptime > myUptime or (pkt.uptime == myUptime and pkt.version > mine)
+        ):
+            self.log.error(
+                "Keepalive version mismatch 0x{mine:08x} != 0x{theirs:08x} from node {pnn}",
+                mine=mine, theirs=pkt.version, pnn=pkt.header.srcnode,
+            )
+        else:
+            return
+        self.log.error("CTDB Cluster with mixed versions, cannot continue")
+        self.shutdown()
+
+    # -- clients ------------------------------------------------------------
+
+    def clientConnected(self, client: IClientConnection) -> None:
+        client.client_id = next(self._clientIds)
+        self.clients[client.client_id] = client
+        self.stats.counters["num_clients"] = len(self.clients)
+
+    def clientDisconnected(self, client: IClientConnection) -> None:
+        self.clients.pop(client.client_id, None)
+        self.stats.counters["num_clients"] = len(self.clients)
+        for srvid in [s for s, cs in self.srvids.items() if client in cs]:
+            self.deregisterSrvid(srvid, client)
+        for tid in [t for t, c in self.tunnels.items() if c is client]:
+            del self.tunnels[tid]
+        self.clientGone(client)
+
+    def clientGone(self, client: IClientConnection) -> None:
+        """Hook for the database layer (locks held by a dead client)."""
+
+    def sendToClient(self, client: IClientConnection, pkt: P.Packet) -> None:
+        self.stats.bump("client_packets_sent")
+        client.sendPacket(pkt.encode())
+
+    def clientPacketReceived(self, client: IClientConnection, data: bytes) -> None:
+        self.stats.bump("client_packets_recv")
+        try:
+            pkt = P.decodePacket(data)
+        except MalformedPacket as e:
+            self.log.warn(
+                "malformed packet from client {cid} (pid {pid}): {err}",
+                cid=client.client_id, pid=client.pid, err=str(e),
+            )
+            transport = getattr(client, "transport", None)
+            if transport is not None:
+                transport.loseConnection()
+            return
+        op = pkt.header.operation
+        if op == P.Operation.REQ_CONTROL:
+            assert isinstance(pkt, P.ReqControl)
+            self.stats.bump("client.req_control")
+            self._clientControl(client, pkt)
+        elif op == P.Operation.REQ_MESSAGE:
+            assert isinstance(pkt, P.ReqMessage)
+            self.stats.bump("client.req_message")
+            dest = self.pnn if pkt.header.destnode == P.CTDB_CURRENT_NODE else pkt.header.destnode
+            self.sendMessage(dest, pkt.srvid, pkt.data)
+        elif op == P.Operation.REQ_CALL:
+            assert isinstance(pkt, P.ReqCall)
+            self.stats.bump("client.req_call")
+            self.clientCall(client, pkt)
+        elif op == P.Operation.REQ_TUNNEL:
+            assert isinstance(pkt, P.ReqTunnel)
+            self.stats.bump("client.req_tunnel")
+            self._clientTunnel(client, pkt)
+        else:
+            self.log.warn(
+                "client {cid} sent operation {op}; closing", cid=client.client_id, op=op
+            )
+            transport = getattr(client, "transport", None)
+            if transport is not None:
+                transport.loseConnection()
+
+    def clientCall(self, client: IClientConnection, pkt: P.ReqCall) -> None:
+        """REQ_CALL from a client; the database layer overrides this."""
+        header = P.Header(P.Operation.REPLY_ERROR, pkt.header.srcnode, self.pnn,
+                          pkt.header.reqid)
+        self.sendToClient(client, P.ReplyError(header, -1, b"Unknown database in request"))
+
+    def _clientControl(self, client: IClientConnection, req: P.ReqControl) -> None:
+        dest = req.header.destnode
+        if dest == P.CTDB_CURRENT_NODE:
+            dest = self.pnn
+        noreply = bool(req.flags & P.CTDB_CTRL_FLAG_NOREPLY)
+
+        def reply(result: ControlResult) -> None:
+            if noreply:
+                return
+            status, data, errmsg = result
+            if status != 0:
+                data = b""
+            header = P.Header(
+                P.Operation.REPLY_CONTROL,
+                req.header.srcnode,
+                self.pnn if dest in P.BROADCASTS else dest,
+                req.header.reqid,
+                self.vnnMap.generation,
+            )
+            self.sendToClient(client, P.ReplyControl(header, status, data, errmsg))
+
+        if dest == self.pnn:
+            d = self.controls.dispatch(req.withHeader(destnode=self.pnn), client)  # type: ignore[arg-type]
+        else:
+            d = self.sendControl(
+                dest, req.opcode, req.data, srvid=req.srvid, flags=req.flags,
+                client_id=client.client_id,
+            ).addCallback(lambda r: (r.status, r.data, r.errmsg))
+        d.addCallback(reply)
+        d.addErrback(lambda f: self.log.failure("client control failed", f))
+
+    # -- messages -----------------------------------------------------------
+
+    def registerSrvid(self, srvid: int, client: IClientConnection) -> None:
+        clients = self.srvids.setdefault(srvid, [])
+        if client not in clients:
+            clients.append(client)
+
+    def deregisterSrvid(self, srvid: int, client: IClientConnection) -> bool:
+        clients = self.srvids.get(srvid)
+        if not clients or client not in clients:
+            return False
+        clients.remove(client)
+        if not clients:
+            del self.srvids[srvid]
+        return True
+
+    def addMessageHandler(self, srvid: int, handler: Callable[[int, bytes], object]) -> None:
+        self.internalHandlers.setdefault(srvid, []).append(handler)
+
+    def sendMessage(self, destnode: int, srvid: int, data: bytes) -> None:
+        """ctdb_daemon_send_message: deliver locally and/or to other nodes."""
+        header = P.Header(P.Operation.REQ_MESSAGE, destnode, self.pnn, 0, self.vnnMap.generation)
+        msg = P.ReqMessage(header, srvid, data)
+        if destnode in P.BROADCASTS:
+            for pnn in self.targets(destnode):
+                if pnn == self.pnn:
+                    self.deliverMessage(srvid, data)
+                elif self.isConnected(pnn):
+                    self.queuePacket(msg.withHeader(destnode=pnn))
+        elif destnode == self.pnn:
+            self.deliverMessage(srvid, data)
+        elif self.isConnected(destnode):
+            self.queuePacket(msg)
+        else:
+            self.log.debug("message for disconnected node {pnn} dropped", pnn=destnode)
+
+    def deliverMessage(self, srvid: int, data: bytes) -> None:
+        """Hand a message to every local client and handler registered for it."""
+        clients = list(self.srvids.get(srvid, ()))
+        clients += [c for c in self.srvids.get(0xFFFFFFFFFFFFFFFF, ()) if c not in clients]
+        if clients:
+            header = P.Header(P.Operation.REQ_MESSAGE, self.pnn, self.pnn, 0,
+                              self.vnnMap.generation)
+            encoded = P.ReqMessage(header, srvid, data).encode()
+            for client in clients:
+                self.stats.bump("client_packets_sent")
+                client.sendPacket(encoded)
+        for handler in list(self.internalHandlers.get(srvid, ())):
+            try:
+                handler(srvid, data)
+            except Exception:
+                self.log.failure("message handler for {srvid:#x} failed", srvid=srvid)
+
+    # -- tunnels ------------------------------------------------------------
+
+    def _clientTunnel(self, client: IClientConnection, pkt: P.ReqTunnel) -> None:
+        dest = pkt.header.destnode
+        if dest == P.CTDB_CURRENT_NODE:
+            dest = self.pnn
+        header = P.Header(P.Operation.REQ_TUNNEL, dest, self.pnn, pkt.header.reqid,
+                          self.vnnMap.generation)
+        out = P.ReqTunnel(header, pkt.tunnel_id, pkt.flags, pkt.data)
+        if dest in P.BROADCASTS:
+            self.broadcastPacket(out, dest)
+        else:
+            self.queuePacket(out)
+
+    def _deliverTunnel(self, pkt: P.ReqTunnel) -> None:
+        client = self.tunnels.get(pkt.tunnel_id)
+        if client is None:
+            self.log.debug("no client for tunnel {tid:#x}", tid=pkt.tunnel_id)
+            return
+        self.sendToClient(client, pkt)

@@ -1,0 +1,70 @@
+# -*- test-case-name: tests.test_interfaces -*-
+"""Every seam of txctdb as a zope interface."""
+
+from __future__ import annotations
+
+from twisted.internet.interfaces import (
+    IReactorCore,
+    IReactorFDSet,
+    IReactorProcess,
+    IReactorTCP,
+    IReactorTime,
+    IReactorUNIX,
+)
+from zope.interface import Attribute, Interface
+
+
+class ICTDBReactor(
+    IReactorTime, IReactorTCP, IReactorUNIX, IReactorFDSet, IReactorCore, IReactorProcess
+):
+    """The reactor features the daemon uses."""
+
+
+class INodeTransport(Interface):
+    """
+    The downcalls of a node transport (ctdb_methods in ctdb_private.h):
+    how the daemon reaches its peers.
+    """
+
+    listener = Attribute("the L{INodeTransportListener} that gets the upcalls")
+
+    def start() -> object:
+        """Start listening and connecting; may return a Deferred."""
+
+    def connectNode(pnn: int, address: str) -> None:
+        """Begin (and keep) connecting to node C{pnn} at C{address}."""
+
+    def queuePacket(pnn: int, data: bytes) -> bool:
+        """Send an encoded packet to C{pnn}; False if it is not connected."""
+
+    def restartNode(pnn: int) -> None:
+        """Drop both connections to C{pnn} and start reconnecting."""
+
+    def removeNode(pnn: int) -> None:
+        """Forget node C{pnn} (deleted from the nodes file)."""
+
+    def shutdown() -> object:
+        """Stop everything; returns a Deferred that fires when all is closed."""
+
+
+class INodeTransportListener(Interface):
+    """The upcalls (ctdb_upcalls): what a transport tells the daemon."""
+
+    def packetReceived(pnn: int, data: bytes) -> None:
+        """A whole, framed and verified packet arrived from node C{pnn}."""
+
+    def nodeConnected(pnn: int) -> None:
+        """Both directions to C{pnn} are up."""
+
+    def nodeDead(pnn: int) -> None:
+        """The link to C{pnn} is gone."""
+
+
+class IClientConnection(Interface):
+    """A local client of the daemon, as the daemon sees it."""
+
+    client_id = Attribute("daemon-assigned id")
+    pid = Attribute("the client's pid from SO_PEERCRED, or 0")
+
+    def sendPacket(data: bytes) -> None:
+        """Queue an encoded packet to the client."""

@@ -1,0 +1,468 @@
+# -*- test-case-name: tests.protocols.test_packet -*-
+"""
+The CTDB wire format: the 32-byte header and every packet type of the
+Samba 4.17 protocol (ctdb/protocol/protocol.h, protocol_header.c,
+protocol_call.c, protocol_message.c, protocol_control.c,
+protocol_keepalive.c, protocol_tunnel.c).
+
+Pure: no I/O and no Twisted import.  Every type has ``encode() -> bytes``
+and ``decode(buf) -> (obj, consumed)``; ``decodePacket`` decodes a whole
+framed packet into the right type.  ctdbd uses host byte order; every
+platform we support is little-endian, so formats are explicit ``"<"``.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, replace
+from enum import IntEnum
+from typing import ClassVar, Union
+
+from ctdb.errors import MalformedPacket
+
+CTDB_MAGIC = 0x43544442
+CTDB_PROTOCOL = 1
+CTDB_PORT = 4379
+CTDB_DS_ALIGNMENT = 8
+HEADER_SIZE = 32
+#: ctdbd refuses nothing below 4 GiB, but a packet of more than this is a
+#: broken or hostile peer.  Records and recovery buffers stay well below it.
+MAX_LENGTH = 64 * 1024 * 1024
+
+CTDB_CURRENT_NODE = 0xF0000001
+CTDB_BROADCAST_ALL = 0xF0000002
+CTDB_BROADCAST_ACTIVE = 0xF0000003
+CTDB_BROADCAST_CONNECTED = 0xF0000004
+CTDB_MULTICAST = 0xF0000005
+CTDB_UNKNOWN_PNN = 0xFFFFFFFF
+BROADCASTS = frozenset(
+    (CTDB_BROADCAST_ALL, CTDB_BROADCAST_ACTIVE, CTDB_BROADCAST_CONNECTED)
+)
+
+INVALID_GENERATION = 1
+
+# REQ_CALL flags and call ids
+CTDB_IMMEDIATE_MIGRATION = 0x1
+CTDB_CALL_FLAG_VACUUM_MIGRATION = 0x2
+CTDB_WANT_READONLY = 0x4
+CTDB_NULL_FUNC = 0xFF000001
+CTDB_FETCH_FUNC = 0xFF000002
+CTDB_FETCH_WITH_HEADER_FUNC = 0xFF000003
+
+# REQ_CONTROL flags
+CTDB_CTRL_FLAG_NOREPLY = 0x1
+CTDB_CTRL_FLAG_OPCODE_SPECIFIC = 0xFFFF0000
+CTDB_PUBLIC_IP_FLAGS_ONLY_AVAILABLE = 0x10000
+CTDB_CTRL_FLAG_ATTACH_RECOVERY = 0x20000
+
+# REQ_TUNNEL flags
+CTDB_TUNNEL_FLAG_REQUEST = 0x1
+CTDB_TUNNEL_FLAG_REPLY = 0x2
+CTDB_TUNNEL_FLAG_NOREPLY = 0x10
+CTDB_TUNNEL_TEST = 0xFFFFFFFF00000000
+
+
+class Operation(IntEnum):
+    """``enum ctdb_operation``."""
+
+    REQ_CALL = 0
+    REPLY_CALL = 1
+    REQ_DMASTER = 2
+    REPLY_DMASTER = 3
+    REPLY_ERROR = 4
+    REQ_MESSAGE = 5
+    REQ_CONTROL = 7
+    REPLY_CONTROL = 8
+    REQ_KEEPALIVE = 9
+    REQ_TUNNEL = 10
+
+
+_HEADER = struct.Struct("<8I")
+
+
+def padded(length: int) -> int:
+    """Round C{length} up to ctdbd's 8-byte packet alignment."""
+    return (length + CTDB_DS_ALIGNMENT - 1) & ~(CTDB_DS_ALIGNMENT - 1)
+
+
+def _need(buf: bytes | memoryview, offset: int, size: int, what: str) -> None:
+    if len(buf) < offset + size:
+        raise MalformedPacket(
+            f"{what}: need {offset + size} bytes, have {len(buf)}"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    """``struct ctdb_req_header`` without length, magic and version."""
+
+    operation: int
+    destnode: int = 0
+    srcnode: int = 0
+    reqid: int = 0
+    generation: int = 0
+
+    def encode(self, length: int) -> bytes:
+        return _HEADER.pack(
+            length,
+            CTDB_MAGIC,
+            CTDB_PROTOCOL,
+            self.generation,
+            self.operation,
+            self.destnode,
+            self.srcnode,
+            self.reqid,
+        )
+
+    @classmethod
+    def decode(cls, buf: bytes | memoryview) -> tuple[Header, int]:
+        """Decode and verify a header; returns it and the packet length."""
+        _need(buf, 0, HEADER_SIZE, "header")
+        (length, magic, version, generation, operation, destnode, srcnode,
+         reqid) = _HEADER.unpack_from(buf, 0)
+        if length < HEADER_SIZE:
+            raise MalformedPacket(f"packet length {length} below header size")
+        if magic != CTDB_MAGIC:
+            raise MalformedPacket(f"bad magic 0x{magic:08x}")
+        if version != CTDB_PROTOCOL:
+            raise MalformedPacket(f"bad protocol version {version}")
+        return cls(operation, destnode, srcnode, reqid, generation), length
+
+
+def _frame(header: Header, body: bytes) -> bytes:
+    """Header + body, zero padded to 8 with the padded length in the header."""
+    raw = HEADER_SIZE + len(body)
+    total = padded(raw)
+    return header.encode(total) + body + b"\0" * (total - raw)
+
+
+class _Packet:
+    """Shared behaviour of every packet type."""
+
+    operation: ClassVar[Operation]
+    header: Header
+
+    def body(self) -> bytes:
+        raise NotImplementedError
+
+    def encode(self) -> bytes:
+        return _frame(self.header, self.body())
+
+    def withHeader(self, **changes: int) -> "Packet":
+        """A copy with some header fields changed (destnode, reqid, ...)."""
+        return replace(self, header=replace(self.header, **changes))  # type: ignore
+
+
+def _blob(buf: bytes | memoryview, offset: int, size: int, what: str) -> bytes:
+    _need(buf, offset, size, what)
+    return bytes(buf[offset : offset + size])
+
+
+@dataclass(frozen=True, slots=True)
+class ReqCall(_Packet):
+    operation: ClassVar[Operation] = Operation.REQ_CALL
+    _FIXED: ClassVar[struct.Struct] = struct.Struct("<6I")
+    header: Header
+    flags: int
+    db_id: int
+    callid: int
+    hopcount: int
+    key: bytes
+    calldata: bytes = b""
+
+    def body(self) -> bytes:
+        return (
+            self._FIXED.pack(
+                self.flags,
+                self.db_id,
+                self.callid,
+                self.hopcount,
+                len(self.key),
+                len(self.calldata),
+            )
+            + self.key
+            + self.calldata
+        )
+
+    @classmethod
+    def decodeBody(cls, header: Header, buf: bytes | memoryview) -> ReqCall:
+        _need(buf, HEADER_SIZE, cls._FIXED.size, "REQ_CALL")
+        flags, db_id, callid, hopcount, keylen, datalen = cls._FIXED.unpack_from(
+            buf, HEADER_SIZE
+        )
+        off = HEADER_SIZE + cls._FIXED.size
+        key = _blob(buf, off, keylen, "REQ_CALL key")
+        calldata = _blob(buf, off + keylen, datalen, "REQ_CALL data")
+        return cls(header, flags, db_id, callid, hopcount, key, calldata)
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyCall(_Packet):
+    operation: ClassVar[Operation] = Operation.REPLY_CALL
+    _FIXED: ClassVar[struct.Struct] = struct.Struct("<iI")
+    header: Header
+    status: int
+    data: bytes = b""
+
+    def body(self) -> bytes:
+        return self._FIXED.pack(self.status, len(self.data)) + self.data
+
+    @classmethod
+    def decodeBody(cls, header: Header, buf: bytes | memoryview) -> ReplyCall:
+        _need(buf, HEADER_SIZE, 8, "REPLY_CALL")
+        status, datalen = cls._FIXED.unpack_from(buf, HEADER_SIZE)
+        return cls(header, status, _blob(buf, HEADER_SIZE + 8, datalen, "data"))
+
+
+@dataclass(frozen=True, slots=True)
+class ReqDmaster(_Packet):
+    """REQ_DMASTER, with the trailing record-flags word the 4.17 daemon adds."""
+
+    operation: ClassVar[Operation] = Operation.REQ_DMASTER
+    _FIXED: ClassVar[struct.Struct] = struct.Struct("<I4xQIII")
+    header: Header
+    db_id: int
+    rsn: int
+    dmaster: int
+    key: bytes
+    data: bytes
+    record_flags: int = 0
+
+    def body(self) -> bytes:
+        return (
+            self._FIXED.pack(
+                self.db_id, self.rsn, self.dmaster, len(self.key), len(self.data)
+            )
+            + self.key
+            + self.data
+            + struct.pack("<I", self.record_flags)
+        )
+
+    @classmethod
+    def decodeBody(cls, header: Header, buf: bytes | memoryview) -> ReqDmaster:
+        _need(buf, HEADER_SIZE, cls._FIXED.size, "REQ_DMASTER")
+        db_id, rsn, dmaster, keylen, datalen = cls._FIXED.unpack_from(
+            buf, HEADER_SIZE
+        )
+        off = HEADER_SIZE + cls._FIXED.size
+        key = _blob(buf, off, keylen, "REQ_DMASTER key")
+        data = _blob(buf, off + keylen, datalen, "REQ_DMASTER data")
+        flags = 0
+        end = off + keylen + datalen
+        if len(buf) >= end + 4:
+            (flags,) = struct.unpack_from("<I", buf, end)
+        return cls(header, db_id, rsn, dmaster, key, data, flags)
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyDmaster(_Packet):
+    operation: ClassVar[Operation] = Operation.REPLY_DMASTER
+    _FIXED: ClassVar[struct.Struct] = struct.Struct("<I4xQII")
+    header: Header
+    db_id: int
+    rsn: int
+    key: bytes
+    data: bytes
+    record_flags: int = 0
+
+    def body(self) -> bytes:
+        return (
+            self._FIXED.pack(self.db_id, self.rsn, len(self.key), len(self.data))
+            + self.key
+            + self.data
+            + struct.pack("<I", self.record_flags)
+        )
+
+    @classmethod
+    def decodeBody(cls, header: Header, buf: bytes | memoryview) -> ReplyDmaster:
+        _need(buf, HEADER_SIZE, cls._FIXED.size, "REPLY_DMASTER")
+        db_id, rsn, keylen, datalen = cls._FIXED.unpack_from(buf, HEADER_SIZE)
+        off = HEADER_SIZE + cls._FIXED.size
+        key = _blob(buf, off, keylen, "REPLY_DMASTER key")
+        data = _blob(buf, off + keylen, datalen, "REPLY_DMASTER data")
+        flags = 0
+        end = off + keylen + datalen
+        if len(buf) >= end + 4:
+            (flags,) = struct.unpack_from("<I", buf, end)
+        return cls(header, db_id, rsn, key, data, flags)
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyError(_Packet):
+    operation: ClassVar[Operation] = Operation.REPLY_ERROR
+    header: Header
+    status: int
+    msg: bytes = b""
+
+    def body(self) -> bytes:
+        return struct.pack("<iI", self.status, len(self.msg)) + self.msg
+
+    @classmethod
+    def decodeBody(cls, header: Header, buf: bytes | memoryview) -> ReplyError:
+        _need(buf, HEADER_SIZE, 8, "REPLY_ERROR")
+        status, msglen = struct.unpack_from("<iI", buf, HEADER_SIZE)
+        return cls(header, status, _blob(buf, HEADER_SIZE + 8, msglen, "msg"))
+
+
+@dataclass(frozen=True, slots=True)
+class ReqMessage(_Packet):
+    operation: ClassVar[Operation] = Operation.REQ_MESSAGE
+    header: Header
+    srvid: int
+    data: bytes = b""
+
+    def body(self) -> bytes:
+        return struct.pack("<QI", self.srvid, len(self.data)) + self.data
+
+    @classmethod
+    def decodeBody(cls, header: Header, buf: bytes | memoryview) -> ReqMessage:
+        _need(buf, HEADER_SIZE, 12, "REQ_MESSAGE")
+        srvid, datalen = struct.unpack_from("<QI", buf, HEADER_SIZE)
+        return cls(header, srvid, _blob(buf, HEADER_SIZE + 12, datalen, "data"))
+
+
+@dataclass(frozen=True, slots=True)
+class ReqControl(_Packet):
+    operation: ClassVar[Operation] = Operation.REQ_CONTROL
+    _FIXED: ClassVar[struct.Struct] = struct.Struct("<I4xQIII")
+    header: Header
+    opcode: int
+    srvid: int = 0
+    client_id: int = 0
+    flags: int = 0
+    data: bytes = b""
+
+    def body(self) -> bytes:
+        return (
+            self._FIXED.pack(
+                self.opcode, self.srvid, self.client_id, self.flags, len(self.data)
+            )
+            + self.data
+        )
+
+    @classmethod
+    def decodeBody(cls, header: Header, buf: bytes | memoryview) -> ReqControl:
+        _need(buf, HEADER_SIZE, cls._FIXED.size, "REQ_CONTROL")
+        opcode, srvid, client_id, flags, datalen = cls._FIXED.unpack_from(
+            buf, HEADER_SIZE
+        )
+        data = _blob(buf, HEADER_SIZE + cls._FIXED.size, datalen, "control data")
+        return cls(header, opcode, srvid, client_id, flags, data)
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyControl(_Packet):
+    """REPLY_CONTROL.  As in 4.17, a failed reply carries no data."""
+
+    operation: ClassVar[Operation] = Operation.REPLY_CONTROL
+    _FIXED: ClassVar[struct.Struct] = struct.Struct("<iII")
+    header: Header
+    status: int
+    data: bytes = b""
+    errmsg: bytes = b""
+
+    def body(self) -> bytes:
+        return (
+            self._FIXED.pack(self.status, len(self.data), len(self.errmsg))
+            + self.data
+            + self.errmsg
+        )
+
+    @classmethod
+    def decodeBody(cls, header: Header, buf: bytes | memoryview) -> ReplyControl:
+        _need(buf, HEADER_SIZE, 12, "REPLY_CONTROL")
+        status, datalen, errorlen = cls._FIXED.unpack_from(buf, HEADER_SIZE)
+        off = HEADER_SIZE + 12
+        data = _blob(buf, off, datalen, "control reply data")
+        errmsg = _blob(buf, off + datalen, errorlen, "control reply errmsg")
+        return cls(header, status, data, errmsg)
+
+
+@dataclass(frozen=True, slots=True)
+class ReqKeepalive(_Packet):
+    operation: ClassVar[Operation] = Operation.REQ_KEEPALIVE
+    header: Header
+    version: int = 0
+    uptime: int = 0
+
+    def body(self) -> bytes:
+        return struct.pack("<II", self.version, self.uptime)
+
+    @classmethod
+    def decodeBody(cls, header: Header, buf: bytes | memoryview) -> ReqKeepalive:
+        # Pre-4.8 peers send an empty keepalive; treat it as version 0.
+        if len(buf) < HEADER_SIZE + 8:
+            return cls(header)
+        version, uptime = struct.unpack_from("<II", buf, HEADER_SIZE)
+        return cls(header, version, uptime)
+
+
+@dataclass(frozen=True, slots=True)
+class ReqTunnel(_Packet):
+    operation: ClassVar[Operation] = Operation.REQ_TUNNEL
+    header: Header
+    tunnel_id: int
+    flags: int = 0
+    data: bytes = b""
+
+    def body(self) -> bytes:
+        return struct.pack("<QII", self.tunnel_id, self.flags, len(self.data)) + self.data
+
+    @classmethod
+    def decodeBody(cls, header: Header, buf: bytes | memoryview) -> ReqTunnel:
+        _need(buf, HEADER_SIZE, 16, "REQ_TUNNEL")
+        tunnel_id, flags, datalen = struct.unpack_from("<QII", buf, HEADER_SIZE)
+        return cls(header, tunnel_id, flags, _blob(buf, HEADER_SIZE + 16, datalen, "data"))
+
+
+Packet = Union[
+    ReqCall,
+    ReplyCall,
+    ReqDmaster,
+    ReplyDmaster,
+    ReplyError,
+    ReqMessage,
+    ReqControl,
+    ReplyControl,
+    ReqKeepalive,
+    ReqTunnel,
+]
+
+PACKET_TYPES: dict[int, type] = {
+    cls.operation: cls
+    for cls in (
+        ReqCall,
+        ReplyCall,
+        ReqDmaster,
+        ReplyDmaster,
+        ReplyError,
+        ReqMessage,
+        ReqControl,
+        ReplyControl,
+        ReqKeepalive,
+        ReqTunnel,
+    )
+}
+
+
+def decodePacket(buf: bytes | memoryview) -> Packet:
+    """
+    Decode one whole packet (as delivered by the framing layer).
+
+    @raise MalformedPacket: bad header, unknown operation, or a body that
+        does not fit in the packet.
+    """
+    header, length = Header.decode(buf)
+    if length > len(buf):
+        raise MalformedPacket(f"packet length {length} exceeds buffer {len(buf)}")
+    cls = PACKET_TYPES.get(header.operation)
+    if cls is None:
+        raise MalformedPacket(f"unknown operation {header.operation}")
+    view = buf[:length]
+    return cls.decodeBody(header, view)  # type: ignore[no-any-return]
+
+
+def decode(buf: bytes | memoryview) -> tuple[Packet, int]:
+    """The ``decode(buf) -> (obj, consumed)`` form of L{decodePacket}."""
+    packet = decodePacket(buf)
+    return packet, Header.decode(buf)[1]

@@ -1,0 +1,86 @@
+# -*- test-case-name: tests.test_tap -*-
+"""
+``twistd ctdb``: the command-line face of L{ctdb.service.buildCTDBService}.
+The only module that imports the global reactor.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from twisted.application.service import IService
+from twisted.python import usage
+
+from ctdb.errors import ConfigError
+from ctdb.protocols.packet import CTDB_PORT
+from ctdb.service import DEFAULT_SOCKET, buildCTDBService, parseDebugLevel
+
+
+class Options(usage.Options):
+    synopsis = "--nodes NODES [options]"
+    longdesc = "Run one node of a CTDB cluster (Samba's clustered TDB daemon)."
+
+    optParameters = [
+        ["nodes", None, None, "the nodes file (one address per line, '#' = deleted)"],
+        ["address", None, None, "this node's address (default: first local one in the nodes file)"],
+        ["socket", None, None, f"client socket path (default $CTDB_SOCKET or {DEFAULT_SOCKET})"],
+        ["port", None, CTDB_PORT, "node TCP port", int],
+        ["dbdir", None, "/var/lib/ctdb/volatile", "volatile database directory"],
+        ["dbdir-persistent", None, "/var/lib/ctdb/persistent", "persistent database directory"],
+        ["dbdir-state", None, "/var/lib/ctdb/state", "state database directory"],
+        ["log-file", None, None, "also log to this file"],
+        ["log-level", None, "NOTICE", "ERROR, WARNING, NOTICE, INFO or DEBUG"],
+        ["reclock", None, "", "cluster lock file (off by default)"],
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self["tunables"] = {}
+
+    def opt_tunable(self, value: str) -> None:
+        """NAME=VALUE: set a tunable at start (repeatable)"""
+        name, sep, number = value.partition("=")
+        if not sep:
+            raise usage.UsageError(f"--tunable wants NAME=VALUE, not {value!r}")
+        try:
+            self["tunables"][name.strip()] = int(number, 0)
+        except ValueError:
+            raise usage.UsageError(f"tunable {name} needs an integer value") from None
+
+    def postOptions(self) -> None:
+        if not self["nodes"]:
+            raise usage.UsageError("--nodes is required")
+        if not os.path.exists(self["nodes"]):
+            raise usage.UsageError(f"nodes file {self['nodes']} does not exist")
+        if self["socket"] is None:
+            self["socket"] = os.environ.get("CTDB_SOCKET", DEFAULT_SOCKET)
+        try:
+            parseDebugLevel(self["log-level"])
+        except ConfigError as e:
+            raise usage.UsageError(str(e)) from None
+
+
+def makeService(options: Any, reactor: Any = None) -> IService:
+    if reactor is None:
+        from twisted.internet import reactor as _reactor
+
+        reactor = _reactor
+    try:
+        return buildCTDBService(
+            reactor=reactor,
+            nodesFile=options["nodes"],
+            socketPath=options["socket"],
+            address=options["address"],
+            port=options["port"],
+            dbDirVolatile=options["dbdir"],
+            dbDirPersistent=options["dbdir-persistent"],
+            dbDirState=options["dbdir-state"],
+            logFile=options["log-file"],
+            logLevel=options["log-level"],
+            tunables=options["tunables"],
+            recoveryLock=options["reclock"],
+            shutdownCallback=reactor.stop,
+        )
+    except ConfigError as e:
+        raise usage.UsageError(str(e)) from None
