@@ -205,6 +205,13 @@ class ControlHandlers:
         self.daemon.shutdown()
         return defer.Deferred()
 
+    def control_GET_IFACES(self, req: P.ReqControl, client: object) -> ControlResult:
+        # No public addresses configured: no interfaces (until IP takeover).
+        return _ok(C.encodeU32(0))
+
+    def control_GET_PUBLIC_IPS(self, req: P.ReqControl, client: object) -> ControlResult:
+        return _ok(C.encodeU32(0))
+
     # -- tunables --------------------------------------------------------------
 
     def control_GET_TUNABLE(self, req: P.ReqControl, client: object) -> ControlResult:

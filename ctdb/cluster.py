@@ -1,0 +1,395 @@
+# -*- test-case-name: tests.integration.test_cluster -*-
+"""
+``ctdb-cluster``: a local CTDB cluster of real daemons on 127.0.0.X.
+
+    ctdb-cluster --dir D setup --nodes 3     # node K: 127.0.0.(K+1), directory D/nodeK
+    ctdb-cluster --dir D start [K ...]       # returns when the started nodes are connected
+    ctdb-cluster --dir D stop [K ...]
+    ctdb-cluster --dir D kill K | pause K | resume K
+    ctdb-cluster --dir D socket K
+    ctdb-cluster --dir D env K
+    ctdb-cluster --dir D status
+
+D/nodeK works as CTDB_BASE for Samba's ctdb tool: it holds ``nodes`` and
+``run/ctdbd.socket``.  Processes are tracked by the PID recorded in
+D/nodeK/ctdbd.pid and signalled only after checking that the PID is still
+the daemon this cluster started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+from ctdb.protocols import controls as C
+from ctdb.protocols import packet as P
+
+CONFIG = "cluster.json"
+
+
+class ClusterError(Exception):
+    """A cluster command that cannot be carried out."""
+
+
+def syncControl(
+    path: str, opcode: int, data: bytes = b"", *, destnode: int = P.CTDB_CURRENT_NODE,
+    timeout: float = 5.0,
+) -> P.ReplyControl:
+    """One blocking control over a daemon's unix socket (no reactor needed)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(path)
+        req = P.ReqControl(
+            P.Header(P.Operation.REQ_CONTROL, destnode, P.CTDB_UNKNOWN_PNN, 1),
+            opcode, 0, 0, 0, data,
+        )
+        s.sendall(req.encode())
+        buf = b""
+        while True:
+            if len(buf) >= 4:
+                (length,) = struct.unpack_from("<I", buf)
+                if len(buf) >= length:
+                    pkt = P.decodePacket(buf[:length])
+                    if isinstance(pkt, P.ReplyControl) and pkt.header.reqid == 1:
+                        return pkt
+                    buf = buf[length:]
+                    continue
+            chunk = s.recv(65536)
+            if not chunk:
+                raise ConnectionError("daemon closed the connection")
+            buf += chunk
+
+
+@dataclass
+class LocalCluster:
+    """A directory holding a local cluster's nodes."""
+
+    directory: str
+
+    # -- layout -----------------------------------------------------------
+
+    def _config(self) -> dict:  # type: ignore[type-arg]
+        path = os.path.join(self.directory, CONFIG)
+        try:
+            with open(path) as f:
+                return json.load(f)  # type: ignore[no-any-return]
+        except FileNotFoundError:
+            raise ClusterError(
+                f"{self.directory} is not a cluster directory (run setup first)"
+            ) from None
+
+    @property
+    def size(self) -> int:
+        return int(self._config()["nodes"])
+
+    def nodeDir(self, pnn: int) -> str:
+        return os.path.join(os.path.abspath(self.directory), f"node{pnn}")
+
+    def address(self, pnn: int) -> str:
+        cfg = self._config()
+        return str(ipaddress.ip_address(cfg["base"]) + pnn)
+
+    def socketPath(self, pnn: int) -> str:
+        return os.path.join(self.nodeDir(pnn), "run", "ctdbd.socket")
+
+    def pidFile(self, pnn: int) -> str:
+        return os.path.join(self.nodeDir(pnn), "run", "ctdbd.pid")
+
+    def logFile(self, pnn: int) -> str:
+        return os.path.join(self.nodeDir(pnn), "log.ctdb")
+
+    def env(self, pnn: int) -> dict[str, str]:
+        return {"CTDB_BASE": self.nodeDir(pnn), "CTDB_SOCKET": self.socketPath(pnn)}
+
+    def _check(self, pnn: int) -> None:
+        if not 0 <= pnn < self.size:
+            raise ClusterError(f"no node {pnn} (cluster has {self.size} nodes)")
+
+    def setup(
+        self, nodes: int, base: str = "127.0.0.1", port: int = P.CTDB_PORT,
+        tunables: dict[str, int] | None = None,
+    ) -> None:
+        if nodes < 1:
+            raise ClusterError("a cluster needs at least one node")
+        first = ipaddress.ip_address(base)
+        if not first.is_loopback or not (first + nodes - 1).is_loopback:
+            raise ClusterError(f"node addresses must be in 127.0.0.0/8, not {base}")
+        os.makedirs(self.directory, exist_ok=True)
+        with open(os.path.join(self.directory, CONFIG), "w") as f:
+            json.dump(
+                {"nodes": nodes, "base": base, "port": port, "tunables": tunables or {}},
+                f,
+            )
+        text = "".join(f"{first + k}\n" for k in range(nodes))
+        for k in range(nodes):
+            d = self.nodeDir(k)
+            for sub in ("run", "db/volatile", "db/persistent", "db/state"):
+                os.makedirs(os.path.join(d, sub), exist_ok=True)
+            with open(os.path.join(d, "nodes"), "w") as f:
+                f.write(text)
+
+    # -- processes ------------------------------------------------------------
+
+    def pid(self, pnn: int) -> int | None:
+        """The recorded PID of node C{pnn}, if that process is still ours."""
+        try:
+            with open(self.pidFile(pnn)) as f:
+                pid = int(f.read().strip())
+        except (OSError, ValueError):
+            return None
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read()
+        except OSError:
+            return None
+        if self.socketPath(pnn).encode() not in cmdline:
+            return None
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            return None
+        if state == "Z":
+            return None
+        return pid
+
+    def processState(self, pnn: int) -> str:
+        pid = self.pid(pnn)
+        if pid is None:
+            return "stopped"
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+        return "paused" if state in ("T", "t") else "running"
+
+    def _spawn(self, pnn: int) -> None:
+        cfg = self._config()
+        d = self.nodeDir(pnn)
+        args = [
+            sys.executable, "-c", "from twisted.scripts.twistd import run; run()",
+            "-n", "--pidfile=", "ctdb",
+            "--nodes", os.path.join(d, "nodes"),
+            "--address", self.address(pnn),
+            "--port", str(cfg.get("port", P.CTDB_PORT)),
+            "--socket", self.socketPath(pnn),
+            "--dbdir", os.path.join(d, "db", "volatile"),
+            "--dbdir-persistent", os.path.join(d, "db", "persistent"),
+            "--dbdir-state", os.path.join(d, "db", "state"),
+            "--log-file", self.logFile(pnn),
+            "--log-level", "NOTICE",
+        ]
+        for name, value in cfg.get("tunables", {}).items():
+            args += ["--tunable", f"{name}={value}"]
+        out = open(os.path.join(d, "stdout.log"), "ab")
+        try:
+            proc = subprocess.Popen(
+                args, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True, cwd=d,
+            )
+        finally:
+            out.close()
+        with open(self.pidFile(pnn), "w") as f:
+            f.write(f"{proc.pid}\n")
+        self._children = getattr(self, "_children", {})
+        self._children[pnn] = proc
+
+    def _reap(self, pnn: int) -> None:
+        proc = getattr(self, "_children", {}).get(pnn)
+        if proc is not None:
+            try:
+                proc.wait(timeout=0.01)
+            except subprocess.TimeoutExpired:
+                pass
+
+    def start(self, pnns: list[int] | None = None, timeout: float = 30.0) -> None:
+        targets = list(range(self.size)) if not pnns else pnns
+        for k in targets:
+            self._check(k)
+        for k in targets:
+            if self.pid(k) is None:
+                self._spawn(k)
+        self.waitConnected(targets, timeout)
+
+    def running(self) -> list[int]:
+        return [k for k in range(self.size) if self.processState(k) == "running"]
+
+    def waitConnected(self, pnns: list[int], timeout: float = 30.0) -> None:
+        """Until every started node sees every running node connected."""
+        deadline = time.monotonic() + timeout
+        problem = ""
+        while time.monotonic() < deadline:
+            alive = set(self.running())
+            problem = ""
+            for k in pnns:
+                if k not in alive:
+                    self._reap(k)
+                    if self.pid(k) is None:
+                        raise ClusterError(
+                            f"node {k} exited during start; see {self.logFile(k)} "
+                            f"and {os.path.join(self.nodeDir(k), 'stdout.log')}:\n"
+                            + self._tail(k)
+                        )
+                    problem = f"node {k} is not running"
+                    break
+                try:
+                    reply = syncControl(self.socketPath(k), C.Control.GET_NODEMAP, timeout=2)
+                except OSError as e:
+                    problem = f"node {k}: {e}"
+                    break
+                nodemap = C.decodeNodeMap(reply.data)
+                missing = [
+                    n.pnn for n in nodemap
+                    if n.pnn in alive and n.flags & C.NODE_FLAGS_DISCONNECTED
+                ]
+                if missing:
+                    problem = f"node {k} does not see node(s) {missing} connected"
+                    break
+            if not problem:
+                return
+            time.sleep(0.1)
+        raise ClusterError(f"cluster not connected after {timeout:.0f} s: {problem}")
+
+    def _tail(self, pnn: int, lines: int = 15) -> str:
+        path = os.path.join(self.nodeDir(pnn), "stdout.log")
+        try:
+            with open(path, errors="replace") as f:
+                return "".join(f.readlines()[-lines:])
+        except OSError:
+            return ""
+
+    def _signal(self, pnn: int, sig: int) -> int:
+        self._check(pnn)
+        pid = self.pid(pnn)
+        if pid is None:
+            raise ClusterError(f"node {pnn} is not running")
+        os.kill(pid, sig)
+        return pid
+
+    def stop(self, pnns: list[int] | None = None, timeout: float = 15.0) -> None:
+        targets = list(range(self.size)) if not pnns else pnns
+        pids = {}
+        for k in targets:
+            self._check(k)
+            pid = self.pid(k)
+            if pid is not None:
+                os.kill(pid, signal.SIGCONT)
+                os.kill(pid, signal.SIGTERM)
+                pids[k] = pid
+        deadline = time.monotonic() + timeout
+        while pids and time.monotonic() < deadline:
+            for k in list(pids):
+                self._reap(k)
+                if self.pid(k) is None:
+                    del pids[k]
+            time.sleep(0.05)
+        for k, pid in pids.items():
+            os.kill(pid, signal.SIGKILL)
+            self._waitGone(k)
+        for k in targets:
+            try:
+                os.unlink(self.pidFile(k))
+            except FileNotFoundError:
+                pass
+
+    def _waitGone(self, pnn: int, timeout: float = 5.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._reap(pnn)
+            if self.pid(pnn) is None:
+                return
+            time.sleep(0.02)
+
+    def kill(self, pnn: int) -> None:
+        self._signal(pnn, signal.SIGKILL)
+        self._waitGone(pnn)
+
+    def pause(self, pnn: int) -> None:
+        self._signal(pnn, signal.SIGSTOP)
+
+    def resume(self, pnn: int) -> None:
+        self._signal(pnn, signal.SIGCONT)
+
+    def status(self) -> str:
+        lines = []
+        for k in range(self.size):
+            state = self.processState(k)
+            pid = self.pid(k)
+            view = ""
+            if state == "running":
+                try:
+                    reply = syncControl(self.socketPath(k), C.Control.GET_NODEMAP, timeout=2)
+                    flags = " ".join(
+                        f"{n.pnn}:{'DISCONNECTED' if n.flags & C.NODE_FLAGS_DISCONNECTED else 'OK'}"
+                        for n in C.decodeNodeMap(reply.data)
+                    )
+                    view = f"  sees {flags}"
+                except OSError as e:
+                    view = f"  (no answer: {e})"
+            pidText = f"pid {pid}" if pid else "no pid"
+            lines.append(f"node{k} {self.address(k)} {state} ({pidText}){view}")
+        return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ctdb-cluster", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dir", required=True, help="cluster directory")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("setup", help="create the node directories")
+    p.add_argument("--nodes", type=int, default=3)
+    p.add_argument("--base", default="127.0.0.1", help="address of node 0 (127.0.0.0/8)")
+    p.add_argument("--port", type=int, default=P.CTDB_PORT)
+    p.add_argument("--tunable", action="append", default=[], metavar="NAME=VALUE")
+    for name in ("start", "stop"):
+        p = sub.add_parser(name)
+        p.add_argument("pnns", nargs="*", type=int)
+        p.add_argument("--timeout", type=float, default=30.0)
+    for name in ("kill", "pause", "resume", "socket", "env"):
+        p = sub.add_parser(name)
+        p.add_argument("pnn", type=int)
+    sub.add_parser("status")
+    args = parser.parse_args(argv)
+    cluster = LocalCluster(args.dir)
+    try:
+        if args.command == "setup":
+            tunables = {}
+            for item in args.tunable:
+                name, sep, value = item.partition("=")
+                if not sep:
+                    raise ClusterError(f"--tunable wants NAME=VALUE, not {item!r}")
+                tunables[name] = int(value, 0)
+            cluster.setup(args.nodes, args.base, args.port, tunables)
+        elif args.command == "start":
+            cluster.start(args.pnns, timeout=args.timeout)
+        elif args.command == "stop":
+            cluster.stop(args.pnns, timeout=args.timeout)
+        elif args.command == "kill":
+            cluster.kill(args.pnn)
+        elif args.command == "pause":
+            cluster.pause(args.pnn)
+        elif args.command == "resume":
+            cluster.resume(args.pnn)
+        elif args.command == "socket":
+            cluster._check(args.pnn)
+            print(cluster.socketPath(args.pnn))
+        elif args.command == "env":
+            cluster._check(args.pnn)
+            for key, value in cluster.env(args.pnn).items():
+                print(f"export {key}={value}")
+        elif args.command == "status":
+            print(cluster.status())
+    except (ClusterError, ValueError) as e:
+        print(f"ctdb-cluster: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
