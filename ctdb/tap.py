@@ -13,8 +13,10 @@ from twisted.application.service import IService
 from twisted.python import usage
 
 from ctdb.errors import ConfigError
+from ctdb.nodes import readNodesFile
+from ctdb.protocols.controls import Tunables
 from ctdb.protocols.packet import CTDB_PORT
-from ctdb.service import DEFAULT_SOCKET, buildCTDBService, parseDebugLevel
+from ctdb.service import DEFAULT_SOCKET, buildCTDBService, chooseNode, parseDebugLevel
 
 
 class Options(usage.Options):
@@ -55,10 +57,17 @@ class Options(usage.Options):
             raise usage.UsageError(f"nodes file {self['nodes']} does not exist")
         if self["socket"] is None:
             self["socket"] = os.environ.get("CTDB_SOCKET", DEFAULT_SOCKET)
+        # Check here what buildCTDBService would refuse, so that twistd
+        # prints a usage message instead of a traceback from makeService.
         try:
+            chooseNode(readNodesFile(self["nodes"]), self["address"])
             parseDebugLevel(self["log-level"])
         except ConfigError as e:
             raise usage.UsageError(str(e)) from None
+        known = Tunables()
+        for name in self["tunables"]:
+            if known.canonical(name) is None:
+                raise usage.UsageError(f"unknown tunable {name}")
 
 
 def makeService(options: Any, reactor: Any = None) -> IService:
