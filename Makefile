@@ -1,0 +1,68 @@
+# txctdb: setup, tests and a demo on a fresh Debian 12 machine (run as root).
+#
+#   make install   system packages + .venv with the project (idempotent, quiet)
+#   make test      the whole test suite
+#   make demo      a 3-node cluster on 127.0.0.1-3, driven by Samba's ctdb tool
+#   make clean     remove build debris (keeps .venv; `make distclean` removes it)
+
+PYTHON ?= python3
+VENV ?= .venv
+DEMO_DIR ?= demo-cluster
+
+APT_PACKAGES := libtdb1 tdb-tools ctdb tshark iproute2
+PIP_PACKAGES := twisted zope.interface pytest hypothesis
+STAMP := $(VENV)/.txctdb-installed
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: all install system-packages test demo clean distclean
+
+all: install
+
+install: system-packages $(STAMP)
+
+# Install only what is missing; say nothing when everything is there.
+system-packages:
+	@missing=""; \
+	for p in $(APT_PACKAGES); do \
+	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" \
+	        || missing="$$missing $$p"; \
+	done; \
+	if ! $(PYTHON) -c 'import ensurepip, venv' >/dev/null 2>&1; then \
+	    missing="$$missing python3-venv"; \
+	fi; \
+	if [ -n "$$missing" ]; then \
+	    echo "installing system packages:$$missing"; \
+	    echo "wireshark-common wireshark-common/install-setuid boolean false" \
+	        | $(SUDO) debconf-set-selections; \
+	    $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	        --no-install-recommends $$missing; \
+	fi
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Editable install in "compat" mode: the default import-hook mode hides
+# twisted/plugins/ctdb_plugin.py from twistd (STYLE.md, fact 2).
+$(STAMP): setup.cfg pyproject.toml | $(VENV)/bin/python
+	$(VENV)/bin/python -m pip install -q --upgrade pip
+	$(VENV)/bin/python -m pip install -q $(PIP_PACKAGES)
+	$(VENV)/bin/python -m pip install -q -e '.[test]' --config-settings editable_mode=compat
+	@touch $@
+
+test: install
+	$(VENV)/bin/python -m pytest -q tests
+
+demo: install
+	VENV=$(VENV) DEMO_DIR=$(DEMO_DIR) scripts/demo.sh
+
+clean:
+	@if [ -f $(DEMO_DIR)/cluster.json ] && [ -x $(VENV)/bin/ctdb-cluster ]; then \
+	    $(VENV)/bin/ctdb-cluster --dir $(DEMO_DIR) stop; fi
+	rm -rf $(DEMO_DIR) build *.egg-info _trial_temp .hypothesis .pytest_cache \
+	    twisted/plugins/dropin.cache
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -print \
+	    | xargs rm -rf
+
+distclean: clean
+	rm -rf $(VENV)
