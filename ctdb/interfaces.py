@@ -68,3 +68,46 @@ class IClientConnection(Interface):
 
     def sendPacket(data: bytes) -> None:
         """Queue an encoded packet to the client."""
+
+
+class IRecordStore(Interface):
+    """
+    Raw key/value storage of one database on one node (values include the
+    24-byte ltdb header).  TdbRecordStore (libtdb, shared with Samba's tools)
+    is the default; MemoryRecordStore serves unit tests.
+    """
+
+    path = Attribute("file path, or '' for memory")
+
+    def fetch(key: bytes) -> bytes | None:
+        """The stored value, or None."""
+
+    def store(key: bytes, value: bytes) -> None:
+        """Insert or replace."""
+
+    def delete(key: bytes) -> None:
+        """Remove; no error if absent."""
+
+    def items() -> list[tuple[bytes, bytes]]:
+        """A snapshot of every record."""
+
+    def wipe() -> None:
+        """Remove every record."""
+
+    def lockNonblock(key: bytes) -> bool:
+        """Take the record (chain) lock if free; never blocks."""
+
+    def unlock(key: bytes) -> None:
+        """Release a lock taken with lockNonblock."""
+
+    def transactionStart() -> None:
+        """Begin a transaction (blocking is acceptable: the daemon holds it)."""
+
+    def transactionCommit() -> None:
+        """Commit the open transaction."""
+
+    def transactionCancel() -> None:
+        """Abandon the open transaction."""
+
+    def close() -> None:
+        """Close the store."""

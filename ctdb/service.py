@@ -176,6 +176,9 @@ def buildCTDBService(
         transport=transport,
         shutdownCallback=shutdownCallback,
     )
+    from ctdb.daemon.databases import DatabaseManager
+
+    DatabaseManager(daemon)
     levelFilter = _LevelFilter(level)
     daemon.setLogLevel = levelFilter.set  # type: ignore[attr-defined]
     if logFile:

@@ -36,6 +36,7 @@ from ctdb.protocols.controls import (
     NODE_FLAGS_DELETED,
     NODE_FLAGS_DISCONNECTED,
     NODE_FLAGS_INACTIVE,
+    NODE_FLAGS_UNHEALTHY,
     Control,
     NodeAndFlags,
     RunState,
@@ -137,7 +138,12 @@ class Daemon(Service):
         self.capabilities = CTDB_CAP_DEFAULT
         self.recmode = CTDB_RECOVERY_NORMAL
         self.runstate = RunState.INIT
-        self.vnnMap = VnnMap(P.INVALID_GENERATION, tuple(self.activeLmasters()))
+        # Until recovery builds it from the active nodes, the vnn map holds
+        # every node of the nodes file, so that all nodes agree on lmasters.
+        self.vnnMap = VnnMap(
+            P.INVALID_GENERATION,
+            tuple(n.pnn for n in self.nodes if not n.flags & NODE_FLAGS_DELETED),
+        )
         self.stats = Statistics()
         self.startTime = reactor.seconds()
         self.lastRecoveryStarted = 0.0
@@ -240,7 +246,9 @@ class Daemon(Service):
         node = self.nodes[pnn]
         node.dead_count = 0
         if node.flags & NODE_FLAGS_DISCONNECTED:
-            node.flags &= ~NODE_FLAGS_DISCONNECTED
+            # ctdbd keeps UNHEALTHY until the node's own monitoring clears
+            # it; with no health monitoring yet, a reconnected node is healthy.
+            node.flags &= ~(NODE_FLAGS_DISCONNECTED | NODE_FLAGS_UNHEALTHY)
             self.log.info("{our}: connected to {peer} - 1 connected", our=self.pnn, peer=node.address)
             self.nodeStateChanged(pnn)
 
@@ -248,7 +256,9 @@ class Daemon(Service):
         node = self.nodes[pnn]
         if node.flags & NODE_FLAGS_DISCONNECTED:
             return
-        node.flags |= NODE_FLAGS_DISCONNECTED
+        # As ctdb_node_dead: a dead node is also UNHEALTHY (the tool shows
+        # "DISCONNECTED|UNHEALTHY|INACTIVE", nodestatus exits 3).
+        node.flags |= NODE_FLAGS_DISCONNECTED | NODE_FLAGS_UNHEALTHY
         node.dead_count = 0
         node.rx_cnt = 0
         node.tx_cnt = 0
@@ -274,6 +284,12 @@ class Daemon(Service):
             self.log.warn("malformed packet from node {pnn}: {err}", pnn=pnn, err=str(e))
             self.transport.restartNode(pnn)
             return
+        if isinstance(pkt, P.ReqKeepalive):
+            # A pre-4.8 keepalive is a bare header; only the raw length shows
+            # it (ctdb_request_keepalive), the decoded packet cannot.
+            self.stats.bump("keepalive_packets_recv")
+            self._keepaliveReceived(pkt, len(data) == P.HEADER_SIZE)
+            return
         self.nodePacket(pnn, pkt)
 
     def nodePacket(self, pnn: int, pkt: P.Packet) -> None:
@@ -281,7 +297,7 @@ class Daemon(Service):
         if op == P.Operation.REQ_KEEPALIVE:
             self.stats.bump("keepalive_packets_recv")
             assert isinstance(pkt, P.ReqKeepalive)
-            self._keepaliveReceived(pkt, len(pkt.encode()) == P.HEADER_SIZE)
+            self._keepaliveReceived(pkt, False)
             return
         name = "node." + P.Operation(op).name.lower()
         if name in self.stats.counters:
@@ -626,16 +642,20 @@ class Daemon(Service):
     # -- tunnels ------------------------------------------------------------
 
     def _clientTunnel(self, client: IClientConnection, pkt: P.ReqTunnel) -> None:
+        # As daemon_request_tunnel_from_client: a real pnn only (no
+        # CURRENT_NODE, no broadcast) and a tunnel id registered here.
         dest = pkt.header.destnode
-        if dest == P.CTDB_CURRENT_NODE:
-            dest = self.pnn
+        if not self.validPnn(dest):
+            self.log.error("Invalid destination {dest:#x}", dest=dest)
+            return
+        if pkt.tunnel_id not in self.tunnels:
+            self.log.error(
+                "tunnel id {tid:#x} not registered, dropping pkt", tid=pkt.tunnel_id
+            )
+            return
         header = P.Header(P.Operation.REQ_TUNNEL, dest, self.pnn, pkt.header.reqid,
                           self.vnnMap.generation)
-        out = P.ReqTunnel(header, pkt.tunnel_id, pkt.flags, pkt.data)
-        if dest in P.BROADCASTS:
-            self.broadcastPacket(out, dest)
-        else:
-            self.queuePacket(out)
+        self.queuePacket(P.ReqTunnel(header, pkt.tunnel_id, pkt.flags, pkt.data))
 
     def _deliverTunnel(self, pkt: P.ReqTunnel) -> None:
         client = self.tunnels.get(pkt.tunnel_id)

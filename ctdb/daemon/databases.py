@@ -1,0 +1,900 @@
+# -*- test-case-name: tests.daemon.test_databases -*-
+"""
+Clustered databases in the daemon: attach and the database controls
+(ctdb_ltdb_server.c, ctdb_control.c), the volatile record protocol
+(ctdb_call.c: REQ_CALL, REQ_DMASTER, REPLY_DMASTER, REPLY_CALL, REPLY_ERROR),
+cluster-wide traverse (ctdb_traverse.c) and persistent commits
+(ctdb_persistent.c, ctdb_update_record.c).
+
+The daemon never blocks on a record lock: every record operation takes the
+chain lock with a non-blocking attempt and is requeued a moment later when
+a client (Samba's tool, or a fetch-lock holder) has it.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable
+
+from twisted.internet import defer
+from twisted.internet.interfaces import IDelayedCall
+from twisted.logger import Logger
+
+from ctdb.database.ltdb import (
+    CTDB_REC_FLAG_AUTOMATIC,
+    CTDB_REC_FLAG_MIGRATED_WITH_DATA,
+    CTDB_REC_FLAG_VACUUM_MIGRATED,
+    CTDB_REC_RO_FLAGS,
+    LtdbHeader,
+    ctdbHash,
+)
+from ctdb.database.store import MemoryRecordStore, TdbRecordStore
+from ctdb.errors import MalformedPacket
+from ctdb.interfaces import IClientConnection, IRecordStore
+from ctdb.protocols import controls as C
+from ctdb.protocols import packet as P
+from ctdb.protocols import records as R
+from ctdb.protocols.controls import Control
+
+if TYPE_CHECKING:
+    from ctdb.daemon.core import ControlResult, Daemon
+
+HEADER_SIZE = 24
+DB_SEQNUM_KEY = b"__db_sequence_number__\0"
+MAX_DB_NAME = 255  # ctdbd refuses names that do not fit a path component
+
+# tdb open flags (lib/tdb/include/tdb.h)
+TDB_DEFAULT = 0
+TDB_CLEAR_IF_FIRST = 1
+TDB_NOSYNC = 64
+TDB_DISALLOW_NESTING = 1024
+TDB_INCOMPATIBLE_HASH = 2048
+
+
+def dbTdbFlags(dbFlags: int) -> int:
+    """ctdb_db_tdb_flags (common/ctdb_ltdb.c), without mutexes."""
+    if dbFlags & R.DB_FLAGS_PERSISTENT:
+        flags = TDB_DEFAULT
+    else:
+        flags = TDB_NOSYNC | TDB_CLEAR_IF_FIRST | TDB_INCOMPATIBLE_HASH
+    return flags | TDB_DISALLOW_NESTING
+
+
+def splitValue(value: bytes | None) -> tuple[LtdbHeader | None, bytes]:
+    if value is None or len(value) < HEADER_SIZE:
+        return None, b""
+    return LtdbHeader.decode(value[:HEADER_SIZE])[0], value[HEADER_SIZE:]
+
+
+@dataclass
+class Database:
+    db_id: int
+    name: str
+    flags: int
+    path: str
+    store: IRecordStore
+    health: str = ""
+    stats: R.DbStatistics = field(default_factory=R.DbStatistics)
+    frozen: bool = False
+    transactionId: int | None = None
+    commitActive: bool = False
+    pushRecords: int = 0
+    pushSrvid: int | None = None
+    seqnumEnabled: bool = False
+
+    @property
+    def persistent(self) -> bool:
+        return bool(self.flags & R.DB_FLAGS_PERSISTENT)
+
+    @property
+    def replicated(self) -> bool:
+        return bool(self.flags & R.DB_FLAGS_REPLICATED)
+
+    @property
+    def volatile(self) -> bool:
+        return not self.flags & (R.DB_FLAGS_PERSISTENT | R.DB_FLAGS_REPLICATED)
+
+
+@dataclass
+class _PendingCall:
+    """A REQ_CALL this node sent on behalf of a local client."""
+
+    db: Database
+    key: bytes
+    callid: int
+    flags: int
+    calldata: bytes
+    client: IClientConnection | None
+    clientReqid: int
+    clientSrcnode: int
+    timer: IDelayedCall | None = None
+
+
+@dataclass
+class _Traverse:
+    db: Database
+    client: IClientConnection | None
+    clientReqid: int
+    srvid: int
+    expected: int
+    ends: int = 0
+    timer: IDelayedCall | None = None
+    records: int = 0
+    onRecord: Callable[[R.RecData], None] | None = None
+    done: defer.Deferred[int] | None = None
+
+
+class DatabaseManager:
+    """Owns every attached database of one daemon."""
+
+    log = Logger()
+
+    def __init__(self, daemon: Daemon, *, memory: bool = False) -> None:
+        self.daemon = daemon
+        self.memory = memory
+        self.byId: dict[int, Database] = {}
+        self.byName: dict[str, Database] = {}
+        self._calls: dict[int, _PendingCall] = {}
+        self._traverses: dict[int, _Traverse] = {}
+        daemon.callPacket = self.nodeCallPacket  # type: ignore[method-assign]
+        daemon.clientCall = self.clientCall  # type: ignore[method-assign]
+        daemon.clientGone = self.clientGone  # type: ignore[method-assign]
+        daemon.databases = self  # type: ignore[attr-defined]
+        for name in dir(self):
+            if name.startswith("control_"):
+                daemon.controls.register(Control[name[len("control_"):]], getattr(self, name))
+
+    @property
+    def pnn(self) -> int:
+        return self.daemon.pnn
+
+    # -- attach -------------------------------------------------------------------
+
+    def dbDirectory(self, flags: int) -> str:
+        cfg = self.daemon.config
+        if flags & R.DB_FLAGS_PERSISTENT:
+            return cfg.dbDirPersistent
+        return cfg.dbDirVolatile
+
+    def attach(self, name: str, flags: int) -> Database:
+        """ctdb_local_attach: open (creating) the database file."""
+        db = self.byName.get(name)
+        if db is not None:
+            if (db.flags & flags) != flags:
+                raise ValueError(
+                    f"Failed to re-attach with 0x{flags:x} flags, database has "
+                    f"0x{db.flags:x} flags"
+                )
+            return db
+        if not name or len(name) > MAX_DB_NAME or "/" in name or "\0" in name:
+            raise ValueError(f"invalid database name {name!r}")
+        db_id = ctdbHash(name.encode() + b"\0")
+        if db_id in self.byId:
+            raise ValueError(f"database id 0x{db_id:08x} of {name} is in use")
+        path = os.path.join(self.dbDirectory(flags), f"{name}.{self.pnn}")
+        store: IRecordStore
+        if self.memory:
+            store = MemoryRecordStore()
+        else:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            if not flags & R.DB_FLAGS_PERSISTENT and os.path.exists(path):
+                # Volatile databases start empty at daemon start, as ctdbd.
+                os.unlink(path)
+            store = TdbRecordStore(
+                path,
+                hashSize=self.daemon.tunables.DatabaseHashSize,
+                tdbFlags=dbTdbFlags(flags),
+            )
+        db = Database(db_id, name, flags, path, store)
+        self.byId[db_id] = db
+        self.byName[name] = db
+        kind = "persistent" if db.persistent else "replicated" if db.replicated else "volatile"
+        self.log.info("Attached to database '{path}' with flags 0x{flags:x} ({kind})",
+                      path=path, flags=dbTdbFlags(flags), kind=kind)
+        return db
+
+    def _attachControl(self, req: P.ReqControl, client: object, flags: int) -> ControlResult:
+        name = C.decodeString(req.data, "db name")
+        if self.daemon.tunables.AllowClientDBAttach == 0:
+            return (-1, b"", b"DB Attach denied by tunable AllowClientDBAttach")
+        existed = name in self.byName
+        db = self.attach(name, flags)
+        if not existed:
+            # tell all the other nodes about this database
+            opcode = (
+                Control.DB_ATTACH_PERSISTENT if db.persistent
+                else Control.DB_ATTACH_REPLICATED if db.replicated
+                else Control.DB_ATTACH
+            )
+            self.daemon.sendControl(
+                P.CTDB_BROADCAST_CONNECTED, opcode, req.data,
+                flags=P.CTDB_CTRL_FLAG_NOREPLY,
+            )
+        return (0, C.encodeU32(db.db_id), b"")
+
+    def control_DB_ATTACH(self, req: P.ReqControl, client: object) -> ControlResult:
+        return self._attachControl(req, client, 0)
+
+    def control_DB_ATTACH_PERSISTENT(self, req: P.ReqControl, client: object) -> ControlResult:
+        return self._attachControl(req, client, R.DB_FLAGS_PERSISTENT)
+
+    def control_DB_ATTACH_REPLICATED(self, req: P.ReqControl, client: object) -> ControlResult:
+        return self._attachControl(req, client, R.DB_FLAGS_REPLICATED)
+
+    def _db(self, req: P.ReqControl) -> Database:
+        db_id = C.decodeU32(req.data, "db_id")
+        db = self.byId.get(db_id)
+        if db is None:
+            raise KeyError(f"Unknown database 0x{db_id:08x}")
+        return db
+
+    def control_GET_DBMAP(self, req: P.ReqControl, client: object) -> ControlResult:
+        return (0, R.encodeDbMap([R.DbId(d.db_id, d.flags) for d in self.byId.values()]), b"")
+
+    def control_GETDBPATH(self, req: P.ReqControl, client: object) -> ControlResult:
+        return (0, C.encodeString(self._db(req).path), b"")
+
+    def control_GET_DBNAME(self, req: P.ReqControl, client: object) -> ControlResult:
+        return (0, C.encodeString(self._db(req).name), b"")
+
+    def control_DB_GET_HEALTH(self, req: P.ReqControl, client: object) -> ControlResult:
+        health = self._db(req).health
+        return (0, C.encodeString(health) if health else b"", b"")
+
+    def control_DB_SET_HEALTHY(self, req: P.ReqControl, client: object) -> ControlResult:
+        self._db(req).health = ""
+        return (0, b"", b"")
+
+    def control_DB_OPEN_FLAGS(self, req: P.ReqControl, client: object) -> ControlResult:
+        return (0, C.encodeI32(dbTdbFlags(self._db(req).flags)), b"")
+
+    def control_GET_DB_STATISTICS(self, req: P.ReqControl, client: object) -> ControlResult:
+        return (0, self._db(req).stats.encode(), b"")
+
+    def control_SET_DB_READONLY(self, req: P.ReqControl, client: object) -> ControlResult:
+        db = self._db(req)
+        if not db.volatile:
+            return (-1, b"", b"Cannot set READONLY on a non-volatile database")
+        db.flags |= R.DB_FLAGS_READONLY
+        return (0, b"", b"")
+
+    def control_SET_DB_STICKY(self, req: P.ReqControl, client: object) -> ControlResult:
+        db = self._db(req)
+        if not db.volatile:
+            return (-1, b"", b"Cannot set STICKY on a non-volatile database")
+        db.flags |= R.DB_FLAGS_STICKY
+        return (0, b"", b"")
+
+    def control_GET_DB_SEQNUM(self, req: P.ReqControl, client: object) -> ControlResult:
+        db = self._db(req)
+        _, data = splitValue(db.store.fetch(DB_SEQNUM_KEY))
+        seqnum = struct.unpack("<Q", data)[0] if len(data) == 8 else 0
+        return (0, C.encodeU64(seqnum), b"")
+
+    def control_ENABLE_SEQNUM(self, req: P.ReqControl, client: object) -> ControlResult:
+        self._db(req).seqnumEnabled = True
+        return (0, b"", b"")
+
+    def control_UPDATE_SEQNUM(self, req: P.ReqControl, client: object) -> ControlResult:
+        self._db(req)
+        return (0, b"", b"")
+
+    def control_DB_DETACH(self, req: P.ReqControl, client: object) -> ControlResult:
+        db = self._db(req)
+        if not db.volatile:
+            return (-1, b"", b"Detaching non-volatile database denied")
+        if self.daemon.tunables.AllowClientDBAttach == 1:
+            return (-1, b"", b"DB detach denied while AllowClientDBAttach=1")
+        db.store.close()
+        del self.byId[db.db_id]
+        del self.byName[db.name]
+        self.daemon.sendMessage(P.CTDB_BROADCAST_CONNECTED, 0xF701000000000000,
+                                C.encodeU32(db.db_id))
+        return (0, b"", b"")
+
+    # -- freeze, transactions, wipe, push (restoredb / wipedb / recovery) --------
+
+    def control_DB_FREEZE(self, req: P.ReqControl, client: object) -> ControlResult:
+        self._db(req).frozen = True
+        return (0, b"", b"")
+
+    def control_DB_THAW(self, req: P.ReqControl, client: object) -> ControlResult:
+        db = self._db(req)
+        if db.transactionId is not None:
+            db.store.transactionCancel()
+            db.transactionId = None
+        db.frozen = False
+        return (0, b"", b"")
+
+    def control_DB_TRANSACTION_START(self, req: P.ReqControl, client: object) -> ControlResult:
+        db_id, tid = R.decodeTransDb(req.data)
+        db = self.byId[db_id]
+        if not db.frozen:
+            return (-1, b"", b"transaction start on a database that is not frozen")
+        if db.transactionId is not None:
+            db.store.transactionCancel()
+        db.store.transactionStart()
+        db.transactionId = tid
+        return (0, b"", b"")
+
+    def control_DB_TRANSACTION_COMMIT(self, req: P.ReqControl, client: object) -> ControlResult:
+        db_id, tid = R.decodeTransDb(req.data)
+        db = self.byId[db_id]
+        if db.transactionId != tid:
+            return (-1, b"", b"transaction id mismatch")
+        db.store.transactionCommit()
+        db.transactionId = None
+        return (0, b"", b"")
+
+    def control_DB_TRANSACTION_CANCEL(self, req: P.ReqControl, client: object) -> ControlResult:
+        db = self._db(req)
+        if db.transactionId is not None:
+            db.store.transactionCancel()
+            db.transactionId = None
+        return (0, b"", b"")
+
+    def control_WIPE_DATABASE(self, req: P.ReqControl, client: object) -> ControlResult:
+        db_id, tid = R.decodeTransDb(req.data)
+        db = self.byId[db_id]
+        if not db.frozen or db.transactionId != tid:
+            return (-1, b"", b"wipe needs a frozen database in a transaction")
+        db.store.wipe()
+        return (0, b"", b"")
+
+    def control_DB_PUSH_START(self, req: P.ReqControl, client: object) -> ControlResult:
+        db_id, _lmaster, srvid = R.decodePulldbExt(req.data)
+        db = self.byId[db_id]
+        if not db.frozen or db.transactionId is None:
+            return (-1, b"", b"push needs a frozen database in a transaction")
+        if db.pushSrvid is not None:
+            self.daemon.internalHandlers.get(db.pushSrvid, []).clear()
+        db.pushSrvid = srvid
+        db.pushRecords = 0
+
+        def onBuffer(srvid: int, data: bytes) -> None:
+            try:
+                buf = R.RecBuffer.decode(data)
+            except MalformedPacket as e:
+                self.log.warn("bad push buffer: {err}", err=str(e))
+                return
+            if buf.db_id != db.db_id:
+                return
+            for rec in buf.records:
+                self._storeRecovered(db, rec.key, rec.data)
+            db.pushRecords += len(buf.records)
+
+        self.daemon.internalHandlers[srvid] = [onBuffer]
+        return (0, b"", b"")
+
+    def _storeRecovered(self, db: Database, key: bytes, value: bytes) -> None:
+        header, data = splitValue(value)
+        if header is None:
+            return
+        if db.volatile:
+            header = LtdbHeader(header.rsn, self.pnn if header.dmaster == self.pnn
+                                else header.dmaster, 0, header.flags)
+        db.store.store(key, header.encode() + data)
+
+    def control_DB_PUSH_CONFIRM(self, req: P.ReqControl, client: object) -> ControlResult:
+        db = self._db(req)
+        if db.pushSrvid is None:
+            return (-1, b"", b"no push in progress")
+        self.daemon.internalHandlers.pop(db.pushSrvid, None)
+        db.pushSrvid = None
+        return (0, C.encodeU32(db.pushRecords), b"")
+
+    def control_DB_PULL(self, req: P.ReqControl, client: object) -> ControlResult:
+        db_id, _lmaster, srvid = R.decodePulldbExt(req.data)
+        db = self.byId[db_id]
+        records = [R.RecData(0, k, v) for k, v in db.store.items() if len(v) >= HEADER_SIZE]
+        limit = self.daemon.tunables.RecBufferSizeLimit
+        batch: list[R.RecData] = []
+        size = 0
+        for rec in records:
+            batch.append(rec)
+            size += 16 + len(rec.key) + len(rec.data)
+            if size >= limit:
+                self.daemon.sendMessage(req.header.srcnode, srvid,
+                                        R.RecBuffer(db.db_id, tuple(batch)).encode())
+                batch, size = [], 0
+        if batch:
+            self.daemon.sendMessage(req.header.srcnode, srvid,
+                                    R.RecBuffer(db.db_id, tuple(batch)).encode())
+        return (0, C.encodeU32(len(records)), b"")
+
+    # -- record storage rules ---------------------------------------------------
+
+    def lmaster(self, key: bytes) -> int:
+        vnn = self.daemon.vnnMap.map
+        if not vnn:
+            return self.pnn
+        return vnn[ctdbHash(key) % len(vnn)]
+
+    def fetch(self, db: Database, key: bytes) -> tuple[LtdbHeader, bytes]:
+        """ctdb_ltdb_fetch: the record, or an initial header (stored if we
+        are its lmaster or the db is persistent)."""
+        header, data = splitValue(db.store.fetch(key))
+        if header is not None:
+            return header, data
+        header = LtdbHeader(0, self.lmaster(key), 0, CTDB_REC_FLAG_AUTOMATIC)
+        if not db.volatile or header.dmaster == self.pnn:
+            header = self.storeRecord(db, key, header, b"")
+        return header, b""
+
+    def storeRecord(self, db: Database, key: bytes, header: LtdbHeader, data: bytes) -> LtdbHeader:
+        """ctdb_ltdb_store_server: the keep/delete and rsn rules."""
+        lmaster = self.lmaster(key)
+        flags = header.flags
+        rsn = header.rsn
+        keep = False
+        if data:
+            keep = True
+        elif flags & CTDB_REC_RO_FLAGS:
+            keep = True
+        elif flags & CTDB_REC_FLAG_AUTOMATIC:
+            keep = True
+        elif flags & CTDB_REC_FLAG_MIGRATED_WITH_DATA:
+            keep = True
+        elif self.pnn == lmaster:
+            keep = not flags & CTDB_REC_FLAG_VACUUM_MIGRATED or self.pnn != header.dmaster
+        elif self.pnn == header.dmaster:
+            keep = True
+        if keep and db.volatile and self.pnn == header.dmaster and not flags & CTDB_REC_RO_FLAGS:
+            rsn += 1
+        flags &= ~(CTDB_REC_FLAG_VACUUM_MIGRATED | CTDB_REC_FLAG_AUTOMATIC)
+        stored = LtdbHeader(rsn, header.dmaster, 0, flags)
+        if keep:
+            db.store.store(key, stored.encode() + data)
+        else:
+            db.store.delete(key)
+        return stored
+
+    # -- locking ----------------------------------------------------------------------
+
+    def withLock(self, db: Database, key: bytes, fn: Callable[[], object], attempt: int = 0) -> None:
+        """Run C{fn} holding the record's chain lock; if a client holds it,
+        try again shortly (the reactor never blocks on a record lock)."""
+        if db.frozen and attempt < 1_000_000:
+            self.daemon.reactor.callLater(0.01, self.withLock, db, key, fn, attempt + 1)
+            return
+        if not db.store.lockNonblock(key):
+            db.stats.locks_num_pending += 1
+            delay = min(0.0005 * (2 ** min(attempt, 6)), 0.05)
+            self.daemon.reactor.callLater(delay, self._relock, db, key, fn, attempt + 1)
+            return
+        db.stats.locks_num_calls += 1
+        try:
+            fn()
+        except Exception:
+            self.log.failure("record operation on {db} failed", db=db.name)
+        finally:
+            db.store.unlock(key)
+
+    def _relock(self, db: Database, key: bytes, fn: Callable[[], object], attempt: int) -> None:
+        db.stats.locks_num_pending = max(0, db.stats.locks_num_pending - 1)
+        if db.db_id not in self.byId:
+            return
+        self.withLock(db, key, fn, attempt)
+
+    # -- the call protocol ------------------------------------------------------------
+
+    def _error(self, hdr: P.Header, msg: str) -> None:
+        header = P.Header(P.Operation.REPLY_ERROR, hdr.srcnode, self.pnn, hdr.reqid,
+                          self.daemon.vnnMap.generation)
+        self.daemon.queuePacket(P.ReplyError(header, -1, msg.encode()))
+
+    def clientCall(self, client: IClientConnection, pkt: P.ReqCall) -> None:
+        """daemon_request_call_from_client."""
+        db = self.byId.get(pkt.db_id)
+        if db is None:
+            header = P.Header(P.Operation.REPLY_CALL, pkt.header.srcnode, self.pnn,
+                              pkt.header.reqid)
+            self.log.error("Unknown database in request. db_id==0x{db_id:08x}", db_id=pkt.db_id)
+            self.daemon.sendToClient(client, P.ReplyCall(header, -1, b""))
+            return
+        if not pkt.key:
+            header = P.Header(P.Operation.REPLY_CALL, pkt.header.srcnode, self.pnn,
+                              pkt.header.reqid)
+            self.daemon.sendToClient(client, P.ReplyCall(header, -1, b""))
+            return
+        self.daemon.stats.calls["total_calls"] += 1
+        self.daemon.stats.calls["pending_calls"] += 1
+        pending = _PendingCall(db, pkt.key, pkt.callid, pkt.flags, pkt.calldata, client,
+                               pkt.header.reqid, pkt.header.srcnode)
+
+        def run() -> None:
+            header, data = self.fetch(db, pkt.key)
+            if header.dmaster == self.pnn and not header.flags & CTDB_REC_RO_FLAGS:
+                status, reply = self.callLocal(db, pkt.key, pkt.callid, header, data)
+                self._finish(pending, status, reply)
+                return
+            reqid = self.daemon.nextReqid()
+            self._calls[reqid] = pending
+            hdr = P.Header(P.Operation.REQ_CALL, header.dmaster, self.pnn, reqid,
+                           self.daemon.vnnMap.generation)
+            self.daemon.queuePacket(
+                P.ReqCall(hdr, pkt.flags, db.db_id, pkt.callid, 0, pkt.key, pkt.calldata)
+            )
+
+        self.withLock(db, pkt.key, run)
+
+    def callLocal(self, db: Database, key: bytes, callid: int, header: LtdbHeader,
+                  data: bytes) -> tuple[int, bytes]:
+        """ctdb_call_local for the built-in functions."""
+        if callid == P.CTDB_NULL_FUNC:
+            return 0, b""
+        if callid == P.CTDB_FETCH_FUNC:
+            return 0, data
+        if callid == P.CTDB_FETCH_WITH_HEADER_FUNC:
+            return 0, header.encode() + data
+        return -1, b""
+
+    def _finish(self, pending: _PendingCall, status: int, data: bytes) -> None:
+        stats = self.daemon.stats
+        stats.calls["pending_calls"] = max(0, stats.calls["pending_calls"] - 1)
+        if pending.client is None:
+            return
+        header = P.Header(P.Operation.REPLY_CALL, pending.clientSrcnode, self.pnn,
+                          pending.clientReqid, self.daemon.vnnMap.generation)
+        self.daemon.sendToClient(pending.client, P.ReplyCall(header, status, data))
+
+    def nodeCallPacket(self, pnn: int, pkt: P.Packet) -> None:
+        op = pkt.header.operation
+        if op == P.Operation.REQ_CALL:
+            assert isinstance(pkt, P.ReqCall)
+            self.requestCall(pkt)
+        elif op == P.Operation.REQ_DMASTER:
+            assert isinstance(pkt, P.ReqDmaster)
+            self.requestDmaster(pkt)
+        elif op == P.Operation.REPLY_DMASTER:
+            assert isinstance(pkt, P.ReplyDmaster)
+            self.replyDmaster(pkt)
+        elif op == P.Operation.REPLY_CALL:
+            assert isinstance(pkt, P.ReplyCall)
+            pending = self._calls.pop(pkt.header.reqid, None)
+            if pending is not None:
+                self._finish(pending, pkt.status, pkt.data)
+        elif op == P.Operation.REPLY_ERROR:
+            assert isinstance(pkt, P.ReplyError)
+            pending = self._calls.pop(pkt.header.reqid, None)
+            self.log.error("REPLY_ERROR from node {pnn}: {msg}", pnn=pnn,
+                           msg=pkt.msg.decode(errors="replace"))
+            if pending is not None:
+                self._finish(pending, -1, b"")
+
+    def requestCall(self, c: P.ReqCall) -> None:
+        """ctdb_request_call."""
+        db = self.byId.get(c.db_id)
+        if db is None:
+            self._error(c.header, f"Unknown database in request. db_id==0x{c.db_id:08x}")
+            return
+        if not c.key:
+            self._error(c.header, "empty key in request")
+            return
+
+        def run() -> None:
+            header, data = self.fetch(db, c.key)
+            if header.dmaster != self.pnn:
+                # ctdb_call_send_redirect
+                lmaster = self.lmaster(c.key)
+                dest = header.dmaster if lmaster == self.pnn else lmaster
+                if dest == self.pnn:
+                    # We are lmaster and think we are not dmaster but the
+                    # record says so: protocol confusion; answer an error
+                    # rather than loop.
+                    self._error(c.header, "record has no reachable dmaster")
+                    return
+                hop = c.hopcount + 1
+                if hop % 100 > 95:
+                    self.log.warn("High hopcount {hop} dbid:{db}", hop=hop, db=db.name)
+                self.daemon.queuePacket(
+                    P.ReqCall(c.header.__class__(c.header.operation, dest, c.header.srcnode,
+                                                 c.header.reqid, c.header.generation),
+                              c.flags, c.db_id, c.callid, hop, c.key, c.calldata)
+                )
+                return
+            stats = self.daemon.stats
+            stats.calls["max_hop_count"] = max(stats.calls["max_hop_count"], c.hopcount)
+            bucket = min(c.hopcount.bit_length(), C.MAX_COUNT_BUCKETS - 1)
+            stats.hop_count_bucket[bucket] += 1
+            db.stats.noteHopcount(c.hopcount)
+            if c.hopcount:
+                db.stats.noteHotKey(c.key, c.hopcount)
+            if c.header.srcnode != self.pnn:
+                if db.commitActive:
+                    self.log.info("refusing migration of a record of {db} during commit",
+                                  db=db.name)
+                    return
+                self.sendDmaster(db, c, header, data)
+                return
+            status, reply = self.callLocal(db, c.key, c.callid, header, data)
+            hdr = P.Header(P.Operation.REPLY_CALL, c.header.srcnode, self.pnn,
+                           c.header.reqid, self.daemon.vnnMap.generation)
+            self.daemon.queuePacket(P.ReplyCall(hdr, status, reply))
+
+        self.withLock(db, c.key, run)
+
+    def sendDmaster(self, db: Database, c: P.ReqCall, header: LtdbHeader, data: bytes) -> None:
+        """ctdb_call_send_dmaster: hand the record to the requester."""
+        flags = header.flags
+        if data:
+            flags |= CTDB_REC_FLAG_MIGRATED_WITH_DATA
+        lmaster = self.lmaster(c.key)
+        newDmaster = c.header.srcnode
+        if lmaster == self.pnn:
+            self.sendDmasterReply(db, LtdbHeader(header.rsn, header.dmaster, 0, flags),
+                                  c.key, data, newDmaster, c.header.reqid)
+            return
+        hdr = P.Header(P.Operation.REQ_DMASTER, lmaster, self.pnn, c.header.reqid,
+                       self.daemon.vnnMap.generation)
+        self.daemon.queuePacket(
+            P.ReqDmaster(hdr, db.db_id, header.rsn, newDmaster, c.key, data, flags)
+        )
+        self.storeRecord(db, c.key, LtdbHeader(header.rsn, newDmaster, 0, flags), data)
+
+    def sendDmasterReply(self, db: Database, header: LtdbHeader, key: bytes, data: bytes,
+                         newDmaster: int, reqid: int) -> None:
+        """ctdb_send_dmaster_reply (we are the lmaster)."""
+        stored = self.storeRecord(db, key, LtdbHeader(header.rsn, newDmaster, 0, header.flags),
+                                  data)
+        hdr = P.Header(P.Operation.REPLY_DMASTER, newDmaster, self.pnn, reqid,
+                       self.daemon.vnnMap.generation)
+        self.daemon.queuePacket(P.ReplyDmaster(hdr, db.db_id, stored.rsn, key, data,
+                                               stored.flags))
+
+    def requestDmaster(self, c: P.ReqDmaster) -> None:
+        """ctdb_request_dmaster (we are the lmaster)."""
+        db = self.byId.get(c.db_id)
+        if db is None:
+            self._error(c.header, f"Unknown database in request. db_id==0x{c.db_id:08x}")
+            return
+
+        def run() -> None:
+            header, _ = self.fetch(db, c.key)
+            if self.lmaster(c.key) != self.pnn:
+                self.log.error("REQ_DMASTER to non-lmaster for db {db}", db=db.name)
+                return
+            if header.dmaster != c.header.srcnode:
+                self.log.warn(
+                    "dmaster request from non-master: node {src}, dmaster {dm}, db {db}",
+                    src=c.header.srcnode, dm=header.dmaster, db=db.name,
+                )
+                if header.rsn != 0 or header.dmaster != self.pnn:
+                    self.daemon.recmode = C.CTDB_RECOVERY_ACTIVE
+                    return
+            newHeader = LtdbHeader(c.rsn, header.dmaster, 0, c.record_flags)
+            if c.dmaster == self.pnn:
+                self.becomeDmaster(db, c.header.reqid, c.key, c.data, c.rsn, c.record_flags)
+            else:
+                self.sendDmasterReply(db, newHeader, c.key, c.data, c.dmaster, c.header.reqid)
+
+        self.withLock(db, c.key, run)
+
+    def replyDmaster(self, c: P.ReplyDmaster) -> None:
+        db = self.byId.get(c.db_id)
+        if db is None:
+            self.log.error("REPLY_DMASTER for unknown db 0x{db_id:08x}", db_id=c.db_id)
+            return
+        self.withLock(db, c.key, lambda: self.becomeDmaster(
+            db, c.header.reqid, c.key, c.data, c.rsn, c.record_flags))
+
+    def becomeDmaster(self, db: Database, reqid: int, key: bytes, data: bytes, rsn: int,
+                      flags: int) -> None:
+        """ctdb_become_dmaster: store the record as ours, finish the call."""
+        header = self.storeRecord(db, key, LtdbHeader(rsn, self.pnn, 0, flags), data)
+        pending = self._calls.get(reqid)
+        if pending is None or pending.key != key or pending.db is not db:
+            return
+        del self._calls[reqid]
+        status, reply = self.callLocal(db, key, pending.callid, header, data)
+        self._finish(pending, status, reply)
+
+    def clientGone(self, client: IClientConnection) -> None:
+        for pending in self._calls.values():
+            if pending.client is client:
+                pending.client = None
+        for trav in self._traverses.values():
+            if trav.client is client:
+                trav.client = None
+
+    # -- traverse -----------------------------------------------------------------------
+
+    def control_TRAVERSE_START_EXT(self, req: P.ReqControl, client: IClientConnection | None) -> ControlResult:
+        start = R.TraverseStartExt.decode(req.data)
+        return self._startTraverse(start.db_id, start.reqid, start.srvid,
+                                   start.withemptyrecords, client)
+
+    def control_TRAVERSE_START(self, req: P.ReqControl, client: IClientConnection | None) -> ControlResult:
+        start = R.TraverseStart.decode(req.data)
+        return self._startTraverse(start.db_id, start.reqid, start.srvid, False, client)
+
+    def _startTraverse(self, db_id: int, clientReqid: int, srvid: int, withEmpty: bool,
+                       client: IClientConnection | None) -> ControlResult:
+        db = self.byId.get(db_id)
+        if db is None:
+            return (-1, b"", b"Unknown database")
+        self.traverseAll(db, clientReqid, srvid, withEmpty, client=client)
+        return (0, b"", b"")
+
+    def traverseAll(self, db: Database, clientReqid: int, srvid: int, withEmpty: bool, *,
+                    client: IClientConnection | None = None,
+                    onRecord: Callable[[R.RecData], None] | None = None) -> defer.Deferred[int]:
+        """ctdb_daemon_traverse_all: every active node (volatile) or one node
+        (persistent) sends us its records; each goes to the client's srvid."""
+        reqid = self.daemon.nextReqid()
+        if db.volatile:
+            dests = list(self.daemon.vnnMap.map) or [self.pnn]
+            dest = P.CTDB_BROADCAST_ACTIVE if self.daemon.vnnMap.map else self.pnn
+        else:
+            dest = self.pnn if self.pnn in self.daemon.vnnMap.map or not self.daemon.vnnMap.map \
+                else self.daemon.vnnMap.map[0]
+            dests = [dest]
+        expected = len([d for d in dests if d == self.pnn or self.daemon.isConnected(d)])
+        done: defer.Deferred[int] = defer.Deferred()
+        trav = _Traverse(db, client, clientReqid, srvid, expected, onRecord=onRecord, done=done)
+        self._traverses[reqid] = trav
+        trav.timer = self.daemon.reactor.callLater(
+            self.daemon.tunables.TraverseTimeout, self._traverseTimeout, reqid)
+        payload = R.TraverseAll(db.db_id, reqid, self.pnn, clientReqid, srvid, withEmpty)
+        self.daemon.sendControl(dest, Control.TRAVERSE_ALL_EXT, payload.encode(ext=True),
+                                flags=P.CTDB_CTRL_FLAG_NOREPLY)
+        return done
+
+    def _traverseTimeout(self, reqid: int) -> None:
+        trav = self._traverses.pop(reqid, None)
+        if trav is not None:
+            self.daemon.stats.bump("timeouts.traverse")
+            self.log.error("traverse of {db} timed out", db=trav.db.name)
+            self._traverseEnd(trav)
+
+    def _traverseEnd(self, trav: _Traverse) -> None:
+        if trav.timer is not None and trav.timer.active():
+            trav.timer.cancel()
+        if trav.client is not None:
+            self._toClient(trav, R.RecData(trav.clientReqid, b"", b""))
+        if trav.done is not None and not trav.done.called:
+            trav.done.callback(trav.records)
+
+    def _toClient(self, trav: _Traverse, rec: R.RecData) -> None:
+        if trav.client is None:
+            return
+        header = P.Header(P.Operation.REQ_MESSAGE, trav.client.client_id, self.pnn, 0,
+                          self.daemon.vnnMap.generation)
+        self.daemon.sendToClient(trav.client, P.ReqMessage(header, trav.srvid, rec.encode()))
+
+    def _traverseAllControl(self, req: P.ReqControl) -> ControlResult:
+        t = R.TraverseAll.decode(req.data)
+        db = self.byId.get(t.db_id)
+        if db is None:
+            return (-1, b"", b"Unknown database")
+        sent = 0
+        for key, value in db.store.items():
+            header, data = splitValue(value)
+            if header is None:
+                continue
+            if db.volatile:
+                if not t.withemptyrecords and not data:
+                    continue
+                if header.dmaster != self.pnn:
+                    continue
+            rec = R.RecData(t.reqid, key, value)
+            self.daemon.sendControl(t.pnn, Control.TRAVERSE_DATA, rec.encode(),
+                                    flags=P.CTDB_CTRL_FLAG_NOREPLY)
+            sent += 1
+        self.daemon.sendControl(t.pnn, Control.TRAVERSE_DATA, R.RecData(t.reqid, b"", b"").encode(),
+                                flags=P.CTDB_CTRL_FLAG_NOREPLY)
+        return (0, b"", b"")
+
+    def control_TRAVERSE_ALL_EXT(self, req: P.ReqControl, client: object) -> ControlResult:
+        return self._traverseAllControl(req)
+
+    def control_TRAVERSE_ALL(self, req: P.ReqControl, client: object) -> ControlResult:
+        return self._traverseAllControl(req)
+
+    def control_TRAVERSE_DATA(self, req: P.ReqControl, client: object) -> ControlResult:
+        rec, _ = R.RecData.decode(req.data)
+        trav = self._traverses.get(rec.reqid)
+        if trav is None:
+            return (-1, b"", b"Unknown traverse")
+        if not rec.key and not rec.data:
+            trav.ends += 1
+            if trav.ends >= trav.expected:
+                del self._traverses[rec.reqid]
+                self._traverseEnd(trav)
+            return (0, b"", b"")
+        trav.records += 1
+        if trav.onRecord is not None:
+            trav.onRecord(rec)
+        self._toClient(trav, R.RecData(trav.clientReqid, rec.key, rec.data))
+        return (0, b"", b"")
+
+    def control_TRAVERSE_KILL(self, req: P.ReqControl, client: object) -> ControlResult:
+        start = R.TraverseStart.decode(req.data)
+        for reqid, trav in list(self._traverses.items()):
+            if trav.clientReqid == start.reqid and trav.srvid == start.srvid:
+                del self._traverses[reqid]
+                if trav.timer is not None and trav.timer.active():
+                    trav.timer.cancel()
+        return (0, b"", b"")
+
+    # -- persistent and replicated commits -------------------------------------------
+
+    def control_TRANS3_COMMIT(self, req: P.ReqControl, client: IClientConnection | None) -> ControlResult | defer.Deferred[ControlResult]:
+        if self.daemon.recmode != C.CTDB_RECOVERY_NORMAL:
+            return (-1, b"", b"recovery active")
+        buf = R.RecBuffer.decode(req.data)
+        db = self.byId.get(buf.db_id)
+        if db is None:
+            return (-1, b"", b"Unknown database")
+        if db.volatile:
+            return (-1, b"", b"TRANS3_COMMIT on a volatile database")
+        if db.commitActive:
+            return (-1, b"", b"a transaction commit is already active")
+        db.commitActive = True
+        targets = [p for p in self.daemon.vnnMap.map
+                   if not self.daemon.nodes[p].flags & C.NODE_FLAGS_INACTIVE] or [self.pnn]
+        waits = [self.daemon.sendControl(p, Control.UPDATE_RECORD, req.data) for p in targets]
+
+        def collect(replies: list[P.ReplyControl]) -> ControlResult:
+            db.commitActive = False
+            failed = [r for r in replies if r.status != 0]
+            if failed:
+                self.log.error("UPDATE_RECORD failed on {n} node(s); recovery needed",
+                               n=len(failed))
+                self.daemon.recmode = C.CTDB_RECOVERY_ACTIVE
+                return (-1, b"", failed[0].errmsg)
+            return (0, b"", b"")
+
+        return defer.gatherResults(waits).addCallback(collect)
+
+    def control_UPDATE_RECORD(self, req: P.ReqControl, client: object) -> ControlResult:
+        if self.daemon.recmode != C.CTDB_RECOVERY_NORMAL:
+            return (-1, b"", b"recovery active")
+        buf = R.RecBuffer.decode(req.data)
+        db = self.byId.get(buf.db_id)
+        if db is None:
+            return (-1, b"", b"Unknown database")
+        if db.health:
+            return (-1, b"", f"db unhealthy: {db.health}".encode())
+        store = db.store
+        store.transactionStart()
+        try:
+            for rec in buf.records:
+                header, data = splitValue(rec.data)
+                if header is None:
+                    raise MalformedPacket("record without ltdb header")
+                old, olddata = splitValue(store.fetch(rec.key))
+                if old is not None and old.rsn >= header.rsn and olddata != data:
+                    raise ValueError(
+                        f"rsn regression for a record of {db.name}: {old.rsn} >= {header.rsn}"
+                    )
+                self.storeRecord(db, rec.key, header, data)
+        except Exception as e:
+            store.transactionCancel()
+            self.log.error("UPDATE_RECORD on {db} failed: {err}", db=db.name, err=str(e))
+            return (-1, b"", str(e).encode())
+        store.transactionCommit()
+        return (0, b"", b"")
+
+    def control_SCHEDULE_FOR_DELETION(self, req: P.ReqControl, client: object) -> ControlResult:
+        db_id, _header, _key = R.decodeKeyData(req.data)
+        if db_id not in self.byId:
+            return (-1, b"", b"Unknown database")
+        # Vacuuming is not implemented; empty records stay until recovery.
+        return (0, b"", b"")
+
+    def control_TRY_DELETE_RECORDS(self, req: P.ReqControl, client: object) -> ControlResult:
+        buf = R.RecBuffer.decode(req.data)
+        if buf.db_id not in self.byId:
+            return (-1, b"", b"Unknown database")
+        return (0, R.RecBuffer(buf.db_id, buf.records).encode(), b"")
+
+    def control_VACUUM_FETCH(self, req: P.ReqControl, client: object) -> ControlResult:
+        R.RecBuffer.decode(req.data)
+        return (0, b"", b"")
+
+    def control_DB_VACUUM(self, req: P.ReqControl, client: object) -> ControlResult:
+        C.decodeU32(req.data)
+        return (0, b"", b"")

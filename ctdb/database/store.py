@@ -1,0 +1,109 @@
+# -*- test-case-name: tests.database.test_store -*-
+"""
+Record stores: L{TdbRecordStore} keeps a database in a real TDB file through
+libtdb, so that Samba's tools (and clients that open the file themselves)
+see the same records and locks; L{MemoryRecordStore} is a dict for tests.
+"""
+
+from __future__ import annotations
+
+import os
+
+from zope.interface import implementer
+
+from ctdb.interfaces import IRecordStore
+
+
+@implementer(IRecordStore)
+class MemoryRecordStore:
+    """A dict with the IRecordStore face, and locks that tests can hold."""
+
+    path = ""
+
+    def __init__(self) -> None:
+        self.records: dict[bytes, bytes] = {}
+        self.locked: set[bytes] = set()
+        self._saved: dict[bytes, bytes] | None = None
+
+    def fetch(self, key: bytes) -> bytes | None:
+        return self.records.get(key)
+
+    def store(self, key: bytes, value: bytes) -> None:
+        self.records[key] = value
+
+    def delete(self, key: bytes) -> None:
+        self.records.pop(key, None)
+
+    def items(self) -> list[tuple[bytes, bytes]]:
+        return list(self.records.items())
+
+    def wipe(self) -> None:
+        self.records.clear()
+
+    def lockNonblock(self, key: bytes) -> bool:
+        if key in self.locked:
+            return False
+        self.locked.add(key)
+        return True
+
+    def unlock(self, key: bytes) -> None:
+        self.locked.discard(key)
+
+    def transactionStart(self) -> None:
+        self._saved = dict(self.records)
+
+    def transactionCommit(self) -> None:
+        self._saved = None
+
+    def transactionCancel(self) -> None:
+        if self._saved is not None:
+            self.records = self._saved
+        self._saved = None
+
+    def close(self) -> None:
+        pass
+
+
+@implementer(IRecordStore)
+class TdbRecordStore:
+    """A database file opened with libtdb, as ctdbd opens it."""
+
+    def __init__(self, path: str, *, hashSize: int, tdbFlags: int, create: bool = True) -> None:
+        from ctdb.database.tdb import TDB
+
+        self.path = path
+        flags = os.O_RDWR | (os.O_CREAT if create else 0)
+        self.tdb = TDB(path, hashSize=hashSize, tdbFlags=tdbFlags, openFlags=flags, mode=0o600)
+
+    def fetch(self, key: bytes) -> bytes | None:
+        return self.tdb.fetch(key)
+
+    def store(self, key: bytes, value: bytes) -> None:
+        self.tdb.store(key, value)
+
+    def delete(self, key: bytes) -> None:
+        self.tdb.delete(key)
+
+    def items(self) -> list[tuple[bytes, bytes]]:
+        return self.tdb.traverse()
+
+    def wipe(self) -> None:
+        self.tdb.wipeAll()
+
+    def lockNonblock(self, key: bytes) -> bool:
+        return self.tdb.chainLockNonblock(key)
+
+    def unlock(self, key: bytes) -> None:
+        self.tdb.chainUnlock(key)
+
+    def transactionStart(self) -> None:
+        self.tdb.transactionStart()
+
+    def transactionCommit(self) -> None:
+        self.tdb.transactionCommit()
+
+    def transactionCancel(self) -> None:
+        self.tdb.transactionCancel()
+
+    def close(self) -> None:
+        self.tdb.close()
