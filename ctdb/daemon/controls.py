@@ -9,6 +9,7 @@ replies; nothing a peer sends can raise out of L{ControlHandlers.dispatch}.
 
 from __future__ import annotations
 
+import errno
 import os
 from typing import TYPE_CHECKING, Callable, Union
 
@@ -100,9 +101,18 @@ class ControlHandlers:
         _exactSize(req, 4)
         pid = C.decodeI32(req.data)
         d = self.daemon
-        if not any(c.pid == pid for c in d.clients.values()):
+        owner = next((c for c in d.clients.values() if c.pid == pid), None)
+        if owner is None:
             return FAIL
         if d.nodes[d.pnn].flags & C.NODE_FLAGS_INACTIVE:
+            # ctdb_control_process_exists: on a banned/stopped node the
+            # client is killed so that its records can be recalled.
+            self.log.info(
+                "Killing client with pid:{pid} on banned/stopped node", pid=pid
+            )
+            transport = getattr(owner, "transport", None)
+            if transport is not None:
+                transport.loseConnection()
             return FAIL
         try:
             os.kill(pid, 0)
@@ -111,6 +121,7 @@ class ControlHandlers:
         return OK
 
     def control_CHECK_PID_SRVID(self, req: P.ReqControl, client: object) -> ControlResult:
+        _exactSize(req, 12)
         pid, srvid = C.decodePidSrvid(req.data)
         for c in self.daemon.srvids.get(srvid, ()):
             if c.pid == pid:
@@ -118,6 +129,7 @@ class ControlHandlers:
         return FAIL
 
     def control_STATISTICS(self, req: P.ReqControl, client: object) -> ControlResult:
+        _exactSize(req, 0)
         d = self.daemon
         d.stats.statistics_current_time = d.reactor.seconds()
         d.stats.counters["num_clients"] = len(d.clients)
@@ -125,6 +137,7 @@ class ControlHandlers:
         return _ok(d.stats.encode())
 
     def control_STATISTICS_RESET(self, req: P.ReqControl, client: object) -> ControlResult:
+        _exactSize(req, 0)
         d = self.daemon
         d.stats = C.Statistics()
         d.stats.statistics_start_time = d.reactor.seconds()
@@ -132,6 +145,7 @@ class ControlHandlers:
         return OK
 
     def control_PING(self, req: P.ReqControl, client: object) -> ControlResult:
+        _exactSize(req, 0)
         return (len(self.daemon.clients), b"", b"")
 
     def control_GET_PNN(self, req: P.ReqControl, client: object) -> ControlResult:
@@ -141,6 +155,7 @@ class ControlHandlers:
         return (os.getpid(), b"", b"")
 
     def control_GET_RUNSTATE(self, req: P.ReqControl, client: object) -> ControlResult:
+        _exactSize(req, 0)
         return _ok(C.encodeU32(self.daemon.runstate))
 
     def control_UPTIME(self, req: P.ReqControl, client: object) -> ControlResult:
@@ -155,6 +170,7 @@ class ControlHandlers:
         )
 
     def control_GET_DEBUG(self, req: P.ReqControl, client: object) -> ControlResult:
+        _exactSize(req, 0)
         return _ok(C.encodeI32(self.daemon.debugLevel))
 
     def control_SET_DEBUG(self, req: P.ReqControl, client: object) -> ControlResult:
@@ -170,9 +186,11 @@ class ControlHandlers:
         return _ok(C.encodeU32(self.daemon.capabilities))
 
     def control_GET_NODEMAP(self, req: P.ReqControl, client: object) -> ControlResult:
+        _exactSize(req, 0)
         return _ok(C.encodeNodeMap(self.daemon.nodeMap()))
 
     def control_GET_NODES_FILE(self, req: P.ReqControl, client: object) -> ControlResult:
+        _exactSize(req, 0)
         from ctdb.nodes import readNodesFile
 
         path = self.daemon.config.nodesFile
@@ -191,12 +209,14 @@ class ControlHandlers:
         )
 
     def control_GETVNNMAP(self, req: P.ReqControl, client: object) -> ControlResult:
+        _exactSize(req, 0)
         return _ok(self.daemon.vnnMap.encode())
 
     def control_GET_RECMODE(self, req: P.ReqControl, client: object) -> ControlResult:
         return (self.daemon.recmode, b"", b"")
 
     def control_GET_RECLOCK_FILE(self, req: P.ReqControl, client: object) -> ControlResult:
+        _exactSize(req, 0)
         lock = self.daemon.config.recoveryLock
         return _ok(C.encodeString(lock) if lock else b"")
 
@@ -219,7 +239,8 @@ class ControlHandlers:
         try:
             return _ok(C.encodeU32(self.daemon.tunables.get(name)))
         except KeyError:
-            return FAIL
+            # ctdb_control_get_tunable answers an unknown name with -EINVAL.
+            return (-errno.EINVAL, b"", b"")
 
     def control_SET_TUNABLE(self, req: P.ReqControl, client: object) -> ControlResult:
         name, value = C.decodeSetTunable(req.data)
@@ -227,9 +248,12 @@ class ControlHandlers:
         canon = tunables.canonical(name)
         if canon is None:
             return FAIL
-        if tunables.isObsolete(canon):
-            return (1, b"", b"")
+        # ctdb_tunable_set_value stores even an obsolete tunable's value;
+        # the control then answers 1 so that the tool can warn.
         tunables.set(canon, value)
+        if tunables.isObsolete(canon):
+            self.log.warn("Setting obsolete tunable \"{name}\"", name=canon)
+            return (1, b"", b"")
         hook = getattr(self.daemon, "tunableChanged", None)
         if hook is not None:
             hook(canon, value)
@@ -239,6 +263,7 @@ class ControlHandlers:
         return _ok(C.encodeVarList(self.daemon.tunables.names()))
 
     def control_GET_ALL_TUNABLES(self, req: P.ReqControl, client: object) -> ControlResult:
+        _exactSize(req, 0)
         return _ok(self.daemon.tunables.encodeAll())
 
     # -- messages and tunnels ----------------------------------------------------
@@ -254,8 +279,12 @@ class ControlHandlers:
     def control_DEREGISTER_SRVID(
         self, req: P.ReqControl, client: IClientConnection | None
     ) -> ControlResult:
-        if client is None or not self.daemon.deregisterSrvid(req.srvid, client):
+        if client is None:
             return FAIL
+        if not self.daemon.deregisterSrvid(req.srvid, client):
+            # daemon_deregister_message_handler returns srvid_deregister()'s
+            # errno as the status.
+            return (errno.ENOENT, b"", b"")
         return OK
 
     def control_TUNNEL_REGISTER(
@@ -263,8 +292,8 @@ class ControlHandlers:
     ) -> ControlResult:
         if client is None:
             return FAIL
-        owner = self.daemon.tunnels.get(req.srvid)
-        if owner is not None and owner is not client:
+        if req.srvid in self.daemon.tunnels:
+            # "Tunnel id ... already registered", whoever holds it.
             return FAIL
         self.daemon.tunnels[req.srvid] = client
         return OK
@@ -284,9 +313,10 @@ class ControlHandlers:
         length = C.decodeU32(req.data[4:])
         if len(req.data) < 8 + length:
             raise MalformedPacket("ECHO_DATA: short buffer")
+        # 4.17 parses the timeout but replies from a zero timer whatever it
+        # says (ctdb_control_echo_data: delay = 0): on the next loop turn.
+        del timeout
         result = _ok(req.data[: 8 + length])
-        if timeout == 0:
-            return result
         d: defer.Deferred[ControlResult] = defer.Deferred()
-        self.daemon.reactor.callLater(timeout / 1000.0, d.callback, result)
+        self.daemon.reactor.callLater(0, d.callback, result)
         return d
