@@ -353,17 +353,30 @@ def decodeSockAddr(buf: bytes) -> tuple[str, int]:
 # --- node map ---------------------------------------------------------------
 
 
+#: ctdbd's node port; GET_NODEMAP carries it in every node's sock_addr.
+_CTDB_PORT = 4379
+
+
 @dataclass(frozen=True, slots=True)
 class NodeAndFlags:
+    """
+    ``struct ctdb_node_and_flags``.  A real 4.17 ctdbd fills in the node's
+    port (4379) in the address, so that is the default here too: our
+    GET_NODEMAP reply is then byte-identical to Samba's.
+    """
+
     pnn: int
     flags: int
     address: str
+    port: int = _CTDB_PORT
 
 
 def encodeNodeMap(nodes: list[NodeAndFlags]) -> bytes:
     parts = [encodeU32(len(nodes))]
     for n in nodes:
-        parts.append(struct.pack("<II", n.pnn, n.flags) + encodeSockAddr(n.address))
+        parts.append(
+            struct.pack("<II", n.pnn, n.flags) + encodeSockAddr(n.address, n.port)
+        )
     return b"".join(parts)
 
 
@@ -374,7 +387,8 @@ def decodeNodeMap(buf: bytes) -> list[NodeAndFlags]:
     for i in range(num):
         off = 4 + i * 36
         pnn, flags = struct.unpack_from("<II", buf, off)
-        out.append(NodeAndFlags(pnn, flags, decodeSockAddr(buf[off + 8 : off + 36])[0]))
+        address, port = decodeSockAddr(buf[off + 8 : off + 36])
+        out.append(NodeAndFlags(pnn, flags, address, port))
     return out
 
 
@@ -576,15 +590,21 @@ class Tunables:
 
 
 def encodeVarList(names: list[str]) -> bytes:
-    text = ":".join(names).encode() + b"\0"
+    """
+    LIST_TUNABLES reply.  ctdbd (common/tunable.c
+    ctdb_tunable_names_to_string) starts the list with a ':' -- checked
+    against a real 4.17 daemon -- so we do too, to send the same bytes.
+    """
+    text = (":" + ":".join(names)).encode() + b"\0"
     return encodeU32(len(text)) + text
 
 
 def decodeVarList(buf: bytes) -> list[str]:
+    """As ctdb_var_list_pull: split on ':' skipping empty names (strtok)."""
     length = decodeU32(buf, "var_list")
     _need(buf, 4 + length, "var_list")
-    text = buf[4 : 4 + length].rstrip(b"\0").decode()
-    return text.split(":") if text else []
+    text = decodeString(buf[4 : 4 + length], "var_list")
+    return [name for name in text.split(":") if name]
 
 
 def encodeSetTunable(name: str, value: int) -> bytes:
