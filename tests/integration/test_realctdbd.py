@@ -1,0 +1,326 @@
+# -*- test-case-name: tests.integration.test_realctdbd -*-
+"""
+One client API against two daemons: our Python client
+(L{ctdb.protocols.client.connectClient}) talks to a real 3-node Samba
+ctdbd 4.17 cluster (L{ctdb.realctdbd.RealCtdbdCluster}) and to a 3-node
+cluster of our own daemons (L{ctdb.cluster.LocalCluster}), and decodes the
+replies with our L{ctdb.protocols.controls} codecs.
+
+The same checks (L{_ClientChecks}) run against both.  Each cluster is
+started once for this module, on its own random 127.X.Y.Z range (real
+ctdbd and our daemon both listen on port 4379), and stopped by the PIDs it
+recorded: by the module fixture under pytest, at exit under trial.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import random
+import shutil
+import struct
+import tempfile
+import time
+from typing import Any, Callable
+
+import pytest
+from twisted.internet import defer, reactor
+from twisted.trial.unittest import TestCase
+
+from ctdb.cluster import LocalCluster
+from ctdb.errors import ControlFailed
+from ctdb.protocols import controls as C
+from ctdb.protocols.client import ClientConnection, connectClient
+from ctdb.realctdbd import RealCtdbdCluster
+
+NODES = 3
+
+
+def _randomBase(low: int, high: int) -> str:
+    """127.X.Y.1 with X in [low, high]: the two kinds of cluster never overlap."""
+    return f"127.{random.randint(low, high)}.{random.randint(0, 255)}.1"
+
+
+class _SharedClusters:
+    """The clusters of this module, each started on first use."""
+
+    def __init__(self) -> None:
+        self._clusters: dict[str, Any] = {}
+        self._dirs: list[str] = []
+
+    def _tempdir(self) -> str:
+        # Short, so that node sockets fit in AF_UNIX's 108 bytes.
+        d = tempfile.mkdtemp(prefix="txctdb-rt-", dir="/tmp")
+        self._dirs.append(d)
+        return d
+
+    def get(self, kind: str) -> Any:
+        if kind not in self._clusters:
+            cluster: Any
+            if kind == "real":
+                cluster = RealCtdbdCluster(
+                    self._tempdir(), base=_randomBase(20, 99), nodes=NODES
+                )
+                self._clusters[kind] = cluster
+                cluster.setup()
+                cluster.start(timeout=40)
+            else:
+                cluster = LocalCluster(self._tempdir())
+                self._clusters[kind] = cluster
+                cluster.setup(NODES, base=_randomBase(100, 250))
+                cluster.start(timeout=30)
+        return self._clusters[kind]
+
+    def stopAll(self) -> None:
+        clusters, self._clusters = self._clusters, {}
+        for cluster in clusters.values():
+            cluster.stop()
+        dirs, self._dirs = self._dirs, []
+        for d in dirs:
+            shutil.rmtree(d, ignore_errors=True)
+
+
+SHARED = _SharedClusters()
+# trial has no module fixtures; pytest stops them earlier via the fixture.
+atexit.register(SHARED.stopAll)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def sharedClusters():  # type: ignore[no-untyped-def]
+    """Stop this module's clusters (real ctdbd and ours) after its last test."""
+    yield SHARED
+    SHARED.stopAll()
+
+
+class _ClientChecks:
+    """Client API checks that must pass against any ctdbd, ours or Samba's."""
+
+    kind: str
+    #: the cluster has run its first recovery (one VNN map and generation,
+    #: recovery times recorded).  Our daemon has no recovery service yet.
+    recordsRecoveries: bool
+    cluster: Any
+    addCleanup: Callable[..., None]
+    assertEqual: Callable[..., None]
+    assertTrue: Callable[..., None]
+
+    def setUp(self) -> None:
+        self.cluster = SHARED.get(self.kind)
+
+    async def connect(self, pnn: int = 0) -> ClientConnection:
+        conn = await connectClient(reactor, self.cluster.socketPath(pnn), timeout=10)
+
+        async def close() -> None:
+            if not conn.closed.called:
+                conn.close()
+                await conn.closed
+
+        self.addCleanup(lambda: defer.Deferred.fromCoroutine(close()))
+        return conn
+
+    @defer.inlineCallbacks
+    def test_getPnnHandshake(self):  # type: ignore[no-untyped-def]
+        """connectClient learns each node's PNN from GET_PNN."""
+        for k in range(NODES):
+            conn = yield defer.Deferred.fromCoroutine(self.connect(k))
+            self.assertEqual(conn.pnn, k)
+
+    @defer.inlineCallbacks
+    def test_pingLocalAndRemote(self):  # type: ignore[no-untyped-def]
+        """
+        PING succeeds locally and via node 0 on node 1; its status is the
+        number of clients of the node that answered (at least us locally).
+        """
+        conn = yield defer.Deferred.fromCoroutine(self.connect(0))
+        local = yield conn.control(C.Control.PING)
+        self.assertTrue(local.status >= 1, local)
+        self.assertEqual(local.data, b"")
+        remote = yield conn.control(C.Control.PING, destnode=1)
+        self.assertTrue(remote.status >= 0, remote)
+        self.assertEqual(remote.data, b"")
+        # GET_PNN routed the same way proves which node answered.
+        pnn = yield conn.control(C.Control.GET_PNN, destnode=1)
+        self.assertEqual(pnn.status, 1)
+
+    @defer.inlineCallbacks
+    def test_nodeMap(self):  # type: ignore[no-untyped-def]
+        """GET_NODEMAP decodes to every node, OK, at its configured address."""
+        conn = yield defer.Deferred.fromCoroutine(self.connect(1))
+        data = yield defer.Deferred.fromCoroutine(conn.controlOk(C.Control.GET_NODEMAP))
+        nodes = C.decodeNodeMap(data)
+        self.assertEqual(len(data), 4 + 36 * NODES)
+        self.assertEqual(
+            [(n.pnn, n.flags, n.address) for n in nodes],
+            [(k, 0, self.cluster.address(k)) for k in range(NODES)],
+        )
+
+    @defer.inlineCallbacks
+    def test_vnnMap(self):  # type: ignore[no-untyped-def]
+        """
+        GETVNNMAP decodes on every node to a map of valid PNNs holding that
+        node; after a recovery, one valid generation and all nodes everywhere.
+        """
+        maps = []
+        for k in range(NODES):
+            conn = yield defer.Deferred.fromCoroutine(self.connect(k))
+            data = yield defer.Deferred.fromCoroutine(conn.controlOk(C.Control.GETVNNMAP))
+            self.assertEqual(len(data), 8 + 4 * len(C.VnnMap.decode(data).map))
+            maps.append(C.VnnMap.decode(data))
+            self.assertTrue(set(maps[-1].map) <= set(range(NODES)), maps[-1])
+            self.assertTrue(k in maps[-1].map, maps[-1])
+        if not self.recordsRecoveries:
+            return
+        self.assertEqual(len({m.generation for m in maps}), 1, maps)
+        self.assertTrue(maps[0].generation != 1, maps)  # INVALID_GENERATION
+        self.assertEqual(sorted(maps[0].map), list(range(NODES)))
+
+    @defer.inlineCallbacks
+    def test_recoveryModeNormal(self):  # type: ignore[no-untyped-def]
+        """GET_RECMODE returns NORMAL (0) in its status on a settled cluster."""
+        conn = yield defer.Deferred.fromCoroutine(self.connect(0))
+        reply = yield conn.control(C.Control.GET_RECMODE)
+        self.assertEqual(reply.status, C.CTDB_RECOVERY_NORMAL)
+
+    @defer.inlineCallbacks
+    def test_tunables(self):  # type: ignore[no-untyped-def]
+        """GET_ALL_TUNABLES decodes to Samba's defaults and agrees with GET_TUNABLE."""
+        conn = yield defer.Deferred.fromCoroutine(self.connect(0))
+        data = yield defer.Deferred.fromCoroutine(
+            conn.controlOk(C.Control.GET_ALL_TUNABLES)
+        )
+        self.assertEqual(len(data), 4 * len(C.TUNABLES))
+        values = C.Tunables.decodeAll(data)
+        for name in ("ControlTimeout", "KeepaliveInterval", "KeepaliveLimit",
+                     "RecoverInterval", "DatabaseHashSize", "EnableBans"):
+            self.assertEqual(values[name], C.Tunables().get(name), name)
+        for name in ("KeepaliveInterval", "MonitorInterval", "QueueBufferSize"):
+            raw = yield defer.Deferred.fromCoroutine(
+                conn.controlOk(C.Control.GET_TUNABLE, C.encodeGetTunable(name))
+            )
+            self.assertEqual(C.decodeU32(raw), values[name], name)
+
+    @defer.inlineCallbacks
+    def test_unknownTunable(self):  # type: ignore[no-untyped-def]
+        """GET_TUNABLE of a name ctdbd does not know fails (ControlFailed)."""
+        conn = yield defer.Deferred.fromCoroutine(self.connect(0))
+        d = defer.Deferred.fromCoroutine(
+            conn.controlOk(C.Control.GET_TUNABLE, C.encodeGetTunable("NoSuchTunable"))
+        )
+        yield self.assertFailure(d, ControlFailed)  # type: ignore[attr-defined]
+
+    @defer.inlineCallbacks
+    def test_statistics(self):  # type: ignore[no-untyped-def]
+        """STATISTICS is 488 bytes and decodes to plausible counters and times."""
+        conn = yield defer.Deferred.fromCoroutine(self.connect(0))
+        for _ in range(5):
+            reply = yield conn.control(C.Control.PING)
+            self.assertTrue(reply.status >= 1)
+        data = yield defer.Deferred.fromCoroutine(conn.controlOk(C.Control.STATISTICS))
+        self.assertEqual(len(data), 488)
+        stats = C.Statistics.decode(data)
+        counters = stats.counters
+        self.assertTrue(counters["num_clients"] >= 1, counters)
+        self.assertEqual(counters["frozen"], 0)
+        self.assertEqual(counters["recovering"], 0)
+        # GET_PNN, 5 PINGs and this STATISTICS at least
+        self.assertTrue(counters["client.req_control"] >= 7, counters)
+        self.assertTrue(counters["client_packets_recv"] >= 7, counters)
+        now = time.time()
+        self.assertTrue(
+            abs(stats.statistics_current_time - now) < 60, stats.statistics_current_time
+        )
+        self.assertTrue(
+            now - 3600 < stats.statistics_start_time <= stats.statistics_current_time,
+            (stats.statistics_start_time, stats.statistics_current_time),
+        )
+        self.assertTrue(stats.num_recoveries >= (1 if self.recordsRecoveries else 0))
+        self.assertTrue(0 <= stats.call_latency.min <= stats.call_latency.max < 60)
+        self.assertEqual(len(stats.hop_count_bucket), C.MAX_COUNT_BUCKETS)
+        self.assertTrue(all(0 <= v < 2**32 for v in stats.hop_count_bucket))
+
+    @defer.inlineCallbacks
+    def test_uptime(self):  # type: ignore[no-untyped-def]
+        """UPTIME decodes to times in order: start <= now, and close to our clock."""
+        conn = yield defer.Deferred.fromCoroutine(self.connect(2))
+        data = yield defer.Deferred.fromCoroutine(conn.controlOk(C.Control.UPTIME))
+        self.assertEqual(len(data), 64)
+        up = C.Uptime.decode(data)
+        now = time.time()
+        self.assertTrue(abs(up.current_time - now) < 60, up)
+        self.assertTrue(now - 3600 < up.ctdbd_start_time <= up.current_time, up)
+        if self.recordsRecoveries:
+            self.assertTrue(
+                up.ctdbd_start_time
+                <= up.last_recovery_started
+                <= up.last_recovery_finished
+                <= up.current_time,
+                up,
+            )
+
+    @defer.inlineCallbacks
+    def test_messageToAnotherNode(self):  # type: ignore[no-untyped-def]
+        """
+        A client on node 1 registers a srvid; a REQ_MESSAGE sent by a client
+        on node 0 to node 1 reaches its handler with the data intact.
+        """
+        receiver = yield defer.Deferred.fromCoroutine(self.connect(1))
+        sender = yield defer.Deferred.fromCoroutine(self.connect(0))
+        srvid = 0xFE00_0000_0000_0000 | random.randint(1, 0xFFFF_FFFF)
+        got: defer.Deferred[tuple[int, bytes]] = defer.Deferred()
+
+        def handler(sid: int, data: bytes) -> None:
+            if not got.called:
+                got.callback((sid, data))
+
+        yield defer.Deferred.fromCoroutine(receiver.registerSrvid(srvid, handler))
+        # The registration is known once a control on that socket has returned.
+        payload = os.urandom(37)
+        sender.sendMessage(1, srvid, payload)
+        got.addTimeout(10, reactor)
+        sid, data = yield got
+        self.assertEqual((sid, data), (srvid, payload))
+
+    @defer.inlineCallbacks
+    def test_unknownOpcode(self):  # type: ignore[no-untyped-def]
+        """A control opcode ctdbd does not know gets a reply with a non-zero status."""
+        conn = yield defer.Deferred.fromCoroutine(self.connect(0))
+        reply = yield conn.control(9999, struct.pack("<I", 0))
+        self.assertTrue(reply.status != 0, reply)
+        self.assertEqual(reply.data, b"")
+        d = defer.Deferred.fromCoroutine(conn.controlOk(9999))
+        yield self.assertFailure(d, ControlFailed)  # type: ignore[attr-defined]
+
+
+class RealCtdbdClientTests(_ClientChecks, TestCase):
+    """Our client API against Samba's real ctdbd 4.17."""
+
+    kind = "real"
+    recordsRecoveries = True
+
+
+class OurDaemonClientTests(_ClientChecks, TestCase):
+    """The same client API checks against our own daemons."""
+
+    kind = "ours"
+    recordsRecoveries = False
+
+
+def test_realClusterProcessesTracked() -> None:
+    """
+    The harness knows every process of the real cluster: per node the ctdbd
+    of run/ctdbd.pid and its helpers (at least ctdb-eventd and the recovery
+    daemon), all distinct and alive.
+    """
+    cluster = SHARED.get("real")
+    procs = cluster.processes()
+    everything = [pid for pids in procs.values() for pid in pids]
+    assert len(everything) == len(set(everything))
+    for k in range(NODES):
+        pid = cluster.pid(k)
+        assert pid is not None and pid in procs[k]
+        names = []
+        for p in procs[k]:
+            with open(f"/proc/{p}/comm") as f:
+                names.append(f.read().strip())
+        assert "ctdb-eventd" in names, names
+        assert len(procs[k]) >= 3, names
