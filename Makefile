@@ -59,7 +59,7 @@ demo: install
 clean:
 	@if [ -f $(DEMO_DIR)/cluster.json ] && [ -x $(VENV)/bin/ctdb-cluster ]; then \
 	    $(VENV)/bin/ctdb-cluster --dir $(DEMO_DIR) stop; fi
-	rm -rf $(DEMO_DIR) build *.egg-info _trial_temp .hypothesis .pytest_cache \
+	rm -rf $(DEMO_DIR) build _trial_temp .hypothesis .pytest_cache \
 	    twisted/plugins/dropin.cache
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -print \
 	    | xargs rm -rf
