@@ -1,0 +1,621 @@
+# -*- test-case-name: tests.database.test_tdb -*-
+"""
+A small Pythonic handle on one TDB file, over our private ctypes binding
+to libtdb (L{ctdb.database._libtdb}).
+
+ctdbd keeps every database in a real TDB that the ctdb tool and Samba also
+open directly (CTDB_PROTOCOL.md §2.2), so the file format and the fcntl
+chain locks must be libtdb's own.  Keys and values are C{bytes}; every
+libtdb failure becomes a L{TDBError} carrying the C{enum TDB_ERROR} code
+and C{tdb_errorstr} text, and a closed handle raises instead of handing a
+dangling pointer to C.
+
+Locking note: L{TDB.chainLock} and L{TDB.transactionStart} block while
+another process holds the lock.  Code running in the reactor thread must
+use L{TDB.chainLockNonblock} / L{TDB.transactionStartNonblock} and retry
+later (ctdbd does the same: C{tdb_chainlock_nonblock} in
+C{ctdb_ltdb_lock_requeue}, the lock helper otherwise).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from types import TracebackType
+from typing import Any
+
+from ctdb.database import _libtdb
+from ctdb.database._libtdb import (
+    TDB_ALLOW_NESTING,
+    TDB_BIGENDIAN,
+    TDB_CLEAR_IF_FIRST,
+    TDB_CONVERT,
+    TDB_DEFAULT,
+    TDB_DISALLOW_NESTING,
+    TDB_ERR_CORRUPT,
+    TDB_ERR_EINVAL,
+    TDB_ERR_EXISTS,
+    TDB_ERR_IO,
+    TDB_ERR_LOCK,
+    TDB_ERR_LOCK_TIMEOUT,
+    TDB_ERR_NESTING,
+    TDB_ERR_NOEXIST,
+    TDB_ERR_NOLOCK,
+    TDB_ERR_OOM,
+    TDB_ERR_RDONLY,
+    TDB_INCOMPATIBLE_HASH,
+    TDB_INSERT,
+    TDB_INTERNAL,
+    TDB_MODIFY,
+    TDB_MUTEX_LOCKING,
+    TDB_NOLOCK,
+    TDB_NOMMAP,
+    TDB_NOSYNC,
+    TDB_REPLACE,
+    TDB_SEQNUM,
+    TDB_SUCCESS,
+    TDB_VOLATILE,
+    TDBUnavailable,
+)
+from ctdb.errors import CTDBError
+
+__all__ = [
+    "TDB",
+    "TDBError",
+    "TDBUnavailable",
+    "available",
+    "robustMutexesAvailable",
+    "TDB_DEFAULT",
+    "TDB_CLEAR_IF_FIRST",
+    "TDB_INTERNAL",
+    "TDB_NOLOCK",
+    "TDB_NOMMAP",
+    "TDB_CONVERT",
+    "TDB_BIGENDIAN",
+    "TDB_NOSYNC",
+    "TDB_SEQNUM",
+    "TDB_VOLATILE",
+    "TDB_ALLOW_NESTING",
+    "TDB_DISALLOW_NESTING",
+    "TDB_INCOMPATIBLE_HASH",
+    "TDB_MUTEX_LOCKING",
+    "TDB_REPLACE",
+    "TDB_INSERT",
+    "TDB_MODIFY",
+    "TDB_SUCCESS",
+    "TDB_ERR_CORRUPT",
+    "TDB_ERR_IO",
+    "TDB_ERR_LOCK",
+    "TDB_ERR_OOM",
+    "TDB_ERR_EXISTS",
+    "TDB_ERR_NOLOCK",
+    "TDB_ERR_LOCK_TIMEOUT",
+    "TDB_ERR_NOEXIST",
+    "TDB_ERR_EINVAL",
+    "TDB_ERR_RDONLY",
+    "TDB_ERR_NESTING",
+]
+
+#: Flags valid for L{TDB.store}.
+_STORE_FLAGS = frozenset((TDB_REPLACE, TDB_INSERT, TDB_MODIFY))
+
+
+class TDBError(CTDBError):
+    """
+    A libtdb call failed.
+
+    @ivar code: the C{enum TDB_ERROR} value (C{TDB_ERR_*}), or C{None} when
+        the failure came from the operating system (see C{errno}).
+    @ivar errno: the C{errno} of a failed open, else C{None}.
+    @ivar operation: the libtdb function that failed.
+    """
+
+    def __init__(
+        self,
+        operation: str,
+        message: str,
+        code: int | None = None,
+        errno: int | None = None,
+        path: str | None = None,
+    ) -> None:
+        self.operation = operation
+        self.code = code
+        self.errno = errno
+        self.path = path
+        self.message = message
+        where = f" ({path})" if path else ""
+        name = f" [{_libtdb.ERROR_NAMES.get(code, code)}]" if code is not None else ""
+        super().__init__(f"{operation}{where}: {message}{name}")
+
+
+def available() -> bool:
+    """
+    @return: whether libtdb can be loaded here.
+    """
+    return _libtdb.available()
+
+
+def robustMutexesAvailable() -> bool:
+    """
+    @return: whether libtdb supports C{TDB_MUTEX_LOCKING} on this system
+        (C{tdb_runtime_check_for_robust_mutexes}).
+    """
+    lib = _libtdb.load()
+    fn = lib.tdb_runtime_check_for_robust_mutexes
+    return bool(fn()) if fn is not None else False
+
+
+def _asBytes(value: object, what: str) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, (bytearray, memoryview)):
+        return bytes(value)
+    raise TypeError(f"TDB {what} must be bytes, not {type(value).__name__}")
+
+
+_TraverseCallback = Callable[[bytes, bytes], Any]
+
+
+class TDB:
+    """
+    One open TDB file.
+
+    @param path: file name; with C{TDB_INTERNAL} it is only a label.
+    @param hashSize: number of hash chains for a new file (0 = libtdb's
+        default, 131).
+    @param tdbFlags: C{TDB_*} open flags.
+    @param openFlags: C{os.O_*} flags.
+    @param mode: file mode for a new file.
+    @raise TDBError: the open failed (C{errno} is set).
+    @raise TDBUnavailable: libtdb is missing.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        hashSize: int = 0,
+        tdbFlags: int = TDB_DEFAULT,
+        openFlags: int = os.O_RDWR | os.O_CREAT,
+        mode: int = 0o600,
+    ) -> None:
+        self._lib = _libtdb.load()
+        self._ctx: int | None = None
+        self.path = os.fspath(path)
+        encoded = os.fsencode(self.path)
+        if b"\0" in encoded:
+            raise ValueError("TDB path contains a NUL byte")
+        ctypes.set_errno(0)
+        ctx = self._lib.tdb_open_ex(
+            encoded, int(hashSize), int(tdbFlags), int(openFlags), int(mode),
+            None, None,
+        )
+        if not ctx:
+            err = ctypes.get_errno()
+            raise TDBError(
+                "tdb_open_ex",
+                os.strerror(err) if err else "open failed",
+                errno=err or None,
+                path=self.path,
+            )
+        self._ctx = ctx
+
+    # --- lifecycle -----------------------------------------------------------
+
+    def __repr__(self) -> str:
+        state = "open" if self._ctx is not None else "closed"
+        return f"<TDB {self.path!r} {state}>"
+
+    def __enter__(self) -> TDB:
+        return self
+
+    def __exit__(
+        self,
+        excType: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        # A handle dropped without close() would keep its fcntl locks and fd
+        # until the process exits; release them.
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    @property
+    def closed(self) -> bool:
+        """Whether L{close} has been called."""
+        return self._ctx is None
+
+    def close(self) -> None:
+        """
+        Close the file, releasing every lock this handle holds (an open
+        transaction is cancelled).  Closing twice is harmless.
+        """
+        ctx, self._ctx = self._ctx, None
+        if ctx is not None and self._lib.tdb_close(ctx) != 0:
+            raise TDBError("tdb_close", "close failed", path=self.path)
+
+    def _handle(self) -> int:
+        ctx = self._ctx
+        if ctx is None:
+            raise TDBError("tdb", "the TDB is closed", path=self.path)
+        return ctx
+
+    def _error(self, operation: str) -> TDBError:
+        ctx = self._handle()
+        code = int(self._lib.tdb_error(ctx))
+        text = self._lib.tdb_errorstr(ctx) or b""
+        return TDBError(
+            operation, text.decode("utf-8", "replace"), code=code, path=self.path
+        )
+
+    def _check(self, operation: str, rc: int) -> None:
+        if rc != 0:
+            raise self._error(operation)
+
+    # --- records -------------------------------------------------------------
+
+    def fetch(self, key: bytes) -> bytes | None:
+        """
+        @return: the value stored under C{key}, or C{None} if there is none.
+        @raise TDBError: on any failure other than a missing record.
+        """
+        k = _asBytes(key, "key")
+        ctx = self._handle()
+        lib = self._lib
+        data = lib.tdb_fetch(ctx, _libtdb.TDB_DATA_IN(k, len(k)))
+        ptr = data.dptr
+        if ptr is None:
+            if lib.tdb_error(ctx) in (TDB_ERR_NOEXIST, TDB_SUCCESS):
+                return None
+            raise self._error("tdb_fetch")
+        try:
+            return ctypes.string_at(ptr, data.dsize)
+        finally:
+            lib.free(ptr)
+
+    def __getitem__(self, key: bytes) -> bytes:
+        value = self.fetch(key)
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def __contains__(self, key: object) -> bool:
+        return self.exists(_asBytes(key, "key"))
+
+    def exists(self, key: bytes) -> bool:
+        """
+        @return: whether a record is stored under C{key}.
+        """
+        k = _asBytes(key, "key")
+        return bool(
+            self._lib.tdb_exists(self._handle(), _libtdb.TDB_DATA_IN(k, len(k)))
+        )
+
+    def store(self, key: bytes, value: bytes, flag: int = TDB_REPLACE) -> None:
+        """
+        Store C{value} under C{key}.
+
+        @param flag: C{TDB_REPLACE} (default), C{TDB_INSERT} (fail with
+            C{TDB_ERR_EXISTS} if present) or C{TDB_MODIFY} (fail with
+            C{TDB_ERR_NOEXIST} if absent).
+        """
+        k = _asBytes(key, "key")
+        v = _asBytes(value, "value")
+        if flag not in _STORE_FLAGS:
+            raise ValueError(f"bad TDB store flag {flag!r}")
+        rc = self._lib.tdb_store(
+            self._handle(),
+            _libtdb.TDB_DATA_IN(k, len(k)),
+            _libtdb.TDB_DATA_IN(v, len(v)),
+            flag,
+        )
+        self._check("tdb_store", rc)
+
+    def storev(
+        self, key: bytes, parts: Sequence[bytes], flag: int = TDB_REPLACE
+    ) -> None:
+        """
+        Store the concatenation of C{parts} under C{key} (C{tdb_storev};
+        ctdb stores an ltdb header and the record data this way).
+        """
+        k = _asBytes(key, "key")
+        bufs = [_asBytes(p, "value part") for p in parts]
+        if flag not in _STORE_FLAGS:
+            raise ValueError(f"bad TDB store flag {flag!r}")
+        lib = self._lib
+        ctx = self._handle()
+        if lib.tdb_storev is None or not bufs:
+            self.store(k, b"".join(bufs), flag)
+            return
+        array = (_libtdb.TDB_DATA_IN * len(bufs))(
+            *[_libtdb.TDB_DATA_IN(b, len(b)) for b in bufs]
+        )
+        rc = lib.tdb_storev(ctx, _libtdb.TDB_DATA_IN(k, len(k)), array, len(bufs), flag)
+        self._check("tdb_storev", rc)
+
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        self.store(key, value)
+
+    def delete(self, key: bytes) -> bool:
+        """
+        Delete the record under C{key}.
+
+        @return: C{True} if a record was deleted, C{False} if none existed.
+        """
+        k = _asBytes(key, "key")
+        ctx = self._handle()
+        if self._lib.tdb_delete(ctx, _libtdb.TDB_DATA_IN(k, len(k))) == 0:
+            return True
+        if self._lib.tdb_error(ctx) == TDB_ERR_NOEXIST:
+            return False
+        raise self._error("tdb_delete")
+
+    def __delitem__(self, key: bytes) -> None:
+        if not self.delete(key):
+            raise KeyError(key)
+
+    def wipeAll(self) -> None:
+        """Delete every record (C{tdb_wipe_all})."""
+        self._check("tdb_wipe_all", self._lib.tdb_wipe_all(self._handle()))
+
+    def repack(self) -> None:
+        """Rewrite the file compactly (C{tdb_repack}, inside a transaction)."""
+        self._check("tdb_repack", self._lib.tdb_repack(self._handle()))
+
+    # --- traversal -----------------------------------------------------------
+
+    def traverseEach(self, callback: _TraverseCallback, readOnly: bool = False) -> int:
+        """
+        Call C{callback(key, value)} for each record.  A true return value
+        stops the traversal.  With C{readOnly=False} (C{tdb_traverse}) the
+        callback may delete or store records; with C{readOnly=True}
+        (C{tdb_traverse_read}) only read locks are taken and writes fail.
+        An exception from C{callback} stops the traversal and is re-raised.
+
+        @return: the number of records visited.
+        """
+        ctx = self._handle()
+        lib = self._lib
+        raised: list[BaseException] = []
+
+        def trampoline(
+            _tdb: int, key: _libtdb.TDB_DATA, value: _libtdb.TDB_DATA, _priv: int
+        ) -> int:
+            try:
+                k = ctypes.string_at(key.dptr, key.dsize) if key.dsize else b""
+                v = ctypes.string_at(value.dptr, value.dsize) if value.dsize else b""
+                return 1 if callback(k, v) else 0
+            except BaseException as e:
+                raised.append(e)
+                return 1
+
+        cfunc = _libtdb.TRAVERSE_FUNC(trampoline)
+        fn = lib.tdb_traverse_read if readOnly else lib.tdb_traverse
+        count = int(fn(ctx, cfunc, None))
+        if raised:
+            raise raised[0]
+        if count < 0:
+            raise self._error(
+                "tdb_traverse_read" if readOnly else "tdb_traverse"
+            )
+        return count
+
+    def traverse(self) -> list[tuple[bytes, bytes]]:
+        """
+        @return: every C{(key, value)} pair, read under C{tdb_traverse_read}.
+        """
+        records: list[tuple[bytes, bytes]] = []
+
+        def collect(key: bytes, value: bytes) -> None:
+            records.append((key, value))
+
+        self.traverseEach(collect, readOnly=True)
+        return records
+
+    def keys(self) -> list[bytes]:
+        """@return: every key (one read traversal)."""
+        return [k for k, _ in self.traverse()]
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.keys())
+
+    def __len__(self) -> int:
+        return self.traverseEach(lambda k, v: None, readOnly=True)
+
+    # --- locks ---------------------------------------------------------------
+
+    def _keyCall(self, name: str, key: bytes) -> int:
+        k = _asBytes(key, "key")
+        fn = getattr(self._lib, name)
+        return int(fn(self._handle(), _libtdb.TDB_DATA_IN(k, len(k))))
+
+    def _nonblock(self, name: str, rc: int) -> bool:
+        if rc == 0:
+            return True
+        code = self._lib.tdb_error(self._handle())
+        if code in (TDB_ERR_LOCK, TDB_ERR_LOCK_TIMEOUT, TDB_ERR_NOLOCK):
+            return False
+        raise self._error(name)
+
+    def chainLock(self, key: bytes) -> None:
+        """
+        Write-lock the hash chain of C{key}, waiting for other processes.
+        Never call this from the reactor thread: use L{chainLockNonblock}.
+        """
+        self._check("tdb_chainlock", self._keyCall("tdb_chainlock", key))
+
+    def chainLockNonblock(self, key: bytes) -> bool:
+        """
+        Try to write-lock the hash chain of C{key} without waiting.
+
+        @return: C{True} if the lock is now held, C{False} if another
+            process holds it.
+        """
+        return self._nonblock(
+            "tdb_chainlock_nonblock", self._keyCall("tdb_chainlock_nonblock", key)
+        )
+
+    def chainUnlock(self, key: bytes) -> None:
+        """Release a lock taken by L{chainLock} or L{chainLockNonblock}."""
+        self._check("tdb_chainunlock", self._keyCall("tdb_chainunlock", key))
+
+    def chainLockRead(self, key: bytes) -> None:
+        """Read-lock the hash chain of C{key}, waiting if needed."""
+        self._check("tdb_chainlock_read", self._keyCall("tdb_chainlock_read", key))
+
+    def chainLockReadNonblock(self, key: bytes) -> bool:
+        """
+        Try to read-lock the hash chain of C{key} without waiting.
+
+        @return: C{True} if held, C{False} if a writer holds it.
+        """
+        if self._lib.tdb_chainlock_read_nonblock is None:
+            raise TDBError(
+                "tdb_chainlock_read_nonblock", "not in this libtdb", path=self.path
+            )
+        return self._nonblock(
+            "tdb_chainlock_read_nonblock",
+            self._keyCall("tdb_chainlock_read_nonblock", key),
+        )
+
+    def chainUnlockRead(self, key: bytes) -> None:
+        """Release a lock taken by L{chainLockRead}."""
+        self._check(
+            "tdb_chainunlock_read", self._keyCall("tdb_chainunlock_read", key)
+        )
+
+    @contextmanager
+    def chainLocked(self, key: bytes) -> Iterator[None]:
+        """Hold the (blocking) chain lock of C{key} for a C{with} block."""
+        self.chainLock(key)
+        try:
+            yield
+        finally:
+            self.chainUnlock(key)
+
+    def lockAll(self) -> None:
+        """Write-lock the whole database, waiting if needed."""
+        self._check("tdb_lockall", self._lib.tdb_lockall(self._handle()))
+
+    def lockAllNonblock(self) -> bool:
+        """
+        @return: C{True} if the whole database is now write-locked,
+            C{False} if another process holds a lock.
+        """
+        return self._nonblock(
+            "tdb_lockall_nonblock", self._lib.tdb_lockall_nonblock(self._handle())
+        )
+
+    def unlockAll(self) -> None:
+        """Release L{lockAll}."""
+        self._check("tdb_unlockall", self._lib.tdb_unlockall(self._handle()))
+
+    # --- transactions ----------------------------------------------------------
+
+    def transactionStart(self) -> None:
+        """Begin a transaction, waiting for the transaction lock."""
+        self._check(
+            "tdb_transaction_start", self._lib.tdb_transaction_start(self._handle())
+        )
+
+    def transactionStartNonblock(self) -> bool:
+        """
+        @return: C{True} if a transaction started, C{False} if another
+            process holds the transaction lock.
+        """
+        return self._nonblock(
+            "tdb_transaction_start_nonblock",
+            self._lib.tdb_transaction_start_nonblock(self._handle()),
+        )
+
+    def transactionPrepareCommit(self) -> None:
+        """First phase of a two-phase commit."""
+        self._check(
+            "tdb_transaction_prepare_commit",
+            self._lib.tdb_transaction_prepare_commit(self._handle()),
+        )
+
+    def transactionCommit(self) -> None:
+        """Commit the open transaction."""
+        self._check(
+            "tdb_transaction_commit", self._lib.tdb_transaction_commit(self._handle())
+        )
+
+    def transactionCancel(self) -> None:
+        """Discard the open transaction."""
+        self._check(
+            "tdb_transaction_cancel", self._lib.tdb_transaction_cancel(self._handle())
+        )
+
+    @property
+    def transactionActive(self) -> bool:
+        """Whether a transaction is open on this handle."""
+        fn = self._lib.tdb_transaction_active
+        if fn is None:
+            raise TDBError("tdb_transaction_active", "not in this libtdb")
+        return bool(fn(self._handle()))
+
+    @contextmanager
+    def transaction(self) -> Iterator[TDB]:
+        """
+        A C{with} block inside a transaction: committed if the block
+        finishes, cancelled if it raises.
+        """
+        self.transactionStart()
+        try:
+            yield self
+        except BaseException:
+            self.transactionCancel()
+            raise
+        self.transactionCommit()
+
+    # --- properties ------------------------------------------------------------
+
+    @property
+    def seqnum(self) -> int:
+        """The database sequence number (maintained with C{TDB_SEQNUM})."""
+        return int(self._lib.tdb_get_seqnum(self._handle()))
+
+    def enableSeqnum(self) -> None:
+        """Start maintaining the sequence number (C{tdb_enable_seqnum})."""
+        self._lib.tdb_enable_seqnum(self._handle())
+
+    @property
+    def flags(self) -> int:
+        """The C{TDB_*} flags in effect (C{tdb_get_flags})."""
+        return int(self._lib.tdb_get_flags(self._handle()))
+
+    def addFlags(self, flags: int) -> None:
+        """C{tdb_add_flags}."""
+        self._lib.tdb_add_flags(self._handle(), flags)
+
+    def removeFlags(self, flags: int) -> None:
+        """C{tdb_remove_flags}."""
+        self._lib.tdb_remove_flags(self._handle(), flags)
+
+    @property
+    def hashSize(self) -> int:
+        """Number of hash chains."""
+        return int(self._lib.tdb_hash_size(self._handle()))
+
+    @property
+    def mapSize(self) -> int:
+        """Current size of the file mapping in bytes."""
+        return int(self._lib.tdb_map_size(self._handle()))
+
+    @property
+    def fd(self) -> int:
+        """The file descriptor (-1 for C{TDB_INTERNAL})."""
+        return int(self._lib.tdb_fd(self._handle()))
+
+    @property
+    def name(self) -> str:
+        """The name libtdb knows the file by."""
+        raw = self._lib.tdb_name(self._handle()) or b""
+        return os.fsdecode(raw)
