@@ -36,7 +36,7 @@ system-packages:
 	        | $(SUDO) debconf-set-selections; \
 	    $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 	    $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	        --no-install-recommends $$missing; \
+	        $$missing; \
 	fi
 
 $(VENV)/bin/python:
