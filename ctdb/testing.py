@@ -86,11 +86,11 @@ class FakeNodeTransport:
         return True
 
     def restartNode(self, pnn: int) -> None:
+        # Alone, only recorded: the test decides whether (and when) the
+        # link dies, with kill().
         self.restarted.append(pnn)
         if self.network is not None:
             self.network._restart(self.pnn, pnn)
-        else:
-            self.connected.discard(pnn)
 
     def removeNode(self, pnn: int) -> None:
         self.removed.append(pnn)
