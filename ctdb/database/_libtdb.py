@@ -21,6 +21,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import threading
+from collections.abc import Callable, Sequence
 from ctypes import (
     CFUNCTYPE,
     POINTER,
@@ -31,7 +32,6 @@ from ctypes import (
     c_uint,
     c_void_p,
 )
-from collections.abc import Callable
 from typing import Any
 
 from ctdb.errors import CTDBError
@@ -255,11 +255,24 @@ _loaded: LibTDB | None = None
 _loadError: TDBUnavailable | None = None
 
 
-def _openLibrary() -> LibTDB:
+def _openLibrary(names: Sequence[str] = LIBTDB_NAMES, useFinder: bool = True) -> LibTDB:
+    """
+    Open the first of C{names} that loads, then whatever
+    C{ctypes.util.find_library("tdb")} finds (which runs ldconfig, so it
+    comes last).
+    """
     errors = []
-    found = ctypes.util.find_library("tdb")
-    names = list(LIBTDB_NAMES) + ([found] if found else [])
-    for name in names:
+    candidates = iter(names)
+    triedFinder = not useFinder
+    while True:
+        name = next(candidates, None)
+        if name is None:
+            if triedFinder:
+                break
+            triedFinder = True
+            name = ctypes.util.find_library("tdb")
+            if name is None:
+                break
         try:
             dll = ctypes.CDLL(name, use_errno=True)
         except OSError as e:
@@ -269,7 +282,7 @@ def _openLibrary() -> LibTDB:
         return LibTDB(dll, ctypes.CDLL(libcName, use_errno=True), name)
     raise TDBUnavailable(
         "libtdb is not available (install the Debian package libtdb1): "
-        + "; ".join(errors)
+        + ("; ".join(errors) or "not found")
     )
 
 

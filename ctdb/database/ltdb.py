@@ -145,7 +145,7 @@ def _words(n: int) -> struct.Struct:
     return s
 
 
-def jenkinsHash(key: bytes) -> int:
+def jenkinsHash(key: bytes | bytearray | memoryview) -> int:
     """
     Bob Jenkins' lookup3 C{hashlittle(key, len, 0)}: libtdb's
     C{tdb_jenkins_hash} and ctdb's C{ctdb_hash}, in pure Python.
@@ -276,7 +276,9 @@ def initialHeader(key: bytes, vnnMap: Sequence[int]) -> LtdbHeader:
 # --- database files ---------------------------------------------------------------
 
 
-def dbTdbFlags(dbFlags: int, withValgrind: bool = False, withMutex: bool = False) -> int:
+def dbTdbFlags(
+    dbFlags: int, withValgrind: bool = False, withMutex: bool = False
+) -> int:
     """
     C{ctdb_db_tdb_flags}: the TDB open flags of a database.
 

@@ -22,9 +22,9 @@ from __future__ import annotations
 import ctypes
 import os
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 from ctdb.database import _libtdb
 from ctdb.database._libtdb import (
@@ -63,39 +63,39 @@ from ctdb.errors import CTDBError
 
 __all__ = [
     "TDB",
+    "TDB_ALLOW_NESTING",
+    "TDB_BIGENDIAN",
+    "TDB_CLEAR_IF_FIRST",
+    "TDB_CONVERT",
+    "TDB_DEFAULT",
+    "TDB_DISALLOW_NESTING",
+    "TDB_ERR_CORRUPT",
+    "TDB_ERR_EINVAL",
+    "TDB_ERR_EXISTS",
+    "TDB_ERR_IO",
+    "TDB_ERR_LOCK",
+    "TDB_ERR_LOCK_TIMEOUT",
+    "TDB_ERR_NESTING",
+    "TDB_ERR_NOEXIST",
+    "TDB_ERR_NOLOCK",
+    "TDB_ERR_OOM",
+    "TDB_ERR_RDONLY",
+    "TDB_INCOMPATIBLE_HASH",
+    "TDB_INSERT",
+    "TDB_INTERNAL",
+    "TDB_MODIFY",
+    "TDB_MUTEX_LOCKING",
+    "TDB_NOLOCK",
+    "TDB_NOMMAP",
+    "TDB_NOSYNC",
+    "TDB_REPLACE",
+    "TDB_SEQNUM",
+    "TDB_SUCCESS",
+    "TDB_VOLATILE",
     "TDBError",
     "TDBUnavailable",
     "available",
     "robustMutexesAvailable",
-    "TDB_DEFAULT",
-    "TDB_CLEAR_IF_FIRST",
-    "TDB_INTERNAL",
-    "TDB_NOLOCK",
-    "TDB_NOMMAP",
-    "TDB_CONVERT",
-    "TDB_BIGENDIAN",
-    "TDB_NOSYNC",
-    "TDB_SEQNUM",
-    "TDB_VOLATILE",
-    "TDB_ALLOW_NESTING",
-    "TDB_DISALLOW_NESTING",
-    "TDB_INCOMPATIBLE_HASH",
-    "TDB_MUTEX_LOCKING",
-    "TDB_REPLACE",
-    "TDB_INSERT",
-    "TDB_MODIFY",
-    "TDB_SUCCESS",
-    "TDB_ERR_CORRUPT",
-    "TDB_ERR_IO",
-    "TDB_ERR_LOCK",
-    "TDB_ERR_OOM",
-    "TDB_ERR_EXISTS",
-    "TDB_ERR_NOLOCK",
-    "TDB_ERR_LOCK_TIMEOUT",
-    "TDB_ERR_NOEXIST",
-    "TDB_ERR_EINVAL",
-    "TDB_ERR_RDONLY",
-    "TDB_ERR_NESTING",
 ]
 
 #: Flags valid for L{TDB.store}.
@@ -148,6 +148,8 @@ def robustMutexesAvailable() -> bool:
 
 
 def _asBytes(value: object, what: str) -> bytes:
+    # Checked here, before any pointer is built: None or str must become a
+    # TypeError, never a NULL or garbage TDB_DATA.
     if isinstance(value, bytes):
         return value
     if isinstance(value, (bytearray, memoryview)):
@@ -156,6 +158,8 @@ def _asBytes(value: object, what: str) -> bytes:
 
 
 _TraverseCallback = Callable[[bytes, bytes], Any]
+#: What keys and values may be given as; they are stored as C{bytes}.
+BytesLike = bytes | bytearray | memoryview
 
 
 class TDB:
@@ -188,8 +192,13 @@ class TDB:
             raise ValueError("TDB path contains a NUL byte")
         ctypes.set_errno(0)
         ctx = self._lib.tdb_open_ex(
-            encoded, int(hashSize), int(tdbFlags), int(openFlags), int(mode),
-            None, None,
+            encoded,
+            int(hashSize),
+            int(tdbFlags),
+            int(openFlags),
+            int(mode),
+            None,
+            None,
         )
         if not ctx:
             err = ctypes.get_errno()
@@ -207,7 +216,7 @@ class TDB:
         state = "open" if self._ctx is not None else "closed"
         return f"<TDB {self.path!r} {state}>"
 
-    def __enter__(self) -> TDB:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
@@ -221,10 +230,9 @@ class TDB:
     def __del__(self) -> None:
         # A handle dropped without close() would keep its fcntl locks and fd
         # until the process exits; release them.
-        try:
-            self.close()
-        except Exception:
-            pass
+        if getattr(self, "_ctx", None) is not None:
+            with suppress(TDBError):
+                self.close()
 
     @property
     def closed(self) -> bool:
@@ -260,7 +268,7 @@ class TDB:
 
     # --- records -------------------------------------------------------------
 
-    def fetch(self, key: bytes) -> bytes | None:
+    def fetch(self, key: BytesLike) -> bytes | None:
         """
         @return: the value stored under C{key}, or C{None} if there is none.
         @raise TDBError: on any failure other than a missing record.
@@ -279,7 +287,7 @@ class TDB:
         finally:
             lib.free(ptr)
 
-    def __getitem__(self, key: bytes) -> bytes:
+    def __getitem__(self, key: BytesLike) -> bytes:
         value = self.fetch(key)
         if value is None:
             raise KeyError(key)
@@ -288,7 +296,7 @@ class TDB:
     def __contains__(self, key: object) -> bool:
         return self.exists(_asBytes(key, "key"))
 
-    def exists(self, key: bytes) -> bool:
+    def exists(self, key: BytesLike) -> bool:
         """
         @return: whether a record is stored under C{key}.
         """
@@ -297,7 +305,7 @@ class TDB:
             self._lib.tdb_exists(self._handle(), _libtdb.TDB_DATA_IN(k, len(k)))
         )
 
-    def store(self, key: bytes, value: bytes, flag: int = TDB_REPLACE) -> None:
+    def store(self, key: BytesLike, value: BytesLike, flag: int = TDB_REPLACE) -> None:
         """
         Store C{value} under C{key}.
 
@@ -318,7 +326,7 @@ class TDB:
         self._check("tdb_store", rc)
 
     def storev(
-        self, key: bytes, parts: Sequence[bytes], flag: int = TDB_REPLACE
+        self, key: BytesLike, parts: Sequence[BytesLike], flag: int = TDB_REPLACE
     ) -> None:
         """
         Store the concatenation of C{parts} under C{key} (C{tdb_storev};
@@ -339,10 +347,10 @@ class TDB:
         rc = lib.tdb_storev(ctx, _libtdb.TDB_DATA_IN(k, len(k)), array, len(bufs), flag)
         self._check("tdb_storev", rc)
 
-    def __setitem__(self, key: bytes, value: bytes) -> None:
+    def __setitem__(self, key: BytesLike, value: BytesLike) -> None:
         self.store(key, value)
 
-    def delete(self, key: bytes) -> bool:
+    def delete(self, key: BytesLike) -> bool:
         """
         Delete the record under C{key}.
 
@@ -356,7 +364,7 @@ class TDB:
             return False
         raise self._error("tdb_delete")
 
-    def __delitem__(self, key: bytes) -> None:
+    def __delitem__(self, key: BytesLike) -> None:
         if not self.delete(key):
             raise KeyError(key)
 
@@ -391,7 +399,9 @@ class TDB:
                 k = ctypes.string_at(key.dptr, key.dsize) if key.dsize else b""
                 v = ctypes.string_at(value.dptr, value.dsize) if value.dsize else b""
                 return 1 if callback(k, v) else 0
-            except BaseException as e:
+            except BaseException as e:  # noqa: BLE001
+                # An exception cannot unwind through libtdb's C frames:
+                # stop the traversal here and re-raise it after the call.
                 raised.append(e)
                 return 1
 
@@ -401,9 +411,7 @@ class TDB:
         if raised:
             raise raised[0]
         if count < 0:
-            raise self._error(
-                "tdb_traverse_read" if readOnly else "tdb_traverse"
-            )
+            raise self._error("tdb_traverse_read" if readOnly else "tdb_traverse")
         return count
 
     def traverse(self) -> list[tuple[bytes, bytes]]:
@@ -430,7 +438,7 @@ class TDB:
 
     # --- locks ---------------------------------------------------------------
 
-    def _keyCall(self, name: str, key: bytes) -> int:
+    def _keyCall(self, name: str, key: BytesLike) -> int:
         k = _asBytes(key, "key")
         fn = getattr(self._lib, name)
         return int(fn(self._handle(), _libtdb.TDB_DATA_IN(k, len(k))))
@@ -443,14 +451,14 @@ class TDB:
             return False
         raise self._error(name)
 
-    def chainLock(self, key: bytes) -> None:
+    def chainLock(self, key: BytesLike) -> None:
         """
         Write-lock the hash chain of C{key}, waiting for other processes.
         Never call this from the reactor thread: use L{chainLockNonblock}.
         """
         self._check("tdb_chainlock", self._keyCall("tdb_chainlock", key))
 
-    def chainLockNonblock(self, key: bytes) -> bool:
+    def chainLockNonblock(self, key: BytesLike) -> bool:
         """
         Try to write-lock the hash chain of C{key} without waiting.
 
@@ -461,15 +469,15 @@ class TDB:
             "tdb_chainlock_nonblock", self._keyCall("tdb_chainlock_nonblock", key)
         )
 
-    def chainUnlock(self, key: bytes) -> None:
+    def chainUnlock(self, key: BytesLike) -> None:
         """Release a lock taken by L{chainLock} or L{chainLockNonblock}."""
         self._check("tdb_chainunlock", self._keyCall("tdb_chainunlock", key))
 
-    def chainLockRead(self, key: bytes) -> None:
+    def chainLockRead(self, key: BytesLike) -> None:
         """Read-lock the hash chain of C{key}, waiting if needed."""
         self._check("tdb_chainlock_read", self._keyCall("tdb_chainlock_read", key))
 
-    def chainLockReadNonblock(self, key: bytes) -> bool:
+    def chainLockReadNonblock(self, key: BytesLike) -> bool:
         """
         Try to read-lock the hash chain of C{key} without waiting.
 
@@ -484,14 +492,12 @@ class TDB:
             self._keyCall("tdb_chainlock_read_nonblock", key),
         )
 
-    def chainUnlockRead(self, key: bytes) -> None:
+    def chainUnlockRead(self, key: BytesLike) -> None:
         """Release a lock taken by L{chainLockRead}."""
-        self._check(
-            "tdb_chainunlock_read", self._keyCall("tdb_chainunlock_read", key)
-        )
+        self._check("tdb_chainunlock_read", self._keyCall("tdb_chainunlock_read", key))
 
     @contextmanager
-    def chainLocked(self, key: bytes) -> Iterator[None]:
+    def chainLocked(self, key: BytesLike) -> Iterator[None]:
         """Hold the (blocking) chain lock of C{key} for a C{with} block."""
         self.chainLock(key)
         try:

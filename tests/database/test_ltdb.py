@@ -57,9 +57,7 @@ class LtdbHeaderTests(SynchronousTestCase):
         )
         self.assertEqual(
             header.encode(),
-            bytes.fromhex(
-                "0807060504030201" "03000000" "00000000" "00000102" "00000000"
-            ),
+            bytes.fromhex("080706050403020103000000000000000000010200000000"),
         )
         self.assertEqual(len(header.encode()), LTDB_HEADER_SIZE)
 
@@ -183,7 +181,7 @@ class HashTests(SynchronousTestCase):
 
     def test_blockBoundaries(self) -> None:
         """Pure and C agree on every length around the 12-byte block edges."""
-        for n in range(0, 50):
+        for n in range(50):
             key = os.urandom(n)
             self.assertEqual(ltdb.jenkinsHash(key), _libtdb.jenkinsHash(key), n)
 
@@ -241,7 +239,10 @@ class DbFilesTests(SynchronousTestCase):
     def test_volatileFlags(self) -> None:
         """Volatile: NOSYNC|CLEAR_IF_FIRST|INCOMPATIBLE_HASH (+MUTEX)."""
         base = (
-            TDB_NOSYNC | TDB_CLEAR_IF_FIRST | TDB_INCOMPATIBLE_HASH | TDB_DISALLOW_NESTING
+            TDB_NOSYNC
+            | TDB_CLEAR_IF_FIRST
+            | TDB_INCOMPATIBLE_HASH
+            | TDB_DISALLOW_NESTING
         )
         self.assertEqual(ltdb.dbTdbFlags(0), base)
         self.assertEqual(ltdb.dbTdbFlags(0), 0x0C41)
@@ -255,7 +256,10 @@ class DbFilesTests(SynchronousTestCase):
         """Replicated: as volatile but never mutexes."""
         self.assertEqual(
             ltdb.dbTdbFlags(CTDB_DB_FLAGS_REPLICATED, withMutex=True),
-            TDB_NOSYNC | TDB_CLEAR_IF_FIRST | TDB_INCOMPATIBLE_HASH | TDB_DISALLOW_NESTING,
+            TDB_NOSYNC
+            | TDB_CLEAR_IF_FIRST
+            | TDB_INCOMPATIBLE_HASH
+            | TDB_DISALLOW_NESTING,
         )
 
     def test_path(self) -> None:
