@@ -178,7 +178,12 @@ def buildCTDBService(
     )
     from ctdb.daemon.databases import DatabaseManager
 
+    from ctdb.daemon.recover import RecoveryControls
+    from ctdb.recovery.service import RecoveryService
+
     DatabaseManager(daemon)
+    RecoveryControls(daemon)
+    recovery = RecoveryService(daemon)
     levelFilter = _LevelFilter(level)
     daemon.setLogLevel = levelFilter.set  # type: ignore[attr-defined]
     if logFile:
@@ -191,6 +196,7 @@ def buildCTDBService(
         globalLogPublisher.addObserver(observer)
     daemon.setName("daemon")
     daemon.setServiceParent(top)
+    recovery.setServiceParent(top)
     _checkSocketPath(socketPath)
     clients = StreamServerEndpointService(
         UNIXServerEndpoint(reactor, socketPath, mode=0o700, wantPID=False),

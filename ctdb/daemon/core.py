@@ -315,7 +315,47 @@ class Daemon(Service):
             assert isinstance(pkt, P.ReqTunnel)
             self._deliverTunnel(pkt)
         else:
+            if pkt.header.generation != self.vnnMap.generation:
+                self.log.debug(
+                    "dropping {op} from {pnn}: generation {gen} != {ours}",
+                    op=op, pnn=pnn, gen=pkt.header.generation, ours=self.vnnMap.generation,
+                )
+                return
+            if self.nodes[self.pnn].flags & NODE_FLAGS_INACTIVE:
+                self.log.debug("dropping {op} from {pnn}: this node is inactive", op=op,
+                               pnn=pnn)
+                return
             self.callPacket(pnn, pkt)
+
+    def reloadNodes(self) -> None:
+        """RELOAD_NODES_FILE: nodes may be added or deleted, never renumbered."""
+        from ctdb.nodes import readNodesFile
+
+        if not self.config.nodesFile:
+            return
+        nodemap = readNodesFile(self.config.nodesFile)
+        for entry in nodemap.nodes:
+            if entry.pnn < len(self.nodes):
+                node = self.nodes[entry.pnn]
+                if entry.deleted and not node.flags & NODE_FLAGS_DELETED:
+                    if entry.pnn == self.pnn:
+                        self.log.error("This node is deleted in the nodes file")
+                        continue
+                    node.flags = NODE_FLAGS_DELETED
+                    self.transport.removeNode(entry.pnn)
+                    self.nodeStateChanged(entry.pnn)
+                elif not entry.deleted and node.flags & NODE_FLAGS_DELETED:
+                    node.address = entry.address
+                    node.flags = NODE_FLAGS_DISCONNECTED
+                    self.transport.connectNode(entry.pnn, entry.address)
+                    self.nodeStateChanged(entry.pnn)
+            else:
+                flags = NODE_FLAGS_DELETED if entry.deleted else NODE_FLAGS_DISCONNECTED
+                self.nodes.append(Node(entry.pnn, entry.address, flags))
+                if not entry.deleted:
+                    self.transport.connectNode(entry.pnn, entry.address)
+                self.nodeStateChanged(entry.pnn)
+        self.config.nodeMap = nodemap
 
     def callPacket(self, pnn: int, pkt: P.Packet) -> None:
         """REQ_CALL and friends; the database layer overrides this."""
@@ -592,6 +632,9 @@ class Daemon(Service):
         clients = self.srvids.setdefault(srvid, [])
         if client not in clients:
             clients.append(client)
+        hook = getattr(self, "srvidRegistered", None)
+        if hook is not None:
+            hook(srvid, client)
 
     def deregisterSrvid(self, srvid: int, client: IClientConnection) -> bool:
         clients = self.srvids.get(srvid)

@@ -27,6 +27,10 @@ from ctdb.database.ltdb import (
     CTDB_REC_FLAG_MIGRATED_WITH_DATA,
     CTDB_REC_FLAG_VACUUM_MIGRATED,
     CTDB_REC_RO_FLAGS,
+    CTDB_REC_RO_HAVE_DELEGATIONS,
+    CTDB_REC_RO_HAVE_READONLY,
+    CTDB_REC_RO_REVOKE_COMPLETE,
+    CTDB_REC_RO_REVOKING_READONLY,
     LtdbHeader,
     ctdbHash,
 )
@@ -48,6 +52,7 @@ MAX_DB_NAME = 255  # ctdbd refuses names that do not fit a path component
 # tdb open flags (lib/tdb/include/tdb.h)
 TDB_DEFAULT = 0
 TDB_CLEAR_IF_FIRST = 1
+TDB_NOLOCK = 4
 TDB_NOSYNC = 64
 TDB_DISALLOW_NESTING = 1024
 TDB_INCOMPATIBLE_HASH = 2048
@@ -83,6 +88,21 @@ class Database:
     pushRecords: int = 0
     pushSrvid: int | None = None
     seqnumEnabled: bool = False
+    #: the read-only delegation tracking db (``<path>.RO``) once
+    #: SET_DB_READONLY made this database READONLY: key -> bitmap of pnns
+    rotdb: IRecordStore | None = None
+    #: records whose delegations are being revoked (ctdb_start_revoke_ro_record)
+    revokes: dict[bytes, _Revoke] = field(default_factory=dict)
+    #: sticky records (ctdb_make_record_sticky), once SET_DB_STICKY
+    sticky: dict[bytes, _StickyRecord] = field(default_factory=dict)
+
+    @property
+    def readonly(self) -> bool:
+        return bool(self.flags & R.DB_FLAGS_READONLY)
+
+    @property
+    def isSticky(self) -> bool:
+        return bool(self.flags & R.DB_FLAGS_STICKY)
 
     @property
     def persistent(self) -> bool:
@@ -98,6 +118,26 @@ class Database:
 
 
 @dataclass
+class _Revoke:
+    """A revoke of a record's read-only delegations in progress, with the
+    requests deferred until it is over (revokechild_handle)."""
+
+    key: bytes
+    deferred: list[tuple[bool, Callable[[], object]]] = field(default_factory=list)
+
+
+@dataclass
+class _StickyRecord:
+    """struct ctdb_sticky_record: a hot record that stays for
+    StickyDuration seconds; after each migration to us it is pinned down
+    for StickyPindown ms, and requests for it wait (pinned_down_deferred_call)."""
+
+    expiry: IDelayedCall | None = None
+    pindown: IDelayedCall | None = None
+    deferred: list[Callable[[], object]] = field(default_factory=list)
+
+
+@dataclass
 class _PendingCall:
     """A REQ_CALL this node sent on behalf of a local client."""
 
@@ -110,6 +150,9 @@ class _PendingCall:
     clientReqid: int
     clientSrcnode: int
     timer: IDelayedCall | None = None
+    #: the callid sent to the dmaster (FETCH_WITH_HEADER for a read-only
+    #: request, whatever the client asked: daemon_request_call_from_client)
+    sentCallid: int = 0
 
 
 @dataclass
@@ -231,7 +274,10 @@ class DatabaseManager:
         return db
 
     def control_GET_DBMAP(self, req: P.ReqControl, client: object) -> ControlResult:
-        return (0, R.encodeDbMap([R.DbId(d.db_id, d.flags) for d in self.byId.values()]), b"")
+        # ctdbd adds each new database at the head of its list (DLIST_ADD),
+        # so the map lists the most recently attached first.
+        dbs = reversed(list(self.byId.values()))
+        return (0, R.encodeDbMap([R.DbId(d.db_id, d.flags) for d in dbs]), b"")
 
     def control_GETDBPATH(self, req: P.ReqControl, client: object) -> ControlResult:
         return (0, C.encodeString(self._db(req).path), b"")
@@ -254,17 +300,39 @@ class DatabaseManager:
         return (0, self._db(req).stats.encode(), b"")
 
     def control_SET_DB_READONLY(self, req: P.ReqControl, client: object) -> ControlResult:
-        db = self._db(req)
-        if not db.volatile:
-            return (-1, b"", b"Cannot set READONLY on a non-volatile database")
-        db.flags |= R.DB_FLAGS_READONLY
+        self.setReadonly(self._db(req))
         return (0, b"", b"")
+
+    def setReadonly(self, db: Database) -> None:
+        """ctdb_set_db_readonly: open the tracking database C{<path>.RO}."""
+        if db.readonly:
+            return
+        if not db.volatile:
+            raise ValueError("Non-volatile databases do not support readonly flag")
+        rotdb: IRecordStore
+        if self.memory:
+            rotdb = MemoryRecordStore()
+        else:
+            ropath = db.path + ".RO"
+            if os.path.exists(ropath):
+                os.unlink(ropath)
+            rotdb = TdbRecordStore(
+                ropath, hashSize=self.daemon.tunables.DatabaseHashSize,
+                tdbFlags=TDB_NOLOCK | TDB_CLEAR_IF_FIRST | TDB_NOSYNC,
+            )
+            self.log.info("OPENED tracking database : '{path}'", path=ropath)
+        db.rotdb = rotdb
+        db.flags |= R.DB_FLAGS_READONLY
+        self.log.info("Readonly property set on DB {db}", db=db.name)
 
     def control_SET_DB_STICKY(self, req: P.ReqControl, client: object) -> ControlResult:
         db = self._db(req)
+        if db.isSticky:
+            return (0, b"", b"")
         if not db.volatile:
-            return (-1, b"", b"Cannot set STICKY on a non-volatile database")
+            raise ValueError("Non-volatile databases do not support sticky flag")
         db.flags |= R.DB_FLAGS_STICKY
+        self.log.info("set db sticky {db}", db=db.name)
         return (0, b"", b"")
 
     def control_GET_DB_SEQNUM(self, req: P.ReqControl, client: object) -> ControlResult:
@@ -288,6 +356,9 @@ class DatabaseManager:
         if self.daemon.tunables.AllowClientDBAttach == 1:
             return (-1, b"", b"DB detach denied while AllowClientDBAttach=1")
         db.store.close()
+        if db.rotdb is not None:
+            db.rotdb.close()
+        self._dropSticky(db)
         del self.byId[db.db_id]
         del self.byName[db.name]
         self.daemon.sendMessage(P.CTDB_BROADCAST_CONNECTED, 0xF701000000000000,
@@ -369,13 +440,9 @@ class DatabaseManager:
         return (0, b"", b"")
 
     def _storeRecovered(self, db: Database, key: bytes, value: bytes) -> None:
-        header, data = splitValue(value)
-        if header is None:
+        if len(value) < HEADER_SIZE:
             return
-        if db.volatile:
-            header = LtdbHeader(header.rsn, self.pnn if header.dmaster == self.pnn
-                                else header.dmaster, 0, header.flags)
-        db.store.store(key, header.encode() + data)
+        db.store.store(key, value)
 
     def control_DB_PUSH_CONFIRM(self, req: P.ReqControl, client: object) -> ControlResult:
         db = self._db(req)
@@ -690,6 +757,36 @@ class DatabaseManager:
         del self._calls[reqid]
         status, reply = self.callLocal(db, key, pending.callid, header, data)
         self._finish(pending, status, reply)
+
+    def recoveryFinished(self) -> None:
+        """ctdb_call_resend_all: calls in flight when the cluster changed are
+        sent again under the new generation, so none is lost."""
+        pending, self._calls = self._calls, {}
+        for pending_call in pending.values():
+            self._resend(pending_call)
+
+    def _resend(self, pending: _PendingCall) -> None:
+        db = pending.db
+        if db.db_id not in self.byId:
+            self._finish(pending, -1, b"")
+            return
+
+        def run() -> None:
+            header, data = self.fetch(db, pending.key)
+            if header.dmaster == self.pnn and not header.flags & CTDB_REC_RO_FLAGS:
+                status, reply = self.callLocal(db, pending.key, pending.callid, header, data)
+                self._finish(pending, status, reply)
+                return
+            reqid = self.daemon.nextReqid()
+            self._calls[reqid] = pending
+            hdr = P.Header(P.Operation.REQ_CALL, header.dmaster, self.pnn, reqid,
+                           self.daemon.vnnMap.generation)
+            self.daemon.queuePacket(
+                P.ReqCall(hdr, pending.flags, db.db_id, pending.callid, 0, pending.key,
+                          pending.calldata)
+            )
+
+        self.withLock(db, pending.key, run)
 
     def clientGone(self, client: IClientConnection) -> None:
         for pending in self._calls.values():

@@ -1,0 +1,248 @@
+# -*- test-case-name: tests.recovery.test_recover_controls -*-
+"""
+The daemon side of recovery and node states (ctdb_recover.c, ctdb_banning.c,
+ctdb_control.c): recovery mode, vnn map, node flags, bans, stop/continue,
+disable/enable, roles, and reloading the nodes file.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import TYPE_CHECKING
+
+from twisted.internet.interfaces import IDelayedCall
+from twisted.logger import Logger
+
+from ctdb.protocols import controls as C
+from ctdb.protocols import packet as P
+from ctdb.protocols.controls import Control
+from ctdb.recovery.election import (
+    CTDB_SRVID_PUSH_NODE_FLAGS,
+    decodeFlagChange,
+    encodeFlagChange,
+)
+
+if TYPE_CHECKING:
+    from ctdb.daemon.core import ControlResult, Daemon
+
+OK: ControlResult = (0, b"", b"")
+
+
+def newGeneration() -> int:
+    """A random generation that is never INVALID_GENERATION (new_generation)."""
+    while True:
+        generation = random.getrandbits(32)
+        if generation != P.INVALID_GENERATION:
+            return generation
+
+
+class RecoveryControls:
+    """Recovery-related controls and the node's own flags."""
+
+    log = Logger()
+
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+        self._unban: IDelayedCall | None = None
+        self.banTime = 0
+        daemon.recoveryControls = self  # type: ignore[attr-defined]
+        for name in dir(self):
+            if name.startswith("control_"):
+                daemon.controls.register(Control[name[len("control_"):]], getattr(self, name))
+        daemon.addMessageHandler(CTDB_SRVID_PUSH_NODE_FLAGS, self._pushedFlags)
+
+    # -- own flags --------------------------------------------------------------
+
+    @property
+    def myNode(self):  # type: ignore[no-untyped-def]
+        return self.daemon.nodes[self.daemon.pnn]
+
+    def setMyFlags(self, flags: int) -> None:
+        node = self.myNode
+        old = node.flags
+        if flags == old:
+            return
+        node.flags = flags
+        self.log.info("This node ({pnn}) flags 0x{old:x} -> 0x{new:x}",
+                      pnn=self.daemon.pnn, old=old, new=flags)
+        if flags & C.NODE_FLAGS_INACTIVE and not old & C.NODE_FLAGS_INACTIVE:
+            self.becomeInactive()
+        self.daemon.sendMessage(P.CTDB_BROADCAST_CONNECTED, CTDB_SRVID_PUSH_NODE_FLAGS,
+                                encodeFlagChange(self.daemon.pnn, flags, old))
+        self.daemon.nodeStateChanged(self.daemon.pnn)
+
+    def becomeInactive(self) -> None:
+        """ctdb_node_become_inactive: recovery mode active, databases frozen."""
+        d = self.daemon
+        d.recmode = C.CTDB_RECOVERY_ACTIVE
+        dbs = getattr(d, "databases", None)
+        if dbs is not None:
+            for db in dbs.byId.values():
+                db.frozen = True
+
+    def _pushedFlags(self, srvid: int, data: bytes) -> None:
+        try:
+            pnn, new, _old = decodeFlagChange(data)
+        except ValueError:
+            return
+        self.applyFlags(pnn, new)
+
+    def applyFlags(self, pnn: int, new: int) -> None:
+        """Another node's flags as it reports them; keep our own link view."""
+        d = self.daemon
+        if pnn == d.pnn or not d.validPnn(pnn):
+            return
+        node = d.nodes[pnn]
+        old = node.flags
+        node.flags = (new & ~C.NODE_FLAGS_DISCONNECTED) | (old & C.NODE_FLAGS_DISCONNECTED)
+        if node.flags != old:
+            self.log.info("Node {pnn} flags 0x{old:x} -> 0x{new:x}", pnn=pnn, old=old,
+                          new=node.flags)
+            d.nodeStateChanged(pnn)
+
+    # -- controls --------------------------------------------------------------------
+
+    def control_SET_RECMODE(self, req: P.ReqControl, client: object) -> ControlResult:
+        mode = C.decodeU32(req.data, "recmode")
+        if mode not in (C.CTDB_RECOVERY_NORMAL, C.CTDB_RECOVERY_ACTIVE):
+            return (-1, b"", b"invalid recovery mode")
+        d = self.daemon
+        if mode == d.recmode:
+            return OK
+        self.log.info("Recovery mode set to {mode}",
+                      mode="NORMAL" if mode == C.CTDB_RECOVERY_NORMAL else "ACTIVE")
+        if mode == C.CTDB_RECOVERY_ACTIVE:
+            d.recmode = mode
+            return OK
+        if self.myNode.flags & C.NODE_FLAGS_INACTIVE:
+            # A banned or stopped node stays out of the cluster.
+            return (-1, b"", b"node is inactive")
+        dbs = getattr(d, "databases", None)
+        if dbs is not None:
+            for db in dbs.byId.values():
+                if db.transactionId is not None:
+                    db.store.transactionCancel()
+                    db.transactionId = None
+                db.frozen = False
+        d.recmode = mode
+        if dbs is not None:
+            dbs.recoveryFinished()
+        return OK
+
+    def control_SETVNNMAP(self, req: P.ReqControl, client: object) -> ControlResult:
+        vnn = C.VnnMap.decode(req.data)
+        for pnn in vnn.map:
+            if not self.daemon.validPnn(pnn):
+                return (-1, b"", b"vnn map names an unknown node")
+        self.daemon.vnnMap = vnn
+        return OK
+
+    def control_START_RECOVERY(self, req: P.ReqControl, client: object) -> ControlResult:
+        d = self.daemon
+        d.lastRecoveryStarted = d.reactor.seconds()
+        d.stats.num_recoveries += 1
+        return OK
+
+    def control_END_RECOVERY(self, req: P.ReqControl, client: object) -> ControlResult:
+        d = self.daemon
+        d.lastRecoveryFinished = d.reactor.seconds()
+        if d.runstate < C.RunState.STARTUP:
+            d.setRunstate(C.RunState.STARTUP)
+            d.setRunstate(C.RunState.RUNNING)
+        return OK
+
+    def control_FREEZE(self, req: P.ReqControl, client: object) -> ControlResult:
+        dbs = getattr(self.daemon, "databases", None)
+        if dbs is not None:
+            for db in dbs.byId.values():
+                db.frozen = True
+        return OK
+
+    def control_MODIFY_FLAGS(self, req: P.ReqControl, client: object) -> ControlResult:
+        pnn, new, _old = decodeFlagChange(req.data)
+        d = self.daemon
+        if not d.validPnn(pnn):
+            return (-1, b"", b"unknown node")
+        if pnn == d.pnn:
+            keep = C.NODE_FLAGS_DISCONNECTED
+            self.setMyFlags((new & ~keep) | (self.myNode.flags & keep))
+        else:
+            self.applyFlags(pnn, new)
+        return OK
+
+    def control_SET_BAN_STATE(self, req: P.ReqControl, client: object) -> ControlResult:
+        pnn, seconds = C.decodeBanState(req.data)
+        d = self.daemon
+        if pnn != d.pnn:
+            self.log.error("SET_BAN_STATE control for PNN {pnn} rejected", pnn=pnn)
+            return (-1, b"", b"ban state for another node")
+        if self._unban is not None and self._unban.active():
+            self._unban.cancel()
+        self._unban = None
+        if seconds == 0:
+            self.log.info("Unbanning this node")
+            self.banTime = 0
+            self.setMyFlags(self.myNode.flags & ~C.NODE_FLAGS_BANNED)
+            return OK
+        self.log.info("Banning this node for {secs} seconds", secs=seconds)
+        self.banTime = seconds
+        self._unban = d.reactor.callLater(seconds, self._banExpired)
+        self.setMyFlags(self.myNode.flags | C.NODE_FLAGS_BANNED)
+        return OK
+
+    def _banExpired(self) -> None:
+        self._unban = None
+        self.banTime = 0
+        self.log.info("Banning timed out")
+        self.setMyFlags(self.myNode.flags & ~C.NODE_FLAGS_BANNED)
+
+    def control_GET_BAN_STATE(self, req: P.ReqControl, client: object) -> ControlResult:
+        seconds = 0
+        if self._unban is not None and self._unban.active():
+            seconds = max(0, int(self._unban.getTime() - self.daemon.reactor.seconds()))
+        return (0, C.encodeBanState(self.daemon.pnn, seconds), b"")
+
+    def control_STOP_NODE(self, req: P.ReqControl, client: object) -> ControlResult:
+        self.log.info("Stopping node")
+        self.setMyFlags(self.myNode.flags | C.NODE_FLAGS_STOPPED)
+        return OK
+
+    def control_CONTINUE_NODE(self, req: P.ReqControl, client: object) -> ControlResult:
+        self.log.info("Continue node")
+        self.setMyFlags(self.myNode.flags & ~C.NODE_FLAGS_STOPPED)
+        return OK
+
+    def control_DISABLE_NODE(self, req: P.ReqControl, client: object) -> ControlResult:
+        self.setMyFlags(self.myNode.flags | C.NODE_FLAGS_PERMANENTLY_DISABLED)
+        return OK
+
+    def control_ENABLE_NODE(self, req: P.ReqControl, client: object) -> ControlResult:
+        self.setMyFlags(self.myNode.flags & ~C.NODE_FLAGS_PERMANENTLY_DISABLED)
+        return OK
+
+    def control_SET_LMASTERROLE(self, req: P.ReqControl, client: object) -> ControlResult:
+        on = C.decodeU32(req.data)
+        d = self.daemon
+        if on:
+            d.capabilities |= C.CTDB_CAP_LMASTER
+        else:
+            d.capabilities &= ~C.CTDB_CAP_LMASTER
+        d.nodeStateChanged(d.pnn)
+        return OK
+
+    def control_SET_RECMASTERROLE(self, req: P.ReqControl, client: object) -> ControlResult:
+        on = C.decodeU32(req.data)
+        d = self.daemon
+        if on:
+            d.capabilities |= C.CTDB_CAP_RECMASTER
+        else:
+            d.capabilities &= ~C.CTDB_CAP_RECMASTER
+        d.nodeStateChanged(d.pnn)
+        return OK
+
+    def control_RECD_PING(self, req: P.ReqControl, client: object) -> ControlResult:
+        return OK
+
+    def control_RELOAD_NODES_FILE(self, req: P.ReqControl, client: object) -> ControlResult:
+        self.daemon.reloadNodes()
+        return OK

@@ -1,0 +1,83 @@
+# -*- test-case-name: tests.recovery.test_election -*-
+"""
+Leader election rules of Samba 4.17 (ctdb_recoverd.c): the election message
+and ctdb_election_win.  Pure; time is passed in.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from ctdb.errors import MalformedPacket
+from ctdb.protocols.controls import NODE_FLAGS_INACTIVE
+
+CTDB_SRVID_RECOVERY = 0xF001000000000000
+CTDB_SRVID_BANNING = 0xF002000000000000
+CTDB_SRVID_ELECTION = 0xF100000000000000
+CTDB_SRVID_LEADER = 0xF101000000000000
+CTDB_SRVID_RECONFIGURE = 0xF200000000000000
+CTDB_SRVID_PUSH_NODE_FLAGS = 0xF900000000000000
+CTDB_SRVID_RELOAD_NODES = 0xFA00000000000000
+CTDB_SRVID_TAKEOVER_RUN = 0xFB00000000000000
+CTDB_SRVID_DISABLE_TAKEOVER_RUNS = 0xFB03000000000000
+CTDB_SRVID_DISABLE_RECOVERIES = 0xFB04000000000000
+
+_ELECTION = struct.Struct("<I4xqqII")
+
+
+@dataclass(frozen=True, slots=True)
+class ElectionMessage:
+    """``struct election_message`` (32 bytes)."""
+
+    num_connected: int
+    priority_time: float
+    pnn: int
+    node_flags: int
+
+    def encode(self) -> bytes:
+        sec = int(self.priority_time)
+        usec = int(round((self.priority_time - sec) * 1e6))
+        return _ELECTION.pack(self.num_connected, sec, usec, self.pnn, self.node_flags)
+
+    @classmethod
+    def decode(cls, buf: bytes) -> ElectionMessage:
+        if len(buf) < _ELECTION.size:
+            raise MalformedPacket(f"election message: {len(buf)} bytes")
+        num, sec, usec, pnn, flags = _ELECTION.unpack_from(buf)
+        return cls(num, sec + usec / 1e6, pnn, flags)
+
+
+def electionWin(mine: ElectionMessage, theirs: ElectionMessage, canBeLeader: bool) -> bool:
+    """ctdb_election_win: would we rather lead than C{theirs}?"""
+    if not canBeLeader:
+        return False
+    if theirs.node_flags & NODE_FLAGS_INACTIVE:
+        return True
+    # the longest running node (earliest priority time), then the lowest pnn
+    mineT = round(mine.priority_time, 6)
+    theirT = round(theirs.priority_time, 6)
+    if theirT != mineT:
+        return theirT > mineT
+    return mine.pnn < theirs.pnn
+
+
+def encodeFlagChange(pnn: int, newFlags: int, oldFlags: int) -> bytes:
+    """``struct ctdb_node_flag_change`` {pnn, new_flags, old_flags}."""
+    return struct.pack("<III", pnn, newFlags, oldFlags)
+
+
+def decodeFlagChange(buf: bytes) -> tuple[int, int, int]:
+    if len(buf) < 12:
+        raise MalformedPacket("node_flag_change: short")
+    return struct.unpack_from("<III", buf)  # type: ignore[return-value]
+
+
+def encodeSrvidMessage(pnn: int, srvid: int) -> bytes:
+    return struct.pack("<I4xQ", pnn, srvid)
+
+
+def decodeSrvidMessage(buf: bytes) -> tuple[int, int]:
+    if len(buf) < 16:
+        raise MalformedPacket("srvid_message: short")
+    return struct.unpack_from("<I4xQ", buf)  # type: ignore[return-value]

@@ -1,0 +1,243 @@
+# -*- test-case-name: tests.recovery.test_procedure -*-
+"""
+The database recovery procedure, as ctdb_recovery_helper.c runs it, over
+the daemon's control channel: recovery mode active, new vnn map and
+generation, then for every database freeze, transaction start, pull and
+merge by RSN (volatile) or take the highest sequence number (persistent and
+replicated), wipe, push, commit and thaw; then recovery mode normal.
+"""
+
+from __future__ import annotations
+
+import itertools
+import struct
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from ctdb.database.ltdb import CTDB_REC_FLAG_MIGRATED_WITH_DATA, LtdbHeader
+from ctdb.protocols import controls as C
+from ctdb.protocols import packet as P
+from ctdb.protocols import records as R
+from ctdb.protocols.controls import Control
+from ctdb.recovery.election import CTDB_SRVID_RECOVERY
+
+if TYPE_CHECKING:
+    from ctdb.daemon.core import Daemon
+
+_log = Logger(namespace="ctdb.recovery.procedure")
+HEADER_SIZE = 24
+_srvids = itertools.count(1)
+
+
+class RecoveryFailed(Exception):
+    def __init__(self, message: str, culprit: int | None = None) -> None:
+        super().__init__(message)
+        self.culprit = culprit
+
+
+@dataclass
+class _Merged:
+    header: LtdbHeader
+    value: bytes  # header + data as pulled
+
+
+async def _control(daemon: Daemon, pnn: int, opcode: int, data: bytes = b"",
+                   flags: int = 0, timeout: float | None = None) -> P.ReplyControl:
+    reply = await daemon.sendControl(pnn, opcode, data, flags=flags, timeout=timeout)
+    if reply.status != 0 and opcode not in (Control.GET_RECMODE, Control.GET_PNN):
+        raise RecoveryFailed(
+            f"control {C.controlName(opcode)} failed on node {pnn}: "
+            f"{reply.errmsg.decode(errors='replace')}",
+            culprit=pnn,
+        )
+    return reply
+
+
+async def _all(daemon: Daemon, nodes: list[int], opcode: int, data: bytes = b"",
+               flags: int = 0, timeout: float | None = None) -> dict[int, P.ReplyControl]:
+    replies = await defer.gatherResults(
+        [defer.Deferred.fromCoroutine(_control(daemon, p, opcode, data, flags, timeout))
+         for p in nodes],
+        consumeErrors=True,
+    )
+    return dict(zip(nodes, replies))
+
+
+def _firstError(f):  # type: ignore[no-untyped-def]
+    if isinstance(f.value, defer.FirstError):
+        return f.value.subFailure
+    return f
+
+
+async def recover(daemon: Daemon, generation: int) -> None:
+    """Run one recovery from this (leader) node.  Raises L{RecoveryFailed}."""
+    try:
+        await _recover(daemon, generation)
+    except defer.FirstError as e:
+        raise e.subFailure.value from None
+
+
+async def _recover(daemon: Daemon, generation: int) -> None:
+    pnn = daemon.pnn
+    timeout = float(daemon.tunables.RecoverTimeout)
+    nodemap = daemon.nodeMap()
+    active = [n.pnn for n in nodemap if not n.flags & C.NODE_FLAGS_INACTIVE]
+    if pnn not in active:
+        raise RecoveryFailed("the leader is not active")
+    _log.info("Recovery of {n} active nodes, generation 0x{gen:08x}", n=len(active),
+              gen=generation)
+    caps = await _all(daemon, active, Control.GET_CAPABILITIES, timeout=timeout)
+    dbmaps = await _all(daemon, active, Control.GET_DBMAP, timeout=timeout)
+    await _all(daemon, active, Control.SET_RECMODE, C.encodeU32(C.CTDB_RECOVERY_ACTIVE),
+               timeout=timeout)
+    await _all(daemon, active, Control.START_RECOVERY, timeout=timeout)
+    lmasters = [
+        p for p in active
+        if C.decodeU32(caps[p].data) & C.CTDB_CAP_LMASTER
+    ] or [pnn]
+    vnn = C.VnnMap(generation, tuple(lmasters))
+    await _all(daemon, active, Control.SETVNNMAP, vnn.encode(), timeout=timeout)
+
+    # every database any node has, with its flags
+    dbs: dict[int, int] = {}
+    present: dict[int, set[int]] = {}
+    for node, reply in dbmaps.items():
+        for entry in R.decodeDbMap(reply.data):
+            dbs[entry.db_id] = dbs.get(entry.db_id, 0) | entry.flags
+            present.setdefault(entry.db_id, set()).add(node)
+    waits = [
+        defer.Deferred.fromCoroutine(
+            _recoverDb(daemon, db_id, flags, present[db_id], active, generation, timeout)
+        )
+        for db_id, flags in dbs.items()
+    ]
+    if waits:
+        await defer.gatherResults(waits, consumeErrors=True)
+    await _all(daemon, active, Control.SET_RECMODE, C.encodeU32(C.CTDB_RECOVERY_NORMAL),
+               timeout=timeout)
+    await _all(daemon, active, Control.END_RECOVERY, timeout=timeout)
+    _log.info("Recovery complete, generation 0x{gen:08x}", gen=generation)
+
+
+async def _recoverDb(daemon: Daemon, db_id: int, flags: int, present: set[int],
+                     active: list[int], generation: int, timeout: float) -> None:
+    owner = next(iter(sorted(present)))
+    name = C.decodeString((await _control(daemon, owner, Control.GET_DBNAME,
+                                          C.encodeU32(db_id), timeout=timeout)).data)
+    if flags & R.DB_FLAGS_PERSISTENT:
+        attach = Control.DB_ATTACH_PERSISTENT
+    elif flags & R.DB_FLAGS_REPLICATED:
+        attach = Control.DB_ATTACH_REPLICATED
+    else:
+        attach = Control.DB_ATTACH
+    missing = [p for p in active if p not in present]
+    if missing:
+        await _all(daemon, missing, attach, C.encodeString(name),
+                   flags=P.CTDB_CTRL_FLAG_ATTACH_RECOVERY, timeout=timeout)
+    dbid = C.encodeU32(db_id)
+    transdb = R.encodeTransDb(db_id, generation)
+    await _all(daemon, active, Control.DB_FREEZE, dbid, timeout=timeout)
+    await _all(daemon, active, Control.DB_TRANSACTION_START, transdb, timeout=timeout)
+    volatile = not flags & (R.DB_FLAGS_PERSISTENT | R.DB_FLAGS_REPLICATED)
+    if volatile:
+        merged = await _pullVolatile(daemon, db_id, active, timeout)
+        leader = daemon.pnn
+        records = []
+        for key, m in merged.items():
+            data = m.value[HEADER_SIZE:]
+            if not data:
+                continue
+            header = LtdbHeader(m.header.rsn, leader, 0,
+                                m.header.flags | CTDB_REC_FLAG_MIGRATED_WITH_DATA)
+            records.append(R.RecData(0, key, header.encode() + data))
+    else:
+        seqnums = await _all(daemon, active, Control.GET_DB_SEQNUM,
+                             struct.pack("<II", db_id, 0), timeout=timeout)
+        best = max(active, key=lambda p: (C.decodeU64(seqnums[p].data), -p))
+        pulled = await _pull(daemon, best, db_id, timeout)
+        records = [r for r in pulled if len(r.data) > HEADER_SIZE]
+    await _all(daemon, active, Control.WIPE_DATABASE, transdb, timeout=timeout)
+    srvid = CTDB_SRVID_RECOVERY | (next(_srvids) & 0xFFFFFFFF)
+    await _all(daemon, active, Control.DB_PUSH_START,
+               R.encodePulldbExt(db_id, P.CTDB_UNKNOWN_PNN, srvid), timeout=timeout)
+    limit = max(daemon.tunables.RecBufferSizeLimit, 1)
+    batch: list[R.RecData] = []
+    size = 0
+    for rec in records:
+        batch.append(rec)
+        size += 16 + len(rec.key) + len(rec.data)
+        if size >= limit:
+            _sendBuffer(daemon, active, srvid, db_id, batch)
+            batch, size = [], 0
+    if batch:
+        _sendBuffer(daemon, active, srvid, db_id, batch)
+    confirms = await _all(daemon, active, Control.DB_PUSH_CONFIRM, dbid, timeout=timeout)
+    for node, reply in confirms.items():
+        count = C.decodeU32(reply.data)
+        if count != len(records):
+            raise RecoveryFailed(
+                f"db {name}: node {node} confirmed {count} of {len(records)} records",
+                culprit=node,
+            )
+    await _all(daemon, active, Control.DB_TRANSACTION_COMMIT, transdb, timeout=timeout)
+    await _all(daemon, active, Control.DB_THAW, dbid, timeout=timeout)
+    _log.info("Recovered database {name} with {n} records", name=name, n=len(records))
+
+
+def _sendBuffer(daemon: Daemon, nodes: list[int], srvid: int, db_id: int,
+                batch: list[R.RecData]) -> None:
+    payload = R.RecBuffer(db_id, tuple(batch)).encode()
+    for node in nodes:
+        daemon.sendMessage(node, srvid, payload)
+
+
+async def _pull(daemon: Daemon, node: int, db_id: int, timeout: float) -> list[R.RecData]:
+    """DB_PULL from one node: its rec_buffers arrive as messages first."""
+    srvid = CTDB_SRVID_RECOVERY | (next(_srvids) & 0xFFFFFFFF)
+    got: list[R.RecData] = []
+
+    def onBuffer(srvid: int, data: bytes) -> None:
+        buf = R.RecBuffer.decode(data)
+        if buf.db_id == db_id:
+            got.extend(buf.records)
+
+    daemon.addMessageHandler(srvid, onBuffer)
+    try:
+        reply = await _control(daemon, node, Control.DB_PULL,
+                               R.encodePulldbExt(db_id, P.CTDB_UNKNOWN_PNN, srvid),
+                               timeout=timeout)
+    finally:
+        daemon.internalHandlers.pop(srvid, None)
+    count = C.decodeU32(reply.data)
+    if count != len(got):
+        raise RecoveryFailed(f"pull from node {node}: {len(got)} of {count} records",
+                             culprit=node)
+    return got
+
+
+async def _pullVolatile(daemon: Daemon, db_id: int, nodes: list[int],
+                        timeout: float) -> dict[bytes, _Merged]:
+    pulls = await defer.gatherResults(
+        [defer.Deferred.fromCoroutine(_pull(daemon, n, db_id, timeout)) for n in nodes],
+        consumeErrors=True,
+    )
+    merged: dict[bytes, _Merged] = {}
+    leader = daemon.pnn
+    for records in pulls:
+        for rec in records:
+            if len(rec.data) < HEADER_SIZE:
+                continue
+            header = LtdbHeader.decode(rec.data[:HEADER_SIZE])[0]
+            old = merged.get(rec.key)
+            # recdb_add_traverse: keep the stored copy if it has a higher rsn,
+            # or the same rsn and its dmaster is the leader.
+            if old is not None and (
+                header.rsn < old.header.rsn
+                or (header.rsn == old.header.rsn and old.header.dmaster == leader)
+            ):
+                continue
+            merged[rec.key] = _Merged(header, rec.data)
+    return merged

@@ -1,0 +1,377 @@
+# -*- test-case-name: tests.recovery.test_service -*-
+"""
+The recovery service: leader election, the leader broadcast, cluster
+monitoring, recovery and banning (ctdb_recoverd.c), running inside the
+daemon process and talking to every node through the control channel.
+
+Differences from ctdbd 4.17, on purpose and documented in the README:
+ - a dead node is noticed from the transport at once, and a dead leader
+   starts an election at once instead of after the leader broadcast timeout;
+ - elections wait 0.5 s (ctdbd's "fast start" value) instead of
+   ElectionTimeout;
+ - the leader checks the cluster four times a second and at once when a
+   node's state changes, instead of every RecoverInterval.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from twisted.application.service import Service
+from twisted.internet import defer, task
+from twisted.internet.interfaces import IDelayedCall
+from twisted.logger import Logger
+
+from ctdb.protocols import controls as C
+from ctdb.protocols import packet as P
+from ctdb.protocols.controls import Control
+from ctdb.recovery.election import (
+    CTDB_SRVID_BANNING,
+    CTDB_SRVID_ELECTION,
+    CTDB_SRVID_LEADER,
+    CTDB_SRVID_RECONFIGURE,
+    CTDB_SRVID_TAKEOVER_RUN,
+    ElectionMessage,
+    decodeSrvidMessage,
+    electionWin,
+)
+from ctdb.recovery.procedure import RecoveryFailed, recover
+
+if TYPE_CHECKING:
+    from ctdb.daemon.core import Daemon
+
+ELECTION_WAIT = 0.5
+MONITOR_INTERVAL = 0.25
+
+
+class RecoveryService(Service):
+    log = Logger()
+    name = "recovery"
+
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+        self.reactor = daemon.reactor
+        self.leader = P.CTDB_UNKNOWN_PNN
+        self.priorityTime = time.time()
+        self.electionInProgress = False
+        self.recovering = False
+        self.needRecovery = False
+        self.culprits: dict[int, list[float]] = {}
+        self._electionTimer: IDelayedCall | None = None
+        self._sendElection: IDelayedCall | None = None
+        self._leaderTimeout: IDelayedCall | None = None
+        self._checkPending: IDelayedCall | None = None
+        self._broadcast: task.LoopingCall | None = None
+        self._monitor: task.LoopingCall | None = None
+        self._checking = False
+        daemon.recovery = self  # type: ignore[attr-defined]
+        daemon.addMessageHandler(CTDB_SRVID_LEADER, self._leaderMessage)
+        daemon.addMessageHandler(CTDB_SRVID_ELECTION, self._electionMessage)
+        daemon.addMessageHandler(CTDB_SRVID_BANNING, self._banningMessage)
+        daemon.addMessageHandler(CTDB_SRVID_TAKEOVER_RUN, self._takeoverRunMessage)
+        previous = daemon.nodeStateChanged
+
+        def changed(pnn: int) -> None:
+            previous(pnn)
+            self.nodeStateChanged(pnn)
+
+        daemon.nodeStateChanged = changed  # type: ignore[method-assign]
+        daemon.srvidRegistered = self._srvidRegistered  # type: ignore[attr-defined]
+
+    # -- service -------------------------------------------------------------
+
+    def startService(self) -> None:
+        super().startService()
+        self.daemon.recmode = C.CTDB_RECOVERY_ACTIVE
+        self.daemon.setRunstate(C.RunState.FIRST_RECOVERY)
+        self._broadcast = task.LoopingCall(self._leaderBroadcast)
+        self._broadcast.clock = self.reactor
+        self._broadcast.start(1.0, now=False)
+        self._monitor = task.LoopingCall(self._monitorTick)
+        self._monitor.clock = self.reactor
+        self._monitor.start(MONITOR_INTERVAL, now=False)
+        # Wait a moment for a leader broadcast before calling an election.
+        self._restartLeaderTimeout(ELECTION_WAIT)
+
+    def stopService(self) -> None:
+        super().stopService()
+        for loop in (self._broadcast, self._monitor):
+            if loop is not None and loop.running:
+                loop.stop()
+        for timer in (self._electionTimer, self._sendElection, self._leaderTimeout,
+                      self._checkPending):
+            if timer is not None and timer.active():
+                timer.cancel()
+
+    # -- properties --------------------------------------------------------------
+
+    @property
+    def pnn(self) -> int:
+        return self.daemon.pnn
+
+    def isLeader(self) -> bool:
+        return self.leader == self.pnn and not self.electionInProgress
+
+    def canBeLeader(self) -> bool:
+        d = self.daemon
+        return bool(d.capabilities & C.CTDB_CAP_RECMASTER) and not (
+            d.nodes[d.pnn].flags & C.NODE_FLAGS_INACTIVE
+        )
+
+    def electionData(self) -> ElectionMessage:
+        d = self.daemon
+        connected = sum(1 for n in d.nodes if not n.flags & C.NODE_FLAGS_DISCONNECTED)
+        return ElectionMessage(connected, self.priorityTime, d.pnn, d.nodes[d.pnn].flags)
+
+    # -- leader broadcast ------------------------------------------------------------
+
+    def _leaderBroadcast(self) -> None:
+        if self.isLeader():
+            self.daemon.sendMessage(P.CTDB_BROADCAST_CONNECTED, CTDB_SRVID_LEADER,
+                                    C.encodeU32(self.pnn))
+
+    def _srvidRegistered(self, srvid: int, client: object) -> None:
+        """Tell a client that registers for LEADER who leads, at once."""
+        if srvid == CTDB_SRVID_LEADER and self.isLeader() and not self.recovering:
+            header = P.Header(P.Operation.REQ_MESSAGE, self.pnn, self.pnn, 0,
+                              self.daemon.vnnMap.generation)
+            self.reactor.callLater(0, self.daemon.sendToClient, client,
+                                   P.ReqMessage(header, CTDB_SRVID_LEADER,
+                                                C.encodeU32(self.pnn)))
+
+    def _leaderMessage(self, srvid: int, data: bytes) -> None:
+        try:
+            leader = C.decodeU32(data)
+        except ValueError:
+            return
+        if leader == P.CTDB_UNKNOWN_PNN:
+            return
+        if leader == self.pnn:
+            return
+        if self.leader == self.pnn and not self.electionInProgress:
+            self.log.info("Leader broadcast from node {other} while this node leads",
+                          other=leader)
+            self.forceElection()
+            return
+        if self.leader != leader:
+            self.log.info("Leader is now node {pnn}", pnn=leader)
+        self.leader = leader
+        self._restartLeaderTimeout()
+
+    def _restartLeaderTimeout(self, delay: float | None = None) -> None:
+        if self._leaderTimeout is not None and self._leaderTimeout.active():
+            self._leaderTimeout.cancel()
+        wait = delay if delay is not None else float(self.daemon.tunables.ElectionTimeout)
+        self._leaderTimeout = self.reactor.callLater(wait, self._noLeader)
+
+    def _noLeader(self) -> None:
+        self._leaderTimeout = None
+        if self.isLeader() or self.electionInProgress:
+            return
+        self.log.info("Leader broadcast timeout: starting an election")
+        self.forceElection()
+
+    # -- elections ---------------------------------------------------------------------
+
+    def forceElection(self) -> None:
+        if not self.running:
+            return
+        self.log.info("Start election")
+        self.electionInProgress = True
+        self.daemon.recmode = C.CTDB_RECOVERY_ACTIVE
+        self.daemon.sendMessage(P.CTDB_BROADCAST_CONNECTED, CTDB_SRVID_LEADER,
+                                C.encodeU32(P.CTDB_UNKNOWN_PNN))
+        self._armElectionTimer()
+        self._sendElectionRequest()
+
+    def _armElectionTimer(self) -> None:
+        if self._electionTimer is not None and self._electionTimer.active():
+            self._electionTimer.cancel()
+        self._electionTimer = self.reactor.callLater(ELECTION_WAIT, self._electionDone)
+
+    def _sendElectionRequest(self) -> None:
+        self._sendElection = None
+        if self.canBeLeader():
+            self.leader = self.pnn
+        self.daemon.sendMessage(P.CTDB_BROADCAST_ALL, CTDB_SRVID_ELECTION,
+                                self.electionData().encode())
+
+    def _electionMessage(self, srvid: int, data: bytes) -> None:
+        try:
+            em = ElectionMessage.decode(data)
+        except ValueError:
+            return
+        if em.pnn == self.pnn:
+            return
+        self.electionInProgress = True
+        self._armElectionTimer()
+        if electionWin(self.electionData(), em, self.canBeLeader()):
+            if self._sendElection is None or not self._sendElection.active():
+                self._sendElection = self.reactor.callLater(0.05, self._sendElectionRequest)
+            return
+        if self._sendElection is not None and self._sendElection.active():
+            self._sendElection.cancel()
+        self._sendElection = None
+        self.leader = em.pnn
+
+    def _electionDone(self) -> None:
+        self._electionTimer = None
+        self.electionInProgress = False
+        if self.leader == self.pnn:
+            if not self.canBeLeader():
+                self.leader = P.CTDB_UNKNOWN_PNN
+                self._restartLeaderTimeout()
+                return
+            self.log.info("This node ({pnn}) is the leader", pnn=self.pnn)
+            self._leaderBroadcast()
+            self.needRecovery = True
+            self.scheduleCheck(0)
+        else:
+            self._restartLeaderTimeout()
+
+    # -- monitoring ----------------------------------------------------------------------
+
+    def nodeStateChanged(self, pnn: int) -> None:
+        if not self.running:
+            return
+        node = self.daemon.nodes[pnn]
+        if pnn == self.leader and pnn != self.pnn and node.flags & (
+            C.NODE_FLAGS_DISCONNECTED | C.NODE_FLAGS_INACTIVE
+        ):
+            self.log.info("Leader node {pnn} is gone: election", pnn=pnn)
+            self.leader = P.CTDB_UNKNOWN_PNN
+            self.forceElection()
+            return
+        if pnn == self.pnn and not self.canBeLeader() and self.leader == self.pnn:
+            self.leader = P.CTDB_UNKNOWN_PNN
+            self.forceElection()
+            return
+        if self.isLeader():
+            self.needRecovery = True
+            self.scheduleCheck(0)
+
+    def scheduleCheck(self, delay: float) -> None:
+        if self._checkPending is None or not self._checkPending.active():
+            self._checkPending = self.reactor.callLater(delay, self._monitorTick)
+
+    def _monitorTick(self) -> None:
+        if not self.isLeader() or self._checking or self.recovering:
+            return
+        self._checking = True
+        d = defer.Deferred.fromCoroutine(self._check())
+
+        def done(_: object) -> None:
+            self._checking = False
+
+        d.addErrback(lambda f: self.log.failure("cluster check failed", f))
+        d.addBoth(done)
+
+    async def _check(self) -> None:
+        d = self.daemon
+        active = [n.pnn for n in d.nodes if not n.flags & C.NODE_FLAGS_INACTIVE]
+        if self.needRecovery:
+            await self.doRecovery("requested")
+            return
+        expected = sorted(active)
+        for pnn in active:
+            reply = await d.sendControl(pnn, Control.GETVNNMAP, timeout=5)
+            if reply.status != 0:
+                await self.doRecovery(f"node {pnn} did not answer GETVNNMAP")
+                return
+            vnn = C.VnnMap.decode(reply.data)
+            if vnn.generation != d.vnnMap.generation or vnn.generation == P.INVALID_GENERATION:
+                await self.doRecovery(f"node {pnn} has generation 0x{vnn.generation:08x}")
+                return
+            if pnn == self.pnn and sorted(vnn.map) != [
+                p for p in expected
+                if p != self.pnn or d.capabilities & C.CTDB_CAP_LMASTER
+            ] and sorted(vnn.map) != [self.pnn]:
+                await self.doRecovery("vnn map does not match the active nodes")
+                return
+            mode = await d.sendControl(pnn, Control.GET_RECMODE, timeout=5)
+            if mode.status != C.CTDB_RECOVERY_NORMAL:
+                await self.doRecovery(f"node {pnn} is in recovery mode")
+                return
+            nodemap = await d.sendControl(pnn, Control.GET_NODEMAP, timeout=5)
+            if nodemap.status == 0:
+                for entry in C.decodeNodeMap(nodemap.data):
+                    if entry.pnn == pnn and entry.pnn != self.pnn:
+                        mine = d.nodes[pnn].flags & ~C.NODE_FLAGS_DISCONNECTED
+                        theirs = entry.flags & ~C.NODE_FLAGS_DISCONNECTED
+                        if mine != theirs:
+                            rc = getattr(d, "recoveryControls", None)
+                            if rc is not None:
+                                rc.applyFlags(pnn, entry.flags)
+                            await self.doRecovery(f"node {pnn} flags changed")
+                            return
+
+    async def doRecovery(self, reason: str) -> None:
+        from ctdb.daemon.recover import newGeneration
+
+        if self.recovering:
+            return
+        self.recovering = True
+        self.needRecovery = False
+        d = self.daemon
+        self.log.info("Starting recovery: {reason}", reason=reason)
+        generation = newGeneration()
+        try:
+            await recover(d, generation)
+        except RecoveryFailed as e:
+            self.log.error("Recovery failed: {err}", err=str(e))
+            if e.culprit is not None and e.culprit != self.pnn:
+                self.addCulprit(e.culprit, 1)
+            self.needRecovery = True
+            self.reactor.callLater(1.0, self.scheduleCheck, 0)
+        except Exception:
+            self.log.failure("Recovery failed")
+            self.needRecovery = True
+            self.reactor.callLater(1.0, self.scheduleCheck, 0)
+        else:
+            self.culprits.clear()
+            d.sendMessage(P.CTDB_BROADCAST_CONNECTED, CTDB_SRVID_RECONFIGURE, b"")
+            self._leaderBroadcast()
+        finally:
+            self.recovering = False
+
+    # -- banning -------------------------------------------------------------------------
+
+    def addCulprit(self, pnn: int, credits: int) -> None:
+        """ctdb_set_culprit_count: a node that causes recoveries earns credits;
+        2 x nodes credits within RecoveryGracePeriod get it banned."""
+        now = self.reactor.seconds()
+        grace = self.daemon.tunables.RecoveryGracePeriod
+        entries = [t for t in self.culprits.get(pnn, []) if now - t < grace]
+        entries += [now] * credits
+        self.culprits[pnn] = entries
+        limit = 2 * len(self.daemon.nodes)
+        if len(entries) >= limit and self.daemon.tunables.EnableBans:
+            self.culprits[pnn] = []
+            period = self.daemon.tunables.RecoveryBanPeriod
+            self.log.error("Banning node {pnn} for {secs} seconds", pnn=pnn, secs=period)
+            self.daemon.sendControl(pnn, Control.SET_BAN_STATE,
+                                    C.encodeBanState(pnn, period))
+
+    def _banningMessage(self, srvid: int, data: bytes) -> None:
+        if not self.isLeader():
+            return
+        try:
+            pnn = C.decodeU32(data)
+        except ValueError:
+            return
+        if self.daemon.validPnn(pnn):
+            self.addCulprit(pnn, len(self.daemon.nodes))
+
+    # -- takeover runs (no public addresses yet: answer at once) ----------------------------
+
+    def _takeoverRunMessage(self, srvid: int, data: bytes) -> None:
+        if not self.isLeader():
+            return
+        try:
+            pnn, replySrvid = decodeSrvidMessage(data)
+        except ValueError:
+            return
+        if replySrvid == 0:
+            return
+        self.daemon.sendMessage(pnn, replySrvid, C.encodeI32(self.pnn))
