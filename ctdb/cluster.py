@@ -222,7 +222,8 @@ class LocalCluster:
         return [k for k in range(self.size) if self.processState(k) == "running"]
 
     def waitConnected(self, pnns: list[int], timeout: float = 30.0) -> None:
-        """Until every started node sees every running node connected."""
+        """Until every started node sees every running node connected and
+        the cluster has recovered (recovery mode NORMAL)."""
         deadline = time.monotonic() + timeout
         problem = ""
         while time.monotonic() < deadline:
@@ -251,6 +252,10 @@ class LocalCluster:
                 ]
                 if missing:
                     problem = f"node {k} does not see node(s) {missing} connected"
+                    break
+                mode = syncControl(self.socketPath(k), C.Control.GET_RECMODE, timeout=2)
+                if mode.status != C.CTDB_RECOVERY_NORMAL:
+                    problem = f"node {k} is in recovery"
                     break
             if not problem:
                 return

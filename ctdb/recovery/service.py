@@ -132,13 +132,18 @@ class RecoveryService(Service):
                                     C.encodeU32(self.pnn))
 
     def _srvidRegistered(self, srvid: int, client: object) -> None:
-        """Tell a client that registers for LEADER who leads, at once."""
-        if srvid == CTDB_SRVID_LEADER and self.isLeader() and not self.recovering:
+        """Tell a client that registers for LEADER who leads, at once, when
+        that is known (ctdbd makes it wait for the next broadcast)."""
+        if (
+            srvid == CTDB_SRVID_LEADER
+            and self.leader != P.CTDB_UNKNOWN_PNN
+            and not self.electionInProgress
+        ):
             header = P.Header(P.Operation.REQ_MESSAGE, self.pnn, self.pnn, 0,
                               self.daemon.vnnMap.generation)
             self.reactor.callLater(0, self.daemon.sendToClient, client,
                                    P.ReqMessage(header, CTDB_SRVID_LEADER,
-                                                C.encodeU32(self.pnn)))
+                                                C.encodeU32(self.leader)))
 
     def _leaderMessage(self, srvid: int, data: bytes) -> None:
         try:
