@@ -67,6 +67,21 @@ def dbTdbFlags(dbFlags: int) -> int:
     return flags | TDB_DISALLOW_NESTING
 
 
+def trackingAdd(tracking: bytes, pnn: int) -> bytes:
+    """ctdb_trackingdb_add_pnn: the tracking record is a bitmap of pnns."""
+    buf = bytearray(tracking)
+    byte = pnn // 8
+    if len(buf) < byte + 1:
+        buf.extend(b"\0" * (byte + 1 - len(buf)))
+    buf[byte] |= 1 << (pnn % 8)
+    return bytes(buf)
+
+
+def trackedPnns(tracking: bytes) -> list[int]:
+    """ctdb_trackingdb_traverse: the pnns set in a tracking record."""
+    return [i * 8 + j for i, b in enumerate(tracking) for j in range(8) if b & (1 << j)]
+
+
 def splitValue(value: bytes | None) -> tuple[LtdbHeader | None, bytes]:
     if value is None or len(value) < HEADER_SIZE:
         return None, b""
@@ -152,7 +167,11 @@ class _PendingCall:
     timer: IDelayedCall | None = None
     #: the callid sent to the dmaster (FETCH_WITH_HEADER for a read-only
     #: request, whatever the client asked: daemon_request_call_from_client)
-    sentCallid: int = 0
+    sentCallid: int | None = None
+
+    @property
+    def wireCallid(self) -> int:
+        return self.callid if self.sentCallid is None else self.sentCallid
 
 
 @dataclass
@@ -531,7 +550,9 @@ class DatabaseManager:
             delay = min(0.0005 * (2 ** min(attempt, 6)), 0.05)
             self.daemon.reactor.callLater(delay, self._relock, db, key, fn, attempt + 1)
             return
-        db.stats.locks_num_calls += 1
+        if attempt:
+            # ctdbd counts only the locks that had to wait for its lock helper.
+            db.stats.locks_num_calls += 1
         try:
             fn()
         except Exception:
@@ -566,46 +587,265 @@ class DatabaseManager:
                               pkt.header.reqid)
             self.daemon.sendToClient(client, P.ReplyCall(header, -1, b""))
             return
-        self.daemon.stats.calls["total_calls"] += 1
-        self.daemon.stats.calls["pending_calls"] += 1
-        pending = _PendingCall(db, pkt.key, pkt.callid, pkt.flags, pkt.calldata, client,
-                               pkt.header.reqid, pkt.header.srcnode)
+        calls = self.daemon.stats.calls
+        calls["total_calls"] += 1
+        calls["pending_calls"] += 1
+        self.withLock(db, pkt.key, lambda: self._clientCallLocked(db, client, pkt))
 
-        def run() -> None:
-            header, data = self.fetch(db, pkt.key)
-            if header.dmaster == self.pnn and not header.flags & CTDB_REC_RO_FLAGS:
-                status, reply = self.callLocal(db, pkt.key, pkt.callid, header, data)
-                self._finish(pending, status, reply)
-                return
-            reqid = self.daemon.nextReqid()
-            self._calls[reqid] = pending
-            hdr = P.Header(P.Operation.REQ_CALL, header.dmaster, self.pnn, reqid,
-                           self.daemon.vnnMap.generation)
-            self.daemon.queuePacket(
-                P.ReqCall(hdr, pkt.flags, db.db_id, pkt.callid, 0, pkt.key, pkt.calldata)
-            )
+    def _clientCallLocked(self, db: Database, client: IClientConnection,
+                          pkt: P.ReqCall) -> None:
+        key = pkt.key
+        calls = self.daemon.stats.calls
+        header, data = self.fetch(db, key)
+        flags = pkt.flags
+        # Don't do READONLY if we don't have a tracking database.
+        if flags & P.CTDB_WANT_READONLY and not db.readonly:
+            flags &= ~P.CTDB_WANT_READONLY
+        header = self._revokeComplete(db, key, header, data)
 
-        self.withLock(db, pkt.key, run)
+        def again() -> None:
+            if self.daemon.clients.get(client.client_id) is client:
+                self.clientCall(client, pkt)
+
+        if header.flags & CTDB_REC_RO_REVOKING_READONLY:
+            # A revoke is under way: wait for it.
+            calls["pending_calls"] = max(0, calls["pending_calls"] - 1)
+            self._deferForRevoke(db, key, bool(flags & P.CTDB_WANT_READONLY), again)
+            return
+        if (header.dmaster == self.pnn and not flags & P.CTDB_WANT_READONLY
+                and header.flags & (CTDB_REC_RO_HAVE_DELEGATIONS | CTDB_REC_RO_HAVE_READONLY)):
+            # A write to a record with read-only copies out: revoke them first.
+            calls["pending_calls"] = max(0, calls["pending_calls"] - 1)
+            self._revoke(db, key, header, data)
+            self._deferForRevoke(db, key, False, again)
+            return
+        callid = pkt.callid
+        if flags & P.CTDB_WANT_READONLY:
+            # Ask for the record with its header, to store the read-only
+            # copy; the reply is cut back to what the client asked for.
+            callid = P.CTDB_FETCH_WITH_HEADER_FUNC
+        pending = _PendingCall(db, key, pkt.callid, flags, pkt.calldata, client,
+                               pkt.header.reqid, pkt.header.srcnode, sentCallid=callid)
+        if header.dmaster == self.pnn:
+            status, reply = self.callLocal(db, key, callid, header, data)
+            self._finish(pending, status, reply)
+            return
+        reqid = self.daemon.nextReqid()
+        self._calls[reqid] = pending
+        hdr = P.Header(P.Operation.REQ_CALL, header.dmaster, self.pnn, reqid,
+                       self.daemon.vnnMap.generation)
+        self.daemon.queuePacket(
+            P.ReqCall(hdr, flags, db.db_id, callid, 0, key, pkt.calldata)
+        )
 
     def callLocal(self, db: Database, key: bytes, callid: int, header: LtdbHeader,
                   data: bytes) -> tuple[int, bytes]:
-        """ctdb_call_local for the built-in functions."""
+        """ctdb_call_local with updatetdb: run a built-in function, then
+        write the record back (the caller holds the lock), which as
+        ctdb_ltdb_store_server bumps the rsn of a record we are dmaster of."""
         if callid == P.CTDB_NULL_FUNC:
-            return 0, b""
-        if callid == P.CTDB_FETCH_FUNC:
-            return 0, data
-        if callid == P.CTDB_FETCH_WITH_HEADER_FUNC:
-            return 0, header.encode() + data
-        return -1, b""
+            reply = b""
+        elif callid == P.CTDB_FETCH_FUNC:
+            reply = data
+        elif callid == P.CTDB_FETCH_WITH_HEADER_FUNC:
+            reply = header.encode() + data
+        else:
+            return -1, b""
+        self.storeRecord(db, key, header, data)
+        return 0, reply
 
     def _finish(self, pending: _PendingCall, status: int, data: bytes) -> None:
         stats = self.daemon.stats
         stats.calls["pending_calls"] = max(0, stats.calls["pending_calls"] - 1)
         if pending.client is None:
             return
+        if (pending.wireCallid == P.CTDB_FETCH_WITH_HEADER_FUNC
+                and pending.callid == P.CTDB_FETCH_FUNC):
+            # daemon_call_from_client_callback: the client asked for a
+            # plain FETCH that we turned into FETCH_WITH_HEADER.
+            data = data[HEADER_SIZE:]
         header = P.Header(P.Operation.REPLY_CALL, pending.clientSrcnode, self.pnn,
                           pending.clientReqid, self.daemon.vnnMap.generation)
         self.daemon.sendToClient(pending.client, P.ReplyCall(header, status, data))
+
+    def _replyCall(self, pkt: P.ReplyCall) -> None:
+        """ctdb_reply_call: a read-only copy that comes back with its header
+        is stored locally (if newer than ours) before the client hears."""
+        pending = self._calls.pop(pkt.header.reqid, None)
+        if pending is None:
+            return
+        if pending.wireCallid != P.CTDB_FETCH_WITH_HEADER_FUNC or len(pkt.data) < HEADER_SIZE:
+            self._finish(pending, pkt.status, pkt.data)
+            return
+        roHeader = LtdbHeader.decode(pkt.data[:HEADER_SIZE])[0]
+        if not roHeader.flags & CTDB_REC_RO_HAVE_READONLY or pending.db.db_id not in self.byId:
+            self._finish(pending, pkt.status, pkt.data)
+            return
+        db = pending.db
+
+        def run() -> None:
+            old, _ = self.fetch(db, pending.key)
+            if roHeader.rsn > old.rsn:
+                self.storeRecord(db, pending.key, roHeader, pkt.data[HEADER_SIZE:])
+            self._finish(pending, pkt.status, pkt.data)
+
+        self.withLock(db, pending.key, run)
+
+    # -- read-only delegations (ctdb_call.c) ----------------------------------------
+
+    def _revokeComplete(self, db: Database, key: bytes, header: LtdbHeader,
+                        data: bytes) -> LtdbHeader:
+        """A finished revoke leaves REVOKE_COMPLETE: the first request after
+        it clears the read-only flags and the tracking record."""
+        if not header.flags & CTDB_REC_RO_REVOKE_COMPLETE:
+            return header
+        self.daemon.stats.total_ro_revokes += 1
+        db.stats.db_ro_revokes += 1
+        header = self.storeRecord(
+            db, key, header.withFlags(clear=CTDB_REC_RO_FLAGS), data)
+        if db.rotdb is not None:
+            db.rotdb.delete(key)
+        return header
+
+    def _deferForRevoke(self, db: Database, key: bytes, readonly: bool,
+                        again: Callable[[], object]) -> None:
+        """ctdb_add_revoke_deferred_call."""
+        rev = db.revokes.get(key)
+        if rev is None:
+            # ctdbd dies here; we try again once the record has settled.
+            self.log.error("Failed to add deferred call to revoke list. "
+                           "revoke structure not found")
+            self.daemon.reactor.callLater(1.0, again)
+            return
+        rev.deferred.append((readonly, again))
+
+    def _revoke(self, db: Database, key: bytes, header: LtdbHeader, data: bytes) -> None:
+        """Mark the record REVOKING_READONLY (we hold its lock) and start
+        ctdb_start_revoke_ro_record once the lock is released."""
+        self.storeRecord(db, key, header.withFlags(set=CTDB_REC_RO_REVOKING_READONLY), data)
+        if key in db.revokes:
+            return
+        db.revokes[key] = _Revoke(key)
+        self.daemon.reactor.callLater(0, self._startRevoke, db, key, header, data)
+
+    def _startRevoke(self, db: Database, key: bytes, header: LtdbHeader, data: bytes) -> None:
+        """ctdb_start_revoke_ro_record + ctdb_revoke_all_delegations: every
+        node holding a read-only copy gets the record (rsn one below ours,
+        no read-only flags) by UPDATE_RECORD."""
+        revHeader = LtdbHeader(
+            header.rsn - 1, header.dmaster, 0,
+            (header.flags & ~(CTDB_REC_RO_REVOKING_READONLY | CTDB_REC_RO_HAVE_DELEGATIONS
+                              | CTDB_REC_RO_HAVE_READONLY))
+            | CTDB_REC_FLAG_MIGRATED_WITH_DATA,
+        )
+        tracking = (db.rotdb.fetch(key) if db.rotdb is not None else None) or b""
+        pnns = trackedPnns(tracking)
+        payload = R.RecBuffer(db.db_id, (R.RecData(0, key, revHeader.encode() + data),)).encode()
+        waits = [self.daemon.sendControl(pnn, Control.UPDATE_RECORD, payload) for pnn in pnns]
+
+        def done(replies: list[P.ReplyControl]) -> None:
+            status = 0
+            for pnn, reply in zip(pnns, replies):
+                if reply.status != 0:
+                    self.log.error("Recv for revoke update record failed on node {pnn}: "
+                                   "{msg}", pnn=pnn, msg=reply.errmsg.decode(errors="replace"))
+                    status = -1
+            if db.db_id not in self.byId:
+                return
+            self.withLock(db, key, lambda: self._finishRevoke(db, key, revHeader, status))
+
+        defer.gatherResults(waits).addCallback(done)
+
+    def _finishRevoke(self, db: Database, key: bytes, revHeader: LtdbHeader,
+                      status: int) -> None:
+        """The end of ctdb_revoke_all_delegations, then revokechild_destructor:
+        mark the record REVOKE_COMPLETE (or, on failure, no longer
+        REVOKING) and requeue the deferred requests, writers first."""
+        current, curdata = splitValue(db.store.fetch(key))
+        want = CTDB_REC_RO_REVOKING_READONLY | CTDB_REC_RO_HAVE_DELEGATIONS
+        if current is None:
+            self.log.error("Failed for fetch tdb record in revokechild")
+            status = -1
+        elif current.rsn > revHeader.rsn + 1:
+            self.log.error("RSN too high in tdb record in revokechild")
+            status = -1
+        elif current.flags & want != want:
+            self.log.error("Flags are wrong in tdb record in revokechild")
+            status = -1
+        elif status == 0:
+            self.storeRecord(db, key, LtdbHeader(
+                current.rsn + 1, current.dmaster, 0,
+                current.flags | CTDB_REC_RO_REVOKE_COMPLETE), curdata)
+        else:
+            self.log.info("Revoke all delegations failed, retrying.")
+        if status != 0 and current is not None and current.flags & CTDB_REC_RO_REVOKING_READONLY:
+            # Never leave the record stuck in REVOKING: the next writer
+            # starts a new revoke.
+            self.storeRecord(db, key, current.withFlags(clear=CTDB_REC_RO_REVOKING_READONLY),
+                             curdata)
+        rev = db.revokes.pop(key, None)
+        if rev is None:
+            return
+        now = [fn for ro, fn in rev.deferred if status == 0 and not ro]
+        later = [fn for ro, fn in rev.deferred if status != 0 or ro]
+        reactor = self.daemon.reactor
+        for fn in now:
+            reactor.callLater(0, fn)
+        for fn in later:
+            reactor.callLater(1.0, fn)
+
+    # -- sticky records (ctdb_call.c) ----------------------------------------------
+
+    def _makeSticky(self, db: Database, key: bytes) -> None:
+        """ctdb_make_record_sticky: a hot record stays for StickyDuration."""
+        if key in db.sticky:
+            return
+        duration = self.daemon.tunables.StickyDuration
+        self.log.info("Make record sticky for {secs} seconds in db {db} key:0x{hash:08x}.",
+                      secs=duration, db=db.name, hash=ctdbHash(key))
+        sr = _StickyRecord()
+        sr.expiry = self.daemon.reactor.callLater(duration, self._unstick, db, key, sr)
+        db.sticky[key] = sr
+
+    def _unstick(self, db: Database, key: bytes, sr: _StickyRecord) -> None:
+        if db.sticky.get(key) is sr:
+            del db.sticky[key]
+        self._releasePindown(sr)
+
+    def _setPindown(self, db: Database, key: bytes) -> None:
+        """ctdb_set_sticky_pindown: we just became dmaster of a sticky
+        record; keep it here for StickyPindown ms."""
+        sr = db.sticky.get(key)
+        if sr is None or sr.pindown is not None:
+            return
+        ms = self.daemon.tunables.StickyPindown
+        self.log.info("Pinning down record in {db} for {ms} ms", db=db.name, ms=ms)
+        sr.pindown = self.daemon.reactor.callLater(ms / 1000.0, self._releasePindown, sr)
+
+    def _releasePindown(self, sr: _StickyRecord) -> None:
+        """ctdb_sticky_pindown_timeout: requeue the deferred requests."""
+        if sr.pindown is not None and sr.pindown.active():
+            sr.pindown.cancel()
+        sr.pindown = None
+        deferred, sr.deferred = sr.deferred, []
+        for fn in deferred:
+            self.daemon.reactor.callLater(0, fn)
+
+    def _deferPinnedDown(self, db: Database, key: bytes, again: Callable[[], object]) -> bool:
+        """ctdb_defer_pinned_down_request."""
+        sr = db.sticky.get(key)
+        if sr is None or sr.pindown is None:
+            return False
+        sr.deferred.append(again)
+        return True
+
+    def _dropSticky(self, db: Database) -> None:
+        for sr in db.sticky.values():
+            if sr.expiry is not None and sr.expiry.active():
+                sr.expiry.cancel()
+            if sr.pindown is not None and sr.pindown.active():
+                sr.pindown.cancel()
+        db.sticky.clear()
 
     def nodeCallPacket(self, pnn: int, pkt: P.Packet) -> None:
         op = pkt.header.operation
@@ -620,9 +860,7 @@ class DatabaseManager:
             self.replyDmaster(pkt)
         elif op == P.Operation.REPLY_CALL:
             assert isinstance(pkt, P.ReplyCall)
-            pending = self._calls.pop(pkt.header.reqid, None)
-            if pending is not None:
-                self._finish(pending, pkt.status, pkt.data)
+            self._replyCall(pkt)
         elif op == P.Operation.REPLY_ERROR:
             assert isinstance(pkt, P.ReplyError)
             pending = self._calls.pop(pkt.header.reqid, None)
@@ -640,48 +878,96 @@ class DatabaseManager:
         if not c.key:
             self._error(c.header, "empty key in request")
             return
+        # A pinned-down sticky record waits until the pindown is over.
+        if db.isSticky and self._deferPinnedDown(db, c.key, lambda: self.requestCall(c)):
+            self.log.warn("Defer request for pinned down record in {db}", db=db.name)
+            return
+        self.withLock(db, c.key, lambda: self._requestCallLocked(db, c))
 
-        def run() -> None:
-            header, data = self.fetch(db, c.key)
-            if header.dmaster != self.pnn:
-                # ctdb_call_send_redirect
-                lmaster = self.lmaster(c.key)
-                dest = header.dmaster if lmaster == self.pnn else lmaster
-                if dest == self.pnn:
-                    # We are lmaster and think we are not dmaster but the
-                    # record says so: protocol confusion; answer an error
-                    # rather than loop.
-                    self._error(c.header, "record has no reachable dmaster")
-                    return
-                hop = c.hopcount + 1
-                if hop % 100 > 95:
-                    self.log.warn("High hopcount {hop} dbid:{db}", hop=hop, db=db.name)
-                self.daemon.queuePacket(
-                    P.ReqCall(c.header.__class__(c.header.operation, dest, c.header.srcnode,
-                                                 c.header.reqid, c.header.generation),
-                              c.flags, c.db_id, c.callid, hop, c.key, c.calldata)
-                )
+    def _requestCallLocked(self, db: Database, c: P.ReqCall) -> None:
+        key = c.key
+        header, data = self.fetch(db, key)
+        flags = c.flags
+        # Don't do READONLY if we don't have a tracking database.
+        if flags & P.CTDB_WANT_READONLY and not db.readonly:
+            flags &= ~P.CTDB_WANT_READONLY
+        header = self._revokeComplete(db, key, header, data)
+        if header.flags & CTDB_REC_RO_REVOKING_READONLY:
+            self._deferForRevoke(db, key, bool(flags & P.CTDB_WANT_READONLY),
+                                 lambda: self.requestCall(c))
+            return
+        if header.dmaster != self.pnn and not header.flags & CTDB_REC_RO_HAVE_DELEGATIONS:
+            self._redirect(db, c, header)
+            return
+        if (not flags & P.CTDB_WANT_READONLY
+                and header.flags & (CTDB_REC_RO_HAVE_DELEGATIONS | CTDB_REC_RO_HAVE_READONLY)):
+            self._revoke(db, key, header, data)
+            self._deferForRevoke(db, key, False, lambda: self.requestCall(c))
+            return
+        if flags & P.CTDB_WANT_READONLY and c.callid == P.CTDB_FETCH_WITH_HEADER_FUNC:
+            self._delegate(db, c, header, data)
+            return
+        stats = self.daemon.stats
+        stats.calls["max_hop_count"] = max(stats.calls["max_hop_count"], c.hopcount)
+        bucket = min(c.hopcount.bit_length(), C.MAX_COUNT_BUCKETS - 1)
+        stats.hop_count_bucket[bucket] += 1
+        db.stats.noteHopcount(c.hopcount)
+        if c.hopcount:
+            db.stats.noteHotKey(key, c.hopcount)
+        # A record that needed many hops is hot: make it sticky.
+        if db.isSticky and c.hopcount >= self.daemon.tunables.HopcountMakeSticky:
+            self._makeSticky(db, key)
+        if c.header.srcnode != self.pnn:
+            if db.commitActive:
+                self.log.info("refusing migration of a record of {db} during commit",
+                              db=db.name)
                 return
-            stats = self.daemon.stats
-            stats.calls["max_hop_count"] = max(stats.calls["max_hop_count"], c.hopcount)
-            bucket = min(c.hopcount.bit_length(), C.MAX_COUNT_BUCKETS - 1)
-            stats.hop_count_bucket[bucket] += 1
-            db.stats.noteHopcount(c.hopcount)
-            if c.hopcount:
-                db.stats.noteHotKey(c.key, c.hopcount)
-            if c.header.srcnode != self.pnn:
-                if db.commitActive:
-                    self.log.info("refusing migration of a record of {db} during commit",
-                                  db=db.name)
-                    return
-                self.sendDmaster(db, c, header, data)
-                return
-            status, reply = self.callLocal(db, c.key, c.callid, header, data)
-            hdr = P.Header(P.Operation.REPLY_CALL, c.header.srcnode, self.pnn,
-                           c.header.reqid, self.daemon.vnnMap.generation)
-            self.daemon.queuePacket(P.ReplyCall(hdr, status, reply))
+            self.sendDmaster(db, c, header, data)
+            return
+        status, reply = self.callLocal(db, key, c.callid, header, data)
+        hdr = P.Header(P.Operation.REPLY_CALL, c.header.srcnode, self.pnn,
+                       c.header.reqid, self.daemon.vnnMap.generation)
+        self.daemon.queuePacket(P.ReplyCall(hdr, status, reply))
 
-        self.withLock(db, c.key, run)
+    def _redirect(self, db: Database, c: P.ReqCall, header: LtdbHeader) -> None:
+        """ctdb_call_send_redirect: to the lmaster, or from the lmaster to
+        the dmaster it knows."""
+        lmaster = self.lmaster(c.key)
+        dest = header.dmaster if lmaster == self.pnn else lmaster
+        if dest == self.pnn:
+            # We are lmaster and think we are not dmaster but the record
+            # says so: protocol confusion; answer an error rather than loop.
+            self._error(c.header, "record has no reachable dmaster")
+            return
+        hop = c.hopcount + 1
+        if hop % 100 > 95:
+            self.log.warn("High hopcount {hop} dbid:{db}", hop=hop, db=db.name)
+        self.daemon.queuePacket(
+            P.ReqCall(c.header.__class__(c.header.operation, dest, c.header.srcnode,
+                                         c.header.reqid, c.header.generation),
+                      c.flags, c.db_id, c.callid, hop, c.key, c.calldata)
+        )
+
+    def _delegate(self, db: Database, c: P.ReqCall, header: LtdbHeader, data: bytes) -> None:
+        """Grant a read-only delegation: the first one bumps our rsn by 3 and
+        sets HAVE_DELEGATIONS; the requester is remembered in the tracking
+        db and gets a copy with rsn-2 flagged HAVE_READONLY."""
+        key = c.key
+        if not header.flags & CTDB_REC_RO_HAVE_DELEGATIONS:
+            header = LtdbHeader(header.rsn + 3, header.dmaster, 0,
+                                header.flags | CTDB_REC_RO_HAVE_DELEGATIONS)
+            header = self.storeRecord(db, key, header, data)
+        if db.rotdb is not None:
+            db.rotdb.store(key, trackingAdd(db.rotdb.fetch(key) or b"", c.header.srcnode))
+        roHeader = LtdbHeader(
+            header.rsn - 2, header.dmaster, 0,
+            (header.flags | CTDB_REC_RO_HAVE_READONLY) & ~CTDB_REC_RO_HAVE_DELEGATIONS,
+        )
+        hdr = P.Header(P.Operation.REPLY_CALL, c.header.srcnode, self.pnn,
+                       c.header.reqid, self.daemon.vnnMap.generation)
+        self.daemon.queuePacket(P.ReplyCall(hdr, 0, roHeader.encode() + data))
+        self.daemon.stats.total_ro_delegations += 1
+        db.stats.db_ro_delegations += 1
 
     def sendDmaster(self, db: Database, c: P.ReqCall, header: LtdbHeader, data: bytes) -> None:
         """ctdb_call_send_dmaster: hand the record to the requester."""
@@ -751,11 +1037,14 @@ class DatabaseManager:
                       flags: int) -> None:
         """ctdb_become_dmaster: store the record as ours, finish the call."""
         header = self.storeRecord(db, key, LtdbHeader(rsn, self.pnn, 0, flags), data)
+        # A sticky record that just arrived stays here for a while.
+        if db.isSticky:
+            self._setPindown(db, key)
         pending = self._calls.get(reqid)
         if pending is None or pending.key != key or pending.db is not db:
             return
         del self._calls[reqid]
-        status, reply = self.callLocal(db, key, pending.callid, header, data)
+        status, reply = self.callLocal(db, key, pending.wireCallid, header, data)
         self._finish(pending, status, reply)
 
     def recoveryFinished(self) -> None:
@@ -774,7 +1063,8 @@ class DatabaseManager:
         def run() -> None:
             header, data = self.fetch(db, pending.key)
             if header.dmaster == self.pnn and not header.flags & CTDB_REC_RO_FLAGS:
-                status, reply = self.callLocal(db, pending.key, pending.callid, header, data)
+                status, reply = self.callLocal(db, pending.key, pending.wireCallid, header,
+                                               data)
                 self._finish(pending, status, reply)
                 return
             reqid = self.daemon.nextReqid()
@@ -782,7 +1072,7 @@ class DatabaseManager:
             hdr = P.Header(P.Operation.REQ_CALL, header.dmaster, self.pnn, reqid,
                            self.daemon.vnnMap.generation)
             self.daemon.queuePacket(
-                P.ReqCall(hdr, pending.flags, db.db_id, pending.callid, 0, pending.key,
+                P.ReqCall(hdr, pending.flags, db.db_id, pending.wireCallid, 0, pending.key,
                           pending.calldata)
             )
 
