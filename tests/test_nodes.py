@@ -8,11 +8,20 @@ ctdb_read_nodes_file (common/ctdb_util.c) and ctdb_sock_addr_from_string
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 
 from twisted.trial.unittest import SynchronousTestCase
 
 from ctdb.errors import ConfigError
 from ctdb.nodes import NodeEntry, parseAddress, parseNodes, readNodesFile
+
+
+def _tempPath(case: SynchronousTestCase) -> str:
+    """A path in a fresh temporary directory removed after the test."""
+    directory = tempfile.mkdtemp(prefix="txctdb-test-")
+    case.addCleanup(shutil.rmtree, directory, True)
+    return os.path.join(directory, "nodes")
 
 
 class ParseNodesTests(SynchronousTestCase):
@@ -150,7 +159,7 @@ class ReadNodesFileTests(SynchronousTestCase):
 
     def test_reads(self) -> None:
         """The file is parsed and errors name its path."""
-        path = self.mktemp()
+        path = _tempPath(self)
         with open(path, "w") as f:
             f.write("10.0.0.1\n#\nbad\n")
         err = self.assertRaises(ConfigError, readNodesFile, path)
@@ -161,13 +170,13 @@ class ReadNodesFileTests(SynchronousTestCase):
 
     def test_missing(self) -> None:
         """A missing file is a ConfigError, not an OSError."""
-        path = self.mktemp()
+        path = _tempPath(self)
         err = self.assertRaises(ConfigError, readNodesFile, path)
         self.assertIn(path, str(err))
 
     def test_notText(self) -> None:
         """A binary file is a ConfigError."""
-        path = self.mktemp()
+        path = _tempPath(self)
         with open(path, "wb") as f:
             f.write(b"\xff\xfe\x00\x01")
         self.assertRaises(ConfigError, readNodesFile, path)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
+import tempfile
 import struct
 
 from twisted.internet.task import Clock
@@ -24,6 +26,13 @@ from ctdb.testing import FakeClient, FakeNodeTransport
 
 #: A pid no process has (above any pid_max).
 NO_SUCH_PID = 0x7FFFFFF0
+
+
+def _tempPath(case: SynchronousTestCase) -> str:
+    """A path in a fresh temporary directory removed after the test."""
+    directory = tempfile.mkdtemp(prefix="txctdb-test-")
+    case.addCleanup(shutil.rmtree, directory, True)
+    return os.path.join(directory, "nodes")
 
 
 class ControlTestCase(SynchronousTestCase):
@@ -154,7 +163,7 @@ class InformationControlTests(ControlTestCase):
         GET_NODES_FILE rereads the nodes file (as ctdb_read_nodes_file), so
         an edited file shows; an unreadable one fails the control.
         """
-        path = self.mktemp()
+        path = _tempPath(self)
         with open(path, "w") as f:
             f.write("10.0.0.1\n10.0.0.2\n#\n10.0.0.4\n10.0.0.5\n")
         self.daemon.config.nodesFile = path
