@@ -82,6 +82,25 @@ def trackedPnns(tracking: bytes) -> list[int]:
     return [i * 8 + j for i, b in enumerate(tracking) for j in range(8) if b & (1 << j)]
 
 
+def updateHotKeys(hotKeys: list[tuple[int, bytes]], key: bytes, count: int) -> None:
+    """ctdb_update_db_stat_hot_keys: keep the MAX_HOT_KEYS (count, key)
+    pairs with the highest counts, in ascending order of count."""
+    if len(hotKeys) >= R.MAX_HOT_KEYS and count <= hotKeys[0][0]:
+        return
+    for i, (known, k) in enumerate(hotKeys):
+        if k == key:
+            if count <= known:
+                return
+            hotKeys[i] = (count, key)
+            break
+    else:
+        if len(hotKeys) < R.MAX_HOT_KEYS:
+            hotKeys.append((count, key))
+        else:
+            hotKeys[0] = (count, key)
+    hotKeys.sort(key=lambda ck: ck[0])
+
+
 def splitValue(value: bytes | None) -> tuple[LtdbHeader | None, bytes]:
     if value is None or len(value) < HEADER_SIZE:
         return None, b""
@@ -110,6 +129,8 @@ class Database:
     revokes: dict[bytes, _Revoke] = field(default_factory=dict)
     #: sticky records (ctdb_make_record_sticky), once SET_DB_STICKY
     sticky: dict[bytes, _StickyRecord] = field(default_factory=dict)
+    #: migrations of each key to us in the current 1 s window (migratedb)
+    migrations: dict[bytes, tuple[int, float]] = field(default_factory=dict)
 
     @property
     def readonly(self) -> bool:
@@ -912,8 +933,6 @@ class DatabaseManager:
         bucket = min(c.hopcount.bit_length(), C.MAX_COUNT_BUCKETS - 1)
         stats.hop_count_bucket[bucket] += 1
         db.stats.noteHopcount(c.hopcount)
-        if c.hopcount:
-            db.stats.noteHotKey(key, c.hopcount)
         # A record that needed many hops is hot: make it sticky.
         if db.isSticky and c.hopcount >= self.daemon.tunables.HopcountMakeSticky:
             self._makeSticky(db, key)
@@ -1044,8 +1063,24 @@ class DatabaseManager:
         if pending is None or pending.key != key or pending.db is not db:
             return
         del self._calls[reqid]
+        self._noteMigration(db, key)
         status, reply = self.callLocal(db, key, pending.wireCallid, header, data)
         self._finish(pending, status, reply)
+
+    def _noteMigration(self, db: Database, key: bytes) -> None:
+        """hash_count_increment(migratedb): count the migrations of a key to
+        us within one second; the counts feed the db's hot keys."""
+        now = self.daemon.reactor.seconds()
+        previous = db.migrations.get(key)
+        if previous is not None and now < previous[1] + 1.0:
+            count, since = previous[0] + 1, previous[1]
+        else:
+            count, since = 1, now
+        if len(db.migrations) > 10000:
+            # ctdb_migration_cleandb_event: forget the expired counters
+            db.migrations = {k: v for k, v in db.migrations.items() if now < v[1] + 1.0}
+        db.migrations[key] = (count, since)
+        updateHotKeys(db.stats.hot_keys, key, count)
 
     def recoveryFinished(self) -> None:
         """ctdb_call_resend_all: calls in flight when the cluster changed are
