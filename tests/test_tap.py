@@ -38,7 +38,7 @@ def test_namedChildren(tmp_path: Path) -> None:
     service = tap.makeService(makeOptions(tmp_path), MemoryReactorClock())
     assert isinstance(service, MultiService)
     assert IService.providedBy(service)
-    assert {child.name for child in service} == {"daemon", "clients"}
+    assert {child.name for child in service} == {"daemon", "recovery", "clients"}
     daemon = service.getServiceNamed("daemon")
     assert isinstance(daemon, Daemon)
     assert daemon.pnn == 0

@@ -811,7 +811,11 @@ class RobustnessTests(SynchronousTestCase):
         )
         d.startService()
         transport.connect(1)
-        transport.deliver(1, P.ReplyError(P.Header(P.Operation.REPLY_ERROR, 0, 1, 3), -1))
+        stale = P.Header(P.Operation.REPLY_ERROR, 0, 1, 3, d.vnnMap.generation + 1)
+        transport.deliver(1, P.ReplyError(stale, -1))
+        self.assertEqual(seen, [], "a stale generation is dropped, as ctdb_input_pkt")
+        current = P.Header(P.Operation.REPLY_ERROR, 0, 1, 3, d.vnnMap.generation)
+        transport.deliver(1, P.ReplyError(current, -1))
         self.assertEqual(seen, [P.Operation.REPLY_ERROR])
         self.assertEqual(d.stats.counters["node.reply_error"], 1)
 
