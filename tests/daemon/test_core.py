@@ -817,7 +817,7 @@ class RobustnessTests(SynchronousTestCase):
         current = P.Header(P.Operation.REPLY_ERROR, 0, 1, 3, d.vnnMap.generation)
         transport.deliver(1, P.ReplyError(current, -1))
         self.assertEqual(seen, [P.Operation.REPLY_ERROR])
-        self.assertEqual(d.stats.counters["node.reply_error"], 1)
+        self.assertEqual(d.stats.counters["node.reply_error"], 2)
 
 
 class StatisticsTests(SynchronousTestCase):
