@@ -470,8 +470,9 @@ class DatabaseManager:
             except MalformedPacket as e:
                 self.log.warn("bad push buffer: {err}", err=str(e))
                 return
-            if buf.db_id != db.db_id:
-                return
+            # As db_push_msg_handler, the buffer's own db_id is not
+            # checked: Samba's restoredb sends the buffers of a backup
+            # file as they are.
             for rec in buf.records:
                 self._storeRecovered(db, rec.key, rec.data)
             db.pushRecords += len(buf.records)
@@ -482,7 +483,10 @@ class DatabaseManager:
     def _storeRecovered(self, db: Database, key: bytes, value: bytes) -> None:
         if len(value) < HEADER_SIZE:
             return
-        db.store.store(key, value)
+        # Strip the read-only flags: a recovery (or a restore) revokes
+        # every delegation implicitly (db_push_msg_handler).
+        header = LtdbHeader.decode(value[:HEADER_SIZE])[0].withFlags(clear=CTDB_REC_RO_FLAGS)
+        db.store.store(key, header.encode() + value[HEADER_SIZE:])
 
     def control_DB_PUSH_CONFIRM(self, req: P.ReqControl, client: object) -> ControlResult:
         db = self._db(req)
