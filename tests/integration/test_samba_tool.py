@@ -27,7 +27,7 @@ import socket
 import struct
 import subprocess
 import time
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -92,22 +92,50 @@ AllowMixedVersions         = 0
 #: The labels of C{ctdb statistics}, in the order the real tool prints them
 #: (nested counters as "section.name").
 REAL_STATISTICS_LABELS = [
-    "num_clients", "frozen", "recovering", "num_recoveries",
-    "client_packets_sent", "client_packets_recv", "node_packets_sent",
-    "node_packets_recv", "keepalive_packets_sent", "keepalive_packets_recv",
-    "node.req_call", "node.reply_call", "node.req_dmaster", "node.reply_dmaster",
-    "node.reply_error", "node.req_message", "node.req_control",
-    "node.reply_control", "node.req_tunnel",
-    "client.req_call", "client.req_message", "client.req_control",
+    "num_clients",
+    "frozen",
+    "recovering",
+    "num_recoveries",
+    "client_packets_sent",
+    "client_packets_recv",
+    "node_packets_sent",
+    "node_packets_recv",
+    "keepalive_packets_sent",
+    "keepalive_packets_recv",
+    "node.req_call",
+    "node.reply_call",
+    "node.req_dmaster",
+    "node.reply_dmaster",
+    "node.reply_error",
+    "node.req_message",
+    "node.req_control",
+    "node.reply_control",
+    "node.req_tunnel",
+    "client.req_call",
+    "client.req_message",
+    "client.req_control",
     "client.req_tunnel",
-    "timeouts.call", "timeouts.control", "timeouts.traverse",
-    "locks.num_calls", "locks.num_current", "locks.num_pending",
+    "timeouts.call",
+    "timeouts.control",
+    "timeouts.traverse",
+    "locks.num_calls",
+    "locks.num_current",
+    "locks.num_pending",
     "locks.num_failed",
-    "total_calls", "pending_calls", "childwrite_calls",
-    "pending_childwrite_calls", "memory_used", "max_hop_count",
-    "total_ro_delegations", "total_ro_revokes",
-    "hop_count_buckets", "lock_buckets",
-    "locks_latency", "reclock_ctdbd", "reclock_recd", "call_latency",
+    "total_calls",
+    "pending_calls",
+    "childwrite_calls",
+    "pending_childwrite_calls",
+    "memory_used",
+    "max_hop_count",
+    "total_ro_delegations",
+    "total_ro_revokes",
+    "hop_count_buckets",
+    "lock_buckets",
+    "locks_latency",
+    "reclock_ctdbd",
+    "reclock_recd",
+    "call_latency",
     "childwrite_latency",
 ]
 
@@ -169,10 +197,16 @@ class RawClient:
         self.sock.connect(path)
         self._reqid = 100
 
-    def control(self, opcode: int, *, srvid: int = 0, data: bytes = b"") -> P.ReplyControl:
+    def control(
+        self, opcode: int, *, srvid: int = 0, data: bytes = b""
+    ) -> P.ReplyControl:
         self._reqid += 1
-        header = P.Header(P.Operation.REQ_CONTROL, P.CTDB_CURRENT_NODE,
-                          P.CTDB_UNKNOWN_PNN, self._reqid)
+        header = P.Header(
+            P.Operation.REQ_CONTROL,
+            P.CTDB_CURRENT_NODE,
+            P.CTDB_UNKNOWN_PNN,
+            self._reqid,
+        )
         self.sock.sendall(P.ReqControl(header, opcode, srvid, 0, 0, data).encode())
         return self.readReply(self._reqid)
 
@@ -201,7 +235,9 @@ def parseStatistics(text: str) -> tuple[list[str], dict[str, object]]:
     """C{ctdb statistics} output -> (labels in order, label -> value)."""
     lines = text.splitlines()
     assert lines[0] == "CTDB version 1"
-    assert re.fullmatch(rf"Current time of statistics  :                {CTIME}", lines[1]), lines[1]
+    assert re.fullmatch(
+        rf"Current time of statistics  :                {CTIME}", lines[1]
+    ), lines[1]
     assert re.fullmatch(
         rf"Statistics collected since  : \(\d{{3}} \d\d:\d\d:\d\d\) {CTIME}", lines[2]
     ), lines[2]
@@ -275,7 +311,9 @@ def test_nodestatus(shared, ctdbTool) -> None:  # type: ignore[no-untyped-def]
 # -- ping, uptime, runstate, getpid --------------------------------------------
 
 
-def pingClients(ctdbTool: Tool, cluster: LocalCluster, via: int, *args: str) -> tuple[int, int]:
+def pingClients(
+    ctdbTool: Tool, cluster: LocalCluster, via: int, *args: str
+) -> tuple[int, int]:
     out = ok(ctdbTool(cluster, via, "ping", *args))
     match = PING.match(out.rstrip("\n"))
     assert match is not None and out.endswith("\n") and out.count("\n") == 1, out
@@ -309,7 +347,9 @@ def test_uptime(shared, ctdbTool) -> None:  # type: ignore[no-untyped-def]
     for args, pnn in (((), 0), (("-n", "1"), 1)):
         lines = ok(ctdbTool(shared, 0, "uptime", *args)).splitlines()
         assert len(lines) == 4, lines
-        now = re.fullmatch(rf"Current time of node {pnn:<4}     :                ({CTIME})", lines[0])
+        now = re.fullmatch(
+            rf"Current time of node {pnn:<4}     :                ({CTIME})", lines[0]
+        )
         start = re.fullmatch(
             rf"Ctdbd start time              : \((\d{{3}}) (\d\d):(\d\d):(\d\d)\) ({CTIME})",
             lines[1],
@@ -318,7 +358,9 @@ def test_uptime(shared, ctdbTool) -> None:  # type: ignore[no-untyped-def]
         assert re.fullmatch(
             rf"Time of last recovery/failover: \(\d+ \d\d:\d\d:\d\d\) {CTIME}", lines[2]
         ), lines[2]
-        assert re.fullmatch(r"Duration of last recovery/failover: \d+\.\d{6} seconds", lines[3])
+        assert re.fullmatch(
+            r"Duration of last recovery/failover: \d+\.\d{6} seconds", lines[3]
+        )
         started = time.mktime(time.strptime(start.group(5), "%a %b %d %H:%M:%S %Y"))
         current = time.mktime(time.strptime(now.group(1), "%a %b %d %H:%M:%S %Y"))
         assert shared.startedAt - 2 <= started <= current <= time.time() + 1
@@ -385,14 +427,26 @@ def test_setvar(makeCluster, ctdbTool) -> None:  # type: ignore[no-untyped-def]
     """
     cluster = makeCluster(3)
     assert ok(ctdbTool(cluster, 0, "setvar", "KeepaliveLimit", "7")) == ""
-    assert ok(ctdbTool(cluster, 0, "getvar", "KeepaliveLimit")) == "KeepaliveLimit             = 7\n"
-    assert ok(ctdbTool(cluster, 1, "getvar", "KeepaliveLimit")) == "KeepaliveLimit             = 5\n"
+    assert (
+        ok(ctdbTool(cluster, 0, "getvar", "KeepaliveLimit"))
+        == "KeepaliveLimit             = 7\n"
+    )
+    assert (
+        ok(ctdbTool(cluster, 1, "getvar", "KeepaliveLimit"))
+        == "KeepaliveLimit             = 5\n"
+    )
     assert ok(ctdbTool(cluster, 0, "setvar", "controltimeout", "33", "-n", "2")) == ""
-    assert ok(ctdbTool(cluster, 2, "getvar", "ControlTimeout")) == "ControlTimeout             = 33\n"
+    assert (
+        ok(ctdbTool(cluster, 2, "getvar", "ControlTimeout"))
+        == "ControlTimeout             = 33\n"
+    )
     assert ok(ctdbTool(cluster, 1, "getvar", "ControlTimeout", "-n", "2")) == (
         "ControlTimeout             = 33\n"
     )
-    assert ok(ctdbTool(cluster, 0, "getvar", "ControlTimeout")) == "ControlTimeout             = 60\n"
+    assert (
+        ok(ctdbTool(cluster, 0, "getvar", "ControlTimeout"))
+        == "ControlTimeout             = 60\n"
+    )
     result = ctdbTool(cluster, 0, "setvar", "NoSuch", "3")
     assert failed(result) == "" and result.stdout == "No such tunable NoSuch\n"
     listed = ok(ctdbTool(cluster, 0, "listvars"))
@@ -503,7 +557,9 @@ def test_process_exists(shared, ctdbTool) -> None:  # type: ignore[no-untyped-de
     client = RawClient(shared.socketPath(1))
     try:
         assert client.control(C.Control.REGISTER_SRVID, srvid=srvid).status == 0
-        assert ok(ctdbTool(shared, 1, "process-exists", str(me))) == f"PID {me} exists\n"
+        assert (
+            ok(ctdbTool(shared, 1, "process-exists", str(me))) == f"PID {me} exists\n"
+        )
         assert ok(ctdbTool(shared, 0, "process-exists", str(me), "-n", "1")) == (
             f"PID {me} exists\n"
         )
@@ -512,7 +568,9 @@ def test_process_exists(shared, ctdbTool) -> None:  # type: ignore[no-untyped-de
         )
         result = ctdbTool(shared, 1, "process-exists", str(me), "0xae00000000009999")
         assert result.returncode == 1
-        assert result.stdout == f"PID {me} with SRVID 0xae00000000009999 does not exist\n"
+        assert (
+            result.stdout == f"PID {me} with SRVID 0xae00000000009999 does not exist\n"
+        )
         for args in ((0, str(me)), (1, str(deadPid.pid)), (1, str(shared.pid(1)))):
             result = ctdbTool(shared, args[0], "process-exists", args[1])
             assert result.returncode == 1, result
@@ -541,11 +599,14 @@ def test_shutdown(makeCluster, ctdbTool) -> None:  # type: ignore[no-untyped-def
     assert ok(ctdbTool(cluster, 0, "shutdown", "-n", "2")) == ""
     waitFor(lambda: cluster.pid(2) is None, 10, "node 2 to exit")
     waitFor(
-        lambda: ctdbTool(cluster, 0, "nodestatus", "2").returncode == 3, 10,
+        lambda: ctdbTool(cluster, 0, "nodestatus", "2").returncode == 3,
+        10,
         "node 0 to see node 2 disconnected",
     )
     result = ctdbTool(cluster, 0, "nodestatus", "2")
-    assert result.stdout == nodeLine(cluster, 2, "DISCONNECTED|UNHEALTHY|INACTIVE") + "\n"
+    assert (
+        result.stdout == nodeLine(cluster, 2, "DISCONNECTED|UNHEALTHY|INACTIVE") + "\n"
+    )
 
     start = time.monotonic()
     assert ok(ctdbTool(cluster, 1, "shutdown", timeout=15)) == ""
@@ -559,9 +620,14 @@ def test_shutdown(makeCluster, ctdbTool) -> None:  # type: ignore[no-untyped-def
             s.close()
     result = ctdbTool(cluster, 1, "ping")
     assert result.returncode == 1
-    assert f"Failed to connect to CTDB daemon ({cluster.socketPath(1)})" in result.stderr
+    assert (
+        f"Failed to connect to CTDB daemon ({cluster.socketPath(1)})" in result.stderr
+    )
     assert cluster.pid(0) == pids[0]
-    assert ok(ctdbTool(cluster, 0, "nodestatus")) == nodeLine(cluster, 0, "OK (THIS NODE)") + "\n"
+    assert (
+        ok(ctdbTool(cluster, 0, "nodestatus"))
+        == nodeLine(cluster, 0, "OK (THIS NODE)") + "\n"
+    )
 
 
 def test_killed_node(makeCluster, ctdbTool) -> None:  # type: ignore[no-untyped-def]
@@ -579,7 +645,8 @@ def test_killed_node(makeCluster, ctdbTool) -> None:  # type: ignore[no-untyped-
     assert result.stderr != ""
 
     waitFor(
-        lambda: ctdbTool(cluster, 0, "nodestatus", "all").returncode == 3, 10,
+        lambda: ctdbTool(cluster, 0, "nodestatus", "all").returncode == 3,
+        10,
         "node 0 to see node 2 disconnected",
     )
     for k in (0, 1):
