@@ -117,6 +117,7 @@ class LocalCluster:
     def setup(
         self, nodes: int, base: str = "127.0.0.1", port: int = P.CTDB_PORT,
         tunables: dict[str, int] | None = None,
+        reclock: str = "",
     ) -> None:
         if nodes < 1:
             raise ClusterError("a cluster needs at least one node")
@@ -126,7 +127,8 @@ class LocalCluster:
         os.makedirs(self.directory, exist_ok=True)
         with open(os.path.join(self.directory, CONFIG), "w") as f:
             json.dump(
-                {"nodes": nodes, "base": base, "port": port, "tunables": tunables or {}},
+                {"nodes": nodes, "base": base, "port": port, "tunables": tunables or {},
+                 "reclock": reclock},
                 f,
             )
         text = "".join(f"{first + k}\n" for k in range(nodes))
@@ -186,6 +188,8 @@ class LocalCluster:
             "--log-file", self.logFile(pnn),
             "--log-level", "NOTICE",
         ]
+        if cfg.get("reclock"):
+            args += ["--reclock", cfg["reclock"]]
         for name, value in cfg.get("tunables", {}).items():
             args += ["--tunable", f"{name}={value}"]
         out = open(os.path.join(d, "stdout.log"), "ab")
@@ -352,6 +356,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--base", default="127.0.0.1", help="address of node 0 (127.0.0.0/8)")
     p.add_argument("--port", type=int, default=P.CTDB_PORT)
     p.add_argument("--tunable", action="append", default=[], metavar="NAME=VALUE")
+    p.add_argument("--reclock", default="",
+                   help="cluster lock: a file path, or '!helper args' (off by default)")
     for name in ("start", "stop"):
         p = sub.add_parser(name)
         p.add_argument("pnns", nargs="*", type=int)
@@ -370,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
                 if not sep:
                     raise ClusterError(f"--tunable wants NAME=VALUE, not {item!r}")
                 tunables[name] = int(value, 0)
-            cluster.setup(args.nodes, args.base, args.port, tunables)
+            cluster.setup(args.nodes, args.base, args.port, tunables, args.reclock)
         elif args.command == "start":
             cluster.start(args.pnns, timeout=args.timeout)
         elif args.command == "stop":

@@ -78,6 +78,12 @@ class RecoveryService(Service):
 
         daemon.nodeStateChanged = changed  # type: ignore[method-assign]
         daemon.srvidRegistered = self._srvidRegistered  # type: ignore[attr-defined]
+        self.clusterLock = None
+        if daemon.config.recoveryLock:
+            from ctdb.recovery.clusterlock import ClusterLock
+
+            self.clusterLock = ClusterLock(reactor=self.reactor, spec=daemon.config.recoveryLock)
+            self.clusterLock.onLost.append(self._clusterLockLost)
 
     # -- service -------------------------------------------------------------
 
@@ -94,8 +100,11 @@ class RecoveryService(Service):
         # Wait a moment for a leader broadcast before calling an election.
         self._restartLeaderTimeout(ELECTION_WAIT)
 
-    def stopService(self) -> None:
+    def stopService(self) -> defer.Deferred[None] | None:  # type: ignore[override]
         super().stopService()
+        waitLock = None
+        if self.clusterLock is not None:
+            waitLock = defer.Deferred.fromCoroutine(self.clusterLock.release())
         for loop in (self._broadcast, self._monitor):
             if loop is not None and loop.running:
                 loop.stop()
@@ -103,6 +112,7 @@ class RecoveryService(Service):
                       self._checkPending):
             if timer is not None and timer.active():
                 timer.cancel()
+        return waitLock
 
     # -- properties --------------------------------------------------------------
 
@@ -187,8 +197,43 @@ class RecoveryService(Service):
         self.daemon.recmode = C.CTDB_RECOVERY_ACTIVE
         self.daemon.sendMessage(P.CTDB_BROADCAST_CONNECTED, CTDB_SRVID_LEADER,
                                 C.encodeU32(P.CTDB_UNKNOWN_PNN))
+        if self.clusterLock is not None:
+            defer.Deferred.fromCoroutine(self._clusterLockElection()).addErrback(
+                lambda f: self.log.failure("cluster lock election failed", f)
+            )
+            return
         self._armElectionTimer()
         self._sendElectionRequest()
+
+    async def _clusterLockElection(self) -> None:
+        """cluster_lock_election: with a cluster lock, the leader is whoever
+        holds it.  A node that cannot take it waits for the leader broadcast;
+        in a split brain only the side with the lock recovers."""
+        lock = self.clusterLock
+        assert lock is not None
+        if not self.canBeLeader():
+            await lock.release()
+            self.leader = P.CTDB_UNKNOWN_PNN
+        elif lock.held:
+            self.leader = self.pnn
+        else:
+            self.leader = P.CTDB_UNKNOWN_PNN
+            if await lock.take():
+                self.leader = self.pnn
+        self.electionInProgress = False
+        if self.leader == self.pnn:
+            self.log.info("This node ({pnn}) holds the cluster lock and leads", pnn=self.pnn)
+            self._leaderBroadcast()
+            self.needRecovery = True
+            self.scheduleCheck(0)
+        else:
+            self._restartLeaderTimeout()
+
+    def _clusterLockLost(self) -> None:
+        if self.leader == self.pnn:
+            self.log.error("Cluster lock lost: leaving the leader role")
+            self.leader = P.CTDB_UNKNOWN_PNN
+            self.forceElection()
 
     def _armElectionTimer(self) -> None:
         if self._electionTimer is not None and self._electionTimer.active():
@@ -203,6 +248,10 @@ class RecoveryService(Service):
                                 self.electionData().encode())
 
     def _electionMessage(self, srvid: int, data: bytes) -> None:
+        if self.clusterLock is not None:
+            # With a cluster lock, the lock decides; election messages only
+            # tell us that someone is electing.
+            return
         try:
             em = ElectionMessage.decode(data)
         except ValueError:
