@@ -35,6 +35,7 @@ __all__ = [
     "FakeNetwork",
     "FakeNodeTransport",
     "connectedNodes",
+    "withRecovery",
 ]
 
 
@@ -358,6 +359,8 @@ class FakeCluster:
     daemons: list[Daemon]
     #: pnns whose daemon asked to shut the process down, in order
     shutdowns: list[int] = field(default_factory=list)
+    #: builds (unstarted) node C{pnn} again, for L{restart}
+    builder: Callable[[int], Daemon] | None = None
 
     def __getitem__(self, pnn: int) -> Daemon:
         """The daemon of node C{pnn} (deleted nodes have none)."""
@@ -391,8 +394,55 @@ class FakeCluster:
 
     def stop(self) -> None:
         for d in self.daemons:
-            if d.running:
-                d.stopService()
+            _stopNode(d)
+
+    def crash(self, pnn: int) -> None:
+        """Node C{pnn}'s process dies: its peers see the links go down, and
+        the dead daemon (with its recovery service) does nothing more."""
+        self.network.killNode(pnn)
+        _stopNode(self[pnn])
+
+    def restart(self, pnn: int) -> Daemon:
+        """Start a fresh daemon for node C{pnn} (after L{crash}), as a new
+        process with empty volatile databases would; returns it."""
+        assert self.builder is not None
+        old = self[pnn]
+        _stopNode(old)
+        daemon = self.builder(pnn)
+        self.daemons[self.daemons.index(old)] = daemon
+        self.network.reviveNode(pnn)
+        _startNode(daemon)
+        self.flush()
+        return daemon
+
+
+def _startNode(daemon: Daemon) -> None:
+    daemon.startService()
+    recovery = getattr(daemon, "recovery", None)
+    if recovery is not None:
+        recovery.startService()
+
+
+def _stopNode(daemon: Daemon) -> None:
+    recovery = getattr(daemon, "recovery", None)
+    if recovery is not None and recovery.running:
+        recovery.stopService()
+    if daemon.running:
+        daemon.stopService()
+
+
+def withRecovery(daemon: Daemon) -> Daemon:
+    """Give a bare daemon what C{ctdb.service} adds: databases on memory
+    stores, the recovery controls and the recovery service (started with the
+    daemon by L{connectedNodes} and L{FakeCluster.restart})."""
+    from ctdb.daemon.databases import DatabaseManager
+    from ctdb.daemon.recover import RecoveryControls
+    from ctdb.recovery.service import RecoveryService
+
+    DatabaseManager(daemon, memory=True)
+    RecoveryControls(daemon)
+    RecoveryService(daemon)
+    return daemon
 
 
 def connectedNodes(
@@ -403,13 +453,17 @@ def connectedNodes(
     tunables: dict[str, int] | None = None,
     daemonFactory: Callable[..., Daemon] = Daemon,
     start: bool = True,
+    recovery: bool = False,
 ) -> FakeCluster:
     """
     Build C{n} started L{Daemon}s (addresses 127.0.0.1..n, or the nodes-file
     text C{nodes}, whose deleted entries get no daemon) connected through a
     L{FakeNetwork} on C{clock}, and flush until every link is up.
     C{daemonFactory} is called like L{Daemon} (keyword arguments), so a test
-    can build a subclass.
+    can build a subclass.  With C{recovery=True} every node also gets
+    databases (memory stores), recovery controls and a recovery service
+    (L{withRecovery}), as a real node has; the cluster then still has to
+    elect a leader and recover (advance the clock a few seconds).
     """
     text = nodes if nodes is not None else "".join(
         f"127.0.0.{i + 1}\n" for i in range(n)
@@ -417,23 +471,28 @@ def connectedNodes(
     nodeMap = parseNodes(text)
     network = FakeNetwork(clock)
     cluster = FakeCluster(clock, network, nodeMap, [])
-    for entry in nodeMap.nodes:
-        if entry.deleted:
-            continue
 
-        def onShutdown(pnn: int = entry.pnn) -> None:
+    def build(pnn: int) -> Daemon:
+        def onShutdown() -> None:
             cluster.shutdowns.append(pnn)
 
-        config = DaemonConfig(nodeMap=nodeMap, pnn=entry.pnn, tunables=dict(tunables or {}))
+        config = DaemonConfig(nodeMap=nodeMap, pnn=pnn, tunables=dict(tunables or {}))
         daemon = daemonFactory(
             reactor=clock,
             config=config,
-            transport=network.transport(entry.pnn),
+            transport=network.transport(pnn),
             shutdownCallback=onShutdown,
         )
-        cluster.daemons.append(daemon)
+        if recovery:
+            withRecovery(daemon)
+        return daemon
+
+    cluster.builder = build
+    for entry in nodeMap.nodes:
+        if not entry.deleted:
+            cluster.daemons.append(build(entry.pnn))
     if start:
         for d in cluster.daemons:
-            d.startService()
+            _startNode(d)
         cluster.flush()
     return cluster

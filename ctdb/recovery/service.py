@@ -15,7 +15,6 @@ Differences from ctdbd 4.17, on purpose and documented in the README:
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING
 
 from twisted.application.service import Service
@@ -53,7 +52,7 @@ class RecoveryService(Service):
         self.daemon = daemon
         self.reactor = daemon.reactor
         self.leader = P.CTDB_UNKNOWN_PNN
-        self.priorityTime = time.time()
+        self.priorityTime = self.reactor.seconds()
         self.electionInProgress = False
         self.recovering = False
         self.needRecovery = False
@@ -89,6 +88,9 @@ class RecoveryService(Service):
 
     def startService(self) -> None:
         super().startService()
+        # ctdbd's recoverd takes its priority time when it starts: the
+        # longest-running node wins elections.
+        self.priorityTime = self.reactor.seconds()
         self.daemon.recmode = C.CTDB_RECOVERY_ACTIVE
         self.daemon.setRunstate(C.RunState.FIRST_RECOVERY)
         self._broadcast = task.LoopingCall(self._leaderBroadcast)
