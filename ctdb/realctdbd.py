@@ -101,9 +101,11 @@ class RealCtdbdCluster:
         tunables: dict[str, int] | None = None,
     ) -> None:
         first = ipaddress.ip_address(base)
-        if first.version != 4 or not first.is_loopback or not (
-            first + nodes - 1
-        ).is_loopback:
+        if (
+            first.version != 4
+            or not first.is_loopback
+            or not (first + nodes - 1).is_loopback
+        ):
             raise RealCtdbdError(f"node addresses must be in 127.0.0.0/8, not {base}")
         if nodes < 1:
             raise RealCtdbdError("a cluster needs at least one node")
@@ -149,12 +151,18 @@ class RealCtdbdCluster:
     def setup(self) -> None:
         """Create every node directory (idempotent; keeps existing databases)."""
         if shutil.which(self.ctdbd) is None and not os.access(self.ctdbd, os.X_OK):
-            raise RealCtdbdError(f"{self.ctdbd} is not installed (apt-get install ctdb)")
+            raise RealCtdbdError(
+                f"{self.ctdbd} is not installed (apt-get install ctdb)"
+            )
         nodesText = "".join(f"{self.address(k)}\n" for k in range(self.size))
         for k in range(self.size):
             d = self.nodeDir(k)
             for sub in (
-                "run", "var", "events/legacy", "db/volatile", "db/persistent",
+                "run",
+                "var",
+                "events/legacy",
+                "db/volatile",
+                "db/persistent",
                 "db/state",
             ):
                 os.makedirs(os.path.join(d, sub), exist_ok=True)
@@ -182,8 +190,9 @@ class RealCtdbdCluster:
             tunablesPath = os.path.join(d, "ctdb.tunables")
             if self.tunables:
                 with open(tunablesPath, "w") as f:
-                    for name, value in self.tunables.items():
-                        f.write(f"{name}={value}\n")
+                    f.writelines(
+                        f"{name}={value}\n" for name, value in self.tunables.items()
+                    )
             elif os.path.exists(tunablesPath):
                 os.unlink(tunablesPath)
 
@@ -250,8 +259,11 @@ class RealCtdbdCluster:
             for pid in _allPids():
                 st = _stat(pid)
                 if (
-                    st is not None and st[2] == session and pid not in live
-                    and st[0] not in ("Z", "X") and self._ours(pnn, pid)
+                    st is not None
+                    and st[2] == session
+                    and pid not in live
+                    and st[0] not in ("Z", "X")
+                    and self._ours(pnn, pid)
                 ):
                     live[pid] = st[3]
                     self._procs[pnn][pid] = st[3]
@@ -286,7 +298,9 @@ class RealCtdbdCluster:
             self._signalAll(left, signal.SIGKILL)
             left = self._waitGone(left, 5.0)
         if left:
-            raise RealCtdbdError(f"node {pnn}: processes {sorted(left)} survived SIGKILL")
+            raise RealCtdbdError(
+                f"node {pnn}: processes {sorted(left)} survived SIGKILL"
+            )
         self._procs[pnn].clear()
 
     def startNode(self, pnn: int) -> None:
@@ -304,15 +318,16 @@ class RealCtdbdCluster:
             pass
         env = dict(os.environ)
         env.update(self.env(pnn))
-        out = open(os.path.join(self.nodeDir(pnn), "stdout.log"), "ab")
-        try:
+        with open(os.path.join(self.nodeDir(pnn), "stdout.log"), "ab") as out:
             proc = subprocess.Popen(
-                [self.ctdbd], env=env, cwd=self.nodeDir(pnn),
-                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                [self.ctdbd],
+                env=env,
+                cwd=self.nodeDir(pnn),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        finally:
-            out.close()
         # ctdbd forks; the parent exits once the daemon is on its way.
         try:
             rc = proc.wait(timeout=15)
@@ -346,7 +361,9 @@ class RealCtdbdCluster:
         return C.decodeNodeMap(reply.data)
 
     def recMode(self, pnn: int) -> int:
-        return syncControl(self.socketPath(pnn), C.Control.GET_RECMODE, timeout=2).status
+        return syncControl(
+            self.socketPath(pnn), C.Control.GET_RECMODE, timeout=2
+        ).status
 
     def waitReady(self, timeout: float = 30.0) -> None:
         """
@@ -389,7 +406,9 @@ class RealCtdbdCluster:
             if not problem:
                 return
             if time.monotonic() >= deadline:
-                raise RealCtdbdError(f"real ctdbd cluster not ready after {timeout:.0f} s: {problem}")
+                raise RealCtdbdError(
+                    f"real ctdbd cluster not ready after {timeout:.0f} s: {problem}"
+                )
             time.sleep(0.05)
 
     def tail(self, pnn: int, lines: int = 20) -> str:

@@ -21,7 +21,8 @@ import shutil
 import struct
 import tempfile
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from twisted.internet import defer, reactor
@@ -163,7 +164,9 @@ class _ClientChecks:
         maps = []
         for k in range(NODES):
             conn = yield defer.Deferred.fromCoroutine(self.connect(k))
-            data = yield defer.Deferred.fromCoroutine(conn.controlOk(C.Control.GETVNNMAP))
+            data = yield defer.Deferred.fromCoroutine(
+                conn.controlOk(C.Control.GETVNNMAP)
+            )
             self.assertEqual(len(data), 8 + 4 * len(C.VnnMap.decode(data).map))
             maps.append(C.VnnMap.decode(data))
             self.assertTrue(set(maps[-1].map) <= set(range(NODES)), maps[-1])
@@ -190,8 +193,14 @@ class _ClientChecks:
         )
         self.assertEqual(len(data), 4 * len(C.TUNABLES))
         values = C.Tunables.decodeAll(data)
-        for name in ("ControlTimeout", "KeepaliveInterval", "KeepaliveLimit",
-                     "RecoverInterval", "DatabaseHashSize", "EnableBans"):
+        for name in (
+            "ControlTimeout",
+            "KeepaliveInterval",
+            "KeepaliveLimit",
+            "RecoverInterval",
+            "DatabaseHashSize",
+            "EnableBans",
+        ):
             self.assertEqual(values[name], C.Tunables().get(name), name)
         for name in ("KeepaliveInterval", "MonitorInterval", "QueueBufferSize"):
             raw = yield defer.Deferred.fromCoroutine(
