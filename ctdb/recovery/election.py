@@ -49,17 +49,23 @@ class ElectionMessage:
 
 
 def electionWin(mine: ElectionMessage, theirs: ElectionMessage, canBeLeader: bool) -> bool:
-    """ctdb_election_win: would we rather lead than C{theirs}?"""
+    """
+    ctdb_election_win: would we rather lead than C{theirs}?
+
+    A node that cannot lead never wins; against a banned or stopped sender it
+    always does; otherwise the longest-running node (earliest priority time)
+    wins and, on equal times, the B{higher} pnn: 4.17 computes
+    C{cmp = myem.pnn - em->pnn} and wins when C{cmp > 0}.
+    """
     if not canBeLeader:
         return False
     if theirs.node_flags & NODE_FLAGS_INACTIVE:
         return True
-    # the longest running node (earliest priority time), then the lowest pnn
     mineT = round(mine.priority_time, 6)
     theirT = round(theirs.priority_time, 6)
     if theirT != mineT:
         return theirT > mineT
-    return mine.pnn < theirs.pnn
+    return mine.pnn > theirs.pnn
 
 
 def encodeFlagChange(pnn: int, newFlags: int, oldFlags: int) -> bytes:
@@ -81,3 +87,14 @@ def decodeSrvidMessage(buf: bytes) -> tuple[int, int]:
     if len(buf) < 16:
         raise MalformedPacket("srvid_message: short")
     return struct.unpack_from("<I4xQ", buf)  # type: ignore[return-value]
+
+
+def encodeDisableMessage(pnn: int, srvid: int, timeout: int) -> bytes:
+    """``struct ctdb_disable_message`` {pnn, pad4, srvid, timeout, pad4}."""
+    return struct.pack("<I4xQI4x", pnn, srvid, timeout)
+
+
+def decodeDisableMessage(buf: bytes) -> tuple[int, int, int]:
+    if len(buf) < 24:
+        raise MalformedPacket("disable_message: short")
+    return struct.unpack_from("<I4xQI4x", buf)  # type: ignore[return-value]
