@@ -1,0 +1,296 @@
+# -*- test-case-name: tests.integration.test_failures -*-
+"""
+Failure injection against real daemons: nodes killed (SIGKILL), frozen
+(SIGSTOP), stopped, banned and restarted while records are held and while
+clients increment counters on every node.
+
+Samba's C{ctdb} tool writes and reads the records of the single-failure
+tests; the workload test runs one client process per node (this file, run
+as a script) on L{ctdb.client}.  Every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+
+from ctdb.cluster import LocalCluster, syncControl
+from ctdb.protocols import controls as C
+from ctdb.protocols import packet as P
+
+PDB = "fail_persistent.tdb"
+VDB = "fail_volatile.tdb"
+FAST_KEEPALIVE = {"KeepaliveInterval": 1, "KeepaliveLimit": 3}
+
+
+# -- observing the cluster -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NodeView:
+    """What one node says about the cluster."""
+
+    pnn: int
+    recmode: int
+    generation: int
+    vnnmap: tuple[int, ...]
+    flags: dict[int, int]
+
+    @property
+    def normal(self) -> bool:
+        return self.recmode == C.CTDB_RECOVERY_NORMAL
+
+
+def view(cluster: LocalCluster, pnn: int) -> NodeView:
+    path = cluster.socketPath(pnn)
+    mode = syncControl(path, C.Control.GET_RECMODE, timeout=3).status
+    vnn = C.VnnMap.decode(syncControl(path, C.Control.GETVNNMAP, timeout=3).data)
+    nodemap = C.decodeNodeMap(syncControl(path, C.Control.GET_NODEMAP, timeout=3).data)
+    return NodeView(pnn, mode, vnn.generation, tuple(sorted(vnn.map)),
+                    {n.pnn: n.flags for n in nodemap})
+
+
+def waitFor(what: str, check: Callable[[], object], timeout: float = 20.0) -> object:
+    """Poll C{check} until it returns something true; fail after C{timeout}."""
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+        except (OSError, ValueError) as e:
+            last = e
+        else:
+            if last:
+                return last
+        time.sleep(0.02)
+    pytest.fail(f"timed out after {timeout} s waiting for {what}; last: {last!r}")
+
+
+def recoveredWithout(cluster: LocalCluster, survivors: list[int], gone: list[int],
+                     oldGeneration: int, flag: int = C.NODE_FLAGS_DISCONNECTED
+                     ) -> Callable[[], list[NodeView] | None]:
+    """All survivors NORMAL, one new generation, vnn map = survivors, and
+    C{gone} carrying C{flag} in every survivor's node map."""
+
+    def check() -> list[NodeView] | None:
+        views = [view(cluster, k) for k in survivors]
+        generations = {v.generation for v in views}
+        if len(generations) != 1 or oldGeneration in generations:
+            return None
+        for v in views:
+            if not v.normal or v.vnnmap != tuple(sorted(survivors)):
+                return None
+            if any(not v.flags[g] & flag for g in gone):
+                return None
+        return views
+
+    return check
+
+
+def rejoined(cluster: LocalCluster) -> Callable[[], list[NodeView] | None]:
+    """Every node NORMAL, OK in every node map, one generation, full vnn map."""
+    every = list(range(cluster.size))
+
+    def check() -> list[NodeView] | None:
+        views = [view(cluster, k) for k in every]
+        if len({v.generation for v in views}) != 1:
+            return None
+        for v in views:
+            if not v.normal or v.vnnmap != tuple(every) or any(v.flags.values()):
+                return None
+        return views
+
+    return check
+
+
+def leaderOf(ctdbTool, cluster: LocalCluster, pnn: int) -> int:  # type: ignore[no-untyped-def]
+    result = ctdbTool(cluster, pnn, "leader", timeout=20)
+    assert result.returncode == 0, result.stderr
+    return int(result.stdout.strip())
+
+
+def ok(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 0, (result.args, result.stdout, result.stderr)
+    return result.stdout
+
+
+# -- records through Samba's tool --------------------------------------------------
+
+
+def writeRecords(ctdbTool, cluster: LocalCluster, writers: list[int]  # type: ignore[no-untyped-def]
+                 ) -> tuple[dict[bytes, bytes], dict[int, dict[bytes, bytes]]]:
+    """Persistent records (pstore from every writer) and volatile records
+    (writekey: each then held by its writer); returns both."""
+    ok(ctdbTool(cluster, writers[0], "attach", PDB, "persistent"))
+    ok(ctdbTool(cluster, writers[0], "attach", VDB))
+    persistent: dict[bytes, bytes] = {}
+    volatile: dict[int, dict[bytes, bytes]] = {}
+    for k in writers:
+        for i in range(3):
+            key, value = f"p{k}-{i}", f"persistent {k} {i}"
+            ok(ctdbTool(cluster, k, "pstore", PDB, key, value))
+            persistent[key.encode()] = value.encode()
+            key, value = f"v{k}-{i}", f"volatile {k} {i}"
+            ok(ctdbTool(cluster, k, "writekey", VDB, key, value))
+            volatile.setdefault(k, {})[key.encode()] = value.encode()
+    return persistent, volatile
+
+
+def pfetch(ctdbTool, cluster: LocalCluster, pnn: int, key: bytes) -> bytes:  # type: ignore[no-untyped-def]
+    out = ok(ctdbTool(cluster, pnn, "pfetch", PDB, key.decode()))
+    return out.removesuffix("\n").encode()
+
+
+_READKEY = re.compile(r"^Data: size:(\d+) ptr:\[(.*)\]$", re.S)
+
+
+def readkey(ctdbTool, cluster: LocalCluster, pnn: int, key: bytes) -> bytes:  # type: ignore[no-untyped-def]
+    out = ok(ctdbTool(cluster, pnn, "readkey", VDB, key.decode())).strip()
+    match = _READKEY.match(out)
+    assert match is not None, out
+    return match.group(2).encode()
+
+
+def checkRecords(ctdbTool, cluster: LocalCluster, readers: list[int],  # type: ignore[no-untyped-def]
+                 persistent: dict[bytes, bytes], volatile: dict[int, dict[bytes, bytes]],
+                 holders: list[int]) -> None:
+    """Every persistent record on every reader; the volatile records whose
+    holder survived, read through each reader (migrating them)."""
+    for k in readers:
+        for key, value in persistent.items():
+            assert pfetch(ctdbTool, cluster, k, key) == value, (k, key)
+    for holder in holders:
+        for i, (key, value) in enumerate(volatile[holder].items()):
+            reader = readers[i % len(readers)]
+            assert readkey(ctdbTool, cluster, reader, key) == value, (reader, key)
+
+
+# -- single failures ------------------------------------------------------------------
+
+
+def killAndCheck(ctdbTool, cluster: LocalCluster, victim: int) -> list[int]:  # type: ignore[no-untyped-def]
+    """Write records everywhere, SIGKILL C{victim}, check the survivors
+    recovered (at once) with every committed record."""
+    persistent, volatile = writeRecords(ctdbTool, cluster, [0, 1, 2])
+    before = view(cluster, 0).generation
+    survivors = [k for k in range(3) if k != victim]
+    started = time.monotonic()
+    cluster.kill(victim)
+    waitFor(f"recovery without node {victim}",
+            recoveredWithout(cluster, survivors, [victim], before), timeout=10)
+    # no keepalive timeout involved: the transport notices the death
+    assert time.monotonic() - started < 5
+    checkRecords(ctdbTool, cluster, survivors, persistent, volatile, survivors)
+    return survivors
+
+
+def test_kill_non_leader(makeCluster, ctdbTool) -> None:  # type: ignore[no-untyped-def]
+    """SIGKILL of a non-leader: the survivors recover without it (new
+    generation, vnn map of two, NORMAL), keep their leader, and lose no
+    persistent record and no volatile record they held."""
+    cluster = makeCluster(3)
+    leader = leaderOf(ctdbTool, cluster, 0)
+    victim = (leader + 1) % 3
+    survivors = killAndCheck(ctdbTool, cluster, victim)
+    for k in survivors:
+        assert leaderOf(ctdbTool, cluster, k) == leader
+
+
+def test_kill_leader_and_restart(makeCluster, ctdbTool) -> None:  # type: ignore[no-untyped-def]
+    """SIGKILL of the leader: a survivor is elected, the cluster recovers
+    with every committed record; the restarted node rejoins (all OK, vnn
+    map of three, one generation) and has every persistent record."""
+    cluster = makeCluster(3)
+    leader = leaderOf(ctdbTool, cluster, 0)
+    survivors = killAndCheck(ctdbTool, cluster, leader)
+    newLeaders = {leaderOf(ctdbTool, cluster, k) for k in survivors}
+    assert len(newLeaders) == 1 and newLeaders <= set(survivors), newLeaders
+    # a record written while the node was down reaches it when it returns
+    ok(ctdbTool(cluster, survivors[0], "pstore", PDB, "late", "written while down"))
+    cluster.start([leader])
+    waitFor("the restarted node to rejoin", rejoined(cluster), timeout=15)
+    assert pfetch(ctdbTool, cluster, leader, b"late") == b"written while down"
+    assert pfetch(ctdbTool, cluster, leader, b"p1-2") == b"persistent 1 2"
+
+
+def test_sigstop_keepalive(makeCluster, ctdbTool) -> None:  # type: ignore[no-untyped-def]
+    """A frozen (SIGSTOP) node misses its keepalives: with
+    KeepaliveInterval=1 and KeepaliveLimit=3 the others mark it
+    DISCONNECTED and recover without it; after SIGCONT it rejoins."""
+    cluster = makeCluster(3, tunables=FAST_KEEPALIVE)
+    leader = leaderOf(ctdbTool, cluster, 0)
+    victim = (leader + 2) % 3
+    survivors = [k for k in range(3) if k != victim]
+    persistent, volatile = writeRecords(ctdbTool, cluster, survivors)
+    before = view(cluster, leader).generation
+    cluster.pause(victim)
+    try:
+        waitFor("the frozen node to be declared dead",
+                recoveredWithout(cluster, survivors, [victim], before), timeout=15)
+        # the survivors go on without it
+        ok(ctdbTool(cluster, survivors[0], "pstore", PDB, "frozen", "while frozen"))
+        checkRecords(ctdbTool, cluster, survivors, persistent, volatile, survivors)
+    finally:
+        cluster.resume(victim)
+    waitFor("the resumed node to rejoin", rejoined(cluster), timeout=20)
+    assert pfetch(ctdbTool, cluster, victim, b"frozen") == b"while frozen"
+
+
+def test_sigstop_leader(makeCluster, ctdbTool) -> None:  # type: ignore[no-untyped-def]
+    """A frozen leader is replaced; when it thaws it finds another leader,
+    and the cluster settles with a single leader and all nodes OK."""
+    cluster = makeCluster(3, tunables=FAST_KEEPALIVE)
+    leader = leaderOf(ctdbTool, cluster, 0)
+    survivors = [k for k in range(3) if k != leader]
+    before = view(cluster, survivors[0]).generation
+    cluster.pause(leader)
+    try:
+        waitFor("the frozen leader to be declared dead",
+                recoveredWithout(cluster, survivors, [leader], before), timeout=15)
+        newLeader = leaderOf(ctdbTool, cluster, survivors[0])
+        assert newLeader in survivors
+    finally:
+        cluster.resume(leader)
+    waitFor("the thawed leader to rejoin", rejoined(cluster), timeout=20)
+    leaders = {leaderOf(ctdbTool, cluster, k) for k in range(3)}
+    assert len(leaders) == 1, leaders
+
+
+def test_stop_continue(makeCluster, ctdbTool) -> None:  # type: ignore[no-untyped-def]
+    """``ctdb stop`` takes a node out of the vnn map (STOPPED, still
+    connected); ``ctdb continue`` brings it back."""
+    cluster = makeCluster(3)
+    before = view(cluster, 0).generation
+    ok(ctdbTool(cluster, 2, "stop"))
+    views = waitFor("node 2 stopped",
+                    recoveredWithout(cluster, [0, 1], [2], before, C.NODE_FLAGS_STOPPED),
+                    timeout=10)
+    assert all(not v.flags[2] & C.NODE_FLAGS_DISCONNECTED for v in views)  # type: ignore[union-attr]
+    assert "STOPPED" in ok(ctdbTool(cluster, 0, "status"))
+    ok(ctdbTool(cluster, 2, "continue"))
+    waitFor("node 2 continued", rejoined(cluster), timeout=10)
+
+
+def test_ban_and_automatic_unban(makeCluster, ctdbTool) -> None:  # type: ignore[no-untyped-def]
+    """``ctdb ban 3`` on a node: BANNED and out of the vnn map at once,
+    back on its own after three seconds."""
+    cluster = makeCluster(3)
+    persistent, volatile = writeRecords(ctdbTool, cluster, [0, 1])
+    before = view(cluster, 0).generation
+    started = time.monotonic()
+    ok(ctdbTool(cluster, 1, "ban", "3"))
+    waitFor("node 1 banned",
+            recoveredWithout(cluster, [0, 2], [1], before, C.NODE_FLAGS_BANNED),
+            timeout=3)
+    assert "BANNED" in ok(ctdbTool(cluster, 2, "status"))
+    waitFor("node 1 unbanned", rejoined(cluster), timeout=10)
+    assert time.monotonic() - started >= 2.5
+    checkRecords(ctdbTool, cluster, [0, 1, 2], persistent, volatile, [0])
