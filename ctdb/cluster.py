@@ -22,6 +22,7 @@ import argparse
 import ipaddress
 import json
 import os
+import shlex
 import signal
 import socket
 import struct
@@ -217,10 +218,18 @@ class LocalCluster:
         targets = list(range(self.size)) if not pnns else pnns
         for k in targets:
             self._check(k)
+        spawned = []
         for k in targets:
             if self.pid(k) is None:
                 self._spawn(k)
-        self.waitConnected(targets, timeout)
+                spawned.append(k)
+        try:
+            self.waitConnected(targets, timeout)
+        except ClusterError:
+            # leave no half-started cluster behind: stop what this call started
+            if spawned:
+                self.stop(spawned)
+            raise
 
     def running(self) -> list[int]:
         return [k for k in range(self.size) if self.processState(k) == "running"]
@@ -393,7 +402,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "env":
             cluster._check(args.pnn)
             for key, value in cluster.env(args.pnn).items():
-                print(f"export {key}={value}")
+                print(f"export {key}={shlex.quote(value)}")
         elif args.command == "status":
             print(cluster.status())
     except (ClusterError, ValueError) as e:
