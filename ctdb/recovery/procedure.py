@@ -77,7 +77,11 @@ async def recover(daemon: Daemon, generation: int) -> None:
     try:
         await _recover(daemon, generation)
     except defer.FirstError as e:
-        raise e.subFailure.value from None
+        # gatherResults nests: databases in parallel, each over all nodes.
+        error: BaseException = e
+        while isinstance(error, defer.FirstError):
+            error = error.subFailure.value
+        raise error from None
 
 
 async def _recover(daemon: Daemon, generation: int) -> None:
@@ -232,11 +236,15 @@ async def _pullVolatile(daemon: Daemon, db_id: int, nodes: list[int],
                 continue
             header = LtdbHeader.decode(rec.data[:HEADER_SIZE])[0]
             old = merged.get(rec.key)
-            # recdb_add_traverse: keep the stored copy if it has a higher rsn,
-            # or the same rsn and its dmaster is the leader.
+            # recdb_add_traverse (4.17, unchanged since the helper appeared in
+            # 2015): the incoming copy is skipped if its rsn is lower, or if
+            # the rsns are equal and the stored copy's dmaster is NOT this
+            # (leader) node.  So on a tie the first copy pulled stays, unless
+            # it names the leader as dmaster; then the next one replaces it.
+            # (ctdbd before 4.3 did the opposite: it kept the leader's copy.)
             if old is not None and (
                 header.rsn < old.header.rsn
-                or (header.rsn == old.header.rsn and old.header.dmaster == leader)
+                or (header.rsn == old.header.rsn and old.header.dmaster != leader)
             ):
                 continue
             merged[rec.key] = _Merged(header, rec.data)
