@@ -1,0 +1,316 @@
+# -*- test-case-name: tests.integration.test_ctdbd_dropin -*-
+"""
+``ctdbd``: a drop-in for Samba 4.17's ctdbd command.
+
+    CTDB_BASE=/etc/ctdb ctdbd        # fork into the background
+    ctdbd -i                         # stay in the foreground, log to stderr
+
+Like ctdbd it takes its configuration from ``<etcdir>/ctdb.conf`` (Samba's
+sections and keys, checked as ctdbd checks them; see L{ctdb.config}),
+``$CTDB_BASE/nodes`` and ``<etcdir>/ctdb.tunables``, finds its directories by
+Samba's path rules (``CTDB_TEST_MODE`` puts run/, var/ and share/ under
+``CTDB_BASE``), creates ``<rundir>/ctdbd.socket`` and ``<rundir>/ctdbd.pid``,
+runs Samba's ``ctdb-eventd`` (``$CTDB_EVENTD``) for event scripts, and exits
+after a ``ctdb shutdown``.  The node itself is
+L{ctdb.service.buildCTDBService}, as for ``twistd ctdb`` and
+``ctdb-cluster``.
+
+Start-up: the parent checks the configuration (refusing with ctdbd's
+messages on stderr), forks, and returns 0 once the child is listening on its
+socket, or 1 with the child's error.  The child keeps stdin, as ctdbd does
+in test mode.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any, Sequence
+
+from ctdb.config import (
+    ERR,
+    HELPER_BINDIR,
+    ConfigLoadError,
+    CTDBConfig,
+    CTDBPaths,
+    Message,
+    checkDatabaseDirectories,
+    loadConfig,
+    loadTunables,
+)
+from ctdb.errors import ConfigError
+
+USAGE = """\
+Usage: ctdbd [OPTION...]
+  -i, --interactive     don't fork, log to stderr
+
+Help options:
+  -?, --help            Show this help message
+      --usage           Display brief usage message
+"""
+
+
+def _emit(messages: Sequence[Message], stream: Any, minimum: int = 0) -> None:
+    order = {"ERROR": 0, "WARNING": 1, "NOTICE": 2, "DEBUG": 4}
+    for m in messages:
+        if order.get(m.level, 4) <= minimum:
+            stream.write(m.text + "\n")
+    stream.flush()
+
+
+def prepare(
+    environ: dict[str, str],
+) -> tuple[CTDBPaths, CTDBConfig, dict[str, int], list[Message]]:
+    """Everything ctdbd checks before it forks.  Raises L{ConfigLoadError}.
+    The messages returned are those of ctdb.tunables, which ctdbd logs (to
+    its log, not stderr) and otherwise ignores."""
+    paths = CTDBPaths.fromEnvironment(environ)
+    config = loadConfig(paths)
+    checkDatabaseDirectories(config)
+    if not os.path.exists(paths.nodesFile):
+        raise ConfigLoadError(
+            [Message(ERR, f"Failed to read nodes file \"{paths.nodesFile}\"")]
+        )
+    tunables, msgs = loadTunables(paths)
+    return paths, config, tunables, msgs
+
+
+def _logMessages(messages: Sequence[Message]) -> None:
+    from twisted.logger import Logger
+
+    log = Logger(namespace="ctdbd")
+    for m in messages:
+        if m.level == "ERROR":
+            log.error("{text}", text=m.text)
+        elif m.level == "WARNING":
+            log.warn("{text}", text=m.text)
+        elif m.level == "NOTICE":
+            log.info("{text}", text=m.text)
+        else:
+            log.debug("{text}", text=m.text)
+
+
+def runDaemon(
+    paths: CTDBPaths, config: CTDBConfig, tunables: dict[str, int], *,
+    interactive: bool, ready: Any = None,
+) -> int:
+    """
+    The daemon process: build the node, start ctdb-eventd, run the
+    reactor.  C{ready(error)} is called once: with None when the socket is
+    listening, or with the reason we could not start.
+    """
+    from twisted.application.service import Service
+    from twisted.internet import reactor
+    from twisted.logger import Logger, globalLogBeginner, textFileLogObserver
+
+    from ctdb.eventd import EventDaemon, EventDaemonError, spawnEventDaemon
+    from ctdb.protocols.controls import CTDB_CAP_LMASTER, CTDB_CAP_RECMASTER
+    from ctdb.service import buildCTDBService
+
+    log = Logger(namespace="ctdbd")
+    if interactive:
+        globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stderr)])
+    else:
+        globalLogBeginner.beginLoggingTo([], discardBuffer=True, redirectStandardIO=False)
+
+    def fail(text: str) -> int:
+        if ready is not None:
+            ready(text)
+        else:
+            sys.stderr.write(text + "\n")
+        return 1
+
+    os.makedirs(paths.rundir, exist_ok=True)
+    socketPath = paths.socket("ctdbd")
+    pidFile = paths.pidFile("ctdbd")
+    os.environ["CTDB_LOGGING"] = config.logLocation
+    os.environ["CTDB_DEBUGLEVEL"] = {
+        0: "ERROR", 1: "WARNING", 2: "WARNING", 3: "NOTICE", 4: "NOTICE",
+    }.get(config.logLevel, "INFO" if config.logLevel < 10 else "DEBUG")
+    stopping: list[bool] = []
+    top: Any = None
+
+    def shutdownSequence() -> None:
+        """ctdb_shutdown_sequence: shutdown event, then stop; the services
+        stopping remove the pid file and stop ctdb-eventd before the daemon
+        closes its clients (whose tool waits for that)."""
+        if stopping:
+            return
+        stopping.append(True)
+        eventd = _named(top, "eventd")
+        if eventd is None:
+            reactor.stop()
+            return
+        d = eventd.runShutdownEvent(5.0)
+        d.addBoth(lambda _: reactor.stop())
+
+    try:
+        top = buildCTDBService(
+            reactor=reactor,
+            nodesFile=paths.nodesFile,
+            socketPath=socketPath,
+            address=config.nodeAddress,
+            dbDirVolatile=config.dbDirVolatile,
+            dbDirPersistent=config.dbDirPersistent,
+            dbDirState=config.dbDirState,
+            logFile=None if interactive else config.logFile,
+            logLevel=config.logLevel,
+            tunables=tunables,
+            recoveryLock=config.clusterLock or "",
+            shutdownCallback=shutdownSequence,
+        )
+    except (ConfigError, OSError) as e:
+        return fail(f"ctdbd: {e}")
+    _logMessages(config.messages)
+    if config.clusterLock is None:
+        log.warn("Cluster lock not set")
+    daemon = top.getServiceNamed("daemon")
+    if not config.get("cluster", "leader capability"):
+        daemon.capabilities &= ~CTDB_CAP_RECMASTER
+    if not config.get("legacy", "lmaster capability"):
+        daemon.capabilities &= ~CTDB_CAP_LMASTER
+
+    class PidFile(Service):
+        name = "pidfile"
+
+        def startService(self) -> None:
+            super().startService()
+            with open(pidFile, "w") as f:
+                f.write(f"{os.getpid()}\n")
+
+        def stopService(self) -> None:  # type: ignore[override]
+            super().stopService()
+            try:
+                os.unlink(pidFile)
+            except FileNotFoundError:
+                pass
+
+    eventdPath = os.environ.get("CTDB_EVENTD", os.path.join(HELPER_BINDIR, "ctdb-eventd"))
+    process = None
+    if os.access(eventdPath, os.X_OK):
+        try:
+            process = spawnEventDaemon(eventdPath, os.getpid())
+        except EventDaemonError as e:
+            return fail(f"ctdbd: {e}")
+    else:
+        log.error("Event daemon {path} not found: no event scripts", path=eventdPath)
+    if process is not None:
+        EventDaemon(
+            reactor=reactor, daemon=daemon, process=process,
+            socketPath=paths.socket("eventd"),
+        ).setServiceParent(top)
+    PidFile().setServiceParent(top)
+
+    def start() -> None:
+        try:
+            top.startService()
+        except Exception as e:
+            if process is not None:
+                from ctdb.eventd import stopProcess
+
+                stopProcess(process)
+            fail(f"ctdbd: {e}")
+            reactor.stop()
+            return
+        if ready is not None:
+            ready(None)
+
+    def stop() -> Any:
+        return top.stopService() if top.running else None
+
+    reactor.callWhenRunning(start)
+    reactor.addSystemEventTrigger("before", "shutdown", stop)
+    reactor.run()
+    return 0
+
+
+def _named(top: Any, name: str) -> Any:
+    try:
+        return top.getServiceNamed(name)
+    except KeyError:
+        return None
+
+
+def _daemonise(paths: CTDBPaths, config: CTDBConfig, tunables: dict[str, int]) -> int:
+    """Fork; the parent returns once the child is listening (0) or failed (1)."""
+    rfd, wfd = os.pipe()
+    pid = os.fork()
+    if pid:
+        os.close(wfd)
+        chunks = []
+        while True:
+            chunk = os.read(rfd, 4096)
+            if not chunk:
+                break
+            chunks.append(chunk)
+        os.close(rfd)
+        answer = b"".join(chunks)
+        if answer.startswith(b"\0"):
+            return 0
+        if answer:
+            sys.stderr.write(answer.decode(errors="replace") + "\n")
+        else:
+            sys.stderr.write("ctdbd: daemon exited during start-up\n")
+        return 1
+    # The child: keep stdin (as ctdbd in test mode), leave onnode's pipes.
+    os.close(rfd)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    os.setsid()
+    sent: list[bool] = []
+
+    def ready(error: str | None) -> None:
+        if sent:
+            return
+        sent.append(True)
+        try:
+            os.write(wfd, b"\0" if error is None else error.encode())
+        finally:
+            os.close(wfd)
+
+    code = 1
+    try:
+        code = runDaemon(paths, config, tunables, interactive=False, ready=ready)
+    except BaseException as e:  # report anything to the waiting parent
+        ready(f"ctdbd: {e!r}")
+    finally:
+        ready("ctdbd: daemon exited during start-up")
+        os._exit(code)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    interactive = False
+    for arg in args:
+        if arg in ("-i", "--interactive"):
+            interactive = True
+        elif arg in ("-?", "--help", "--usage"):
+            sys.stdout.write(USAGE)
+            return 0
+        elif arg.startswith("-"):
+            sys.stderr.write(f"Invalid option {arg}: unknown option\n")
+            return 1
+        else:
+            sys.stdout.write(USAGE)
+            return 1
+    environ = dict(os.environ)
+    environ.setdefault("CTDB_BASE", "/etc/ctdb")
+    os.environ["CTDB_BASE"] = environ["CTDB_BASE"]
+    try:
+        paths, config, tunables, tunableMessages = prepare(environ)
+    except ConfigLoadError as e:
+        _emit(e.messages, sys.stderr, 0)
+        return 1
+    # Before its logging is set up, ctdbd prints only errors (to stderr);
+    # the rest goes to its log once that is open.
+    config.messages.extend(tunableMessages)
+    if interactive:
+        os.environ["CTDB_INTERACTIVE"] = "true"
+        return runDaemon(paths, config, tunables, interactive=True)
+    return _daemonise(paths, config, tunables)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,354 @@
+# -*- test-case-name: tests.test_eventd -*-
+"""
+The ctdbd side of Samba's event daemon, as ctdb/server/eventscript.c has it
+in 4.17: ctdbd starts C{$CTDB_EVENTD} (Samba's ``ctdb-eventd``) as
+``ctdb-eventd -P <ctdbd pid> -S <fd>``, waits for it to write a 0 int on
+that pipe, connects to ``run/eventd.socket`` and asks it to run events of
+the C{legacy} component (ctdb/event/event_protocol.c).  ``ctdb event ...``
+and ``ctdb scriptstatus`` talk to ctdb-eventd directly, through
+``ctdb-event``.
+
+We run the same events ctdbd runs that the eventscripts need: C{init} and
+C{setup} at start, C{startup} once the node is up, C{monitor} every
+C{MonitorInterval} outside recovery, C{shutdown} on the way out.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import select
+import signal
+import struct
+import subprocess
+import time
+from dataclasses import dataclass
+
+from twisted.application.service import Service
+from twisted.internet import defer, task
+from twisted.internet.protocol import ClientFactory, Protocol
+from twisted.logger import Logger
+
+from ctdb.errors import CTDBError, MalformedPacket
+
+CTDB_EVENT_PROTOCOL_VERSION = 1
+CTDB_EVENT_CMD_RUN = 1
+CTDB_EVENT_CMD_STATUS = 2
+CTDB_EVENT_CMD_SCRIPT = 3
+CTDB_EVENT_RUN_ALL = 1
+
+_HEADER = struct.Struct("<III")  # length, version, reqid
+_U32 = struct.Struct("<I")
+_I32 = struct.Struct("<i")
+
+
+class EventDaemonError(CTDBError):
+    """ctdb-eventd did not start, or went away."""
+
+
+def _stringn(value: str | None) -> bytes:
+    """ctdb_stringn_push: u32 length (with the NUL; 0 for NULL), bytes, NUL."""
+    if value is None:
+        return _U32.pack(0)
+    raw = value.encode() + b"\0"
+    return _U32.pack(len(raw)) + raw
+
+
+def encodeRunRequest(
+    reqid: int, component: str, event: str, args: str | None, timeout: int,
+    flags: int = 0,
+) -> bytes:
+    """A CTDB_EVENT_CMD_RUN request with its header."""
+    body = (
+        _U32.pack(CTDB_EVENT_CMD_RUN)
+        + _stringn(component)
+        + _stringn(event)
+        + _stringn(args)
+        + _U32.pack(timeout)
+        + _U32.pack(flags)
+    )
+    return _HEADER.pack(_HEADER.size + len(body), CTDB_EVENT_PROTOCOL_VERSION, reqid) + body
+
+
+@dataclass(frozen=True, slots=True)
+class EventReply:
+    reqid: int
+    cmd: int
+    result: int
+    data: bytes  # the command's reply data (status replies), undecoded
+
+
+def decodeReply(buf: bytes) -> EventReply:
+    """A reply packet: header, cmd, int32 result, then data if result is 0."""
+    if len(buf) < _HEADER.size + 8:
+        raise MalformedPacket(f"event reply: need {_HEADER.size + 8} bytes, have {len(buf)}")
+    length, version, reqid = _HEADER.unpack_from(buf)
+    if length != len(buf):
+        raise MalformedPacket(f"event reply: length {length} != {len(buf)}")
+    if version != CTDB_EVENT_PROTOCOL_VERSION:
+        raise MalformedPacket(f"event reply: version {version}")
+    (cmd,) = _U32.unpack_from(buf, _HEADER.size)
+    (result,) = _I32.unpack_from(buf, _HEADER.size + 4)
+    return EventReply(reqid, cmd, result, bytes(buf[_HEADER.size + 8 :]))
+
+
+class EventClientProtocol(Protocol):
+    """comm.c framing: a u32 length that counts itself, then the packet."""
+
+    log = Logger()
+    owner: EventDaemon | None = None
+
+    def __init__(self) -> None:
+        self._buffer = b""
+
+    def connectionMade(self) -> None:
+        if self.owner is not None:
+            self.owner.connected(self)
+
+    def dataReceived(self, data: bytes) -> None:
+        self._buffer += data
+        while len(self._buffer) >= 4:
+            (length,) = _U32.unpack_from(self._buffer)
+            if length < _HEADER.size or length > 1 << 24:
+                self.log.error("bad packet length {length} from eventd", length=length)
+                self.transport.loseConnection()  # type: ignore[union-attr]
+                return
+            if len(self._buffer) < length:
+                return
+            packet, self._buffer = self._buffer[:length], self._buffer[length:]
+            try:
+                reply = decodeReply(packet)
+            except MalformedPacket as e:
+                self.log.error("malformed reply from eventd: {err}", err=str(e))
+                continue
+            if self.owner is not None:
+                self.owner.replyReceived(reply)
+
+    def connectionLost(self, reason: object = None) -> None:
+        if self.owner is not None:
+            self.owner.disconnected(self)
+
+
+class _Factory(ClientFactory):
+    def __init__(self, owner: EventDaemon) -> None:
+        self.owner = owner
+
+    def buildProtocol(self, addr: object) -> EventClientProtocol:
+        p = EventClientProtocol()
+        p.owner = self.owner
+        return p
+
+    def clientConnectionFailed(self, connector: object, reason: object) -> None:
+        self.owner.connectFailed(reason)
+
+
+def spawnEventDaemon(path: str, ctdbdPid: int, timeout: float = 10.0) -> subprocess.Popen[bytes]:
+    """
+    ctdb_start_eventd(): run C{path -P pid -S fd} and wait until it writes
+    its startup status (a native int, 0 = ready) on the pipe.  Blocking, as
+    in ctdbd, and done before the reactor runs.
+    """
+    rfd, wfd = os.pipe()
+    try:
+        proc = subprocess.Popen(
+            [path, "-P", str(ctdbdPid), "-S", str(wfd)],
+            pass_fds=(wfd,), stdin=subprocess.DEVNULL, close_fds=True,
+        )
+    except OSError as e:
+        os.close(rfd)
+        os.close(wfd)
+        raise EventDaemonError(f"Failed to start event daemon {path}: {e.strerror}") from None
+    os.close(wfd)
+    try:
+        deadline = time.monotonic() + timeout
+        data = b""
+        while len(data) < 4:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            ready, _, _ = select.select([rfd], [], [], left)
+            if not ready:
+                break
+            chunk = os.read(rfd, 4 - len(data))
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        os.close(rfd)
+    if len(data) == 4 and struct.unpack("=i", data)[0] == 0:
+        return proc
+    stopProcess(proc)
+    raise EventDaemonError("Failed to initialize event daemon")
+
+
+def stopProcess(proc: subprocess.Popen[bytes], wait: float = 2.0) -> None:
+    """SIGTERM (then SIGKILL) the process we started, and reap it."""
+    if proc.poll() is not None:
+        return
+    try:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(wait)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(wait)
+    except ProcessLookupError:
+        pass
+
+
+class EventDaemon(Service):
+    """
+    A running ctdb-eventd and our connection to it.  C{daemon} is the
+    L{ctdb.daemon.core.Daemon} whose tunables, recovery mode and runstate
+    decide when events run.
+    """
+
+    log = Logger()
+    name = "eventd"
+
+    def __init__(
+        self, *, reactor: object, daemon: object, process: subprocess.Popen[bytes] | None,
+        socketPath: str,
+    ) -> None:
+        self.reactor = reactor
+        self.daemon = daemon
+        self.process = process
+        self.socketPath = socketPath
+        self._reqids = itertools.count(1)
+        self._pending: dict[int, defer.Deferred[int]] = {}
+        self._queue: list[bytes] = []
+        self._protocol: EventClientProtocol | None = None
+        self._connecting = False
+        self._monitor: task.LoopingCall | None = None
+        self.monitorCount = 0
+
+    # -- connection ----------------------------------------------------------
+
+    def _connect(self) -> None:
+        if self._connecting or self._protocol is not None or not self.running:
+            return
+        self._connecting = True
+        self.reactor.connectUNIX(self.socketPath, _Factory(self), timeout=5)  # type: ignore[attr-defined]
+
+    def connected(self, protocol: EventClientProtocol) -> None:
+        self._connecting = False
+        self._protocol = protocol
+        queued, self._queue = self._queue, []
+        for packet in queued:
+            protocol.transport.write(packet)  # type: ignore[union-attr]
+
+    def connectFailed(self, reason: object) -> None:
+        self._connecting = False
+        self.log.error("Failed to connect to event daemon: {reason}", reason=reason)
+        self._failAll(EventDaemonError("event daemon connection failed"))
+
+    def disconnected(self, protocol: EventClientProtocol) -> None:
+        if self._protocol is protocol:
+            self._protocol = None
+        self._failAll(EventDaemonError("event daemon connection lost"))
+
+    def _failAll(self, err: Exception) -> None:
+        pending, self._pending = self._pending, {}
+        self._queue = []
+        for d in pending.values():
+            d.errback(err)
+
+    def replyReceived(self, reply: EventReply) -> None:
+        d = self._pending.pop(reply.reqid, None)
+        if d is not None:
+            d.callback(reply.result)
+
+    # -- events --------------------------------------------------------------
+
+    def runEvent(self, event: str, args: str | None = None) -> defer.Deferred[int]:
+        """Run C{event} of the legacy component; fires with the result
+        (0, or an errno such as ETIMEDOUT)."""
+        timeout = int(getattr(self.daemon.tunables, "EventScriptTimeout", 30))  # type: ignore[attr-defined]
+        reqid = next(self._reqids)
+        packet = encodeRunRequest(reqid, "legacy", event, args, timeout)
+        d: defer.Deferred[int] = defer.Deferred()
+        self._pending[reqid] = d
+        if self._protocol is not None:
+            self._protocol.transport.write(packet)  # type: ignore[union-attr]
+        else:
+            self._queue.append(packet)
+            self._connect()
+        self.log.info("Running event {event} with arguments {args}", event=event, args=args)
+        return d
+
+    def _logResult(self, result: int, event: str) -> int:
+        if result != 0:
+            self.log.error("{event} event failed, result={result}", event=event, result=result)
+        return result
+
+    def _run(self, event: str) -> defer.Deferred[int]:
+        d = self.runEvent(event)
+        d.addCallback(self._logResult, event)
+        d.addErrback(lambda f: self.log.error("{event} event: {err}", event=event, err=f.value) or -1)
+        return d
+
+    @defer.inlineCallbacks
+    def _startEvents(self):  # type: ignore[no-untyped-def]
+        for event in ("init", "setup"):
+            result = yield self._run(event)
+            if result != 0 or not self.running:
+                return
+        yield self._waitNormal()
+        if not self.running:
+            return
+        yield self._run("startup")
+        if not self.running:
+            return
+        interval = max(int(getattr(self.daemon.tunables, "MonitorInterval", 15)), 1)  # type: ignore[attr-defined]
+        self._monitor = task.LoopingCall(self._monitorOnce)
+        self._monitor.clock = self.reactor  # type: ignore[assignment]
+        self._monitor.start(interval, now=True).addErrback(
+            lambda f: self.log.failure("monitoring stopped", f)
+        )
+
+    def _waitNormal(self) -> defer.Deferred[None]:
+        """Until the node is out of recovery (startup runs after it)."""
+        d: defer.Deferred[None] = defer.Deferred()
+
+        def check() -> None:
+            if not self.running or getattr(self.daemon, "recmode", 0) == 0:
+                poll.stop()
+                d.callback(None)
+
+        poll = task.LoopingCall(check)
+        poll.clock = self.reactor  # type: ignore[assignment]
+        poll.start(0.5, now=True)
+        return d
+
+    def _monitorOnce(self) -> defer.Deferred[int] | None:
+        if getattr(self.daemon, "recmode", 0) != 0:
+            return None
+        self.monitorCount += 1
+        return self._run("monitor")
+
+    # -- service -------------------------------------------------------------
+
+    def startService(self) -> None:
+        super().startService()
+        self._connect()
+        self.reactor.callLater(0, self._startEvents)  # type: ignore[attr-defined]
+
+    def runShutdownEvent(self, timeout: float) -> defer.Deferred[object]:
+        """The C{shutdown} event, bounded by C{timeout}; never fails."""
+        if self._monitor is not None and self._monitor.running:
+            self._monitor.stop()
+        d = self._run("shutdown")
+        d.addTimeout(timeout, self.reactor)  # type: ignore[arg-type]
+        d.addErrback(lambda f: None)
+        return d  # type: ignore[return-value]
+
+    def stopService(self) -> None:  # type: ignore[override]
+        super().stopService()
+        if self._monitor is not None and self._monitor.running:
+            self._monitor.stop()
+        if self._protocol is not None and self._protocol.transport is not None:
+            self._protocol.owner = None
+            self._protocol.transport.loseConnection()
+            self._protocol = None
+        self._failAll(EventDaemonError("stopping"))
+        if self.process is not None:
+            stopProcess(self.process)
