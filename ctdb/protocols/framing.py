@@ -99,7 +99,7 @@ class CTDBPacketReceiver(Protocol):
             offset += length
             try:
                 self.packetReceived(packet)
-            except Exception:
+            except Exception:  # noqa: BLE001 - nothing may escape into the reactor
                 self.log.failure("error handling a packet; dropping connection")
                 self.malformed("handler error")
                 return offset

@@ -111,7 +111,7 @@ def recvAll(sock: socket.socket, timeout: float) -> tuple[bytes, bool]:
     while time.monotonic() < deadline:
         try:
             chunk = sock.recv(65536)
-        except socket.timeout:
+        except TimeoutError:
             return data, False
         except ConnectionResetError:
             return data, True
@@ -130,7 +130,7 @@ def readReplies(sock: socket.socket, want: set[int], timeout: float) -> dict[int
         sock.settimeout(max(0.01, deadline - time.monotonic()))
         try:
             chunk = sock.recv(65536)
-        except socket.timeout:
+        except TimeoutError:
             break
         if not chunk:
             break
