@@ -1,0 +1,344 @@
+# -*- test-case-name: tests.recovery.test_recover_controls -*-
+"""
+Tests for L{ctdb.daemon.recover}: the daemon side of recovery and node
+states (ctdb_recover.c, ctdb_banning.c), driven by a local L{FakeClient} on
+daemons connected by L{ctdb.testing} fakes, without a recovery service.
+"""
+
+from __future__ import annotations
+
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+
+from ctdb.daemon.databases import DatabaseManager
+from ctdb.daemon.recover import RecoveryControls, newGeneration
+from ctdb.protocols import controls as C
+from ctdb.protocols import packet as P
+from ctdb.protocols import records as R
+from ctdb.protocols.controls import Control
+from ctdb.recovery.election import CTDB_SRVID_PUSH_NODE_FLAGS, encodeFlagChange
+from ctdb.testing import FakeClient, connectedNodes
+
+
+class _ControlsMixin:
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.cluster = connectedNodes(3, self.clock)
+        self.managers = [DatabaseManager(d, memory=True) for d in self.cluster]
+        self.rc = [RecoveryControls(d) for d in self.cluster]
+        self.addCleanup(self.cluster.stop)  # type: ignore[attr-defined]
+        self.client = FakeClient(self.cluster[0])
+
+    def control(self, opcode: int, data: bytes = b"", destnode: int = 0,
+                client: FakeClient | None = None) -> P.ReplyControl:
+        c = client or self.client
+        reqid = c.control(opcode, data, destnode=destnode)
+        self.cluster.flush()
+        reply = c.reply(reqid)
+        assert reply is not None, f"no reply to {C.controlName(opcode)}"
+        return reply
+
+    def flags(self, pnn: int, seenBy: int | None = None) -> int:
+        return self.cluster[pnn if seenBy is None else seenBy].nodes[pnn].flags
+
+
+class RecmodeTests(_ControlsMixin, SynchronousTestCase):
+    """SET_RECMODE (ctdb_control_set_recmode)."""
+
+    def test_activeThenNormal(self) -> None:
+        """ACTIVE then NORMAL, read back with GET_RECMODE (the status)."""
+        self.assertEqual(
+            self.control(Control.SET_RECMODE, C.encodeU32(C.CTDB_RECOVERY_ACTIVE)).status, 0
+        )
+        self.assertEqual(self.control(Control.GET_RECMODE).status, C.CTDB_RECOVERY_ACTIVE)
+        self.assertEqual(
+            self.control(Control.SET_RECMODE, C.encodeU32(C.CTDB_RECOVERY_NORMAL)).status, 0
+        )
+        self.assertEqual(self.control(Control.GET_RECMODE).status, C.CTDB_RECOVERY_NORMAL)
+
+    def test_sameModeIsNoop(self) -> None:
+        """Setting the current mode succeeds and changes nothing."""
+        self.assertEqual(
+            self.control(Control.SET_RECMODE, C.encodeU32(C.CTDB_RECOVERY_NORMAL)).status, 0
+        )
+        self.assertEqual(self.cluster[0].recmode, C.CTDB_RECOVERY_NORMAL)
+
+    def test_invalidMode(self) -> None:
+        """A mode other than 0 or 1 is refused."""
+        reply = self.control(Control.SET_RECMODE, C.encodeU32(7))
+        self.assertEqual(reply.status, -1)
+        self.assertEqual(self.cluster[0].recmode, C.CTDB_RECOVERY_NORMAL)
+
+    def test_remoteNode(self) -> None:
+        """The control reaches another node through this one."""
+        self.control(Control.SET_RECMODE, C.encodeU32(C.CTDB_RECOVERY_ACTIVE), destnode=2)
+        self.assertEqual(self.cluster[2].recmode, C.CTDB_RECOVERY_ACTIVE)
+        self.assertEqual(self.cluster[0].recmode, C.CTDB_RECOVERY_NORMAL)
+
+    def test_normalThaws(self) -> None:
+        """Back to NORMAL thaws every database and cancels a leftover
+        recovery transaction."""
+        db = self.managers[0].attach("vol", 0)
+        self.control(Control.SET_RECMODE, C.encodeU32(C.CTDB_RECOVERY_ACTIVE))
+        self.control(Control.DB_FREEZE, C.encodeU32(db.db_id))
+        self.control(Control.DB_TRANSACTION_START, R.encodeTransDb(db.db_id, 5))
+        self.assertTrue(db.frozen)
+        self.assertEqual(db.transactionId, 5)
+        self.control(Control.SET_RECMODE, C.encodeU32(C.CTDB_RECOVERY_NORMAL))
+        self.assertFalse(db.frozen)
+        self.assertIsNone(db.transactionId)
+
+    def test_normalRefusedWhileBanned(self) -> None:
+        """A banned node stays in recovery mode."""
+        self.control(Control.SET_BAN_STATE, C.encodeBanState(0, 100))
+        reply = self.control(Control.SET_RECMODE, C.encodeU32(C.CTDB_RECOVERY_NORMAL))
+        self.assertEqual(reply.status, -1)
+        self.assertEqual(self.cluster[0].recmode, C.CTDB_RECOVERY_ACTIVE)
+
+
+class VnnMapTests(_ControlsMixin, SynchronousTestCase):
+    """SETVNNMAP, START_RECOVERY, END_RECOVERY."""
+
+    def test_setVnnMap(self) -> None:
+        """The map is read back by GETVNNMAP."""
+        vnn = C.VnnMap(0xABCDEF01, (0, 2))
+        self.assertEqual(self.control(Control.SETVNNMAP, vnn.encode(), destnode=1).status, 0)
+        reply = self.control(Control.GETVNNMAP, destnode=1)
+        self.assertEqual(C.VnnMap.decode(reply.data), vnn)
+
+    def test_unknownNode(self) -> None:
+        """A map naming a node that does not exist is refused."""
+        before = self.cluster[0].vnnMap
+        reply = self.control(Control.SETVNNMAP, C.VnnMap(7, (0, 9)).encode())
+        self.assertEqual(reply.status, -1)
+        self.assertEqual(self.cluster[0].vnnMap, before)
+
+    def test_startEndRecovery(self) -> None:
+        """START_RECOVERY counts a recovery and stamps its start; END_RECOVERY
+        stamps the end and takes a first-recovery node to RUNNING."""
+        d = self.cluster[0]
+        d.runstate = C.RunState.FIRST_RECOVERY
+        self.clock.advance(10)
+        self.control(Control.START_RECOVERY)
+        self.assertEqual(d.stats.num_recoveries, 1)
+        self.assertEqual(d.lastRecoveryStarted, 10)
+        self.assertEqual(d.runstate, C.RunState.FIRST_RECOVERY)
+        self.clock.advance(2)
+        self.control(Control.END_RECOVERY)
+        self.assertEqual(d.lastRecoveryFinished, 12)
+        self.assertEqual(d.runstate, C.RunState.RUNNING)
+
+    def test_newGeneration(self) -> None:
+        """Generations are random 32-bit values, never INVALID_GENERATION."""
+        values = {newGeneration() for _ in range(200)}
+        self.assertGreater(len(values), 190)
+        self.assertNotIn(P.INVALID_GENERATION, values)
+        self.assertTrue(all(0 <= v < 2**32 for v in values))
+
+
+class FlagTests(_ControlsMixin, SynchronousTestCase):
+    """Node states: stop/continue, disable/enable, MODIFY_FLAGS, pushed flags."""
+
+    def test_stopContinue(self) -> None:
+        """STOP_NODE sets STOPPED, enters recovery mode and freezes the
+        databases; every connected node learns the flags; CONTINUE_NODE
+        clears them."""
+        db = self.managers[1].attach("vol", 0)
+        self.assertEqual(self.control(Control.STOP_NODE, destnode=1).status, 0)
+        for seer in range(3):
+            self.assertEqual(self.flags(1, seer), C.NODE_FLAGS_STOPPED)
+        self.assertEqual(self.cluster[1].recmode, C.CTDB_RECOVERY_ACTIVE)
+        self.assertTrue(db.frozen)
+        self.control(Control.CONTINUE_NODE, destnode=1)
+        for seer in range(3):
+            self.assertEqual(self.flags(1, seer), 0)
+
+    def test_disableEnable(self) -> None:
+        """DISABLE_NODE/ENABLE_NODE toggle PERMANENTLY_DISABLED (not
+        inactive: the node stays out of recovery mode)."""
+        self.control(Control.DISABLE_NODE, destnode=2)
+        for seer in range(3):
+            self.assertEqual(self.flags(2, seer), C.NODE_FLAGS_PERMANENTLY_DISABLED)
+        self.assertEqual(self.cluster[2].recmode, C.CTDB_RECOVERY_NORMAL)
+        self.control(Control.ENABLE_NODE, destnode=2)
+        self.assertEqual(self.flags(2, 0), 0)
+
+    def test_nodemapShowsFlags(self) -> None:
+        """GET_NODEMAP of any node shows another node's new flags."""
+        self.control(Control.STOP_NODE, destnode=2)
+        reply = self.control(Control.GET_NODEMAP, destnode=1)
+        flags = {n.pnn: n.flags for n in C.decodeNodeMap(reply.data)}
+        self.assertEqual(flags, {0: 0, 1: 0, 2: C.NODE_FLAGS_STOPPED})
+
+    def test_modifyFlagsOwn(self) -> None:
+        """MODIFY_FLAGS for this node sets its flags but never DISCONNECTED."""
+        data = encodeFlagChange(0, C.NODE_FLAGS_PERMANENTLY_DISABLED | C.NODE_FLAGS_DISCONNECTED, 0)
+        self.assertEqual(self.control(Control.MODIFY_FLAGS, data).status, 0)
+        self.assertEqual(self.flags(0), C.NODE_FLAGS_PERMANENTLY_DISABLED)
+        self.assertEqual(self.flags(0, 1), C.NODE_FLAGS_PERMANENTLY_DISABLED)
+
+    def test_modifyFlagsOther(self) -> None:
+        """MODIFY_FLAGS for another node changes only the local view, and
+        keeps this node's own link state for it."""
+        self.cluster.network.partition(0, 2)
+        self.cluster.flush()
+        data = encodeFlagChange(2, C.NODE_FLAGS_BANNED, 0)
+        self.control(Control.MODIFY_FLAGS, data)
+        self.assertEqual(self.flags(2, 0), C.NODE_FLAGS_BANNED | C.NODE_FLAGS_DISCONNECTED)
+        self.assertEqual(self.flags(2, 2), 0)
+
+    def test_modifyFlagsUnknownNode(self) -> None:
+        """MODIFY_FLAGS for a node that does not exist fails."""
+        reply = self.control(Control.MODIFY_FLAGS, encodeFlagChange(5, 0, 0))
+        self.assertEqual(reply.status, -1)
+
+    def test_pushedFlagsIgnoreSelf(self) -> None:
+        """A PUSH_NODE_FLAGS message about this node does not overwrite the
+        node's own flags (it alone decides them)."""
+        self.client.sendMessage(1, CTDB_SRVID_PUSH_NODE_FLAGS,
+                                encodeFlagChange(1, C.NODE_FLAGS_BANNED, 0))
+        self.cluster.flush()
+        self.assertEqual(self.flags(1), 0)
+
+    def test_pushedFlags(self) -> None:
+        """A PUSH_NODE_FLAGS message about another node updates the view."""
+        self.client.sendMessage(1, CTDB_SRVID_PUSH_NODE_FLAGS,
+                                encodeFlagChange(2, C.NODE_FLAGS_STOPPED, 0))
+        self.cluster.flush()
+        self.assertEqual(self.flags(2, 1), C.NODE_FLAGS_STOPPED)
+        self.assertEqual(self.flags(2, 0), 0)
+
+
+class BanTests(_ControlsMixin, SynchronousTestCase):
+    """SET_BAN_STATE and GET_BAN_STATE (ctdb_banning.c)."""
+
+    def test_banAndExpire(self) -> None:
+        """A ban sets BANNED everywhere, makes the node inactive (recovery
+        mode, frozen databases) and ends by itself after the period."""
+        db = self.managers[1].attach("vol", 0)
+        reply = self.control(Control.SET_BAN_STATE, C.encodeBanState(1, 30), destnode=1)
+        self.assertEqual(reply.status, 0)
+        for seer in range(3):
+            self.assertEqual(self.flags(1, seer), C.NODE_FLAGS_BANNED)
+        self.assertEqual(self.cluster[1].recmode, C.CTDB_RECOVERY_ACTIVE)
+        self.assertTrue(db.frozen)
+        self.clock.advance(12)
+        reply = self.control(Control.GET_BAN_STATE, destnode=1)
+        self.assertEqual(C.decodeBanState(reply.data), (1, 18))
+        self.clock.advance(18)
+        self.cluster.flush()
+        for seer in range(3):
+            self.assertEqual(self.flags(1, seer), 0)
+        reply = self.control(Control.GET_BAN_STATE, destnode=1)
+        self.assertEqual(C.decodeBanState(reply.data), (1, 0))
+
+    def test_unban(self) -> None:
+        """A ban time of 0 unbans at once and cancels the timer."""
+        self.control(Control.SET_BAN_STATE, C.encodeBanState(2, 300), destnode=2)
+        self.control(Control.SET_BAN_STATE, C.encodeBanState(2, 0), destnode=2)
+        self.assertEqual(self.flags(2, 0), 0)
+        self.assertIsNone(self.rc[2]._unban)
+
+    def test_rebanRestartsTimer(self) -> None:
+        """A second ban replaces the first one's period."""
+        self.control(Control.SET_BAN_STATE, C.encodeBanState(0, 10))
+        self.clock.advance(5)
+        self.control(Control.SET_BAN_STATE, C.encodeBanState(0, 20))
+        self.clock.advance(10)
+        self.assertEqual(self.flags(0), C.NODE_FLAGS_BANNED)
+        self.clock.advance(10)
+        self.assertEqual(self.flags(0), 0)
+
+    def test_otherPnnRefused(self) -> None:
+        """SET_BAN_STATE naming another pnn is refused (the tool sends it to
+        the node to ban)."""
+        reply = self.control(Control.SET_BAN_STATE, C.encodeBanState(2, 30), destnode=1)
+        self.assertEqual(reply.status, -1)
+        self.assertEqual(self.flags(2, 2), 0)
+        self.assertEqual(self.flags(1, 1), 0)
+
+    def test_bannedDropsCalls(self) -> None:
+        """A banned node drops REQ_CALL traffic from other nodes."""
+        self.control(Control.SET_BAN_STATE, C.encodeBanState(1, 30), destnode=1)
+        db = self.managers[1].attach("vol", 0)
+        for m in (self.managers[0], self.managers[2]):
+            m.attach("vol", 0)
+        hdr = P.Header(P.Operation.REQ_CALL, 1, 0, 99, self.cluster[1].vnnMap.generation)
+        self.cluster.network.transports[1].deliver(
+            0, P.ReqCall(hdr, 0, db.db_id, P.CTDB_NULL_FUNC, 0, b"k", b"")
+        )
+        self.cluster.flush()
+        self.assertEqual(
+            [p for p in self.cluster.network.transports[1].sentPackets(0)
+             if p.header.reqid == 99],
+            [],
+        )
+
+
+class RoleTests(_ControlsMixin, SynchronousTestCase):
+    """SET_LMASTERROLE and SET_RECMASTERROLE change the capabilities."""
+
+    def caps(self, pnn: int) -> int:
+        return C.decodeU32(self.control(Control.GET_CAPABILITIES, destnode=pnn).data)
+
+    def test_lmasterRole(self) -> None:
+        """Off clears CTDB_CAP_LMASTER, on sets it again."""
+        self.control(Control.SET_LMASTERROLE, C.encodeU32(0), destnode=1)
+        self.assertFalse(self.caps(1) & C.CTDB_CAP_LMASTER)
+        self.assertTrue(self.caps(1) & C.CTDB_CAP_RECMASTER)
+        self.control(Control.SET_LMASTERROLE, C.encodeU32(1), destnode=1)
+        self.assertTrue(self.caps(1) & C.CTDB_CAP_LMASTER)
+
+    def test_recmasterRole(self) -> None:
+        """Off clears CTDB_CAP_RECMASTER, on sets it again."""
+        self.control(Control.SET_RECMASTERROLE, C.encodeU32(0), destnode=2)
+        self.assertFalse(self.caps(2) & C.CTDB_CAP_RECMASTER)
+        self.assertTrue(self.caps(2) & C.CTDB_CAP_LMASTER)
+        self.control(Control.SET_RECMASTERROLE, C.encodeU32(1), destnode=2)
+        self.assertTrue(self.caps(2) & C.CTDB_CAP_RECMASTER)
+
+
+class ReloadNodesTests(_ControlsMixin, SynchronousTestCase):
+    """RELOAD_NODES_FILE: nodes are added and deleted, never renumbered."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.path = self.mktemp()
+        for d in self.cluster:
+            d.config.nodesFile = self.path
+
+    def write(self, text: str) -> None:
+        with open(self.path, "w") as f:
+            f.write(text)
+
+    def test_addNode(self) -> None:
+        """A new line is a new, disconnected node the transport dials."""
+        self.write("127.0.0.1\n127.0.0.2\n127.0.0.3\n127.0.0.4\n")
+        self.assertEqual(self.control(Control.RELOAD_NODES_FILE).status, 0)
+        d = self.cluster[0]
+        self.assertEqual(len(d.nodes), 4)
+        self.assertEqual(d.nodes[3].address, "127.0.0.4")
+        self.assertEqual(d.nodes[3].flags, C.NODE_FLAGS_DISCONNECTED)
+        self.assertEqual(d.transport.connectRequests[3], "127.0.0.4")  # type: ignore[attr-defined]
+        nodemap = C.decodeNodeMap(self.control(Control.GET_NODEMAP).data)
+        self.assertEqual([n.pnn for n in nodemap], [0, 1, 2, 3])
+
+    def test_deleteNode(self) -> None:
+        """A '#' line deletes the node: flag DELETED, link removed."""
+        self.cluster.crash(2)
+        self.cluster.flush()
+        self.write("127.0.0.1\n127.0.0.2\n#127.0.0.3\n")
+        self.control(Control.RELOAD_NODES_FILE)
+        d = self.cluster[0]
+        self.assertEqual(d.nodes[2].flags, C.NODE_FLAGS_DELETED)
+        self.assertIn(2, d.transport.removed)  # type: ignore[attr-defined]
+        self.assertNotIn(2, d.targets(P.CTDB_BROADCAST_CONNECTED))
+
+    def test_undeleteNode(self) -> None:
+        """A deleted node that comes back is dialled again."""
+        self.write("127.0.0.1\n127.0.0.2\n#127.0.0.3\n")
+        self.cluster.crash(2)
+        self.control(Control.RELOAD_NODES_FILE)
+        self.write("127.0.0.1\n127.0.0.2\n127.0.0.3\n")
+        self.control(Control.RELOAD_NODES_FILE)
+        self.assertEqual(self.cluster[0].nodes[2].flags, C.NODE_FLAGS_DISCONNECTED)
