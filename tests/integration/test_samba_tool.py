@@ -28,6 +28,7 @@ import struct
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -231,7 +232,7 @@ class RawClient:
         self.sock.close()
 
 
-def parseStatistics(text: str) -> tuple[list[str], dict[str, object]]:
+def parseStatistics(text: str) -> tuple[list[str], dict[str, Any]]:
     """C{ctdb statistics} output -> (labels in order, label -> value)."""
     lines = text.splitlines()
     assert lines[0] == "CTDB version 1"
@@ -242,7 +243,7 @@ def parseStatistics(text: str) -> tuple[list[str], dict[str, object]]:
         rf"Statistics collected since  : \(\d{{3}} \d\d:\d\d:\d\d\) {CTIME}", lines[2]
     ), lines[2]
     labels: list[str] = []
-    values: dict[str, object] = {}
+    values: dict[str, Any] = {}
     section = ""
     for line in lines[3:]:
         nested = re.fullmatch(r"     (\w+) +(\d+)", line)
@@ -253,6 +254,7 @@ def parseStatistics(text: str) -> tuple[list[str], dict[str, object]]:
             line,
         )
         header = re.fullmatch(r" (\w+)", line)
+        value: int | list[int]
         if nested:
             label, value = f"{section}.{nested.group(1)}", int(nested.group(2))
         elif plain:
@@ -503,14 +505,14 @@ def test_statistics(shared, ctdbTool) -> None:  # type: ignore[no-untyped-def]
     """
     labels, before = parseStatistics(ok(ctdbTool(shared, 0, "statistics")))
     assert labels == REAL_STATISTICS_LABELS
-    assert len(before["hop_count_buckets"]) == 16  # type: ignore[arg-type]
+    assert len(before["hop_count_buckets"]) == 16
     assert before["num_clients"] == 1  # the tool asking
     for _ in range(3):
         ok(ctdbTool(shared, 0, "ping"))
     _, after = parseStatistics(ok(ctdbTool(shared, 0, "statistics")))
     # each tool run: GET_PNN, REGISTER_SRVID(leader), then the command
     for name in ("client_packets_recv", "client_packets_sent", "client.req_control"):
-        assert after[name] >= before[name] + 9, name  # type: ignore[operator]
+        assert after[name] >= before[name] + 9, name
 
     remoteLabels, remoteBefore = parseStatistics(
         ok(ctdbTool(shared, 0, "statistics", "-n", "1"))
@@ -519,9 +521,9 @@ def test_statistics(shared, ctdbTool) -> None:  # type: ignore[no-untyped-def]
     for _i in range(2):
         ok(ctdbTool(shared, 0, "ping", "-n", "1"))
     _, remoteAfter = parseStatistics(ok(ctdbTool(shared, 2, "statistics", "-n", "1")))
-    assert remoteAfter["node.req_control"] >= remoteBefore["node.req_control"] + 3  # type: ignore[operator]
-    assert remoteAfter["node_packets_recv"] >= remoteBefore["node_packets_recv"] + 3  # type: ignore[operator]
-    assert remoteAfter["node_packets_sent"] >= remoteBefore["node_packets_sent"] + 3  # type: ignore[operator]
+    assert remoteAfter["node.req_control"] >= remoteBefore["node.req_control"] + 3
+    assert remoteAfter["node_packets_recv"] >= remoteBefore["node_packets_recv"] + 3
+    assert remoteAfter["node_packets_sent"] >= remoteBefore["node_packets_sent"] + 3
 
 
 def test_statisticsreset(shared, ctdbTool) -> None:  # type: ignore[no-untyped-def]
@@ -530,15 +532,15 @@ def test_statisticsreset(shared, ctdbTool) -> None:  # type: ignore[no-untyped-d
         for _ in range(3):
             ok(ctdbTool(shared, k, "ping"))
         _, before = parseStatistics(ok(ctdbTool(shared, k, "statistics")))
-        assert before["client_packets_recv"] >= 9  # type: ignore[operator]
+        assert before["client_packets_recv"] >= 9
         assert ok(ctdbTool(shared, 0, "statisticsreset", *args)) == ""
         out = ok(ctdbTool(shared, k, "statistics"))
         assert re.search(r"collected since  : \(000 00:00:0[01]\)", out), out
         _, after = parseStatistics(out)
         # only this tool run's own packets since the reset
-        assert after["client_packets_recv"] < before["client_packets_recv"]  # type: ignore[operator]
-        assert after["client_packets_recv"] <= 3  # type: ignore[operator]
-        assert after["client.req_control"] <= 3  # type: ignore[operator]
+        assert after["client_packets_recv"] < before["client_packets_recv"]
+        assert after["client_packets_recv"] <= 3
+        assert after["client.req_control"] <= 3
 
 
 # -- process-exists ----------------------------------------------------------------

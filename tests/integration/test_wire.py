@@ -171,14 +171,14 @@ def resegment(frames: list[dict[str, Any]], path: str) -> int:
     follows each stream's length words, which must frame the stream exactly.
     Returns the number of packets written.
     """
-    streams: dict[tuple[str, int, str, int], list[int | bytes]] = {}
+    streams: dict[tuple[str, int, str, int], tuple[int, bytes]] = {}
     records = []
     for frame in frames:
         if not frame["payload"]:
             continue
         key = (frame["src"], frame["sport"], frame["dst"], frame["dport"])
-        seq, buf = streams.setdefault(key, [1000, b""])
-        buf = bytes(buf) + frame["payload"]  # type: ignore[operator]
+        seq, buf = streams.get(key, (1000, b""))
+        buf += frame["payload"]
         while len(buf) >= 4:
             (length,) = struct.unpack_from("<I", buf)
             assert length >= P.HEADER_SIZE and length % 8 == 0, (
@@ -220,8 +220,8 @@ def resegment(frames: list[dict[str, Any]], path: str) -> int:
             )
             ip = ip[:10] + struct.pack("!H", _checksum(ip)) + ip[12:]
             records.append((frame["time"], ip + tcp + pdu))
-            seq += length  # type: ignore[operator]
-        streams[key] = [seq, buf]
+            seq += length
+        streams[key] = (seq, buf)
     for key, (_, rest) in streams.items():
         assert rest == b"", f"stream {key} ends inside a packet"
     with open(path, "wb") as f:
