@@ -76,7 +76,8 @@ class ControlHandlers:
                 )
             else:
                 self.log.error("Unknown control {opcode}", opcode=opcode)
-            return defer.succeed(_fail("control not implemented"))
+            # ctdbd answers -1 with no error text
+            return defer.succeed(FAIL)
         try:
             result = handler(req, client)
         except (MalformedPacket, ValueError, KeyError) as e:

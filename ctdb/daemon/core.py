@@ -75,8 +75,8 @@ class Node:
     tx_cnt: int = 0
     dead_count: int = 0
 
-    def asNodeAndFlags(self) -> NodeAndFlags:
-        return NodeAndFlags(self.pnn, self.flags, self.address)
+    def asNodeAndFlags(self, port: int = P.CTDB_PORT) -> NodeAndFlags:
+        return NodeAndFlags(self.pnn, self.flags, self.address, port)
 
 
 @dataclass
@@ -224,7 +224,7 @@ class Daemon(Service):
         return [n.pnn for n in self.nodes if not n.flags & NODE_FLAGS_INACTIVE]
 
     def nodeMap(self) -> list[NodeAndFlags]:
-        return [n.asNodeAndFlags() for n in self.nodes]
+        return [n.asNodeAndFlags(self.config.port) for n in self.nodes]
 
     def targets(self, destnode: int) -> list[int]:
         """The pnns a (possibly broadcast) destination stands for."""
