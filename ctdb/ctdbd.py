@@ -231,34 +231,82 @@ def _named(top: Any, name: str) -> Any:
         return None
 
 
-def _daemonise(paths: CTDBPaths, config: CTDBConfig, tunables: dict[str, int]) -> int:
-    """Fork; the parent returns once the child is listening (0) or failed (1)."""
+def daemonExecutable() -> str:
+    """
+    The interpreter the daemon runs as.  Samba's tests check that
+    C{/proc/<ctdb getpid>/exe} is called C{ctdbd}, so in a virtualenv we
+    keep a copy (or hard link) of the interpreter named C{ctdbd} in
+    C{<venv>/libexec/}; Python finds the venv through the C{pyvenv.cfg} one
+    level up.  Elsewhere, or if that cannot be made, the plain interpreter.
+    """
+    real = os.path.realpath(sys.executable)
+    if sys.prefix == sys.base_prefix:
+        return real
+    target = os.path.join(sys.prefix, "libexec", "ctdbd")
+    try:
+        st, rt = os.stat(target), os.stat(real)
+        if st.st_size == rt.st_size and st.st_mtime >= rt.st_mtime:
+            return target
+    except OSError:
+        pass
+    try:
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        tmp = f"{target}.{os.getpid()}"
+        try:
+            os.link(real, tmp)
+        except OSError:
+            import shutil
+
+            shutil.copy2(real, tmp)
+        os.replace(tmp, target)
+        return target
+    except OSError:
+        return real
+
+
+READY_FD = "TXCTDB_READY_FD"
+
+
+def _daemonise() -> int:
+    """
+    Start the daemon process (stdin kept, as ctdbd in test mode; its own
+    session) and return once it is listening (0) or has failed (1, with
+    its reason on stderr).
+    """
+    import subprocess
+
     rfd, wfd = os.pipe()
-    pid = os.fork()
-    if pid:
-        os.close(wfd)
-        chunks = []
-        while True:
-            chunk = os.read(rfd, 4096)
-            if not chunk:
-                break
-            chunks.append(chunk)
-        os.close(rfd)
-        answer = b"".join(chunks)
-        if answer.startswith(b"\0"):
-            return 0
-        if answer:
-            sys.stderr.write(answer.decode(errors="replace") + "\n")
-        else:
-            sys.stderr.write("ctdbd: daemon exited during start-up\n")
+    exe = daemonExecutable()
+    env = dict(os.environ)
+    env[READY_FD] = str(wfd)
+    try:
+        subprocess.Popen(
+            [exe, "-m", "ctdb.ctdbd"], executable=exe, env=env, pass_fds=(wfd,),
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )
+    except OSError as e:
+        sys.stderr.write(f"ctdbd: cannot start the daemon: {e}\n")
         return 1
-    # The child: keep stdin (as ctdbd in test mode), leave onnode's pipes.
+    finally:
+        os.close(wfd)
+    chunks = []
+    while True:
+        chunk = os.read(rfd, 4096)
+        if not chunk:
+            break
+        chunks.append(chunk)
     os.close(rfd)
-    devnull = os.open(os.devnull, os.O_RDWR)
-    os.dup2(devnull, 1)
-    os.dup2(devnull, 2)
-    os.close(devnull)
-    os.setsid()
+    answer = b"".join(chunks)
+    if answer.startswith(b"\0"):
+        return 0
+    sys.stderr.write(
+        (answer.decode(errors="replace") or "ctdbd: daemon exited during start-up") + "\n"
+    )
+    return 1
+
+
+def _child(paths: CTDBPaths, config: CTDBConfig, tunables: dict[str, int], wfd: int) -> int:
+    """The daemon process started by L{_daemonise}."""
     sent: list[bool] = []
 
     def ready(error: str | None) -> None:
@@ -277,7 +325,7 @@ def _daemonise(paths: CTDBPaths, config: CTDBConfig, tunables: dict[str, int]) -
         ready(f"ctdbd: {e!r}")
     finally:
         ready("ctdbd: daemon exited during start-up")
-        os._exit(code)
+    return code
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -309,7 +357,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if interactive:
         os.environ["CTDB_INTERACTIVE"] = "true"
         return runDaemon(paths, config, tunables, interactive=True)
-    return _daemonise(paths, config, tunables)
+    readyFd = os.environ.pop(READY_FD, None)
+    if readyFd is not None:
+        return _child(paths, config, tunables, int(readyFd))
+    return _daemonise()
 
 
 if __name__ == "__main__":

@@ -85,8 +85,7 @@ def decodeReply(buf: bytes) -> EventReply:
     length, version, reqid = _HEADER.unpack_from(buf)
     if length != len(buf):
         raise MalformedPacket(f"event reply: length {length} != {len(buf)}")
-    if version != CTDB_EVENT_PROTOCOL_VERSION:
-        raise MalformedPacket(f"event reply: version {version}")
+    # ctdb-eventd leaves the version of its replies 0; nobody checks it.
     (cmd,) = _U32.unpack_from(buf, _HEADER.size)
     (result,) = _I32.unpack_from(buf, _HEADER.size + 4)
     return EventReply(reqid, cmd, result, bytes(buf[_HEADER.size + 8 :]))

@@ -1,0 +1,172 @@
+# -*- test-case-name: tests.integration.test_ctdbd_dropin -*-
+"""
+The ``ctdbd`` console script as Samba's local_daemons.sh drives it: no
+arguments, C{CTDB_BASE} and C{CTDB_TEST_MODE} in the environment, node
+directories laid out as local_daemons.sh lays them out, Samba's ``ctdb``
+tool and ``ctdb-eventd``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+from typing import Callable, Iterator
+
+import pytest
+
+from tests.integration.conftest import randomBase
+
+CTDBD = os.path.join(os.path.dirname(sys.executable), "ctdbd")
+EVENTD = "/usr/libexec/ctdb/ctdb-eventd"
+
+needsSamba = pytest.mark.skipif(
+    not os.access(EVENTD, os.X_OK), reason="Samba's ctdb-eventd is not installed"
+)
+
+
+def writeNode(d, addresses: list[str], pnn: int, extra: str = "") -> None:  # type: ignore[no-untyped-def]
+    """One node directory, as local_daemons.sh setup writes it."""
+    for sub in ("db/volatile", "db/persistent", "db/state", "events/legacy"):
+        (d / sub).mkdir(parents=True, exist_ok=True)
+    (d / "nodes").write_text("".join(f"{a}\n" for a in addresses))
+    (d / "public_addresses").write_text("")
+    (d / "ctdb.conf").write_text(
+        f"""[logging]
+	location = file:{d}/log.ctdb
+	log level = INFO
+[cluster]
+	node address = {addresses[pnn]}
+[database]
+	volatile database directory = {d}/db/volatile
+	persistent database directory = {d}/db/persistent
+	state database directory = {d}/db/state
+[failover]
+	disabled = true
+{extra}"""
+    )
+    script = d / "events" / "legacy" / "00.test.script"
+    script.write_text('#!/bin/sh\necho "$1 event"\n')
+    script.chmod(0o755)
+
+
+def nodeEnv(d) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CTDB_")}
+    env.update(CTDB_BASE=str(d), CTDB_TEST_MODE="yes", CTDB_EVENTD=EVENTD)
+    return env
+
+
+def waitFor(predicate: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return predicate()
+
+
+@pytest.fixture
+def nodes(tmp_path) -> Iterator[list]:  # type: ignore[type-arg]
+    """Two node directories on a random loopback range; any daemon left
+    running is killed by the PID in its pid file."""
+    base = ipaddress.ip_address(randomBase(2))
+    addresses = [str(base), str(base + 1)]
+    dirs = []
+    for pnn in range(2):
+        d = tmp_path / f"node.{pnn}"
+        writeNode(d, addresses, pnn)
+        dirs.append(d)
+    yield dirs
+    for d in dirs:
+        try:
+            pid = int((d / "run" / "ctdbd.pid").read_text())
+        except (OSError, ValueError):
+            continue
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def tool(d, *args: str, timeout: float = 20) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
+    return subprocess.run(
+        ["ctdb", *args], env=nodeEnv(d), capture_output=True, text=True,
+        timeout=timeout, stdin=subprocess.DEVNULL,
+    )
+
+
+@needsSamba
+def testStartEventsShutdown(nodes) -> None:  # type: ignore[no-untyped-def]
+    """ctdbd returns once its socket is up, with a 0700 socket and a pid
+    file; the cluster forms; ctdb-eventd answers scriptstatus with the
+    monitor event ctdbd ran; ctdb shutdown stops it and the pid file and
+    socket go away."""
+    for d in nodes:
+        start = time.monotonic()
+        proc = subprocess.run(
+            [CTDBD], env=nodeEnv(d), stdin=subprocess.DEVNULL, capture_output=True,
+            text=True, timeout=30,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert time.monotonic() - start < 15
+        sock = d / "run" / "ctdbd.socket"
+        assert stat.S_ISSOCK(sock.stat().st_mode)
+        assert stat.S_IMODE(sock.stat().st_mode) == 0o700
+        pid = int((d / "run" / "ctdbd.pid").read_text())
+        assert os.path.exists(f"/proc/{pid}")
+        if sys.prefix != sys.base_prefix:
+            # basics.004.getpid wants /proc/<pid>/exe to be called ctdbd
+            assert os.path.basename(os.readlink(f"/proc/{pid}/exe")) == "ctdbd"
+        assert (d / "run" / "eventd.socket").exists()
+    assert waitFor(lambda: tool(nodes[0], "nodestatus", "all").returncode == 0, 30)
+    assert tool(nodes[1], "pnn").stdout.strip() == "1"
+
+    def monitored() -> bool:
+        out = tool(nodes[0], "scriptstatus").stdout
+        return "00.test" in out and "OK" in out
+
+    assert waitFor(monitored, 30), tool(nodes[0], "scriptstatus")
+    run = tool(nodes[0], "event", "run", "10", "legacy", "monitor")
+    assert run.returncode == 0, run.stderr
+    for d in nodes:
+        pid = int((d / "run" / "ctdbd.pid").read_text())
+        done = tool(d, "shutdown")
+        assert done.returncode == 0, done.stderr
+        assert waitFor(lambda: not os.path.exists(f"/proc/{pid}"), 15)
+        assert not (d / "run" / "ctdbd.pid").exists()
+        assert not (d / "run" / "ctdbd.socket").exists()
+
+
+def testBadConfigurationRefused(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A bad value stops ctdbd before it forks: exit 1, ctdbd's messages
+    on stderr, nothing started."""
+    d = tmp_path / "node.0"
+    writeNode(d, [randomBase(1)], 0, "[cluster]\n\tleader timeout = 0\n[nosuch]\n\tkey = 1\n")
+    proc = subprocess.run(
+        [CTDBD], env=nodeEnv(d), stdin=subprocess.DEVNULL, capture_output=True,
+        text=True, timeout=30,
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines() == [
+        "Invalid value for [cluster] -> leader timeout = 0",
+        'conf: validation for option "leader timeout" failed',
+        f"Failed to load configuration file {d}/ctdb.conf",
+    ]
+    assert not (d / "run" / "ctdbd.pid").exists()
+
+
+def testMissingDatabaseDirectory(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A database directory that is gone: ctdbd's message, exit 1."""
+    d = tmp_path / "node.0"
+    writeNode(d, [randomBase(1)], 0)
+    (d / "db" / "state").rmdir()
+    proc = subprocess.run(
+        [CTDBD], env=nodeEnv(d), stdin=subprocess.DEVNULL, capture_output=True,
+        text=True, timeout=30,
+    )
+    assert proc.returncode == 1
+    assert f'state database directory "{d}/db/state" does not exist' in proc.stderr
