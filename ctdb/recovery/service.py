@@ -15,6 +15,7 @@ Differences from ctdbd 4.17, on purpose and documented in the README:
 
 from __future__ import annotations
 
+import errno
 from typing import TYPE_CHECKING
 
 from twisted.application.service import Service
@@ -27,11 +28,13 @@ from ctdb.protocols import packet as P
 from ctdb.protocols.controls import Control
 from ctdb.recovery.election import (
     CTDB_SRVID_BANNING,
+    CTDB_SRVID_DISABLE_RECOVERIES,
     CTDB_SRVID_ELECTION,
     CTDB_SRVID_LEADER,
     CTDB_SRVID_RECONFIGURE,
     CTDB_SRVID_TAKEOVER_RUN,
     ElectionMessage,
+    decodeDisableMessage,
     decodeSrvidMessage,
     electionWin,
 )
@@ -64,11 +67,15 @@ class RecoveryService(Service):
         self._broadcast: task.LoopingCall | None = None
         self._monitor: task.LoopingCall | None = None
         self._checking = False
+        #: the timer of a DISABLE_RECOVERIES request (ctdb_op_disable)
+        self._recoveriesDisabled: IDelayedCall | None = None
         daemon.recovery = self  # type: ignore[attr-defined]
         daemon.addMessageHandler(CTDB_SRVID_LEADER, self._leaderMessage)
         daemon.addMessageHandler(CTDB_SRVID_ELECTION, self._electionMessage)
         daemon.addMessageHandler(CTDB_SRVID_BANNING, self._banningMessage)
         daemon.addMessageHandler(CTDB_SRVID_TAKEOVER_RUN, self._takeoverRunMessage)
+        daemon.addMessageHandler(CTDB_SRVID_DISABLE_RECOVERIES,
+                                 self._disableRecoveriesMessage)
         previous = daemon.nodeStateChanged
 
         def changed(pnn: int) -> None:
@@ -111,7 +118,7 @@ class RecoveryService(Service):
             if loop is not None and loop.running:
                 loop.stop()
         for timer in (self._electionTimer, self._sendElection, self._leaderTimeout,
-                      self._checkPending):
+                      self._checkPending, self._recoveriesDisabled):
             if timer is not None and timer.active():
                 timer.cancel()
         return waitLock
@@ -367,6 +374,11 @@ class RecoveryService(Service):
 
         if self.recovering:
             return
+        if self.recoveriesDisabled():
+            # ctdb_op_begin: try again once they are enabled.
+            self.log.debug("Unable to begin - recoveries are disabled")
+            self.needRecovery = True
+            return
         self.recovering = True
         self.needRecovery = False
         d = self.daemon
@@ -418,6 +430,54 @@ class RecoveryService(Service):
             return
         if self.daemon.validPnn(pnn):
             self.addCulprit(pnn, len(self.daemon.nodes))
+
+    # -- disabling recoveries (ctdb reloadnodes) ---------------------------------------------
+
+    def recoveriesDisabled(self) -> bool:
+        return self._recoveriesDisabled is not None and self._recoveriesDisabled.active()
+
+    def disableRecoveries(self, timeout: int) -> int:
+        """ctdb_op_disable: no recovery starts for C{timeout} seconds (0
+        enables them again).  Returns 0, or -EAGAIN while one is running."""
+        if timeout == 0:
+            self._cancelDisable()
+            self.log.info("Reenabling recoveries")
+            self._recoveriesEnabled()
+            return 0
+        if self.recovering:
+            self.log.error("Unable to disable recoveries - in progress")
+            return -errno.EAGAIN
+        self._cancelDisable()
+        self.log.info("Disabling recoveries for {secs} seconds", secs=timeout)
+        self._recoveriesDisabled = self.reactor.callLater(timeout, self._disableTimedOut)
+        return 0
+
+    def _cancelDisable(self) -> None:
+        if self._recoveriesDisabled is not None and self._recoveriesDisabled.active():
+            self._recoveriesDisabled.cancel()
+        self._recoveriesDisabled = None
+
+    def _disableTimedOut(self) -> None:
+        self._recoveriesDisabled = None
+        self.log.info("Reenabling recoveries after timeout")
+        self._recoveriesEnabled()
+
+    def _recoveriesEnabled(self) -> None:
+        if self.running and self.isLeader() and self.needRecovery:
+            self.scheduleCheck(0)
+
+    def _disableRecoveriesMessage(self, srvid: int, data: bytes) -> None:
+        """srvid_disable_and_reply: every node's recovery daemon answers the
+        requester with its own pnn (or a negative errno)."""
+        if len(data) != 24:
+            self.log.error("Wrong size for disable message: {n} bytes", n=len(data))
+            return
+        pnn, replySrvid, timeout = decodeDisableMessage(data)
+        ret = self.disableRecoveries(timeout)
+        if ret == 0:
+            ret = self.pnn
+        if replySrvid != 0:
+            self.daemon.sendMessage(pnn, replySrvid, C.encodeI32(ret))
 
     # -- takeover runs (no public addresses yet: answer at once) ----------------------------
 
