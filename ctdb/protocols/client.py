@@ -25,6 +25,7 @@ from zope.interface import implementer
 from ctdb.errors import ConnectionClosed, ControlFailed, ControlTimeout, MalformedPacket
 from ctdb.interfaces import ICTDBReactor, IClientConnection
 from ctdb.protocols.controls import Control
+from ctdb.protocols._write import writeNow
 from ctdb.protocols.framing import CTDBPacketReceiver
 from ctdb.protocols.packet import (
     CTDB_CURRENT_NODE,
@@ -69,7 +70,7 @@ class ClientProtocol(CTDBPacketReceiver):
 
     def sendPacket(self, data: bytes) -> None:
         if self.transport is not None:
-            self.transport.write(data)
+            writeNow(self.transport, data)
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
         self.daemon.clientDisconnected(self)  # type: ignore[attr-defined]

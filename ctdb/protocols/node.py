@@ -22,6 +22,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ctdb.interfaces import ICTDBReactor, INodeTransport, INodeTransportListener
+from ctdb.protocols._write import writeNow
 from ctdb.protocols.framing import CTDBPacketReceiver
 from ctdb.protocols.packet import CTDB_PORT
 
@@ -171,7 +172,7 @@ class TCPNodeTransport:
         peer = self.peers.get(pnn)
         if peer is None or peer.out is None:
             return False
-        peer.out.transport.write(data)
+        writeNow(peer.out.transport, data)
         return True
 
     def restartNode(self, pnn: int) -> None:
