@@ -141,6 +141,9 @@ class RecoveryService(Service):
     def electionData(self) -> ElectionMessage:
         d = self.daemon
         connected = sum(1 for n in d.nodes if not n.flags & C.NODE_FLAGS_DISCONNECTED)
+        if not self.canBeLeader():
+            # ctdb_election_data: "Try to lose..."
+            return ElectionMessage(0, self.reactor.seconds(), d.pnn, d.nodes[d.pnn].flags)
         return ElectionMessage(connected, self.priorityTime, d.pnn, d.nodes[d.pnn].flags)
 
     # -- leader broadcast ------------------------------------------------------------
@@ -319,6 +322,10 @@ class RecoveryService(Service):
             self._checkPending = self.reactor.callLater(delay, self._monitorTick)
 
     def _monitorTick(self) -> None:
+        if self.daemon.nodes[self.pnn].flags & C.NODE_FLAGS_INACTIVE:
+            # main_loop: a stopped or banned node is made the youngest, so
+            # that it does not take the leader role back when it returns.
+            self.priorityTime = self.reactor.seconds()
         if not self.isLeader() or self._checking or self.recovering:
             return
         self._checking = True
@@ -336,7 +343,20 @@ class RecoveryService(Service):
         if self.needRecovery:
             await self.doRecovery("requested")
             return
-        expected = sorted(active)
+        # update_capabilities, then: the vnn map holds exactly the active
+        # nodes with the lmaster capability (the leader alone if none has it,
+        # as the procedure builds it).
+        lmasters = []
+        for pnn in active:
+            caps = await d.sendControl(pnn, Control.GET_CAPABILITIES, timeout=5)
+            if caps.status != 0:
+                await self.doRecovery(f"node {pnn} did not answer GET_CAPABILITIES")
+                return
+            if C.decodeU32(caps.data) & C.CTDB_CAP_LMASTER:
+                lmasters.append(pnn)
+        if sorted(d.vnnMap.map) != (lmasters or [self.pnn]):
+            await self.doRecovery("vnn map does not match the active lmaster nodes")
+            return
         for pnn in active:
             reply = await d.sendControl(pnn, Control.GETVNNMAP, timeout=5)
             if reply.status != 0:
@@ -346,11 +366,8 @@ class RecoveryService(Service):
             if vnn.generation != d.vnnMap.generation or vnn.generation == P.INVALID_GENERATION:
                 await self.doRecovery(f"node {pnn} has generation 0x{vnn.generation:08x}")
                 return
-            if pnn == self.pnn and sorted(vnn.map) != [
-                p for p in expected
-                if p != self.pnn or d.capabilities & C.CTDB_CAP_LMASTER
-            ] and sorted(vnn.map) != [self.pnn]:
-                await self.doRecovery("vnn map does not match the active nodes")
+            if vnn.map != d.vnnMap.map:
+                await self.doRecovery(f"node {pnn} has a different vnn map")
                 return
             mode = await d.sendControl(pnn, Control.GET_RECMODE, timeout=5)
             if mode.status != C.CTDB_RECOVERY_NORMAL:
