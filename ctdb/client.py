@@ -12,7 +12,7 @@ itself; the daemon only migrates records and commits transactions.
 Example (run it with C{python example.py /path/to/ctdbd.socket})::
 
     import sys
-    from twisted.internet import task
+    from twisted.internet import defer, task
     from ctdb.client import connect
 
     async def main(reactor, socketPath):
@@ -39,8 +39,6 @@ Example (run it with C{python example.py /path/to/ctdbd.socket})::
         await client.close()
 
     task.react(lambda reactor: defer.ensureDeferred(main(reactor, sys.argv[1])))
-
-(with C{from twisted.internet import defer}).
 
 Locking rules, as in Samba's client:
 
