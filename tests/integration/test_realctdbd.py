@@ -333,3 +333,39 @@ def test_realClusterProcessesTracked() -> None:
                 names.append(f.read().strip())
         assert "ctdb-eventd" in names, names
         assert len(procs[k]) >= 3, names
+
+
+def test_killRestartStopLeavesNothing() -> None:
+    """
+    A one-node real cluster: after kill() its ctdb-eventd lingers for seconds
+    (the REAL_CTDBD.md gotcha), yet an immediate restart succeeds (the
+    harness ends the old helpers first), and stop() leaves no process of
+    either incarnation.
+    """
+    d = tempfile.mkdtemp(prefix="txctdb-rk-", dir="/tmp")
+    cluster = RealCtdbdCluster(d, base=_randomBase(20, 99), nodes=1)
+    try:
+        cluster.setup()
+        cluster.start(timeout=40)
+        first = set(cluster.processes()[0])
+        pid = cluster.pid(0)
+        assert pid in first and len(first) >= 2
+        cluster.kill(0)
+        assert cluster.pid(0) is None
+        assert pid not in cluster.processes()[0]
+        cluster.start(timeout=40)
+        second = set(cluster.processes()[0])
+        assert cluster.pid(0) in second
+        assert not first & second, (first, second)
+        cluster.stop()
+        assert cluster.processes() == {0: []}
+        for p in first | second:
+            try:
+                with open(f"/proc/{p}/stat") as f:
+                    state = f.read().rsplit(")", 1)[1].split()[0]
+            except OSError:
+                continue
+            assert state in ("Z", "X"), (p, state)
+    finally:
+        cluster.stop()
+        shutil.rmtree(d, ignore_errors=True)
