@@ -1,0 +1,69 @@
+# -*- test-case-name: tests.integration.test_helpers -*-
+"""
+C{update_record_persistent} (Samba's tests/src/update_record_persistent.c):
+read record C{-k} of persistent database C{-D} from the local TDB, and
+send UPDATE_RECORD to this node with its header, rsn + 1, and value
+C{-v}.  Exit 0 on success.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ctdb.database.ltdb import LtdbHeader
+from ctdb.helpers.common import (
+    DatabaseOptions,
+    connectClient,
+    err,
+    parseOptions,
+    recoveryWait,
+    runMain,
+    splitLocal,
+    startLogging,
+)
+from ctdb.interfaces import ICTDBReactor
+from ctdb.protocols import records as R
+from ctdb.protocols.controls import Control
+from ctdb.protocols.packet import CTDB_UNKNOWN_PNN
+
+
+async def run(reactor: ICTDBReactor, argv: Sequence[str]) -> int:
+    options = parseOptions(DatabaseOptions(), argv)
+    if options["value"] is None:
+        err("Error: please specify key value (-v)")
+        return 1
+    startLogging("update_record_persistent", options["level"])
+    path = options["socket"]
+    client = await connectClient(
+        reactor, path, "Failed to initialize client ({path}), {error}"
+    )
+    try:
+        await recoveryWait(client)
+    except Exception:  # noqa: BLE001
+        err("Failed to wait for recovery")
+        return 1
+    try:
+        db = await client.attach(options["database"], persistent=True)
+    except Exception:  # noqa: BLE001
+        err(f"Failed to attach DB {options['database']}")
+        return 1
+    key = options["key"].encode()
+    try:
+        split = splitLocal(db.tdb.fetch(key))
+        header = LtdbHeader(0, CTDB_UNKNOWN_PNN) if split is None else split[0]
+        new = LtdbHeader(header.rsn + 1, header.dmaster, header.reserved1, header.flags)
+        payload = R.RecBuffer(
+            db.db_id, (R.RecData(0, key, new.encode() + options["value"].encode()),)
+        ).encode()
+        await client.controlOk(
+            Control.UPDATE_RECORD, payload, timeout=float(options["timelimit"])
+        )
+    except Exception as e:  # noqa: BLE001
+        err(f"update record failed: {e}")
+        return 1
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """The C{update_record_persistent} console script."""
+    runMain(run, argv)
