@@ -67,6 +67,18 @@ class ControlHandlers:
     def dispatch(
         self, req: P.ReqControl, client: IClientConnection | None
     ) -> defer.Deferred[ControlResult]:
+        """Run a control; always a Deferred (see L{dispatchFast})."""
+        result = self.dispatchFast(req, client)
+        if isinstance(result, tuple):
+            return defer.succeed(result)
+        return result
+
+    def dispatchFast(self, req: P.ReqControl, client: IClientConnection | None) -> Result:
+        """
+        Run a control: the result itself for controls answered at once (most
+        of them: no Deferred on the hot path), or a Deferred of it.  Never
+        raises.
+        """
         opcode = req.opcode
         handler = self.table.get(opcode)
         if handler is None:
@@ -77,24 +89,25 @@ class ControlHandlers:
             else:
                 self.log.error("Unknown control {opcode}", opcode=opcode)
             # ctdbd answers -1 with no error text
-            return defer.succeed(FAIL)
+            return FAIL
         try:
             result = handler(req, client)
         except (MalformedPacket, ValueError, KeyError) as e:
             self.log.warn(
                 "bad {name} control: {err}", name=C.controlName(opcode), err=str(e)
             )
-            return defer.succeed(_fail(str(e)))
+            return _fail(str(e))
         except Exception:
             self.log.failure("control {name} failed", name=C.controlName(opcode))
-            return defer.succeed(_fail("internal error"))
-        d = defer.maybeDeferred(lambda: result)
+            return _fail("internal error")
+        if isinstance(result, tuple):
+            return result
 
         def trap(f):  # type: ignore[no-untyped-def]
             self.log.failure("control {name} failed", f, name=C.controlName(opcode))
             return _fail("internal error")
 
-        return d.addErrback(trap)
+        return result.addErrback(trap)
 
     # -- node and daemon information -------------------------------------------
 

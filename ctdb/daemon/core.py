@@ -461,25 +461,29 @@ class Daemon(Service):
 
     def _remoteControl(self, req: P.ReqControl) -> None:
         """A control from another node (or ourselves): run it, reply."""
-        d = self.controls.dispatch(req, None)
+        hdr = req.header
 
         def reply(result: ControlResult) -> None:
             if req.flags & P.CTDB_CTRL_FLAG_NOREPLY:
                 return
             status, data, errmsg = result
-            if status != 0:
-                data = b""
-            header = P.Header(
-                P.Operation.REPLY_CONTROL,
-                req.header.srcnode,
-                self.pnn,
-                req.header.reqid,
-                self.vnnMap.generation,
-            )
-            self.queuePacket(P.ReplyControl(header, status, data, errmsg))
+            dest = hdr.srcnode
+            encoded = P.encodeReplyControl(dest, self.pnn, hdr.reqid,
+                                           self.vnnMap.generation, status,
+                                           data if status == 0 else b"", errmsg)
+            if dest == self.pnn:
+                self.queuePacket(P.decodePacket(encoded))
+            elif self.isConnected(dest):
+                self.nodes[dest].tx_cnt += 1
+                self.stats.counters["node_packets_sent"] += 1
+                self.transport.queuePacket(dest, encoded)
 
-        d.addCallback(reply)
-        d.addErrback(lambda f: self.log.failure("control reply failed", f))
+        result = self.controls.dispatchFast(req, None)
+        if isinstance(result, tuple):
+            reply(result)
+            return
+        result.addCallback(reply)
+        result.addErrback(lambda f: self.log.failure("control reply failed", f))
 
     # -- keepalives -------------------------------------------------------
 
@@ -599,25 +603,27 @@ class Daemon(Service):
         dest = req.header.destnode
         if dest == P.CTDB_CURRENT_NODE:
             dest = self.pnn
-        noreply = bool(req.flags & P.CTDB_CTRL_FLAG_NOREPLY)
+        noreply = req.flags & P.CTDB_CTRL_FLAG_NOREPLY
+        srcnode = self.pnn if dest in P.BROADCASTS else dest
+        hdr = req.header
 
         def reply(result: ControlResult) -> None:
             if noreply:
                 return
             status, data, errmsg = result
-            if status != 0:
-                data = b""
-            header = P.Header(
-                P.Operation.REPLY_CONTROL,
-                req.header.srcnode,
-                self.pnn if dest in P.BROADCASTS else dest,
-                req.header.reqid,
-                self.vnnMap.generation,
+            self.stats.counters["client_packets_sent"] += 1
+            client.sendPacket(
+                P.encodeReplyControl(hdr.srcnode, srcnode, hdr.reqid,
+                                     self.vnnMap.generation, status,
+                                     data if status == 0 else b"", errmsg)
             )
-            self.sendToClient(client, P.ReplyControl(header, status, data, errmsg))
 
         if dest == self.pnn:
-            d = self.controls.dispatch(req.withHeader(destnode=self.pnn), client)  # type: ignore[arg-type]
+            result = self.controls.dispatchFast(req, client)
+            if isinstance(result, tuple):
+                reply(result)
+                return
+            d = result
         else:
             d = self.sendControl(
                 dest, req.opcode, req.data, srvid=req.srvid, flags=req.flags,

@@ -505,3 +505,27 @@ def decode(buf: bytes | memoryview) -> tuple[Packet, int]:
     """The ``decode(buf) -> (obj, consumed)`` form of L{decodePacket}."""
     packet = decodePacket(buf)
     return packet, Header.decode(buf)[1]
+
+
+_REPLY_CONTROL = struct.Struct("<8IiII")
+
+
+def encodeReplyControl(
+    destnode: int, srcnode: int, reqid: int, generation: int, status: int,
+    data: bytes = b"", errmsg: bytes = b"",
+) -> bytes:
+    """
+    REPLY_CONTROL in one step, for the daemon's hot path; the same bytes as
+    C{ReplyControl(Header(...), status, data, errmsg).encode()}.
+    """
+    raw = _REPLY_CONTROL.size + len(data) + len(errmsg)
+    total = (raw + 7) & ~7
+    return (
+        _REPLY_CONTROL.pack(
+            total, CTDB_MAGIC, CTDB_PROTOCOL, generation, Operation.REPLY_CONTROL,
+            destnode, srcnode, reqid, status, len(data), len(errmsg),
+        )
+        + data
+        + errmsg
+        + b"\0" * (total - raw)
+    )
