@@ -486,6 +486,13 @@ class DatabaseManager:
         # Strip the read-only flags: a recovery (or a restore) revokes
         # every delegation implicitly (db_push_msg_handler).
         header = LtdbHeader.decode(value[:HEADER_SIZE])[0].withFlags(clear=CTDB_REC_RO_FLAGS)
+        if db.volatile:
+            # db_push_msg_handler stores through ctdb_ltdb_store_server: the
+            # node the record now names as dmaster (the leader) bumps its
+            # rsn, so its copy beats the other nodes' equal-rsn copies at the
+            # next recovery even after its clients changed it in place.
+            self.storeRecord(db, key, header, value[HEADER_SIZE:])
+            return
         db.store.store(key, header.encode() + value[HEADER_SIZE:])
 
     def control_DB_PUSH_CONFIRM(self, req: P.ReqControl, client: object) -> ControlResult:
