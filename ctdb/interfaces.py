@@ -91,6 +91,9 @@ class IRecordStore(Interface):
     def items() -> list[tuple[bytes, bytes]]:
         """A snapshot of every record."""
 
+    def itemsNonblock() -> list[tuple[bytes, bytes]] | None:
+        """A snapshot, or None when reading now would wait for a lock."""
+
     def wipe() -> None:
         """Remove every record."""
 
@@ -102,6 +105,9 @@ class IRecordStore(Interface):
 
     def transactionStart() -> None:
         """Begin a transaction (blocking is acceptable: the daemon holds it)."""
+
+    def transactionStartNonblock() -> bool:
+        """Begin a transaction if that needs no wait; False otherwise."""
 
     def transactionCommit() -> None:
         """Commit the open transaction."""

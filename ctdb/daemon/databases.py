@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import struct
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from twisted.internet import defer
 from twisted.internet.interfaces import IDelayedCall
@@ -426,9 +426,14 @@ class DatabaseManager:
             return (-1, b"", b"transaction start on a database that is not frozen")
         if db.transactionId is not None:
             db.store.transactionCancel()
-        db.store.transactionStart()
-        db.transactionId = tid
-        return (0, b"", b"")
+            db.transactionId = None
+
+        def started() -> ControlResult:
+            db.transactionId = tid
+            return (0, b"", b"")
+
+        return self.whenUnlocked(db, db.store.transactionStartNonblock, started,
+                                 "transaction start")
 
     def control_DB_TRANSACTION_COMMIT(self, req: P.ReqControl, client: object) -> ControlResult:
         db_id, tid = R.decodeTransDb(req.data)
@@ -503,10 +508,70 @@ class DatabaseManager:
         db.pushSrvid = None
         return (0, C.encodeU32(db.pushRecords), b"")
 
-    def control_DB_PULL(self, req: P.ReqControl, client: object) -> ControlResult:
+    def readAll(self, db: Database) -> list[tuple[bytes, bytes]] | defer.Deferred[list[tuple[bytes, bytes]]]:
+        """Every record of the local file, without ever waiting on a client's
+        record lock: inside a transaction (recovery) nobody can write; else
+        a whole-file read lock is tried and retried."""
+        if db.transactionId is not None:
+            return db.store.items()
+        got: list[list[tuple[bytes, bytes]]] = []
+
+        def attempt() -> bool:
+            items = db.store.itemsNonblock()
+            if items is None:
+                return False
+            got.append(items)
+            return True
+
+        return self.whenUnlocked(db, attempt, lambda: got[0], "read")
+
+    def whenUnlocked(self, db: Database, attempt: Callable[[], bool],
+                     then: Callable[[], object], what: str) -> Any:
+        """Run C{attempt} (a non-blocking lock step) until it succeeds, then
+        return C{then()}; at once when possible, else as a Deferred that
+        fails after ControlTimeout."""
+        if attempt():
+            return then()
+        d: defer.Deferred[Any] = defer.Deferred()
+        reactor = self.daemon.reactor
+        deadline = reactor.seconds() + self.daemon.tunables.ControlTimeout
+        db.stats.locks_num_pending += 1
+
+        def retry(delay: float) -> None:
+            try:
+                ok = attempt()
+            except Exception as e:
+                db.stats.locks_num_pending -= 1
+                d.errback(e)
+                return
+            if ok:
+                db.stats.locks_num_pending -= 1
+                try:
+                    d.callback(then())
+                except Exception as e:
+                    d.errback(e)
+                return
+            if reactor.seconds() > deadline:
+                db.stats.locks_num_pending -= 1
+                db.stats.locks_num_failed += 1
+                d.errback(TimeoutError(f"{what} of {db.name}: record locks held too long"))
+                return
+            reactor.callLater(delay, retry, min(delay * 2, 0.05))
+
+        reactor.callLater(0.001, retry, 0.002)
+        return d
+
+    def control_DB_PULL(self, req: P.ReqControl, client: object) -> Any:
         db_id, _lmaster, srvid = R.decodePulldbExt(req.data)
         db = self.byId[db_id]
-        records = [R.RecData(0, k, v) for k, v in db.store.items() if len(v) >= HEADER_SIZE]
+        items = self.readAll(db)
+        if isinstance(items, defer.Deferred):
+            return items.addCallback(lambda got: self._pulled(db, req, srvid, got))
+        return self._pulled(db, req, srvid, items)
+
+    def _pulled(self, db: Database, req: P.ReqControl, srvid: int,
+                items: list[tuple[bytes, bytes]]) -> ControlResult:
+        records = [R.RecData(0, k, v) for k, v in items if len(v) >= HEADER_SIZE]
         limit = self.daemon.tunables.RecBufferSizeLimit
         batch: list[R.RecData] = []
         size = 0
@@ -1197,13 +1262,20 @@ class DatabaseManager:
                           self.daemon.vnnMap.generation)
         self.daemon.sendToClient(trav.client, P.ReqMessage(header, trav.srvid, rec.encode()))
 
-    def _traverseAllControl(self, req: P.ReqControl) -> ControlResult:
+    def _traverseAllControl(self, req: P.ReqControl) -> Any:
         t = R.TraverseAll.decode(req.data)
         db = self.byId.get(t.db_id)
         if db is None:
             return (-1, b"", b"Unknown database")
+        items = self.readAll(db)
+        if isinstance(items, defer.Deferred):
+            return items.addCallback(lambda got: self._traversed(db, t, got))
+        return self._traversed(db, t, items)
+
+    def _traversed(self, db: Database, t: R.TraverseAll,
+                   items: list[tuple[bytes, bytes]]) -> ControlResult:
         sent = 0
-        for key, value in db.store.items():
+        for key, value in items:
             header, data = splitValue(value)
             if header is None:
                 continue
@@ -1282,7 +1354,7 @@ class DatabaseManager:
 
         return defer.gatherResults(waits).addCallback(collect)
 
-    def control_UPDATE_RECORD(self, req: P.ReqControl, client: object) -> ControlResult:
+    def control_UPDATE_RECORD(self, req: P.ReqControl, client: object) -> Any:
         if self.daemon.recmode != C.CTDB_RECOVERY_NORMAL:
             return (-1, b"", b"recovery active")
         buf = R.RecBuffer.decode(req.data)
@@ -1292,7 +1364,14 @@ class DatabaseManager:
         if db.health:
             return (-1, b"", f"db unhealthy: {db.health}".encode())
         store = db.store
-        store.transactionStart()
+        if db.transactionId is not None:
+            return (-1, b"", b"database is being recovered")
+        return self.whenUnlocked(db, store.transactionStartNonblock,
+                                 lambda: self._updateRecords(db, buf), "update record")
+
+    def _updateRecords(self, db: Database, buf: R.RecBuffer) -> ControlResult:
+        """Apply a commit's records inside the transaction just started."""
+        store = db.store
         try:
             for rec in buf.records:
                 header, data = splitValue(rec.data)

@@ -145,6 +145,7 @@ _PROTOTYPES: dict[str, tuple[Any, list[Any], bool]] = {
     "tdb_lockall_nonblock": (c_int, [_CTX], True),
     "tdb_unlockall": (c_int, [_CTX], True),
     "tdb_lockall_read": (c_int, [_CTX], True),
+    "tdb_lockall_read_nonblock": (c_int, [_CTX], False),
     "tdb_unlockall_read": (c_int, [_CTX], True),
     "tdb_transaction_start": (c_int, [_CTX], True),
     "tdb_transaction_start_nonblock": (c_int, [_CTX], True),
@@ -198,6 +199,7 @@ class LibTDB:
     tdb_lockall_nonblock: Any
     tdb_unlockall: Any
     tdb_lockall_read: Any
+    tdb_lockall_read_nonblock: Any
     tdb_unlockall_read: Any
     tdb_transaction_start: Any
     tdb_transaction_start_nonblock: Any

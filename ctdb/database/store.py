@@ -40,6 +40,11 @@ class MemoryRecordStore:
     def wipe(self) -> None:
         self.records.clear()
 
+    def itemsNonblock(self) -> list[tuple[bytes, bytes]] | None:
+        if self.locked:
+            return None
+        return list(self.records.items())
+
     def lockNonblock(self, key: bytes) -> bool:
         if key in self.locked:
             return False
@@ -51,6 +56,12 @@ class MemoryRecordStore:
 
     def transactionStart(self) -> None:
         self._saved = dict(self.records)
+
+    def transactionStartNonblock(self) -> bool:
+        if self.locked:
+            return False
+        self.transactionStart()
+        return True
 
     def transactionCommit(self) -> None:
         self._saved = None
@@ -87,6 +98,16 @@ class TdbRecordStore:
     def items(self) -> list[tuple[bytes, bytes]]:
         return self.tdb.traverse()
 
+    def itemsNonblock(self) -> list[tuple[bytes, bytes]] | None:
+        """A snapshot, or None if a client holds a record lock right now
+        (reading would block on it)."""
+        if not self.tdb.lockAllReadNonblock():
+            return None
+        try:
+            return self.tdb.traverse()
+        finally:
+            self.tdb.unlockAllRead()
+
     def wipe(self) -> None:
         self.tdb.wipeAll()
 
@@ -98,6 +119,10 @@ class TdbRecordStore:
 
     def transactionStart(self) -> None:
         self.tdb.transactionStart()
+
+    def transactionStartNonblock(self) -> bool:
+        """Start a transaction unless a client holds a record lock now."""
+        return self.tdb.transactionStartNonblock()
 
     def transactionCommit(self) -> None:
         self.tdb.transactionCommit()

@@ -522,6 +522,21 @@ class TDB:
         """Release L{lockAll}."""
         self._check("tdb_unlockall", self._lib.tdb_unlockall(self._handle()))
 
+    def lockAllReadNonblock(self) -> bool:
+        """
+        @return: C{True} if the whole database is now read-locked (no other
+            process can write until L{unlockAllRead}), C{False} if another
+            process holds a write lock somewhere.
+        """
+        fn = self._lib.tdb_lockall_read_nonblock
+        if fn is None:
+            raise TDBError("tdb_lockall_read_nonblock", "not in this libtdb", path=self.path)
+        return self._nonblock("tdb_lockall_read_nonblock", fn(self._handle()))
+
+    def unlockAllRead(self) -> None:
+        """Release L{lockAllReadNonblock}."""
+        self._check("tdb_unlockall_read", self._lib.tdb_unlockall_read(self._handle()))
+
     # --- transactions ----------------------------------------------------------
 
     def transactionStart(self) -> None:
