@@ -140,6 +140,39 @@ class LocalCluster:
             with open(os.path.join(d, "nodes"), "w") as f:
                 f.write(text)
 
+    def _nodeLines(self) -> list[str]:
+        with open(os.path.join(self.nodeDir(0), "nodes")) as f:
+            return f.read().splitlines()
+
+    def _writeNodes(self, lines: list[str]) -> None:
+        text = "".join(f"{line}\n" for line in lines)
+        for k in range(self.size):
+            with open(os.path.join(self.nodeDir(k), "nodes"), "w") as f:
+                f.write(text)
+
+    def addNode(self) -> int:
+        """Append a node (the next address) to every node's nodes file and
+        make its directory; returns its pnn.  Running daemons learn of it
+        with ``ctdb reloadnodes``; then start it."""
+        cfg = self._config()
+        pnn = int(cfg["nodes"])
+        cfg["nodes"] = pnn + 1
+        with open(os.path.join(self.directory, CONFIG), "w") as f:
+            json.dump(cfg, f)
+        d = self.nodeDir(pnn)
+        for sub in ("run", "db/volatile", "db/persistent", "db/state"):
+            os.makedirs(os.path.join(d, sub), exist_ok=True)
+        self._writeNodes(self._nodeLines() + [self.address(pnn)])
+        return pnn
+
+    def deleteNode(self, pnn: int) -> None:
+        """Comment node C{pnn} out ('#') in every nodes file; the pnns of the
+        others do not change.  Stop it first, then ``ctdb reloadnodes``."""
+        self._check(pnn)
+        lines = self._nodeLines()
+        lines[pnn] = "#" + lines[pnn].lstrip("#")
+        self._writeNodes(lines)
+
     # -- processes ------------------------------------------------------------
 
     def pid(self, pnn: int) -> int | None:

@@ -341,16 +341,22 @@ class Daemon(Service):
                     if entry.pnn == self.pnn:
                         self.log.error("This node is deleted in the nodes file")
                         continue
-                    node.flags = NODE_FLAGS_DELETED
+                    # convert_node_map_to_list: a deleted node is
+                    # DELETED|DISCONNECTED with the address 0.0.0.0.
+                    node.flags = NODE_FLAGS_DELETED | NODE_FLAGS_DISCONNECTED
+                    node.address = entry.address
                     self.transport.removeNode(entry.pnn)
                     self.nodeStateChanged(entry.pnn)
                 elif not entry.deleted and node.flags & NODE_FLAGS_DELETED:
                     node.address = entry.address
-                    node.flags = NODE_FLAGS_DISCONNECTED
+                    node.flags = NODE_FLAGS_DISCONNECTED | NODE_FLAGS_UNHEALTHY
                     self.transport.connectNode(entry.pnn, entry.address)
                     self.nodeStateChanged(entry.pnn)
             else:
-                flags = NODE_FLAGS_DELETED if entry.deleted else NODE_FLAGS_DISCONNECTED
+                # A new node is DISCONNECTED|UNHEALTHY until it connects.
+                flags = NODE_FLAGS_DISCONNECTED | (
+                    NODE_FLAGS_DELETED if entry.deleted else NODE_FLAGS_UNHEALTHY
+                )
                 self.nodes.append(Node(entry.pnn, entry.address, flags))
                 if not entry.deleted:
                     self.transport.connectNode(entry.pnn, entry.address)

@@ -312,25 +312,28 @@ class ReloadNodesTests(_ControlsMixin, SynchronousTestCase):
             f.write(text)
 
     def test_addNode(self) -> None:
-        """A new line is a new, disconnected node the transport dials."""
+        """A new line is a new node, DISCONNECTED|UNHEALTHY until it
+        connects (convert_node_map_to_list), that the transport dials."""
         self.write("127.0.0.1\n127.0.0.2\n127.0.0.3\n127.0.0.4\n")
         self.assertEqual(self.control(Control.RELOAD_NODES_FILE).status, 0)
         d = self.cluster[0]
         self.assertEqual(len(d.nodes), 4)
         self.assertEqual(d.nodes[3].address, "127.0.0.4")
-        self.assertEqual(d.nodes[3].flags, C.NODE_FLAGS_DISCONNECTED)
+        self.assertEqual(d.nodes[3].flags, C.NODE_FLAGS_DISCONNECTED | C.NODE_FLAGS_UNHEALTHY)
         self.assertEqual(d.transport.connectRequests[3], "127.0.0.4")  # type: ignore[attr-defined]
         nodemap = C.decodeNodeMap(self.control(Control.GET_NODEMAP).data)
         self.assertEqual([n.pnn for n in nodemap], [0, 1, 2, 3])
 
     def test_deleteNode(self) -> None:
-        """A '#' line deletes the node: flag DELETED, link removed."""
+        """A '#' line deletes the node: DELETED|DISCONNECTED, address
+        0.0.0.0, link removed."""
         self.cluster.crash(2)
         self.cluster.flush()
         self.write("127.0.0.1\n127.0.0.2\n#127.0.0.3\n")
         self.control(Control.RELOAD_NODES_FILE)
         d = self.cluster[0]
-        self.assertEqual(d.nodes[2].flags, C.NODE_FLAGS_DELETED)
+        self.assertEqual(d.nodes[2].flags, C.NODE_FLAGS_DELETED | C.NODE_FLAGS_DISCONNECTED)
+        self.assertEqual(d.nodes[2].address, "0.0.0.0")
         self.assertIn(2, d.transport.removed)  # type: ignore[attr-defined]
         self.assertNotIn(2, d.targets(P.CTDB_BROADCAST_CONNECTED))
 
@@ -341,4 +344,6 @@ class ReloadNodesTests(_ControlsMixin, SynchronousTestCase):
         self.control(Control.RELOAD_NODES_FILE)
         self.write("127.0.0.1\n127.0.0.2\n127.0.0.3\n")
         self.control(Control.RELOAD_NODES_FILE)
-        self.assertEqual(self.cluster[0].nodes[2].flags, C.NODE_FLAGS_DISCONNECTED)
+        self.assertEqual(self.cluster[0].nodes[2].flags,
+                         C.NODE_FLAGS_DISCONNECTED | C.NODE_FLAGS_UNHEALTHY)
+        self.assertEqual(self.cluster[0].nodes[2].address, "127.0.0.3")
