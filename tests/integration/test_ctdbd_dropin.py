@@ -170,3 +170,26 @@ def testMissingDatabaseDirectory(tmp_path) -> None:  # type: ignore[no-untyped-d
     )
     assert proc.returncode == 1
     assert f'state database directory "{d}/db/state" does not exist' in proc.stderr
+
+
+def testMemoryReportFormat() -> None:
+    """The DUMP_MEMORY answer matches the talloc report pattern Samba's
+    debug.003.dumpmemory checks, line by line, and has at least 10 lines."""
+    import re
+    from types import SimpleNamespace
+
+    from ctdb.ctdbd import memoryReport
+
+    daemon = SimpleNamespace(
+        nodes=[SimpleNamespace(pnn=i) for i in range(3)], clients={1: object()},
+        tunables=object(), stats=object(), vnnMap=(), srvids={}, tunnels={},
+        controls=object(), internalHandlers={}, transport=object(), config=object(),
+    )
+    pattern = re.compile(
+        r"^(\s.+\s+contains\s+\d+ bytes in\s+\d+ blocks \(ref \d+\)\s+0x[0-9a-f]+"
+        r"|\s+reference to: .+"
+        r"|full talloc report on .+ \(total\s+\d+ bytes in \d+ blocks\))$"
+    )
+    lines = memoryReport(daemon).decode().splitlines()
+    assert len(lines) >= 10
+    assert all(pattern.match(line) for line in lines), lines
