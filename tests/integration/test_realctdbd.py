@@ -311,7 +311,7 @@ class OurDaemonClientTests(_ClientChecks, TestCase):
     """The same client API checks against our own daemons."""
 
     kind = "ours"
-    recordsRecoveries = False
+    recordsRecoveries = True
 
 
 def test_realClusterProcessesTracked() -> None:
