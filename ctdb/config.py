@@ -18,8 +18,8 @@ from __future__ import annotations
 import ipaddress
 import os
 import stat
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Mapping
 
 from ctdb.errors import ConfigError
 from ctdb.protocols.controls import Tunables
@@ -81,8 +81,13 @@ class CTDBPaths:
         testMode = "CTDB_TEST_MODE" in environ
         if testMode:
             return cls(
-                base, base, os.path.join(base, "run"), os.path.join(base, "var"),
-                os.path.join(base, "share"), True, environ.get("CTDB_SOCKET"),
+                base,
+                base,
+                os.path.join(base, "run"),
+                os.path.join(base, "var"),
+                os.path.join(base, "share"),
+                True,
+                environ.get("CTDB_SOCKET"),
             )
         return cls(
             base, ETCDIR, RUNDIR, VARDIR, DATADIR, False, environ.get("CTDB_SOCKET")
@@ -265,7 +270,9 @@ def _validateRecoveryLock(key: str, value: object, paths: CTDBPaths) -> list[Mes
 
 def _validateLeaderTimeout(key: str, value: object, paths: CTDBPaths) -> list[Message]:
     if int(value) <= 0:  # type: ignore[call-overload]
-        return [Message(ERR, f"Invalid value for [cluster] -> leader timeout = {value}")]
+        return [
+            Message(ERR, f"Invalid value for [cluster] -> leader timeout = {value}")
+        ]
     return []
 
 
@@ -298,8 +305,17 @@ def parseLogLevel(text: str) -> int | None:
     """debug_level_parse(): a number 0-10, or a prefix of a level name,
     case-insensitive (the first match wins, so "" is ERROR)."""
     names = [
-        (0, "ERROR"), (1, "WARNING"), (2, "WARNING"), (3, "NOTICE"), (4, "NOTICE"),
-        (5, "INFO"), (6, "INFO"), (7, "INFO"), (8, "INFO"), (9, "INFO"), (10, "DEBUG"),
+        (0, "ERROR"),
+        (1, "WARNING"),
+        (2, "WARNING"),
+        (3, "NOTICE"),
+        (4, "NOTICE"),
+        (5, "INFO"),
+        (6, "INFO"),
+        (7, "INFO"),
+        (8, "INFO"),
+        (9, "INFO"),
+        (10, "DEBUG"),
     ]
     if text[:1].isdigit():
         level = int(_strtol(text.split()[0] if text.split() else text))
@@ -345,8 +361,13 @@ def _validateScriptLogLevel(key: str, value: object, paths: CTDBPaths) -> list[M
 
 
 OPTIONS: tuple[_Option, ...] = (
-    _Option("logging", "location", str, lambda p: f"file:{LOGDIR}/log.ctdb",
-            _validateLocation),
+    _Option(
+        "logging",
+        "location",
+        str,
+        lambda p: f"file:{LOGDIR}/log.ctdb",
+        _validateLocation,
+    ),
     _Option("logging", "log level", str, lambda p: "NOTICE", _validateLogLevel),
     _Option("cluster", "transport", str, lambda p: "tcp", _validateTransport),
     _Option("cluster", "node address", str, lambda p: None, _validateNodeAddress),
@@ -355,24 +376,46 @@ OPTIONS: tuple[_Option, ...] = (
     _Option("cluster", "leader timeout", int, lambda p: 5, _validateLeaderTimeout),
     _Option("cluster", "leader capability", bool, lambda p: True),
     # The database defaults are compiled in (CTDB_VARDIR), not test-mode paths.
-    _Option("database", "volatile database directory", str,
-            lambda p: f"{VARDIR}/volatile", _validateDbDir),
-    _Option("database", "persistent database directory", str,
-            lambda p: f"{VARDIR}/persistent", _validateDbDir),
-    _Option("database", "state database directory", str,
-            lambda p: f"{VARDIR}/state", _validateDbDir),
-    _Option("database", "lock debug script", str, lambda p: None,
-            _scriptValidator("lock debug script")),
+    _Option(
+        "database",
+        "volatile database directory",
+        str,
+        lambda p: f"{VARDIR}/volatile",
+        _validateDbDir,
+    ),
+    _Option(
+        "database",
+        "persistent database directory",
+        str,
+        lambda p: f"{VARDIR}/persistent",
+        _validateDbDir,
+    ),
+    _Option(
+        "database",
+        "state database directory",
+        str,
+        lambda p: f"{VARDIR}/state",
+        _validateDbDir,
+    ),
+    _Option(
+        "database",
+        "lock debug script",
+        str,
+        lambda p: None,
+        _scriptValidator("lock debug script"),
+    ),
     _Option("database", "tdb mutexes", bool, lambda p: True),
-    _Option("event", "debug script", str, lambda p: None,
-            _scriptValidator("debug script")),
+    _Option(
+        "event", "debug script", str, lambda p: None, _scriptValidator("debug script")
+    ),
     _Option("failover", "disabled", bool, lambda p: False),
     _Option("legacy", "realtime scheduling", bool, lambda p: True),
     _Option("legacy", "lmaster capability", bool, lambda p: True),
     _Option("legacy", "start as stopped", bool, lambda p: False),
     _Option("legacy", "start as disabled", bool, lambda p: False),
-    _Option("legacy", "script log level", str, lambda p: "ERROR",
-            _validateScriptLogLevel),
+    _Option(
+        "legacy", "script log level", str, lambda p: "ERROR", _validateScriptLogLevel
+    ),
 )
 
 SECTIONS = tuple(dict.fromkeys(o.section for o in OPTIONS))
@@ -468,16 +511,22 @@ def parseConfig(text: str, paths: CTDBPaths, ignoreUnknown: bool = True) -> CTDB
                         msgs.append(Message(ERR, f"conf: unknown section [{name}]"))
                         errors = True
                     else:
-                        msgs.append(Message(DEBUG, f"conf: ignoring unknown section [{name}]"))
+                        msgs.append(
+                            Message(DEBUG, f"conf: ignoring unknown section [{name}]")
+                        )
                 continue
             if section is None:
-                msgs.append(Message(DEBUG, f'conf: unknown section for option "{name}"'))
+                msgs.append(
+                    Message(DEBUG, f'conf: unknown section for option "{name}"')
+                )
                 errors = errors or not ignoreUnknown
                 continue
             opt = options.get((section, name))
             if opt is None:
                 level = DEBUG if ignoreUnknown else ERR
-                msgs.append(Message(level, f'conf: unknown option [{section}] -> "{name}"'))
+                msgs.append(
+                    Message(level, f'conf: unknown option [{section}] -> "{name}"')
+                )
                 errors = errors or not ignoreUnknown
                 continue
             if raw == "":
@@ -486,13 +535,17 @@ def parseConfig(text: str, paths: CTDBPaths, ignoreUnknown: bool = True) -> CTDB
                 continue
             try:
                 value: object = (
-                    _toInteger(raw) if opt.kind is int
-                    else _toBoolean(raw) if opt.kind is bool
+                    _toInteger(raw)
+                    if opt.kind is int
+                    else _toBoolean(raw)
+                    if opt.kind is bool
                     else raw
                 )
             except ValueError:
                 msgs.append(
-                    Message(ERR, f'conf: invalid value [{section}] -> "{name}" = "{raw}"')
+                    Message(
+                        ERR, f'conf: invalid value [{section}] -> "{name}" = "{raw}"'
+                    )
                 )
                 errors = True
                 continue
@@ -501,7 +554,9 @@ def parseConfig(text: str, paths: CTDBPaths, ignoreUnknown: bool = True) -> CTDB
             problems = opt.validate(name, value, paths) if opt.validate else []
             msgs.extend(problems)
             if any(m.level in (ERR, DEBUG) for m in problems):
-                msgs.append(Message(ERR, f'conf: validation for option "{name}" failed'))
+                msgs.append(
+                    Message(ERR, f'conf: validation for option "{name}" failed')
+                )
                 errors = True
                 continue
             values[(section, name)] = value
@@ -527,13 +582,20 @@ def loadConfig(paths: CTDBPaths) -> CTDBConfig:
         return config
     except OSError as e:
         raise ConfigLoadError(
-            [notice, Message(ERR, f"Failed to load configuration file {path}: {e.strerror}")]
+            [
+                notice,
+                Message(ERR, f"Failed to load configuration file {path}: {e.strerror}"),
+            ]
         ) from None
     try:
         config = parseConfig(text, paths)
     except ConfigLoadError as e:
         raise ConfigLoadError(
-            [notice, *e.messages, Message(ERR, f"Failed to load configuration file {path}")]
+            [
+                notice,
+                *e.messages,
+                Message(ERR, f"Failed to load configuration file {path}"),
+            ]
         ) from None
     config.messages.insert(0, notice)
     return config
@@ -567,9 +629,12 @@ def parseTunables(text: str) -> tuple[dict[str, int], list[Message]]:
     try:
         for name, raw in parseIni(text, allowEmptyValue=True):
             if raw is None:
-                msgs.append(Message(
-                    ERR, f"{func}: Invalid line for section [{name}] - sections not supported "
-                ))
+                msgs.append(
+                    Message(
+                        ERR,
+                        f"{func}: Invalid line for section [{name}] - sections not supported ",
+                    )
+                )
                 continue
             if raw == "":
                 msgs.append(Message(ERR, f'{func}: Invalid line containing "{name}"'))

@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from ctdb.config import (
     ERR,
@@ -69,7 +70,7 @@ def prepare(
     checkDatabaseDirectories(config)
     if not os.path.exists(paths.nodesFile):
         raise ConfigLoadError(
-            [Message(ERR, f"Failed to read nodes file \"{paths.nodesFile}\"")]
+            [Message(ERR, f'Failed to read nodes file "{paths.nodesFile}"')]
         )
     tunables, msgs = loadTunables(paths)
     return paths, config, tunables, msgs
@@ -83,7 +84,7 @@ def _logMessages(messages: Sequence[Message]) -> None:
         if m.level == "ERROR":
             log.error("{text}", text=m.text)
         elif m.level == "WARNING":
-            log.warn("{text}", text=m.text)
+            log.warn("{text}", text=m.text)  # noqa: G010 - twisted.logger
         elif m.level == "NOTICE":
             log.info("{text}", text=m.text)
         else:
@@ -91,8 +92,12 @@ def _logMessages(messages: Sequence[Message]) -> None:
 
 
 def runDaemon(
-    paths: CTDBPaths, config: CTDBConfig, tunables: dict[str, int], *,
-    interactive: bool, ready: Any = None,
+    paths: CTDBPaths,
+    config: CTDBConfig,
+    tunables: dict[str, int],
+    *,
+    interactive: bool,
+    ready: Any = None,
 ) -> int:
     """
     The daemon process: build the node, start ctdb-eventd, run the
@@ -111,7 +116,9 @@ def runDaemon(
     if interactive:
         globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stderr)])
     else:
-        globalLogBeginner.beginLoggingTo([], discardBuffer=True, redirectStandardIO=False)
+        globalLogBeginner.beginLoggingTo(
+            [], discardBuffer=True, redirectStandardIO=False
+        )
 
     def fail(text: str) -> int:
         if ready is not None:
@@ -125,7 +132,11 @@ def runDaemon(
     pidFile = paths.pidFile("ctdbd")
     os.environ["CTDB_LOGGING"] = config.logLocation
     os.environ["CTDB_DEBUGLEVEL"] = {
-        0: "ERROR", 1: "WARNING", 2: "WARNING", 3: "NOTICE", 4: "NOTICE",
+        0: "ERROR",
+        1: "WARNING",
+        2: "WARNING",
+        3: "NOTICE",
+        4: "NOTICE",
     }.get(config.logLevel, "INFO" if config.logLevel < 10 else "DEBUG")
     stopping: list[bool] = []
     top: Any = None
@@ -146,7 +157,7 @@ def runDaemon(
 
     try:
         top = buildCTDBService(
-            reactor=reactor,
+            reactor=reactor,  # type: ignore[arg-type]
             nodesFile=paths.nodesFile,
             socketPath=socketPath,
             address=config.nodeAddress,
@@ -163,7 +174,7 @@ def runDaemon(
         return fail(f"ctdbd: {e}")
     _logMessages(config.messages)
     if config.clusterLock is None:
-        log.warn("Cluster lock not set")
+        log.warn("Cluster lock not set")  # noqa: G010 - twisted.logger
     daemon = top.getServiceNamed("daemon")
     if Control.DUMP_MEMORY not in daemon.controls.table:
         installMemoryDump(daemon)
@@ -173,21 +184,23 @@ def runDaemon(
         daemon.capabilities &= ~CTDB_CAP_LMASTER
 
     class PidFile(Service):
-        name = "pidfile"
+        name = "pidfile"  # type: ignore[assignment]
 
         def startService(self) -> None:
             super().startService()
             with open(pidFile, "w") as f:
                 f.write(f"{os.getpid()}\n")
 
-        def stopService(self) -> None:  # type: ignore[override]
+        def stopService(self) -> None:
             super().stopService()
             try:
                 os.unlink(pidFile)
             except FileNotFoundError:
                 pass
 
-    eventdPath = os.environ.get("CTDB_EVENTD", os.path.join(HELPER_BINDIR, "ctdb-eventd"))
+    eventdPath = os.environ.get(
+        "CTDB_EVENTD", os.path.join(HELPER_BINDIR, "ctdb-eventd")
+    )
     process = None
     if os.access(eventdPath, os.X_OK):
         try:
@@ -198,7 +211,9 @@ def runDaemon(
         log.error("Event daemon {path} not found: no event scripts", path=eventdPath)
     if process is not None:
         EventDaemon(
-            reactor=reactor, daemon=daemon, process=process,
+            reactor=reactor,
+            daemon=daemon,
+            process=process,
             socketPath=paths.socket("eventd"),
         ).setServiceParent(top)
     PidFile().setServiceParent(top)
@@ -206,7 +221,7 @@ def runDaemon(
     def start() -> None:
         try:
             top.startService()
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - reported to the waiting parent
             if process is not None:
                 from ctdb.eventd import stopProcess
 
@@ -243,20 +258,33 @@ def memoryReport(daemon: Any) -> bytes:
         entries.append((2, "struct ctdb_node", node))
     for client in getattr(daemon, "clients", {}).values():
         entries.append((2, "struct ctdb_client", client))
-    for name in ("tunables", "stats", "vnnMap", "srvids", "tunnels", "controls",
-                 "internalHandlers", "transport", "config"):
+    for name in (
+        "tunables",
+        "stats",
+        "vnnMap",
+        "srvids",
+        "tunnels",
+        "controls",
+        "internalHandlers",
+        "transport",
+        "config",
+    ):
         value = getattr(daemon, name, None)
         if value is not None:
             entries.append((2, f"struct {name}", value))
-    for db in getattr(getattr(daemon, "databases", None), "values", lambda: [])():
+    for db in getattr(getattr(daemon, "databases", None), "values", list)():
         entries.append((2, "struct ctdb_db_context", db))
-    sizes = [_sys.getsizeof(obj) + sum(
-        _sys.getsizeof(v) for v in getattr(obj, "__dict__", {}).values()
-    ) for _, _, obj in entries]
+    sizes = [
+        _sys.getsizeof(obj)
+        + sum(_sys.getsizeof(v) for v in getattr(obj, "__dict__", {}).values())
+        for _, _, obj in entries
+    ]
     total = sum(sizes)
     lines = [
-        f"full talloc report on 'ctdb_context' (total {total} bytes in "
-        f"{len(entries) + len(gc.get_objects()) // 1000} blocks)"
+        (
+            f"full talloc report on 'ctdb_context' (total {total} bytes in "
+            f"{len(entries) + len(gc.get_objects()) // 1000} blocks)"
+        )
     ]
     for (depth, name, obj), size in zip(entries, sizes):
         lines.append(
@@ -274,7 +302,9 @@ def installMemoryDump(daemon: Any) -> None:
     from ctdb.protocols.controls import Control
 
     daemon.controls.table[Control.DUMP_MEMORY] = lambda req, client: (
-        0, memoryReport(daemon), b""
+        0,
+        memoryReport(daemon),
+        b"",
     )
 
     def memDump(srvid: int, data: bytes) -> None:
@@ -343,8 +373,13 @@ def _daemonise() -> int:
     env[READY_FD] = str(wfd)
     try:
         subprocess.Popen(
-            [exe, "-m", "ctdb.ctdbd"], executable=exe, env=env, pass_fds=(wfd,),
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            [exe, "-m", "ctdb.ctdbd"],
+            executable=exe,
+            env=env,
+            pass_fds=(wfd,),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
         )
     except OSError as e:
         sys.stderr.write(f"ctdbd: cannot start the daemon: {e}\n")
@@ -362,12 +397,15 @@ def _daemonise() -> int:
     if answer.startswith(b"\0"):
         return 0
     sys.stderr.write(
-        (answer.decode(errors="replace") or "ctdbd: daemon exited during start-up") + "\n"
+        (answer.decode(errors="replace") or "ctdbd: daemon exited during start-up")
+        + "\n"
     )
     return 1
 
 
-def _child(paths: CTDBPaths, config: CTDBConfig, tunables: dict[str, int], wfd: int) -> int:
+def _child(
+    paths: CTDBPaths, config: CTDBConfig, tunables: dict[str, int], wfd: int
+) -> int:
     """The daemon process started by L{_daemonise}."""
     sent: list[bool] = []
 
@@ -383,7 +421,7 @@ def _child(paths: CTDBPaths, config: CTDBConfig, tunables: dict[str, int], wfd: 
     code = 1
     try:
         code = runDaemon(paths, config, tunables, interactive=False, ready=ready)
-    except BaseException as e:  # report anything to the waiting parent
+    except BaseException as e:  # noqa: BLE001 - report anything to the waiting parent
         ready(f"ctdbd: {e!r}")
     finally:
         ready("ctdbd: daemon exited during start-up")

@@ -28,6 +28,7 @@ from twisted.application.service import Service
 from twisted.internet import defer, task
 from twisted.internet.protocol import ClientFactory, Protocol
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from ctdb.errors import CTDBError, MalformedPacket
 
@@ -55,7 +56,11 @@ def _stringn(value: str | None) -> bytes:
 
 
 def encodeRunRequest(
-    reqid: int, component: str, event: str, args: str | None, timeout: int,
+    reqid: int,
+    component: str,
+    event: str,
+    args: str | None,
+    timeout: int,
     flags: int = 0,
 ) -> bytes:
     """A CTDB_EVENT_CMD_RUN request with its header."""
@@ -67,7 +72,10 @@ def encodeRunRequest(
         + _U32.pack(timeout)
         + _U32.pack(flags)
     )
-    return _HEADER.pack(_HEADER.size + len(body), CTDB_EVENT_PROTOCOL_VERSION, reqid) + body
+    return (
+        _HEADER.pack(_HEADER.size + len(body), CTDB_EVENT_PROTOCOL_VERSION, reqid)
+        + body
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,8 +89,10 @@ class EventReply:
 def decodeReply(buf: bytes) -> EventReply:
     """A reply packet: header, cmd, int32 result, then data if result is 0."""
     if len(buf) < _HEADER.size + 8:
-        raise MalformedPacket(f"event reply: need {_HEADER.size + 8} bytes, have {len(buf)}")
-    length, version, reqid = _HEADER.unpack_from(buf)
+        raise MalformedPacket(
+            f"event reply: need {_HEADER.size + 8} bytes, have {len(buf)}"
+        )
+    length, _version, reqid = _HEADER.unpack_from(buf)
     if length != len(buf):
         raise MalformedPacket(f"event reply: length {length} != {len(buf)}")
     # ctdb-eventd leaves the version of its replies 0; nobody checks it.
@@ -141,7 +151,9 @@ class _Factory(ClientFactory):
         self.owner.connectFailed(reason)
 
 
-def spawnEventDaemon(path: str, ctdbdPid: int, timeout: float = 10.0) -> subprocess.Popen[bytes]:
+def spawnEventDaemon(
+    path: str, ctdbdPid: int, timeout: float = 10.0
+) -> subprocess.Popen[bytes]:
     """
     ctdb_start_eventd(): run C{path -P pid -S fd} and wait until it writes
     its startup status (a native int, 0 = ready) on the pipe.  Blocking, as
@@ -151,12 +163,16 @@ def spawnEventDaemon(path: str, ctdbdPid: int, timeout: float = 10.0) -> subproc
     try:
         proc = subprocess.Popen(
             [path, "-P", str(ctdbdPid), "-S", str(wfd)],
-            pass_fds=(wfd,), stdin=subprocess.DEVNULL, close_fds=True,
+            pass_fds=(wfd,),
+            stdin=subprocess.DEVNULL,
+            close_fds=True,
         )
     except OSError as e:
         os.close(rfd)
         os.close(wfd)
-        raise EventDaemonError(f"Failed to start event daemon {path}: {e.strerror}") from None
+        raise EventDaemonError(
+            f"Failed to start event daemon {path}: {e.strerror}"
+        ) from None
     os.close(wfd)
     try:
         deadline = time.monotonic() + timeout
@@ -202,10 +218,14 @@ class EventDaemon(Service):
     """
 
     log = Logger()
-    name = "eventd"
+    name = "eventd"  # type: ignore[assignment]
 
     def __init__(
-        self, *, reactor: object, daemon: object, process: subprocess.Popen[bytes] | None,
+        self,
+        *,
+        reactor: object,
+        daemon: object,
+        process: subprocess.Popen[bytes] | None,
         socketPath: str,
     ) -> None:
         self.reactor = reactor
@@ -271,18 +291,27 @@ class EventDaemon(Service):
         else:
             self._queue.append(packet)
             self._connect()
-        self.log.info("Running event {event} with arguments {args}", event=event, args=args)
+        self.log.info(
+            "Running event {event} with arguments {args}", event=event, args=args
+        )
         return d
 
     def _logResult(self, result: int, event: str) -> int:
         if result != 0:
-            self.log.error("{event} event failed, result={result}", event=event, result=result)
+            self.log.error(
+                "{event} event failed, result={result}", event=event, result=result
+            )
         return result
 
     def _run(self, event: str) -> defer.Deferred[int]:
         d = self.runEvent(event)
         d.addCallback(self._logResult, event)
-        d.addErrback(lambda f: self.log.error("{event} event: {err}", event=event, err=f.value) or -1)
+
+        def failed(f: Failure) -> int:
+            self.log.error("{event} event: {err}", event=event, err=f.value)
+            return -1
+
+        d.addErrback(failed)
         return d
 
     @defer.inlineCallbacks
@@ -297,9 +326,9 @@ class EventDaemon(Service):
         yield self._run("startup")
         if not self.running:
             return
-        interval = max(int(getattr(self.daemon.tunables, "MonitorInterval", 15)), 1)  # type: ignore[attr-defined]
+        interval = max(int(getattr(self.daemon.tunables, "MonitorInterval", 15)), 1)
         self._monitor = task.LoopingCall(self._monitorOnce)
-        self._monitor.clock = self.reactor  # type: ignore[assignment]
+        self._monitor.clock = self.reactor
         self._monitor.start(interval, now=True).addErrback(
             lambda f: self.log.failure("monitoring stopped", f)
         )
@@ -340,7 +369,7 @@ class EventDaemon(Service):
         d.addErrback(lambda f: None)
         return d  # type: ignore[return-value]
 
-    def stopService(self) -> None:  # type: ignore[override]
+    def stopService(self) -> None:
         super().stopService()
         if self._monitor is not None and self._monitor.running:
             self._monitor.stop()

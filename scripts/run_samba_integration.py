@@ -40,10 +40,23 @@ RESULT = re.compile(r"^TEST (PASSED|FAILED|ERROR|TIMEDOUT|SKIPPED): (\S+)")
 #: Test helper programs Samba builds for its tests (tests/src); we link
 #: whichever of them the helpers directory has.
 TEST_HELPERS = (
-    "dummy_client", "message_ring", "tunnel_test", "fetch_ring", "fetch_readonly",
-    "update_record", "transaction_loop", "update_record_persistent", "ctdb-db-test",
-    "fetch_loop", "fetch_loop_key", "g_lock_loop", "lock_tdb", "sigcode",
-    "tunable_test", "porting_tests", "tdb_test",
+    "dummy_client",
+    "message_ring",
+    "tunnel_test",
+    "fetch_ring",
+    "fetch_readonly",
+    "update_record",
+    "transaction_loop",
+    "update_record_persistent",
+    "ctdb-db-test",
+    "fetch_loop",
+    "fetch_loop_key",
+    "g_lock_loop",
+    "lock_tdb",
+    "sigcode",
+    "tunable_test",
+    "porting_tests",
+    "tdb_test",
 )
 
 
@@ -60,7 +73,10 @@ def ourCtdbd() -> str:
 
 def defaultHelpersDir() -> str | None:
     """txctdb's test helper programs, if this checkout has them."""
-    for d in (os.path.join(PROJECT, "helpers", "bin"), os.path.join(PROJECT, ".venv", "helpers")):
+    for d in (
+        os.path.join(PROJECT, "helpers", "bin"),
+        os.path.join(PROJECT, ".venv", "helpers"),
+    ):
         if os.path.isdir(d):
             return d
     return None
@@ -94,7 +110,9 @@ def makeTree(samba: str, work: str, ctdbd: str, helpersDir: str | None) -> str:
             sys.exit(f"{samba} is not a Samba source tree (no ctdb/{sub})")
     ctdbDir = os.path.join(work, "ctdb")
     for sub in ("tests", "config"):
-        shutil.copytree(os.path.join(src, sub), os.path.join(ctdbDir, sub), symlinks=True)
+        shutil.copytree(
+            os.path.join(src, sub), os.path.join(ctdbDir, sub), symlinks=True
+        )
     binDir = os.path.join(ctdbDir, "bin")
     os.makedirs(binDir)
     links = {"ctdbd": ctdbd}
@@ -117,7 +135,9 @@ def makeTree(samba: str, work: str, ctdbd: str, helpersDir: str | None) -> str:
 def _ctdbdProcesses(stateDir: str) -> list[tuple[int, str]]:
     """(pid, pid file) of daemons a test left running under stateDir."""
     found = []
-    for pidFile in glob.glob(os.path.join(stateDir, "**", "run", "ctdbd.pid"), recursive=True):
+    for pidFile in glob.glob(
+        os.path.join(stateDir, "**", "run", "ctdbd.pid"), recursive=True
+    ):
         try:
             with open(pidFile) as f:
                 pid = int(f.read().split()[0])
@@ -157,7 +177,11 @@ def cleanUp(stateDir: str) -> int:
 
 
 def runTest(
-    ctdbDir: str, test: str, limit: int, stateDir: str, logDir: str,
+    ctdbDir: str,
+    test: str,
+    limit: int,
+    stateDir: str,
+    logDir: str,
 ) -> tuple[str, float]:
     """Run one test with Samba's run_tests.sh; (result, seconds)."""
     env = dict(os.environ)
@@ -170,8 +194,13 @@ def runTest(
         try:
             proc = subprocess.run(
                 ["tests/run_tests.sh", "-T", str(limit), "-V", stateDir, test],
-                cwd=ctdbDir, env=env, stdin=subprocess.DEVNULL, stdout=out,
-                stderr=subprocess.STDOUT, timeout=limit + 120,
+                cwd=ctdbDir,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                timeout=limit + 120,
+                check=False,
             )
             code: int | None = proc.returncode
         except subprocess.TimeoutExpired:
@@ -192,14 +221,29 @@ def runTest(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("samba", help="a Samba 4.17 source tree (with ctdb/tests, ctdb/config)")
-    parser.add_argument("tests", nargs="*", help="suites or suite/test names (default: simple database)")
-    parser.add_argument("--debian", action="store_true", help="test Debian's /usr/sbin/ctdbd instead")
+    parser.add_argument(
+        "samba", help="a Samba 4.17 source tree (with ctdb/tests, ctdb/config)"
+    )
+    parser.add_argument(
+        "tests", nargs="*", help="suites or suite/test names (default: simple database)"
+    )
+    parser.add_argument(
+        "--debian", action="store_true", help="test Debian's /usr/sbin/ctdbd instead"
+    )
     parser.add_argument("--ctdbd", help="the ctdbd to test (default: txctdb's)")
-    parser.add_argument("--helpers-dir", help="directory of test helper programs (fetch_ring, ...)")
-    parser.add_argument("-T", "--time-limit", type=int, default=300, help="seconds per test (300)")
-    parser.add_argument("--keep", action="store_true", help="keep the work directory and logs")
-    parser.add_argument("--log-dir", help="write per-test logs here (default: a new temporary directory)")
+    parser.add_argument(
+        "--helpers-dir", help="directory of test helper programs (fetch_ring, ...)"
+    )
+    parser.add_argument(
+        "-T", "--time-limit", type=int, default=300, help="seconds per test (300)"
+    )
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the work directory and logs"
+    )
+    parser.add_argument(
+        "--log-dir",
+        help="write per-test logs here (default: a new temporary directory)",
+    )
     options = parser.parse_args(argv)
 
     ctdbd = options.ctdbd or ("/usr/sbin/ctdbd" if options.debian else ourCtdbd())
@@ -211,10 +255,15 @@ def main(argv: list[str] | None = None) -> int:
         stateDir = os.path.join(work, "state")
         logDir = options.log_dir or tempfile.mkdtemp(prefix="samba-integration-logs-")
         os.makedirs(logDir, exist_ok=True)
-        print(f"ctdbd: {ctdbd}; helpers: {helpersDir or '(none)'}; logs: {logDir}", flush=True)
+        print(
+            f"ctdbd: {ctdbd}; helpers: {helpersDir or '(none)'}; logs: {logDir}",
+            flush=True,
+        )
         passed = failed = skipped = 0
         for test in tests:
-            result, seconds = runTest(ctdbDir, test, options.time_limit, stateDir, logDir)
+            result, seconds = runTest(
+                ctdbDir, test, options.time_limit, stateDir, logDir
+            )
             name = test.removeprefix("tests/INTEGRATION/").removesuffix(".sh")
             print(f"{result:9} {name} ({seconds:.0f} s)", flush=True)
             if result == "PASSED":

@@ -13,8 +13,8 @@ import stat
 import pytest
 
 from ctdb.config import (
-    CTDBPaths,
     ConfigLoadError,
+    CTDBPaths,
     IniSyntaxError,
     checkDatabaseDirectories,
     loadConfig,
@@ -38,7 +38,10 @@ def testPaths(tmp_path) -> None:  # type: ignore[no-untyped-def]
     b = str(tmp_path)
     p = CTDBPaths.fromEnvironment({"CTDB_BASE": b, "CTDB_TEST_MODE": "yes"})
     assert (p.etcdir, p.rundir, p.vardir, p.datadir) == (
-        b, f"{b}/run", f"{b}/var", f"{b}/share",
+        b,
+        f"{b}/run",
+        f"{b}/var",
+        f"{b}/share",
     )
     assert p.configFile == f"{b}/ctdb.conf"
     assert p.socket("ctdbd") == f"{b}/run/ctdbd.socket"
@@ -47,7 +50,9 @@ def testPaths(tmp_path) -> None:  # type: ignore[no-untyped-def]
     q = CTDBPaths.fromEnvironment(
         {"CTDB_BASE": b, "CTDB_TEST_MODE": "", "CTDB_SOCKET": "/x/s"}
     )
-    assert q.socket("ctdbd") == "/x/s" and q.socket("eventd") == f"{b}/run/eventd.socket"
+    assert (
+        q.socket("ctdbd") == "/x/s" and q.socket("eventd") == f"{b}/run/eventd.socket"
+    )
     r = CTDBPaths.fromEnvironment({"CTDB_BASE": b})
     assert (r.etcdir, r.rundir, r.vardir) == ("/etc/ctdb", "/run/ctdb", "/var/lib/ctdb")
     assert r.nodesFile == f"{b}/nodes"
@@ -150,7 +155,9 @@ def testWarningsAndEmptyValues(base) -> None:  # type: ignore[no-untyped-def]
     ]
     with pytest.raises(ConfigLoadError) as info:
         parseConfig("[cluster]\ncluster lock =\n", paths)
-    assert info.value.messages[0].text == 'conf: empty value [cluster] -> "cluster lock"'
+    assert (
+        info.value.messages[0].text == 'conf: empty value [cluster] -> "cluster lock"'
+    )
 
 
 def testDebugScriptChecks(base) -> None:  # type: ignore[no-untyped-def]
@@ -177,7 +184,9 @@ def testSyntaxErrorIgnoresFile(base) -> None:  # type: ignore[no-untyped-def]
 
 def testMissingDefaultDirectories(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """ctdbd's own check of the database directories, defaults included."""
-    paths = CTDBPaths.fromEnvironment({"CTDB_BASE": str(tmp_path), "CTDB_TEST_MODE": "yes"})
+    paths = CTDBPaths.fromEnvironment(
+        {"CTDB_BASE": str(tmp_path), "CTDB_TEST_MODE": "yes"}
+    )
     (tmp_path / "ctdb.conf").write_text(
         f"[database]\nvolatile database directory = {tmp_path}\n"
         f"persistent database directory = {tmp_path}\n"

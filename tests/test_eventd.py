@@ -27,8 +27,10 @@ def testRunRequestGolden() -> None:
     assert packet == (
         struct.pack("<III", len(packet), 1, 7)
         + struct.pack("<I", 1)
-        + struct.pack("<I", 7) + b"legacy\0"
-        + struct.pack("<I", 8) + b"monitor\0"
+        + struct.pack("<I", 7)
+        + b"legacy\0"
+        + struct.pack("<I", 8)
+        + b"monitor\0"
         + struct.pack("<I", 0)
         + struct.pack("<II", 30, 0)
     )
@@ -61,7 +63,9 @@ def testRequestsQueuedUntilConnectedAndMatched() -> None:
     connects; once connected the request goes out with the daemon's
     EventScriptTimeout, and the reply with its reqid fires the Deferred."""
     reactor = MemoryReactorClock()
-    eventd = EventDaemon(reactor=reactor, daemon=_Daemon(), process=None, socketPath="/x/eventd.socket")
+    eventd = EventDaemon(
+        reactor=reactor, daemon=_Daemon(), process=None, socketPath="/x/eventd.socket"
+    )
     eventd.running = True
     d = eventd.runEvent("monitor")
     assert reactor.unixClients[0][0] == "/x/eventd.socket"
@@ -82,7 +86,9 @@ def testRequestsQueuedUntilConnectedAndMatched() -> None:
 def testConnectionLossFailsPending() -> None:
     """Requests outstanding when ctdb-eventd goes away fail."""
     reactor = MemoryReactorClock()
-    eventd = EventDaemon(reactor=reactor, daemon=_Daemon(), process=None, socketPath="/x/s")
+    eventd = EventDaemon(
+        reactor=reactor, daemon=_Daemon(), process=None, socketPath="/x/s"
+    )
     eventd.running = True
     proto = EventClientProtocol()
     proto.owner = eventd

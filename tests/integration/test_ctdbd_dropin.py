@@ -15,7 +15,7 @@ import stat
 import subprocess
 import sys
 import time
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -94,8 +94,13 @@ def nodes(tmp_path) -> Iterator[list]:  # type: ignore[type-arg]
 
 def tool(d, *args: str, timeout: float = 20) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
     return subprocess.run(
-        ["ctdb", *args], env=nodeEnv(d), capture_output=True, text=True,
-        timeout=timeout, stdin=subprocess.DEVNULL,
+        ["ctdb", *args],
+        env=nodeEnv(d),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+        check=False,
     )
 
 
@@ -108,8 +113,13 @@ def testStartEventsShutdown(nodes) -> None:  # type: ignore[no-untyped-def]
     for d in nodes:
         start = time.monotonic()
         proc = subprocess.run(
-            [CTDBD], env=nodeEnv(d), stdin=subprocess.DEVNULL, capture_output=True,
-            text=True, timeout=30,
+            [CTDBD],
+            env=nodeEnv(d),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
         )
         assert proc.returncode == 0, proc.stderr
         assert time.monotonic() - start < 15
@@ -136,7 +146,7 @@ def testStartEventsShutdown(nodes) -> None:  # type: ignore[no-untyped-def]
         pid = int((d / "run" / "ctdbd.pid").read_text())
         done = tool(d, "shutdown")
         assert done.returncode == 0, done.stderr
-        assert waitFor(lambda: not os.path.exists(f"/proc/{pid}"), 15)
+        assert waitFor(lambda pid=pid: not os.path.exists(f"/proc/{pid}"), 15)
         assert not (d / "run" / "ctdbd.pid").exists()
         assert not (d / "run" / "ctdbd.socket").exists()
 
@@ -145,10 +155,17 @@ def testBadConfigurationRefused(tmp_path) -> None:  # type: ignore[no-untyped-de
     """A bad value stops ctdbd before it forks: exit 1, ctdbd's messages
     on stderr, nothing started."""
     d = tmp_path / "node.0"
-    writeNode(d, [randomBase(1)], 0, "[cluster]\n\tleader timeout = 0\n[nosuch]\n\tkey = 1\n")
+    writeNode(
+        d, [randomBase(1)], 0, "[cluster]\n\tleader timeout = 0\n[nosuch]\n\tkey = 1\n"
+    )
     proc = subprocess.run(
-        [CTDBD], env=nodeEnv(d), stdin=subprocess.DEVNULL, capture_output=True,
-        text=True, timeout=30,
+        [CTDBD],
+        env=nodeEnv(d),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
     )
     assert proc.returncode == 1
     assert proc.stderr.splitlines() == [
@@ -165,8 +182,13 @@ def testMissingDatabaseDirectory(tmp_path) -> None:  # type: ignore[no-untyped-d
     writeNode(d, [randomBase(1)], 0)
     (d / "db" / "state").rmdir()
     proc = subprocess.run(
-        [CTDBD], env=nodeEnv(d), stdin=subprocess.DEVNULL, capture_output=True,
-        text=True, timeout=30,
+        [CTDBD],
+        env=nodeEnv(d),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
     )
     assert proc.returncode == 1
     assert f'state database directory "{d}/db/state" does not exist' in proc.stderr
@@ -181,9 +203,17 @@ def testMemoryReportFormat() -> None:
     from ctdb.ctdbd import memoryReport
 
     daemon = SimpleNamespace(
-        nodes=[SimpleNamespace(pnn=i) for i in range(3)], clients={1: object()},
-        tunables=object(), stats=object(), vnnMap=(), srvids={}, tunnels={},
-        controls=object(), internalHandlers={}, transport=object(), config=object(),
+        nodes=[SimpleNamespace(pnn=i) for i in range(3)],
+        clients={1: object()},
+        tunables=object(),
+        stats=object(),
+        vnnMap=(),
+        srvids={},
+        tunnels={},
+        controls=object(),
+        internalHandlers={},
+        transport=object(),
+        config=object(),
     )
     pattern = re.compile(
         r"^(\s.+\s+contains\s+\d+ bytes in\s+\d+ blocks \(ref \d+\)\s+0x[0-9a-f]+"
