@@ -147,6 +147,8 @@ _PROTOTYPES: dict[str, tuple[Any, list[Any], bool]] = {
     "tdb_lockall_read": (c_int, [_CTX], True),
     "tdb_lockall_read_nonblock": (c_int, [_CTX], False),
     "tdb_unlockall_read": (c_int, [_CTX], True),
+    "tdb_lockall_mark": (c_int, [_CTX], False),
+    "tdb_lockall_unmark": (c_int, [_CTX], False),
     "tdb_transaction_start": (c_int, [_CTX], True),
     "tdb_transaction_start_nonblock": (c_int, [_CTX], True),
     "tdb_transaction_prepare_commit": (c_int, [_CTX], True),
@@ -201,6 +203,8 @@ class LibTDB:
     tdb_lockall_read: Any
     tdb_lockall_read_nonblock: Any
     tdb_unlockall_read: Any
+    tdb_lockall_mark: Any
+    tdb_lockall_unmark: Any
     tdb_transaction_start: Any
     tdb_transaction_start_nonblock: Any
     tdb_transaction_prepare_commit: Any

@@ -122,7 +122,7 @@ class TdbRecordStore:
 
     def transactionStartNonblock(self) -> bool:
         """Start a transaction unless a client holds a record lock now."""
-        return self.tdb.transactionStartNonblock()
+        return self.tdb.transactionStartHoldingNoLocks()
 
     def transactionCommit(self) -> None:
         self.tdb.transactionCommit()

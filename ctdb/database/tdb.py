@@ -545,6 +545,40 @@ class TDB:
             "tdb_transaction_start", self._lib.tdb_transaction_start(self._handle())
         )
 
+    def transactionStartHoldingNoLocks(self) -> bool:
+        """
+        Start a transaction only if no other process holds a record lock or
+        the transaction lock, never waiting (C{tdb_transaction_start_nonblock}
+        alone still waits for record locks: it takes its all-record read lock
+        with TDB_LOCK_WAIT).  Take every record lock without waiting, forget
+        it in tdb's bookkeeping (C{tdb_lockall_unmark}) while keeping the
+        fcntl lock, and let the transaction take its read lock over it: the
+        kernel converts our write lock in place, so no other process can
+        slip in between.
+
+        @return: C{True} if a transaction started, C{False} if not (no lock
+            is left held then).
+        """
+        lib = self._lib
+        if lib.tdb_lockall_unmark is None or lib.tdb_lockall_mark is None:
+            if not self.lockAllReadNonblock():
+                return False
+            self.unlockAllRead()
+            return self.transactionStartNonblock()
+        if not self.lockAllNonblock():
+            return False
+        self._check("tdb_lockall_unmark", lib.tdb_lockall_unmark(self._handle()))
+        try:
+            started = self.transactionStartNonblock()
+        except BaseException:
+            started = False
+            raise
+        finally:
+            if not started:
+                lib.tdb_lockall_mark(self._handle())
+                self.unlockAll()
+        return started
+
     def transactionStartNonblock(self) -> bool:
         """
         @return: C{True} if a transaction started, C{False} if another
