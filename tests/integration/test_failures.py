@@ -294,3 +294,246 @@ def test_ban_and_automatic_unban(makeCluster, ctdbTool) -> None:  # type: ignore
     waitFor("node 1 unbanned", rejoined(cluster), timeout=10)
     assert time.monotonic() - started >= 2.5
     checkRecords(ctdbTool, cluster, [0, 1, 2], persistent, volatile, [0])
+
+
+# -- a workload across failures ------------------------------------------------------
+#
+# One client process per node (this file run as a script, see workerMain).
+# Each increments, in a loop:
+#  - in a persistent database, in one transaction: the shared counter
+#    "shared", its own counter "c/<me>" and its operation number "op/<me>";
+#    a transaction whose outcome is unknown (the node died under it) is
+#    settled after reconnecting by reading "op/<me>";
+#  - in a volatile database, under a fetch-lock, its own counter "v/<me>",
+#    held by its node; while that node lives, every read must find exactly
+#    the value last written (recoveries caused by other nodes keep it).
+#    When its own node dies the record may fall back to an older copy,
+#    never to a newer one; the worker then continues from what it finds.
+
+
+def _int(value: bytes | None) -> int:
+    return int(value or b"0")
+
+
+async def _workerRun(reactor, socketPath: str, me: int, stopFile: str,  # type: ignore[no-untyped-def]
+                     progressFile: str, deadline: float) -> dict[str, object]:
+    from twisted.internet import task
+
+    from ctdb.client import G_LOCK_DB, TransactionError, connect, gLockUnlock
+
+    acked = 0
+    seq = 0
+    pending: int | None = None
+    vExpected: int | None = None
+    vAcked = 0
+    problems: list[str] = []
+    errors: list[str] = []
+    reconnects = 0
+    client = None
+    pdb = vdb = None
+    while time.monotonic() < deadline:
+        if os.path.exists(stopFile) and client is not None and pending is None:
+            break
+        try:
+            if client is None:
+                client = await connect(reactor, socketPath, timeout=20)
+                client.lockTimeout = 20
+                while (await client.control(C.Control.GET_RECMODE)).status != 0:
+                    await task.deferLater(reactor, 0.02, lambda: None)
+                pdb = await client.attach(PDB, persistent=True)
+                vdb = await client.attach(VDB)
+                if pending is not None:
+                    if _int(await pdb.fetch(b"op/%d" % me)) == pending:
+                        acked += 1
+                    pending = None
+                continue
+            assert pdb is not None and vdb is not None
+            seq += 1
+            pending = seq
+            async with pdb.transaction() as txn:
+                shared = _int(await txn.fetch(b"shared"))
+                mine = _int(await txn.fetch(b"c/%d" % me))
+                if mine != acked:
+                    problems.append(f"c/{me} is {mine}, {acked} increments acknowledged")
+                    print(f"{time.time():.3f} worker {me}: {problems[-1]}", flush=True)
+                await txn.store(b"shared", b"%d" % (shared + 1))
+                await txn.store(b"c/%d" % me, b"%d" % (mine + 1))
+                await txn.store(b"op/%d" % me, b"%d" % seq)
+            pending = None
+            acked += 1
+            with open(progressFile, "w") as f:
+                f.write(str(acked))
+            async with vdb.fetchLock(b"v/%d" % me) as record:
+                value = _int(record.data)
+                if vExpected is not None and value != vExpected:
+                    problems.append(f"v/{me} is {value}, expected {vExpected} "
+                                    f"(rsn {record.header.rsn})")
+                    print(f"{time.time():.3f} worker {me}: {problems[-1]}", flush=True)
+                record.store(b"%d" % (value + 1))
+            vExpected = value + 1
+            vAcked += 1
+        except TransactionError as e:
+            if "deadlock" not in str(e) or client is None or pdb is None:
+                raise
+            # Our node died while we held the transaction g_lock: the entry
+            # survived in the other nodes' g_lock.tdb, and our server id
+            # (pid, db id, node) is the same after reconnecting, so it is
+            # ours to remove (as Samba's client, which would see EDEADLK).
+            errors.append(f"stale: {e}")
+            print(f"{time.time():.3f} worker {me}: {errors[-1]}", flush=True)
+            gdb = await client.attach(G_LOCK_DB)
+            await gLockUnlock(gdb, f"transaction_db_0x{pdb.db_id:08x}",
+                              client.serverId(pdb.db_id))
+        except Exception as e:  # noqa: BLE001 - any failure: reconnect
+            lost = (client is None or client.connection.closed.called
+                    or isinstance(e, ConnectionError)
+                    or type(e).__name__ in ("ConnectionClosed", "ConnectError"))
+            errors.append(f"{'lost' if lost else 'error'}: {type(e).__name__}: {e}")
+            print(f"{time.time():.3f} worker {me}: {errors[-1]}", flush=True)
+            if client is not None:
+                try:
+                    await client.close()
+                except Exception:  # noqa: BLE001 - already gone
+                    pass
+                if lost:
+                    # our node died: its volatile copy may be gone
+                    last = vExpected
+                    vExpected = None
+                    client = None
+                    reconnects += 1
+                    await task.deferLater(reactor, 0.1, lambda: None)
+                    # on the next read, v/<me> may be older, never newer
+                    problems.extend(await _afterLoss(reactor, socketPath, me, last,
+                                                     deadline))
+                    continue
+                client = None
+            await task.deferLater(reactor, 0.1, lambda: None)
+    if client is not None:
+        await client.close()
+    return {"acked": acked, "pending": pending, "vExpected": vExpected,
+            "vAcked": vAcked, "problems": problems, "errors": errors,
+            "reconnects": reconnects}
+
+
+async def _afterLoss(reactor, socketPath: str, me: int, last: int | None,  # type: ignore[no-untyped-def]
+                     deadline: float) -> list[str]:
+    """After our node came back: v/<me> is not newer than we left it."""
+    from twisted.internet import task
+
+    from ctdb.client import connect
+
+    while time.monotonic() < deadline:
+        try:
+            client = await connect(reactor, socketPath, timeout=20)
+        except Exception:  # noqa: BLE001 - still down
+            await task.deferLater(reactor, 0.1, lambda: None)
+            continue
+        try:
+            while (await client.control(C.Control.GET_RECMODE)).status != 0:
+                await task.deferLater(reactor, 0.02, lambda: None)
+            vdb = await client.attach(VDB)
+            value = _int(await vdb.fetch(b"v/%d" % me))
+        except Exception:  # noqa: BLE001 - died again
+            continue
+        finally:
+            await client.close()
+        if last is not None and value > last:
+            return [f"v/{me} came back as {value}, newer than {last}"]
+        return []
+    return ["node did not come back"]
+
+
+def workerMain(argv: list[str]) -> None:
+    """python test_failures.py SOCKET PNN STOPFILE OUTFILE SECONDS"""
+    from twisted.internet import defer, task
+
+    socketPath, me, stopFile, outFile, seconds = argv
+    deadline = time.monotonic() + float(seconds)
+
+    async def main(reactor) -> None:  # type: ignore[no-untyped-def]
+        result = await _workerRun(reactor, socketPath, int(me), stopFile,
+                                  outFile + ".progress", deadline)
+        with open(outFile + ".tmp", "w") as f:
+            json.dump(result, f)
+        os.rename(outFile + ".tmp", outFile)
+
+    task.react(lambda reactor: defer.ensureDeferred(main(reactor)))
+
+
+def test_workload_across_kills(makeCluster, ctdbTool, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Clients on every node increment persistent and volatile counters
+    while each node in turn (the leader among them) is SIGKILLed and
+    restarted: every persistent counter equals the acknowledged
+    increments on every node, and every volatile counter held by a live
+    node is exact throughout."""
+    cluster = makeCluster(3)
+    ok(ctdbTool(cluster, 0, "attach", PDB, "persistent"))
+    ok(ctdbTool(cluster, 0, "attach", VDB))
+    stopFile = str(tmp_path / "stop")
+    workers: dict[int, subprocess.Popen[bytes]] = {}
+    outputs = {k: str(tmp_path / f"worker{k}.json") for k in range(3)}
+    try:
+        for k in range(3):
+            log = open(tmp_path / f"worker{k}.log", "wb")
+            workers[k] = subprocess.Popen(
+                [sys.executable, __file__, cluster.socketPath(k), str(k), stopFile,
+                 outputs[k], "90"],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            )
+            log.close()
+
+        def progress() -> dict[int, int]:
+            counts = {}
+            for k in range(3):
+                try:
+                    with open(outputs[k] + ".progress") as f:
+                        counts[k] = _int(f.read().strip().encode() or None)
+                except FileNotFoundError:
+                    counts[k] = 0
+            return counts
+
+        waitFor("every worker to commit", lambda: all(progress().values()), timeout=20)
+        for victim in (0, 1, 2):
+            before = view(cluster, (victim + 1) % 3).generation
+            survivors = [k for k in range(3) if k != victim]
+            cluster.kill(victim)
+            waitFor(f"recovery without node {victim}",
+                    recoveredWithout(cluster, survivors, [victim], before), timeout=15)
+            time.sleep(0.5)
+            cluster.start([victim])
+            waitFor(f"node {victim} to rejoin", rejoined(cluster), timeout=20)
+            start = progress()
+            waitFor(f"the workers to go on from {start}",
+                    lambda: all(progress()[k] > start[k] for k in range(3)), timeout=20)
+        with open(stopFile, "w"):
+            pass
+        for k, proc in workers.items():
+            assert proc.wait(timeout=60) == 0, (tmp_path / f"worker{k}.log").read_text()
+    finally:
+        for proc in workers.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    results = {}
+    for k in range(3):
+        with open(outputs[k]) as f:
+            results[k] = json.load(f)
+    for k, r in results.items():
+        assert r["problems"] == [], (k, r)
+        assert r["pending"] is None, (k, r)
+        assert r["reconnects"] == 1, (k, r)
+        assert not [e for e in r["errors"] if e.startswith("error")], (k, r)
+    total = sum(r["acked"] for r in results.values())
+    for reader in range(3):
+        assert _int(pfetch(ctdbTool, cluster, reader, b"shared").strip()) == total
+        for k in range(3):
+            assert _int(pfetch(ctdbTool, cluster, reader, b"c/%d" % k).strip()) == \
+                results[k]["acked"]
+    for k in range(3):
+        expected = results[k]["vExpected"]
+        assert expected is not None
+        assert _int(readkey(ctdbTool, cluster, (k + 1) % 3, b"v/%d" % k)) == expected
+
+
+if __name__ == "__main__":
+    workerMain(sys.argv[1:])
