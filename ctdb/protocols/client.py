@@ -52,9 +52,22 @@ class ClientProtocol(CTDBPacketReceiver):
 
     client_id = 0
     pid = 0
+    #: replies made while handling one read, sent together at its end
+    _batch: list[bytes] | None = None
 
     def __init__(self, daemon: object) -> None:
         self.daemon = daemon
+
+    def dataReceived(self, data: bytes) -> None:
+        # A pipelining client sends many requests in one read: answer them
+        # with one send() at the end instead of one each.
+        self._batch = batch = []
+        try:
+            super().dataReceived(data)
+        finally:
+            self._batch = None
+            if batch and self.transport is not None:
+                writeNow(self.transport, batch[0] if len(batch) == 1 else b"".join(batch))
 
     def connectionMade(self) -> None:
         try:
@@ -69,7 +82,9 @@ class ClientProtocol(CTDBPacketReceiver):
         self.daemon.clientPacketReceived(self, packet)  # type: ignore[attr-defined]
 
     def sendPacket(self, data: bytes) -> None:
-        if self.transport is not None:
+        if self._batch is not None:
+            self._batch.append(data)
+        elif self.transport is not None:
             writeNow(self.transport, data)
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]

@@ -88,14 +88,23 @@ class CTDBPacketReceiver(Protocol):
         end = len(buf)
         while end - offset >= HEADER_SIZE:
             length, magic, version = _PREFIX.unpack_from(buf, offset)
-            problem = self._checkPrefix(length, magic, version)
-            if problem is not None:
-                self.malformed(problem)
-                return offset
+            if not (
+                magic == CTDB_MAGIC
+                and version == CTDB_PROTOCOL
+                and HEADER_SIZE <= length <= self.MAX_LENGTH
+                and not (self.strictAlignment and length % CTDB_DS_ALIGNMENT)
+            ):
+                problem = self._checkPrefix(length, magic, version)
+                if problem is not None:
+                    self.malformed(problem)
+                    return offset
             if end - offset < length:
                 break
-            with memoryview(buf) as view:
-                packet = bytes(view[offset : offset + length])
+            if offset == 0 and length == end and type(buf) is bytes:
+                packet = buf
+            else:
+                with memoryview(buf) as view:
+                    packet = bytes(view[offset : offset + length])
             offset += length
             try:
                 self.packetReceived(packet)
