@@ -67,6 +67,8 @@ class RecoveryService(Service):
         self._broadcast: task.LoopingCall | None = None
         self._monitor: task.LoopingCall | None = None
         self._checking = False
+        #: TAKEOVER_RUN requests (pnn, srvid) waiting for a leader
+        self._takeoverRequests: list[tuple[int, int]] = []
         #: the timer of a DISABLE_RECOVERIES request (ctdb_op_disable)
         self._recoveriesDisabled: IDelayedCall | None = None
         daemon.recovery = self  # type: ignore[attr-defined]
@@ -294,6 +296,7 @@ class RecoveryService(Service):
             self.needRecovery = True
             self.scheduleCheck(0)
         else:
+            self._takeoverRequests.clear()
             self._restartLeaderTimeout()
 
     # -- monitoring ----------------------------------------------------------------------
@@ -417,6 +420,7 @@ class RecoveryService(Service):
             self.culprits.clear()
             d.sendMessage(P.CTDB_BROADCAST_CONNECTED, CTDB_SRVID_RECONFIGURE, b"")
             self._leaderBroadcast()
+            self._answerTakeoverRequests()
         finally:
             self.recovering = False
 
@@ -499,12 +503,32 @@ class RecoveryService(Service):
     # -- takeover runs (no public addresses yet: answer at once) ----------------------------
 
     def _takeoverRunMessage(self, srvid: int, data: bytes) -> None:
-        if not self.isLeader():
-            return
+        """ip_reallocate_handler: every node queues the request; the leader
+        answers after its (next) takeover run.  Others drop theirs once they
+        know a settled leader (verify_local_ip_allocation), so a request sent
+        while the leader changes (``ctdb ban`` of the leader) is answered by
+        the new one instead of waiting for the tool to resend it."""
         try:
             pnn, replySrvid = decodeSrvidMessage(data)
         except ValueError:
             return
         if replySrvid == 0:
             return
-        self.daemon.sendMessage(pnn, replySrvid, C.encodeI32(self.pnn))
+        if self.isLeader() and not self.recovering:
+            self.daemon.sendMessage(pnn, replySrvid, C.encodeI32(self.pnn))
+            return
+        leader = self.leader
+        unsettled = (
+            self.electionInProgress
+            or leader == P.CTDB_UNKNOWN_PNN
+            or leader == self.pnn
+            or not self.daemon.validPnn(leader)
+            or self.daemon.nodes[leader].flags & C.NODE_FLAGS_INACTIVE
+        )
+        if unsettled:
+            self._takeoverRequests.append((pnn, replySrvid))
+
+    def _answerTakeoverRequests(self) -> None:
+        requests, self._takeoverRequests = self._takeoverRequests, []
+        for pnn, replySrvid in requests:
+            self.daemon.sendMessage(pnn, replySrvid, C.encodeI32(self.pnn))

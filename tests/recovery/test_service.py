@@ -28,7 +28,9 @@ from ctdb.recovery.election import (
     CTDB_SRVID_BANNING,
     CTDB_SRVID_DISABLE_RECOVERIES,
     CTDB_SRVID_LEADER,
+    CTDB_SRVID_TAKEOVER_RUN,
     encodeDisableMessage,
+    encodeSrvidMessage,
 )
 from ctdb.recovery.service import RecoveryService
 from ctdb.testing import FakeClient, FakeCluster, connectedNodes
@@ -482,3 +484,44 @@ class DisableRecoveriesTests(_ServiceMixin, SynchronousTestCase):
         self.cluster.flush()
         self.assertEqual([s for s, _ in client.messages() if s == self.SRVID], [])
         self.assertFalse(self.service(1).recoveriesDisabled())
+
+
+class TakeoverRunTests(_ServiceMixin, SynchronousTestCase):
+    """TAKEOVER_RUN requests (the tool's ipreallocate, after ban/stop/...)."""
+
+    SRVID = 0xF000000000000999
+
+    def request(self, pnn: int) -> FakeClient:
+        client = FakeClient(self.cluster[pnn], pid=99)
+        client.control(Control.REGISTER_SRVID, srvid=self.SRVID)
+        client.sendMessage(P.CTDB_BROADCAST_CONNECTED, CTDB_SRVID_TAKEOVER_RUN,
+                           encodeSrvidMessage(pnn, self.SRVID))
+        return client
+
+    def answers(self, client: FakeClient) -> list[int]:
+        return [C.decodeI32(d) for s, d in client.messages() if s == self.SRVID]
+
+    def test_leaderAnswers(self) -> None:
+        """Only the leader answers, with its pnn."""
+        client = self.request(0)
+        self.settle(1)
+        self.assertEqual(self.answers(client), [2])
+
+    def test_noReplyWanted(self) -> None:
+        """srvid 0 asks for no reply."""
+        client = FakeClient(self.cluster[0])
+        client.sendMessage(P.CTDB_BROADCAST_CONNECTED, CTDB_SRVID_TAKEOVER_RUN,
+                           encodeSrvidMessage(0, 0))
+        self.settle(1)
+        self.assertEqual(client.messages(), [])
+
+    def test_leaderBanned(self) -> None:
+        """A request sent just after the leader was banned is answered by
+        the next leader once it has recovered (the tool need not resend)."""
+        self.control(2, Control.SET_BAN_STATE, C.encodeBanState(2, 100))
+        client = self.request(2)
+        self.cluster.flush()
+        self.assertEqual(self.answers(client), [])
+        self.settle()
+        self.assertEqual(self.answers(client), [1])
+        self.assertConverged((0, 1), leader=1)
