@@ -82,8 +82,19 @@ class Node:
 @dataclass
 class _PendingControl:
     destnode: int
-    deferred: defer.Deferred[P.ReplyControl]
+    deferred: defer.Deferred[P.ReplyControl] | None
     timer: IDelayedCall | None
+    #: forwarded client controls: called with the reply, no Deferred/timer
+    onReply: Callable[[P.ReplyControl], None] | None = None
+    deadline: float = 0.0
+
+    def fire(self, reply: P.ReplyControl) -> None:
+        if self.timer is not None and self.timer.active():
+            self.timer.cancel()
+        if self.onReply is not None:
+            self.onReply(reply)
+        elif self.deferred is not None:
+            self.deferred.callback(reply)
 
 
 @dataclass
@@ -175,6 +186,9 @@ class Daemon(Service):
         self._keepalive = task.LoopingCall(self.checkForDeadNodes)
         self._keepalive.clock = self.reactor
         self._keepalive.start(max(self.tunables.KeepaliveInterval, 1), now=False)
+        self._sweeper = task.LoopingCall(self._sweepControls)
+        self._sweeper.clock = self.reactor
+        self._sweeper.start(1.0, now=False)
         self.log.info(
             "CTDB starting on node {pnn} ({address})",
             pnn=self.pnn,
@@ -190,6 +204,9 @@ class Daemon(Service):
         self.setRunstate(RunState.SHUTDOWN)
         if self._keepalive is not None and self._keepalive.running:
             self._keepalive.stop()
+        sweeper = getattr(self, "_sweeper", None)
+        if sweeper is not None and sweeper.running:
+            sweeper.stop()
         for client in list(self.clients.values()):
             transport = getattr(client, "transport", None)
             if transport is not None:
@@ -436,11 +453,37 @@ class Daemon(Service):
         self.queuePacket(req)
         return d
 
+    def forwardControl(self, destnode: int, req: P.ReqControl,
+                       onReply: Callable[[P.ReplyControl], None], client_id: int) -> None:
+        """A client's control for another node, on the hot path: no Deferred
+        and no timer per control (expiry is swept once a second)."""
+        if not self.isConnected(destnode):
+            onReply(P.ReplyControl(P.Header(P.Operation.REPLY_CONTROL), -1, b"",
+                                   b"ctdb_control to disconnected node"))
+            return
+        reqid = self.nextReqid()
+        header = P.Header(P.Operation.REQ_CONTROL, destnode, self.pnn, reqid,
+                          self.vnnMap.generation)
+        out = P.ReqControl(header, req.opcode, req.srvid, client_id, req.flags, req.data)
+        if not req.flags & P.CTDB_CTRL_FLAG_NOREPLY:
+            deadline = self.reactor.seconds() + self.tunables.ControlTimeout
+            self._pending[reqid] = _PendingControl(destnode, None, None, onReply, deadline)
+        node = self.nodes[destnode]
+        node.tx_cnt += 1
+        self.stats.counters["node_packets_sent"] += 1
+        self.transport.queuePacket(destnode, out.encode())
+
+    def _sweepControls(self) -> None:
+        now = self.reactor.seconds()
+        for reqid, pending in list(self._pending.items()):
+            if pending.onReply is not None and pending.deadline and pending.deadline <= now:
+                self._controlTimedOut(reqid)
+
     def _controlTimedOut(self, reqid: int) -> None:
         pending = self._pending.pop(reqid, None)
         if pending is not None:
             self.stats.bump("timeouts.control")
-            pending.deferred.callback(
+            pending.fire(
                 P.ReplyControl(P.Header(P.Operation.REPLY_CONTROL), -1, b"",
                                b"ctdb_control timed out")
             )
@@ -449,9 +492,7 @@ class Daemon(Service):
         for reqid, pending in list(self._pending.items()):
             if pending.destnode == pnn:
                 del self._pending[reqid]
-                if pending.timer is not None and pending.timer.active():
-                    pending.timer.cancel()
-                pending.deferred.callback(
+                pending.fire(
                     P.ReplyControl(P.Header(P.Operation.REPLY_CONTROL), -1, b"",
                                    b"node is disconnected")
                 )
@@ -461,9 +502,7 @@ class Daemon(Service):
         if pending is None:
             self.log.debug("reply to unknown control reqid {reqid}", reqid=pkt.header.reqid)
             return
-        if pending.timer is not None and pending.timer.active():
-            pending.timer.cancel()
-        pending.deferred.callback(pkt)
+        pending.fire(pkt)
 
     def _remoteControl(self, req: P.ReqControl) -> None:
         """A control from another node (or ourselves): run it, reply."""
@@ -630,11 +669,16 @@ class Daemon(Service):
                 reply(result)
                 return
             d = result
-        else:
+        elif dest in P.BROADCASTS:
             d = self.sendControl(
                 dest, req.opcode, req.data, srvid=req.srvid, flags=req.flags,
                 client_id=client.client_id,
             ).addCallback(lambda r: (r.status, r.data, r.errmsg))
+        else:
+            self.forwardControl(
+                dest, req, lambda r: reply((r.status, r.data, r.errmsg)), client.client_id
+            )
+            return
         d.addCallback(reply)
         d.addErrback(lambda f: self.log.failure("client control failed", f))
 
