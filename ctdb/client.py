@@ -997,7 +997,9 @@ async def gLockLock(db: Database, name: str, sid: ServerId, lockType: int) -> No
                 f"g_lock_lock: {name} still held after {client.lockTimeout} s"
             )
         await _sleep(client.reactor, delay)
-        delay = min(delay * 1.5, 0.05)
+        # Samba retries every millisecond (ctdb_g_lock_lock_checked); a growing
+        # back-off lets a busy holder on another node starve this waiter.
+        delay = 0.001
 
 
 async def gLockUnlock(db: Database, name: str, sid: ServerId) -> None:

@@ -36,6 +36,10 @@ from ctdb.helpers.common import (
 from ctdb.interfaces import ICTDBReactor
 
 
+#: Bound on waiting for the transaction lock (and each fetch-lock under it).
+LOCK_TIMEOUT = 120.0
+
+
 class CounterReduced(Exception):
     """A counter went down: a committed transaction was lost."""
 
@@ -64,8 +68,8 @@ async def run(reactor: ICTDBReactor, argv: Sequence[str]) -> int:
     except Exception:  # noqa: BLE001
         err(f"Failed to attach to persistent DB {options['database']}")
         return 1
-    # ctdb_transaction_start_send/commit_send are given the time limit
-    client.lockTimeout = float(max(timelimit, 1))
+    # Samba's client waits for the g_lock without a bound; ours is generous
+    client.lockTimeout = LOCK_TIMEOUT
 
     pnn = client.pnn
     key = options["key"].encode()

@@ -76,7 +76,7 @@ def encodeFlagChange(pnn: int, newFlags: int, oldFlags: int) -> bytes:
 def decodeFlagChange(buf: bytes) -> tuple[int, int, int]:
     if len(buf) < 12:
         raise MalformedPacket("node_flag_change: short")
-    return struct.unpack_from("<III", buf)  # type: ignore[return-value]
+    return struct.unpack_from("<III", buf)
 
 
 def encodeSrvidMessage(pnn: int, srvid: int) -> bytes:
@@ -86,7 +86,7 @@ def encodeSrvidMessage(pnn: int, srvid: int) -> bytes:
 def decodeSrvidMessage(buf: bytes) -> tuple[int, int]:
     if len(buf) < 16:
         raise MalformedPacket("srvid_message: short")
-    return struct.unpack_from("<I4xQ", buf)  # type: ignore[return-value]
+    return struct.unpack_from("<I4xQ", buf)
 
 
 def encodeDisableMessage(pnn: int, srvid: int, timeout: int) -> bytes:
@@ -97,4 +97,4 @@ def encodeDisableMessage(pnn: int, srvid: int, timeout: int) -> bytes:
 def decodeDisableMessage(buf: bytes) -> tuple[int, int, int]:
     if len(buf) < 24:
         raise MalformedPacket("disable_message: short")
-    return struct.unpack_from("<I4xQI4x", buf)  # type: ignore[return-value]
+    return struct.unpack_from("<I4xQI4x", buf)

@@ -75,20 +75,27 @@ class Status:
 
 
 def parseStatus(text: str) -> Status:
-    gen = re.search(r"^Generation:(\d+)$", text, re.M)
-    mode = re.search(r"^Recovery mode:\w+ \((\d)\)$", text, re.M)
-    leader = re.search(r"^Leader:(\d+)$", text, re.M)
+    gen = re.search(r"^Generation:(\d+)$", text, re.MULTILINE)
+    mode = re.search(r"^Recovery mode:\w+ \((\d)\)$", text, re.MULTILINE)
+    leader = re.search(r"^Leader:(\d+)$", text, re.MULTILINE)
     assert gen and mode and leader, text
-    vnnmap = [int(m) for m in re.findall(r"^hash:\d+ lmaster:(\d+)$", text, re.M)]
-    return Status(text, int(gen.group(1)), vnnmap, int(mode.group(1)), int(leader.group(1)))
+    vnnmap = [
+        int(m) for m in re.findall(r"^hash:\d+ lmaster:(\d+)$", text, re.MULTILINE)
+    ]
+    return Status(
+        text, int(gen.group(1)), vnnmap, int(mode.group(1)), int(leader.group(1))
+    )
 
 
 def nodeLine(cluster: LocalCluster, pnn: int, text: str, this: bool = False) -> str:
-    return f"pnn:{pnn} {cluster.address(pnn):<16} {text}{' (THIS NODE)' if this else ''}"
+    return (
+        f"pnn:{pnn} {cluster.address(pnn):<16} {text}{' (THIS NODE)' if this else ''}"
+    )
 
 
-def expectedStatus(cluster: LocalCluster, me: int, flags: dict[int, str], s: Status,
-                   deleted: int = 0) -> str:
+def expectedStatus(
+    cluster: LocalCluster, me: int, flags: dict[int, str], s: Status, deleted: int = 0
+) -> str:
     """The whole text of 4.17's C{status} (print_status) for these flags."""
     lines = [
         f"Number of nodes:{len(flags) + deleted}"
@@ -98,7 +105,9 @@ def expectedStatus(cluster: LocalCluster, me: int, flags: dict[int, str], s: Sta
     lines.append(f"Generation:{s.generation}")
     lines.append(f"Size:{len(s.vnnmap)}")
     lines += [f"hash:{i} lmaster:{p}" for i, p in enumerate(s.vnnmap)]
-    lines.append(f"Recovery mode:{'NORMAL' if s.recmode == 0 else 'RECOVERY'} ({s.recmode})")
+    lines.append(
+        f"Recovery mode:{'NORMAL' if s.recmode == 0 else 'RECOVERY'} ({s.recmode})"
+    )
     lines.append(f"Leader:{s.leader}")
     return "\n".join(lines) + "\n"
 
@@ -106,11 +115,17 @@ def expectedStatus(cluster: LocalCluster, me: int, flags: dict[int, str], s: Sta
 class Tool:
     """The ctdb tool against one cluster."""
 
-    def __init__(self, cluster: LocalCluster, run: Callable[..., subprocess.CompletedProcess[str]]):
+    def __init__(
+        self,
+        cluster: LocalCluster,
+        run: Callable[..., subprocess.CompletedProcess[str]],
+    ):
         self.cluster = cluster
         self.run = run
 
-    def __call__(self, pnn: int, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    def __call__(
+        self, pnn: int, *args: str, timeout: float = 30
+    ) -> subprocess.CompletedProcess[str]:
         return self.run(self.cluster, pnn, *args, timeout=timeout)
 
     def ok(self, pnn: int, *args: str) -> str:
@@ -119,7 +134,9 @@ class Tool:
     def status(self, pnn: int = 0) -> Status:
         return parseStatus(self.ok(pnn, "status"))
 
-    def settled(self, vnnmap: list[int], nodes: list[int] | None = None) -> Callable[[], bool]:
+    def settled(
+        self, vnnmap: list[int], nodes: list[int] | None = None
+    ) -> Callable[[], bool]:
         """True once every node in C{nodes} shows this vnn map, one
         generation and recovery mode NORMAL."""
         nodes = nodes if nodes is not None else list(range(self.cluster.size))
@@ -127,14 +144,17 @@ class Tool:
         def check() -> bool:
             seen = [self.status(k) for k in nodes]
             return all(
-                s.vnnmap == vnnmap and s.recmode == 0 and s.generation == seen[0].generation
+                s.vnnmap == vnnmap
+                and s.recmode == 0
+                and s.generation == seen[0].generation
                 for s in seen
             )
 
         return check
 
-    def waitSettled(self, vnnmap: list[int], nodes: list[int] | None = None,
-                    timeout: float = 15) -> Status:
+    def waitSettled(
+        self, vnnmap: list[int], nodes: list[int] | None = None, timeout: float = 15
+    ) -> Status:
         waitFor(self.settled(vnnmap, nodes), timeout, f"vnn map {vnnmap}")
         return self.status((nodes or [0])[0])
 
@@ -170,13 +190,17 @@ def test_statusMachine(tool) -> None:  # type: ignore[no-untyped-def]
     """C{status -X} and C{-Y} (machine-readable, C{-x} picks the separator):
     a header and one row per node, as 4.17 prints them."""
     c = tool.cluster
-    rows = [f"|{k}|{c.address(k)}|0|0|0|0|0|0|0|0|{'Y' if k == 1 else 'N'}|" for k in range(3)]
+    rows = [
+        f"|{k}|{c.address(k)}|0|0|0|0|0|0|0|0|{'Y' if k == 1 else 'N'}|"
+        for k in range(3)
+    ]
     assert tool.ok(1, "status", "-X") == "\n".join([HEADER_X, *rows]) + "\n"
     # 4.17's -Y is the same table (the separator is set with -x).
     assert tool.ok(1, "status", "-Y") == "\n".join([HEADER_X, *rows]) + "\n"
-    assert tool.ok(1, "-x", ":", "status", "-Y") == "\n".join([HEADER_X, *rows]).replace(
-        "|", ":"
-    ) + "\n"
+    assert (
+        tool.ok(1, "-x", ":", "status", "-Y")
+        == "\n".join([HEADER_X, *rows]).replace("|", ":") + "\n"
+    )
 
 
 def test_leader(tool) -> None:  # type: ignore[no-untyped-def]
@@ -220,7 +244,10 @@ def test_stopContinue(tool) -> None:  # type: ignore[no-untyped-def]
     flags = {0: "OK", 1: "STOPPED|INACTIVE", 2: "OK"}
     assert s.text == expectedStatus(c, 0, flags, s)
     own = tool(1, "nodestatus")
-    assert (own.returncode, own.stdout) == (32, nodeLine(c, 1, "STOPPED|INACTIVE", True) + "\n")
+    assert (own.returncode, own.stdout) == (
+        32,
+        nodeLine(c, 1, "STOPPED|INACTIVE", True) + "\n",
+    )
     every = tool(0, "nodestatus", "all")
     assert every.returncode == 32
     assert every.stdout == "Number of nodes:3\n" + "".join(
@@ -332,7 +359,9 @@ def test_reloadnodes(makeCluster, ctdbTool) -> None:  # type: ignore[no-untyped-
     assert tool.status(3).text == expectedStatus(c, 3, flags, tool.status(3))
 
     c.stop([3])
-    waitFor(lambda: tool(0, "nodestatus", "3").returncode != 0, 10, "node 3 disconnected")
+    waitFor(
+        lambda: tool(0, "nodestatus", "3").returncode != 0, 10, "node 3 disconnected"
+    )
     c.deleteNode(3)
     out = tool(1, "reloadnodes", timeout=30)
     assert (out.returncode, out.stdout) == (0, "Node 3 is DELETED\n"), out

@@ -29,7 +29,9 @@ from ctdb.recovery.election import (
 )
 
 
-def em(pnn: int, t: float = 100.0, flags: int = 0, connected: int = 3) -> ElectionMessage:
+def em(
+    pnn: int, t: float = 100.0, flags: int = 0, connected: int = 3
+) -> ElectionMessage:
     return ElectionMessage(connected, t, pnn, flags)
 
 
@@ -60,11 +62,15 @@ class ElectionMessageTests(SynchronousTestCase):
         st.integers(0, 2**32 - 1),
         st.integers(0, 2**32 - 1),
     )
-    def test_roundTripAny(self, num: int, sec: int, usec: int, pnn: int, flags: int) -> None:
+    def test_roundTripAny(
+        self, num: int, sec: int, usec: int, pnn: int, flags: int
+    ) -> None:
         """Any message survives encode/decode with the same timeval."""
         raw = struct.pack("<I4xqqII", num, sec, usec, pnn, flags)
         msg = ElectionMessage.decode(raw)
-        self.assertEqual((msg.num_connected, msg.pnn, msg.node_flags), (num, pnn, flags))
+        self.assertEqual(
+            (msg.num_connected, msg.pnn, msg.node_flags), (num, pnn, flags)
+        )
         self.assertEqual(msg.encode(), raw)
 
     def test_short(self) -> None:
@@ -121,7 +127,10 @@ class ElectionWinTests(SynchronousTestCase):
 
     @given(
         st.lists(
-            st.tuples(st.integers(0, 3), st.booleans()), min_size=2, max_size=6, unique_by=lambda x: x
+            st.tuples(st.integers(0, 3), st.booleans()),
+            min_size=2,
+            max_size=6,
+            unique_by=lambda x: x,
         ).map(lambda xs: [(i, t, banned) for i, (t, banned) in enumerate(xs)])
     )
     def test_oneWinner(self, nodes: list[tuple[int, int, bool]]) -> None:

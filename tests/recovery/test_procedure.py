@@ -8,6 +8,7 @@ L{ctdb.testing} fakes (no recovery service, so nothing else recovers).
 from __future__ import annotations
 
 import struct
+from typing import ClassVar
 
 from twisted.internet import defer
 from twisted.internet.task import Clock
@@ -35,7 +36,7 @@ GEN = 0x12345678
 class _RecoveryMixin:
     """Three daemons with databases and recovery controls; node 0 recovers."""
 
-    tunables: dict[str, int] = {}
+    tunables: ClassVar[dict[str, int]] = {}
 
     def setUp(self) -> None:
         self.clock = Clock()
@@ -53,8 +54,16 @@ class _RecoveryMixin:
             db_id = self.managers[pnn].attach(name, flags).db_id
         return db_id
 
-    def put(self, pnn: int, name: str, key: bytes, rsn: int, dmaster: int,
-            data: bytes, flags: int = 0) -> None:
+    def put(
+        self,
+        pnn: int,
+        name: str,
+        key: bytes,
+        rsn: int,
+        dmaster: int,
+        data: bytes,
+        flags: int = 0,
+    ) -> None:
         store = self.managers[pnn].byName[name].store
         store.store(key, LtdbHeader(rsn, dmaster, 0, flags).encode() + data)
 
@@ -196,8 +205,15 @@ class VolatileMergeTests(_RecoveryMixin, SynchronousTestCase):
 
     def test_readonlyFlagsCleared(self) -> None:
         """Read-only delegation flags do not survive a recovery."""
-        self.put(1, "vol", b"k", 2, 1, b"v",
-                 flags=CTDB_REC_RO_HAVE_DELEGATIONS | CTDB_REC_RO_HAVE_READONLY)
+        self.put(
+            1,
+            "vol",
+            b"k",
+            2,
+            1,
+            b"v",
+            flags=CTDB_REC_RO_HAVE_DELEGATIONS | CTDB_REC_RO_HAVE_READONLY,
+        )
         self.successResultOf(self.recover())
         for pnn in range(3):
             header = self.get(pnn, "vol", b"k")[0]  # type: ignore[index]
@@ -241,7 +257,8 @@ class PersistentTests(_RecoveryMixin, SynchronousTestCase):
         for pnn in range(3):
             db = self.managers[pnn].byName["p.tdb"]
             self.assertEqual(
-                sorted(k for k, _ in db.store.items()), sorted([DB_SEQNUM_KEY, b"a", b"b"])
+                sorted(k for k, _ in db.store.items()),
+                sorted([DB_SEQNUM_KEY, b"a", b"b"]),
             )
             header, data = self.get(pnn, "p.tdb", b"a")  # type: ignore[misc]
             self.assertEqual((header.rsn, header.dmaster, data), (2, 1, b"one"))
@@ -250,8 +267,9 @@ class PersistentTests(_RecoveryMixin, SynchronousTestCase):
 
     def control(self, pnn: int, db_id: int) -> defer.Deferred[P.ReplyControl]:
         """GET_DB_SEQNUM of node C{pnn}, asked by node 0."""
-        d = self.cluster[0].sendControl(pnn, Control.GET_DB_SEQNUM,
-                                        struct.pack("<II", db_id, 0))
+        d = self.cluster[0].sendControl(
+            pnn, Control.GET_DB_SEQNUM, struct.pack("<II", db_id, 0)
+        )
         self.cluster.flush()
         return d
 
@@ -267,7 +285,7 @@ class PersistentTests(_RecoveryMixin, SynchronousTestCase):
 class FailureTests(_RecoveryMixin, SynchronousTestCase):
     """A node that fails the procedure is named as the culprit."""
 
-    tunables = {"RecoverTimeout": 5}
+    tunables: ClassVar[dict[str, int]] = {"RecoverTimeout": 5}
 
     def test_controlTimeout(self) -> None:
         """A node that never answers: RecoveryFailed with it as culprit,

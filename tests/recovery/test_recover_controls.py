@@ -29,8 +29,13 @@ class _ControlsMixin:
         self.addCleanup(self.cluster.stop)  # type: ignore[attr-defined]
         self.client = FakeClient(self.cluster[0])
 
-    def control(self, opcode: int, data: bytes = b"", destnode: int = 0,
-                client: FakeClient | None = None) -> P.ReplyControl:
+    def control(
+        self,
+        opcode: int,
+        data: bytes = b"",
+        destnode: int = 0,
+        client: FakeClient | None = None,
+    ) -> P.ReplyControl:
         c = client or self.client
         reqid = c.control(opcode, data, destnode=destnode)
         self.cluster.flush()
@@ -48,18 +53,31 @@ class RecmodeTests(_ControlsMixin, SynchronousTestCase):
     def test_activeThenNormal(self) -> None:
         """ACTIVE then NORMAL, read back with GET_RECMODE (the status)."""
         self.assertEqual(
-            self.control(Control.SET_RECMODE, C.encodeU32(C.CTDB_RECOVERY_ACTIVE)).status, 0
+            self.control(
+                Control.SET_RECMODE, C.encodeU32(C.CTDB_RECOVERY_ACTIVE)
+            ).status,
+            0,
         )
-        self.assertEqual(self.control(Control.GET_RECMODE).status, C.CTDB_RECOVERY_ACTIVE)
         self.assertEqual(
-            self.control(Control.SET_RECMODE, C.encodeU32(C.CTDB_RECOVERY_NORMAL)).status, 0
+            self.control(Control.GET_RECMODE).status, C.CTDB_RECOVERY_ACTIVE
         )
-        self.assertEqual(self.control(Control.GET_RECMODE).status, C.CTDB_RECOVERY_NORMAL)
+        self.assertEqual(
+            self.control(
+                Control.SET_RECMODE, C.encodeU32(C.CTDB_RECOVERY_NORMAL)
+            ).status,
+            0,
+        )
+        self.assertEqual(
+            self.control(Control.GET_RECMODE).status, C.CTDB_RECOVERY_NORMAL
+        )
 
     def test_sameModeIsNoop(self) -> None:
         """Setting the current mode succeeds and changes nothing."""
         self.assertEqual(
-            self.control(Control.SET_RECMODE, C.encodeU32(C.CTDB_RECOVERY_NORMAL)).status, 0
+            self.control(
+                Control.SET_RECMODE, C.encodeU32(C.CTDB_RECOVERY_NORMAL)
+            ).status,
+            0,
         )
         self.assertEqual(self.cluster[0].recmode, C.CTDB_RECOVERY_NORMAL)
 
@@ -71,7 +89,9 @@ class RecmodeTests(_ControlsMixin, SynchronousTestCase):
 
     def test_remoteNode(self) -> None:
         """The control reaches another node through this one."""
-        self.control(Control.SET_RECMODE, C.encodeU32(C.CTDB_RECOVERY_ACTIVE), destnode=2)
+        self.control(
+            Control.SET_RECMODE, C.encodeU32(C.CTDB_RECOVERY_ACTIVE), destnode=2
+        )
         self.assertEqual(self.cluster[2].recmode, C.CTDB_RECOVERY_ACTIVE)
         self.assertEqual(self.cluster[0].recmode, C.CTDB_RECOVERY_NORMAL)
 
@@ -102,7 +122,9 @@ class VnnMapTests(_ControlsMixin, SynchronousTestCase):
     def test_setVnnMap(self) -> None:
         """The map is read back by GETVNNMAP."""
         vnn = C.VnnMap(0xABCDEF01, (0, 2))
-        self.assertEqual(self.control(Control.SETVNNMAP, vnn.encode(), destnode=1).status, 0)
+        self.assertEqual(
+            self.control(Control.SETVNNMAP, vnn.encode(), destnode=1).status, 0
+        )
         reply = self.control(Control.GETVNNMAP, destnode=1)
         self.assertEqual(C.VnnMap.decode(reply.data), vnn)
 
@@ -172,7 +194,9 @@ class FlagTests(_ControlsMixin, SynchronousTestCase):
 
     def test_modifyFlagsOwn(self) -> None:
         """MODIFY_FLAGS for this node sets its flags but never DISCONNECTED."""
-        data = encodeFlagChange(0, C.NODE_FLAGS_PERMANENTLY_DISABLED | C.NODE_FLAGS_DISCONNECTED, 0)
+        data = encodeFlagChange(
+            0, C.NODE_FLAGS_PERMANENTLY_DISABLED | C.NODE_FLAGS_DISCONNECTED, 0
+        )
         self.assertEqual(self.control(Control.MODIFY_FLAGS, data).status, 0)
         self.assertEqual(self.flags(0), C.NODE_FLAGS_PERMANENTLY_DISABLED)
         self.assertEqual(self.flags(0, 1), C.NODE_FLAGS_PERMANENTLY_DISABLED)
@@ -184,7 +208,9 @@ class FlagTests(_ControlsMixin, SynchronousTestCase):
         self.cluster.flush()
         data = encodeFlagChange(2, C.NODE_FLAGS_BANNED, 0)
         self.control(Control.MODIFY_FLAGS, data)
-        self.assertEqual(self.flags(2, 0), C.NODE_FLAGS_BANNED | C.NODE_FLAGS_DISCONNECTED)
+        self.assertEqual(
+            self.flags(2, 0), C.NODE_FLAGS_BANNED | C.NODE_FLAGS_DISCONNECTED
+        )
         self.assertEqual(self.flags(2, 2), 0)
 
     def test_modifyFlagsUnknownNode(self) -> None:
@@ -195,15 +221,17 @@ class FlagTests(_ControlsMixin, SynchronousTestCase):
     def test_pushedFlagsIgnoreSelf(self) -> None:
         """A PUSH_NODE_FLAGS message about this node does not overwrite the
         node's own flags (it alone decides them)."""
-        self.client.sendMessage(1, CTDB_SRVID_PUSH_NODE_FLAGS,
-                                encodeFlagChange(1, C.NODE_FLAGS_BANNED, 0))
+        self.client.sendMessage(
+            1, CTDB_SRVID_PUSH_NODE_FLAGS, encodeFlagChange(1, C.NODE_FLAGS_BANNED, 0)
+        )
         self.cluster.flush()
         self.assertEqual(self.flags(1), 0)
 
     def test_pushedFlags(self) -> None:
         """A PUSH_NODE_FLAGS message about another node updates the view."""
-        self.client.sendMessage(1, CTDB_SRVID_PUSH_NODE_FLAGS,
-                                encodeFlagChange(2, C.NODE_FLAGS_STOPPED, 0))
+        self.client.sendMessage(
+            1, CTDB_SRVID_PUSH_NODE_FLAGS, encodeFlagChange(2, C.NODE_FLAGS_STOPPED, 0)
+        )
         self.cluster.flush()
         self.assertEqual(self.flags(2, 1), C.NODE_FLAGS_STOPPED)
         self.assertEqual(self.flags(2, 0), 0)
@@ -263,14 +291,19 @@ class BanTests(_ControlsMixin, SynchronousTestCase):
         db = self.managers[1].attach("vol", 0)
         for m in (self.managers[0], self.managers[2]):
             m.attach("vol", 0)
-        hdr = P.Header(P.Operation.REQ_CALL, 1, 0, 99, self.cluster[1].vnnMap.generation)
+        hdr = P.Header(
+            P.Operation.REQ_CALL, 1, 0, 99, self.cluster[1].vnnMap.generation
+        )
         self.cluster.network.transports[1].deliver(
             0, P.ReqCall(hdr, 0, db.db_id, P.CTDB_NULL_FUNC, 0, b"k", b"")
         )
         self.cluster.flush()
         self.assertEqual(
-            [p for p in self.cluster.network.transports[1].sentPackets(0)
-             if p.header.reqid == 99],
+            [
+                p
+                for p in self.cluster.network.transports[1].sentPackets(0)
+                if p.header.reqid == 99
+            ],
             [],
         )
 
@@ -319,7 +352,9 @@ class ReloadNodesTests(_ControlsMixin, SynchronousTestCase):
         d = self.cluster[0]
         self.assertEqual(len(d.nodes), 4)
         self.assertEqual(d.nodes[3].address, "127.0.0.4")
-        self.assertEqual(d.nodes[3].flags, C.NODE_FLAGS_DISCONNECTED | C.NODE_FLAGS_UNHEALTHY)
+        self.assertEqual(
+            d.nodes[3].flags, C.NODE_FLAGS_DISCONNECTED | C.NODE_FLAGS_UNHEALTHY
+        )
         self.assertEqual(d.transport.connectRequests[3], "127.0.0.4")  # type: ignore[attr-defined]
         nodemap = C.decodeNodeMap(self.control(Control.GET_NODEMAP).data)
         self.assertEqual([n.pnn for n in nodemap], [0, 1, 2, 3])
@@ -332,7 +367,9 @@ class ReloadNodesTests(_ControlsMixin, SynchronousTestCase):
         self.write("127.0.0.1\n127.0.0.2\n#127.0.0.3\n")
         self.control(Control.RELOAD_NODES_FILE)
         d = self.cluster[0]
-        self.assertEqual(d.nodes[2].flags, C.NODE_FLAGS_DELETED | C.NODE_FLAGS_DISCONNECTED)
+        self.assertEqual(
+            d.nodes[2].flags, C.NODE_FLAGS_DELETED | C.NODE_FLAGS_DISCONNECTED
+        )
         self.assertEqual(d.nodes[2].address, "0.0.0.0")
         self.assertIn(2, d.transport.removed)  # type: ignore[attr-defined]
         self.assertNotIn(2, d.targets(P.CTDB_BROADCAST_CONNECTED))
@@ -344,6 +381,8 @@ class ReloadNodesTests(_ControlsMixin, SynchronousTestCase):
         self.control(Control.RELOAD_NODES_FILE)
         self.write("127.0.0.1\n127.0.0.2\n127.0.0.3\n")
         self.control(Control.RELOAD_NODES_FILE)
-        self.assertEqual(self.cluster[0].nodes[2].flags,
-                         C.NODE_FLAGS_DISCONNECTED | C.NODE_FLAGS_UNHEALTHY)
+        self.assertEqual(
+            self.cluster[0].nodes[2].flags,
+            C.NODE_FLAGS_DISCONNECTED | C.NODE_FLAGS_UNHEALTHY,
+        )
         self.assertEqual(self.cluster[0].nodes[2].address, "127.0.0.3")

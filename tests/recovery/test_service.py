@@ -13,6 +13,7 @@ by 4.17's tie rule: the highest pnn leads.
 from __future__ import annotations
 
 import struct
+from typing import Any, ClassVar
 
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
@@ -20,6 +21,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from ctdb.daemon.core import Daemon
 from ctdb.daemon.databases import DB_SEQNUM_KEY, DatabaseManager
 from ctdb.database.ltdb import LtdbHeader
+from ctdb.interfaces import IClientConnection
 from ctdb.protocols import controls as C
 from ctdb.protocols import packet as P
 from ctdb.protocols import records as R
@@ -40,7 +42,7 @@ class _ServiceMixin:
     """A started cluster with recovery; C{settle} lets it converge."""
 
     nodes = 3
-    tunables: dict[str, int] = {}
+    tunables: ClassVar[dict[str, int]] = {}
 
     def setUp(self) -> None:
         self.clock = Clock()
@@ -57,15 +59,17 @@ class _ServiceMixin:
         return [d for d in self.cluster if d.running]
 
     def service(self, pnn: int) -> RecoveryService:
-        return self.cluster[pnn].recovery  # type: ignore[attr-defined, no-any-return]
+        return self.cluster[pnn].recovery  # type: ignore[attr-defined]
 
     def db(self, pnn: int) -> DatabaseManager:
-        return self.cluster[pnn].databases  # type: ignore[attr-defined, no-any-return]
+        return self.cluster[pnn].databases  # type: ignore[attr-defined]
 
     def generation(self) -> int:
         return self.live()[0].vnnMap.generation
 
-    def assertConverged(self, vnnmap: tuple[int, ...], leader: int | None = None) -> None:
+    def assertConverged(
+        self, vnnmap: tuple[int, ...], leader: int | None = None
+    ) -> None:
         """Every live node agrees on the leader, the generation and the vnn
         map, and is out of recovery (unless it is inactive)."""
         live = self.live()
@@ -82,12 +86,14 @@ class _ServiceMixin:
                 self.assertEqual(d.recmode, C.CTDB_RECOVERY_NORMAL)  # type: ignore[attr-defined]
                 self.assertFalse(self.service(d.pnn).electionInProgress)  # type: ignore[attr-defined]
 
-    def control(self, pnn: int, opcode: int, data: bytes = b"",
-                destnode: int | None = None) -> P.ReplyControl:
+    def control(
+        self, pnn: int, opcode: int, data: bytes = b"", destnode: int | None = None
+    ) -> P.ReplyControl:
         """A control from a client of node C{pnn}."""
         client = FakeClient(self.cluster[pnn])
-        reqid = client.control(opcode, data,
-                               destnode=pnn if destnode is None else destnode)
+        reqid = client.control(
+            opcode, data, destnode=pnn if destnode is None else destnode
+        )
         self.cluster.flush()
         reply = client.reply(reqid)
         assert reply is not None
@@ -101,8 +107,9 @@ class ElectionTests(_ServiceMixin, SynchronousTestCase):
     def test_oneLeader(self) -> None:
         """Every node names the same leader; only it thinks it leads."""
         self.assertConverged((0, 1, 2), leader=2)
-        self.assertEqual([self.service(k).isLeader() for k in range(3)],
-                         [False, False, True])
+        self.assertEqual(
+            [self.service(k).isLeader() for k in range(3)], [False, False, True]
+        )
 
     def test_firstRecovery(self) -> None:
         """The first recovery takes every node to runstate RUNNING with one
@@ -236,7 +243,9 @@ class MembershipTests(_ServiceMixin, SynchronousTestCase):
         self.control(1, Control.DISABLE_NODE)
         self.settle()
         self.assertConverged((0, 1, 2), leader=2)
-        self.assertEqual(self.cluster[0].nodes[1].flags, C.NODE_FLAGS_PERMANENTLY_DISABLED)
+        self.assertEqual(
+            self.cluster[0].nodes[1].flags, C.NODE_FLAGS_PERMANENTLY_DISABLED
+        )
         self.control(1, Control.ENABLE_NODE)
         self.settle()
         self.assertEqual(self.cluster[0].nodes[1].flags, 0)
@@ -274,8 +283,9 @@ class MembershipTests(_ServiceMixin, SynchronousTestCase):
 class DataTests(_ServiceMixin, SynchronousTestCase):
     """Records through recoveries caused by membership changes."""
 
-    def put(self, pnn: int, name: str, key: bytes, rsn: int, dmaster: int,
-            data: bytes) -> None:
+    def put(
+        self, pnn: int, name: str, key: bytes, rsn: int, dmaster: int, data: bytes
+    ) -> None:
         self.db(pnn).byName[name].store.store(
             key, LtdbHeader(rsn, dmaster).encode() + data
         )
@@ -299,7 +309,9 @@ class DataTests(_ServiceMixin, SynchronousTestCase):
         self.assertConverged((0, 1), leader=1)
         for k in (0, 1):
             self.assertEqual(self.values(k, "vol"), expected)
-            header = LtdbHeader.decode(self.db(k).byName["vol"].store.fetch(b"k3")[:24])[0]  # type: ignore[index]
+            value = self.db(k).byName["vol"].store.fetch(b"k3")
+            assert value is not None
+            header = LtdbHeader.decode(value[:24])[0]
             self.assertEqual(header.dmaster, 1)
 
     def test_restartedNodeGetsPersistent(self) -> None:
@@ -308,7 +320,9 @@ class DataTests(_ServiceMixin, SynchronousTestCase):
         for k in range(3):
             self.db(k).attach("p.tdb", R.DB_FLAGS_PERSISTENT)
             self.db(k).attach("vol", 0)
-            self.put(k, "p.tdb", DB_SEQNUM_KEY, 1, k, struct.pack("<Q", 7 if k == 1 else 2))
+            self.put(
+                k, "p.tdb", DB_SEQNUM_KEY, 1, k, struct.pack("<Q", 7 if k == 1 else 2)
+            )
             self.put(k, "p.tdb", b"user", 1, k, b"from%d" % k)
         self.put(1, "vol", b"v", 3, 1, b"volatile")
         self.cluster.crash(0)
@@ -333,7 +347,7 @@ class DataTests(_ServiceMixin, SynchronousTestCase):
         leader = self.cluster[2]
         original = leader.controls.table[Control.DB_PUSH_START]
 
-        def pushStart(req: P.ReqControl, client: object) -> object:
+        def pushStart(req: P.ReqControl, client: IClientConnection | None) -> Any:
             # Mid-recovery: every database is frozen; clients call now.
             frozen.append(all(self.db(k).byName["vol"].frozen for k in range(3)))
             for k, c in clients.items():
@@ -349,18 +363,25 @@ class DataTests(_ServiceMixin, SynchronousTestCase):
         self.settle()
         for k, c in clients.items():
             replies = [p for p in c.packets() if isinstance(p, P.ReplyCall)]
-            self.assertEqual([(r.header.reqid, r.status, r.data) for r in replies],
-                             [(500 + k, 0, b"value")])
+            self.assertEqual(
+                [(r.header.reqid, r.status, r.data) for r in replies],
+                [(500 + k, 0, b"value")],
+            )
 
 
 class BanningTests(_ServiceMixin, SynchronousTestCase):
     """Culprit credits, bans and their expiry."""
 
-    tunables = {"RecoveryBanPeriod": 20, "RecoveryGracePeriod": 60}
+    tunables: ClassVar[dict[str, int]] = {
+        "RecoveryBanPeriod": 20,
+        "RecoveryGracePeriod": 60,
+    }
 
     def banningMessage(self, pnn: int) -> None:
         client = FakeClient(self.cluster[0])
-        client.sendMessage(P.CTDB_BROADCAST_CONNECTED, CTDB_SRVID_BANNING, C.encodeU32(pnn))
+        client.sendMessage(
+            P.CTDB_BROADCAST_CONNECTED, CTDB_SRVID_BANNING, C.encodeU32(pnn)
+        )
         self.cluster.flush()
 
     def test_banAtTwiceNodes(self) -> None:
@@ -434,8 +455,11 @@ class DisableRecoveriesTests(_ServiceMixin, SynchronousTestCase):
         client = FakeClient(self.cluster[0], pid=1234)
         client.control(Control.REGISTER_SRVID, srvid=self.SRVID)
         for pnn in range(3):
-            client.sendMessage(pnn, CTDB_SRVID_DISABLE_RECOVERIES,
-                               encodeDisableMessage(0, self.SRVID, timeout))
+            client.sendMessage(
+                pnn,
+                CTDB_SRVID_DISABLE_RECOVERIES,
+                encodeDisableMessage(0, self.SRVID, timeout),
+            )
         self.cluster.flush()
         return sorted(C.decodeI32(d) for s, d in client.messages() if s == self.SRVID)
 
@@ -479,8 +503,11 @@ class DisableRecoveriesTests(_ServiceMixin, SynchronousTestCase):
         """A message of the wrong size is ignored (no reply)."""
         client = FakeClient(self.cluster[0])
         client.control(Control.REGISTER_SRVID, srvid=self.SRVID)
-        client.sendMessage(1, CTDB_SRVID_DISABLE_RECOVERIES,
-                           encodeDisableMessage(0, self.SRVID, 10)[:20])
+        client.sendMessage(
+            1,
+            CTDB_SRVID_DISABLE_RECOVERIES,
+            encodeDisableMessage(0, self.SRVID, 10)[:20],
+        )
         self.cluster.flush()
         self.assertEqual([s for s, _ in client.messages() if s == self.SRVID], [])
         self.assertFalse(self.service(1).recoveriesDisabled())
@@ -494,8 +521,11 @@ class TakeoverRunTests(_ServiceMixin, SynchronousTestCase):
     def request(self, pnn: int) -> FakeClient:
         client = FakeClient(self.cluster[pnn], pid=99)
         client.control(Control.REGISTER_SRVID, srvid=self.SRVID)
-        client.sendMessage(P.CTDB_BROADCAST_CONNECTED, CTDB_SRVID_TAKEOVER_RUN,
-                           encodeSrvidMessage(pnn, self.SRVID))
+        client.sendMessage(
+            P.CTDB_BROADCAST_CONNECTED,
+            CTDB_SRVID_TAKEOVER_RUN,
+            encodeSrvidMessage(pnn, self.SRVID),
+        )
         return client
 
     def answers(self, client: FakeClient) -> list[int]:
@@ -510,8 +540,11 @@ class TakeoverRunTests(_ServiceMixin, SynchronousTestCase):
     def test_noReplyWanted(self) -> None:
         """srvid 0 asks for no reply."""
         client = FakeClient(self.cluster[0])
-        client.sendMessage(P.CTDB_BROADCAST_CONNECTED, CTDB_SRVID_TAKEOVER_RUN,
-                           encodeSrvidMessage(0, 0))
+        client.sendMessage(
+            P.CTDB_BROADCAST_CONNECTED,
+            CTDB_SRVID_TAKEOVER_RUN,
+            encodeSrvidMessage(0, 0),
+        )
         self.settle(1)
         self.assertEqual(client.messages(), [])
 
