@@ -970,6 +970,13 @@ class DatabaseManager:
         """ctdb_request_call."""
         db = self.byId.get(c.db_id)
         if db is None:
+            if self.daemon.recmode == C.CTDB_RECOVERY_ACTIVE:
+                # A node that (re)joins attaches the database during the
+                # recovery, after the new vnn map: the sender is in the same
+                # recovery and resends its calls when it ends.
+                self.log.debug("dropping a call for db 0x{db_id:08x} during recovery",
+                               db_id=c.db_id)
+                return
             self._error(c.header, f"Unknown database in request. db_id==0x{c.db_id:08x}")
             return
         if not c.key:
@@ -1096,6 +1103,13 @@ class DatabaseManager:
         """ctdb_request_dmaster (we are the lmaster)."""
         db = self.byId.get(c.db_id)
         if db is None:
+            if self.daemon.recmode == C.CTDB_RECOVERY_ACTIVE:
+                # A node that (re)joins attaches the database during the
+                # recovery, after the new vnn map: the sender is in the same
+                # recovery and resends its calls when it ends.
+                self.log.debug("dropping a call for db 0x{db_id:08x} during recovery",
+                               db_id=c.db_id)
+                return
             self._error(c.header, f"Unknown database in request. db_id==0x{c.db_id:08x}")
             return
 
