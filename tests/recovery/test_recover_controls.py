@@ -7,6 +7,10 @@ daemons connected by L{ctdb.testing} fakes, without a recovery service.
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -336,7 +340,10 @@ class ReloadNodesTests(_ControlsMixin, SynchronousTestCase):
 
     def setUp(self) -> None:
         super().setUp()
-        self.path = self.mktemp()
+        # Outside the checkout (trial's mktemp would litter it under pytest).
+        directory = tempfile.mkdtemp(prefix="txctdb-test-")
+        self.addCleanup(shutil.rmtree, directory, True)
+        self.path = os.path.join(directory, "nodes")
         for d in self.cluster:
             d.config.nodesFile = self.path
 
