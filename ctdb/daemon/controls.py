@@ -246,6 +246,27 @@ class ControlHandlers:
     def control_GET_PUBLIC_IPS(self, req: P.ReqControl, client: object) -> ControlResult:
         return _ok(C.encodeU32(0))
 
+    def control_STARTUP(self, req: P.ReqControl, client: object) -> ControlResult:
+        # A 4.17 ctdbd broadcasts STARTUP (NOREPLY) when its startup event
+        # has run; ctdb_control_startup only resends its TCP tickles, and
+        # with no public addresses there are none.
+        _exactSize(req, 0)
+        return OK
+
+    def control_IPREALLOCATED(self, req: P.ReqControl, client: object) -> ControlResult:
+        # Sent to every node at the end of a 4.17 leader's takeover run
+        # (ctdb_takeover_helper); ctdbd runs the "ipreallocated" event.  With
+        # no public addresses and no event scripts there is nothing to do, but
+        # a failure would earn this node banning credits from that leader.
+        return OK
+
+    def control_RECD_RECLOCK_LATENCY(
+        self, req: P.ReqControl, client: object
+    ) -> ControlResult:
+        # A 4.17 recovery daemon reports its cluster lock latency (a double).
+        _exactSize(req, 8)
+        return OK
+
     # -- tunables --------------------------------------------------------------
 
     def control_GET_TUNABLE(self, req: P.ReqControl, client: object) -> ControlResult:

@@ -37,6 +37,7 @@ from ctdb.recovery.election import (
     decodeDisableMessage,
     decodeSrvidMessage,
     electionWin,
+    encodeFlagChange,
 )
 from ctdb.recovery.procedure import RecoveryFailed, recover
 
@@ -342,6 +343,8 @@ class RecoveryService(Service):
 
     async def _check(self) -> None:
         d = self.daemon
+        if not await self._updateFlags():
+            return
         active = [n.pnn for n in d.nodes if not n.flags & C.NODE_FLAGS_INACTIVE]
         if self.needRecovery:
             await self.doRecovery("requested")
@@ -388,6 +391,63 @@ class RecoveryService(Service):
                                 rc.applyFlags(pnn, entry.flags)
                             await self.doRecovery(f"node {pnn} flags changed")
                             return
+
+    async def _updateFlags(self) -> bool:
+        """
+        update_flags: take every connected node's own flags from its node
+        map, and push (MODIFY_FLAGS to every connected node) the flags of
+        any node that some connected node sees differently.  A 4.17 ctdbd
+        starts with every other node UNHEALTHY and relies on the leader to
+        tell it otherwise.  A view that differs only in DISCONNECTED is not
+        pushed (no push can change a node's own link view).  False if a
+        node map could not be read.
+        """
+        d = self.daemon
+        connected = [
+            n.pnn for n in d.nodes
+            if not n.flags & (C.NODE_FLAGS_DISCONNECTED | C.NODE_FLAGS_DELETED)
+        ]
+        views: dict[int, dict[int, int]] = {}
+        for pnn in connected:
+            if pnn == self.pnn:
+                continue
+            reply = await d.sendControl(pnn, Control.GET_NODEMAP, timeout=5)
+            if reply.status != 0:
+                self.log.error("Failed to read the node map of node {pnn}", pnn=pnn)
+                return False
+            views[pnn] = {e.pnn: e.flags for e in C.decodeNodeMap(reply.data)}
+        rc = getattr(d, "recoveryControls", None)
+        for j in connected:
+            local = d.nodes[j].flags
+            push = False
+            own = views.get(j, {}).get(j)
+            if j != self.pnn and own is not None and own != local:
+                self.log.info(
+                    "Remote node {pnn} had flags 0x{theirs:x}, local had 0x{ours:x}"
+                    " - updating local", pnn=j, theirs=own, ours=local,
+                )
+                if rc is not None:
+                    rc.applyFlags(j, own)
+                local = d.nodes[j].flags
+                push = True
+            for i, view in views.items():
+                if push:
+                    break
+                theirs = view.get(j)
+                if i != j and theirs is not None and (
+                    (theirs & ~C.NODE_FLAGS_DISCONNECTED)
+                    != (local & ~C.NODE_FLAGS_DISCONNECTED)
+                ):
+                    push = True
+            if push:
+                self.log.info("Pushing updated flags for node {pnn} (0x{flags:x})",
+                              pnn=j, flags=local)
+                data = encodeFlagChange(j, local, local)
+                await defer.gatherResults([
+                    d.sendControl(p, Control.MODIFY_FLAGS, data, timeout=5)
+                    for p in connected if p != self.pnn
+                ])
+        return True
 
     async def doRecovery(self, reason: str) -> None:
         from ctdb.daemon.recover import newGeneration
