@@ -72,13 +72,10 @@ def ourCtdbd() -> str:
 
 
 def defaultHelpersDir() -> str | None:
-    """txctdb's test helper programs, if this checkout has them."""
-    for d in (
-        os.path.join(PROJECT, "helpers", "bin"),
-        os.path.join(PROJECT, ".venv", "helpers"),
-    ):
-        if os.path.isdir(d):
-            return d
+    """txctdb's test helper programs: console scripts next to this Python."""
+    bindir = os.path.dirname(sys.executable)
+    if any(os.access(os.path.join(bindir, n), os.X_OK) for n in TEST_HELPERS):
+        return bindir
     return None
 
 
@@ -123,7 +120,9 @@ def makeTree(samba: str, work: str, ctdbd: str, helpersDir: str | None) -> str:
     for path in sorted(glob.glob(os.path.join(SAMBA_HELPERS, "*"))):
         links.setdefault(os.path.basename(path), path)
     if helpersDir:
-        for name in sorted(os.listdir(helpersDir)):
+        # Only the test helpers' names: a venv's bin also holds python, pip
+        # and our ctdbd, which must not replace the programs under test.
+        for name in TEST_HELPERS:
             path = os.path.join(helpersDir, name)
             if os.access(path, os.X_OK) and not os.path.isdir(path):
                 links[name] = os.path.abspath(path)
