@@ -221,6 +221,9 @@ class DatabaseManager:
         self.byName: dict[str, Database] = {}
         self._calls: dict[int, _PendingCall] = {}
         self._traverses: dict[int, _Traverse] = {}
+        # Client replies produced while a chain lock is held, sent once it
+        # is released (see withLock); None when no lock is held.
+        self._afterUnlock: list[tuple[IClientConnection, P.Packet]] | None = None
         daemon.callPacket = self.nodeCallPacket  # type: ignore[method-assign]
         daemon.clientCall = self.clientCall  # type: ignore[method-assign]
         daemon.clientGone = self.clientGone  # type: ignore[method-assign]
@@ -650,12 +653,21 @@ class DatabaseManager:
         if attempt:
             # ctdbd counts only the locks that had to wait for its lock helper.
             db.stats.locks_num_calls += 1
+        # A client answered under the lock would try the chain lock at once,
+        # find it still held and back off: answer it after the unlock.
+        outer = self._afterUnlock
+        replies: list[tuple[IClientConnection, P.Packet]] = [] if outer is None else outer
+        self._afterUnlock = replies
         try:
             fn()
         except Exception:
             self.log.failure("record operation on {db} failed", db=db.name)
         finally:
             db.store.unlock(key)
+            self._afterUnlock = outer
+            if outer is None:
+                for client, pkt in replies:
+                    self.daemon.sendToClient(client, pkt)
 
     def _relock(self, db: Database, key: bytes, fn: Callable[[], object], attempt: int) -> None:
         db.stats.locks_num_pending = max(0, db.stats.locks_num_pending - 1)
@@ -763,7 +775,11 @@ class DatabaseManager:
             data = data[HEADER_SIZE:]
         header = P.Header(P.Operation.REPLY_CALL, pending.clientSrcnode, self.pnn,
                           pending.clientReqid, self.daemon.vnnMap.generation)
-        self.daemon.sendToClient(pending.client, P.ReplyCall(header, status, data))
+        reply = P.ReplyCall(header, status, data)
+        if self._afterUnlock is not None:
+            self._afterUnlock.append((pending.client, reply))
+        else:
+            self.daemon.sendToClient(pending.client, reply)
 
     def _replyCall(self, pkt: P.ReplyCall) -> None:
         """ctdb_reply_call: a read-only copy that comes back with its header
