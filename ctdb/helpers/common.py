@@ -14,7 +14,7 @@ import os
 import struct
 import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import TextIO, TypeVar
+from typing import Any, ClassVar, TextIO, TypeVar
 
 from twisted.internet import defer, task
 from twisted.logger import (
@@ -27,6 +27,7 @@ from twisted.logger import (
     globalLogBeginner,
 )
 from twisted.python import usage
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ctdb.client import CTDBClient, Database, connect
@@ -191,13 +192,13 @@ class _PoptOptions(usage.Options):
 class BasicOptions(_PoptOptions):
     """C{process_options_basic}: -s -t -n -d -i."""
 
-    optParameters = [
+    optParameters: ClassVar[list[list[Any]]] = [
         ["socket", "s", None, "CTDB socket path"],
         ["timelimit", "t", 10, "Time limit (in seconds)", int],
         ["num-nodes", "n", 1, "Number of cluster nodes", int],
         ["debug", "d", "ERR", "Debug level"],
     ]
-    optFlags = [["interactive", "i", "Interactive output"]]
+    optFlags: ClassVar[list[list[str]]] = [["interactive", "i", "Interactive output"]]
 
     def postOptions(self) -> None:
         level = parseDebugLevel(self["debug"])
@@ -211,7 +212,7 @@ class BasicOptions(_PoptOptions):
 class DatabaseOptions(BasicOptions):
     """C{process_options_database}: the basic options and -D -k -v -T."""
 
-    optParameters = [
+    optParameters: ClassVar[list[list[Any]]] = [
         ["database", "D", None, "CTDB database name"],
         ["key", "k", None, "Name of database key"],
         ["value", "v", None, "Value of database key"],
@@ -284,7 +285,9 @@ def errnoOf(exc: BaseException) -> int:
 
 
 async def connectClient(
-    reactor: ICTDBReactor, path: str, message: str = "Failed to initialize client, ret={ret}"
+    reactor: ICTDBReactor,
+    path: str,
+    message: str = "Failed to initialize client, ret={ret}",
 ) -> CTDBClient:
     """
     C{ctdb_client_init}: connect and learn this node's PNN, or print
@@ -334,7 +337,7 @@ async def clusterWait(client: CTDBClient, numNodes: int) -> None:
     joinDone = False
     synced: defer.Deferred[None] = defer.Deferred()
 
-    def fail(reason: object) -> None:
+    def fail(reason: Failure) -> None:
         if not synced.called:
             synced.errback(reason)
 

@@ -23,13 +23,16 @@ import os
 import signal
 import struct
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, ClassVar
 
 from twisted.logger import Logger
 from twisted.python import usage
 
 from ctdb.client import CTDBClient, Database
 from ctdb.database.ltdb import (
+    CTDB_DB_FLAGS_PERSISTENT,
+    CTDB_DB_FLAGS_REPLICATED,
     CTDB_REC_FLAG_AUTOMATIC,
     CTDB_REC_FLAG_MIGRATED_WITH_DATA,
     CTDB_REC_FLAG_VACUUM_MIGRATED,
@@ -37,8 +40,6 @@ from ctdb.database.ltdb import (
     CTDB_REC_RO_HAVE_READONLY,
     CTDB_REC_RO_REVOKE_COMPLETE,
     CTDB_REC_RO_REVOKING_READONLY,
-    CTDB_DB_FLAGS_PERSISTENT,
-    CTDB_DB_FLAGS_REPLICATED,
     LTDB_HEADER_SIZE,
     LtdbHeader,
     ctdbHash,
@@ -68,8 +69,11 @@ LOCK_HOLD = 120
 
 COMMANDS = (
     ("get-lmaster", "<key>", "Print lmaster for key"),
-    ("fetch-local-delete", "<dbname|dbid> <key>",
-     "Fetch record and delete from local database"),
+    (
+        "fetch-local-delete",
+        "<dbname|dbid> <key>",
+        "Fetch record and delete from local database",
+    ),
     ("local-lock", "<dbname|dbid> <key>", "Lock a record in a local database"),
     ("local-read", "<dbname|dbid> <key>", "Read a record from local database"),
     ("vacuum", "<dbname|dbid> [full]", "Vacuum a database"),
@@ -87,7 +91,7 @@ _FLAG_NAMES = (
 
 
 class Options(usage.Options):
-    optParameters = [
+    optParameters: ClassVar[list[list[Any]]] = [
         ["debug", "d", "ERROR", "debug level"],
         ["node", "n", CTDB_CURRENT_NODE, "node number", int],
         ["timelimit", "t", 60, "control time limit", int],
@@ -121,8 +125,13 @@ class Tool:
         self.destnode = destnode & 0xFFFFFFFF
         self.timelimit = timelimit
 
-    async def _control(self, opcode: int, data: bytes = b"", destnode: int | None = None,
-                       srvid: int = 0) -> bytes:
+    async def _control(
+        self,
+        opcode: int,
+        data: bytes = b"",
+        destnode: int | None = None,
+        srvid: int = 0,
+    ) -> bytes:
         dest = self.destnode if destnode is None else destnode
         try:
             reply = await self.client.control(
@@ -163,7 +172,7 @@ class Tool:
         return found.db_id, name, found.flags
 
     async def volatileDb(self, arg: str, code: int = errno.EINVAL) -> Database:
-        dbId, name, flags = await self.dbExists(arg)
+        _, name, flags = await self.dbExists(arg)
         if flags & (CTDB_DB_FLAGS_PERSISTENT | CTDB_DB_FLAGS_REPLICATED):
             _log.error("DB {name} is not a volatile database", name=name)
             raise Failed(code)
@@ -305,7 +314,7 @@ async def run(reactor: ICTDBReactor, argv: Sequence[str]) -> int:
     level = parseDebugLevel(options["debug"])
     startLogging("ctdb-db-test", 0 if level is None else level)
     args = options["args"]
-    handlers = {
+    handlers: dict[str, tuple[Callable[..., Awaitable[int]], tuple[int, ...]]] = {
         "get-lmaster": (Tool.getLmaster, (1,)),
         "fetch-local-delete": (Tool.fetchLocalDelete, (2,)),
         "local-lock": (Tool.localLock, (2,)),

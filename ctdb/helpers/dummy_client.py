@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from typing import Any, ClassVar
 
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -50,7 +51,7 @@ def strtoull(text: str) -> int:
 
 
 class Options(usage.Options):
-    optParameters = [
+    optParameters: ClassVar[list[list[Any]]] = [
         ["socket", "s", None, "Unix domain socket path"],
         ["debug", "d", "ERR", "debug level"],
         ["nconn", "n", 1, "number of connections", int],

@@ -86,7 +86,9 @@ async def run(reactor: ICTDBReactor, argv: Sequence[str]) -> int:
             defer.ensureDeferred(update()).addErrback(fail)
         timer = sleep(reactor, options["timelimit"])
         await defer.DeferredList(
-            [timer, failed], fireOnOneCallback=True, fireOnOneErrback=True,
+            [timer, failed],
+            fireOnOneCallback=True,
+            fireOnOneErrback=True,
             consumeErrors=True,
         )
         if failed.called:

@@ -74,7 +74,9 @@ async def run(reactor: ICTDBReactor, argv: Sequence[str]) -> int:
             report()
         for incr, seen in ((1, plus), (-1, minus)):
             if seen == 0:
-                client.sendMessage(nextNode(incr), MSG_ID_BENCH, struct.pack("<i", incr))
+                client.sendMessage(
+                    nextNode(incr), MSG_ID_BENCH, struct.pack("<i", incr)
+                )
 
     try:
         await client.registerSrvid(MSG_ID_BENCH, onMessage)

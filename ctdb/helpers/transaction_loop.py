@@ -35,7 +35,6 @@ from ctdb.helpers.common import (
 )
 from ctdb.interfaces import ICTDBReactor
 
-
 #: Bound on waiting for the transaction lock (and each fetch-lock under it).
 LOCK_TIMEOUT = 120.0
 
@@ -119,8 +118,10 @@ async def run(reactor: ICTDBReactor, argv: Sequence[str]) -> int:
             if pnn == 0:
                 for i in range(numNodes):
                     if counters[i] < oldCounters[i]:
-                        err(f"Counter reduced for node {i}: "
-                            f"{oldCounters[i]} -> {counters[i]}")
+                        err(
+                            f"Counter reduced for node {i}: "
+                            f"{oldCounters[i]} -> {counters[i]}"
+                        )
                         raise CounterReduced(i)
                 oldCounters[:] = counters
             if done:

@@ -113,7 +113,9 @@ async def run(reactor: ICTDBReactor, argv: Sequence[str]) -> int:
         send(pnn, count)
         timer = sleep(reactor, timelimit)
         await defer.DeferredList(
-            [timer, failed], fireOnOneCallback=True, fireOnOneErrback=True,
+            [timer, failed],
+            fireOnOneCallback=True,
+            fireOnOneErrback=True,
             consumeErrors=True,
         )
         if failed.called:

@@ -28,7 +28,8 @@ import pytest
 
 from ctdb.cluster import LocalCluster
 from ctdb.database.ltdb import LTDB_HEADER_SIZE
-from ctdb.database.tdb import TDB, TDB_MUTEX_LOCKING, TDBError, available as tdbAvailable
+from ctdb.database.tdb import TDB, TDB_MUTEX_LOCKING, TDBError
+from ctdb.database.tdb import available as tdbAvailable
 from ctdb.helpers import PROGRAMS
 from ctdb.helpers.common import parseDebugLevel, socketPath
 from ctdb.helpers.db_test import dump
@@ -67,13 +68,20 @@ class Cluster:
         env.update(self.impl.env(pnn))
         return env
 
-    def run(self, pnn: int, *argv: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, pnn: int, *argv: str, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
         """Run C{argv} (a helper name or the ctdb tool) on node C{pnn}."""
         exe = CTDB_TOOL if argv[0] == "ctdb" else helper(argv[0])
         assert exe is not None
         return subprocess.run(
-            [exe, *argv[1:]], env=self.env(pnn), capture_output=True, text=True,
-            timeout=timeout, stdin=subprocess.DEVNULL,
+            [exe, *argv[1:]],
+            env=self.env(pnn),
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
         )
 
     def ok(self, pnn: int, *argv: str, timeout: float = 60) -> str:
@@ -90,8 +98,12 @@ class Cluster:
         """
         procs = [
             subprocess.Popen(
-                [helper(argv[0]), *argv[1:]], env=self.env(pnn), text=True,
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                [helper(argv[0]), *argv[1:]],
+                env=self.env(pnn),
+                text=True,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                stdin=subprocess.DEVNULL,
             )
             for pnn in range(NODES)
         ]
@@ -113,7 +125,9 @@ def _randomBase(low: int, high: int) -> str:
 
 
 @pytest.fixture(scope="module", params=["ours", "real"])
-def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+def cluster(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Cluster]:
     """A started 3-node cluster of our daemons, then one of Samba's ctdbd."""
     directory = str(tmp_path_factory.mktemp(f"helpers-{request.param}"))
     impl: Any
@@ -188,7 +202,10 @@ def test_programsInstalled() -> None:
 def test_socketPath() -> None:
     """path_socket: CTDB_SOCKET wins; test mode uses CTDB_BASE/run; else /run/ctdb."""
     assert socketPath({"CTDB_SOCKET": "/x.sock", "CTDB_TEST_MODE": "yes"}) == "/x.sock"
-    assert socketPath({"CTDB_TEST_MODE": "yes", "CTDB_BASE": "/b"}) == "/b/run/ctdbd.socket"
+    assert (
+        socketPath({"CTDB_TEST_MODE": "yes", "CTDB_BASE": "/b"})
+        == "/b/run/ctdbd.socket"
+    )
     assert socketPath({"CTDB_BASE": "/b"}) == "/run/ctdb/ctdbd.socket"
     with pytest.raises(SystemExit):
         socketPath({"CTDB_TEST_MODE": "yes"})
@@ -220,15 +237,23 @@ def test_usageErrors() -> None:
         (["fetch_ring", "-k", "k"], "Please specify database"),
         (["update_record", "-D", "x.tdb"], "Please specify key name"),
         (["update_record_persistent", "-D", "x.tdb", "-k", "k"], "specify key value"),
-        (["transaction_loop", "-D", "x.tdb", "-k", "k", "-T", "bad"], "Invalid database type"),
+        (
+            ["transaction_loop", "-D", "x.tdb", "-k", "k", "-T", "bad"],
+            "Invalid database type",
+        ),
         (["ctdb-db-test", "frobnicate"], "Unknown command"),
         (["message_ring", "-d", "LOUD"], "Invalid debug string"),
         (["message_ring"], "Failed to initialize client, ret=2"),
     ]
     for argv, message in cases:
         proc = subprocess.run(
-            [helper(argv[0]), *argv[1:]], env=env, capture_output=True, text=True,
-            timeout=30, stdin=subprocess.DEVNULL,
+            [helper(argv[0]), *argv[1:]],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=30,
+            stdin=subprocess.DEVNULL,
         )
         assert proc.returncode == 1, (argv, proc.stderr)
         assert message in proc.stderr, (argv, proc.stderr)
@@ -242,7 +267,9 @@ FETCH = re.compile(r"^Fetch\[(\d)\]: (\d+\.\d\d) msgs/sec$")
 TRANSACTION = re.compile(r"^Transaction\[(\d)\]: ((?:\s*\d+ ){3})$")
 
 
-def _ringOutputs(results: list[tuple[int, str, str]], pattern: re.Pattern[str]) -> list[re.Match[str]]:
+def _ringOutputs(
+    results: list[tuple[int, str, str]], pattern: re.Pattern[str]
+) -> list[re.Match[str]]:
     """Every node exits 0 with only the lines the shell test accepts; node 0
     says "Waiting for cluster" first."""
     matches = []
@@ -264,7 +291,9 @@ def test_messageRing(cluster: Cluster) -> None:
     (Node 0 first injects the messages after one second.)"""
     results = cluster.onAll("message_ring", "-n", str(NODES), "-t", "3")
     for m in _ringOutputs(results, RING):
-        assert float(m.group(2)) >= 10 and int(m.group(3)) >= 10 and int(m.group(4)) >= 10
+        assert (
+            float(m.group(2)) >= 10 and int(m.group(3)) >= 10 and int(m.group(4)) >= 10
+        )
 
 
 def test_tunnelRing(cluster: Cluster) -> None:
@@ -278,16 +307,28 @@ def test_fetchRing(cluster: Cluster) -> None:
     """fetch.001: fetch_ring on all nodes migrates the record round the ring,
     each node appending a line to it."""
     results = cluster.onAll(
-        "fetch_ring", "-n", str(NODES), "-D", "fetch_ring.tdb", "-k", "testkey", "-t", "2"
+        "fetch_ring",
+        "-n",
+        str(NODES),
+        "-D",
+        "fetch_ring.tdb",
+        "-k",
+        "testkey",
+        "-t",
+        "2",
     )
     for m in _ringOutputs(results, FETCH):
         assert float(m.group(2)) >= 10
-    records = [localRead(cluster, pnn, "fetch_ring.tdb", "testkey") for pnn in range(NODES)]
+    records = [
+        localRead(cluster, pnn, "fetch_ring.tdb", "testkey") for pnn in range(NODES)
+    ]
     masters = [f for pnn, f in enumerate(records) if f["dmaster"] == str(pnn)]
     assert len(masters) == 1, records
     text = masters[0]["data"]
     # (the value starts again once it is over 1000 bytes)
-    assert re.fullmatch(r"Test data\\0A(msg_count=\d+ on node [0-2]\\0A)+\\00", text), text
+    assert re.fullmatch(r"Test data\\0A(msg_count=\d+ on node [0-2]\\0A)+\\00", text), (
+        text
+    )
 
 
 def test_processExists(cluster: Cluster) -> None:
@@ -296,16 +337,29 @@ def test_processExists(cluster: Cluster) -> None:
     srvid = "0xAE00000012345678"
     proc = subprocess.Popen(
         [helper("dummy_client"), "-n", "10", "-S", srvid, "-t", "30"],
-        env=cluster.env(1), stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=cluster.env(1),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 30
         while cluster.run(1, "ctdb", "process-exists", str(proc.pid)).returncode != 0:
-            assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline and proc.poll() is None, (
+                proc.communicate()
+            )
             time.sleep(0.2)
-        assert cluster.run(1, "ctdb", "process-exists", str(proc.pid), srvid).returncode == 0
-        assert cluster.run(1, "ctdb", "process-exists", str(proc.pid), str(proc.pid)).returncode == 1
+        assert (
+            cluster.run(1, "ctdb", "process-exists", str(proc.pid), srvid).returncode
+            == 0
+        )
+        assert (
+            cluster.run(
+                1, "ctdb", "process-exists", str(proc.pid), str(proc.pid)
+            ).returncode
+            == 1
+        )
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=10)
@@ -356,7 +410,9 @@ def test_updateRecordPersistent(cluster: Cluster) -> None:
     assert out.count("FirstValue") == 1 and "rsn: 1\n" in out, out
     cluster.ok(0, "update_record_persistent", "-D", db, "-k", key, "-v", "SecondValue")
     out = cluster.ok(0, "ctdb", "cattdb", db)
-    assert "FirstValue" not in out and out.count("SecondValue") == 1 and "rsn: 2\n" in out
+    assert (
+        "FirstValue" not in out and out.count("SecondValue") == 1 and "rsn: 2\n" in out
+    )
     cluster.ok(0, "ctdb", "wipedb", db)
 
 
@@ -369,7 +425,17 @@ def test_transactionLoop(cluster: Cluster, dbtype: str) -> None:
     cluster.ok(0, "ctdb", "attach", db, dbtype)
     cluster.ok(0, "ctdb", "wipedb", db)
     results = cluster.onAll(
-        "transaction_loop", "-n", str(NODES), "-t", "2", "-D", db, "-T", dbtype, "-k", "testkey"
+        "transaction_loop",
+        "-n",
+        str(NODES),
+        "-t",
+        "2",
+        "-D",
+        db,
+        "-T",
+        dbtype,
+        "-k",
+        "testkey",
     )
     printed = []
     for m in _ringOutputs(results, TRANSACTION):
@@ -378,7 +444,9 @@ def test_transactionLoop(cluster: Cluster, dbtype: str) -> None:
         printed.append(counters)
     value = localValue(cluster, 0, db, b"testkey")
     assert value is not None
-    final = struct.unpack(f"<{NODES}I", value[LTDB_HEADER_SIZE : LTDB_HEADER_SIZE + 4 * NODES])
+    final = struct.unpack(
+        f"<{NODES}I", value[LTDB_HEADER_SIZE : LTDB_HEADER_SIZE + 4 * NODES]
+    )
     for counters in printed:
         assert all(f >= c for f, c in zip(final, counters)), (final, printed)
 
@@ -389,14 +457,20 @@ def test_dbTestTool(cluster: Cluster, tmp_path: Any) -> None:
     db = "helpers_vacuum.tdb"
     cluster.ok(0, "ctdb", "attach", db)
     cluster.ok(0, "ctdb", "wipedb", db)
-    lmasters = {cluster.ok(pnn, "ctdb-db-test", "get-lmaster", "key").strip() for pnn in range(NODES)}
+    lmasters = {
+        cluster.ok(pnn, "ctdb-db-test", "get-lmaster", "key").strip()
+        for pnn in range(NODES)
+    }
     assert len(lmasters) == 1 and lmasters <= {"0", "1", "2"}
     cluster.ok(0, "ctdb", "writekey", db, "key", "value1")
     fields = localRead(cluster, 0, db, "key")
     assert fields["dmaster"] == "0" and fields["data"] == "value1", fields
 
     nodb = cluster.run(0, "ctdb-db-test", "local-read", "nosuch.tdb", "key")
-    assert nodb.returncode == 2 and "No database matching 'nosuch.tdb' found" in nodb.stderr
+    assert (
+        nodb.returncode == 2
+        and "No database matching 'nosuch.tdb' found" in nodb.stderr
+    )
     assert cluster.run(0, "ctdb-db-test", "local-read", db, "nokey").returncode == 1
     assert cluster.run(0, "ctdb-db-test", "vacuum", db, "bogus").returncode == 1
 
@@ -412,7 +486,9 @@ def test_dbTestTool(cluster: Cluster, tmp_path: Any) -> None:
             os.kill(child, signal.SIGTERM)
             deadline = time.monotonic() + 10
             while not tdb.chainLockNonblock(b"key"):
-                assert time.monotonic() < deadline, "local-lock child still holds the lock"
+                assert time.monotonic() < deadline, (
+                    "local-lock child still holds the lock"
+                )
                 time.sleep(0.05)
             tdb.chainUnlock(b"key")
         finally:
