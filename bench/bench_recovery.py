@@ -20,7 +20,10 @@ survivor every ~10 ms:
  - recovery of 3 persistent databases of --records records each (filled
    with ``ctdb ptrans``), forced with ``ctdb recover``, timed as above.
 
-The killed node is restarted (and the cluster waited for) between rounds.
+The killed node is restarted (and the cluster waited for) between rounds,
+and before every measurement the cluster is left alone for --settle seconds
+(default 11): ctdbd suppresses recoveries for RerecoveryTimeout (10 s)
+after each one, so without settling it measures ~8 s for everything.
 Medians over --rounds are reported, with min and max.
 
 Targets (ctdbd 4.17 measured on the reference machine in brackets):
@@ -50,6 +53,7 @@ from ctdb.protocols import controls as C
 from ctdb.protocols.controls import Control
 
 POLL = 0.01
+SETTLE = 11.0
 
 
 def tool(cluster: Any, pnn: int, *args: str, stdin: str | None = None,
@@ -57,6 +61,7 @@ def tool(cluster: Any, pnn: int, *args: str, stdin: str | None = None,
     env = dict(os.environ)
     env.update(cluster.env(pnn))
     result = subprocess.run(["ctdb", *args], env=env, capture_output=True, text=True,
+                            check=False,
                             timeout=timeout, input=stdin,
                             stdin=None if stdin is not None else subprocess.DEVNULL)
     if result.returncode != 0:
@@ -126,6 +131,7 @@ def restart(cluster: Any, pnn: int) -> None:
 
 
 def measureDeath(cluster: Any, victimOf: Callable[[int], int]) -> float:
+    time.sleep(SETTLE)
     lead = leader(cluster)
     victim = victimOf(lead)
     survivors = [k for k in range(3) if k != victim]
@@ -139,6 +145,7 @@ def measureDeath(cluster: Any, victimOf: Callable[[int], int]) -> float:
 
 def measureRecover(cluster: Any) -> tuple[float, float, float]:
     """(ACTIVE -> NORMAL, tool start -> NORMAL, tool wall time)."""
+    time.sleep(SETTLE)
     old = generation(cluster, 0)
     result: dict[str, float] = {}
     started = time.monotonic()
@@ -203,7 +210,11 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--records", type=int, default=10000)
     parser.add_argument("--only", choices=["ours", "real"], default=None)
+    parser.add_argument("--settle", type=float, default=11.0,
+                        help="quiet seconds before each measurement")
     args = parser.parse_args()
+    global SETTLE
+    SETTLE = args.settle
     print(f"# bench_recovery {datetime.datetime.now().isoformat(timespec='seconds')}")
     print(f"# {machine()}, Python {platform.python_version()}")
     results: dict[str, dict[str, list[float]]] = {}
@@ -222,7 +233,7 @@ def main() -> int:
         ("recover: tool start -> NORMAL", "recover_from_tool", None),
         ("recover: tool wall time", "recover_wall", None),
         (f"recover, 3 x {args.records} records", "big", None),
-        (f"  tool wall time", "big_wall", None),
+        ("  tool wall time", "big_wall", None),
     ]
     print()
     print(f"{'':36} {'ours':>28} {'ctdbd 4.17':>28}  target")

@@ -11,6 +11,7 @@ as a script) on L{ctdb.client}.  Every wait is bounded.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -24,7 +25,6 @@ import pytest
 
 from ctdb.cluster import LocalCluster, syncControl
 from ctdb.protocols import controls as C
-from ctdb.protocols import packet as P
 
 PDB = "fail_persistent.tdb"
 VDB = "fail_volatile.tdb"
@@ -149,7 +149,7 @@ def pfetch(ctdbTool, cluster: LocalCluster, pnn: int, key: bytes) -> bytes:  # t
     return out.removesuffix("\n").encode()
 
 
-_READKEY = re.compile(r"^Data: size:(\d+) ptr:\[(.*)\]$", re.S)
+_READKEY = re.compile(r"^Data: size:(\d+) ptr:\[(.*)\]$", re.DOTALL)
 
 
 def readkey(ctdbTool, cluster: LocalCluster, pnn: int, key: bytes) -> bytes:  # type: ignore[no-untyped-def]
@@ -361,7 +361,7 @@ async def _workerRun(reactor, socketPath: str, me: int, stopFile: str,  # type: 
                 await txn.store(b"op/%d" % me, b"%d" % seq)
             pending = None
             acked += 1
-            with open(progressFile, "w") as f:
+            with open(progressFile, "w") as f:  # noqa: ASYNC230 - tiny file
                 f.write(str(acked))
             async with vdb.fetchLock(b"v/%d" % me) as record:
                 value = _int(record.data)
@@ -398,10 +398,8 @@ async def _workerRun(reactor, socketPath: str, me: int, stopFile: str,  # type: 
             errors.append(f"{'lost' if lost else 'error'}: {type(e).__name__}: {e}")
             print(f"{time.time():.3f} worker {me}: {errors[-1]}", flush=True)
             if client is not None:
-                try:
+                with contextlib.suppress(Exception):  # already gone
                     await client.close()
-                except Exception:  # noqa: BLE001 - already gone
-                    pass
                 if lost:
                     # our node died: its volatile copy may be gone
                     last = vExpected
@@ -440,7 +438,7 @@ async def _afterLoss(reactor, socketPath: str, me: int, last: int | None,  # typ
                 await task.deferLater(reactor, 0.02, lambda: None)
             vdb = await client.attach(VDB)
             value = _int(await vdb.fetch(b"v/%d" % me))
-        except Exception:  # noqa: BLE001 - died again
+        except Exception:  # noqa: BLE001, S112 - died again: try again
             continue
         finally:
             await client.close()
@@ -460,7 +458,7 @@ def workerMain(argv: list[str]) -> None:
     async def main(reactor) -> None:  # type: ignore[no-untyped-def]
         result = await _workerRun(reactor, socketPath, int(me), stopFile,
                                   outFile + ".progress", deadline)
-        with open(outFile + ".tmp", "w") as f:
+        with open(outFile + ".tmp", "w") as f:  # noqa: ASYNC230 - at the end
             json.dump(result, f)
         os.rename(outFile + ".tmp", outFile)
 
@@ -481,13 +479,12 @@ def test_workload_across_kills(makeCluster, ctdbTool, tmp_path) -> None:  # type
     outputs = {k: str(tmp_path / f"worker{k}.json") for k in range(3)}
     try:
         for k in range(3):
-            log = open(tmp_path / f"worker{k}.log", "wb")
-            workers[k] = subprocess.Popen(
-                [sys.executable, __file__, cluster.socketPath(k), str(k), stopFile,
-                 outputs[k], "90"],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            )
-            log.close()
+            with open(tmp_path / f"worker{k}.log", "wb") as log:
+                workers[k] = subprocess.Popen(
+                    [sys.executable, __file__, cluster.socketPath(k), str(k), stopFile,
+                     outputs[k], "90"],
+                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                )
 
         def progress() -> dict[int, int]:
             counts = {}
@@ -511,7 +508,8 @@ def test_workload_across_kills(makeCluster, ctdbTool, tmp_path) -> None:  # type
             waitFor(f"node {victim} to rejoin", rejoined(cluster), timeout=20)
             start = progress()
             waitFor(f"the workers to go on from {start}",
-                    lambda: all(progress()[k] > start[k] for k in range(3)), timeout=20)
+                    lambda start=start: all(progress()[k] > start[k] for k in range(3)),
+                    timeout=20)
         with open(stopFile, "w"):
             pass
         for k, proc in workers.items():
