@@ -131,6 +131,9 @@ class Database:
     sticky: dict[bytes, _StickyRecord] = field(default_factory=dict)
     #: migrations of each key to us in the current 1 s window (migratedb)
     migrations: dict[bytes, tuple[int, float]] = field(default_factory=dict)
+    #: set when the node became inactive (ctdb_start_freeze, db_invalidate):
+    #: our volatile records are stale, a recovery pulls none of them
+    invalidRecords: bool = False
 
     @property
     def readonly(self) -> bool:
@@ -393,20 +396,41 @@ class DatabaseManager:
         return (0, b"", b"")
 
     def control_DB_DETACH(self, req: P.ReqControl, client: object) -> ControlResult:
+        """ctdb_control_db_detach: a client's request is broadcast to every
+        connected node (us included); the detach itself happens when the
+        control comes from a daemon."""
         db = self._db(req)
-        if not db.volatile:
-            return (-1, b"", b"Detaching non-volatile database denied")
         if self.daemon.tunables.AllowClientDBAttach == 1:
             return (-1, b"", b"DB detach denied while AllowClientDBAttach=1")
+        if not db.volatile:
+            return (-1, b"", b"Detaching non-volatile database denied")
+        if self.daemon.recmode == C.CTDB_RECOVERY_ACTIVE:
+            return (-1, b"", b"DB detach denied while in recovery")
+        if client is not None:
+            self.daemon.sendControl(P.CTDB_BROADCAST_CONNECTED, Control.DB_DETACH,
+                                    req.data, flags=P.CTDB_CTRL_FLAG_NOREPLY)
+            return (0, b"", b"")
+        self.detach(db)
+        return (0, b"", b"")
+
+    def detach(self, db: Database) -> None:
+        """Drop an attached database: its vacuuming, traverses, sticky
+        records and files."""
+        vacuum = getattr(self, "vacuum", None)
+        if vacuum is not None:
+            vacuum.detach(db)
+        for reqid, trav in list(self._traverses.items()):
+            if trav.db is db:
+                del self._traverses[reqid]
+                if trav.timer is not None and trav.timer.active():
+                    trav.timer.cancel()
         db.store.close()
         if db.rotdb is not None:
             db.rotdb.close()
         self._dropSticky(db)
         del self.byId[db.db_id]
         del self.byName[db.name]
-        self.daemon.sendMessage(P.CTDB_BROADCAST_CONNECTED, 0xF701000000000000,
-                                C.encodeU32(db.db_id))
-        return (0, b"", b"")
+        self.log.info("Detached from database '{name}'", name=db.name)
 
     # -- freeze, transactions, wipe, push (restoredb / wipedb / recovery) --------
 
@@ -414,12 +438,22 @@ class DatabaseManager:
         self._db(req).frozen = True
         return (0, b"", b"")
 
+    def invalidateRecords(self) -> None:
+        """db_invalidate, as the node becomes inactive (stopped or banned):
+        until the next thaw a recovery pulls none of its volatile records,
+        which may be stale (a record deleted meanwhile must not come back)."""
+        for db in self.byId.values():
+            db.frozen = True
+            if db.volatile:
+                db.invalidRecords = True
+
     def control_DB_THAW(self, req: P.ReqControl, client: object) -> ControlResult:
         db = self._db(req)
         if db.transactionId is not None:
             db.store.transactionCancel()
             db.transactionId = None
         db.frozen = False
+        db.invalidRecords = False
         return (0, b"", b"")
 
     def control_DB_TRANSACTION_START(self, req: P.ReqControl, client: object) -> ControlResult:
@@ -567,6 +601,8 @@ class DatabaseManager:
     def control_DB_PULL(self, req: P.ReqControl, client: object) -> Any:
         db_id, _lmaster, srvid = R.decodePulldbExt(req.data)
         db = self.byId[db_id]
+        if db.invalidRecords:
+            return self._pulled(db, req, srvid, [])
         items = self.readAll(db)
         if isinstance(items, defer.Deferred):
             return items.addCallback(lambda got: self._pulled(db, req, srvid, got))
@@ -1253,8 +1289,10 @@ class DatabaseManager:
         (persistent) sends us its records; each goes to the client's srvid."""
         reqid = self.daemon.nextReqid()
         if db.volatile:
-            dests = list(self.daemon.vnnMap.map) or [self.pnn]
-            dest = P.CTDB_BROADCAST_ACTIVE if self.daemon.vnnMap.map else self.pnn
+            # CTDB_BROADCAST_ACTIVE in ctdbd: every node that is not
+            # inactive, in the vnn map (lmaster) or not.
+            dests = self.daemon.activeLmasters() or [self.pnn]
+            dest = -1
         else:
             dest = self.pnn if self.pnn in self.daemon.vnnMap.map or not self.daemon.vnnMap.map \
                 else self.daemon.vnnMap.map[0]
@@ -1265,9 +1303,12 @@ class DatabaseManager:
         self._traverses[reqid] = trav
         trav.timer = self.daemon.reactor.callLater(
             self.daemon.tunables.TraverseTimeout, self._traverseTimeout, reqid)
-        payload = R.TraverseAll(db.db_id, reqid, self.pnn, clientReqid, srvid, withEmpty)
-        self.daemon.sendControl(dest, Control.TRAVERSE_ALL_EXT, payload.encode(ext=True),
-                                flags=P.CTDB_CTRL_FLAG_NOREPLY)
+        payload = R.TraverseAll(db.db_id, reqid, self.pnn, clientReqid, srvid,
+                                withEmpty).encode(ext=True)
+        for pnn in dests if dest == -1 else [dest]:
+            if pnn == self.pnn or self.daemon.isConnected(pnn):
+                self.daemon.sendControl(pnn, Control.TRAVERSE_ALL_EXT, payload,
+                                        flags=P.CTDB_CTRL_FLAG_NOREPLY)
         return done
 
     def _traverseTimeout(self, reqid: int) -> None:

@@ -77,8 +77,7 @@ class RecoveryControls:
         d.recmode = C.CTDB_RECOVERY_ACTIVE
         dbs = getattr(d, "databases", None)
         if dbs is not None:
-            for db in dbs.byId.values():
-                db.frozen = True
+            dbs.invalidateRecords()
 
     def _pushedFlags(self, srvid: int, data: bytes) -> None:
         try:
@@ -124,6 +123,7 @@ class RecoveryControls:
                     db.store.transactionCancel()
                     db.transactionId = None
                 db.frozen = False
+                db.invalidRecords = False
         d.recmode = mode
         if dbs is not None:
             dbs.recoveryFinished()
@@ -152,10 +152,10 @@ class RecoveryControls:
         return OK
 
     def control_FREEZE(self, req: P.ReqControl, client: object) -> ControlResult:
+        # ctdb_control_freeze: only sent as a node becomes inactive
         dbs = getattr(self.daemon, "databases", None)
         if dbs is not None:
-            for db in dbs.byId.values():
-                db.frozen = True
+            dbs.invalidateRecords()
         return OK
 
     def control_MODIFY_FLAGS(self, req: P.ReqControl, client: object) -> ControlResult:
