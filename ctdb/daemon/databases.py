@@ -134,6 +134,12 @@ class Database:
     #: set when the node became inactive (ctdb_start_freeze, db_invalidate):
     #: our volatile records are stale, a recovery pulls none of them
     invalidRecords: bool = False
+    #: records scheduled for deletion (ctdb_db->delete_queue): key -> the
+    #: header they had then; the next vacuuming run processes them
+    deleteQueue: dict[bytes, LtdbHeader] = field(default_factory=dict)
+    #: records other nodes asked us (their lmaster) to migrate here for
+    #: deletion by VACUUM_FETCH (ctdb_db->fetch_queue)
+    fetchQueue: dict[bytes, None] = field(default_factory=dict)
 
     @property
     def readonly(self) -> bool:
@@ -192,6 +198,9 @@ class _PendingCall:
     #: the callid sent to the dmaster (FETCH_WITH_HEADER for a read-only
     #: request, whatever the client asked: daemon_request_call_from_client)
     sentCallid: int | None = None
+    #: for a call the daemon makes itself (a vacuum migration): called with
+    #: the status once the call is over
+    onDone: Callable[[int], object] | None = None
 
     @property
     def wireCallid(self) -> int:
@@ -234,6 +243,9 @@ class DatabaseManager:
         for name in dir(self):
             if name.startswith("control_"):
                 daemon.controls.register(Control[name[len("control_"):]], getattr(self, name))
+        from ctdb.daemon.vacuum import Vacuumer
+
+        self.vacuum = Vacuumer(self)
 
     @property
     def pnn(self) -> int:
@@ -279,6 +291,7 @@ class DatabaseManager:
         db = Database(db_id, name, flags, path, store)
         self.byId[db_id] = db
         self.byName[name] = db
+        self.vacuum.attached(db)
         kind = "persistent" if db.persistent else "replicated" if db.replicated else "volatile"
         self.log.info("Attached to database '{path}' with flags 0x{flags:x} ({kind})",
                       path=path, flags=dbTdbFlags(flags), kind=kind)
@@ -416,9 +429,7 @@ class DatabaseManager:
     def detach(self, db: Database) -> None:
         """Drop an attached database: its vacuuming, traverses, sticky
         records and files."""
-        vacuum = getattr(self, "vacuum", None)
-        if vacuum is not None:
-            vacuum.detach(db)
+        self.vacuum.detached(db)
         for reqid, trav in list(self._traverses.items()):
             if trav.db is db:
                 del self._traverses[reqid]
@@ -651,12 +662,14 @@ class DatabaseManager:
         flags = header.flags
         rsn = header.rsn
         keep = False
+        schedule = False
         if data:
             keep = True
         elif flags & CTDB_REC_RO_FLAGS:
             keep = True
         elif flags & CTDB_REC_FLAG_AUTOMATIC:
             keep = True
+            schedule = True
         elif flags & CTDB_REC_FLAG_MIGRATED_WITH_DATA:
             keep = True
         elif self.pnn == lmaster:
@@ -665,12 +678,20 @@ class DatabaseManager:
             keep = True
         if keep and db.volatile and self.pnn == header.dmaster and not flags & CTDB_REC_RO_FLAGS:
             rsn += 1
+            if not data:
+                schedule = True
         flags &= ~(CTDB_REC_FLAG_VACUUM_MIGRATED | CTDB_REC_FLAG_AUTOMATIC)
         stored = LtdbHeader(rsn, header.dmaster, 0, flags)
         if keep:
             db.store.store(key, stored.encode() + data)
         else:
             db.store.delete(key)
+        if db.volatile:
+            # ctdb_local_schedule_for_deletion / remove_from_delete_queue
+            if schedule:
+                db.deleteQueue[key] = stored
+            elif keep and db.deleteQueue:
+                db.deleteQueue.pop(key, None)
         return stored
 
     # -- locking ----------------------------------------------------------------------
@@ -783,6 +804,31 @@ class DatabaseManager:
             P.ReqCall(hdr, flags, db.db_id, callid, 0, key, pkt.calldata)
         )
 
+    def migrateRecord(self, db: Database, key: bytes, flags: int) -> defer.Deferred[int]:
+        """Migrate a record here with a NULL_FUNC call, as a client's
+        ctdb_call_send would (the vacuum fetch: fetch_queue_traverse);
+        fires with the call's status."""
+        done: defer.Deferred[int] = defer.Deferred()
+
+        def run() -> None:
+            header, data = self.fetch(db, key)
+            pending = _PendingCall(db, key, P.CTDB_NULL_FUNC, flags, b"", None, 0,
+                                   self.pnn, onDone=done.callback)
+            self.daemon.stats.calls["pending_calls"] += 1
+            if header.dmaster == self.pnn:
+                status, _ = self.callLocal(db, key, P.CTDB_NULL_FUNC, header, data)
+                self._finish(pending, status, b"")
+                return
+            reqid = self.daemon.nextReqid()
+            self._calls[reqid] = pending
+            hdr = P.Header(P.Operation.REQ_CALL, header.dmaster, self.pnn, reqid,
+                           self.daemon.vnnMap.generation)
+            self.daemon.queuePacket(
+                P.ReqCall(hdr, flags, db.db_id, P.CTDB_NULL_FUNC, 0, key, b""))
+
+        self.withLock(db, key, run)
+        return done
+
     def callLocal(self, db: Database, key: bytes, callid: int, header: LtdbHeader,
                   data: bytes) -> tuple[int, bytes]:
         """ctdb_call_local with updatetdb: run a built-in function, then
@@ -802,6 +848,9 @@ class DatabaseManager:
     def _finish(self, pending: _PendingCall, status: int, data: bytes) -> None:
         stats = self.daemon.stats
         stats.calls["pending_calls"] = max(0, stats.calls["pending_calls"] - 1)
+        if pending.onDone is not None:
+            # after the record's lock is released
+            self.daemon.reactor.callLater(0, pending.onDone, status)
         if pending.client is None:
             return
         if (pending.wireCallid == P.CTDB_FETCH_WITH_HEADER_FUNC
@@ -1197,6 +1246,11 @@ class DatabaseManager:
     def becomeDmaster(self, db: Database, reqid: int, key: bytes, data: bytes, rsn: int,
                       flags: int) -> None:
         """ctdb_become_dmaster: store the record as ours, finish the call."""
+        pending = self._calls.get(reqid)
+        if pending is not None and pending.flags & P.CTDB_CALL_FLAG_VACUUM_MIGRATION:
+            # Only for the store rules: an empty record never migrated
+            # with data that a vacuum fetch brings to its lmaster is deleted.
+            flags |= CTDB_REC_FLAG_VACUUM_MIGRATED
         header = self.storeRecord(db, key, LtdbHeader(rsn, self.pnn, 0, flags), data)
         # A sticky record that just arrived stays here for a while.
         if db.isSticky:
@@ -1459,25 +1513,4 @@ class DatabaseManager:
             self.log.error("UPDATE_RECORD on {db} failed: {err}", db=db.name, err=str(e))
             return (-1, b"", str(e).encode())
         store.transactionCommit()
-        return (0, b"", b"")
-
-    def control_SCHEDULE_FOR_DELETION(self, req: P.ReqControl, client: object) -> ControlResult:
-        db_id, _header, _key = R.decodeKeyData(req.data)
-        if db_id not in self.byId:
-            return (-1, b"", b"Unknown database")
-        # Vacuuming is not implemented; empty records stay until recovery.
-        return (0, b"", b"")
-
-    def control_TRY_DELETE_RECORDS(self, req: P.ReqControl, client: object) -> ControlResult:
-        buf = R.RecBuffer.decode(req.data)
-        if buf.db_id not in self.byId:
-            return (-1, b"", b"Unknown database")
-        return (0, R.RecBuffer(buf.db_id, buf.records).encode(), b"")
-
-    def control_VACUUM_FETCH(self, req: P.ReqControl, client: object) -> ControlResult:
-        R.RecBuffer.decode(req.data)
-        return (0, b"", b"")
-
-    def control_DB_VACUUM(self, req: P.ReqControl, client: object) -> ControlResult:
-        C.decodeU32(req.data)
         return (0, b"", b"")
