@@ -101,6 +101,10 @@ def updateHotKeys(hotKeys: list[tuple[int, bytes]], key: bytes, count: int) -> N
     hotKeys.sort(key=lambda ck: ck[0])
 
 
+#: keys whose ctdbHash L{DatabaseManager.lmaster} remembers (then it forgets all)
+_HASH_CACHE_SIZE = 4096
+
+
 def splitValue(value: bytes | None) -> tuple[LtdbHeader | None, bytes]:
     if value is None or len(value) < HEADER_SIZE:
         return None, b""
@@ -233,6 +237,7 @@ class DatabaseManager:
         self.byName: dict[str, Database] = {}
         self._calls: dict[int, _PendingCall] = {}
         self._traverses: dict[int, _Traverse] = {}
+        self._hashes: dict[bytes, int] = {}
         # Client replies produced while a chain lock is held, sent once it
         # is released (see withLock); None when no lock is held.
         self._afterUnlock: list[tuple[IClientConnection, P.Packet]] | None = None
@@ -357,6 +362,15 @@ class DatabaseManager:
 
     def control_GET_DB_STATISTICS(self, req: P.ReqControl, client: object) -> ControlResult:
         return (0, self._db(req).stats.encode(), b"")
+
+    def statisticsReset(self) -> None:
+        """ctdb_db_statistics_reset, for STATISTICS_RESET: every database's
+        statistics and hot keys start again (the lock requests still
+        pending stay counted, so that their completion never goes below 0)."""
+        for db in self.byId.values():
+            pending = db.stats.locks_num_pending
+            db.stats = R.DbStatistics()
+            db.stats.locks_num_pending = pending
 
     def control_SET_DB_READONLY(self, req: P.ReqControl, client: object) -> ControlResult:
         self.setReadonly(self._db(req))
@@ -643,7 +657,16 @@ class DatabaseManager:
         vnn = self.daemon.vnnMap.map
         if not vnn:
             return self.pnn
-        return vnn[ctdbHash(key) % len(vnn)]
+        # A migration asks for the lmaster of the same key several times
+        # and ctdbHash is a ctypes call: remember the hashes of recent keys.
+        if type(key) is not bytes:
+            return vnn[ctdbHash(bytes(key)) % len(vnn)]
+        h = self._hashes.get(key)
+        if h is None:
+            if len(self._hashes) >= _HASH_CACHE_SIZE:
+                self._hashes.clear()
+            h = self._hashes[key] = ctdbHash(key)
+        return vnn[h % len(vnn)]
 
     def fetch(self, db: Database, key: bytes) -> tuple[LtdbHeader, bytes]:
         """ctdb_ltdb_fetch: the record, or an initial header (stored if we
