@@ -14,14 +14,16 @@ by the PID recorded for it (the real node's helpers as its descendants).
 
     cluster = MixedCluster("/tmp/m", base="127.42.7.1", real=[0])
     cluster.setup()
-    cluster.start(order=[0, 1, 2])   # start order decides who leads
-    ... cluster.env(k), cluster.socketPath(k), cluster.leader(k) ...
+    cluster.start([[0], [1, 2]])   # node 0 alone first: it leads
+    ... cluster.env(k), cluster.tool(k, "status"), cluster.leader(k) ...
     cluster.stop()
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import time
 from collections.abc import Iterable
 
@@ -49,6 +51,7 @@ class MixedCluster:
         real: Iterable[int] = (0,),
         logLevel: str = "NOTICE",
         tunables: dict[str, int] | None = None,
+        leaderTimeout: int | None = None,
     ) -> None:
         self.directory = os.path.abspath(directory)
         self.base = base
@@ -61,6 +64,10 @@ class MixedCluster:
         )
         self.ours = LocalCluster(self.directory)
         self.logLevel = logLevel
+        #: ``[cluster] leader timeout`` of the real nodes (ctdbd's default
+        #: is 5 s: how long a real recovery daemon waits for a leader
+        #: broadcast before it calls an election)
+        self.leaderTimeout = leaderTimeout
 
     # -- layout -------------------------------------------------------------------
 
@@ -71,6 +78,16 @@ class MixedCluster:
         """Node directories for both kinds (same nodes file everywhere)."""
         self.real.setup()
         self.ours.setup(self.size, base=self.base, tunables=self.tunables)
+        if self.leaderTimeout is not None:
+            for k in self.realPnns:
+                path = os.path.join(self.nodeDir(k), "ctdb.conf")
+                with open(path) as f:
+                    text = f.read()
+                text = text.replace(
+                    "[cluster]\n", f"[cluster]\n\tleader timeout = {self.leaderTimeout}\n"
+                )
+                with open(path, "w") as f:
+                    f.write(text)
 
     def nodeDir(self, pnn: int) -> str:
         return self.real.nodeDir(pnn)
@@ -109,26 +126,28 @@ class MixedCluster:
 
     def start(
         self,
-        order: Iterable[int] | None = None,
+        groups: Iterable[Iterable[int]] | None = None,
         *,
-        gap: float = 0.0,
         timeout: float = 45.0,
     ) -> None:
         """
-        Start nodes in C{order} (default all by pnn), C{gap} seconds apart,
-        and wait until the cluster is healthy (L{waitHealthy}).  A recovery
-        daemon's priority time is its start time, and the earliest wins the
-        election: the first node started leads.
+        Start the nodes group by group (default: all at once); each group
+        is started together and the nodes started so far must be one
+        healthy cluster (L{waitHealthy}) before the next group starts.  A
+        node that joins a cluster accepts its leader, and when a leader is
+        elected the earliest started recovery daemon wins (then, for equal
+        start times, the higher pnn): the first group decides who leads.
         """
-        targets = list(range(self.size)) if order is None else list(order)
+        plan = [list(range(self.size))] if groups is None else [list(g) for g in groups]
+        started: list[int] = []
         try:
-            for i, k in enumerate(targets):
-                if i and gap:
-                    time.sleep(gap)
-                self.startNode(k)
-            self.waitHealthy(timeout)
+            for group in plan:
+                for k in group:
+                    started.append(k)
+                    self.startNode(k)
+                self.waitHealthy(timeout, pnns=sorted(started))
         except BaseException:
-            self.stop(targets)
+            self.stop(started)
             raise
 
     def kill(self, pnn: int) -> None:
@@ -224,16 +243,19 @@ class MixedCluster:
         deadline = time.monotonic() + timeout
         problem = "not checked"
         settledSince: float | None = None
+        # A node just launched has no recognisable process for a moment
+        # (our daemon is still exec'ing, ctdbd still forking).
+        startGrace = time.monotonic() + 10.0
         while True:
             expected = self.running() if pnns is None else list(pnns)
-            for k in expected:
-                if self.pid(k) is None:
-                    raise MixedClusterError(
-                        f"node {k} is not running; see {self.logFile(k)}:\n"
-                        + self.tail(k)
-                    )
-            problem = self.problem(pnns)
+            missing = [k for k in expected if self.pid(k) is None]
             now = time.monotonic()
+            if missing and now >= startGrace:
+                k = missing[0]
+                raise MixedClusterError(
+                    f"node {k} is not running; see {self.logFile(k)}:\n" + self.tail(k)
+                )
+            problem = f"node(s) {missing} not running" if missing else self.problem(pnns)
             if not problem:
                 if settledSince is None:
                     settledSince = now
@@ -246,6 +268,26 @@ class MixedCluster:
                     f"mixed cluster not healthy after {timeout:.0f} s: {problem}"
                 )
             time.sleep(0.1)
+
+    def tool(self, pnn: int, *args: str, timeout: float = 30.0) -> tuple[int, str]:
+        """Run Samba's C{ctdb} tool against node C{pnn}: (exit code, output)."""
+        path = shutil.which("ctdb")
+        if path is None:
+            raise MixedClusterError("Samba's ctdb tool is not installed")
+        env = dict(os.environ)
+        env.update(self.env(pnn))
+        done = subprocess.run(
+            [path, *args], env=env, capture_output=True, text=True,
+            timeout=timeout, stdin=subprocess.DEVNULL,
+        )
+        return done.returncode, done.stdout + done.stderr
+
+    def leader(self, pnn: int) -> int:
+        """The leader as node C{pnn} knows it (C{ctdb leader})."""
+        rc, out = self.tool(pnn, "leader")
+        if rc != 0:
+            raise MixedClusterError(f"ctdb leader on node {pnn} failed: {out}")
+        return int(out.strip())
 
     def tail(self, pnn: int, lines: int = 30) -> str:
         try:

@@ -46,6 +46,13 @@ if TYPE_CHECKING:
 
 ELECTION_WAIT = 0.5
 MONITOR_INTERVAL = 0.25
+#: A leader broadcasts every second; a node that has just connected to a
+#: peer waits this long for the peer's broadcast before it calls its first
+#: election ...
+BROADCAST_GRACE = 1.2
+#: ... but no longer than this after it started (ctdbd waits its whole
+#: "leader timeout", 5 s).
+JOIN_WAIT_LIMIT = 2.5
 
 
 class RecoveryService(Service):
@@ -68,6 +75,11 @@ class RecoveryService(Service):
         self._broadcast: task.LoopingCall | None = None
         self._monitor: task.LoopingCall | None = None
         self._checking = False
+        #: until a leader or an election is heard of: this node is joining
+        self._joining = True
+        self._startedAt = self.reactor.seconds()
+        self._lastConnect: float | None = None
+        self._joinChecking = False
         #: TAKEOVER_RUN requests (pnn, srvid) waiting for a leader
         self._takeoverRequests: list[tuple[int, int]] = []
         #: the timer of a DISABLE_RECOVERIES request (ctdb_op_disable)
@@ -101,6 +113,7 @@ class RecoveryService(Service):
         # ctdbd's recoverd takes its priority time when it starts: the
         # longest-running node wins elections.
         self.priorityTime = self.reactor.seconds()
+        self._startedAt = self.priorityTime
         self.daemon.recmode = C.CTDB_RECOVERY_ACTIVE
         self.daemon.setRunstate(C.RunState.FIRST_RECOVERY)
         self._broadcast = task.LoopingCall(self._leaderBroadcast)
@@ -179,6 +192,7 @@ class RecoveryService(Service):
             return
         if leader == self.pnn:
             return
+        self._joining = False
         if self.leader == self.pnn and not self.electionInProgress:
             self.log.info("Leader broadcast from node {other} while this node leads",
                           other=leader)
@@ -199,14 +213,70 @@ class RecoveryService(Service):
         self._leaderTimeout = None
         if self.isLeader() or self.electionInProgress:
             return
+        if self._joining:
+            if not self._joinChecking:
+                self._joinChecking = True
+                d = defer.Deferred.fromCoroutine(self._joinCheck())
+                d.addErrback(lambda f: self.log.failure("join check failed", f))
+            return
         self.log.info("Leader broadcast timeout: starting an election")
         self.forceElection()
+
+    async def _joinCheck(self) -> None:
+        """
+        A starting node calls its first election only when no cluster with
+        a leader is around.  An established leader (a 4.17 ctdbd above all)
+        broadcasts only once a second and accepts whatever leader
+        broadcasts, so a node that elected itself before hearing it would
+        take the leader role from a cluster that has one.  So: wait until
+        every node is linked (at most JOIN_WAIT_LIMIT after the start); if
+        a linked node has a valid generation (it has been recovered by a
+        leader), wait BROADCAST_GRACE after the latest link for that
+        leader's broadcast; otherwise elect now.  (ctdbd itself waits its
+        whole "leader timeout", 5 s.)
+        """
+        try:
+            d = self.daemon
+            now = self.reactor.seconds()
+            limit = self._startedAt + JOIN_WAIT_LIMIT
+            others = [
+                n for n in d.nodes
+                if n.pnn != self.pnn and not n.flags & C.NODE_FLAGS_DELETED
+            ]
+            linked = [n.pnn for n in others if not n.flags & C.NODE_FLAGS_DISCONNECTED]
+            if len(linked) < len(others) and now < limit:
+                # nodeStateChanged checks again when a link comes up
+                self._restartLeaderTimeout(limit - now)
+                return
+            established = False
+            for pnn in linked:
+                reply = await d.sendControl(pnn, Control.GETVNNMAP, timeout=1.0)
+                if reply.status == 0:
+                    vnn = C.VnnMap.decode(reply.data)
+                    if vnn.generation != P.INVALID_GENERATION:
+                        established = True
+                        break
+            if not self._joining:
+                return
+            now = self.reactor.seconds()
+            if established and self._lastConnect is not None:
+                wait = min(limit, self._lastConnect + BROADCAST_GRACE) - now
+                if wait > 0:
+                    self._restartLeaderTimeout(wait)
+                    return
+            self._joining = False
+            if not (self.isLeader() or self.electionInProgress):
+                self.log.info("No leader broadcast: starting an election")
+                self.forceElection()
+        finally:
+            self._joinChecking = False
 
     # -- elections ---------------------------------------------------------------------
 
     def forceElection(self) -> None:
         if not self.running:
             return
+        self._joining = False
         self.log.info("Start election")
         self.electionInProgress = True
         self.daemon.recmode = C.CTDB_RECOVERY_ACTIVE
@@ -273,6 +343,7 @@ class RecoveryService(Service):
             return
         if em.pnn == self.pnn:
             return
+        self._joining = False
         self.electionInProgress = True
         self._armElectionTimer()
         if electionWin(self.electionData(), em, self.canBeLeader()):
@@ -306,6 +377,12 @@ class RecoveryService(Service):
         if not self.running:
             return
         node = self.daemon.nodes[pnn]
+        if self._joining and pnn != self.pnn and not node.flags & (
+            C.NODE_FLAGS_DISCONNECTED | C.NODE_FLAGS_DELETED
+        ):
+            self._lastConnect = now = self.reactor.seconds()
+            if now - self._startedAt >= ELECTION_WAIT and not self._joinChecking:
+                self._restartLeaderTimeout(0)
         if pnn == self.leader and pnn != self.pnn and node.flags & (
             C.NODE_FLAGS_DISCONNECTED | C.NODE_FLAGS_INACTIVE
         ):
