@@ -156,6 +156,9 @@ class ControlHandlers:
         d.stats = C.Statistics()
         d.stats.statistics_start_time = d.reactor.seconds()
         d.stats.counters["num_clients"] = len(d.clients)
+        dbs = getattr(d, "databases", None)
+        if dbs is not None:
+            dbs.statisticsReset()
         return OK
 
     def control_PING(self, req: P.ReqControl, client: object) -> ControlResult:

@@ -561,7 +561,7 @@ class Vacuumer:
             d = self.vacuum(db, full=full)
         except VacuumRefused as e:
             if e.busy:
-                self.log.warning("Vacuuming collision")
+                self.log.warn("Vacuuming collision")
             else:
                 self.log.error("Temporary vacuuming failure: {why}", why=str(e))
             return (-1, b"", str(e).encode())
