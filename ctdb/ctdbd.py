@@ -109,7 +109,7 @@ def runDaemon(
     from twisted.logger import Logger, globalLogBeginner, textFileLogObserver
 
     from ctdb.eventd import EventDaemon, EventDaemonError, spawnEventDaemon
-    from ctdb.protocols.controls import CTDB_CAP_LMASTER, CTDB_CAP_RECMASTER, Control
+    from ctdb.protocols.controls import CTDB_CAP_LMASTER, CTDB_CAP_RECMASTER
     from ctdb.service import buildCTDBService
 
     log = Logger(namespace="ctdbd")
@@ -176,8 +176,6 @@ def runDaemon(
     if config.clusterLock is None:
         log.warn("Cluster lock not set")  # noqa: G010 - twisted.logger
     daemon = top.getServiceNamed("daemon")
-    if Control.DUMP_MEMORY not in daemon.controls.table:
-        installMemoryDump(daemon)
     if not config.get("cluster", "leader capability"):
         daemon.capabilities &= ~CTDB_CAP_RECMASTER
     if not config.get("legacy", "lmaster capability"):
@@ -239,81 +237,6 @@ def runDaemon(
     reactor.addSystemEventTrigger("before", "shutdown", stop)
     reactor.run()
     return 0
-
-
-CTDB_SRVID_MEM_DUMP = 0xF800000000000000
-
-
-def memoryReport(daemon: Any) -> bytes:
-    """
-    What ctdbd's DUMP_MEMORY answers: a talloc full report.  Ours lists the
-    daemon's main objects with their sizes as Python counts them, in
-    talloc_report_full's format (which debug.003.dumpmemory checks).
-    """
-    import gc
-    import sys as _sys
-
-    entries: list[tuple[int, str, object]] = [(1, "struct ctdb_context", daemon)]
-    for node in getattr(daemon, "nodes", []):
-        entries.append((2, "struct ctdb_node", node))
-    for client in getattr(daemon, "clients", {}).values():
-        entries.append((2, "struct ctdb_client", client))
-    for name in (
-        "tunables",
-        "stats",
-        "vnnMap",
-        "srvids",
-        "tunnels",
-        "controls",
-        "internalHandlers",
-        "transport",
-        "config",
-    ):
-        value = getattr(daemon, name, None)
-        if value is not None:
-            entries.append((2, f"struct {name}", value))
-    for db in getattr(getattr(daemon, "databases", None), "values", list)():
-        entries.append((2, "struct ctdb_db_context", db))
-    sizes = [
-        _sys.getsizeof(obj)
-        + sum(_sys.getsizeof(v) for v in getattr(obj, "__dict__", {}).values())
-        for _, _, obj in entries
-    ]
-    total = sum(sizes)
-    lines = [
-        (
-            f"full talloc report on 'ctdb_context' (total {total} bytes in "
-            f"{len(entries) + len(gc.get_objects()) // 1000} blocks)"
-        )
-    ]
-    for (depth, name, obj), size in zip(entries, sizes):
-        lines.append(
-            f"{'    ' * depth}{name:<30} contains {size:6} bytes in {1:3} blocks "
-            f"(ref 0) 0x{id(obj):x}"
-        )
-    return ("\n".join(lines) + "\n").encode()
-
-
-def installMemoryDump(daemon: Any) -> None:
-    """DUMP_MEMORY and the recovery daemon's CTDB_SRVID_MEM_DUMP message
-    (``ctdb dumpmemory`` / ``ctdb rddumpmemory``)."""
-    import struct
-
-    from ctdb.protocols.controls import Control
-
-    daemon.controls.table[Control.DUMP_MEMORY] = lambda req, client: (
-        0,
-        memoryReport(daemon),
-        b"",
-    )
-
-    def memDump(srvid: int, data: bytes) -> None:
-        if len(data) != 16:
-            return
-        pnn, _pad, replySrvid = struct.unpack("<IIQ", data)
-        daemon.sendMessage(pnn, replySrvid, memoryReport(daemon))
-
-    daemon.addMessageHandler(CTDB_SRVID_MEM_DUMP, memDump)
 
 
 def _named(top: Any, name: str) -> Any:

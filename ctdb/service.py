@@ -181,7 +181,10 @@ def buildCTDBService(
     from ctdb.daemon.recover import RecoveryControls
     from ctdb.recovery.service import RecoveryService
 
+    from ctdb.daemon.memdump import installMemoryDump
+
     DatabaseManager(daemon)
+    installMemoryDump(daemon)
     RecoveryControls(daemon)
     recovery = RecoveryService(daemon)
     levelFilter = _LevelFilter(level)

@@ -200,7 +200,7 @@ def testMemoryReportFormat() -> None:
     import re
     from types import SimpleNamespace
 
-    from ctdb.ctdbd import memoryReport
+    from ctdb.daemon.memdump import memoryReport
 
     daemon = SimpleNamespace(
         nodes=[SimpleNamespace(pnn=i) for i in range(3)],
