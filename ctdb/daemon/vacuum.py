@@ -39,6 +39,7 @@ file is not repacked.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer
@@ -51,6 +52,7 @@ from ctdb.database.ltdb import (
     CTDB_REC_RO_FLAGS,
     LtdbHeader,
 )
+from ctdb.errors import MalformedPacket
 from ctdb.protocols import controls as C
 from ctdb.protocols import packet as P
 from ctdb.protocols import records as R
@@ -61,10 +63,6 @@ if TYPE_CHECKING:
     from ctdb.daemon.databases import Database, DatabaseManager
 
 HEADER_SIZE = 24
-
-#: how long the lmaster waits for one vacuum migration (the child's calls
-#: in ctdbd wait until VacuumMaxRunTime kills it)
-MIGRATION_TIMEOUT = 10.0
 
 
 class VacuumRefused(Exception):
@@ -125,6 +123,9 @@ class _Run:
     deleteList: dict[bytes, _DeleteRecord] = field(default_factory=dict)
     aborted: str = ""
     timer: IDelayedCall | None = None
+    #: fires when the run ends, or at once when it is stopped (the coroutine
+    #: may still be waiting for a migration; it stops at its next step)
+    done: defer.Deferred[object] = field(default_factory=defer.Deferred)
 
 
 class Vacuumer:
@@ -142,7 +143,9 @@ class Vacuumer:
         #: the counts of the last finished run, for tests and debugging
         self.lastCounts: VacuumCounts | None = None
         controls = self.daemon.controls
-        controls.register(Control.SCHEDULE_FOR_DELETION, self.control_SCHEDULE_FOR_DELETION)
+        controls.register(
+            Control.SCHEDULE_FOR_DELETION, self.control_SCHEDULE_FOR_DELETION
+        )
         controls.register(Control.VACUUM_FETCH, self.control_VACUUM_FETCH)
         controls.register(Control.TRY_DELETE_RECORDS, self.control_TRY_DELETE_RECORDS)
         controls.register(Control.DB_VACUUM, self.control_DB_VACUUM)
@@ -186,8 +189,11 @@ class Vacuumer:
             return
         interval = self._interval()
         if interval > handle.interval:
-            self.log.info("Vacuum interval increased from {old} to {new}, rescheduling",
-                          old=handle.interval, new=interval)
+            self.log.info(
+                "Vacuum interval increased from {old} to {new}, rescheduling",
+                old=handle.interval,
+                new=interval,
+            )
             delay = interval - handle.interval
             handle.interval = interval
             self._schedule(handle, delay)
@@ -204,19 +210,24 @@ class Vacuumer:
             # stagger behind the active run, else try again next interval
             self._schedule(handle, 0.5 if e.busy else handle.interval)
             return
-        d.addErrback(lambda f: self.log.failure("vacuuming {db} failed", f,
-                                                db=handle.db.name))
+        d.addErrback(
+            lambda f: self.log.failure("vacuuming {db} failed", f, db=handle.db.name)
+        )
 
     # -- a run --------------------------------------------------------------------------
 
-    def vacuum(self, db: Database, *, full: bool = False,
-               scheduled: bool = False) -> defer.Deferred[bool]:
+    def vacuum(
+        self, db: Database, *, full: bool = False, scheduled: bool = False
+    ) -> defer.Deferred[bool]:
         """vacuum_db_child: start a run; fires True when it completed, False
         when it was stopped (recovery, detach, VacuumMaxRunTime).  Raises
         L{VacuumRefused} when it cannot start."""
         if self.daemon.recmode == C.CTDB_RECOVERY_ACTIVE or db.frozen:
-            self.log.info("Not vacuuming {db} ({why})", db=db.name,
-                          why="frozen" if db.frozen else "in recovery")
+            self.log.info(
+                "Not vacuuming {db} ({why})",
+                db=db.name,
+                why="frozen" if db.frozen else "in recovery",
+            )
             raise VacuumRefused("in recovery or frozen")
         if self.running is not None:
             raise VacuumRefused("another vacuuming run is active", busy=True)
@@ -227,11 +238,16 @@ class Vacuumer:
         db.fetchQueue = {}
         self.running = run
         reactor = self.daemon.reactor
-        run.timer = reactor.callLater(self.daemon.tunables.VacuumMaxRunTime, self._abort,
-                                      run, "timed out")
+        run.timer = reactor.callLater(
+            self.daemon.tunables.VacuumMaxRunTime, self._abort, run, "timed out"
+        )
         started = reactor.seconds()
-        self.log.info("Entering {kind} vacuum run for db {db} db_id[0x{db_id:08x}]",
-                      kind="full" if full else "fast", db=db.name, db_id=db.db_id)
+        self.log.info(
+            "Entering {kind} vacuum run for db {db} db_id[0x{db_id:08x}]",
+            kind="full" if full else "fast",
+            db=db.name,
+            db_id=db.db_id,
+        )
 
         def finished(result: object) -> bool:
             if run.timer is not None and run.timer.active():
@@ -242,32 +258,44 @@ class Vacuumer:
             handle = self.handles.get(db.db_id)
             ok = not run.aborted
             if run.aborted:
-                self.log.error("Vacuuming of {db} stopped: {why}", db=db.name,
-                               why=run.aborted)
+                self.log.error(
+                    "Vacuuming of {db} stopped: {why}", db=db.name, why=run.aborted
+                )
             elif handle is not None:
                 handle.fastPathCount += 1
             if isinstance(result, Failure):
                 self.log.failure("vacuuming {db} failed", result, db=db.name)
                 ok = False
-            self.log.info("Vacuuming took {secs:.3f} seconds for database {db}",
-                          secs=reactor.seconds() - started, db=db.name)
+            self.log.info(
+                "Vacuuming took {secs:.3f} seconds for database {db}",
+                secs=reactor.seconds() - started,
+                db=db.name,
+            )
             if run.scheduled and handle is not None:
                 handle.interval = self._interval()
                 self._schedule(handle, handle.interval)
             return ok
 
-        d = defer.Deferred.fromCoroutine(self._run(run))
-        return d.addBoth(finished)
+        def ended(result: object) -> None:
+            if not run.done.called:
+                run.done.callback(result)
+
+        defer.Deferred.fromCoroutine(self._run(run)).addBoth(ended)
+        return run.done.addBoth(finished)
 
     def _abort(self, run: _Run, why: str) -> None:
         """ctdb_stop_vacuuming, vacuum_child_timeout."""
         if not run.aborted:
             run.aborted = why
+        if not run.done.called:
+            run.done.callback(None)
 
     def _stopped(self, run: _Run) -> bool:
-        if not run.aborted and (self.daemon.recmode == C.CTDB_RECOVERY_ACTIVE
-                                or run.db.frozen
-                                or self.manager.byId.get(run.db.db_id) is not run.db):
+        if not run.aborted and (
+            self.daemon.recmode == C.CTDB_RECOVERY_ACTIVE
+            or run.db.frozen
+            or self.manager.byId.get(run.db.db_id) is not run.db
+        ):
             run.aborted = "recovery or detach"
         return bool(run.aborted)
 
@@ -319,14 +347,18 @@ class Vacuumer:
             if LtdbHeader.decode(value[:HEADER_SIZE])[0].dmaster == self.pnn:
                 continue  # already migrated
             d = self.manager.migrateRecord(
-                db, key, P.CTDB_IMMEDIATE_MIGRATION | P.CTDB_CALL_FLAG_VACUUM_MIGRATION)
-            d.addTimeout(MIGRATION_TIMEOUT, self.daemon.reactor)
-            d.addCallback(self._migrated, run, key)
-            d.addErrback(lambda f, key=key: self.log.error(
-                "Failed to migrate record for vacuuming: {err}", err=f.getErrorMessage()))
-            waits.append(d)
+                db, key, P.CTDB_IMMEDIATE_MIGRATION | P.CTDB_CALL_FLAG_VACUUM_MIGRATION
+            )
+            waits.append(
+                d.addCallback(self._migrated, run, key).addErrback(self._migrateFailed)
+            )
         if waits:
             await defer.DeferredList(waits)
+
+    def _migrateFailed(self, f: Failure) -> None:
+        self.log.error(
+            "Failed to migrate record for vacuuming: {err}", err=f.getErrorMessage()
+        )
 
     def _migrated(self, status: int, run: _Run, key: bytes) -> None:
         """fetch_record_migrate_callback."""
@@ -381,9 +413,14 @@ class Vacuumer:
             self.log.info(
                 "fast vacuuming delete_queue traverse statistics: db[{db}] total[{total}] "
                 "del[{deleted}] skp[{skipped}] err[{errors}] adl[{adl}] avf[{avf}]",
-                db=db.name, total=counts.queued, deleted=counts.deletedLocally,
-                skipped=counts.skipped, errors=counts.errors, adl=counts.deleteList,
-                avf=counts.sentToLmaster)
+                db=db.name,
+                total=counts.queued,
+                deleted=counts.deletedLocally,
+                skipped=counts.skipped,
+                errors=counts.errors,
+                adl=counts.deleteList,
+                avf=counts.sentToLmaster,
+            )
 
     async def _processVacuumFetchLists(self, run: _Run) -> None:
         """ctdb_process_vacuum_fetch_lists: ask each lmaster to fetch the
@@ -392,14 +429,22 @@ class Vacuumer:
         for lmaster, keys in sorted(run.fetchLists.items()):
             if lmaster == self.pnn or not keys:
                 continue
-            self.log.info("Found {n} records for lmaster {pnn} in '{db}'", n=len(keys),
-                          pnn=lmaster, db=db.name)
-            payload = R.RecBuffer(db.db_id, tuple(R.RecData(self.pnn, key, b"")
-                                                  for key in keys)).encode()
-            reply = await self.daemon.sendControl(lmaster, Control.VACUUM_FETCH, payload)
+            self.log.info(
+                "Found {n} records for lmaster {pnn} in '{db}'",
+                n=len(keys),
+                pnn=lmaster,
+                db=db.name,
+            )
+            payload = R.RecBuffer(
+                db.db_id, tuple(R.RecData(self.pnn, key, b"") for key in keys)
+            ).encode()
+            reply = await self.daemon.sendControl(
+                lmaster, Control.VACUUM_FETCH, payload
+            )
             if reply.status != 0:
-                self.log.error("Failed to send vacuum fetch control to node {pnn}",
-                               pnn=lmaster)
+                self.log.error(
+                    "Failed to send vacuum fetch control to node {pnn}", pnn=lmaster
+                )
 
     async def _processDeleteList(self, run: _Run) -> None:
         """ctdb_process_delete_list: every other active node deletes its
@@ -409,34 +454,47 @@ class Vacuumer:
         if not run.deleteList:
             return
         counts = run.counts
-        payload = R.RecBuffer(db.db_id, tuple(
-            R.RecData(db.db_id, dd.key, dd.header.encode())
-            for dd in run.deleteList.values())).encode()
+        payload = R.RecBuffer(
+            db.db_id,
+            tuple(
+                R.RecData(db.db_id, dd.key, dd.header.encode())
+                for dd in run.deleteList.values()
+            ),
+        ).encode()
         others = [pnn for pnn in self.daemon.activeLmasters() if pnn != self.pnn]
         for pnn in others:
-            reply = await self.daemon.sendControl(pnn, Control.TRY_DELETE_RECORDS, payload)
+            reply = await self.daemon.sendControl(
+                pnn, Control.TRY_DELETE_RECORDS, payload
+            )
             if self._stopped(run):
                 return
             if reply.status != 0:
-                self.log.error("Failed to delete records on node {pnn}: {err}", pnn=pnn,
-                               err=reply.errmsg.decode(errors="replace"))
+                self.log.error(
+                    "Failed to delete records on node {pnn}: {err}",
+                    pnn=pnn,
+                    err=reply.errmsg.decode(errors="replace"),
+                )
                 return
             try:
                 refused = R.RecBuffer.decode(reply.data).records if reply.data else ()
-            except Exception:
+            except MalformedPacket:
                 self.log.error("bad TRY_DELETE_RECORDS reply from node {pnn}", pnn=pnn)
                 return
             for rec in refused:
                 dd = run.deleteList.get(rec.key)
                 if dd is None:
-                    self.log.error("Failed to find a record coming back from "
-                                   "TRY_DELETE_RECORDS in the delete list")
+                    self.log.error(
+                        "Failed to find a record coming back from "
+                        "TRY_DELETE_RECORDS in the delete list"
+                    )
                     continue
                 dd.remoteFailCount += 1
+
         def failed(f: Failure) -> None:
             counts.errors += 1
-            self.log.error("vacuum delete in {db}: {err}", db=db.name,
-                           err=f.getErrorMessage())
+            self.log.error(
+                "vacuum delete in {db}: {err}", db=db.name, err=f.getErrorMessage()
+            )
 
         waits = []
         for dd in run.deleteList.values():
@@ -444,16 +502,23 @@ class Vacuumer:
                 counts.remoteFailed += 1
                 continue
             result = self.manager.whenUnlocked(
-                db, lambda key=dd.key: db.store.lockNonblock(key),
-                lambda dd=dd: self._deleteLocked(run, dd), "vacuum delete")
+                db,
+                partial(db.store.lockNonblock, dd.key),
+                partial(self._deleteLocked, run, dd),
+                "vacuum delete",
+            )
             if isinstance(result, defer.Deferred):
                 waits.append(result.addErrback(failed))
         if waits:
             await defer.DeferredList(waits)
         self.log.info(
             "vacuum delete list statistics: db[{db}] total[{total}] del[{deleted}] "
-            "rem.err[{remote}]", db=db.name, total=len(run.deleteList),
-            deleted=counts.deleted, remote=counts.remoteFailed)
+            "rem.err[{remote}]",
+            db=db.name,
+            total=len(run.deleteList),
+            deleted=counts.deleted,
+            remote=counts.remoteFailed,
+        )
 
     def _deleteLocked(self, run: _Run, dd: _DeleteRecord) -> None:
         """delete_record_traverse (we hold the record's lock): delete it if it
@@ -466,9 +531,12 @@ class Vacuumer:
             if value is None or len(value) != HEADER_SIZE:
                 return
             header = LtdbHeader.decode(value)[0]
-            if (header.flags & CTDB_REC_RO_FLAGS or header.dmaster != self.pnn
-                    or header.rsn != dd.header.rsn
-                    or self.manager.lmaster(dd.key) != self.pnn):
+            if (
+                header.flags & CTDB_REC_RO_FLAGS
+                or header.dmaster != self.pnn
+                or header.rsn != dd.header.rsn
+                or self.manager.lmaster(dd.key) != self.pnn
+            ):
                 run.counts.skipped += 1
                 return
             db.store.delete(dd.key)
@@ -485,7 +553,9 @@ class Vacuumer:
 
     # -- controls -----------------------------------------------------------------------
 
-    def control_SCHEDULE_FOR_DELETION(self, req: P.ReqControl, client: object) -> ControlResult:
+    def control_SCHEDULE_FOR_DELETION(
+        self, req: P.ReqControl, client: object
+    ) -> ControlResult:
         """ctdb_control_schedule_for_deletion."""
         db_id, header, key = R.decodeKeyData(req.data)
         db = self.manager.byId.get(db_id)
@@ -505,7 +575,9 @@ class Vacuumer:
             db.fetchQueue[rec.key] = None
         return (0, b"", b"")
 
-    def control_TRY_DELETE_RECORDS(self, req: P.ReqControl, client: object) -> ControlResult:
+    def control_TRY_DELETE_RECORDS(
+        self, req: P.ReqControl, client: object
+    ) -> ControlResult:
         """ctdb_control_try_delete_records: delete our copies of the lmaster's
         records; answer the ones we could not delete."""
         buf = R.RecBuffer.decode(req.data)
@@ -561,8 +633,10 @@ class Vacuumer:
             d = self.vacuum(db, full=full)
         except VacuumRefused as e:
             if e.busy:
-                self.log.warn("Vacuuming collision")
+                self.log.warn("Vacuuming collision")  # noqa: G010 - twisted.logger
             else:
                 self.log.error("Temporary vacuuming failure: {why}", why=str(e))
             return (-1, b"", str(e).encode())
-        return d.addCallback(lambda ok: (0, b"", b"") if ok else (-1, b"", b"vacuuming failed"))
+        return d.addCallback(
+            lambda ok: (0, b"", b"") if ok else (-1, b"", b"vacuuming failed")
+        )

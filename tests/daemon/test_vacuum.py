@@ -16,7 +16,6 @@ import struct
 from twisted.trial.unittest import SynchronousTestCase
 
 from ctdb.database.ltdb import CTDB_REC_FLAG_MIGRATED_WITH_DATA, LtdbHeader
-from ctdb.protocols import packet as P
 from ctdb.protocols import records as R
 from ctdb.protocols.controls import Control
 from tests.daemon.test_databases import _ClusterMixin, keyWithLmaster
@@ -45,10 +44,12 @@ class _VacuumMixin(_ClusterMixin):
         header = self.managers[pnn].byName[DB].store.fetch(key)
         assert header is not None
         client = self.cluster.client(pnn)
-        reqid = client.control(Control.SCHEDULE_FOR_DELETION,
-                               R.encodeKeyData(self.db_id, header[:24], key))
+        reqid = client.control(
+            Control.SCHEDULE_FOR_DELETION, R.encodeKeyData(self.db_id, header[:24], key)
+        )
         self.cluster.flush()
-        self.assertEqual(client.reply(reqid).status, 0)  # type: ignore[union-attr]
+        reply = client.reply(reqid)
+        assert reply is not None and reply.status == 0, reply
 
     def vacuum(self, pnn: int, full: bool = False) -> int:
         """ctdb-db-test vacuum DB [full]: DB_VACUUM; the reply's status."""
@@ -67,7 +68,7 @@ class _VacuumMixin(_ClusterMixin):
         """vacuum_confirm_key_empty_dmaster."""
         got = self.header(pnn, DB, key)
         assert got is not None, f"node {pnn} has no copy"
-        self.assertEqual((got[0].dmaster, got[1]), (dmaster, b""))
+        assert (got[0].dmaster, got[1]) == (dmaster, b""), got
 
 
 class DeleteQueueTests(_VacuumMixin, SynchronousTestCase):
@@ -236,8 +237,9 @@ class ControlTests(_VacuumMixin, SynchronousTestCase):
         self.writekey(1, DB, newer, b"x")  # node 1 is dmaster, rsn moves on
         h, _ = self.header(1, DB, newer)  # type: ignore[misc]
         old = LtdbHeader(h.rsn - 10, 2, 0, 0).encode()
-        payload = R.RecBuffer(self.db_id, tuple(
-            R.RecData(self.db_id, k, old) for k in (lm, newer))).encode()
+        payload = R.RecBuffer(
+            self.db_id, tuple(R.RecData(self.db_id, k, old) for k in (lm, newer))
+        ).encode()
         client = self.cluster.client(1)
         reqid = client.control(Control.TRY_DELETE_RECORDS, payload)
         self.cluster.flush()
@@ -250,8 +252,9 @@ class ControlTests(_VacuumMixin, SynchronousTestCase):
     def test_vacuumFetchQueues(self) -> None:
         """VACUUM_FETCH puts the records in the fetch queue."""
         client = self.cluster.client(2)
-        payload = R.RecBuffer(self.db_id, (R.RecData(0, b"a", b""),
-                                           R.RecData(0, b"b", b""))).encode()
+        payload = R.RecBuffer(
+            self.db_id, (R.RecData(0, b"a", b""), R.RecData(0, b"b", b""))
+        ).encode()
         reqid = client.control(Control.VACUUM_FETCH, payload)
         self.cluster.flush()
         self.assertEqual(client.reply(reqid).status, 0)  # type: ignore[union-attr]
@@ -296,7 +299,7 @@ class ControlTests(_VacuumMixin, SynchronousTestCase):
 class PeriodicTests(_VacuumMixin, SynchronousTestCase):
     """Runs every VacuumInterval seconds (ctdb_vacuum_event)."""
 
-    tunables = {"VacuumInterval": 10, "VacuumFastPathCount": 2}
+    tunables = {"VacuumInterval": 10, "VacuumFastPathCount": 2}  # noqa: RUF012
 
     def test_periodic(self) -> None:
         """A record deleted on its lmaster is gone after one interval; every
@@ -322,3 +325,45 @@ class PeriodicTests(_VacuumMixin, SynchronousTestCase):
         self.cluster.advance(60, step=5)
         self.assertEqual(self.holders(key), [0, 1, 2])
         self.assertEqual(self.managers[2].vacuum.handles[self.db_id].interval, 99999)
+
+
+class WaitingMigrationTests(_VacuumMixin, SynchronousTestCase):
+    """vacuum.031.locked: the lmaster's run waits for a migration while a
+    client holds the record locked on its dmaster, as ctdbd's child does."""
+
+    tunables = {"VacuumMaxRunTime": 30}  # noqa: RUF012
+
+    def startLocked(self) -> tuple[object, bytes]:
+        key = keyWithLmaster(2)
+        self.populate(key)
+        self.deletekey(0, key)
+        self.assertEqual(self.vacuum(0), 0)
+        self.assertTrue(self.managers[0].byName[DB].store.lockNonblock(key))
+        d = self.managers[2].vacuum.vacuum(self.managers[2].byName[DB])
+        self.cluster.advance(5, step=0.01)
+        self.assertNoResult(d)
+        return d, key
+
+    def test_waitsForLock(self) -> None:
+        """The run ends once the lock is released and the record arrived;
+        the next run deletes it everywhere."""
+        d, key = self.startLocked()
+        self.managers[0].byName[DB].store.unlock(key)
+        self.cluster.advance(1, step=0.01)
+        self.assertTrue(self.successResultOf(d))
+        self.assertEmptyDmaster(2, key, 2)
+        self.assertEqual(self.vacuum(2), 0)
+        self.assertEqual(self.holders(key), [])
+
+    def test_maxRunTime(self) -> None:
+        """A run still waiting after VacuumMaxRunTime is stopped; the record
+        is vacuumed once it has arrived after all."""
+        d, key = self.startLocked()
+        self.cluster.advance(30)
+        self.assertFalse(self.successResultOf(d))
+        self.assertIsNone(self.managers[2].vacuum.running)
+        self.managers[0].byName[DB].store.unlock(key)
+        self.cluster.advance(1, step=0.01)
+        self.assertEmptyDmaster(2, key, 2)
+        self.assertEqual(self.vacuum(2), 0)
+        self.assertEqual(self.holders(key), [])

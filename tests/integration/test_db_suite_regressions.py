@@ -22,7 +22,7 @@ import re
 import subprocess
 import sys
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
 
@@ -49,9 +49,15 @@ def dbTest(cluster: LocalCluster, pnn: int, *args: str) -> str:
     """Our ctdb-db-test on node C{pnn}; its stdout (it must succeed)."""
     env = dict(os.environ)
     env.update(cluster.env(pnn))
-    p = subprocess.run([os.path.join(BIN, "ctdb-db-test"), *args], env=env,
-                       capture_output=True, text=True, timeout=60,
-                       stdin=subprocess.DEVNULL)
+    p = subprocess.run(
+        [os.path.join(BIN, "ctdb-db-test"), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
     assert p.returncode == 0, (args, p.returncode, p.stdout, p.stderr)
     return p.stdout
 
@@ -66,7 +72,7 @@ def waitUntil(check: Callable[[], bool], timeout: float, what: str) -> None:
 
 def numRecords(tool: Tool, pnn: int, db: str, command: str = "catdb") -> int:
     out = tool(pnn, command, db)
-    m = re.search(r"^Dumped (\d+) record(?:s|\(s\))$", out, re.M)
+    m = re.search(r"^Dumped (\d+) record(?:s|\(s\))$", out, re.MULTILINE)
     assert m is not None, out
     return int(m.group(1))
 
@@ -76,13 +82,19 @@ def test_detachOnAllNodes(cluster: LocalCluster, tool: Tool) -> None:
     detach} on node 0 detaches the database on all nodes."""
     db = "detach_test1.tdb"
     tool(0, "attach", db)
-    waitUntil(lambda: all(f"name:{db}" in tool(p, "getdbmap") for p in range(3)), 10,
-              "the database attached everywhere")
+    waitUntil(
+        lambda: all(f"name:{db}" in tool(p, "getdbmap") for p in range(3)),
+        10,
+        "the database attached everywhere",
+    )
     for pnn in range(3):
         tool(pnn, "setvar", "AllowClientDBAttach", "0")
     tool(0, "detach", db)
-    waitUntil(lambda: not any(f"name:{db}" in tool(p, "getdbmap") for p in range(3)),
-              10, "the database detached everywhere")
+    waitUntil(
+        lambda: not any(f"name:{db}" in tool(p, "getdbmap") for p in range(3)),
+        10,
+        "the database detached everywhere",
+    )
 
 
 def test_traverseWithoutLmasterRole(cluster: LocalCluster, tool: Tool) -> None:
@@ -91,8 +103,11 @@ def test_traverseWithoutLmasterRole(cluster: LocalCluster, tool: Tool) -> None:
     db = "traverse_db.tdb"
     tool(0, "attach", db)
     tool(1, "setlmasterrole", "off")
-    waitUntil(lambda: not re.search(r"^hash:.* lmaster:1$", tool(0, "status"), re.M),
-              20, "node 1 out of the vnn map")
+    waitUntil(
+        lambda: not re.search(r"^hash:.* lmaster:1$", tool(0, "status"), re.MULTILINE),
+        20,
+        "node 1 out of the vnn map",
+    )
     tool(0, "writekey", db, "foo", "bar0")
     tool(1, "writekey", db, "foo", "bar1")
     out = tool(0, "catdb", db)
@@ -112,12 +127,16 @@ def test_noResurrectAfterStop(cluster: LocalCluster, tool: Tool) -> None:
     waitUntil(lambda: "STOPPED" in tool(1, "status"), 30, "node 0 stopped")
     tool(1, "deletekey", db, "test1")
     tool(1, "recover")
-    waitUntil(lambda: all(numRecords(tool, p, db, "cattdb") == 0 for p in (1, 2)),
-              30, "the record gone on nodes 1 and 2")
+    waitUntil(
+        lambda: all(numRecords(tool, p, db, "cattdb") == 0 for p in (1, 2)),
+        30,
+        "the record gone on nodes 1 and 2",
+    )
     tool(0, "continue")
     waitUntil(lambda: "STOPPED" not in tool(1, "status"), 30, "node 0 continued")
-    waitUntil(lambda: "Recovery mode:NORMAL" in tool(0, "status"), 30,
-              "the recovery done")
+    waitUntil(
+        lambda: "Recovery mode:NORMAL" in tool(0, "status"), 30, "the recovery done"
+    )
     out = tool(0, "catdb", db)
     assert "key(" not in out, out
 
@@ -130,7 +149,7 @@ def test_statisticsResetClearsHotKeys(cluster: LocalCluster, tool: Tool) -> None
     for _ in range(2):
         for pnn in (1, 0):
             tool(pnn, "writekey", db, "testkey1", "v")
-    hot = re.compile(r"^\s+Count:\d+ Key:[0-9a-f]+$", re.M)
+    hot = re.compile(r"^\s+Count:\d+ Key:[0-9a-f]+$", re.MULTILINE)
     assert hot.search(tool(0, "dbstatistics", db))
     assert hot.search(tool(1, "dbstatistics", db))
     tool(0, "statisticsreset")
@@ -154,11 +173,11 @@ def test_vacuumDeletesEverywhere(cluster: LocalCluster, tool: Tool) -> None:
     lmaster = int(dbTest(cluster, 0, "get-lmaster", "test1"))
     dnode = next(p for p in range(3) if p != lmaster)
     tool(dnode, "deletekey", db, "test1")
-    assert "dmaster: %d\n" % dnode in dbTest(cluster, dnode, "local-read", db, "test1")
+    assert f"dmaster: {dnode}\n" in dbTest(cluster, dnode, "local-read", db, "test1")
     dbTest(cluster, dnode, "vacuum", db)
     dbTest(cluster, lmaster, "vacuum", db)
     local = dbTest(cluster, lmaster, "local-read", db, "test1")
-    assert "dmaster: %d\n" % lmaster in local and 'data(0) = ""' in local, local
+    assert f"dmaster: {lmaster}\n" in local and 'data(0) = ""' in local, local
     assert [numRecords(tool, p, db, "cattdb") for p in range(3)] == [2, 2, 2]
     dbTest(cluster, lmaster, "vacuum", db)
     assert [numRecords(tool, p, db, "cattdb") for p in range(3)] == [1, 1, 1]
