@@ -370,17 +370,16 @@ def test_processExists(cluster: Cluster) -> None:
 
 def test_readonly(cluster: Cluster) -> None:
     """readonly.001 in short: update_record and fetch_readonly make no
-    delegations until the database is read-only-enabled; then a read-only
-    fetch on node 0 leaves node 1 with delegations and node 0 with a copy,
-    and update_record on node 1 revokes them."""
+    delegations until the database is read-only-enabled (a read-only fetch
+    is then a full migration); then a read-only fetch on node 0 leaves node
+    1 with delegations and node 0 with a copy, and update_record on node 1
+    revokes them."""
     db = "helpers_ro.tdb"
     cluster.ok(0, "ctdb", "attach", db)
-    for pnn in range(NODES):
-        cluster.ok(pnn, "update_record", "-D", db, "-k", "testkey")
-    for pnn in range(NODES):
-        cluster.ok(pnn, "fetch_readonly", "-D", db, "-k", "testkey")
-    for pnn in range(NODES):
-        assert "RO_HAVE" not in cluster.ok(pnn, "ctdb", "cattdb", db)
+    cluster.ok(0, "update_record", "-D", db, "-k", "testkey")
+    cluster.ok(1, "fetch_readonly", "-D", db, "-k", "testkey")
+    moved = localRead(cluster, 1, db, "testkey")
+    assert moved["dmaster"] == "1" and "RO_HAVE" not in moved["flags"], moved
     for pnn in range(NODES):
         cluster.ok(pnn, "ctdb", "setdbreadonly", db)
     cluster.ok(1, "update_record", "-D", db, "-k", "testkey")
@@ -394,7 +393,7 @@ def test_readonly(cluster: Cluster) -> None:
     zero = localRead(cluster, 0, db, "testkey")
     assert "RO_HAVE_READONLY" in zero["flags"] and zero["dmaster"] == "1"
     cluster.ok(1, "update_record", "-D", db, "-k", "testkey")
-    for pnn in range(NODES):
+    for pnn in (0, 1):
         assert "RO_HAVE" not in cluster.ok(pnn, "ctdb", "cattdb", db)
 
 
@@ -458,8 +457,7 @@ def test_dbTestTool(cluster: Cluster, tmp_path: Any) -> None:
     cluster.ok(0, "ctdb", "attach", db)
     cluster.ok(0, "ctdb", "wipedb", db)
     lmasters = {
-        cluster.ok(pnn, "ctdb-db-test", "get-lmaster", "key").strip()
-        for pnn in range(NODES)
+        cluster.ok(pnn, "ctdb-db-test", "get-lmaster", "key").strip() for pnn in (0, 2)
     }
     assert len(lmasters) == 1 and lmasters <= {"0", "1", "2"}
     cluster.ok(0, "ctdb", "writekey", db, "key", "value1")
