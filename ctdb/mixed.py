@@ -59,7 +59,10 @@ class MixedCluster:
         self.realPnns = frozenset(real)
         self.tunables = dict(tunables or {})
         self.real = RealCtdbdCluster(
-            self.directory, base=base, nodes=nodes, logLevel=logLevel,
+            self.directory,
+            base=base,
+            nodes=nodes,
+            logLevel=logLevel,
             tunables=self.tunables,
         )
         self.ours = LocalCluster(self.directory)
@@ -84,7 +87,8 @@ class MixedCluster:
                 with open(path) as f:
                     text = f.read()
                 text = text.replace(
-                    "[cluster]\n", f"[cluster]\n\tleader timeout = {self.leaderTimeout}\n"
+                    "[cluster]\n",
+                    f"[cluster]\n\tleader timeout = {self.leaderTimeout}\n",
                 )
                 with open(path, "w") as f:
                     f.write(text)
@@ -201,7 +205,9 @@ class MixedCluster:
         return C.decodeNodeMap(reply.data)
 
     def recMode(self, pnn: int) -> int:
-        return syncControl(self.socketPath(pnn), C.Control.GET_RECMODE, timeout=2).status
+        return syncControl(
+            self.socketPath(pnn), C.Control.GET_RECMODE, timeout=2
+        ).status
 
     def vnnMap(self, pnn: int) -> C.VnnMap:
         reply = syncControl(self.socketPath(pnn), C.Control.GETVNNMAP, timeout=2)
@@ -255,7 +261,9 @@ class MixedCluster:
                 raise MixedClusterError(
                     f"node {k} is not running; see {self.logFile(k)}:\n" + self.tail(k)
                 )
-            problem = f"node(s) {missing} not running" if missing else self.problem(pnns)
+            problem = (
+                f"node(s) {missing} not running" if missing else self.problem(pnns)
+            )
             if not problem:
                 if settledSince is None:
                     settledSince = now
@@ -277,8 +285,13 @@ class MixedCluster:
         env = dict(os.environ)
         env.update(self.env(pnn))
         done = subprocess.run(
-            [path, *args], env=env, capture_output=True, text=True,
-            timeout=timeout, stdin=subprocess.DEVNULL,
+            [path, *args],
+            check=False,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
         )
         return done.returncode, done.stdout + done.stderr
 

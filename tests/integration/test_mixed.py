@@ -29,6 +29,7 @@ import pytest
 
 from ctdb.mixed import MixedCluster
 
+
 def _addressFree(address: str) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         try:
@@ -96,11 +97,11 @@ def status(cluster: MixedCluster, pnn: int) -> Status:
     assert rc == 0, out
     flags = {
         int(m.group(1)): m.group(2)
-        for m in re.finditer(r"^pnn:(\d+) \S+\s+(\S+)", out, re.M)
+        for m in re.finditer(r"^pnn:(\d+) \S+\s+(\S+)", out, re.MULTILINE)
     }
-    generation = re.search(r"^Generation:(\d+)$", out, re.M)
-    mode = re.search(r"^Recovery mode:(\S+)", out, re.M)
-    leader = re.search(r"^Leader:(\d+)$", out, re.M)
+    generation = re.search(r"^Generation:(\d+)$", out, re.MULTILINE)
+    mode = re.search(r"^Recovery mode:(\S+)", out, re.MULTILINE)
+    leader = re.search(r"^Leader:(\d+)$", out, re.MULTILINE)
     assert generation and mode and leader, out
     return Status(flags, int(generation.group(1)), mode.group(1), int(leader.group(1)))
 
@@ -137,9 +138,9 @@ def catdb(cluster: MixedCluster, pnn: int, db: str) -> dict[str, tuple[int, str]
     out = ok(cluster, pnn, "catdb", db)
     records = {}
     for block in out.split("\n\n"):
-        key = re.search(r'^key\(\d+\) = "(.*)"$', block, re.M)
-        dmaster = re.search(r"^dmaster: (\d+)$", block, re.M)
-        data = re.search(r'^data\(\d+\) = "(.*)"$', block, re.M)
+        key = re.search(r'^key\(\d+\) = "(.*)"$', block, re.MULTILINE)
+        dmaster = re.search(r"^dmaster: (\d+)$", block, re.MULTILINE)
+        data = re.search(r'^data\(\d+\) = "(.*)"$', block, re.MULTILINE)
         if key and dmaster and data:
             records[key.group(1)] = (int(dmaster.group(1)), data.group(1))
     return records
@@ -164,15 +165,21 @@ def migrateBothWays(cluster: MixedCluster, real: int, ours: int, other: int) -> 
     ok(cluster, ours, "pstore", "mixper.tdb", "pOurs", "stored-on-ours")
     ok(cluster, real, "pstore", "mixper.tdb", "pReal", "stored-on-real")
     for k in (real, ours, other):
-        assert ok(cluster, k, "pfetch", "mixper.tdb", "pOurs").strip() == "stored-on-ours"
-        assert ok(cluster, k, "pfetch", "mixper.tdb", "pReal").strip() == "stored-on-real"
+        assert (
+            ok(cluster, k, "pfetch", "mixper.tdb", "pOurs").strip() == "stored-on-ours"
+        )
+        assert (
+            ok(cluster, k, "pfetch", "mixper.tdb", "pReal").strip() == "stored-on-real"
+        )
 
 
 def assertDataSurvived(cluster: MixedCluster, pnns: list[int]) -> None:
     for k in pnns:
         assert readkey(cluster, k, "mixvol.tdb", "fromOurs") == "written-by-ours"
         assert readkey(cluster, k, "mixvol.tdb", "fromReal") == "changed-by-ours"
-        assert ok(cluster, k, "pfetch", "mixper.tdb", "pReal").strip() == "stored-on-real"
+        assert (
+            ok(cluster, k, "pfetch", "mixper.tdb", "pReal").strip() == "stored-on-real"
+        )
 
 
 def test_realCtdbdLeads(mixed: Callable[[], MixedCluster]) -> None:
