@@ -47,6 +47,13 @@ from ctdb.protocols.controls import (
 
 SAMBA_VERSION = (4 << 16) | 17
 
+#: statistics counter of each operation received from a node
+_NODE_STAT = {
+    int(op): "node." + op.name.lower()
+    for op in P.Operation
+    if op not in (P.Operation.REQ_KEEPALIVE,)
+}
+
 #: The daemon's answer to a control: (status, data, errmsg).
 ControlResult = tuple[int, bytes, bytes]
 
@@ -316,9 +323,9 @@ class Daemon(Service):
             assert isinstance(pkt, P.ReqKeepalive)
             self._keepaliveReceived(pkt, False)
             return
-        name = "node." + P.Operation(op).name.lower()
-        if name in self.stats.counters:
-            self.stats.bump(name)
+        name = _NODE_STAT.get(op)
+        if name is not None:
+            self.stats.counters[name] += 1
         if op == P.Operation.REQ_CONTROL:
             assert isinstance(pkt, P.ReqControl)
             self._remoteControl(pkt)
