@@ -212,6 +212,17 @@ class _PendingCall:
 
 
 @dataclass
+class _Trans3Commit:
+    """struct ctdb_persistent_state: a TRANS3_COMMIT waiting for the
+    UPDATE_RECORD replies of C{pending} nodes."""
+
+    db: Database
+    done: defer.Deferred[ControlResult]
+    pending: int
+    timer: IDelayedCall | None = None
+
+
+@dataclass
 class _Traverse:
     db: Database
     client: IClientConnection | None
@@ -237,6 +248,8 @@ class DatabaseManager:
         self.byName: dict[str, Database] = {}
         self._calls: dict[int, _PendingCall] = {}
         self._traverses: dict[int, _Traverse] = {}
+        #: TRANS3_COMMITs in progress, by db id (ctdb_db->persistent_state)
+        self._trans3: dict[int, _Trans3Commit] = {}
         self._hashes: dict[bytes, int] = {}
         # Client replies produced while a chain lock is held, sent once it
         # is released (see withLock); None when no lock is held.
@@ -1475,6 +1488,15 @@ class DatabaseManager:
     # -- persistent and replicated commits -------------------------------------------
 
     def control_TRANS3_COMMIT(self, req: P.ReqControl, client: IClientConnection | None) -> ControlResult | defer.Deferred[ControlResult]:
+        """ctdb_control_trans3_commit: UPDATE_RECORD to every active node of
+        the vnn map; answered 0 once all of them applied it.  If one fails,
+        recovery mode becomes active and the answer waits for the end of
+        the recovery (L{finishTrans3Commits}, status 2): only then does the
+        client's seqnum check see what the recovery kept, and only then does
+        it release the transaction's g_lock.  (Answering at once let the
+        next holder read its node's copy before the recovery brought the
+        commit there, and its commit, resent after the recovery, passed the
+        rsn check with equal data: one increment lost, nothing reported.)"""
         if self.daemon.recmode != C.CTDB_RECOVERY_NORMAL:
             return (-1, b"", b"recovery active")
         buf = R.RecBuffer.decode(req.data)
@@ -1485,22 +1507,59 @@ class DatabaseManager:
             return (-1, b"", b"TRANS3_COMMIT on a volatile database")
         if db.commitActive:
             return (-1, b"", b"a transaction commit is already active")
-        db.commitActive = True
         targets = [p for p in self.daemon.vnnMap.map
                    if not self.daemon.nodes[p].flags & C.NODE_FLAGS_INACTIVE] or [self.pnn]
-        waits = [self.daemon.sendControl(p, Control.UPDATE_RECORD, req.data) for p in targets]
+        state = _Trans3Commit(db, defer.Deferred(), len(targets))
+        db.commitActive = True
+        self._trans3[db.db_id] = state
+        state.timer = self.daemon.reactor.callLater(
+            self.daemon.tunables.ControlTimeout, self._trans3Timeout, state)
+        for p in targets:
+            self.daemon.sendControl(p, Control.UPDATE_RECORD, req.data).addCallback(
+                lambda reply, state=state: self._trans3Reply(state, reply))
+        return state.done
 
-        def collect(replies: list[P.ReplyControl]) -> ControlResult:
-            db.commitActive = False
-            failed = [r for r in replies if r.status != 0]
-            if failed:
-                self.log.error("UPDATE_RECORD failed on {n} node(s); recovery needed",
-                               n=len(failed))
-                self.daemon.recmode = C.CTDB_RECOVERY_ACTIVE
-                return (-1, b"", failed[0].errmsg)
-            return (0, b"", b"")
+    def _trans3Reply(self, state: _Trans3Commit, reply: P.ReplyControl) -> None:
+        """ctdb_persistent_callback."""
+        if self._trans3.get(state.db.db_id) is not state:
+            return
+        if self.daemon.recmode != C.CTDB_RECOVERY_NORMAL:
+            # the end of the recovery answers
+            return
+        if reply.status != 0:
+            self.log.error("UPDATE_RECORD of {db} failed: {err}; recovery needed",
+                           db=state.db.name, err=reply.errmsg.decode(errors="replace"))
+            self.daemon.recmode = C.CTDB_RECOVERY_ACTIVE
+            return
+        state.pending -= 1
+        if state.pending == 0:
+            self._trans3Finish(state, 0, b"")
 
-        return defer.gatherResults(waits).addCallback(collect)
+    def _trans3Timeout(self, state: _Trans3Commit) -> None:
+        """ctdb_persistent_store_timeout: ignored during a recovery."""
+        state.timer = None
+        if self.daemon.recmode != C.CTDB_RECOVERY_NORMAL:
+            return
+        self._trans3Finish(state, 1, b"timeout in ctdb_persistent_state")
+
+    def _trans3Finish(self, state: _Trans3Commit, status: int, errmsg: bytes) -> None:
+        if self._trans3.get(state.db.db_id) is state:
+            del self._trans3[state.db.db_id]
+        state.db.commitActive = False
+        if state.timer is not None and state.timer.active():
+            state.timer.cancel()
+        state.timer = None
+        if not state.done.called:
+            state.done.callback((status, b"", errmsg))
+
+    def finishTrans3Commits(self) -> None:
+        """ctdb_persistent_finish_trans3_commits, at END_RECOVERY: every
+        commit still waiting is answered 2; the client then reads the
+        sequence number the recovery left."""
+        if self.daemon.recmode != C.CTDB_RECOVERY_NORMAL:
+            return
+        for state in list(self._trans3.values()):
+            self._trans3Finish(state, 2, b"trans3 commit ended by recovery")
 
     def control_UPDATE_RECORD(self, req: P.ReqControl, client: object) -> Any:
         if self.daemon.recmode != C.CTDB_RECOVERY_NORMAL:
@@ -1514,12 +1573,24 @@ class DatabaseManager:
         store = db.store
         if db.transactionId is not None:
             return (-1, b"", b"database is being recovered")
+        generation = self.daemon.vnnMap.generation
         return self.whenUnlocked(db, store.transactionStartNonblock,
-                                 lambda: self._updateRecords(db, buf), "update record")
+                                 lambda: self._updateRecords(db, buf, generation),
+                                 "update record")
 
-    def _updateRecords(self, db: Database, buf: R.RecBuffer) -> ControlResult:
-        """Apply a commit's records inside the transaction just started."""
+    def _updateRecords(self, db: Database, buf: R.RecBuffer,
+                       generation: int | None = None) -> ControlResult:
+        """Apply a commit's records inside the transaction just started.
+        An update that waited for a client's record lock while a recovery
+        started (or ran) is refused: applied after the recovery's pull it
+        would exist on this node only."""
         store = db.store
+        if generation is not None and (
+            self.daemon.recmode != C.CTDB_RECOVERY_NORMAL
+            or self.daemon.vnnMap.generation != generation
+        ):
+            store.transactionCancel()
+            return (-1, b"", b"recovery started during update record")
         try:
             for rec in buf.records:
                 header, data = splitValue(rec.data)

@@ -149,6 +149,10 @@ class RecoveryControls:
         if d.runstate < C.RunState.STARTUP:
             d.setRunstate(C.RunState.STARTUP)
             d.setRunstate(C.RunState.RUNNING)
+        dbs = getattr(d, "databases", None)
+        if dbs is not None:
+            # ctdb_persistent_finish_trans3_commits
+            dbs.finishTrans3Commits()
         return OK
 
     def control_FREEZE(self, req: P.ReqControl, client: object) -> ControlResult:
