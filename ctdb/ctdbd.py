@@ -84,7 +84,7 @@ def _logMessages(messages: Sequence[Message]) -> None:
         if m.level == "ERROR":
             log.error("{text}", text=m.text)
         elif m.level == "WARNING":
-            log.warn("{text}", text=m.text)  # noqa: G010 - twisted.logger
+            log.warn("{text}", text=m.text)
         elif m.level == "NOTICE":
             log.info("{text}", text=m.text)
         else:
@@ -174,7 +174,7 @@ def runDaemon(
         return fail(f"ctdbd: {e}")
     _logMessages(config.messages)
     if config.clusterLock is None:
-        log.warn("Cluster lock not set")  # noqa: G010 - twisted.logger
+        log.warn("Cluster lock not set")
     daemon = top.getServiceNamed("daemon")
     if not config.get("cluster", "leader capability"):
         daemon.capabilities &= ~CTDB_CAP_RECMASTER
