@@ -30,6 +30,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from ctdb.protocols import controls as C
 from ctdb.protocols import packet as P
@@ -78,11 +79,11 @@ class LocalCluster:
 
     # -- layout -----------------------------------------------------------
 
-    def _config(self) -> dict:  # type: ignore[type-arg]
+    def _config(self) -> dict[str, Any]:
         path = os.path.join(self.directory, CONFIG)
         try:
             with open(path) as f:
-                return json.load(f)  # type: ignore[no-any-return]
+                return json.load(f)
         except FileNotFoundError:
             raise ClusterError(
                 f"{self.directory} is not a cluster directory (run setup first)"
@@ -226,14 +227,11 @@ class LocalCluster:
             args += ["--reclock", cfg["reclock"]]
         for name, value in cfg.get("tunables", {}).items():
             args += ["--tunable", f"{name}={value}"]
-        out = open(os.path.join(d, "stdout.log"), "ab")
-        try:
+        with open(os.path.join(d, "stdout.log"), "ab") as out:
             proc = subprocess.Popen(
                 args, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                 start_new_session=True, cwd=d,
             )
-        finally:
-            out.close()
         with open(self.pidFile(pnn), "w") as f:
             f.write(f"{proc.pid}\n")
         self._children = getattr(self, "_children", {})

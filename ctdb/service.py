@@ -18,7 +18,7 @@ from __future__ import annotations
 import errno
 import os
 import socket
-from typing import Callable
+from collections.abc import Callable
 
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService
@@ -177,11 +177,9 @@ def buildCTDBService(
         shutdownCallback=shutdownCallback,
     )
     from ctdb.daemon.databases import DatabaseManager
-
+    from ctdb.daemon.memdump import installMemoryDump
     from ctdb.daemon.recover import RecoveryControls
     from ctdb.recovery.service import RecoveryService
-
-    from ctdb.daemon.memdump import installMemoryDump
 
     DatabaseManager(daemon)
     installMemoryDump(daemon)
@@ -191,7 +189,8 @@ def buildCTDBService(
     daemon.setLogLevel = levelFilter.set  # type: ignore[attr-defined]
     if logFile:
         os.makedirs(os.path.dirname(os.path.abspath(logFile)), exist_ok=True)
-        stream = open(logFile, "a", buffering=1, encoding="utf-8")
+        # The log stream is open for the whole life of the process.
+        stream = open(logFile, "a", buffering=1, encoding="utf-8")  # noqa: SIM115
         observer: ILogObserver = FilteringLogObserver(
             FileLogObserver(stream, formatEventAsClassicLogText),
             [levelFilter.predicate],

@@ -7,7 +7,7 @@ The only module that imports the global reactor.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, ClassVar
 
 from twisted.application.service import IService
 from twisted.python import usage
@@ -23,7 +23,7 @@ class Options(usage.Options):
     synopsis = "--nodes NODES [options]"
     longdesc = "Run one node of a CTDB cluster (Samba's clustered TDB daemon)."
 
-    optParameters = [
+    optParameters: ClassVar[list[list[object]]] = [
         ["nodes", None, None, "the nodes file (one address per line, '#' = deleted)"],
         ["address", None, None, "this node's address (default: first local one in the nodes file)"],
         ["socket", None, None, f"client socket path (default $CTDB_SOCKET or {DEFAULT_SOCKET})"],

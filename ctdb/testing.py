@@ -17,8 +17,8 @@ Nothing here touches the network or the real reactor.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
 
 from twisted.internet import defer
 from twisted.internet.task import Clock

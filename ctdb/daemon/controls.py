@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import errno
 import os
-from typing import TYPE_CHECKING, Callable, Union
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Union
 
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -97,7 +98,7 @@ class ControlHandlers:
                 "bad {name} control: {err}", name=C.controlName(opcode), err=str(e)
             )
             return _fail(str(e))
-        except Exception:
+        except Exception:  # noqa: BLE001 - any handler bug becomes a failed control
             self.log.failure("control {name} failed", name=C.controlName(opcode))
             return _fail("internal error")
         if isinstance(result, tuple):

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import itertools
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from twisted.application.service import Service
 from twisted.internet import defer, task
@@ -23,8 +23,8 @@ from zope.interface import implementer
 
 from ctdb.errors import MalformedPacket
 from ctdb.interfaces import (
-    ICTDBReactor,
     IClientConnection,
+    ICTDBReactor,
     INodeTransport,
     INodeTransportListener,
 )
@@ -37,7 +37,6 @@ from ctdb.protocols.controls import (
     NODE_FLAGS_DISCONNECTED,
     NODE_FLAGS_INACTIVE,
     NODE_FLAGS_UNHEALTHY,
-    Control,
     NodeAndFlags,
     RunState,
     Statistics,
@@ -127,7 +126,7 @@ class Daemon(Service):
     """
 
     log = Logger()
-    name = "daemon"
+    name = "daemon"  # type: ignore[assignment]  # Service.name is untyped None
 
     def __init__(
         self,
@@ -431,7 +430,7 @@ class Daemon(Service):
         reply.  Broadcasts must be NOREPLY, as in ctdbd.
         """
         noreply = bool(flags & P.CTDB_CTRL_FLAG_NOREPLY)
-        failed = lambda msg: defer.succeed(  # noqa: E731
+        failed = lambda msg: defer.succeed(
             P.ReplyControl(P.Header(P.Operation.REPLY_CONTROL), -1, b"", msg)
         )
         if destnode in P.BROADCASTS:
@@ -742,7 +741,7 @@ class Daemon(Service):
         for handler in list(self.internalHandlers.get(srvid, ())):
             try:
                 handler(srvid, data)
-            except Exception:
+            except Exception:  # noqa: BLE001 - one bad handler must not stop the rest
                 self.log.failure("message handler for {srvid:#x} failed", srvid=srvid)
 
     # -- tunnels ------------------------------------------------------------

@@ -12,20 +12,20 @@ from __future__ import annotations
 import itertools
 import socket
 import struct
-from typing import Callable
+from collections.abc import Callable
 
 from twisted.internet import defer
 from twisted.internet.endpoints import UNIXClientEndpoint, connectProtocol
-from twisted.internet.interfaces import IDelayedCall
-from twisted.internet.protocol import ServerFactory
+from twisted.internet.interfaces import IDelayedCall, ISystemHandle
+from twisted.internet.protocol import ServerFactory, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ctdb.errors import ConnectionClosed, ControlFailed, ControlTimeout, MalformedPacket
-from ctdb.interfaces import ICTDBReactor, IClientConnection
-from ctdb.protocols.controls import Control
+from ctdb.interfaces import IClientConnection, ICTDBReactor
 from ctdb.protocols._write import writeNow
+from ctdb.protocols.controls import Control
 from ctdb.protocols.framing import CTDBPacketReceiver
 from ctdb.protocols.packet import (
     CTDB_CURRENT_NODE,
@@ -61,7 +61,7 @@ class ClientProtocol(CTDBPacketReceiver):
     def dataReceived(self, data: bytes) -> None:
         # A pipelining client sends many requests in one read: answer them
         # with one send() at the end instead of one each.
-        self._batch = batch = []
+        self._batch = batch = list[bytes]()
         try:
             super().dataReceived(data)
         finally:
@@ -70,12 +70,17 @@ class ClientProtocol(CTDBPacketReceiver):
                 writeNow(self.transport, batch[0] if len(batch) == 1 else b"".join(batch))
 
     def connectionMade(self) -> None:
-        try:
-            sock = self.transport.getHandle()  # type: ignore[attr-defined]
-            creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size)
-            self.pid = _PEERCRED.unpack(creds)[0]
-        except (AttributeError, OSError):
-            self.pid = 0
+        self.pid = 0
+        if ISystemHandle.providedBy(self.transport):
+            sock = ISystemHandle(self.transport).getHandle()
+            try:
+                creds = sock.getsockopt(
+                    socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size
+                )
+            except OSError:
+                pass
+            else:
+                self.pid = _PEERCRED.unpack(creds)[0]
         self.daemon.clientConnected(self)  # type: ignore[attr-defined]
 
     def packetReceived(self, packet: bytes) -> None:
@@ -87,7 +92,7 @@ class ClientProtocol(CTDBPacketReceiver):
         elif self.transport is not None:
             writeNow(self.transport, data)
 
-    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.daemon.clientDisconnected(self)  # type: ignore[attr-defined]
 
 
@@ -154,10 +159,10 @@ class ClientConnection(CTDBPacketReceiver):
         for handler in list(handlers):
             try:
                 handler(srvid, data)
-            except Exception:
+            except Exception:  # noqa: BLE001 - one bad handler must not stop the rest
                 self.log.failure("message handler for srvid {srvid:#x} failed", srvid=srvid)
 
-    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._isClosed = True
         pending, self._pending = self._pending, {}
         for d, timer in pending.values():

@@ -13,6 +13,7 @@ import socket
 import struct
 from dataclasses import dataclass, field
 from enum import IntEnum
+from typing import Any
 
 from ctdb.errors import MalformedPacket
 
@@ -280,7 +281,7 @@ def encodeU32(value: int) -> bytes:
 
 def decodeU32(buf: bytes, what: str = "uint32") -> int:
     _need(buf, 4, what)
-    return struct.unpack_from("<I", buf)[0]  # type: ignore[no-any-return]
+    return struct.unpack_from("<I", buf)[0]
 
 
 def encodeI32(value: int) -> bytes:
@@ -289,7 +290,7 @@ def encodeI32(value: int) -> bytes:
 
 def decodeI32(buf: bytes, what: str = "int32") -> int:
     _need(buf, 4, what)
-    return struct.unpack_from("<i", buf)[0]  # type: ignore[no-any-return]
+    return struct.unpack_from("<i", buf)[0]
 
 
 def encodeU64(value: int) -> bytes:
@@ -298,7 +299,7 @@ def encodeU64(value: int) -> bytes:
 
 def decodeU64(buf: bytes, what: str = "uint64") -> int:
     _need(buf, 8, what)
-    return struct.unpack_from("<Q", buf)[0]  # type: ignore[no-any-return]
+    return struct.unpack_from("<Q", buf)[0]
 
 
 def encodeString(text: str | bytes) -> bytes:
@@ -416,12 +417,12 @@ class VnnMap:
 
 def _timeval(t: float) -> bytes:
     sec = int(t)
-    return struct.pack("<qq", sec, int(round((t - sec) * 1e6)))
+    return struct.pack("<qq", sec, round((t - sec) * 1e6))
 
 
 def _untimeval(buf: bytes, off: int) -> float:
     sec, usec = struct.unpack_from("<qq", buf, off)
-    return sec + usec / 1e6  # type: ignore[no-any-return]
+    return sec + usec / 1e6
 
 
 @dataclass(frozen=True, slots=True)
@@ -664,8 +665,7 @@ class LatencyCounter:
     def add(self, seconds: float) -> None:
         if self.num == 0 or seconds < self.min:
             self.min = seconds
-        if seconds > self.max:
-            self.max = seconds
+        self.max = max(self.max, seconds)
         self.num += 1
         self.total += seconds
 
@@ -714,7 +714,7 @@ class Statistics:
     def encode(self) -> bytes:
         def tv(t: float) -> tuple[int, int]:
             sec = int(t)
-            return sec, int(round((t - sec) * 1e6))
+            return sec, round((t - sec) * 1e6)
 
         values: list[int | float] = [self.counters[n] for n in STAT_COUNTERS]
         values += [*self.reclock_ctdbd.fields(), *self.reclock_recd.fields()]
@@ -734,7 +734,7 @@ class Statistics:
         v = list(_STATISTICS.unpack_from(buf))
         s = cls()
 
-        def take(n: int) -> list:  # type: ignore[type-arg]
+        def take(n: int) -> list[Any]:
             nonlocal v
             out, v = v[:n], v[n:]
             return out
@@ -767,7 +767,7 @@ def encodePidSrvid(pid: int, srvid: int) -> bytes:
 
 def decodePidSrvid(buf: bytes) -> tuple[int, int]:
     _need(buf, 12, "pid_srvid")
-    return struct.unpack_from("<iQ", buf)  # type: ignore[return-value]
+    return struct.unpack_from("<iQ", buf)
 
 
 def encodeBanState(pnn: int, seconds: int) -> bytes:
@@ -776,4 +776,4 @@ def encodeBanState(pnn: int, seconds: int) -> bytes:
 
 def decodeBanState(buf: bytes) -> tuple[int, int]:
     _need(buf, 8, "ban_state")
-    return struct.unpack_from("<II", buf)  # type: ignore[return-value]
+    return struct.unpack_from("<II", buf)

@@ -11,12 +11,18 @@ every second (ClientService, as tcp_connect.c).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from twisted.application.internet import ClientService
 from twisted.internet import defer
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint
-from twisted.internet.interfaces import IAddress, IListeningPort
-from twisted.internet.protocol import Factory, Protocol, ServerFactory
+from twisted.internet.interfaces import (
+    IAddress,
+    IListeningPort,
+    IStreamClientEndpoint,
+    ITCPTransport,
+)
+from twisted.internet.protocol import Factory, Protocol, ServerFactory, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -31,20 +37,22 @@ class NodeInProtocol(CTDBPacketReceiver):
     """The accepted connection from a peer: receives its packets."""
 
     strictAlignment = True
+    #: set by makeConnection before connectionMade; always a TCP connection
+    transport: ITCPTransport
 
     def __init__(self, owner: TCPNodeTransport, pnn: int) -> None:
         self.owner = owner
         self.pnn = pnn
 
     def connectionMade(self) -> None:
-        self.transport.setTcpNoDelay(True)  # type: ignore[attr-defined]
-        self.transport.setTcpKeepAlive(True)  # type: ignore[attr-defined]
+        self.transport.setTcpNoDelay(True)
+        self.transport.setTcpKeepAlive(True)
         self.owner._incomingMade(self)
 
     def packetReceived(self, packet: bytes) -> None:
         self.owner.listener.packetReceived(self.pnn, packet)
 
-    def connectionLost(self, reason: Failure = defer.CancelledError) -> None:  # type: ignore[assignment]
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.owner._incomingLost(self)
 
 
@@ -53,21 +61,23 @@ class NodeOutProtocol(Protocol):
     protocol violation (ctdb_tcp_tnode_cb) and restarts the link."""
 
     log = Logger()
+    #: set by makeConnection before connectionMade; always a TCP connection
+    transport: ITCPTransport
 
     def __init__(self, owner: TCPNodeTransport, pnn: int) -> None:
         self.owner = owner
         self.pnn = pnn
 
     def connectionMade(self) -> None:
-        self.transport.setTcpNoDelay(True)  # type: ignore[attr-defined]
-        self.transport.setTcpKeepAlive(True)  # type: ignore[attr-defined]
+        self.transport.setTcpNoDelay(True)
+        self.transport.setTcpKeepAlive(True)
         self.owner._outgoingMade(self)
 
     def dataReceived(self, data: bytes) -> None:
         self.log.warn("unexpected data on outgoing link to node {pnn}", pnn=self.pnn)
         self.transport.loseConnection()
 
-    def connectionLost(self, reason: Failure = defer.CancelledError) -> None:  # type: ignore[assignment]
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.owner._outgoingLost(self)
 
 
@@ -76,7 +86,7 @@ class _OutFactory(Factory):
         self.owner = owner
         self.pnn = pnn
 
-    def buildProtocol(self, addr: IAddress) -> Protocol:
+    def buildProtocol(self, addr: IAddress | None) -> Protocol:
         return NodeOutProtocol(self.owner, self.pnn)
 
 
@@ -88,9 +98,9 @@ class NodeServerFactory(ServerFactory):
     def __init__(self, owner: TCPNodeTransport) -> None:
         self.owner = owner
 
-    def buildProtocol(self, addr: IAddress) -> Protocol | None:
-        host = getattr(addr, "host", None)
-        pnn = self.owner.pnnByAddress.get(host)  # type: ignore[arg-type]
+    def buildProtocol(self, addr: IAddress | None) -> Protocol | None:
+        host: str | None = getattr(addr, "host", None)
+        pnn = None if host is None else self.owner.pnnByAddress.get(host)
         if pnn is None:
             self.log.warn("refused connection from unknown address {host}", host=host)
             return None
@@ -149,6 +159,7 @@ class TCPNodeTransport:
         peer = _Peer(pnn, address)
         self.peers[pnn] = peer
         self.pnnByAddress[address] = pnn
+        endpoint: IStreamClientEndpoint
         if ":" in address:
             endpoint = TCP6ClientEndpoint(
                 self.reactor, address, self.port, timeout=5,
@@ -181,9 +192,9 @@ class TCPNodeTransport:
             return
         self.log.info("restarting links to node {pnn}", pnn=pnn)
         if peer.out is not None:
-            peer.out.transport.abortConnection()  # type: ignore[attr-defined]
+            peer.out.transport.abortConnection()
         if peer.incoming is not None:
-            peer.incoming.transport.abortConnection()  # type: ignore[attr-defined]
+            peer.incoming.transport.abortConnection()
 
     def removeNode(self, pnn: int) -> None:
         peer = self.peers.pop(pnn, None)
@@ -193,11 +204,11 @@ class TCPNodeTransport:
         if peer.service is not None:
             peer.service.stopService()
         if peer.incoming is not None:
-            peer.incoming.transport.abortConnection()  # type: ignore[attr-defined]
+            peer.incoming.transport.abortConnection()
 
     def shutdown(self) -> defer.Deferred[None]:
         self._stopping = True
-        waits = []
+        waits: list[defer.Deferred[Any]] = []
         if self._port is not None:
             waits.append(defer.maybeDeferred(self._port.stopListening))
         for peer in self.peers.values():
@@ -205,10 +216,10 @@ class TCPNodeTransport:
                 waits.append(peer.service.stopService())
             for conn in [peer.incoming, *peer.extra]:
                 if conn is not None and conn.transport is not None:
-                    conn.transport.abortConnection()  # type: ignore[attr-defined]
-        d = defer.DeferredList(waits, consumeErrors=True)
-        d.addCallback(lambda _: None)
-        return d
+                    conn.transport.abortConnection()
+        return defer.DeferredList(waits, consumeErrors=True).addCallback(
+            lambda _: None
+        )
 
     # connection bookkeeping
 
@@ -238,7 +249,7 @@ class TCPNodeTransport:
         if old is not None:
             # The peer reconnected (it restarted); the old socket is stale.
             peer.extra.append(old)
-            old.transport.abortConnection()  # type: ignore[attr-defined]
+            old.transport.abortConnection()
         self._checkConnected(peer)
 
     def _incomingLost(self, proto: NodeInProtocol) -> None:
@@ -255,7 +266,7 @@ class TCPNodeTransport:
             return
         # As ctdbd, a dead incoming link also restarts the outgoing one.
         if peer.out is not None:
-            peer.out.transport.abortConnection()  # type: ignore[attr-defined]
+            peer.out.transport.abortConnection()
         self._checkDead(peer)
 
     def _checkConnected(self, peer: _Peer) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import ClassVar, Union
+from typing import ClassVar
 
 from ctdb.errors import MalformedPacket
 
@@ -441,20 +441,20 @@ class ReqTunnel(_Packet):
         return cls(header, tunnel_id, flags, _blob(buf, HEADER_SIZE + 16, datalen, "data"))
 
 
-Packet = Union[
-    ReqCall,
-    ReplyCall,
-    ReqDmaster,
-    ReplyDmaster,
-    ReplyError,
-    ReqMessage,
-    ReqControl,
-    ReplyControl,
-    ReqKeepalive,
-    ReqTunnel,
-]
+Packet = (
+    ReqCall
+    | ReplyCall
+    | ReqDmaster
+    | ReplyDmaster
+    | ReplyError
+    | ReqMessage
+    | ReqControl
+    | ReplyControl
+    | ReqKeepalive
+    | ReqTunnel
+)
 
-PACKET_TYPES: dict[int, type] = {
+PACKET_TYPES: dict[int, type[Packet]] = {
     cls.operation: cls
     for cls in (
         ReqCall,
@@ -498,7 +498,7 @@ def decodePacket(buf: bytes | memoryview) -> Packet:
     if length < size:
         buf = buf[:length]
     header = Header(operation, destnode, srcnode, reqid, generation)
-    return cls.decodeBody(header, buf)  # type: ignore[no-any-return]
+    return cls.decodeBody(header, buf)
 
 
 def decode(buf: bytes | memoryview) -> tuple[Packet, int]:

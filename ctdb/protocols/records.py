@@ -156,9 +156,9 @@ class TraverseAll:
     @classmethod
     def decode(cls, buf: bytes) -> TraverseAll:
         _need(buf, 24, "traverse_all")
-        fields = struct.unpack_from("<IIIIQ", buf)
+        db_id, reqid, pnn, client_reqid, srvid = struct.unpack_from("<IIIIQ", buf)
         empty = bool(buf[24]) if len(buf) >= 25 else False
-        return cls(*fields, withemptyrecords=empty)
+        return cls(db_id, reqid, pnn, client_reqid, srvid, withemptyrecords=empty)
 
 
 def encodeTransDb(db_id: int, tid: int) -> bytes:
@@ -167,7 +167,7 @@ def encodeTransDb(db_id: int, tid: int) -> bytes:
 
 def decodeTransDb(buf: bytes) -> tuple[int, int]:
     _need(buf, 8, "transdb")
-    return struct.unpack_from("<II", buf)  # type: ignore[return-value]
+    return struct.unpack_from("<II", buf)
 
 
 def encodePulldbExt(db_id: int, lmaster: int, srvid: int) -> bytes:
@@ -176,7 +176,7 @@ def encodePulldbExt(db_id: int, lmaster: int, srvid: int) -> bytes:
 
 def decodePulldbExt(buf: bytes) -> tuple[int, int, int]:
     _need(buf, 16, "pulldb_ext")
-    return struct.unpack_from("<IIQ", buf)  # type: ignore[return-value]
+    return struct.unpack_from("<IIQ", buf)
 
 
 def decodeKeyData(buf: bytes) -> tuple[int, bytes, bytes]:

@@ -10,11 +10,13 @@ when the lock is lost or its parent dies.  Stopping it releases the lock.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import signal
 
 from twisted.internet import defer, protocol
+from twisted.internet.error import ProcessExitedAlready
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -105,10 +107,10 @@ class ClusterLock:
             return
         transport = proto.transport
         if transport is not None:
-            try:
-                transport.signalProcess(signal.SIGTERM)  # type: ignore[attr-defined]
-            except Exception:
-                pass
+            # It may have exited already (ProcessExitedAlready) or be gone
+            # (OSError from kill); either way proto.exited fires.
+            with contextlib.suppress(ProcessExitedAlready, OSError):
+                transport.signalProcess(signal.SIGTERM)
         await proto.exited
 
     def _helperExited(self, proto: _HelperProtocol) -> None:

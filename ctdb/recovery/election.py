@@ -37,7 +37,7 @@ class ElectionMessage:
 
     def encode(self) -> bytes:
         sec = int(self.priority_time)
-        usec = int(round((self.priority_time - sec) * 1e6))
+        usec = round((self.priority_time - sec) * 1e6)
         return _ELECTION.pack(self.num_connected, sec, usec, self.pnn, self.node_flags)
 
     @classmethod

@@ -57,7 +57,7 @@ JOIN_WAIT_LIMIT = 2.5
 
 class RecoveryService(Service):
     log = Logger()
-    name = "recovery"
+    name = "recovery"  # type: ignore[assignment]  # Service.name is untyped None
 
     def __init__(self, daemon: Daemon) -> None:
         self.daemon = daemon
@@ -125,7 +125,7 @@ class RecoveryService(Service):
         # Wait a moment for a leader broadcast before calling an election.
         self._restartLeaderTimeout(ELECTION_WAIT)
 
-    def stopService(self) -> defer.Deferred[None] | None:  # type: ignore[override]
+    def stopService(self) -> defer.Deferred[None] | None:
         super().stopService()
         waitLock = None
         if self.clusterLock is not None:
@@ -549,7 +549,7 @@ class RecoveryService(Service):
                 self.addCulprit(e.culprit, 1)
             self.needRecovery = True
             self.reactor.callLater(1.0, self.scheduleCheck, 0)
-        except Exception:
+        except Exception:  # noqa: BLE001 - any failure means: recover again
             self.log.failure("Recovery failed")
             self.needRecovery = True
             self.reactor.callLater(1.0, self.scheduleCheck, 0)
