@@ -71,8 +71,66 @@ def syncControl(
             buf += chunk
 
 
+def procStat(pid: int) -> tuple[str, int, int, int] | None:
+    """(state, ppid, session, starttime) of a live process, or None."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            text = f.read()
+    except OSError:
+        return None
+    fields = text.rsplit(")", 1)[1].split()
+    # after the comm: state ppid pgrp session tty tpgid flags minflt cminflt
+    # majflt cmajflt utime stime cutime cstime priority nice threads
+    # itrealvalue starttime ...
+    return fields[0], int(fields[1]), int(fields[3]), int(fields[19])
+
+
+def tailFile(path: str, lines: int) -> str:
+    """The last C{lines} lines of a log file, "" if it cannot be read."""
+    try:
+        with open(path, errors="replace") as f:
+            return "".join(f.readlines()[-lines:])
+    except OSError:
+        return ""
+
+
+class NodeLayout:
+    """
+    The node directory layout every local cluster harness shares (ours,
+    L{ctdb.realctdbd}, L{ctdb.mixed}): node K lives in C{directory}/nodeK
+    with ``nodes``, ``run/ctdbd.socket``, ``run/ctdbd.pid`` and
+    ``log.ctdb``, so one directory serves both kinds of daemon; plus the
+    state queries over a node's socket.
+    """
+
+    directory: str
+
+    def nodeDir(self, pnn: int) -> str:
+        return os.path.join(os.path.abspath(self.directory), f"node{pnn}")
+
+    def socketPath(self, pnn: int) -> str:
+        return os.path.join(self.nodeDir(pnn), "run", "ctdbd.socket")
+
+    def pidFile(self, pnn: int) -> str:
+        return os.path.join(self.nodeDir(pnn), "run", "ctdbd.pid")
+
+    def logFile(self, pnn: int) -> str:
+        return os.path.join(self.nodeDir(pnn), "log.ctdb")
+
+    def nodeMap(self, pnn: int) -> list[C.NodeAndFlags]:
+        reply = syncControl(self.socketPath(pnn), C.Control.GET_NODEMAP, timeout=2)
+        return C.decodeNodeMap(reply.data)
+
+    def recMode(self, pnn: int) -> int:
+        return syncControl(self.socketPath(pnn), C.Control.GET_RECMODE, timeout=2).status
+
+    def vnnMap(self, pnn: int) -> C.VnnMap:
+        reply = syncControl(self.socketPath(pnn), C.Control.GETVNNMAP, timeout=2)
+        return C.VnnMap.decode(reply.data)
+
+
 @dataclass
-class LocalCluster:
+class LocalCluster(NodeLayout):
     """A directory holding a local cluster's nodes."""
 
     directory: str
@@ -93,21 +151,9 @@ class LocalCluster:
     def size(self) -> int:
         return int(self._config()["nodes"])
 
-    def nodeDir(self, pnn: int) -> str:
-        return os.path.join(os.path.abspath(self.directory), f"node{pnn}")
-
     def address(self, pnn: int) -> str:
         cfg = self._config()
         return str(ipaddress.ip_address(cfg["base"]) + pnn)
-
-    def socketPath(self, pnn: int) -> str:
-        return os.path.join(self.nodeDir(pnn), "run", "ctdbd.socket")
-
-    def pidFile(self, pnn: int) -> str:
-        return os.path.join(self.nodeDir(pnn), "run", "ctdbd.pid")
-
-    def logFile(self, pnn: int) -> str:
-        return os.path.join(self.nodeDir(pnn), "log.ctdb")
 
     def env(self, pnn: int) -> dict[str, str]:
         return {"CTDB_BASE": self.nodeDir(pnn), "CTDB_SOCKET": self.socketPath(pnn)}
@@ -190,22 +236,17 @@ class LocalCluster:
             return None
         if self.socketPath(pnn).encode() not in cmdline:
             return None
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                state = f.read().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            return None
-        if state == "Z":
+        st = procStat(pid)
+        if st is None or st[0] == "Z":
             return None
         return pid
 
     def processState(self, pnn: int) -> str:
         pid = self.pid(pnn)
-        if pid is None:
+        st = None if pid is None else procStat(pid)
+        if st is None:
             return "stopped"
-        with open(f"/proc/{pid}/stat") as f:
-            state = f.read().rsplit(")", 1)[1].split()[0]
-        return "paused" if state in ("T", "t") else "running"
+        return "paused" if st[0] in ("T", "t") else "running"
 
     def _spawn(self, pnn: int) -> None:
         cfg = self._config()
@@ -285,11 +326,10 @@ class LocalCluster:
                     problem = f"node {k} is not running"
                     break
                 try:
-                    reply = syncControl(self.socketPath(k), C.Control.GET_NODEMAP, timeout=2)
+                    nodemap = self.nodeMap(k)
                 except OSError as e:
                     problem = f"node {k}: {e}"
                     break
-                nodemap = C.decodeNodeMap(reply.data)
                 missing = [
                     n.pnn for n in nodemap
                     if n.pnn in alive and n.flags & C.NODE_FLAGS_DISCONNECTED
@@ -297,8 +337,7 @@ class LocalCluster:
                 if missing:
                     problem = f"node {k} does not see node(s) {missing} connected"
                     break
-                mode = syncControl(self.socketPath(k), C.Control.GET_RECMODE, timeout=2)
-                if mode.status != C.CTDB_RECOVERY_NORMAL:
+                if self.recMode(k) != C.CTDB_RECOVERY_NORMAL:
                     problem = f"node {k} is in recovery"
                     break
             if not problem:
@@ -307,12 +346,7 @@ class LocalCluster:
         raise ClusterError(f"cluster not connected after {timeout:.0f} s: {problem}")
 
     def _tail(self, pnn: int, lines: int = 15) -> str:
-        path = os.path.join(self.nodeDir(pnn), "stdout.log")
-        try:
-            with open(path, errors="replace") as f:
-                return "".join(f.readlines()[-lines:])
-        except OSError:
-            return ""
+        return tailFile(os.path.join(self.nodeDir(pnn), "stdout.log"), lines)
 
     def _signal(self, pnn: int, sig: int) -> int:
         self._check(pnn)
@@ -374,10 +408,9 @@ class LocalCluster:
             view = ""
             if state == "running":
                 try:
-                    reply = syncControl(self.socketPath(k), C.Control.GET_NODEMAP, timeout=2)
                     flags = " ".join(
                         f"{n.pnn}:{'DISCONNECTED' if n.flags & C.NODE_FLAGS_DISCONNECTED else 'OK'}"
-                        for n in C.decodeNodeMap(reply.data)
+                        for n in self.nodeMap(k)
                     )
                     view = f"  sees {flags}"
                 except OSError as e:

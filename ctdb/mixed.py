@@ -27,7 +27,7 @@ import subprocess
 import time
 from collections.abc import Iterable
 
-from ctdb.cluster import ClusterError, LocalCluster, syncControl
+from ctdb.cluster import ClusterError, LocalCluster, NodeLayout, tailFile
 from ctdb.protocols import controls as C
 from ctdb.realctdbd import RealCtdbdCluster, RealCtdbdError
 
@@ -36,7 +36,7 @@ class MixedClusterError(Exception):
     """The mixed cluster cannot be started or did not settle."""
 
 
-class MixedCluster:
+class MixedCluster(NodeLayout):
     """
     C{nodes} nodes under C{directory}, node K on C{base} + K; the pnns in
     C{real} run Samba's ctdbd, the others our daemon.
@@ -93,17 +93,8 @@ class MixedCluster:
                 with open(path, "w") as f:
                     f.write(text)
 
-    def nodeDir(self, pnn: int) -> str:
-        return self.real.nodeDir(pnn)
-
     def address(self, pnn: int) -> str:
         return self.real.address(pnn)
-
-    def socketPath(self, pnn: int) -> str:
-        return self.real.socketPath(pnn)
-
-    def logFile(self, pnn: int) -> str:
-        return self.real.logFile(pnn)
 
     def env(self, pnn: int) -> dict[str, str]:
         """Environment for Samba's C{ctdb} tool talking to node C{pnn}."""
@@ -200,19 +191,6 @@ class MixedCluster:
 
     # -- state ------------------------------------------------------------------------
 
-    def nodeMap(self, pnn: int) -> list[C.NodeAndFlags]:
-        reply = syncControl(self.socketPath(pnn), C.Control.GET_NODEMAP, timeout=2)
-        return C.decodeNodeMap(reply.data)
-
-    def recMode(self, pnn: int) -> int:
-        return syncControl(
-            self.socketPath(pnn), C.Control.GET_RECMODE, timeout=2
-        ).status
-
-    def vnnMap(self, pnn: int) -> C.VnnMap:
-        reply = syncControl(self.socketPath(pnn), C.Control.GETVNNMAP, timeout=2)
-        return C.VnnMap.decode(reply.data)
-
     def problem(self, pnns: list[int] | None = None) -> str:
         """
         Why the running nodes (or C{pnns}) are not one healthy cluster, or
@@ -303,8 +281,4 @@ class MixedCluster:
         return int(out.strip())
 
     def tail(self, pnn: int, lines: int = 30) -> str:
-        try:
-            with open(self.logFile(pnn), errors="replace") as f:
-                return "".join(f.readlines()[-lines:])
-        except OSError:
-            return ""
+        return tailFile(self.logFile(pnn), lines)

@@ -34,7 +34,7 @@ import signal
 import subprocess
 import time
 
-from ctdb.cluster import syncControl
+from ctdb.cluster import NodeLayout, procStat, tailFile
 from ctdb.protocols import controls as C
 
 CTDBD = "/usr/sbin/ctdbd"
@@ -44,22 +44,8 @@ class RealCtdbdError(Exception):
     """The real ctdbd cluster cannot be set up, started or stopped as asked."""
 
 
-def _stat(pid: int) -> tuple[str, int, int, int] | None:
-    """(state, ppid, session, starttime) of a live process, or None."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            text = f.read()
-    except OSError:
-        return None
-    fields = text.rsplit(")", 1)[1].split()
-    # after the comm: state ppid pgrp session tty tpgid flags minflt cminflt
-    # majflt cmajflt utime stime cutime cstime priority nice threads
-    # itrealvalue starttime ...
-    return fields[0], int(fields[1]), int(fields[3]), int(fields[19])
-
-
 def _alive(pid: int, starttime: int | None = None) -> bool:
-    st = _stat(pid)
+    st = procStat(pid)
     if st is None or st[0] in ("Z", "X"):
         return False
     return starttime is None or st[3] == starttime
@@ -83,7 +69,7 @@ def _allPids() -> list[int]:
     return [int(name) for name in os.listdir("/proc") if name.isdigit()]
 
 
-class RealCtdbdCluster:
+class RealCtdbdCluster(NodeLayout):
     """
     C{nodes} real ctdbd daemons under C{directory}, node K on C{base} + K.
 
@@ -125,20 +111,8 @@ class RealCtdbdCluster:
         if not 0 <= pnn < self.size:
             raise RealCtdbdError(f"no node {pnn} (cluster has {self.size} nodes)")
 
-    def nodeDir(self, pnn: int) -> str:
-        return os.path.join(self.directory, f"node{pnn}")
-
     def address(self, pnn: int) -> str:
         return str(ipaddress.ip_address(self.base) + pnn)
-
-    def socketPath(self, pnn: int) -> str:
-        return os.path.join(self.nodeDir(pnn), "run", "ctdbd.socket")
-
-    def pidFile(self, pnn: int) -> str:
-        return os.path.join(self.nodeDir(pnn), "run", "ctdbd.pid")
-
-    def logFile(self, pnn: int) -> str:
-        return os.path.join(self.nodeDir(pnn), "log.ctdb")
 
     def env(self, pnn: int) -> dict[str, str]:
         """Environment for ctdbd or Samba's C{ctdb} tool talking to node C{pnn}."""
@@ -225,13 +199,13 @@ class RealCtdbdCluster:
         root = self.pid(pnn)
         if root is None:
             return
-        st = _stat(root)
+        st = procStat(root)
         if st is None:
             return
         self._sessions[pnn] = st[2]
         children: dict[int, list[tuple[int, int]]] = {}
         for pid in _allPids():
-            s = _stat(pid)
+            s = procStat(pid)
             if s is not None:
                 children.setdefault(s[1], []).append((pid, s[3]))
         seen = self._procs[pnn]
@@ -257,7 +231,7 @@ class RealCtdbdCluster:
         session = self._sessions.get(pnn)
         if session is not None:
             for pid in _allPids():
-                st = _stat(pid)
+                st = procStat(pid)
                 if (
                     st is not None
                     and st[2] == session
@@ -356,15 +330,6 @@ class RealCtdbdCluster:
     def running(self) -> list[int]:
         return [k for k in range(self.size) if self.pid(k) is not None]
 
-    def nodeMap(self, pnn: int) -> list[C.NodeAndFlags]:
-        reply = syncControl(self.socketPath(pnn), C.Control.GET_NODEMAP, timeout=2)
-        return C.decodeNodeMap(reply.data)
-
-    def recMode(self, pnn: int) -> int:
-        return syncControl(
-            self.socketPath(pnn), C.Control.GET_RECMODE, timeout=2
-        ).status
-
     def waitReady(self, timeout: float = 30.0) -> None:
         """
         Until every running node sees every running node connected and OK
@@ -412,11 +377,7 @@ class RealCtdbdCluster:
             time.sleep(0.05)
 
     def tail(self, pnn: int, lines: int = 20) -> str:
-        try:
-            with open(self.logFile(pnn), errors="replace") as f:
-                return "".join(f.readlines()[-lines:])
-        except OSError:
-            return ""
+        return tailFile(self.logFile(pnn), lines)
 
     def kill(self, pnn: int) -> None:
         """SIGKILL node C{pnn}'s ctdbd (a crash); its helpers are left to notice."""
