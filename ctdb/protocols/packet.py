@@ -234,6 +234,27 @@ class ReplyCall(_Packet):
         return cls(header, status, _blob(buf, HEADER_SIZE + 8, datalen, "data"))
 
 
+_RECORD_FLAGS = struct.Struct("<I")
+
+
+def _recordTail(key: bytes, data: bytes, record_flags: int) -> bytes:
+    """Key, data and the record-flags word that end REQ/REPLY_DMASTER."""
+    return key + data + _RECORD_FLAGS.pack(record_flags)
+
+
+def _decodeRecordTail(
+    buf: bytes | memoryview, off: int, keylen: int, datalen: int, what: str
+) -> tuple[bytes, bytes, int]:
+    """(key, data, record_flags) at C{off}; a pre-4.17 peer sends no flags."""
+    key = _blob(buf, off, keylen, f"{what} key")
+    data = _blob(buf, off + keylen, datalen, f"{what} data")
+    flags = 0
+    end = off + keylen + datalen
+    if len(buf) >= end + 4:
+        (flags,) = _RECORD_FLAGS.unpack_from(buf, end)
+    return key, data, flags
+
+
 @dataclass(frozen=True, slots=True)
 class ReqDmaster(_Packet):
     """REQ_DMASTER, with the trailing record-flags word the 4.17 daemon adds."""
@@ -253,9 +274,7 @@ class ReqDmaster(_Packet):
             self._FIXED.pack(
                 self.db_id, self.rsn, self.dmaster, len(self.key), len(self.data)
             )
-            + self.key
-            + self.data
-            + struct.pack("<I", self.record_flags)
+            + _recordTail(self.key, self.data, self.record_flags)
         )
 
     @classmethod
@@ -264,13 +283,9 @@ class ReqDmaster(_Packet):
         db_id, rsn, dmaster, keylen, datalen = cls._FIXED.unpack_from(
             buf, HEADER_SIZE
         )
-        off = HEADER_SIZE + cls._FIXED.size
-        key = _blob(buf, off, keylen, "REQ_DMASTER key")
-        data = _blob(buf, off + keylen, datalen, "REQ_DMASTER data")
-        flags = 0
-        end = off + keylen + datalen
-        if len(buf) >= end + 4:
-            (flags,) = struct.unpack_from("<I", buf, end)
+        key, data, flags = _decodeRecordTail(
+            buf, HEADER_SIZE + cls._FIXED.size, keylen, datalen, "REQ_DMASTER"
+        )
         return cls(header, db_id, rsn, dmaster, key, data, flags)
 
 
@@ -288,22 +303,16 @@ class ReplyDmaster(_Packet):
     def body(self) -> bytes:
         return (
             self._FIXED.pack(self.db_id, self.rsn, len(self.key), len(self.data))
-            + self.key
-            + self.data
-            + struct.pack("<I", self.record_flags)
+            + _recordTail(self.key, self.data, self.record_flags)
         )
 
     @classmethod
     def decodeBody(cls, header: Header, buf: bytes | memoryview) -> ReplyDmaster:
         _need(buf, HEADER_SIZE, cls._FIXED.size, "REPLY_DMASTER")
         db_id, rsn, keylen, datalen = cls._FIXED.unpack_from(buf, HEADER_SIZE)
-        off = HEADER_SIZE + cls._FIXED.size
-        key = _blob(buf, off, keylen, "REPLY_DMASTER key")
-        data = _blob(buf, off + keylen, datalen, "REPLY_DMASTER data")
-        flags = 0
-        end = off + keylen + datalen
-        if len(buf) >= end + 4:
-            (flags,) = struct.unpack_from("<I", buf, end)
+        key, data, flags = _decodeRecordTail(
+            buf, HEADER_SIZE + cls._FIXED.size, keylen, datalen, "REPLY_DMASTER"
+        )
         return cls(header, db_id, rsn, key, data, flags)
 
 
