@@ -17,7 +17,6 @@ import atexit
 import os
 import random
 import shutil
-import tempfile
 from collections.abc import Callable
 from typing import Any
 
@@ -31,57 +30,17 @@ from ctdb.client import (
     TransactionError,
     connect,
 )
-from ctdb.cluster import LocalCluster
 from ctdb.database.ltdb import dbId
 from ctdb.protocols import controls as C
 from ctdb.protocols import records as R
-from ctdb.realctdbd import RealCtdbdCluster
 
+from ._clusters import SharedClusters
 from .test_exactness import parseCatdb, waitSettled
 
 NODES = 3
 
 
-def _randomBase(low: int, high: int) -> str:
-    return f"127.{random.randint(low, high)}.{random.randint(0, 255)}.1"
-
-
-class _SharedClusters:
-    """The clusters of this module, each started (and settled) on first use."""
-
-    def __init__(self) -> None:
-        self._clusters: dict[str, Any] = {}
-        self._dirs: list[str] = []
-
-    def get(self, kind: str) -> Any:
-        if kind not in self._clusters:
-            # short, so that node sockets fit in AF_UNIX's 108 bytes
-            d = tempfile.mkdtemp(prefix="txctdb-api-", dir="/tmp")
-            self._dirs.append(d)
-            cluster: Any
-            if kind == "real":
-                cluster = RealCtdbdCluster(d, base=_randomBase(20, 99), nodes=NODES)
-                self._clusters[kind] = cluster
-                cluster.setup()
-                cluster.start(timeout=40)
-            else:
-                cluster = LocalCluster(d)
-                self._clusters[kind] = cluster
-                cluster.setup(NODES, base=_randomBase(100, 250))
-                cluster.start(timeout=30)
-            waitSettled(cluster, NODES)
-        return self._clusters[kind]
-
-    def stopAll(self) -> None:
-        clusters, self._clusters = self._clusters, {}
-        for cluster in clusters.values():
-            cluster.stop()
-        dirs, self._dirs = self._dirs, []
-        for d in dirs:
-            shutil.rmtree(d, ignore_errors=True)
-
-
-SHARED = _SharedClusters()
+SHARED = SharedClusters("txctdb-api-", NODES, lambda c: waitSettled(c, NODES))
 atexit.register(SHARED.stopAll)
 
 

@@ -13,7 +13,6 @@ Each kind of cluster is started once for this module (on its own random
 from __future__ import annotations
 
 import os
-import random
 import re
 import shutil
 import signal
@@ -26,7 +25,6 @@ from typing import Any
 
 import pytest
 
-from ctdb.cluster import LocalCluster
 from ctdb.database.ltdb import LTDB_HEADER_SIZE
 from ctdb.database.tdb import TDB, TDB_MUTEX_LOCKING, TDBError
 from ctdb.database.tdb import available as tdbAvailable
@@ -34,7 +32,9 @@ from ctdb.helpers import PROGRAMS
 from ctdb.helpers.common import parseDebugLevel, socketPath
 from ctdb.helpers.db_test import dump
 from ctdb.helpers.fetch_ring import updated
-from ctdb.realctdbd import CTDBD, RealCtdbdCluster
+from ctdb.realctdbd import CTDBD
+
+from ._clusters import setupCluster, startCluster
 
 NODES = 3
 BIN = os.path.dirname(sys.executable)
@@ -120,35 +120,22 @@ class Cluster:
         return results
 
 
-def _randomBase(low: int, high: int) -> str:
-    return f"127.{random.randint(low, high)}.{random.randint(0, 255)}.1"
-
-
 @pytest.fixture(scope="module", params=["ours", "real"])
 def cluster(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Cluster]:
     """A started 3-node cluster of our daemons, then one of Samba's ctdbd."""
     directory = str(tmp_path_factory.mktemp(f"helpers-{request.param}"))
-    impl: Any
-    if request.param == "real":
-        if shutil.which(CTDBD) is None and not os.access(CTDBD, os.X_OK):
-            pytest.skip("Samba's ctdbd is not installed")
-        impl = RealCtdbdCluster(directory, base=_randomBase(20, 99), nodes=NODES)
-        impl.setup()
-        try:
-            impl.start(timeout=40)
-        except BaseException:
-            impl.stop()
-            raise
-    else:
-        impl = LocalCluster(directory)
-        impl.setup(NODES, base=_randomBase(100, 250))
-        try:
-            impl.start(timeout=30)
-        except BaseException:
-            impl.stop()
-            raise
+    if request.param == "real" and (
+        shutil.which(CTDBD) is None and not os.access(CTDBD, os.X_OK)
+    ):
+        pytest.skip("Samba's ctdbd is not installed")
+    impl = setupCluster(request.param, directory, NODES)
+    try:
+        startCluster(impl, request.param)
+    except BaseException:
+        impl.stop()
+        raise
     try:
         yield Cluster(request.param, impl)
     finally:

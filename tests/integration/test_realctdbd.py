@@ -28,60 +28,17 @@ import pytest
 from twisted.internet import defer, reactor
 from twisted.trial.unittest import TestCase
 
-from ctdb.cluster import LocalCluster
 from ctdb.errors import ControlFailed
 from ctdb.protocols import controls as C
 from ctdb.protocols.client import ClientConnection, connectClient
 from ctdb.realctdbd import RealCtdbdCluster
 
+from ._clusters import SharedClusters, randomBase
+
 NODES = 3
 
 
-def _randomBase(low: int, high: int) -> str:
-    """127.X.Y.1 with X in [low, high]: the two kinds of cluster never overlap."""
-    return f"127.{random.randint(low, high)}.{random.randint(0, 255)}.1"
-
-
-class _SharedClusters:
-    """The clusters of this module, each started on first use."""
-
-    def __init__(self) -> None:
-        self._clusters: dict[str, Any] = {}
-        self._dirs: list[str] = []
-
-    def _tempdir(self) -> str:
-        # Short, so that node sockets fit in AF_UNIX's 108 bytes.
-        d = tempfile.mkdtemp(prefix="txctdb-rt-", dir="/tmp")
-        self._dirs.append(d)
-        return d
-
-    def get(self, kind: str) -> Any:
-        if kind not in self._clusters:
-            cluster: Any
-            if kind == "real":
-                cluster = RealCtdbdCluster(
-                    self._tempdir(), base=_randomBase(20, 99), nodes=NODES
-                )
-                self._clusters[kind] = cluster
-                cluster.setup()
-                cluster.start(timeout=40)
-            else:
-                cluster = LocalCluster(self._tempdir())
-                self._clusters[kind] = cluster
-                cluster.setup(NODES, base=_randomBase(100, 250))
-                cluster.start(timeout=30)
-        return self._clusters[kind]
-
-    def stopAll(self) -> None:
-        clusters, self._clusters = self._clusters, {}
-        for cluster in clusters.values():
-            cluster.stop()
-        dirs, self._dirs = self._dirs, []
-        for d in dirs:
-            shutil.rmtree(d, ignore_errors=True)
-
-
-SHARED = _SharedClusters()
+SHARED = SharedClusters("txctdb-rt-", NODES)
 # trial has no module fixtures; pytest stops them earlier via the fixture.
 atexit.register(SHARED.stopAll)
 
@@ -343,7 +300,7 @@ def test_killRestartStopLeavesNothing() -> None:
     either incarnation.
     """
     d = tempfile.mkdtemp(prefix="txctdb-rk-", dir="/tmp")
-    cluster = RealCtdbdCluster(d, base=_randomBase(20, 99), nodes=1)
+    cluster = RealCtdbdCluster(d, base=randomBase("real"), nodes=1)
     try:
         cluster.setup()
         cluster.start(timeout=40)
