@@ -325,14 +325,6 @@ def available() -> bool:
     return True
 
 
-def dataIn(buf: bytes) -> TDB_DATA_IN:
-    """
-    Wrap C{buf} as an input C{TDB_DATA} without copying.  The caller keeps
-    C{buf} (or the returned structure) alive across the C call.
-    """
-    return TDB_DATA_IN(buf, len(buf))
-
-
 def hashFunction() -> Callable[[bytes], int] | None:
     """
     @return: a fast C{key -> tdb_jenkins_hash(key)} over libtdb, or C{None}

@@ -218,18 +218,6 @@ class DbStatistics:
         bucket = min(hopcount.bit_length(), MAX_COUNT_BUCKETS - 1)
         self.hop_count_bucket[bucket] += 1
 
-    def noteHotKey(self, key: bytes, count: int) -> None:
-        """Keep the MAX_HOT_KEYS keys with the highest hop counts."""
-        for i, (c, k) in enumerate(self.hot_keys):
-            if k == key:
-                if count > c:
-                    self.hot_keys[i] = (count, key)
-                break
-        else:
-            self.hot_keys.append((count, key))
-        self.hot_keys.sort(key=lambda ck: -ck[0])
-        del self.hot_keys[MAX_HOT_KEYS:]
-
     def encode(self) -> bytes:
         lat = "<i4xddd"
         out = struct.pack("<4I", self.locks_num_calls, self.locks_num_current,
