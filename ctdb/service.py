@@ -22,7 +22,14 @@ from collections.abc import Callable
 
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService
+from twisted.internet import defer
 from twisted.internet.endpoints import UNIXServerEndpoint
+from twisted.internet.interfaces import (
+    IListeningPort,
+    IProtocolFactory,
+    IStreamServerEndpoint,
+)
+from twisted.internet.posixbase import PosixReactorBase
 from twisted.logger import (
     FileLogObserver,
     FilteringLogObserver,
@@ -32,12 +39,13 @@ from twisted.logger import (
     formatEventAsClassicLogText,
     globalLogPublisher,
 )
+from zope.interface import implementer
 
 from ctdb.daemon.core import Daemon, DaemonConfig
 from ctdb.errors import ConfigError
 from ctdb.interfaces import ICTDBReactor, INodeTransport
 from ctdb.nodes import NodeMap, readNodesFile
-from ctdb.protocols.client import ClientServerFactory
+from ctdb.protocols.client import ClientServerFactory, ClientSocketPort
 from ctdb.protocols.controls import DEBUG_LEVELS, Tunables
 from ctdb.protocols.node import TCPNodeTransport
 from ctdb.protocols.packet import CTDB_PORT
@@ -124,6 +132,27 @@ class _LevelFilter:
         self.predicate.setLogLevelForNamespace("", twistedLevel(level))
 
 
+@implementer(IStreamServerEndpoint)
+class _ClientSocketEndpoint:
+    """The client socket (mode 0700): a L{ClientSocketPort} on a real
+    reactor, Twisted's own UNIX endpoint on anything else (test reactors)."""
+
+    def __init__(self, reactor: ICTDBReactor, path: str) -> None:
+        self.reactor = reactor
+        self.path = path
+
+    def listen(self, factory: IProtocolFactory) -> defer.Deferred[IListeningPort]:
+        if isinstance(self.reactor, PosixReactorBase):
+            # unix.Port takes a str path at run time; its annotation says bytes
+            port = ClientSocketPort(
+                self.path, factory, mode=0o700, reactor=self.reactor  # type: ignore[arg-type]
+            )
+            return defer.maybeDeferred(port.startListening).addCallback(lambda _: port)
+        return UNIXServerEndpoint(self.reactor, self.path, mode=0o700, wantPID=False).listen(
+            factory
+        )
+
+
 def buildCTDBService(
     *,
     reactor: ICTDBReactor,
@@ -201,7 +230,7 @@ def buildCTDBService(
     recovery.setServiceParent(top)
     _checkSocketPath(socketPath)
     clients = StreamServerEndpointService(
-        UNIXServerEndpoint(reactor, socketPath, mode=0o700, wantPID=False),
+        _ClientSocketEndpoint(reactor, socketPath),
         ClientServerFactory(daemon),
     )
     clients._raiseSynchronously = True

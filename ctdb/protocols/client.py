@@ -14,7 +14,7 @@ import socket
 import struct
 from collections.abc import Callable
 
-from twisted.internet import defer
+from twisted.internet import defer, tcp, unix
 from twisted.internet.endpoints import UNIXClientEndpoint, connectProtocol
 from twisted.internet.interfaces import IDelayedCall, ISystemHandle
 from twisted.internet.protocol import ServerFactory, connectionDone
@@ -94,6 +94,20 @@ class ClientProtocol(CTDBPacketReceiver):
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.daemon.clientDisconnected(self)  # type: ignore[attr-defined]
+
+
+class _PlainReadServer(unix.Server):
+    """A unix-socket server connection that reads with plain recv(): the
+    client protocol passes no file descriptors, so Twisted's recvmsg() and
+    ancillary-data parsing are wasted work on every read."""
+
+    doRead = tcp.Connection.doRead
+
+
+class ClientSocketPort(unix.Port):
+    """The daemon's listening client socket (see L{_PlainReadServer})."""
+
+    transport = _PlainReadServer
 
 
 class ClientServerFactory(ServerFactory):
