@@ -53,6 +53,23 @@ _NODE_STAT = {
     if op not in (P.Operation.REQ_KEEPALIVE,)
 }
 
+#: The record protocol's packets.  One of these for a node whose link is not
+#: (yet) up is held and sent when the link comes up, if the generation is
+#: still the same: a recovery may include a node that is connected to the
+#: leader before every other node's link to it is up, and a REQ_DMASTER or
+#: REPLY_DMASTER lost in that window leaves the lmaster and the old dmaster
+#: pointing at each other (a REQ_CALL then bounces between them for ever).
+_CALL_OPERATIONS = frozenset({
+    P.Operation.REQ_CALL,
+    P.Operation.REPLY_CALL,
+    P.Operation.REQ_DMASTER,
+    P.Operation.REPLY_DMASTER,
+    P.Operation.REPLY_ERROR,
+})
+
+#: at most this many record-protocol packets are held for one node
+MAX_HELD_PACKETS = 10000
+
 #: The daemon's answer to a control: (status, data, errmsg).
 ControlResult = tuple[int, bytes, bytes]
 
@@ -169,6 +186,9 @@ class Daemon(Service):
         self.clients: dict[int, IClientConnection] = {}
         self._clientIds = itertools.count(1)
         self._reqids = itertools.count(1)
+        #: record-protocol packets for nodes whose link is not up (see
+        #: L{_CALL_OPERATIONS}), in the order they were queued
+        self._heldPackets: dict[int, list[P.Packet]] = {}
         self._pending: dict[int, _PendingControl] = {}
         # srvid -> registered local clients; internal handlers separately
         self.srvids: dict[int, list[IClientConnection]] = {}
@@ -273,6 +293,7 @@ class Daemon(Service):
             # it; with no health monitoring yet, a reconnected node is healthy.
             node.flags &= ~(NODE_FLAGS_DISCONNECTED | NODE_FLAGS_UNHEALTHY)
             self.log.info("{our}: connected to {peer} - 1 connected", our=self.pnn, peer=node.address)
+            self._sendHeld(pnn)
             self.nodeStateChanged(pnn)
 
     def nodeDead(self, pnn: int) -> None:
@@ -402,12 +423,37 @@ class Daemon(Service):
             self.reactor.callLater(0, self.nodePacket, self.pnn, pkt)
             return
         if not self.isConnected(dest):
+            if (pkt.header.operation in _CALL_OPERATIONS and self.validPnn(dest)
+                    and not self.nodes[dest].flags & NODE_FLAGS_DELETED):
+                self._holdPacket(dest, pkt)
+                return
             self.log.debug("not sending to disconnected node {pnn}", pnn=dest)
             return
         node = self.nodes[dest]
         node.tx_cnt += 1
         self.stats.bump("node_packets_sent")
         self.transport.queuePacket(dest, pkt.encode())
+
+    def _holdPacket(self, dest: int, pkt: P.Packet) -> None:
+        """Keep a record-protocol packet for node C{dest} until its link is
+        up.  Packets of an older generation are useless (the receiver drops
+        them) and are forgotten."""
+        generation = self.vnnMap.generation
+        held = [p for p in self._heldPackets.get(dest, ())
+                if p.header.generation == generation]
+        if len(held) >= MAX_HELD_PACKETS:
+            self.log.warn("dropping a held packet for node {pnn}: {n} held",
+                          pnn=dest, n=len(held))
+            del held[0]
+        held.append(pkt)
+        self._heldPackets[dest] = held
+
+    def _sendHeld(self, pnn: int) -> None:
+        """The link to C{pnn} is up: send what was held for it, in order,
+        unless a recovery changed the generation meanwhile."""
+        for pkt in self._heldPackets.pop(pnn, ()):
+            if pkt.header.generation == self.vnnMap.generation:
+                self.queuePacket(pkt)
 
     def broadcastPacket(self, pkt: P.Packet, destnode: int) -> None:
         for pnn in self.targets(destnode):

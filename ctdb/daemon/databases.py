@@ -1123,7 +1123,23 @@ class DatabaseManager:
         if db.isSticky and self._deferPinnedDown(db, c.key, lambda: self.requestCall(c)):
             self.log.warn("Defer request for pinned down record in {db}", db=db.name)
             return
-        self.withLock(db, c.key, lambda: self._requestCallLocked(db, c))
+        self.withLock(db, c.key, lambda: self._current(c, "REQ_CALL")
+                      and self._requestCallLocked(db, c))
+
+    def _current(self, pkt: P.Packet, what: str) -> bool:
+        """lock_fetch_callback: a node's packet that waited for a record
+        lock (a client held it, or a recovery froze the database) while the
+        generation changed is discarded.  The recovery rebuilt the record
+        from every node's copy meanwhile, and a stale REPLY_DMASTER applied
+        now would make this node dmaster next to the one the recovery chose
+        (or bring back old data); a stale REQ_CALL's sender resends it."""
+        if pkt.header.generation == self.daemon.vnnMap.generation:
+            return True
+        self.log.info(
+            "Discarding previous generation lockwait packet ({what} from node {src})",
+            what=what, src=pkt.header.srcnode,
+        )
+        return False
 
     def _requestCallLocked(self, db: Database, c: P.ReqCall) -> None:
         key = c.key
@@ -1251,6 +1267,8 @@ class DatabaseManager:
             return
 
         def run() -> None:
+            if not self._current(c, "REQ_DMASTER"):
+                return
             header, _ = self.fetch(db, c.key)
             if self.lmaster(c.key) != self.pnn:
                 self.log.error("REQ_DMASTER to non-lmaster for db {db}", db=db.name)
@@ -1276,8 +1294,9 @@ class DatabaseManager:
         if db is None:
             self.log.error("REPLY_DMASTER for unknown db 0x{db_id:08x}", db_id=c.db_id)
             return
-        self.withLock(db, c.key, lambda: self.becomeDmaster(
-            db, c.header.reqid, c.key, c.data, c.rsn, c.record_flags))
+        self.withLock(db, c.key, lambda: self._current(c, "REPLY_DMASTER")
+                      and self.becomeDmaster(db, c.header.reqid, c.key, c.data, c.rsn,
+                                             c.record_flags))
 
     def becomeDmaster(self, db: Database, reqid: int, key: bytes, data: bytes, rsn: int,
                       flags: int) -> None:
