@@ -37,6 +37,7 @@ from ctdb.config import (
     Message,
     checkDatabaseDirectories,
     loadConfig,
+    loadPublicAddresses,
     loadTunables,
 )
 from ctdb.errors import ConfigError
@@ -73,7 +74,11 @@ def prepare(
             [Message(ERR, f'Failed to read nodes file "{paths.nodesFile}"')]
         )
     tunables, msgs = loadTunables(paths)
-    return paths, config, tunables, msgs
+    publicAddresses, pmsgs = loadPublicAddresses(paths)
+    if any(m.level == ERR for m in pmsgs):
+        raise ConfigLoadError(pmsgs)
+    config.publicAddresses = publicAddresses
+    return paths, config, tunables, msgs + pmsgs
 
 
 def _logMessages(messages: Sequence[Message]) -> None:
@@ -109,7 +114,12 @@ def runDaemon(
     from twisted.logger import Logger, globalLogBeginner, textFileLogObserver
 
     from ctdb.eventd import EventDaemon, EventDaemonError, spawnEventDaemon
-    from ctdb.protocols.controls import CTDB_CAP_LMASTER, CTDB_CAP_RECMASTER
+    from ctdb.protocols.controls import (
+        CTDB_CAP_LMASTER,
+        CTDB_CAP_RECMASTER,
+        NODE_FLAGS_PERMANENTLY_DISABLED,
+        NODE_FLAGS_STOPPED,
+    )
     from ctdb.service import buildCTDBService
 
     log = Logger(namespace="ctdbd")
@@ -180,6 +190,15 @@ def runDaemon(
         daemon.capabilities &= ~CTDB_CAP_RECMASTER
     if not config.get("legacy", "lmaster capability"):
         daemon.capabilities &= ~CTDB_CAP_LMASTER
+    # [legacy] start as stopped / start as disabled (initialise_node_flags)
+    me = daemon.nodes[daemon.pnn]
+    if config.get("legacy", "start as stopped"):
+        me.flags |= NODE_FLAGS_STOPPED
+    if config.get("legacy", "start as disabled"):
+        me.flags |= NODE_FLAGS_PERMANENTLY_DISABLED
+    # Public addresses are read and checked as ctdbd does; serving them
+    # (IP takeover) is not part of txctdb yet.
+    daemon.publicAddresses = list(config.publicAddresses)
 
     class PidFile(Service):
         name = "pidfile"  # type: ignore[assignment]

@@ -220,3 +220,30 @@ def testTunables() -> None:
         'ctdb_tunable_load_file: Invalid line containing "Empty"',
         "ctdb_tunable_load_file: Invalid line for section [s] - sections not supported ",
     ]
+
+
+def test_publicAddressesParsed() -> None:
+    """public_addresses lines as ctdb_set_public_addresses reads them."""
+    from ctdb.config import parsePublicAddresses
+
+    addresses, msgs = parsePublicAddresses(
+        "# comment\n\n192.168.100.1/24 lo\n  fd00::1/64 eth0,eth1\n"
+    )
+    assert msgs == []
+    assert [(a.address, a.mask, a.interfaces) for a in addresses] == [
+        ("192.168.100.1", 24, ("lo",)),
+        ("fd00::1", 64, ("eth0", "eth1")),
+    ]
+
+
+def test_publicAddressesErrors() -> None:
+    """A line without an interface or with a bad address refuses the file,
+    with ctdbd's messages."""
+    from ctdb.config import parsePublicAddresses
+
+    _, msgs = parsePublicAddresses("192.168.100.1/24\n")
+    assert [m.text for m in msgs] == [
+        "No interface specified at line 1 of public addresses file"
+    ]
+    _, msgs = parsePublicAddresses("10.0.0.1 lo\n192.168.1.300/24 lo\n")
+    assert [m.text for m in msgs] == ["Badly formed line 1 in public address list"]
