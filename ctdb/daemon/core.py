@@ -67,6 +67,15 @@ _CALL_OPERATIONS = frozenset({
     P.Operation.REPLY_ERROR,
 })
 
+#: operation numbers as plain ints, for the dispatch on every packet
+_OP_REQ_CALL = int(P.Operation.REQ_CALL)
+_OP_REQ_MESSAGE = int(P.Operation.REQ_MESSAGE)
+_OP_REQ_CONTROL = int(P.Operation.REQ_CONTROL)
+_OP_REPLY_CONTROL = int(P.Operation.REPLY_CONTROL)
+_OP_REQ_KEEPALIVE = int(P.Operation.REQ_KEEPALIVE)
+_OP_REQ_TUNNEL = int(P.Operation.REQ_TUNNEL)
+_UNREACHABLE = NODE_FLAGS_DELETED | NODE_FLAGS_DISCONNECTED
+
 #: at most this many record-protocol packets are held for one node
 MAX_HELD_PACKETS = 10000
 
@@ -315,30 +324,29 @@ class Daemon(Service):
         """Hook for the recovery service; the base daemon only logs."""
 
     def packetReceived(self, pnn: int, data: bytes) -> None:
-        node = self.nodes[pnn]
-        node.rx_cnt += 1
-        if node.flags & NODE_FLAGS_DISCONNECTED:
-            # Traffic from a node we thought dead: the transport says the
-            # link is up, so it is alive again (ctdb_check_for_dead_nodes).
-            pass
-        self.stats.bump("node_packets_recv")
+        # Traffic from a node we thought dead needs nothing here: the
+        # transport says the link is up, so it is alive again
+        # (ctdb_check_for_dead_nodes).
+        self.nodes[pnn].rx_cnt += 1
+        counters = self.stats.counters
+        counters["node_packets_recv"] += 1
         try:
             pkt = P.decodePacket(data)
         except MalformedPacket as e:
             self.log.warn("malformed packet from node {pnn}: {err}", pnn=pnn, err=str(e))
             self.transport.restartNode(pnn)
             return
-        if isinstance(pkt, P.ReqKeepalive):
+        if type(pkt) is P.ReqKeepalive:
             # A pre-4.8 keepalive is a bare header; only the raw length shows
             # it (ctdb_request_keepalive), the decoded packet cannot.
-            self.stats.bump("keepalive_packets_recv")
+            counters["keepalive_packets_recv"] += 1
             self._keepaliveReceived(pkt, len(data) == P.HEADER_SIZE)
             return
         self.nodePacket(pnn, pkt)
 
     def nodePacket(self, pnn: int, pkt: P.Packet) -> None:
         op = pkt.header.operation
-        if op == P.Operation.REQ_KEEPALIVE:
+        if op == _OP_REQ_KEEPALIVE:
             self.stats.bump("keepalive_packets_recv")
             assert isinstance(pkt, P.ReqKeepalive)
             self._keepaliveReceived(pkt, False)
@@ -346,16 +354,14 @@ class Daemon(Service):
         name = _NODE_STAT.get(op)
         if name is not None:
             self.stats.counters[name] += 1
-        if op == P.Operation.REQ_CONTROL:
-            assert isinstance(pkt, P.ReqControl)
-            self._remoteControl(pkt)
-        elif op == P.Operation.REPLY_CONTROL:
-            assert isinstance(pkt, P.ReplyControl)
-            self._controlReply(pkt)
-        elif op == P.Operation.REQ_MESSAGE:
+        if op == _OP_REQ_CONTROL:
+            self._remoteControl(pkt)  # type: ignore[arg-type]
+        elif op == _OP_REPLY_CONTROL:
+            self._controlReply(pkt)  # type: ignore[arg-type]
+        elif op == _OP_REQ_MESSAGE:
             assert isinstance(pkt, P.ReqMessage)
             self.deliverMessage(pkt.srvid, pkt.data)
-        elif op == P.Operation.REQ_TUNNEL:
+        elif op == _OP_REQ_TUNNEL:
             assert isinstance(pkt, P.ReqTunnel)
             self._deliverTunnel(pkt)
         else:
@@ -509,21 +515,23 @@ class Daemon(Service):
                        onReply: Callable[[P.ReplyControl], None], client_id: int) -> None:
         """A client's control for another node, on the hot path: no Deferred
         and no timer per control (expiry is swept once a second)."""
-        if not self.isConnected(destnode):
+        nodes = self.nodes
+        # isConnected, inlined
+        if not 0 <= destnode < len(nodes) or nodes[destnode].flags & _UNREACHABLE:
             onReply(P.ReplyControl(P.Header(P.Operation.REPLY_CONTROL), -1, b"",
                                    b"ctdb_control to disconnected node"))
             return
         reqid = self.nextReqid()
-        header = P.Header(P.Operation.REQ_CONTROL, destnode, self.pnn, reqid,
-                          self.vnnMap.generation)
-        out = P.ReqControl(header, req.opcode, req.srvid, client_id, req.flags, req.data)
-        if not req.flags & P.CTDB_CTRL_FLAG_NOREPLY:
+        flags = req.flags
+        if not flags & P.CTDB_CTRL_FLAG_NOREPLY:
             deadline = self.reactor.seconds() + self.tunables.ControlTimeout
             self._pending[reqid] = _PendingControl(destnode, None, None, onReply, deadline)
-        node = self.nodes[destnode]
-        node.tx_cnt += 1
+        nodes[destnode].tx_cnt += 1
         self.stats.counters["node_packets_sent"] += 1
-        self.transport.queuePacket(destnode, out.encode())
+        self.transport.queuePacket(destnode, P.encodeReqControl(
+            destnode, self.pnn, reqid, self.vnnMap.generation, req.opcode,
+            req.srvid, client_id, flags, req.data,
+        ))
 
     def _sweepControls(self) -> None:
         now = self.reactor.seconds()
@@ -568,10 +576,11 @@ class Daemon(Service):
             encoded = P.encodeReplyControl(dest, self.pnn, hdr.reqid,
                                            self.vnnMap.generation, status,
                                            data if status == 0 else b"", errmsg)
+            nodes = self.nodes
             if dest == self.pnn:
                 self.queuePacket(P.decodePacket(encoded))
-            elif self.isConnected(dest):
-                self.nodes[dest].tx_cnt += 1
+            elif 0 <= dest < len(nodes) and not nodes[dest].flags & _UNREACHABLE:
+                nodes[dest].tx_cnt += 1
                 self.stats.counters["node_packets_sent"] += 1
                 self.transport.queuePacket(dest, encoded)
 
@@ -652,7 +661,8 @@ class Daemon(Service):
         client.sendPacket(pkt.encode())
 
     def clientPacketReceived(self, client: IClientConnection, data: bytes) -> None:
-        self.stats.bump("client_packets_recv")
+        counters = self.stats.counters
+        counters["client_packets_recv"] += 1
         try:
             pkt = P.decodePacket(data)
         except MalformedPacket as e:
@@ -665,22 +675,20 @@ class Daemon(Service):
                 transport.loseConnection()
             return
         op = pkt.header.operation
-        if op == P.Operation.REQ_CONTROL:
-            assert isinstance(pkt, P.ReqControl)
-            self.stats.bump("client.req_control")
-            self._clientControl(client, pkt)
-        elif op == P.Operation.REQ_MESSAGE:
+        if op == _OP_REQ_CONTROL:
+            counters["client.req_control"] += 1
+            self._clientControl(client, pkt)  # type: ignore[arg-type]
+        elif op == _OP_REQ_MESSAGE:
             assert isinstance(pkt, P.ReqMessage)
-            self.stats.bump("client.req_message")
+            counters["client.req_message"] += 1
             dest = self.pnn if pkt.header.destnode == P.CTDB_CURRENT_NODE else pkt.header.destnode
             self.sendMessage(dest, pkt.srvid, pkt.data)
-        elif op == P.Operation.REQ_CALL:
-            assert isinstance(pkt, P.ReqCall)
-            self.stats.bump("client.req_call")
-            self.clientCall(client, pkt)
-        elif op == P.Operation.REQ_TUNNEL:
+        elif op == _OP_REQ_CALL:
+            counters["client.req_call"] += 1
+            self.clientCall(client, pkt)  # type: ignore[arg-type]
+        elif op == _OP_REQ_TUNNEL:
             assert isinstance(pkt, P.ReqTunnel)
-            self.stats.bump("client.req_tunnel")
+            counters["client.req_tunnel"] += 1
             self._clientTunnel(client, pkt)
         else:
             self.log.warn(

@@ -569,3 +569,26 @@ def encodeReplyControl(
         + errmsg
         + b"\0" * (total - raw)
     )
+
+
+_REQ_CONTROL = struct.Struct("<8II4xQIII")
+
+
+def encodeReqControl(
+    destnode: int, srcnode: int, reqid: int, generation: int, opcode: int,
+    srvid: int = 0, client_id: int = 0, flags: int = 0, data: bytes = b"",
+) -> bytes:
+    """
+    REQ_CONTROL in one step, for the daemon's hot path; the same bytes as
+    C{ReqControl(Header(...), opcode, srvid, client_id, flags, data).encode()}.
+    """
+    raw = _REQ_CONTROL.size + len(data)
+    total = (raw + 7) & ~7
+    return (
+        _REQ_CONTROL.pack(
+            total, CTDB_MAGIC, CTDB_PROTOCOL, generation, Operation.REQ_CONTROL,
+            destnode, srcnode, reqid, opcode, srvid, client_id, flags, len(data),
+        )
+        + data
+        + b"\0" * (total - raw)
+    )
