@@ -101,6 +101,13 @@ def updateHotKeys(hotKeys: list[tuple[int, bytes]], key: bytes, count: int) -> N
     hotKeys.sort(key=lambda ck: ck[0])
 
 
+#: the record protocol's operations as plain ints, for nodeCallPacket
+_OP_REQ_CALL = int(P.Operation.REQ_CALL)
+_OP_REQ_DMASTER = int(P.Operation.REQ_DMASTER)
+_OP_REPLY_DMASTER = int(P.Operation.REPLY_DMASTER)
+_OP_REPLY_CALL = int(P.Operation.REPLY_CALL)
+_OP_REPLY_ERROR = int(P.Operation.REPLY_ERROR)
+
 #: keys whose ctdbHash L{DatabaseManager.lmaster} remembers (then it forgets all)
 _HASH_CACHE_SIZE = 4096
 
@@ -1083,19 +1090,19 @@ class DatabaseManager:
 
     def nodeCallPacket(self, pnn: int, pkt: P.Packet) -> None:
         op = pkt.header.operation
-        if op == P.Operation.REQ_CALL:
+        if op == _OP_REQ_CALL:
             assert isinstance(pkt, P.ReqCall)
             self.requestCall(pkt)
-        elif op == P.Operation.REQ_DMASTER:
+        elif op == _OP_REQ_DMASTER:
             assert isinstance(pkt, P.ReqDmaster)
             self.requestDmaster(pkt)
-        elif op == P.Operation.REPLY_DMASTER:
+        elif op == _OP_REPLY_DMASTER:
             assert isinstance(pkt, P.ReplyDmaster)
             self.replyDmaster(pkt)
-        elif op == P.Operation.REPLY_CALL:
+        elif op == _OP_REPLY_CALL:
             assert isinstance(pkt, P.ReplyCall)
             self._replyCall(pkt)
-        elif op == P.Operation.REPLY_ERROR:
+        elif op == _OP_REPLY_ERROR:
             assert isinstance(pkt, P.ReplyError)
             pending = self._calls.pop(pkt.header.reqid, None)
             self.log.error("REPLY_ERROR from node {pnn}: {msg}", pnn=pnn,
