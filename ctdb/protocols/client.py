@@ -45,6 +45,39 @@ from ctdb.protocols.packet import (
 
 _PEERCRED = struct.Struct("3i")
 
+#: Replies to clients made while a node link's read is handled, by client,
+#: sent with one send() each when the read is done (see L{batchClientWrites});
+#: None outside such a read.
+_deferred: dict[ClientProtocol, list[bytes]] | None = None
+
+
+def batchClientWrites() -> bool:
+    """
+    Start collecting the packets sent to clients, until L{flushClientWrites}.
+    A node link that delivers many replies in one read (a pipelining client's
+    forwarded controls) then costs one send() per client instead of one per
+    reply.  Returns whether this call started the batch (nested calls leave
+    it to the outermost one); pass that to L{flushClientWrites}.
+    """
+    global _deferred
+    if _deferred is not None:
+        return False
+    _deferred = {}
+    return True
+
+
+def flushClientWrites(started: bool) -> None:
+    """Send what L{batchClientWrites} collected, in order, per client."""
+    global _deferred
+    if not started:
+        return
+    pending, _deferred = _deferred, None
+    if pending:
+        for client, packets in pending.items():
+            if client.transport is not None:
+                writeNow(client.transport, packets[0] if len(packets) == 1
+                         else b"".join(packets))
+
 
 @implementer(IClientConnection)
 class ClientProtocol(CTDBPacketReceiver):
@@ -89,6 +122,12 @@ class ClientProtocol(CTDBPacketReceiver):
     def sendPacket(self, data: bytes) -> None:
         if self._batch is not None:
             self._batch.append(data)
+        elif _deferred is not None:
+            packets = _deferred.get(self)
+            if packets is None:
+                _deferred[self] = [data]
+            else:
+                packets.append(data)
         elif self.transport is not None:
             writeNow(self.transport, data)
 

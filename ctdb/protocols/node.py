@@ -29,6 +29,7 @@ from zope.interface import implementer
 
 from ctdb.interfaces import ICTDBReactor, INodeTransport, INodeTransportListener
 from ctdb.protocols._write import writeNow
+from ctdb.protocols.client import batchClientWrites, flushClientWrites
 from ctdb.protocols.framing import CTDBPacketReceiver
 from ctdb.protocols.packet import CTDB_PORT
 
@@ -48,6 +49,15 @@ class NodeInProtocol(CTDBPacketReceiver):
         self.transport.setTcpNoDelay(True)
         self.transport.setTcpKeepAlive(True)
         self.owner._incomingMade(self)
+
+    def dataReceived(self, data: bytes) -> None:
+        # Replies to clients that the packets of this read produce go out
+        # together at its end (one send() per client, not one per reply).
+        started = batchClientWrites()
+        try:
+            super().dataReceived(data)
+        finally:
+            flushClientWrites(started)
 
     def packetReceived(self, packet: bytes) -> None:
         self.owner.listener.packetReceived(self.pnn, packet)

@@ -21,6 +21,7 @@ from zope.interface.verify import verifyObject
 
 from ctdb.interfaces import INodeTransport, INodeTransportListener
 from ctdb.protocols import packet as P
+from ctdb.protocols.client import ClientProtocol
 from ctdb.protocols.node import NodeInProtocol, NodeServerFactory, TCPNodeTransport
 from ctdb.testing import FakeNodeTransport
 
@@ -330,3 +331,58 @@ class DeadLinkTests(SynchronousTestCase):
         self.assertFalse(self.net.transports[0].queuePacket(1, b"\0" * 32))
         self.net.reactor.advance(2)
         self.assertNotIn(("127.0.0.1", "127.0.0.2"), self.net.pending())
+
+
+class _RecordingTransport:
+    """A client transport that records each write (no socket, so writeNow
+    falls back to write())."""
+
+    disconnecting = False
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+
+
+class ClientWriteBatchTests(SynchronousTestCase):
+    """Client replies produced by one read of a node link go out together."""
+
+    def _setup(self) -> tuple[NodeInProtocol, list[ClientProtocol]]:
+        clients = [ClientProtocol(object()) for _ in range(2)]
+        for c in clients:
+            c.transport = _RecordingTransport()  # type: ignore[assignment]
+
+        class Listener(RecordingListener):
+            def packetReceived(self, pnn: int, data: bytes) -> None:
+                # every packet answers both clients, tagged by reqid
+                reqid = P.decodePacket(data).header.reqid
+                for c in clients:
+                    c.sendPacket(reqid.to_bytes(4, "little"))
+
+        owner = TCPNodeTransport(reactor=MemoryReactorClock(), address=ADDRESSES[0])
+        owner.listener = Listener()
+        proto = NodeInProtocol(owner, 1)
+        proto.transport = _RecordingTransport()  # type: ignore[assignment]
+        return proto, clients
+
+    def test_oneWritePerClientPerRead(self) -> None:
+        """Three packets in one read give each client one write of its three replies, in order."""
+        proto, clients = self._setup()
+        packets = b"".join(
+            P.ReqKeepalive(P.Header(P.Operation.REQ_KEEPALIVE, 0, 1, reqid)).encode()
+            for reqid in (1, 2, 3)
+        )
+        proto.dataReceived(packets)
+        for c in clients:
+            self.assertEqual(
+                c.transport.writes,  # type: ignore[attr-defined]
+                [b"\1\0\0\0\2\0\0\0\3\0\0\0"],
+            )
+
+    def test_directOutsideARead(self) -> None:
+        """Outside a node link's read a client packet is written at once."""
+        _, clients = self._setup()
+        clients[0].sendPacket(b"x")
+        self.assertEqual(clients[0].transport.writes, [b"x"])  # type: ignore[attr-defined]
