@@ -1110,18 +1110,22 @@ class DatabaseManager:
             if pending is not None:
                 self._finish(pending, -1, b"")
 
+    def _unknownDatabase(self, hdr: P.Header, db_id: int) -> None:
+        """A call packet for a database this node has not attached."""
+        if self.daemon.recmode == C.CTDB_RECOVERY_ACTIVE:
+            # A node that (re)joins attaches the database during the
+            # recovery, after the new vnn map: the sender is in the same
+            # recovery and resends its calls when it ends.
+            self.log.debug("dropping a call for db 0x{db_id:08x} during recovery",
+                           db_id=db_id)
+            return
+        self._error(hdr, f"Unknown database in request. db_id==0x{db_id:08x}")
+
     def requestCall(self, c: P.ReqCall) -> None:
         """ctdb_request_call."""
         db = self.byId.get(c.db_id)
         if db is None:
-            if self.daemon.recmode == C.CTDB_RECOVERY_ACTIVE:
-                # A node that (re)joins attaches the database during the
-                # recovery, after the new vnn map: the sender is in the same
-                # recovery and resends its calls when it ends.
-                self.log.debug("dropping a call for db 0x{db_id:08x} during recovery",
-                               db_id=c.db_id)
-                return
-            self._error(c.header, f"Unknown database in request. db_id==0x{c.db_id:08x}")
+            self._unknownDatabase(c.header, c.db_id)
             return
         if not c.key:
             self._error(c.header, "empty key in request")
@@ -1263,14 +1267,7 @@ class DatabaseManager:
         """ctdb_request_dmaster (we are the lmaster)."""
         db = self.byId.get(c.db_id)
         if db is None:
-            if self.daemon.recmode == C.CTDB_RECOVERY_ACTIVE:
-                # A node that (re)joins attaches the database during the
-                # recovery, after the new vnn map: the sender is in the same
-                # recovery and resends its calls when it ends.
-                self.log.debug("dropping a call for db 0x{db_id:08x} during recovery",
-                               db_id=c.db_id)
-                return
-            self._error(c.header, f"Unknown database in request. db_id==0x{c.db_id:08x}")
+            self._unknownDatabase(c.header, c.db_id)
             return
 
         def run() -> None:
