@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer
 from twisted.internet.interfaces import IDelayedCall
@@ -622,7 +623,7 @@ class DatabaseManager:
         def retry(delay: float) -> None:
             try:
                 ok = attempt()
-            except Exception as e:
+            except Exception as e:  # noqa: BLE001 - a record operation must never crash the daemon
                 db.stats.locks_num_pending -= 1
                 d.errback(e)
                 return
@@ -630,7 +631,7 @@ class DatabaseManager:
                 db.stats.locks_num_pending -= 1
                 try:
                     d.callback(then())
-                except Exception as e:
+                except Exception as e:  # noqa: BLE001 - a record operation must never crash the daemon
                     d.errback(e)
                 return
             if reactor.seconds() > deadline:
@@ -706,9 +707,7 @@ class DatabaseManager:
         rsn = header.rsn
         keep = False
         schedule = False
-        if data:
-            keep = True
-        elif flags & CTDB_REC_RO_FLAGS:
+        if data or flags & CTDB_REC_RO_FLAGS:
             keep = True
         elif flags & CTDB_REC_FLAG_AUTOMATIC:
             keep = True
@@ -760,7 +759,7 @@ class DatabaseManager:
         self._afterUnlock = replies
         try:
             fn()
-        except Exception:
+        except Exception:  # noqa: BLE001 - a record operation must never crash the daemon
             self.log.failure("record operation on {db} failed", db=db.name)
         finally:
             db.store.unlock(key)
@@ -1134,8 +1133,11 @@ class DatabaseManager:
         if db.isSticky and self._deferPinnedDown(db, c.key, lambda: self.requestCall(c)):
             self.log.warn("Defer request for pinned down record in {db}", db=db.name)
             return
-        self.withLock(db, c.key, lambda: self._current(c, "REQ_CALL")
-                      and self._requestCallLocked(db, c))
+        def run() -> None:
+            if self._current(c, "REQ_CALL"):
+                self._requestCallLocked(db, c)
+
+        self.withLock(db, c.key, run)
 
     def _current(self, pkt: P.Packet, what: str) -> bool:
         """lock_fetch_callback: a node's packet that waited for a record
@@ -1298,9 +1300,12 @@ class DatabaseManager:
         if db is None:
             self.log.error("REPLY_DMASTER for unknown db 0x{db_id:08x}", db_id=c.db_id)
             return
-        self.withLock(db, c.key, lambda: self._current(c, "REPLY_DMASTER")
-                      and self.becomeDmaster(db, c.header.reqid, c.key, c.data, c.rsn,
-                                             c.record_flags))
+        def run() -> None:
+            if self._current(c, "REPLY_DMASTER"):
+                self.becomeDmaster(db, c.header.reqid, c.key, c.data, c.rsn,
+                                   c.record_flags)
+
+        self.withLock(db, c.key, run)
 
     def becomeDmaster(self, db: Database, reqid: int, key: bytes, data: bytes, rsn: int,
                       flags: int) -> None:
@@ -1539,8 +1544,11 @@ class DatabaseManager:
             self.daemon.tunables.ControlTimeout, self._trans3Timeout, state)
         for p in targets:
             self.daemon.sendControl(p, Control.UPDATE_RECORD, req.data).addCallback(
-                lambda reply, state=state: self._trans3Reply(state, reply))
+                self._trans3ReplyFor(state))
         return state.done
+
+    def _trans3ReplyFor(self, state: _Trans3Commit) -> Callable[[P.ReplyControl], None]:
+        return lambda reply: self._trans3Reply(state, reply)
 
     def _trans3Reply(self, state: _Trans3Commit, reply: P.ReplyControl) -> None:
         """ctdb_persistent_callback."""
@@ -1625,7 +1633,7 @@ class DatabaseManager:
                         f"rsn regression for a record of {db.name}: {old.rsn} >= {header.rsn}"
                     )
                 self.storeRecord(db, rec.key, header, data)
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - a record operation must never crash the daemon
             store.transactionCancel()
             self.log.error("UPDATE_RECORD on {db} failed: {err}", db=db.name, err=str(e))
             return (-1, b"", str(e).encode())

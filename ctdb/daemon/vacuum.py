@@ -633,7 +633,7 @@ class Vacuumer:
             d = self.vacuum(db, full=full)
         except VacuumRefused as e:
             if e.busy:
-                self.log.warn("Vacuuming collision")  # noqa: G010 - twisted.logger
+                self.log.warn("Vacuuming collision")
             else:
                 self.log.error("Temporary vacuuming failure: {why}", why=str(e))
             return (-1, b"", str(e).encode())
