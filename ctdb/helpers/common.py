@@ -321,6 +321,17 @@ async def recoveryWait(client: CTDBClient) -> None:
     raise ControlTimeout("recovery did not finish")
 
 
+async def waitRecovered(client: CTDBClient) -> bool:
+    """L{recoveryWait}, printing the C programs' "Failed to wait for
+    recovery" and answering False when it does not succeed."""
+    try:
+        await recoveryWait(client)
+    except Exception:  # noqa: BLE001 - any failure ends the program the same way
+        err("Failed to wait for recovery")
+        return False
+    return True
+
+
 async def clusterWait(client: CTDBClient, numNodes: int) -> None:
     """
     C{cluster_wait_send}: wait until the same program runs on nodes

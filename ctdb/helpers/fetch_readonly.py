@@ -16,9 +16,9 @@ from ctdb.helpers.common import (
     err,
     fetchReadonly,
     parseOptions,
-    recoveryWait,
     runMain,
     startLogging,
+    waitRecovered,
 )
 from ctdb.interfaces import ICTDBReactor
 
@@ -29,10 +29,7 @@ async def run(reactor: ICTDBReactor, argv: Sequence[str]) -> int:
     client = await connectClient(
         reactor, options["socket"], "Failed to initialize client, {error}"
     )
-    try:
-        await recoveryWait(client)
-    except Exception:  # noqa: BLE001
-        err("Failed to wait for recovery")
+    if not await waitRecovered(client):
         return 1
     try:
         db = await client.attach(options["database"])

@@ -26,10 +26,10 @@ from ctdb.helpers.common import (
     err,
     out,
     parseOptions,
-    recoveryWait,
     runMain,
     sleep,
     startLogging,
+    waitRecovered,
 )
 from ctdb.interfaces import ICTDBReactor
 
@@ -49,10 +49,7 @@ async def run(reactor: ICTDBReactor, argv: Sequence[str]) -> int:
     startLogging("fetch_ring", options["level"])
     numNodes = options["num-nodes"]
     client = await connectClient(reactor, options["socket"])
-    try:
-        await recoveryWait(client)
-    except Exception:  # noqa: BLE001
-        err("Failed to wait for recovery")
+    if not await waitRecovered(client):
         return 1
     try:
         db = await client.attach(options["database"])

@@ -26,10 +26,10 @@ from ctdb.helpers.common import (
     err,
     out,
     parseOptions,
-    recoveryWait,
     runMain,
     sleep,
     startLogging,
+    waitRecovered,
 )
 from ctdb.interfaces import ICTDBReactor
 
@@ -41,10 +41,7 @@ async def run(reactor: ICTDBReactor, argv: Sequence[str]) -> int:
     startLogging("message_ring", options["level"])
     numNodes = options["num-nodes"]
     client = await connectClient(reactor, options["socket"])
-    try:
-        await recoveryWait(client)
-    except Exception:  # noqa: BLE001
-        err("Failed to wait for recovery")
+    if not await waitRecovered(client):
         return 1
     pnn = client.pnn
     count = plus = minus = 0

@@ -29,9 +29,9 @@ from ctdb.helpers.common import (
     errnoOf,
     out,
     parseOptions,
-    recoveryWait,
     runMain,
     startLogging,
+    waitRecovered,
 )
 from ctdb.interfaces import ICTDBReactor
 
@@ -49,10 +49,7 @@ async def run(reactor: ICTDBReactor, argv: Sequence[str]) -> int:
     numNodes = options["num-nodes"]
     timelimit = options["timelimit"]
     client = await connectClient(reactor, options["socket"])
-    try:
-        await recoveryWait(client)
-    except Exception:  # noqa: BLE001
-        err("Failed to wait for recovery")
+    if not await waitRecovered(client):
         return 1
     dbtype = options["dbtype"]
     if dbtype not in ("persistent", "replicated"):

@@ -29,10 +29,10 @@ from ctdb.helpers.common import (
     errnoOf,
     out,
     parseOptions,
-    recoveryWait,
     runMain,
     sleep,
     startLogging,
+    waitRecovered,
 )
 from ctdb.interfaces import ICTDBReactor
 from ctdb.protocols.controls import Control
@@ -58,10 +58,7 @@ async def run(reactor: ICTDBReactor, argv: Sequence[str]) -> int:
     numNodes = options["num-nodes"]
     timelimit = options["timelimit"]
     client = await connectClient(reactor, options["socket"])
-    try:
-        await recoveryWait(client)
-    except Exception:  # noqa: BLE001
-        err("Failed to wait for recovery")
+    if not await waitRecovered(client):
         return 1
     conn = client.connection
     pnn = client.pnn

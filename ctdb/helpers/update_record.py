@@ -17,9 +17,9 @@ from ctdb.helpers.common import (
     connectClient,
     err,
     parseOptions,
-    recoveryWait,
     runMain,
     startLogging,
+    waitRecovered,
 )
 from ctdb.interfaces import ICTDBReactor
 from ctdb.protocols import records as R
@@ -33,10 +33,7 @@ async def run(reactor: ICTDBReactor, argv: Sequence[str]) -> int:
     client = await connectClient(
         reactor, path, "Failed to initialize client ({path}), {error}"
     )
-    try:
-        await recoveryWait(client)
-    except Exception:  # noqa: BLE001
-        err("Failed to wait for recovery")
+    if not await waitRecovered(client):
         return 1
     try:
         db = await client.attach(options["database"])

@@ -16,10 +16,10 @@ from ctdb.helpers.common import (
     connectClient,
     err,
     parseOptions,
-    recoveryWait,
     runMain,
     splitLocal,
     startLogging,
+    waitRecovered,
 )
 from ctdb.interfaces import ICTDBReactor
 from ctdb.protocols import records as R
@@ -37,10 +37,7 @@ async def run(reactor: ICTDBReactor, argv: Sequence[str]) -> int:
     client = await connectClient(
         reactor, path, "Failed to initialize client ({path}), {error}"
     )
-    try:
-        await recoveryWait(client)
-    except Exception:  # noqa: BLE001
-        err("Failed to wait for recovery")
+    if not await waitRecovered(client):
         return 1
     try:
         db = await client.attach(options["database"], persistent=True)
