@@ -490,7 +490,7 @@ class Transaction:
             await self.cancel()
 
 
-class Database:
+class Database(R.DbKind):
     """
     An attached database (C{ctdb_db_context}).  Get one from
     L{CTDBClient.attach}.
@@ -525,17 +525,6 @@ class Database:
     def __repr__(self) -> str:
         return f"<Database {self.name} 0x{self.db_id:08x} flags 0x{self.flags:x}>"
 
-    @property
-    def persistent(self) -> bool:
-        return bool(self.flags & R.DB_FLAGS_PERSISTENT)
-
-    @property
-    def replicated(self) -> bool:
-        return bool(self.flags & R.DB_FLAGS_REPLICATED)
-
-    @property
-    def volatile(self) -> bool:
-        return not self.flags & (R.DB_FLAGS_PERSISTENT | R.DB_FLAGS_REPLICATED)
 
     # -- local reads ---------------------------------------------------------------
 

@@ -120,7 +120,7 @@ def splitValue(value: bytes | None) -> tuple[LtdbHeader | None, bytes]:
 
 
 @dataclass
-class Database:
+class Database(R.DbKind):
     db_id: int
     name: str
     flags: int
@@ -160,18 +160,6 @@ class Database:
     @property
     def isSticky(self) -> bool:
         return bool(self.flags & R.DB_FLAGS_STICKY)
-
-    @property
-    def persistent(self) -> bool:
-        return bool(self.flags & R.DB_FLAGS_PERSISTENT)
-
-    @property
-    def replicated(self) -> bool:
-        return bool(self.flags & R.DB_FLAGS_REPLICATED)
-
-    @property
-    def volatile(self) -> bool:
-        return not self.flags & (R.DB_FLAGS_PERSISTENT | R.DB_FLAGS_REPLICATED)
 
 
 @dataclass

@@ -17,6 +17,27 @@ DB_FLAGS_READONLY = 0x02
 DB_FLAGS_STICKY = 0x04
 DB_FLAGS_REPLICATED = 0x08
 
+
+
+class DbKind:
+    """The kind of a database from its C{flags} (CTDB_DB_FLAGS_*), for the
+    daemon's and the client's database objects alike."""
+
+    flags: int
+
+    @property
+    def persistent(self) -> bool:
+        return bool(self.flags & DB_FLAGS_PERSISTENT)
+
+    @property
+    def replicated(self) -> bool:
+        return bool(self.flags & DB_FLAGS_REPLICATED)
+
+    @property
+    def volatile(self) -> bool:
+        return not self.flags & (DB_FLAGS_PERSISTENT | DB_FLAGS_REPLICATED)
+
+
 _REC_DATA = struct.Struct("<IIII")
 
 
