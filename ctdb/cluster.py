@@ -9,6 +9,7 @@
     ctdb-cluster --dir D socket K
     ctdb-cluster --dir D env K
     ctdb-cluster --dir D status
+    ctdb-cluster --dir D samba start|stop|status [K ...]   # clustered smbd per node
 
 D/nodeK works as CTDB_BASE for Samba's ctdb tool: it holds ``nodes`` and
 ``run/ctdbd.socket``.  Processes are tracked by the PID recorded in
@@ -34,6 +35,7 @@ from typing import Any
 
 from ctdb.protocols import controls as C
 from ctdb.protocols import packet as P
+from ctdb.samba import ClusteredSamba, SambaError
 
 CONFIG = "cluster.json"
 
@@ -439,6 +441,12 @@ def main(argv: list[str] | None = None) -> int:
         p = sub.add_parser(name)
         p.add_argument("pnn", type=int)
     sub.add_parser("status")
+    p = sub.add_parser("samba", help="a clustered smbd on every node")
+    p.add_argument("action", choices=("start", "stop", "status"))
+    p.add_argument("pnns", nargs="*", type=int)
+    p.add_argument("--timeout", type=float, default=30.0)
+    p.add_argument("--no-clustering", action="store_true",
+                   help="clustering = no: each smbd on its own (for comparison)")
     args = parser.parse_args(argv)
     cluster = LocalCluster(args.dir)
     try:
@@ -469,7 +477,16 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"export {key}={shlex.quote(value)}")
         elif args.command == "status":
             print(cluster.status())
-    except (ClusterError, ValueError) as e:
+        elif args.command == "samba":
+            for k in args.pnns:
+                cluster._check(k)
+            samba = ClusteredSamba(cluster, clustering=not args.no_clustering)
+            if args.action == "start":
+                samba.start(args.pnns, timeout=args.timeout)
+            elif args.action == "stop":
+                samba.stop(args.pnns, timeout=args.timeout)
+            print(samba.status())
+    except (ClusterError, SambaError, ValueError) as e:
         print(f"ctdb-cluster: {e}", file=sys.stderr)
         return 1
     return 0

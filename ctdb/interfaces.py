@@ -117,3 +117,19 @@ class IRecordStore(Interface):
 
     def close() -> None:
         """Close the store."""
+
+    def tdbFlags() -> int:
+        """The C{TDB_*} flags this store's handle runs with (C{tdb_get_flags}):
+        what DB_OPEN_FLAGS tells a client such as smbd to open its own
+        handle on the same file with."""
+
+    def enableSeqnum() -> None:
+        """From now on every store and delete bumps the sequence number
+        (C{tdb_enable_seqnum})."""
+
+    def seqnum() -> int:
+        """The database's sequence number, as every handle on it reads it."""
+
+    def incrementSeqnumNonblock() -> None:
+        """Bump the sequence number without waiting for a lock, so that the
+        other handles' seqnum-validated caches are thrown away."""

@@ -193,6 +193,9 @@ class Daemon(Service):
         self.lastRecoveryFinished = 0.0
         self.stats.statistics_start_time = self.startTime
         self.clients: dict[int, IClientConnection] = {}
+        #: TCP connections local clients (smbd) registered with TCP_CLIENT,
+        #: by client id: (client end, server end), dropped with the client
+        self.clientTcp: dict[int, list[tuple[tuple[str, int], tuple[str, int]]]] = {}
         self._clientIds = itertools.count(1)
         self._reqids = itertools.count(1)
         #: record-protocol packets for nodes whose link is not up (see
@@ -646,6 +649,7 @@ class Daemon(Service):
 
     def clientDisconnected(self, client: IClientConnection) -> None:
         self.clients.pop(client.client_id, None)
+        self.clientTcp.pop(client.client_id, None)
         self.stats.counters["num_clients"] = len(self.clients)
         for srvid in [s for s, cs in self.srvids.items() if client in cs]:
             self.deregisterSrvid(srvid, client)

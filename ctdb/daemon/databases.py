@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from twisted.internet import defer
+from twisted.internet import defer, task
 from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 
@@ -133,7 +133,10 @@ class Database(R.DbKind):
     commitActive: bool = False
     pushRecords: int = 0
     pushSrvid: int | None = None
-    seqnumEnabled: bool = False
+    #: the sequence number last seen by the seqnum check, and the check
+    #: itself once a client sent ENABLE_SEQNUM (ctdb_db->seqnum_update)
+    seqnum: int = 0
+    seqnumCheck: task.LoopingCall | None = None
     #: the read-only delegation tracking db (``<path>.RO``) once
     #: SET_DB_READONLY made this database READONLY: key -> bitmap of pnns
     rotdb: IRecordStore | None = None
@@ -291,7 +294,7 @@ class DatabaseManager:
         path = os.path.join(self.dbDirectory(flags), f"{name}.{self.pnn}")
         store: IRecordStore
         if self.memory:
-            store = MemoryRecordStore()
+            store = MemoryRecordStore(tdbFlags=dbTdbFlags(flags))
         else:
             os.makedirs(os.path.dirname(path), exist_ok=True)
             if not flags & R.DB_FLAGS_PERSISTENT and os.path.exists(path):
@@ -302,6 +305,10 @@ class DatabaseManager:
                 hashSize=self.daemon.tunables.DatabaseHashSize,
                 tdbFlags=dbTdbFlags(flags),
             )
+            # tdb_open may drop flags it does not need for a file; keep the
+            # ones asked for, as ctdb_local_attach does (tdb_add_flags), so
+            # that DB_OPEN_FLAGS hands smbd the full set.
+            store.tdb.addFlags(dbTdbFlags(flags))
         db = Database(db_id, name, flags, path, store)
         self.byId[db_id] = db
         self.byName[name] = db
@@ -367,7 +374,9 @@ class DatabaseManager:
         return (0, b"", b"")
 
     def control_DB_OPEN_FLAGS(self, req: P.ReqControl, client: object) -> ControlResult:
-        return (0, C.encodeI32(dbTdbFlags(self._db(req).flags)), b"")
+        """The flags of our own handle (tdb_get_flags), C{TDB_SEQNUM}
+        included once enabled: smbd opens its handle with exactly these."""
+        return (0, C.encodeI32(self._db(req).store.tdbFlags()), b"")
 
     def control_GET_DB_STATISTICS(self, req: P.ReqControl, client: object) -> ControlResult:
         return (0, self._db(req).stats.encode(), b"")
@@ -424,11 +433,46 @@ class DatabaseManager:
         return (0, C.encodeU64(seqnum), b"")
 
     def control_ENABLE_SEQNUM(self, req: P.ReqControl, client: object) -> ControlResult:
-        self._db(req).seqnumEnabled = True
+        self.enableSeqnum(self._db(req))
         return (0, b"", b"")
 
+    def enableSeqnum(self, db: Database) -> None:
+        """ctdb_ltdb_enable_seqnum: our handle bumps the file's tdb sequence
+        number on every change (so DB_OPEN_FLAGS reports C{TDB_SEQNUM} and
+        smbd's handle does the same), and every SeqnumInterval ms a change
+        is announced to the other active nodes with UPDATE_SEQNUM."""
+        if db.seqnumCheck is None:
+            check = task.LoopingCall(self._seqnumCheck, db)
+            check.clock = self.daemon.reactor
+            interval = max(self.daemon.tunables.SeqnumInterval, 1) / 1000.0
+            check.start(interval, now=False)
+            db.seqnumCheck = check
+        db.store.enableSeqnum()
+        db.seqnum = db.store.seqnum()
+
+    def _seqnumCheck(self, db: Database) -> None:
+        """ctdb_ltdb_seqnum_check: a local writer (smbd, or our own stores)
+        moved the sequence number since the last look."""
+        seqnum = db.store.seqnum()
+        if seqnum != db.seqnum:
+            self.daemon.sendControl(
+                P.CTDB_BROADCAST_ACTIVE, Control.UPDATE_SEQNUM,
+                C.encodeU32(db.db_id), flags=P.CTDB_CTRL_FLAG_NOREPLY,
+            )
+        db.seqnum = seqnum
+
     def control_UPDATE_SEQNUM(self, req: P.ReqControl, client: object) -> ControlResult:
-        self._db(req)
+        """ctdb_ltdb_update_seqnum: another node's copy changed, so bump
+        ours and the caches of our local clients are thrown away."""
+        db = self._db(req)
+        if req.header.srcnode == self.pnn:
+            return (0, b"", b"")
+        if db.health:
+            self.log.warn("db({db}) unhealthy in UPDATE_SEQNUM: {why}",
+                          db=db.name, why=db.health)
+            return (-1, b"", b"")
+        db.store.incrementSeqnumNonblock()
+        db.seqnum = db.store.seqnum()
         return (0, b"", b"")
 
     def control_DB_DETACH(self, req: P.ReqControl, client: object) -> ControlResult:
@@ -453,6 +497,8 @@ class DatabaseManager:
         """Drop an attached database: its vacuuming, traverses, sticky
         records and files."""
         self.vacuum.detached(db)
+        if db.seqnumCheck is not None and db.seqnumCheck.running:
+            db.seqnumCheck.stop()
         for reqid, trav in list(self._traverses.items()):
             if trav.db is db:
                 del self._traverses[reqid]

@@ -161,6 +161,7 @@ _PROTOTYPES: dict[str, tuple[Any, list[Any], bool]] = {
     "tdb_repack": (c_int, [_CTX], True),
     "tdb_get_seqnum": (c_int, [_CTX], True),
     "tdb_enable_seqnum": (None, [_CTX], True),
+    "tdb_increment_seqnum_nonblock": (None, [_CTX], True),
     "tdb_get_flags": (c_int, [_CTX], True),
     "tdb_add_flags": (None, [_CTX, c_uint], True),
     "tdb_remove_flags": (None, [_CTX, c_uint], True),
@@ -217,6 +218,7 @@ class LibTDB:
     tdb_repack: Any
     tdb_get_seqnum: Any
     tdb_enable_seqnum: Any
+    tdb_increment_seqnum_nonblock: Any
     tdb_get_flags: Any
     tdb_add_flags: Any
     tdb_remove_flags: Any

@@ -11,6 +11,7 @@ import os
 
 from zope.interface import implementer
 
+from ctdb.database.tdb import TDB_SEQNUM
 from ctdb.interfaces import IRecordStore
 
 
@@ -20,19 +21,39 @@ class MemoryRecordStore:
 
     path = ""
 
-    def __init__(self) -> None:
+    def __init__(self, *, tdbFlags: int = 0) -> None:
         self.records: dict[bytes, bytes] = {}
         self.locked: set[bytes] = set()
         self._saved: dict[bytes, bytes] | None = None
+        self._flags = tdbFlags
+        self._seqnum = 0
 
     def fetch(self, key: bytes) -> bytes | None:
         return self.records.get(key)
 
     def store(self, key: bytes, value: bytes) -> None:
         self.records[key] = value
+        self._changed()
 
     def delete(self, key: bytes) -> None:
-        self.records.pop(key, None)
+        if self.records.pop(key, None) is not None:
+            self._changed()
+
+    def _changed(self) -> None:
+        if self._flags & TDB_SEQNUM:
+            self._seqnum += 1
+
+    def tdbFlags(self) -> int:
+        return self._flags
+
+    def enableSeqnum(self) -> None:
+        self._flags |= TDB_SEQNUM
+
+    def seqnum(self) -> int:
+        return self._seqnum
+
+    def incrementSeqnumNonblock(self) -> None:
+        self._seqnum += 1
 
     def items(self) -> list[tuple[bytes, bytes]]:
         return list(self.records.items())
@@ -132,3 +153,15 @@ class TdbRecordStore:
 
     def close(self) -> None:
         self.tdb.close()
+
+    def tdbFlags(self) -> int:
+        return self.tdb.flags
+
+    def enableSeqnum(self) -> None:
+        self.tdb.enableSeqnum()
+
+    def seqnum(self) -> int:
+        return self.tdb.seqnum
+
+    def incrementSeqnumNonblock(self) -> None:
+        self.tdb.incrementSeqnumNonblock()

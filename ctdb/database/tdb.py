@@ -641,6 +641,11 @@ class TDB:
         """Start maintaining the sequence number (C{tdb_enable_seqnum})."""
         self._lib.tdb_enable_seqnum(self._handle())
 
+    def incrementSeqnumNonblock(self) -> None:
+        """Bump the sequence number without taking the header lock
+        (C{tdb_increment_seqnum_nonblock}), as ctdbd does for UPDATE_SEQNUM."""
+        self._lib.tdb_increment_seqnum_nonblock(self._handle())
+
     @property
     def flags(self) -> int:
         """The C{TDB_*} flags in effect (C{tdb_get_flags})."""

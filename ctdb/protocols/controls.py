@@ -351,6 +351,23 @@ def decodeSockAddr(buf: bytes) -> tuple[str, int]:
     raise MalformedPacket(f"sock_addr: unknown family {family}")
 
 
+# --- ctdb_connection (two sock_addrs: TCP_CLIENT, TCP_ADD, TCP_REMOVE) ------
+
+CONNECTION_SIZE = 2 * SOCK_ADDR_SIZE
+
+
+def encodeConnection(src: tuple[str, int], dst: tuple[str, int]) -> bytes:
+    """struct ctdb_connection: the client's end, then the server's."""
+    return encodeSockAddr(*src) + encodeSockAddr(*dst)
+
+
+def decodeConnection(buf: bytes) -> tuple[tuple[str, int], tuple[str, int]]:
+    _need(buf, CONNECTION_SIZE, "connection")
+    return decodeSockAddr(buf[:SOCK_ADDR_SIZE]), decodeSockAddr(
+        buf[SOCK_ADDR_SIZE:CONNECTION_SIZE]
+    )
+
+
 # --- node map ---------------------------------------------------------------
 
 
