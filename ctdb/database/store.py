@@ -53,7 +53,7 @@ class MemoryRecordStore:
         return self._seqnum
 
     def incrementSeqnumNonblock(self) -> None:
-        self._seqnum += 1
+        self._changed()
 
     def items(self) -> list[tuple[bytes, bytes]]:
         return list(self.records.items())

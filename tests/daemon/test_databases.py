@@ -20,6 +20,7 @@ from ctdb.daemon.databases import (
     trackingAdd,
     updateHotKeys,
 )
+from ctdb.database.tdb import TDB_SEQNUM
 from ctdb.database.ltdb import (
     CTDB_REC_FLAG_MIGRATED_WITH_DATA,
     CTDB_REC_RO_HAVE_DELEGATIONS,
@@ -451,3 +452,90 @@ class HelperTests(SynchronousTestCase):
         self.assertNotIn((1, b"k2"), hot)
         updateHotKeys(hot, b"k11", 20)
         self.assertEqual(hot[-1], (20, b"k11"))
+
+
+class SeqnumTests(_ClusterMixin, SynchronousTestCase):
+    """
+    The tdb sequence numbers smbd validates its caches by (brlock.tdb,
+    locking.tdb, leases.tdb): ENABLE_SEQNUM, the SeqnumInterval check,
+    UPDATE_SEQNUM to the other nodes, and DB_OPEN_FLAGS
+    (ctdb_ltdb_server.c, ctdb_control.c).
+    """
+
+    def setUp(self) -> None:
+        self.buildCluster()
+        self.db_id = self.attach("brlock.tdb")
+
+    def control(self, pnn: int, opcode: int, data: bytes) -> P.ReplyControl:
+        client = self.cluster.client(pnn)
+        reqid = client.control(opcode, data)
+        self.cluster.flush()
+        reply = client.reply(reqid)
+        assert reply is not None
+        return reply
+
+    def openFlags(self, pnn: int) -> int:
+        reply = self.control(pnn, Control.DB_OPEN_FLAGS, C.encodeU32(self.db_id))
+        self.assertEqual(reply.status, 0)
+        return C.decodeI32(reply.data, "flags")
+
+    def seqnum(self, pnn: int) -> int:
+        return self.managers[pnn].byName["brlock.tdb"].store.seqnum()
+
+    def test_openFlagsFollowEnableSeqnum(self) -> None:
+        """DB_OPEN_FLAGS answers our handle's live flags: TDB_SEQNUM is among
+        them once a client enabled sequence numbers, so smbd's own handle
+        bumps the number on its writes too."""
+        self.assertEqual(self.openFlags(0) & TDB_SEQNUM, 0)
+        reply = self.control(0, Control.ENABLE_SEQNUM, C.encodeU32(self.db_id))
+        self.assertEqual(reply.status, 0)
+        self.assertEqual(self.openFlags(0) & TDB_SEQNUM, TDB_SEQNUM)
+        self.assertEqual(self.openFlags(1) & TDB_SEQNUM, 0)
+
+    def test_changePropagates(self) -> None:
+        """A change on node 0 is seen by the check within SeqnumInterval and
+        announced with UPDATE_SEQNUM: every other node's file gets a new
+        sequence number; node 0's own is not bumped a second time."""
+        for pnn in range(3):
+            self.control(pnn, Control.ENABLE_SEQNUM, C.encodeU32(self.db_id))
+        before = [self.seqnum(k) for k in range(3)]
+        self.managers[0].byName["brlock.tdb"].store.store(b"k", b"\0" * 24 + b"v")
+        self.assertEqual(self.seqnum(0), before[0] + 1)
+        self.clock.advance(self.cluster[0].tunables.SeqnumInterval / 1000.0)
+        self.cluster.flush()
+        self.assertEqual([self.seqnum(k) for k in range(3)],
+                         [before[0] + 1, before[1] + 1, before[2] + 1])
+        # nothing changed since: the next check announces nothing
+        self.clock.advance(self.cluster[0].tunables.SeqnumInterval / 1000.0)
+        self.cluster.flush()
+        self.assertEqual([self.seqnum(k) for k in range(3)],
+                         [before[0] + 1, before[1] + 1, before[2] + 1])
+
+    def test_noCheckWithoutEnable(self) -> None:
+        """Without ENABLE_SEQNUM nothing is checked or announced."""
+        self.managers[0].byName["brlock.tdb"].store.store(b"k", b"\0" * 24 + b"v")
+        self.clock.advance(5)
+        self.cluster.flush()
+        self.assertEqual([self.seqnum(k) for k in range(3)], [0, 0, 0])
+
+    def test_updateFromSelfIgnored(self) -> None:
+        """UPDATE_SEQNUM from our own pnn changes nothing (ctdb_ltdb_update_seqnum)."""
+        client = self.cluster.client(1)
+        header = P.Header(P.Operation.REQ_CONTROL, 1, 1, 99)
+        client.send(P.ReqControl(header, Control.UPDATE_SEQNUM, 0, 0, 0,
+                                 C.encodeU32(self.db_id)))
+        self.cluster.flush()
+        self.assertEqual(self.seqnum(1), 0)
+
+    def test_unknownDatabase(self) -> None:
+        """Seqnum controls for a database we do not have fail with -1."""
+        for opcode in (Control.ENABLE_SEQNUM, Control.UPDATE_SEQNUM,
+                       Control.DB_OPEN_FLAGS):
+            self.assertEqual(self.control(0, opcode, C.encodeU32(0xDEAD)).status, -1)
+
+    def test_detachStopsCheck(self) -> None:
+        """Detaching a database stops its seqnum check."""
+        self.control(0, Control.ENABLE_SEQNUM, C.encodeU32(self.db_id))
+        db = self.managers[0].byName["brlock.tdb"]
+        self.managers[0].detach(db)
+        self.assertFalse(db.seqnumCheck.running)  # type: ignore[union-attr]
