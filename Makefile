@@ -9,8 +9,8 @@ PYTHON ?= python3
 VENV ?= .venv
 DEMO_DIR ?= demo-cluster
 
-APT_PACKAGES := libtdb1 tdb-tools ctdb tshark iproute2
-PIP_PACKAGES := twisted zope.interface pytest hypothesis
+APT_PACKAGES := libtdb1 tdb-tools ctdb tshark iproute2 samba smbclient samba-testsuite
+PIP_PACKAGES := twisted zope.interface pytest hypothesis smbprotocol
 STAMP := $(VENV)/.txctdb-installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
