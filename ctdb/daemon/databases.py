@@ -211,6 +211,18 @@ class _PendingCall:
 
 
 @dataclass
+class _DeferredAttach:
+    """A local client's attach waiting for the end of a recovery
+    (struct ctdb_deferred_attach_context)."""
+
+    req: P.ReqControl
+    client: object
+    flags: int
+    done: defer.Deferred[ControlResult]
+    timer: IDelayedCall | None = None
+
+
+@dataclass
 class _Trans3Commit:
     """struct ctdb_persistent_state: a TRANS3_COMMIT waiting for the
     UPDATE_RECORD replies of C{pending} nodes."""
@@ -250,6 +262,8 @@ class DatabaseManager:
         #: TRANS3_COMMITs in progress, by db id (ctdb_db->persistent_state)
         self._trans3: dict[int, _Trans3Commit] = {}
         self._hashes: dict[bytes, int] = {}
+        #: local clients' attaches waiting for the end of a recovery
+        self._deferredAttaches: list[_DeferredAttach] = []
         # Client replies produced while a chain lock is held, sent once it
         # is released (see withLock); None when no lock is held.
         self._afterUnlock: list[tuple[IClientConnection, P.Packet]] | None = None
@@ -318,10 +332,32 @@ class DatabaseManager:
                       path=path, flags=dbTdbFlags(flags), kind=kind)
         return db
 
-    def _attachControl(self, req: P.ReqControl, client: object, flags: int) -> ControlResult:
+    def _attachControl(
+        self, req: P.ReqControl, client: object, flags: int
+    ) -> ControlResult | defer.Deferred[ControlResult]:
+        """ctdb_control_db_attach.  A local client (smbd, the tool) may not
+        attach on an inactive node, and while the node is in recovery or
+        has not finished its first one the attach waits until it is over
+        (at most DeferredAttachTO s): smbd started with a cluster that is
+        still coming up blocks in the attach instead of failing."""
         name = C.decodeString(req.data, "db name")
-        if self.daemon.tunables.AllowClientDBAttach == 0:
+        d = self.daemon
+        if d.tunables.AllowClientDBAttach == 0:
             return (-1, b"", b"DB Attach denied by tunable AllowClientDBAttach")
+        if client is not None:
+            if d.nodes[d.pnn].flags & C.NODE_FLAGS_INACTIVE:
+                self.log.warn(
+                    "DB Attach to database {name} refused since node is inactive "
+                    "(flags=0x{flags:x})", name=name, flags=d.nodes[d.pnn].flags,
+                )
+                return (-1, b"", b"")
+            fromRecovery = bool(req.flags & P.CTDB_CTRL_FLAG_ATTACH_RECOVERY)
+            if fromRecovery and d.recmode != C.CTDB_RECOVERY_ACTIVE:
+                return (-1, b"", b"Attach from recovery refused: recovery not active")
+            if not fromRecovery and (
+                d.recmode == C.CTDB_RECOVERY_ACTIVE or d.runstate < C.RunState.STARTUP
+            ):
+                return self._deferAttach(req, client, flags, name)
         existed = name in self.byName
         db = self.attach(name, flags)
         if not existed:
@@ -336,6 +372,40 @@ class DatabaseManager:
                 flags=P.CTDB_CTRL_FLAG_NOREPLY,
             )
         return (0, C.encodeU32(db.db_id), b"")
+
+    def _deferAttach(
+        self, req: P.ReqControl, client: object, flags: int, name: str
+    ) -> defer.Deferred[ControlResult]:
+        done: defer.Deferred[ControlResult] = defer.Deferred()
+        waiting = _DeferredAttach(req, client, flags, done)
+
+        def timedOut() -> None:
+            self._deferredAttaches.remove(waiting)
+            done.callback((-1, b"", b""))
+
+        waiting.timer = self.daemon.reactor.callLater(
+            self.daemon.tunables.DeferredAttachTO, timedOut
+        )
+        self._deferredAttaches.append(waiting)
+        self.log.info(
+            "DB Attach to database {name} deferred for client with pid:{pid} "
+            "since node is in recovery mode.",
+            name=name, pid=getattr(client, "pid", 0),
+        )
+        return done
+
+    def processDeferredAttaches(self) -> None:
+        """ctdb_process_deferred_attach: the recovery is over; run the
+        attaches that waited for it (any that still cannot run wait again)."""
+        waiting, self._deferredAttaches = self._deferredAttaches, []
+        for item in waiting:
+            if item.timer is not None and item.timer.active():
+                item.timer.cancel()
+            result = defer.maybeDeferred(
+                self._attachControl, item.req, item.client, item.flags
+            )
+            result.addErrback(lambda f: (-1, b"", str(f.value).encode()))
+            result.chainDeferred(item.done)
 
     def control_DB_ATTACH(self, req: P.ReqControl, client: object) -> ControlResult:
         return self._attachControl(req, client, 0)
@@ -1378,7 +1448,9 @@ class DatabaseManager:
 
     def recoveryFinished(self) -> None:
         """ctdb_call_resend_all: calls in flight when the cluster changed are
-        sent again under the new generation, so none is lost."""
+        sent again under the new generation, so none is lost; and attaches
+        that waited for the recovery run."""
+        self.processDeferredAttaches()
         pending, self._calls = self._calls, {}
         for pending_call in pending.values():
             self._resend(pending_call)
@@ -1408,6 +1480,10 @@ class DatabaseManager:
         self.withLock(db, pending.key, run)
 
     def clientGone(self, client: IClientConnection) -> None:
+        for item in [a for a in self._deferredAttaches if a.client is client]:
+            self._deferredAttaches.remove(item)
+            if item.timer is not None and item.timer.active():
+                item.timer.cancel()
         for pending in self._calls.values():
             if pending.client is client:
                 pending.client = None

@@ -146,13 +146,17 @@ class RecoveryControls:
     def control_END_RECOVERY(self, req: P.ReqControl, client: object) -> ControlResult:
         d = self.daemon
         d.lastRecoveryFinished = d.reactor.seconds()
-        if d.runstate < C.RunState.STARTUP:
+        firstRecovery = d.runstate < C.RunState.STARTUP
+        if firstRecovery:
             d.setRunstate(C.RunState.STARTUP)
             d.setRunstate(C.RunState.RUNNING)
         dbs = getattr(d, "databases", None)
         if dbs is not None:
             # ctdb_persistent_finish_trans3_commits
             dbs.finishTrans3Commits()
+            if firstRecovery:
+                # attaches that waited for the end of the first recovery
+                dbs.processDeferredAttaches()
         return OK
 
     def control_FREEZE(self, req: P.ReqControl, client: object) -> ControlResult:

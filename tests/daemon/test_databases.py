@@ -14,6 +14,7 @@ from __future__ import annotations
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
+from ctdb.daemon.recover import RecoveryControls
 from ctdb.daemon.databases import (
     DatabaseManager,
     trackedPnns,
@@ -539,3 +540,68 @@ class SeqnumTests(_ClusterMixin, SynchronousTestCase):
         db = self.managers[0].byName["brlock.tdb"]
         self.managers[0].detach(db)
         self.assertFalse(db.seqnumCheck.running)  # type: ignore[union-attr]
+
+
+class DeferredAttachTests(_ClusterMixin, SynchronousTestCase):
+    """A local client's attach during a recovery waits for its end
+    (ctdb_control_db_attach, ctdb_process_deferred_attach): smbd started
+    while the cluster is coming up does not fail."""
+
+    def setUp(self) -> None:
+        self.buildCluster()
+        self.daemon = self.cluster[0]
+        RecoveryControls(self.daemon)
+        self.client = self.cluster.client(0)
+
+    def attachRequest(self, name: str = "locking.tdb") -> int:
+        reqid = self.client.control(Control.DB_ATTACH, C.encodeString(name))
+        self.cluster.flush()
+        return reqid
+
+    def test_waitsForRecovery(self) -> None:
+        """The attach is answered once the recovery mode goes back to NORMAL."""
+        self.daemon.recmode = C.CTDB_RECOVERY_ACTIVE
+        reqid = self.attachRequest()
+        self.assertIsNone(self.client.reply(reqid))
+        self.assertNotIn("locking.tdb", self.managers[0].byName)
+        setNormal = self.client.control(Control.SET_RECMODE,
+                                        C.encodeU32(C.CTDB_RECOVERY_NORMAL))
+        self.cluster.flush()
+        self.assertEqual(self.client.reply(setNormal).status, 0)  # type: ignore[union-attr]
+        reply = self.client.reply(reqid)
+        assert reply is not None
+        self.assertEqual(reply.status, 0)
+        self.assertEqual(C.decodeU32(reply.data, "db_id"),
+                         self.managers[0].byName["locking.tdb"].db_id)
+
+    def test_waitsForFirstRecovery(self) -> None:
+        """Before the first recovery ended (runstate < STARTUP) it waits
+        too, until END_RECOVERY."""
+        self.daemon.runstate = C.RunState.FIRST_RECOVERY
+        reqid = self.attachRequest()
+        self.assertIsNone(self.client.reply(reqid))
+        self.client.control(Control.END_RECOVERY)
+        self.cluster.flush()
+        self.assertEqual(self.client.reply(reqid).status, 0)  # type: ignore[union-attr]
+
+    def test_timeout(self) -> None:
+        """After DeferredAttachTO seconds it fails."""
+        self.daemon.recmode = C.CTDB_RECOVERY_ACTIVE
+        reqid = self.attachRequest()
+        self.clock.advance(self.daemon.tunables.DeferredAttachTO)
+        self.cluster.flush()
+        self.assertEqual(self.client.reply(reqid).status, -1)  # type: ignore[union-attr]
+        self.assertEqual(self.managers[0]._deferredAttaches, [])
+
+    def test_clientGone(self) -> None:
+        """A client that goes while waiting leaves nothing behind."""
+        self.daemon.recmode = C.CTDB_RECOVERY_ACTIVE
+        self.attachRequest()
+        self.client.transport.loseConnection()
+        self.assertEqual(self.managers[0]._deferredAttaches, [])
+
+    def test_inactiveNodeRefuses(self) -> None:
+        """On a stopped or banned node a client may not attach."""
+        self.daemon.nodes[0].flags |= C.NODE_FLAGS_STOPPED
+        reqid = self.attachRequest()
+        self.assertEqual(self.client.reply(reqid).status, -1)  # type: ignore[union-attr]
