@@ -280,6 +280,15 @@ class LocalCluster(NodeLayout):
         self._children = getattr(self, "_children", {})
         self._children[pnn] = proc
 
+    def _exited(self, pnn: int) -> bool:
+        """Whether node C{pnn}'s daemon is gone.  A child this object started
+        is asked directly: just after a (v)fork and exec its command line
+        may still read empty, which L{pid} would take for another process."""
+        proc = getattr(self, "_children", {}).get(pnn)
+        if proc is not None:
+            return proc.poll() is not None
+        return self.pid(pnn) is None
+
     def _reap(self, pnn: int) -> None:
         proc = getattr(self, "_children", {}).get(pnn)
         if proc is not None:
@@ -318,8 +327,7 @@ class LocalCluster(NodeLayout):
             problem = ""
             for k in pnns:
                 if k not in alive:
-                    self._reap(k)
-                    if self.pid(k) is None:
+                    if self._exited(k):
                         raise ClusterError(
                             f"node {k} exited during start; see {self.logFile(k)} "
                             f"and {os.path.join(self.nodeDir(k), 'stdout.log')}:\n"

@@ -211,6 +211,31 @@ class ClusteredSamba:
             f.write(f"{proc.pid}\n")
         self._children[pnn] = proc
 
+    def _exited(self, pnn: int) -> bool:
+        """Whether node C{pnn}'s smbd is gone.  A child we started is asked
+        directly: just after a (v)fork and exec its command line may still
+        read empty, which L{pid} would take for another process."""
+        proc = self._children.get(pnn)
+        if proc is not None:
+            return proc.poll() is not None
+        return self.pid(pnn) is None
+
+    def _endGroup(self, pnn: int, timeout: float = 10.0) -> int | None:
+        """Make sure the smbd we started for C{pnn} and its process group
+        are gone (SIGKILL whatever is left of the group); its exit status."""
+        proc = self._children.pop(pnn, None)
+        if proc is None:
+            return None
+        _signalGroup(proc.pid, signal.SIGKILL)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pass
+        deadline = time.monotonic() + timeout
+        while _groupAlive(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return proc.returncode
+
     def _reap(self, pnn: int) -> None:
         proc = self._children.get(pnn)
         if proc is not None and proc.poll() is not None:
@@ -219,11 +244,14 @@ class ClusteredSamba:
     def _waitListening(self, pnn: int, deadline: float) -> None:
         address = self.address(pnn)
         while True:
-            self._reap(pnn)
-            if self.pid(pnn) is None:
+            if self._exited(pnn):
+                # An exiting smbd may leave children behind: wait until its
+                # whole group is gone, so that a new start finds no
+                # half-dead smbd holding its pid file.
+                status = self._endGroup(pnn)
                 raise SambaError(
-                    f"smbd of node {pnn} exited; see {self.logFile(pnn)}:\n"
-                    + self._tail(pnn)
+                    f"smbd of node {pnn} exited (status {status}); see "
+                    f"{self.logFile(pnn)}:\n" + self._tail(pnn)
                 )
             try:
                 with socket.create_connection((address, SMB_PORT), timeout=1):
@@ -237,15 +265,17 @@ class ClusteredSamba:
             time.sleep(0.05)
 
     def _tail(self, pnn: int, lines: int = 15) -> str:
-        try:
-            with open(self.logFile(pnn), errors="replace") as f:
-                return "".join(f.readlines()[-lines:])
-        except OSError:
-            return ""
+        text = ""
+        for path in (self.logFile(pnn), os.path.join(self.smbDir(pnn), "stdout.log")):
+            try:
+                with open(path, errors="replace") as f:
+                    text += "".join(f.readlines()[-lines:])
+            except OSError:
+                pass
+        return text
 
     def running(self, pnn: int) -> bool:
-        self._reap(pnn)
-        return self.pid(pnn) is not None
+        return not self._exited(pnn)
 
     def waitExited(self, pnn: int, timeout: float = 15.0) -> bool:
         """Wait until node C{pnn}'s smbd is gone (it exits by itself when its
