@@ -286,7 +286,9 @@ class Daemon(Service):
         if destnode == P.CTDB_BROADCAST_ALL:
             return [n.pnn for n in self.nodes if not n.flags & NODE_FLAGS_DELETED]
         if destnode == P.CTDB_BROADCAST_ACTIVE:
-            return list(self.vnnMap.map)
+            # ctdb_broadcast_packet_active: every node that is not inactive,
+            # whether it is in the vnn map (an lmaster) or not
+            return self.activeLmasters()
         if destnode == P.CTDB_BROADCAST_CONNECTED:
             return [
                 n.pnn

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from twisted.internet import defer, task
+from twisted.internet import defer
 from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 
@@ -136,7 +136,7 @@ class Database(R.DbKind):
     #: the sequence number last seen by the seqnum check, and the check
     #: itself once a client sent ENABLE_SEQNUM (ctdb_db->seqnum_update)
     seqnum: int = 0
-    seqnumCheck: task.LoopingCall | None = None
+    seqnumCheck: IDelayedCall | None = None
     #: the read-only delegation tracking db (``<path>.RO``) once
     #: SET_DB_READONLY made this database READONLY: key -> bitmap of pnns
     rotdb: IRecordStore | None = None
@@ -512,17 +512,20 @@ class DatabaseManager:
         smbd's handle does the same), and every SeqnumInterval ms a change
         is announced to the other active nodes with UPDATE_SEQNUM."""
         if db.seqnumCheck is None:
-            check = task.LoopingCall(self._seqnumCheck, db)
-            check.clock = self.daemon.reactor
-            interval = max(self.daemon.tunables.SeqnumInterval, 1) / 1000.0
-            check.start(interval, now=False)
-            db.seqnumCheck = check
+            self._scheduleSeqnumCheck(db)
         db.store.enableSeqnum()
         db.seqnum = db.store.seqnum()
+
+    def _scheduleSeqnumCheck(self, db: Database) -> None:
+        # SeqnumInterval is read again for every check, as ctdbd does.
+        interval = max(self.daemon.tunables.SeqnumInterval, 1) / 1000.0
+        db.seqnumCheck = self.daemon.reactor.callLater(interval, self._seqnumCheck, db)
 
     def _seqnumCheck(self, db: Database) -> None:
         """ctdb_ltdb_seqnum_check: a local writer (smbd, or our own stores)
         moved the sequence number since the last look."""
+        if self.byId.get(db.db_id) is not db:
+            return
         seqnum = db.store.seqnum()
         if seqnum != db.seqnum:
             self.daemon.sendControl(
@@ -530,6 +533,7 @@ class DatabaseManager:
                 C.encodeU32(db.db_id), flags=P.CTDB_CTRL_FLAG_NOREPLY,
             )
         db.seqnum = seqnum
+        self._scheduleSeqnumCheck(db)
 
     def control_UPDATE_SEQNUM(self, req: P.ReqControl, client: object) -> ControlResult:
         """ctdb_ltdb_update_seqnum: another node's copy changed, so bump
@@ -567,8 +571,8 @@ class DatabaseManager:
         """Drop an attached database: its vacuuming, traverses, sticky
         records and files."""
         self.vacuum.detached(db)
-        if db.seqnumCheck is not None and db.seqnumCheck.running:
-            db.seqnumCheck.stop()
+        if db.seqnumCheck is not None and db.seqnumCheck.active():
+            db.seqnumCheck.cancel()
         for reqid, trav in list(self._traverses.items()):
             if trav.db is db:
                 del self._traverses[reqid]

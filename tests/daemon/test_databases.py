@@ -539,7 +539,38 @@ class SeqnumTests(_ClusterMixin, SynchronousTestCase):
         self.control(0, Control.ENABLE_SEQNUM, C.encodeU32(self.db_id))
         db = self.managers[0].byName["brlock.tdb"]
         self.managers[0].detach(db)
-        self.assertFalse(db.seqnumCheck.running)  # type: ignore[union-attr]
+        self.assertFalse(db.seqnumCheck.active())  # type: ignore[union-attr]
+        self.assertEqual(self.clock.getDelayedCalls(),
+                         [c for c in self.clock.getDelayedCalls() if c is not db.seqnumCheck])
+
+    def test_intervalReadEachTime(self) -> None:
+        """A new SeqnumInterval applies from the next check on."""
+        self.control(0, Control.ENABLE_SEQNUM, C.encodeU32(self.db_id))
+        self.control(1, Control.ENABLE_SEQNUM, C.encodeU32(self.db_id))
+        tunables = self.cluster[0].tunables
+        self.clock.advance(tunables.SeqnumInterval / 1000.0)
+        tunables.SeqnumInterval = 5000
+        self.clock.advance(1.0)  # the check scheduled with the old interval
+        self.managers[0].byName["brlock.tdb"].store.store(b"k", b"\0" * 24 + b"v")
+        self.clock.advance(4.9)
+        self.cluster.flush()
+        self.assertEqual(self.seqnum(1), 0)
+        self.clock.advance(0.1)
+        self.cluster.flush()
+        self.assertEqual(self.seqnum(1), 1)
+
+    def test_reachesNodesOutsideVnnMap(self) -> None:
+        """UPDATE_SEQNUM goes to every active node, lmaster or not
+        (CTDB_BROADCAST_ACTIVE): node 2 without the lmaster role still
+        learns of node 0's change."""
+        for d in self.cluster:
+            d.vnnMap = C.VnnMap(d.vnnMap.generation, [0, 1])
+        for pnn in range(3):
+            self.control(pnn, Control.ENABLE_SEQNUM, C.encodeU32(self.db_id))
+        self.managers[0].byName["brlock.tdb"].store.store(b"k", b"\0" * 24 + b"v")
+        self.clock.advance(self.cluster[0].tunables.SeqnumInterval / 1000.0)
+        self.cluster.flush()
+        self.assertEqual(self.seqnum(2), 1)
 
 
 class DeferredAttachTests(_ClusterMixin, SynchronousTestCase):
