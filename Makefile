@@ -20,7 +20,9 @@ all: install
 
 install: system-packages $(STAMP)
 
-# Install only what is missing; say nothing when everything is there.
+# Install only what is missing; say nothing when everything is there.  Service
+# starts are refused while installing (a temporary policy-rc.d), so that
+# Debian's samba package starts no smbd bound to every address's port 445.
 system-packages:
 	@missing=""; \
 	for p in $(APT_PACKAGES); do \
@@ -34,9 +36,17 @@ system-packages:
 	    echo "installing system packages:$$missing"; \
 	    echo "wireshark-common wireshark-common/install-setuid boolean false" \
 	        | $(SUDO) debconf-set-selections; \
+	    norc=""; \
+	    if [ ! -e /usr/sbin/policy-rc.d ]; then \
+	        printf '#!/bin/sh\nexit 101\n' | $(SUDO) tee /usr/sbin/policy-rc.d >/dev/null; \
+	        $(SUDO) chmod 755 /usr/sbin/policy-rc.d; norc=1; \
+	    fi; \
 	    $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 	    $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	        $$missing; \
+	    status=$$?; \
+	    if [ -n "$$norc" ]; then $(SUDO) rm -f /usr/sbin/policy-rc.d; fi; \
+	    [ $$status = 0 ] || exit $$status; \
 	fi
 
 $(VENV)/bin/python:
