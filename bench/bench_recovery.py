@@ -56,14 +56,21 @@ POLL = 0.01
 SETTLE = 11.0
 
 
-def tool(cluster: Any, pnn: int, *args: str, stdin: str | None = None,
-         timeout: float = 60) -> str:
+def tool(
+    cluster: Any, pnn: int, *args: str, stdin: str | None = None, timeout: float = 60
+) -> str:
     env = dict(os.environ)
     env.update(cluster.env(pnn))
-    result = subprocess.run(["ctdb", *args], env=env, capture_output=True, text=True,
-                            check=False,
-                            timeout=timeout, input=stdin,
-                            stdin=None if stdin is not None else subprocess.DEVNULL)
+    result = subprocess.run(
+        ["ctdb", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=timeout,
+        input=stdin,
+        stdin=None if stdin is not None else subprocess.DEVNULL,
+    )
     if result.returncode != 0:
         raise RuntimeError(f"ctdb {' '.join(args)}: {result.stderr.strip()}")
     return result.stdout
@@ -84,8 +91,9 @@ def generation(cluster: Any, pnn: int) -> int:
         client.close()
 
 
-def waitRecovered(cluster: Any, survivors: list[int], old: int, started: float,
-                  timeout: float = 60.0) -> tuple[float, float | None]:
+def waitRecovered(
+    cluster: Any, survivors: list[int], old: int, started: float, timeout: float = 60.0
+) -> tuple[float, float | None]:
     """Poll the survivors until all are NORMAL with one generation other
     than C{old}.  Returns (seconds since C{started}, seconds since a
     survivor was first seen ACTIVE or None)."""
@@ -104,14 +112,19 @@ def waitRecovered(cluster: Any, survivors: list[int], old: int, started: float,
                     clients.pop(k, None)
                     states[k] = (-1, old)
             now = time.monotonic()
-            if firstActive is None and any(m == C.CTDB_RECOVERY_ACTIVE
-                                           for m, _ in states.values()):
+            if firstActive is None and any(
+                m == C.CTDB_RECOVERY_ACTIVE for m, _ in states.values()
+            ):
                 firstActive = now
             gens = {g for _, g in states.values()}
-            if (all(m == C.CTDB_RECOVERY_NORMAL for m, _ in states.values())
-                    and len(gens) == 1 and old not in gens):
-                return now - started, (None if firstActive is None
-                                       else now - firstActive)
+            if (
+                all(m == C.CTDB_RECOVERY_NORMAL for m, _ in states.values())
+                and len(gens) == 1
+                and old not in gens
+            ):
+                return now - started, (
+                    None if firstActive is None else now - firstActive
+                )
             time.sleep(POLL)
     finally:
         for c in clients.values():
@@ -149,9 +162,13 @@ def measureRecover(cluster: Any) -> tuple[float, float, float]:
     old = generation(cluster, 0)
     result: dict[str, float] = {}
     started = time.monotonic()
-    proc = subprocess.Popen(["ctdb", "recover"], env={**os.environ, **cluster.env(0)},
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        ["ctdb", "recover"],
+        env={**os.environ, **cluster.env(0)},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     total, fromActive = waitRecovered(cluster, [0, 1, 2], old, started)
     proc.wait(timeout=60)
     result["wall"] = time.monotonic() - started
@@ -174,9 +191,15 @@ def fill(cluster: Any, records: int, dbs: list[str]) -> None:
 
 
 def run(kind: str, cluster: Any, rounds: int, records: int) -> dict[str, list[float]]:
-    out: dict[str, list[float]] = {"nonleader": [], "leader": [], "recover": [],
-                                   "recover_from_tool": [], "recover_wall": [],
-                                   "big": [], "big_wall": []}
+    out: dict[str, list[float]] = {
+        "nonleader": [],
+        "leader": [],
+        "recover": [],
+        "recover_from_tool": [],
+        "recover_wall": [],
+        "big": [],
+        "big_wall": [],
+    }
     for r in range(rounds):
         out["nonleader"].append(measureDeath(cluster, lambda lead: (lead + 1) % 3))
         out["leader"].append(measureDeath(cluster, lambda lead: lead))
@@ -184,14 +207,19 @@ def run(kind: str, cluster: Any, rounds: int, records: int) -> dict[str, list[fl
         out["recover"].append(active)
         out["recover_from_tool"].append(total)
         out["recover_wall"].append(wall)
-        print(f"  {kind} round {r + 1}: non-leader {out['nonleader'][-1]:.3f} s, "
-              f"leader {out['leader'][-1]:.3f} s, recover {active:.3f} s "
-              f"(tool {wall:.3f} s)", flush=True)
+        print(
+            f"  {kind} round {r + 1}: non-leader {out['nonleader'][-1]:.3f} s, "
+            f"leader {out['leader'][-1]:.3f} s, recover {active:.3f} s "
+            f"(tool {wall:.3f} s)",
+            flush=True,
+        )
     dbs = [f"bench_recovery_{i}.tdb" for i in range(3)]
     t0 = time.monotonic()
     fill(cluster, records, dbs)
-    print(f"  {kind}: filled 3 x {records} records in {time.monotonic() - t0:.1f} s",
-          flush=True)
+    print(
+        f"  {kind}: filled 3 x {records} records in {time.monotonic() - t0:.1f} s",
+        flush=True,
+    )
     for _ in range(rounds):
         active, _total, wall = measureRecover(cluster)
         out["big"].append(active)
@@ -202,7 +230,7 @@ def run(kind: str, cluster: Any, rounds: int, records: int) -> dict[str, list[fl
 def fmt(values: list[float]) -> str:
     if not values:
         return "-"
-    return (f"{statistics.median(values):7.3f} s  [{min(values):.3f}-{max(values):.3f}]")
+    return f"{statistics.median(values):7.3f} s  [{min(values):.3f}-{max(values):.3f}]"
 
 
 def main() -> int:
@@ -210,8 +238,12 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--records", type=int, default=10000)
     parser.add_argument("--only", choices=["ours", "real"], default=None)
-    parser.add_argument("--settle", type=float, default=11.0,
-                        help="quiet seconds before each measurement")
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=11.0,
+        help="quiet seconds before each measurement",
+    )
     args = parser.parse_args()
     global SETTLE
     SETTLE = args.settle

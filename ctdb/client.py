@@ -525,7 +525,6 @@ class Database(R.DbKind):
     def __repr__(self) -> str:
         return f"<Database {self.name} 0x{self.db_id:08x} flags 0x{self.flags:x}>"
 
-
     # -- local reads ---------------------------------------------------------------
 
     def _readLocal(self, key: bytes) -> tuple[LtdbHeader, bytes]:

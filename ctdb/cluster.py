@@ -45,7 +45,11 @@ class ClusterError(Exception):
 
 
 def syncControl(
-    path: str, opcode: int, data: bytes = b"", *, destnode: int = P.CTDB_CURRENT_NODE,
+    path: str,
+    opcode: int,
+    data: bytes = b"",
+    *,
+    destnode: int = P.CTDB_CURRENT_NODE,
     timeout: float = 5.0,
 ) -> P.ReplyControl:
     """One blocking control over a daemon's unix socket (no reactor needed)."""
@@ -54,7 +58,11 @@ def syncControl(
         s.connect(path)
         req = P.ReqControl(
             P.Header(P.Operation.REQ_CONTROL, destnode, P.CTDB_UNKNOWN_PNN, 1),
-            opcode, 0, 0, 0, data,
+            opcode,
+            0,
+            0,
+            0,
+            data,
         )
         s.sendall(req.encode())
         buf = b""
@@ -124,7 +132,9 @@ class NodeLayout:
         return C.decodeNodeMap(reply.data)
 
     def recMode(self, pnn: int) -> int:
-        return syncControl(self.socketPath(pnn), C.Control.GET_RECMODE, timeout=2).status
+        return syncControl(
+            self.socketPath(pnn), C.Control.GET_RECMODE, timeout=2
+        ).status
 
     def vnnMap(self, pnn: int) -> C.VnnMap:
         reply = syncControl(self.socketPath(pnn), C.Control.GETVNNMAP, timeout=2)
@@ -165,7 +175,10 @@ class LocalCluster(NodeLayout):
             raise ClusterError(f"no node {pnn} (cluster has {self.size} nodes)")
 
     def setup(
-        self, nodes: int, base: str = "127.0.0.1", port: int = P.CTDB_PORT,
+        self,
+        nodes: int,
+        base: str = "127.0.0.1",
+        port: int = P.CTDB_PORT,
         tunables: dict[str, int] | None = None,
         reclock: str = "",
     ) -> None:
@@ -177,8 +190,13 @@ class LocalCluster(NodeLayout):
         os.makedirs(self.directory, exist_ok=True)
         with open(os.path.join(self.directory, CONFIG), "w") as f:
             json.dump(
-                {"nodes": nodes, "base": base, "port": port, "tunables": tunables or {},
-                 "reclock": reclock},
+                {
+                    "nodes": nodes,
+                    "base": base,
+                    "port": port,
+                    "tunables": tunables or {},
+                    "reclock": reclock,
+                },
                 f,
             )
         text = "".join(f"{first + k}\n" for k in range(nodes))
@@ -254,17 +272,30 @@ class LocalCluster(NodeLayout):
         cfg = self._config()
         d = self.nodeDir(pnn)
         args = [
-            sys.executable, "-c", "from twisted.scripts.twistd import run; run()",
-            "-n", "--pidfile=", "ctdb",
-            "--nodes", os.path.join(d, "nodes"),
-            "--address", self.address(pnn),
-            "--port", str(cfg.get("port", P.CTDB_PORT)),
-            "--socket", self.socketPath(pnn),
-            "--dbdir", os.path.join(d, "db", "volatile"),
-            "--dbdir-persistent", os.path.join(d, "db", "persistent"),
-            "--dbdir-state", os.path.join(d, "db", "state"),
-            "--log-file", self.logFile(pnn),
-            "--log-level", "NOTICE",
+            sys.executable,
+            "-c",
+            "from twisted.scripts.twistd import run; run()",
+            "-n",
+            "--pidfile=",
+            "ctdb",
+            "--nodes",
+            os.path.join(d, "nodes"),
+            "--address",
+            self.address(pnn),
+            "--port",
+            str(cfg.get("port", P.CTDB_PORT)),
+            "--socket",
+            self.socketPath(pnn),
+            "--dbdir",
+            os.path.join(d, "db", "volatile"),
+            "--dbdir-persistent",
+            os.path.join(d, "db", "persistent"),
+            "--dbdir-state",
+            os.path.join(d, "db", "state"),
+            "--log-file",
+            self.logFile(pnn),
+            "--log-level",
+            "NOTICE",
         ]
         if cfg.get("reclock"):
             args += ["--reclock", cfg["reclock"]]
@@ -272,8 +303,12 @@ class LocalCluster(NodeLayout):
             args += ["--tunable", f"{name}={value}"]
         with open(os.path.join(d, "stdout.log"), "ab") as out:
             proc = subprocess.Popen(
-                args, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                start_new_session=True, cwd=d,
+                args,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                cwd=d,
             )
         with open(self.pidFile(pnn), "w") as f:
             f.write(f"{proc.pid}\n")
@@ -341,7 +376,8 @@ class LocalCluster(NodeLayout):
                     problem = f"node {k}: {e}"
                     break
                 missing = [
-                    n.pnn for n in nodemap
+                    n.pnn
+                    for n in nodemap
                     if n.pnn in alive and n.flags & C.NODE_FLAGS_DISCONNECTED
                 ]
                 if missing:
@@ -431,16 +467,23 @@ class LocalCluster(NodeLayout):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="ctdb-cluster", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="ctdb-cluster", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--dir", required=True, help="cluster directory")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("setup", help="create the node directories")
     p.add_argument("--nodes", type=int, default=3)
-    p.add_argument("--base", default="127.0.0.1", help="address of node 0 (127.0.0.0/8)")
+    p.add_argument(
+        "--base", default="127.0.0.1", help="address of node 0 (127.0.0.0/8)"
+    )
     p.add_argument("--port", type=int, default=P.CTDB_PORT)
     p.add_argument("--tunable", action="append", default=[], metavar="NAME=VALUE")
-    p.add_argument("--reclock", default="",
-                   help="cluster lock: a file path, or '!helper args' (off by default)")
+    p.add_argument(
+        "--reclock",
+        default="",
+        help="cluster lock: a file path, or '!helper args' (off by default)",
+    )
     for name in ("start", "stop"):
         p = sub.add_parser(name)
         p.add_argument("pnns", nargs="*", type=int)
@@ -453,8 +496,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("action", choices=("start", "stop", "status"))
     p.add_argument("pnns", nargs="*", type=int)
     p.add_argument("--timeout", type=float, default=30.0)
-    p.add_argument("--no-clustering", action="store_true",
-                   help="clustering = no: each smbd on its own (for comparison)")
+    p.add_argument(
+        "--no-clustering",
+        action="store_true",
+        help="clustering = no: each smbd on its own (for comparison)",
+    )
     args = parser.parse_args(argv)
     cluster = LocalCluster(args.dir)
     try:

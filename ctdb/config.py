@@ -697,8 +697,12 @@ def parsePublicAddresses(text: str) -> tuple[list[PublicAddress], list[Message]]
             continue
         words = line.split()
         if len(words) < 2:
-            return [], [Message(ERR, f"No interface specified at line {number} "
-                                     "of public addresses file")]
+            return [], [
+                Message(
+                    ERR,
+                    f"No interface specified at line {number} of public addresses file",
+                )
+            ]
         addrText, _, maskText = words[0].partition("/")
         try:
             addr = ipaddress.ip_address(addrText)
@@ -706,11 +710,17 @@ def parsePublicAddresses(text: str) -> tuple[list[PublicAddress], list[Message]]
             if not maskText or mask < 0 or mask > addr.max_prefixlen:
                 raise ValueError(maskText)
         except ValueError:
-            return [], [Message(ERR, f"Badly formed line {number} in public address list")]
+            return [], [
+                Message(ERR, f"Badly formed line {number} in public address list")
+            ]
         ifaces = tuple(i for i in words[1].split(",") if i)
         if not ifaces:
-            return [], [Message(ERR, f"No interface specified at line {number} "
-                                     "of public addresses file")]
+            return [], [
+                Message(
+                    ERR,
+                    f"No interface specified at line {number} of public addresses file",
+                )
+            ]
         out.append(PublicAddress(str(addr), mask, ifaces))
     return out, []
 

@@ -15,7 +15,12 @@ from zope.interface import Attribute, Interface
 
 
 class ICTDBReactor(
-    IReactorTime, IReactorTCP, IReactorUNIX, IReactorFDSet, IReactorCore, IReactorProcess
+    IReactorTime,
+    IReactorTCP,
+    IReactorUNIX,
+    IReactorFDSet,
+    IReactorCore,
+    IReactorProcess,
 ):
     """The reactor features the daemon uses."""
 

@@ -128,9 +128,7 @@ class ClusteredSamba:
         logLevel: int = 1,
     ) -> None:
         self.cluster = cluster
-        self.share = share or os.path.join(
-            os.path.dirname(cluster.nodeDir(0)), "share"
-        )
+        self.share = share or os.path.join(os.path.dirname(cluster.nodeDir(0)), "share")
         self.clustering = clustering
         self.smbd = smbd
         self.logLevel = logLevel
@@ -204,8 +202,11 @@ class ClusteredSamba:
         args = [self.smbd, "-F", "--no-process-group", "-s", self.confPath(pnn)]
         with open(os.path.join(self.smbDir(pnn), "stdout.log"), "ab") as out:
             proc = subprocess.Popen(
-                args, stdin=subprocess.DEVNULL, stdout=out,
-                stderr=subprocess.STDOUT, start_new_session=True,
+                args,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         with open(self.pidFile(pnn), "w") as f:
             f.write(f"{proc.pid}\n")

@@ -53,7 +53,6 @@ from ctdb.protocols.packet import CTDB_PORT
 DEFAULT_SOCKET = "/run/ctdb/ctdbd.socket"
 
 
-
 def twistedLevel(level: int) -> LogLevel:
     """The lowest Twisted log level shown at Samba debug level C{level}:
     ERR -> error, WARNING -> warn, NOTICE/INFO -> info, DEBUG -> debug."""
@@ -145,12 +144,15 @@ class _ClientSocketEndpoint:
         if isinstance(self.reactor, PosixReactorBase):
             # unix.Port takes a str path at run time; its annotation says bytes
             port = ClientSocketPort(
-                self.path, factory, mode=0o700, reactor=self.reactor  # type: ignore[arg-type]
+                self.path,
+                factory,
+                mode=0o700,
+                reactor=self.reactor,  # type: ignore[arg-type]
             )
             return defer.maybeDeferred(port.startListening).addCallback(lambda _: port)
-        return UNIXServerEndpoint(self.reactor, self.path, mode=0o700, wantPID=False).listen(
-            factory
-        )
+        return UNIXServerEndpoint(
+            self.reactor, self.path, mode=0o700, wantPID=False
+        ).listen(factory)
 
 
 def buildCTDBService(

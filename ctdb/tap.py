@@ -25,11 +25,26 @@ class Options(usage.Options):
 
     optParameters: ClassVar[list[list[object]]] = [
         ["nodes", None, None, "the nodes file (one address per line, '#' = deleted)"],
-        ["address", None, None, "this node's address (default: first local one in the nodes file)"],
-        ["socket", None, None, f"client socket path (default $CTDB_SOCKET or {DEFAULT_SOCKET})"],
+        [
+            "address",
+            None,
+            None,
+            "this node's address (default: first local one in the nodes file)",
+        ],
+        [
+            "socket",
+            None,
+            None,
+            f"client socket path (default $CTDB_SOCKET or {DEFAULT_SOCKET})",
+        ],
         ["port", None, CTDB_PORT, "node TCP port", int],
         ["dbdir", None, "/var/lib/ctdb/volatile", "volatile database directory"],
-        ["dbdir-persistent", None, "/var/lib/ctdb/persistent", "persistent database directory"],
+        [
+            "dbdir-persistent",
+            None,
+            "/var/lib/ctdb/persistent",
+            "persistent database directory",
+        ],
         ["dbdir-state", None, "/var/lib/ctdb/state", "state database directory"],
         ["log-file", None, None, "also log to this file"],
         ["log-level", None, "NOTICE", "ERROR, WARNING, NOTICE, INFO or DEBUG"],

@@ -465,8 +465,8 @@ def connectedNodes(
     (L{withRecovery}), as a real node has; the cluster then still has to
     elect a leader and recover (advance the clock a few seconds).
     """
-    text = nodes if nodes is not None else "".join(
-        f"127.0.0.{i + 1}\n" for i in range(n)
+    text = (
+        nodes if nodes is not None else "".join(f"127.0.0.{i + 1}\n" for i in range(n))
     )
     nodeMap = parseNodes(text)
     network = FakeNetwork(clock)

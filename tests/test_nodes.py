@@ -47,7 +47,10 @@ class ParseNodesTests(SynchronousTestCase):
     def test_blankLinesSkipped(self) -> None:
         """Blank and whitespace-only lines are not nodes and take no pnn."""
         nodes = parseNodes("\n10.0.0.1\n   \n\t\n10.0.0.2\n\n\n")
-        self.assertEqual([(n.pnn, n.address) for n in nodes.nodes], [(0, "10.0.0.1"), (1, "10.0.0.2")])
+        self.assertEqual(
+            [(n.pnn, n.address) for n in nodes.nodes],
+            [(0, "10.0.0.1"), (1, "10.0.0.2")],
+        )
 
     def test_hashLinesAreDeletedNodes(self) -> None:
         """
@@ -82,11 +85,15 @@ class ParseNodesTests(SynchronousTestCase):
         IPv4-mapped address is its IPv4 address.
         """
         nodes = parseNodes("fd00:0:0::0001\n[fd00::2]\n::ffff:10.0.0.3\n")
-        self.assertEqual([n.address for n in nodes.nodes], ["fd00::1", "fd00::2", "10.0.0.3"])
+        self.assertEqual(
+            [n.address for n in nodes.nodes], ["fd00::1", "fd00::2", "10.0.0.3"]
+        )
 
     def test_badAddressNamesLine(self) -> None:
         """An invalid address is a ConfigError naming the file and line."""
-        err = self.assertRaises(ConfigError, parseNodes, "10.0.0.1\n\n10.0.0.300\n", "/etc/ctdb/nodes")
+        err = self.assertRaises(
+            ConfigError, parseNodes, "10.0.0.1\n\n10.0.0.300\n", "/etc/ctdb/nodes"
+        )
         self.assertIn("/etc/ctdb/nodes:3", str(err))
         self.assertIn("10.0.0.300", str(err))
 
@@ -114,7 +121,9 @@ class ParseNodesTests(SynchronousTestCase):
         The same address twice (in any spelling) is refused, naming both
         lines.  (ctdbd does not check; it then misbehaves.)
         """
-        err = self.assertRaises(ConfigError, parseNodes, "10.0.0.1\nfd00::1\n[fd00:0::1]\n")
+        err = self.assertRaises(
+            ConfigError, parseNodes, "10.0.0.1\nfd00::1\n[fd00:0::1]\n"
+        )
         self.assertIn("nodes:3", str(err))
         self.assertIn("line 2", str(err))
         self.assertRaises(ConfigError, parseNodes, "10.0.0.1\n::ffff:10.0.0.1\n")

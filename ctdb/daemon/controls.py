@@ -74,7 +74,9 @@ class ControlHandlers:
             return defer.succeed(result)
         return result
 
-    def dispatchFast(self, req: P.ReqControl, client: IClientConnection | None) -> Result:
+    def dispatchFast(
+        self, req: P.ReqControl, client: IClientConnection | None
+    ) -> Result:
         """
         Run a control: the result itself for controls answered at once (most
         of them: no Deferred on the hot path), or a Deferred of it.  Never
@@ -84,9 +86,7 @@ class ControlHandlers:
         handler = self.table.get(opcode)
         if handler is None:
             if opcode in C.OBSOLETE_CONTROLS:
-                self.log.error(
-                    "Control {name} is obsolete", name=C.controlName(opcode)
-                )
+                self.log.error("Control {name} is obsolete", name=C.controlName(opcode))
             else:
                 self.log.error("Unknown control {opcode}", opcode=opcode)
             # ctdbd answers -1 with no error text
@@ -112,7 +112,9 @@ class ControlHandlers:
 
     # -- node and daemon information -------------------------------------------
 
-    def control_PROCESS_EXISTS(self, req: P.ReqControl, client: object) -> ControlResult:
+    def control_PROCESS_EXISTS(
+        self, req: P.ReqControl, client: object
+    ) -> ControlResult:
         _exactSize(req, 4)
         pid = C.decodeI32(req.data)
         d = self.daemon
@@ -135,7 +137,9 @@ class ControlHandlers:
             return FAIL
         return OK
 
-    def control_CHECK_PID_SRVID(self, req: P.ReqControl, client: object) -> ControlResult:
+    def control_CHECK_PID_SRVID(
+        self, req: P.ReqControl, client: object
+    ) -> ControlResult:
         _exactSize(req, 12)
         pid, srvid = C.decodePidSrvid(req.data)
         for c in self.daemon.srvids.get(srvid, ()):
@@ -161,7 +165,11 @@ class ControlHandlers:
         self.daemon.clientTcp.setdefault(client.client_id, []).append((src, dst))
         self.log.debug(
             "TCP connection {src}:{sport} -> {dst}:{dport} from client {cid}",
-            src=src[0], sport=src[1], dst=dst[0], dport=dst[1], cid=client.client_id,
+            src=src[0],
+            sport=src[1],
+            dst=dst[0],
+            dport=dst[1],
+            cid=client.client_id,
         )
         return OK
 
@@ -172,8 +180,9 @@ class ControlHandlers:
         _exactSize(req, C.CONNECTION_SIZE)
         _, dst = C.decodeConnection(req.data)
         self.log.info(
-            "got {name} control for an address which is not a public address "
-            "'{addr}'", name=C.controlName(req.opcode), addr=dst[0],
+            "got {name} control for an address which is not a public address '{addr}'",
+            name=C.controlName(req.opcode),
+            addr=dst[0],
         )
         return FAIL
 
@@ -187,7 +196,9 @@ class ControlHandlers:
         d.stats.counters["recovering"] = int(d.recmode != C.CTDB_RECOVERY_NORMAL)
         return _ok(d.stats.encode())
 
-    def control_STATISTICS_RESET(self, req: P.ReqControl, client: object) -> ControlResult:
+    def control_STATISTICS_RESET(
+        self, req: P.ReqControl, client: object
+    ) -> ControlResult:
         _exactSize(req, 0)
         d = self.daemon
         d.stats = C.Statistics()
@@ -236,14 +247,18 @@ class ControlHandlers:
             setLevel(level)
         return OK
 
-    def control_GET_CAPABILITIES(self, req: P.ReqControl, client: object) -> ControlResult:
+    def control_GET_CAPABILITIES(
+        self, req: P.ReqControl, client: object
+    ) -> ControlResult:
         return _ok(C.encodeU32(self.daemon.capabilities))
 
     def control_GET_NODEMAP(self, req: P.ReqControl, client: object) -> ControlResult:
         _exactSize(req, 0)
         return _ok(C.encodeNodeMap(self.daemon.nodeMap()))
 
-    def control_GET_NODES_FILE(self, req: P.ReqControl, client: object) -> ControlResult:
+    def control_GET_NODES_FILE(
+        self, req: P.ReqControl, client: object
+    ) -> ControlResult:
         _exactSize(req, 0)
         from ctdb.nodes import readNodesFile
 
@@ -269,7 +284,9 @@ class ControlHandlers:
     def control_GET_RECMODE(self, req: P.ReqControl, client: object) -> ControlResult:
         return (self.daemon.recmode, b"", b"")
 
-    def control_GET_RECLOCK_FILE(self, req: P.ReqControl, client: object) -> ControlResult:
+    def control_GET_RECLOCK_FILE(
+        self, req: P.ReqControl, client: object
+    ) -> ControlResult:
         _exactSize(req, 0)
         lock = self.daemon.config.recoveryLock
         return _ok(C.encodeString(lock) if lock else b"")
@@ -283,7 +300,9 @@ class ControlHandlers:
         # No public addresses configured: no interfaces (until IP takeover).
         return _ok(C.encodeU32(0))
 
-    def control_GET_PUBLIC_IPS(self, req: P.ReqControl, client: object) -> ControlResult:
+    def control_GET_PUBLIC_IPS(
+        self, req: P.ReqControl, client: object
+    ) -> ControlResult:
         return _ok(C.encodeU32(0))
 
     def control_STARTUP(self, req: P.ReqControl, client: object) -> ControlResult:
@@ -327,7 +346,7 @@ class ControlHandlers:
         # the control then answers 1 so that the tool can warn.
         tunables.set(canon, value)
         if tunables.isObsolete(canon):
-            self.log.warn("Setting obsolete tunable \"{name}\"", name=canon)
+            self.log.warn('Setting obsolete tunable "{name}"', name=canon)
             return (1, b"", b"")
         hook = getattr(self.daemon, "tunableChanged", None)
         if hook is not None:
@@ -337,7 +356,9 @@ class ControlHandlers:
     def control_LIST_TUNABLES(self, req: P.ReqControl, client: object) -> ControlResult:
         return _ok(C.encodeVarList(self.daemon.tunables.names()))
 
-    def control_GET_ALL_TUNABLES(self, req: P.ReqControl, client: object) -> ControlResult:
+    def control_GET_ALL_TUNABLES(
+        self, req: P.ReqControl, client: object
+    ) -> ControlResult:
         _exactSize(req, 0)
         return _ok(self.daemon.tunables.encodeAll())
 

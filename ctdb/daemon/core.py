@@ -59,13 +59,15 @@ _NODE_STAT = {
 #: leader before every other node's link to it is up, and a REQ_DMASTER or
 #: REPLY_DMASTER lost in that window leaves the lmaster and the old dmaster
 #: pointing at each other (a REQ_CALL then bounces between them for ever).
-_CALL_OPERATIONS = frozenset({
-    P.Operation.REQ_CALL,
-    P.Operation.REPLY_CALL,
-    P.Operation.REQ_DMASTER,
-    P.Operation.REPLY_DMASTER,
-    P.Operation.REPLY_ERROR,
-})
+_CALL_OPERATIONS = frozenset(
+    {
+        P.Operation.REQ_CALL,
+        P.Operation.REPLY_CALL,
+        P.Operation.REQ_DMASTER,
+        P.Operation.REPLY_DMASTER,
+        P.Operation.REPLY_ERROR,
+    }
+)
 
 #: operation numbers as plain ints, for the dispatch on every packet
 _OP_REQ_CALL = int(P.Operation.REQ_CALL)
@@ -254,7 +256,9 @@ class Daemon(Service):
     def setRunstate(self, runstate: RunState) -> None:
         if runstate != self.runstate:
             self.log.info(
-                "Set runstate to {name} ({value})", name=runstate.name, value=int(runstate)
+                "Set runstate to {name} ({value})",
+                name=runstate.name,
+                value=int(runstate),
             )
             self.runstate = runstate
 
@@ -270,10 +274,15 @@ class Daemon(Service):
     # -- node bookkeeping -------------------------------------------------
 
     def validPnn(self, pnn: int) -> bool:
-        return 0 <= pnn < len(self.nodes) and not self.nodes[pnn].flags & NODE_FLAGS_DELETED
+        return (
+            0 <= pnn < len(self.nodes)
+            and not self.nodes[pnn].flags & NODE_FLAGS_DELETED
+        )
 
     def isConnected(self, pnn: int) -> bool:
-        return self.validPnn(pnn) and not self.nodes[pnn].flags & NODE_FLAGS_DISCONNECTED
+        return (
+            self.validPnn(pnn) and not self.nodes[pnn].flags & NODE_FLAGS_DISCONNECTED
+        )
 
     def activeLmasters(self) -> list[int]:
         return [n.pnn for n in self.nodes if not n.flags & NODE_FLAGS_INACTIVE]
@@ -306,7 +315,11 @@ class Daemon(Service):
             # ctdbd keeps UNHEALTHY until the node's own monitoring clears
             # it; with no health monitoring yet, a reconnected node is healthy.
             node.flags &= ~(NODE_FLAGS_DISCONNECTED | NODE_FLAGS_UNHEALTHY)
-            self.log.info("{our}: connected to {peer} - 1 connected", our=self.pnn, peer=node.address)
+            self.log.info(
+                "{our}: connected to {peer} - 1 connected",
+                our=self.pnn,
+                peer=node.address,
+            )
             self._sendHeld(pnn)
             self.nodeStateChanged(pnn)
 
@@ -338,7 +351,9 @@ class Daemon(Service):
         try:
             pkt = P.decodePacket(data)
         except MalformedPacket as e:
-            self.log.warn("malformed packet from node {pnn}: {err}", pnn=pnn, err=str(e))
+            self.log.warn(
+                "malformed packet from node {pnn}: {err}", pnn=pnn, err=str(e)
+            )
             self.transport.restartNode(pnn)
             return
         if type(pkt) is P.ReqKeepalive:
@@ -373,12 +388,16 @@ class Daemon(Service):
             if pkt.header.generation != self.vnnMap.generation:
                 self.log.debug(
                     "dropping {op} from {pnn}: generation {gen} != {ours}",
-                    op=op, pnn=pnn, gen=pkt.header.generation, ours=self.vnnMap.generation,
+                    op=op,
+                    pnn=pnn,
+                    gen=pkt.header.generation,
+                    ours=self.vnnMap.generation,
                 )
                 return
             if self.nodes[self.pnn].flags & NODE_FLAGS_INACTIVE:
-                self.log.debug("dropping {op} from {pnn}: this node is inactive", op=op,
-                               pnn=pnn)
+                self.log.debug(
+                    "dropping {op} from {pnn}: this node is inactive", op=op, pnn=pnn
+                )
                 return
             self.callPacket(pnn, pkt)
 
@@ -420,7 +439,9 @@ class Daemon(Service):
 
     def callPacket(self, pnn: int, pkt: P.Packet) -> None:
         """REQ_CALL and friends; the database layer overrides this."""
-        self.log.debug("dropping {op} from node {pnn}", op=pkt.header.operation, pnn=pnn)
+        self.log.debug(
+            "dropping {op} from node {pnn}", op=pkt.header.operation, pnn=pnn
+        )
 
     # -- sending ----------------------------------------------------------
 
@@ -434,8 +455,11 @@ class Daemon(Service):
             self.reactor.callLater(0, self.nodePacket, self.pnn, pkt)
             return
         if not self.isConnected(dest):
-            if (pkt.header.operation in _CALL_OPERATIONS and self.validPnn(dest)
-                    and not self.nodes[dest].flags & NODE_FLAGS_DELETED):
+            if (
+                pkt.header.operation in _CALL_OPERATIONS
+                and self.validPnn(dest)
+                and not self.nodes[dest].flags & NODE_FLAGS_DELETED
+            ):
                 self._holdPacket(dest, pkt)
                 return
             self.log.debug("not sending to disconnected node {pnn}", pnn=dest)
@@ -450,11 +474,15 @@ class Daemon(Service):
         up.  Packets of an older generation are useless (the receiver drops
         them) and are forgotten."""
         generation = self.vnnMap.generation
-        held = [p for p in self._heldPackets.get(dest, ())
-                if p.header.generation == generation]
+        held = [
+            p
+            for p in self._heldPackets.get(dest, ())
+            if p.header.generation == generation
+        ]
         if len(held) >= MAX_HELD_PACKETS:
-            self.log.warn("dropping a held packet for node {pnn}: {n} held",
-                          pnn=dest, n=len(held))
+            self.log.warn(
+                "dropping a held packet for node {pnn}: {n} held", pnn=dest, n=len(held)
+            )
             del held[0]
         held.append(pkt)
         self._heldPackets[dest] = held
@@ -494,8 +522,9 @@ class Daemon(Service):
             if not noreply:
                 self.log.error("Attempt to broadcast control without NOREPLY")
                 return failed(b"broadcast control without NOREPLY")
-            header = P.Header(P.Operation.REQ_CONTROL, destnode, self.pnn, 0,
-                              self.vnnMap.generation)
+            header = P.Header(
+                P.Operation.REQ_CONTROL, destnode, self.pnn, 0, self.vnnMap.generation
+            )
             self.broadcastPacket(
                 P.ReqControl(header, opcode, srvid, client_id, flags, data), destnode
             )
@@ -503,8 +532,9 @@ class Daemon(Service):
         if destnode != self.pnn and not self.isConnected(destnode):
             return failed(b"ctdb_control to disconnected node")
         reqid = self.nextReqid()
-        header = P.Header(P.Operation.REQ_CONTROL, destnode, self.pnn, reqid,
-                          self.vnnMap.generation)
+        header = P.Header(
+            P.Operation.REQ_CONTROL, destnode, self.pnn, reqid, self.vnnMap.generation
+        )
         req = P.ReqControl(header, opcode, srvid, client_id, flags, data)
         if noreply:
             self.queuePacket(req)
@@ -516,32 +546,59 @@ class Daemon(Service):
         self.queuePacket(req)
         return d
 
-    def forwardControl(self, destnode: int, req: P.ReqControl,
-                       onReply: Callable[[P.ReplyControl], None], client_id: int) -> None:
+    def forwardControl(
+        self,
+        destnode: int,
+        req: P.ReqControl,
+        onReply: Callable[[P.ReplyControl], None],
+        client_id: int,
+    ) -> None:
         """A client's control for another node, on the hot path: no Deferred
         and no timer per control (expiry is swept once a second)."""
         nodes = self.nodes
         # isConnected, inlined
         if not 0 <= destnode < len(nodes) or nodes[destnode].flags & _UNREACHABLE:
-            onReply(P.ReplyControl(P.Header(P.Operation.REPLY_CONTROL), -1, b"",
-                                   b"ctdb_control to disconnected node"))
+            onReply(
+                P.ReplyControl(
+                    P.Header(P.Operation.REPLY_CONTROL),
+                    -1,
+                    b"",
+                    b"ctdb_control to disconnected node",
+                )
+            )
             return
         reqid = self.nextReqid()
         flags = req.flags
         if not flags & P.CTDB_CTRL_FLAG_NOREPLY:
             deadline = self.reactor.seconds() + self.tunables.ControlTimeout
-            self._pending[reqid] = _PendingControl(destnode, None, None, onReply, deadline)
+            self._pending[reqid] = _PendingControl(
+                destnode, None, None, onReply, deadline
+            )
         nodes[destnode].tx_cnt += 1
         self.stats.counters["node_packets_sent"] += 1
-        self.transport.queuePacket(destnode, P.encodeReqControl(
-            destnode, self.pnn, reqid, self.vnnMap.generation, req.opcode,
-            req.srvid, client_id, flags, req.data,
-        ))
+        self.transport.queuePacket(
+            destnode,
+            P.encodeReqControl(
+                destnode,
+                self.pnn,
+                reqid,
+                self.vnnMap.generation,
+                req.opcode,
+                req.srvid,
+                client_id,
+                flags,
+                req.data,
+            ),
+        )
 
     def _sweepControls(self) -> None:
         now = self.reactor.seconds()
         for reqid, pending in list(self._pending.items()):
-            if pending.onReply is not None and pending.deadline and pending.deadline <= now:
+            if (
+                pending.onReply is not None
+                and pending.deadline
+                and pending.deadline <= now
+            ):
                 self._controlTimedOut(reqid)
 
     def _controlTimedOut(self, reqid: int) -> None:
@@ -549,8 +606,12 @@ class Daemon(Service):
         if pending is not None:
             self.stats.bump("timeouts.control")
             pending.fire(
-                P.ReplyControl(P.Header(P.Operation.REPLY_CONTROL), -1, b"",
-                               b"ctdb_control timed out")
+                P.ReplyControl(
+                    P.Header(P.Operation.REPLY_CONTROL),
+                    -1,
+                    b"",
+                    b"ctdb_control timed out",
+                )
             )
 
     def _cancelControlsTo(self, pnn: int) -> None:
@@ -558,14 +619,20 @@ class Daemon(Service):
             if pending.destnode == pnn:
                 del self._pending[reqid]
                 pending.fire(
-                    P.ReplyControl(P.Header(P.Operation.REPLY_CONTROL), -1, b"",
-                                   b"node is disconnected")
+                    P.ReplyControl(
+                        P.Header(P.Operation.REPLY_CONTROL),
+                        -1,
+                        b"",
+                        b"node is disconnected",
+                    )
                 )
 
     def _controlReply(self, pkt: P.ReplyControl) -> None:
         pending = self._pending.pop(pkt.header.reqid, None)
         if pending is None:
-            self.log.debug("reply to unknown control reqid {reqid}", reqid=pkt.header.reqid)
+            self.log.debug(
+                "reply to unknown control reqid {reqid}", reqid=pkt.header.reqid
+            )
             return
         pending.fire(pkt)
 
@@ -578,9 +645,15 @@ class Daemon(Service):
                 return
             status, data, errmsg = result
             dest = hdr.srcnode
-            encoded = P.encodeReplyControl(dest, self.pnn, hdr.reqid,
-                                           self.vnnMap.generation, status,
-                                           data if status == 0 else b"", errmsg)
+            encoded = P.encodeReplyControl(
+                dest,
+                self.pnn,
+                hdr.reqid,
+                self.vnnMap.generation,
+                status,
+                data if status == 0 else b"",
+                errmsg,
+            )
             nodes = self.nodes
             if dest == self.pnn:
                 self.queuePacket(P.decodePacket(encoded))
@@ -618,7 +691,9 @@ class Daemon(Service):
             node.tx_cnt = 0
 
     def sendKeepalive(self, pnn: int) -> None:
-        header = P.Header(P.Operation.REQ_KEEPALIVE, pnn, self.pnn, 0, self.vnnMap.generation)
+        header = P.Header(
+            P.Operation.REQ_KEEPALIVE, pnn, self.pnn, 0, self.vnnMap.generation
+        )
         uptime = int(self.reactor.seconds() - self.startTime)
         self.stats.bump("keepalive_packets_sent")
         self.queuePacket(P.ReqKeepalive(header, keepaliveVersion(), uptime))
@@ -629,13 +704,17 @@ class Daemon(Service):
         mine = keepaliveVersion()
         myUptime = int(self.reactor.seconds() - self.startTime)
         if old:
-            self.log.error("Keepalive version missing from node {pnn}", pnn=pkt.header.srcnode)
+            self.log.error(
+                "Keepalive version missing from node {pnn}", pnn=pkt.header.srcnode
+            )
         elif pkt.version != mine and (
             pkt.uptime > myUptime or (pkt.uptime == myUptime and pkt.version > mine)
         ):
             self.log.error(
                 "Keepalive version mismatch 0x{mine:08x} != 0x{theirs:08x} from node {pnn}",
-                mine=mine, theirs=pkt.version, pnn=pkt.header.srcnode,
+                mine=mine,
+                theirs=pkt.version,
+                pnn=pkt.header.srcnode,
             )
         else:
             return
@@ -674,7 +753,9 @@ class Daemon(Service):
         except MalformedPacket as e:
             self.log.warn(
                 "malformed packet from client {cid} (pid {pid}): {err}",
-                cid=client.client_id, pid=client.pid, err=str(e),
+                cid=client.client_id,
+                pid=client.pid,
+                err=str(e),
             )
             transport = getattr(client, "transport", None)
             if transport is not None:
@@ -687,7 +768,11 @@ class Daemon(Service):
         elif op == _OP_REQ_MESSAGE:
             assert isinstance(pkt, P.ReqMessage)
             counters["client.req_message"] += 1
-            dest = self.pnn if pkt.header.destnode == P.CTDB_CURRENT_NODE else pkt.header.destnode
+            dest = (
+                self.pnn
+                if pkt.header.destnode == P.CTDB_CURRENT_NODE
+                else pkt.header.destnode
+            )
             self.sendMessage(dest, pkt.srvid, pkt.data)
         elif op == _OP_REQ_CALL:
             counters["client.req_call"] += 1
@@ -706,9 +791,12 @@ class Daemon(Service):
 
     def clientCall(self, client: IClientConnection, pkt: P.ReqCall) -> None:
         """REQ_CALL from a client; the database layer overrides this."""
-        header = P.Header(P.Operation.REPLY_ERROR, pkt.header.srcnode, self.pnn,
-                          pkt.header.reqid)
-        self.sendToClient(client, P.ReplyError(header, -1, b"Unknown database in request"))
+        header = P.Header(
+            P.Operation.REPLY_ERROR, pkt.header.srcnode, self.pnn, pkt.header.reqid
+        )
+        self.sendToClient(
+            client, P.ReplyError(header, -1, b"Unknown database in request")
+        )
 
     def _clientControl(self, client: IClientConnection, req: P.ReqControl) -> None:
         dest = req.header.destnode
@@ -724,9 +812,15 @@ class Daemon(Service):
             status, data, errmsg = result
             self.stats.counters["client_packets_sent"] += 1
             client.sendPacket(
-                P.encodeReplyControl(hdr.srcnode, srcnode, hdr.reqid,
-                                     self.vnnMap.generation, status,
-                                     data if status == 0 else b"", errmsg)
+                P.encodeReplyControl(
+                    hdr.srcnode,
+                    srcnode,
+                    hdr.reqid,
+                    self.vnnMap.generation,
+                    status,
+                    data if status == 0 else b"",
+                    errmsg,
+                )
             )
 
         if dest == self.pnn:
@@ -737,12 +831,19 @@ class Daemon(Service):
             d = result
         elif dest in P.BROADCASTS:
             d = self.sendControl(
-                dest, req.opcode, req.data, srvid=req.srvid, flags=req.flags,
+                dest,
+                req.opcode,
+                req.data,
+                srvid=req.srvid,
+                flags=req.flags,
                 client_id=client.client_id,
             ).addCallback(lambda r: (r.status, r.data, r.errmsg))
         else:
             self.forwardControl(
-                dest, req, lambda r: reply((r.status, r.data, r.errmsg)), client.client_id
+                dest,
+                req,
+                lambda r: reply((r.status, r.data, r.errmsg)),
+                client.client_id,
             )
             return
         d.addCallback(reply)
@@ -767,12 +868,16 @@ class Daemon(Service):
             del self.srvids[srvid]
         return True
 
-    def addMessageHandler(self, srvid: int, handler: Callable[[int, bytes], object]) -> None:
+    def addMessageHandler(
+        self, srvid: int, handler: Callable[[int, bytes], object]
+    ) -> None:
         self.internalHandlers.setdefault(srvid, []).append(handler)
 
     def sendMessage(self, destnode: int, srvid: int, data: bytes) -> None:
         """ctdb_daemon_send_message: deliver locally and/or to other nodes."""
-        header = P.Header(P.Operation.REQ_MESSAGE, destnode, self.pnn, 0, self.vnnMap.generation)
+        header = P.Header(
+            P.Operation.REQ_MESSAGE, destnode, self.pnn, 0, self.vnnMap.generation
+        )
         msg = P.ReqMessage(header, srvid, data)
         if destnode in P.BROADCASTS:
             for pnn in self.targets(destnode):
@@ -790,10 +895,13 @@ class Daemon(Service):
     def deliverMessage(self, srvid: int, data: bytes) -> None:
         """Hand a message to every local client and handler registered for it."""
         clients = list(self.srvids.get(srvid, ()))
-        clients += [c for c in self.srvids.get(0xFFFFFFFFFFFFFFFF, ()) if c not in clients]
+        clients += [
+            c for c in self.srvids.get(0xFFFFFFFFFFFFFFFF, ()) if c not in clients
+        ]
         if clients:
-            header = P.Header(P.Operation.REQ_MESSAGE, self.pnn, self.pnn, 0,
-                              self.vnnMap.generation)
+            header = P.Header(
+                P.Operation.REQ_MESSAGE, self.pnn, self.pnn, 0, self.vnnMap.generation
+            )
             encoded = P.ReqMessage(header, srvid, data).encode()
             for client in clients:
                 self.stats.bump("client_packets_sent")
@@ -818,8 +926,13 @@ class Daemon(Service):
                 "tunnel id {tid:#x} not registered, dropping pkt", tid=pkt.tunnel_id
             )
             return
-        header = P.Header(P.Operation.REQ_TUNNEL, dest, self.pnn, pkt.header.reqid,
-                          self.vnnMap.generation)
+        header = P.Header(
+            P.Operation.REQ_TUNNEL,
+            dest,
+            self.pnn,
+            pkt.header.reqid,
+            self.vnnMap.generation,
+        )
         self.queuePacket(P.ReqTunnel(header, pkt.tunnel_id, pkt.flags, pkt.data))
 
     def _deliverTunnel(self, pkt: P.ReqTunnel) -> None:

@@ -273,7 +273,9 @@ class DatabaseManager:
         daemon.databases = self  # type: ignore[attr-defined]
         for name in dir(self):
             if name.startswith("control_"):
-                daemon.controls.register(Control[name[len("control_"):]], getattr(self, name))
+                daemon.controls.register(
+                    Control[name[len("control_") :]], getattr(self, name)
+                )
         from ctdb.daemon.vacuum import Vacuumer
 
         self.vacuum = Vacuumer(self)
@@ -327,9 +329,19 @@ class DatabaseManager:
         self.byId[db_id] = db
         self.byName[name] = db
         self.vacuum.attached(db)
-        kind = "persistent" if db.persistent else "replicated" if db.replicated else "volatile"
-        self.log.info("Attached to database '{path}' with flags 0x{flags:x} ({kind})",
-                      path=path, flags=dbTdbFlags(flags), kind=kind)
+        kind = (
+            "persistent"
+            if db.persistent
+            else "replicated"
+            if db.replicated
+            else "volatile"
+        )
+        self.log.info(
+            "Attached to database '{path}' with flags 0x{flags:x} ({kind})",
+            path=path,
+            flags=dbTdbFlags(flags),
+            kind=kind,
+        )
         return db
 
     def _attachControl(
@@ -348,7 +360,9 @@ class DatabaseManager:
             if d.nodes[d.pnn].flags & C.NODE_FLAGS_INACTIVE:
                 self.log.warn(
                     "DB Attach to database {name} refused since node is inactive "
-                    "(flags=0x{flags:x})", name=name, flags=d.nodes[d.pnn].flags,
+                    "(flags=0x{flags:x})",
+                    name=name,
+                    flags=d.nodes[d.pnn].flags,
                 )
                 return (-1, b"", b"")
             fromRecovery = bool(req.flags & P.CTDB_CTRL_FLAG_ATTACH_RECOVERY)
@@ -363,12 +377,16 @@ class DatabaseManager:
         if not existed:
             # tell all the other nodes about this database
             opcode = (
-                Control.DB_ATTACH_PERSISTENT if db.persistent
-                else Control.DB_ATTACH_REPLICATED if db.replicated
+                Control.DB_ATTACH_PERSISTENT
+                if db.persistent
+                else Control.DB_ATTACH_REPLICATED
+                if db.replicated
                 else Control.DB_ATTACH
             )
             self.daemon.sendControl(
-                P.CTDB_BROADCAST_CONNECTED, opcode, req.data,
+                P.CTDB_BROADCAST_CONNECTED,
+                opcode,
+                req.data,
                 flags=P.CTDB_CTRL_FLAG_NOREPLY,
             )
         return (0, C.encodeU32(db.db_id), b"")
@@ -390,7 +408,8 @@ class DatabaseManager:
         self.log.info(
             "DB Attach to database {name} deferred for client with pid:{pid} "
             "since node is in recovery mode.",
-            name=name, pid=getattr(client, "pid", 0),
+            name=name,
+            pid=getattr(client, "pid", 0),
         )
         return done
 
@@ -410,10 +429,14 @@ class DatabaseManager:
     def control_DB_ATTACH(self, req: P.ReqControl, client: object) -> ControlResult:
         return self._attachControl(req, client, 0)
 
-    def control_DB_ATTACH_PERSISTENT(self, req: P.ReqControl, client: object) -> ControlResult:
+    def control_DB_ATTACH_PERSISTENT(
+        self, req: P.ReqControl, client: object
+    ) -> ControlResult:
         return self._attachControl(req, client, R.DB_FLAGS_PERSISTENT)
 
-    def control_DB_ATTACH_REPLICATED(self, req: P.ReqControl, client: object) -> ControlResult:
+    def control_DB_ATTACH_REPLICATED(
+        self, req: P.ReqControl, client: object
+    ) -> ControlResult:
         return self._attachControl(req, client, R.DB_FLAGS_REPLICATED)
 
     def _db(self, req: P.ReqControl) -> Database:
@@ -439,7 +462,9 @@ class DatabaseManager:
         health = self._db(req).health
         return (0, C.encodeString(health) if health else b"", b"")
 
-    def control_DB_SET_HEALTHY(self, req: P.ReqControl, client: object) -> ControlResult:
+    def control_DB_SET_HEALTHY(
+        self, req: P.ReqControl, client: object
+    ) -> ControlResult:
         self._db(req).health = ""
         return (0, b"", b"")
 
@@ -448,7 +473,9 @@ class DatabaseManager:
         included once enabled: smbd opens its handle with exactly these."""
         return (0, C.encodeI32(self._db(req).store.tdbFlags()), b"")
 
-    def control_GET_DB_STATISTICS(self, req: P.ReqControl, client: object) -> ControlResult:
+    def control_GET_DB_STATISTICS(
+        self, req: P.ReqControl, client: object
+    ) -> ControlResult:
         return (0, self._db(req).stats.encode(), b"")
 
     def statisticsReset(self) -> None:
@@ -460,7 +487,9 @@ class DatabaseManager:
             db.stats = R.DbStatistics()
             db.stats.locks_num_pending = pending
 
-    def control_SET_DB_READONLY(self, req: P.ReqControl, client: object) -> ControlResult:
+    def control_SET_DB_READONLY(
+        self, req: P.ReqControl, client: object
+    ) -> ControlResult:
         self.setReadonly(self._db(req))
         return (0, b"", b"")
 
@@ -478,7 +507,8 @@ class DatabaseManager:
             if os.path.exists(ropath):
                 os.unlink(ropath)
             rotdb = TdbRecordStore(
-                ropath, hashSize=self.daemon.tunables.DatabaseHashSize,
+                ropath,
+                hashSize=self.daemon.tunables.DatabaseHashSize,
                 tdbFlags=TDB_NOLOCK | TDB_CLEAR_IF_FIRST | TDB_NOSYNC,
             )
             self.log.info("OPENED tracking database : '{path}'", path=ropath)
@@ -529,8 +559,10 @@ class DatabaseManager:
         seqnum = db.store.seqnum()
         if seqnum != db.seqnum:
             self.daemon.sendControl(
-                P.CTDB_BROADCAST_ACTIVE, Control.UPDATE_SEQNUM,
-                C.encodeU32(db.db_id), flags=P.CTDB_CTRL_FLAG_NOREPLY,
+                P.CTDB_BROADCAST_ACTIVE,
+                Control.UPDATE_SEQNUM,
+                C.encodeU32(db.db_id),
+                flags=P.CTDB_CTRL_FLAG_NOREPLY,
             )
         db.seqnum = seqnum
         self._scheduleSeqnumCheck(db)
@@ -542,8 +574,9 @@ class DatabaseManager:
         if req.header.srcnode == self.pnn:
             return (0, b"", b"")
         if db.health:
-            self.log.warn("db({db}) unhealthy in UPDATE_SEQNUM: {why}",
-                          db=db.name, why=db.health)
+            self.log.warn(
+                "db({db}) unhealthy in UPDATE_SEQNUM: {why}", db=db.name, why=db.health
+            )
             return (-1, b"", b"")
         db.store.incrementSeqnumNonblock()
         db.seqnum = db.store.seqnum()
@@ -561,8 +594,12 @@ class DatabaseManager:
         if self.daemon.recmode == C.CTDB_RECOVERY_ACTIVE:
             return (-1, b"", b"DB detach denied while in recovery")
         if client is not None:
-            self.daemon.sendControl(P.CTDB_BROADCAST_CONNECTED, Control.DB_DETACH,
-                                    req.data, flags=P.CTDB_CTRL_FLAG_NOREPLY)
+            self.daemon.sendControl(
+                P.CTDB_BROADCAST_CONNECTED,
+                Control.DB_DETACH,
+                req.data,
+                flags=P.CTDB_CTRL_FLAG_NOREPLY,
+            )
             return (0, b"", b"")
         self.detach(db)
         return (0, b"", b"")
@@ -610,7 +647,9 @@ class DatabaseManager:
         db.invalidRecords = False
         return (0, b"", b"")
 
-    def control_DB_TRANSACTION_START(self, req: P.ReqControl, client: object) -> ControlResult:
+    def control_DB_TRANSACTION_START(
+        self, req: P.ReqControl, client: object
+    ) -> ControlResult:
         db_id, tid = R.decodeTransDb(req.data)
         db = self.byId[db_id]
         if not db.frozen:
@@ -623,10 +662,13 @@ class DatabaseManager:
             db.transactionId = tid
             return (0, b"", b"")
 
-        return self.whenUnlocked(db, db.store.transactionStartNonblock, started,
-                                 "transaction start")
+        return self.whenUnlocked(
+            db, db.store.transactionStartNonblock, started, "transaction start"
+        )
 
-    def control_DB_TRANSACTION_COMMIT(self, req: P.ReqControl, client: object) -> ControlResult:
+    def control_DB_TRANSACTION_COMMIT(
+        self, req: P.ReqControl, client: object
+    ) -> ControlResult:
         db_id, tid = R.decodeTransDb(req.data)
         db = self.byId[db_id]
         if db.transactionId != tid:
@@ -635,7 +677,9 @@ class DatabaseManager:
         db.transactionId = None
         return (0, b"", b"")
 
-    def control_DB_TRANSACTION_CANCEL(self, req: P.ReqControl, client: object) -> ControlResult:
+    def control_DB_TRANSACTION_CANCEL(
+        self, req: P.ReqControl, client: object
+    ) -> ControlResult:
         db = self._db(req)
         if db.transactionId is not None:
             db.store.transactionCancel()
@@ -681,7 +725,9 @@ class DatabaseManager:
             return
         # Strip the read-only flags: a recovery (or a restore) revokes
         # every delegation implicitly (db_push_msg_handler).
-        header = LtdbHeader.decode(value[:HEADER_SIZE])[0].withFlags(clear=CTDB_REC_RO_FLAGS)
+        header = LtdbHeader.decode(value[:HEADER_SIZE])[0].withFlags(
+            clear=CTDB_REC_RO_FLAGS
+        )
         if db.volatile:
             # db_push_msg_handler stores through ctdb_ltdb_store_server: the
             # node the record now names as dmaster (the leader) bumps its
@@ -691,7 +737,9 @@ class DatabaseManager:
             return
         db.store.store(key, header.encode() + value[HEADER_SIZE:])
 
-    def control_DB_PUSH_CONFIRM(self, req: P.ReqControl, client: object) -> ControlResult:
+    def control_DB_PUSH_CONFIRM(
+        self, req: P.ReqControl, client: object
+    ) -> ControlResult:
         db = self._db(req)
         if db.pushSrvid is None:
             return (-1, b"", b"no push in progress")
@@ -699,7 +747,9 @@ class DatabaseManager:
         db.pushSrvid = None
         return (0, C.encodeU32(db.pushRecords), b"")
 
-    def readAll(self, db: Database) -> list[tuple[bytes, bytes]] | defer.Deferred[list[tuple[bytes, bytes]]]:
+    def readAll(
+        self, db: Database
+    ) -> list[tuple[bytes, bytes]] | defer.Deferred[list[tuple[bytes, bytes]]]:
         """Every record of the local file, without ever waiting on a client's
         record lock: inside a transaction (recovery) nobody can write; else
         a whole-file read lock is tried and retried."""
@@ -716,8 +766,13 @@ class DatabaseManager:
 
         return self.whenUnlocked(db, attempt, lambda: got[0], "read")
 
-    def whenUnlocked(self, db: Database, attempt: Callable[[], bool],
-                     then: Callable[[], object], what: str) -> Any:
+    def whenUnlocked(
+        self,
+        db: Database,
+        attempt: Callable[[], bool],
+        then: Callable[[], object],
+        what: str,
+    ) -> Any:
         """Run C{attempt} (a non-blocking lock step) until it succeeds, then
         return C{then()}; at once when possible, else as a Deferred that
         fails after ControlTimeout."""
@@ -745,7 +800,9 @@ class DatabaseManager:
             if reactor.seconds() > deadline:
                 db.stats.locks_num_pending -= 1
                 db.stats.locks_num_failed += 1
-                d.errback(TimeoutError(f"{what} of {db.name}: record locks held too long"))
+                d.errback(
+                    TimeoutError(f"{what} of {db.name}: record locks held too long")
+                )
                 return
             reactor.callLater(delay, retry, min(delay * 2, 0.05))
 
@@ -762,8 +819,13 @@ class DatabaseManager:
             return items.addCallback(lambda got: self._pulled(db, req, srvid, got))
         return self._pulled(db, req, srvid, items)
 
-    def _pulled(self, db: Database, req: P.ReqControl, srvid: int,
-                items: list[tuple[bytes, bytes]]) -> ControlResult:
+    def _pulled(
+        self,
+        db: Database,
+        req: P.ReqControl,
+        srvid: int,
+        items: list[tuple[bytes, bytes]],
+    ) -> ControlResult:
         records = [R.RecData(0, k, v) for k, v in items if len(v) >= HEADER_SIZE]
         limit = self.daemon.tunables.RecBufferSizeLimit
         batch: list[R.RecData] = []
@@ -772,12 +834,16 @@ class DatabaseManager:
             batch.append(rec)
             size += 16 + len(rec.key) + len(rec.data)
             if size >= limit:
-                self.daemon.sendMessage(req.header.srcnode, srvid,
-                                        R.RecBuffer(db.db_id, tuple(batch)).encode())
+                self.daemon.sendMessage(
+                    req.header.srcnode,
+                    srvid,
+                    R.RecBuffer(db.db_id, tuple(batch)).encode(),
+                )
                 batch, size = [], 0
         if batch:
-            self.daemon.sendMessage(req.header.srcnode, srvid,
-                                    R.RecBuffer(db.db_id, tuple(batch)).encode())
+            self.daemon.sendMessage(
+                req.header.srcnode, srvid, R.RecBuffer(db.db_id, tuple(batch)).encode()
+            )
         return (0, C.encodeU32(len(records)), b"")
 
     # -- record storage rules ---------------------------------------------------
@@ -808,7 +874,9 @@ class DatabaseManager:
             header = self.storeRecord(db, key, header, b"")
         return header, b""
 
-    def storeRecord(self, db: Database, key: bytes, header: LtdbHeader, data: bytes) -> LtdbHeader:
+    def storeRecord(
+        self, db: Database, key: bytes, header: LtdbHeader, data: bytes
+    ) -> LtdbHeader:
         """ctdb_ltdb_store_server: the keep/delete and rsn rules."""
         lmaster = self.lmaster(key)
         flags = header.flags
@@ -823,10 +891,17 @@ class DatabaseManager:
         elif flags & CTDB_REC_FLAG_MIGRATED_WITH_DATA:
             keep = True
         elif self.pnn == lmaster:
-            keep = not flags & CTDB_REC_FLAG_VACUUM_MIGRATED or self.pnn != header.dmaster
+            keep = (
+                not flags & CTDB_REC_FLAG_VACUUM_MIGRATED or self.pnn != header.dmaster
+            )
         elif self.pnn == header.dmaster:
             keep = True
-        if keep and db.volatile and self.pnn == header.dmaster and not flags & CTDB_REC_RO_FLAGS:
+        if (
+            keep
+            and db.volatile
+            and self.pnn == header.dmaster
+            and not flags & CTDB_REC_RO_FLAGS
+        ):
             rsn += 1
             if not data:
                 schedule = True
@@ -846,7 +921,9 @@ class DatabaseManager:
 
     # -- locking ----------------------------------------------------------------------
 
-    def withLock(self, db: Database, key: bytes, fn: Callable[[], object], attempt: int = 0) -> None:
+    def withLock(
+        self, db: Database, key: bytes, fn: Callable[[], object], attempt: int = 0
+    ) -> None:
         """Run C{fn} holding the record's chain lock; if a client holds it,
         try again shortly (the reactor never blocks on a record lock)."""
         if db.frozen and attempt < 1_000_000:
@@ -863,7 +940,9 @@ class DatabaseManager:
         # A client answered under the lock would try the chain lock at once,
         # find it still held and back off: answer it after the unlock.
         outer = self._afterUnlock
-        replies: list[tuple[IClientConnection, P.Packet]] = [] if outer is None else outer
+        replies: list[tuple[IClientConnection, P.Packet]] = (
+            [] if outer is None else outer
+        )
         self._afterUnlock = replies
         try:
             fn()
@@ -876,7 +955,9 @@ class DatabaseManager:
                 for client, pkt in replies:
                     self.daemon.sendToClient(client, pkt)
 
-    def _relock(self, db: Database, key: bytes, fn: Callable[[], object], attempt: int) -> None:
+    def _relock(
+        self, db: Database, key: bytes, fn: Callable[[], object], attempt: int
+    ) -> None:
         db.stats.locks_num_pending = max(0, db.stats.locks_num_pending - 1)
         if db.db_id not in self.byId:
             return
@@ -885,22 +966,31 @@ class DatabaseManager:
     # -- the call protocol ------------------------------------------------------------
 
     def _error(self, hdr: P.Header, msg: str) -> None:
-        header = P.Header(P.Operation.REPLY_ERROR, hdr.srcnode, self.pnn, hdr.reqid,
-                          self.daemon.vnnMap.generation)
+        header = P.Header(
+            P.Operation.REPLY_ERROR,
+            hdr.srcnode,
+            self.pnn,
+            hdr.reqid,
+            self.daemon.vnnMap.generation,
+        )
         self.daemon.queuePacket(P.ReplyError(header, -1, msg.encode()))
 
     def clientCall(self, client: IClientConnection, pkt: P.ReqCall) -> None:
         """daemon_request_call_from_client."""
         db = self.byId.get(pkt.db_id)
         if db is None:
-            header = P.Header(P.Operation.REPLY_CALL, pkt.header.srcnode, self.pnn,
-                              pkt.header.reqid)
-            self.log.error("Unknown database in request. db_id==0x{db_id:08x}", db_id=pkt.db_id)
+            header = P.Header(
+                P.Operation.REPLY_CALL, pkt.header.srcnode, self.pnn, pkt.header.reqid
+            )
+            self.log.error(
+                "Unknown database in request. db_id==0x{db_id:08x}", db_id=pkt.db_id
+            )
             self.daemon.sendToClient(client, P.ReplyCall(header, -1, b""))
             return
         if not pkt.key:
-            header = P.Header(P.Operation.REPLY_CALL, pkt.header.srcnode, self.pnn,
-                              pkt.header.reqid)
+            header = P.Header(
+                P.Operation.REPLY_CALL, pkt.header.srcnode, self.pnn, pkt.header.reqid
+            )
             self.daemon.sendToClient(client, P.ReplyCall(header, -1, b""))
             return
         calls = self.daemon.stats.calls
@@ -908,8 +998,9 @@ class DatabaseManager:
         calls["pending_calls"] += 1
         self.withLock(db, pkt.key, lambda: self._clientCallLocked(db, client, pkt))
 
-    def _clientCallLocked(self, db: Database, client: IClientConnection,
-                          pkt: P.ReqCall) -> None:
+    def _clientCallLocked(
+        self, db: Database, client: IClientConnection, pkt: P.ReqCall
+    ) -> None:
         key = pkt.key
         calls = self.daemon.stats.calls
         header, data = self.fetch(db, key)
@@ -928,8 +1019,12 @@ class DatabaseManager:
             calls["pending_calls"] = max(0, calls["pending_calls"] - 1)
             self._deferForRevoke(db, key, bool(flags & P.CTDB_WANT_READONLY), again)
             return
-        if (header.dmaster == self.pnn and not flags & P.CTDB_WANT_READONLY
-                and header.flags & (CTDB_REC_RO_HAVE_DELEGATIONS | CTDB_REC_RO_HAVE_READONLY)):
+        if (
+            header.dmaster == self.pnn
+            and not flags & P.CTDB_WANT_READONLY
+            and header.flags
+            & (CTDB_REC_RO_HAVE_DELEGATIONS | CTDB_REC_RO_HAVE_READONLY)
+        ):
             # A write to a record with read-only copies out: revoke them first.
             calls["pending_calls"] = max(0, calls["pending_calls"] - 1)
             self._revoke(db, key, header, data)
@@ -940,21 +1035,37 @@ class DatabaseManager:
             # Ask for the record with its header, to store the read-only
             # copy; the reply is cut back to what the client asked for.
             callid = P.CTDB_FETCH_WITH_HEADER_FUNC
-        pending = _PendingCall(db, key, pkt.callid, flags, pkt.calldata, client,
-                               pkt.header.reqid, pkt.header.srcnode, sentCallid=callid)
+        pending = _PendingCall(
+            db,
+            key,
+            pkt.callid,
+            flags,
+            pkt.calldata,
+            client,
+            pkt.header.reqid,
+            pkt.header.srcnode,
+            sentCallid=callid,
+        )
         if header.dmaster == self.pnn:
             status, reply = self.callLocal(db, key, callid, header, data)
             self._finish(pending, status, reply)
             return
         reqid = self.daemon.nextReqid()
         self._calls[reqid] = pending
-        hdr = P.Header(P.Operation.REQ_CALL, header.dmaster, self.pnn, reqid,
-                       self.daemon.vnnMap.generation)
+        hdr = P.Header(
+            P.Operation.REQ_CALL,
+            header.dmaster,
+            self.pnn,
+            reqid,
+            self.daemon.vnnMap.generation,
+        )
         self.daemon.queuePacket(
             P.ReqCall(hdr, flags, db.db_id, callid, 0, key, pkt.calldata)
         )
 
-    def migrateRecord(self, db: Database, key: bytes, flags: int) -> defer.Deferred[int]:
+    def migrateRecord(
+        self, db: Database, key: bytes, flags: int
+    ) -> defer.Deferred[int]:
         """Migrate a record here with a NULL_FUNC call, as a client's
         ctdb_call_send would (the vacuum fetch: fetch_queue_traverse);
         fires with the call's status."""
@@ -962,8 +1073,17 @@ class DatabaseManager:
 
         def run() -> None:
             header, data = self.fetch(db, key)
-            pending = _PendingCall(db, key, P.CTDB_NULL_FUNC, flags, b"", None, 0,
-                                   self.pnn, onDone=done.callback)
+            pending = _PendingCall(
+                db,
+                key,
+                P.CTDB_NULL_FUNC,
+                flags,
+                b"",
+                None,
+                0,
+                self.pnn,
+                onDone=done.callback,
+            )
             self.daemon.stats.calls["pending_calls"] += 1
             if header.dmaster == self.pnn:
                 status, _ = self.callLocal(db, key, P.CTDB_NULL_FUNC, header, data)
@@ -971,16 +1091,23 @@ class DatabaseManager:
                 return
             reqid = self.daemon.nextReqid()
             self._calls[reqid] = pending
-            hdr = P.Header(P.Operation.REQ_CALL, header.dmaster, self.pnn, reqid,
-                           self.daemon.vnnMap.generation)
+            hdr = P.Header(
+                P.Operation.REQ_CALL,
+                header.dmaster,
+                self.pnn,
+                reqid,
+                self.daemon.vnnMap.generation,
+            )
             self.daemon.queuePacket(
-                P.ReqCall(hdr, flags, db.db_id, P.CTDB_NULL_FUNC, 0, key, b""))
+                P.ReqCall(hdr, flags, db.db_id, P.CTDB_NULL_FUNC, 0, key, b"")
+            )
 
         self.withLock(db, key, run)
         return done
 
-    def callLocal(self, db: Database, key: bytes, callid: int, header: LtdbHeader,
-                  data: bytes) -> tuple[int, bytes]:
+    def callLocal(
+        self, db: Database, key: bytes, callid: int, header: LtdbHeader, data: bytes
+    ) -> tuple[int, bytes]:
         """ctdb_call_local with updatetdb: run a built-in function, then
         write the record back (the caller holds the lock), which as
         ctdb_ltdb_store_server bumps the rsn of a record we are dmaster of."""
@@ -1003,13 +1130,20 @@ class DatabaseManager:
             self.daemon.reactor.callLater(0, pending.onDone, status)
         if pending.client is None:
             return
-        if (pending.wireCallid == P.CTDB_FETCH_WITH_HEADER_FUNC
-                and pending.callid == P.CTDB_FETCH_FUNC):
+        if (
+            pending.wireCallid == P.CTDB_FETCH_WITH_HEADER_FUNC
+            and pending.callid == P.CTDB_FETCH_FUNC
+        ):
             # daemon_call_from_client_callback: the client asked for a
             # plain FETCH that we turned into FETCH_WITH_HEADER.
             data = data[HEADER_SIZE:]
-        header = P.Header(P.Operation.REPLY_CALL, pending.clientSrcnode, self.pnn,
-                          pending.clientReqid, self.daemon.vnnMap.generation)
+        header = P.Header(
+            P.Operation.REPLY_CALL,
+            pending.clientSrcnode,
+            self.pnn,
+            pending.clientReqid,
+            self.daemon.vnnMap.generation,
+        )
         reply = P.ReplyCall(header, status, data)
         if self._afterUnlock is not None:
             self._afterUnlock.append((pending.client, reply))
@@ -1022,11 +1156,17 @@ class DatabaseManager:
         pending = self._calls.pop(pkt.header.reqid, None)
         if pending is None:
             return
-        if pending.wireCallid != P.CTDB_FETCH_WITH_HEADER_FUNC or len(pkt.data) < HEADER_SIZE:
+        if (
+            pending.wireCallid != P.CTDB_FETCH_WITH_HEADER_FUNC
+            or len(pkt.data) < HEADER_SIZE
+        ):
             self._finish(pending, pkt.status, pkt.data)
             return
         roHeader = LtdbHeader.decode(pkt.data[:HEADER_SIZE])[0]
-        if not roHeader.flags & CTDB_REC_RO_HAVE_READONLY or pending.db.db_id not in self.byId:
+        if (
+            not roHeader.flags & CTDB_REC_RO_HAVE_READONLY
+            or pending.db.db_id not in self.byId
+        ):
             self._finish(pending, pkt.status, pkt.data)
             return
         db = pending.db
@@ -1041,8 +1181,9 @@ class DatabaseManager:
 
     # -- read-only delegations (ctdb_call.c) ----------------------------------------
 
-    def _revokeComplete(self, db: Database, key: bytes, header: LtdbHeader,
-                        data: bytes) -> LtdbHeader:
+    def _revokeComplete(
+        self, db: Database, key: bytes, header: LtdbHeader, data: bytes
+    ) -> LtdbHeader:
         """A finished revoke leaves REVOKE_COMPLETE: the first request after
         it clears the read-only flags and the tracking record."""
         if not header.flags & CTDB_REC_RO_REVOKE_COMPLETE:
@@ -1050,62 +1191,89 @@ class DatabaseManager:
         self.daemon.stats.total_ro_revokes += 1
         db.stats.db_ro_revokes += 1
         header = self.storeRecord(
-            db, key, header.withFlags(clear=CTDB_REC_RO_FLAGS), data)
+            db, key, header.withFlags(clear=CTDB_REC_RO_FLAGS), data
+        )
         if db.rotdb is not None:
             db.rotdb.delete(key)
         return header
 
-    def _deferForRevoke(self, db: Database, key: bytes, readonly: bool,
-                        again: Callable[[], object]) -> None:
+    def _deferForRevoke(
+        self, db: Database, key: bytes, readonly: bool, again: Callable[[], object]
+    ) -> None:
         """ctdb_add_revoke_deferred_call."""
         rev = db.revokes.get(key)
         if rev is None:
             # ctdbd dies here; we try again once the record has settled.
-            self.log.error("Failed to add deferred call to revoke list. "
-                           "revoke structure not found")
+            self.log.error(
+                "Failed to add deferred call to revoke list. revoke structure not found"
+            )
             self.daemon.reactor.callLater(1.0, again)
             return
         rev.deferred.append((readonly, again))
 
-    def _revoke(self, db: Database, key: bytes, header: LtdbHeader, data: bytes) -> None:
+    def _revoke(
+        self, db: Database, key: bytes, header: LtdbHeader, data: bytes
+    ) -> None:
         """Mark the record REVOKING_READONLY (we hold its lock) and start
         ctdb_start_revoke_ro_record once the lock is released."""
-        self.storeRecord(db, key, header.withFlags(set=CTDB_REC_RO_REVOKING_READONLY), data)
+        self.storeRecord(
+            db, key, header.withFlags(set=CTDB_REC_RO_REVOKING_READONLY), data
+        )
         if key in db.revokes:
             return
         db.revokes[key] = _Revoke(key)
         self.daemon.reactor.callLater(0, self._startRevoke, db, key, header, data)
 
-    def _startRevoke(self, db: Database, key: bytes, header: LtdbHeader, data: bytes) -> None:
+    def _startRevoke(
+        self, db: Database, key: bytes, header: LtdbHeader, data: bytes
+    ) -> None:
         """ctdb_start_revoke_ro_record + ctdb_revoke_all_delegations: every
         node holding a read-only copy gets the record (rsn one below ours,
         no read-only flags) by UPDATE_RECORD."""
         revHeader = LtdbHeader(
-            header.rsn - 1, header.dmaster, 0,
-            (header.flags & ~(CTDB_REC_RO_REVOKING_READONLY | CTDB_REC_RO_HAVE_DELEGATIONS
-                              | CTDB_REC_RO_HAVE_READONLY))
+            header.rsn - 1,
+            header.dmaster,
+            0,
+            (
+                header.flags
+                & ~(
+                    CTDB_REC_RO_REVOKING_READONLY
+                    | CTDB_REC_RO_HAVE_DELEGATIONS
+                    | CTDB_REC_RO_HAVE_READONLY
+                )
+            )
             | CTDB_REC_FLAG_MIGRATED_WITH_DATA,
         )
         tracking = (db.rotdb.fetch(key) if db.rotdb is not None else None) or b""
         pnns = trackedPnns(tracking)
-        payload = R.RecBuffer(db.db_id, (R.RecData(0, key, revHeader.encode() + data),)).encode()
-        waits = [self.daemon.sendControl(pnn, Control.UPDATE_RECORD, payload) for pnn in pnns]
+        payload = R.RecBuffer(
+            db.db_id, (R.RecData(0, key, revHeader.encode() + data),)
+        ).encode()
+        waits = [
+            self.daemon.sendControl(pnn, Control.UPDATE_RECORD, payload) for pnn in pnns
+        ]
 
         def done(replies: list[P.ReplyControl]) -> None:
             status = 0
             for pnn, reply in zip(pnns, replies):
                 if reply.status != 0:
-                    self.log.error("Recv for revoke update record failed on node {pnn}: "
-                                   "{msg}", pnn=pnn, msg=reply.errmsg.decode(errors="replace"))
+                    self.log.error(
+                        "Recv for revoke update record failed on node {pnn}: {msg}",
+                        pnn=pnn,
+                        msg=reply.errmsg.decode(errors="replace"),
+                    )
                     status = -1
             if db.db_id not in self.byId:
                 return
-            self.withLock(db, key, lambda: self._finishRevoke(db, key, revHeader, status))
+            self.withLock(
+                db, key, lambda: self._finishRevoke(db, key, revHeader, status)
+            )
 
         defer.gatherResults(waits).addCallback(done)
 
-    def _finishRevoke(self, db: Database, key: bytes, revHeader: LtdbHeader,
-                      status: int) -> None:
+    def _finishRevoke(
+        self, db: Database, key: bytes, revHeader: LtdbHeader, status: int
+    ) -> None:
         """The end of ctdb_revoke_all_delegations, then revokechild_destructor:
         mark the record REVOKE_COMPLETE (or, on failure, no longer
         REVOKING) and requeue the deferred requests, writers first."""
@@ -1121,16 +1289,29 @@ class DatabaseManager:
             self.log.error("Flags are wrong in tdb record in revokechild")
             status = -1
         elif status == 0:
-            self.storeRecord(db, key, LtdbHeader(
-                current.rsn + 1, current.dmaster, 0,
-                current.flags | CTDB_REC_RO_REVOKE_COMPLETE), curdata)
+            self.storeRecord(
+                db,
+                key,
+                LtdbHeader(
+                    current.rsn + 1,
+                    current.dmaster,
+                    0,
+                    current.flags | CTDB_REC_RO_REVOKE_COMPLETE,
+                ),
+                curdata,
+            )
         else:
             self.log.info("Revoke all delegations failed, retrying.")
-        if status != 0 and current is not None and current.flags & CTDB_REC_RO_REVOKING_READONLY:
+        if (
+            status != 0
+            and current is not None
+            and current.flags & CTDB_REC_RO_REVOKING_READONLY
+        ):
             # Never leave the record stuck in REVOKING: the next writer
             # starts a new revoke.
-            self.storeRecord(db, key, current.withFlags(clear=CTDB_REC_RO_REVOKING_READONLY),
-                             curdata)
+            self.storeRecord(
+                db, key, current.withFlags(clear=CTDB_REC_RO_REVOKING_READONLY), curdata
+            )
         rev = db.revokes.pop(key, None)
         if rev is None:
             return
@@ -1149,8 +1330,12 @@ class DatabaseManager:
         if key in db.sticky:
             return
         duration = self.daemon.tunables.StickyDuration
-        self.log.info("Make record sticky for {secs} seconds in db {db} key:0x{hash:08x}.",
-                      secs=duration, db=db.name, hash=ctdbHash(key))
+        self.log.info(
+            "Make record sticky for {secs} seconds in db {db} key:0x{hash:08x}.",
+            secs=duration,
+            db=db.name,
+            hash=ctdbHash(key),
+        )
         sr = _StickyRecord()
         sr.expiry = self.daemon.reactor.callLater(duration, self._unstick, db, key, sr)
         db.sticky[key] = sr
@@ -1168,7 +1353,9 @@ class DatabaseManager:
             return
         ms = self.daemon.tunables.StickyPindown
         self.log.info("Pinning down record in {db} for {ms} ms", db=db.name, ms=ms)
-        sr.pindown = self.daemon.reactor.callLater(ms / 1000.0, self._releasePindown, sr)
+        sr.pindown = self.daemon.reactor.callLater(
+            ms / 1000.0, self._releasePindown, sr
+        )
 
     def _releasePindown(self, sr: _StickyRecord) -> None:
         """ctdb_sticky_pindown_timeout: requeue the deferred requests."""
@@ -1179,7 +1366,9 @@ class DatabaseManager:
         for fn in deferred:
             self.daemon.reactor.callLater(0, fn)
 
-    def _deferPinnedDown(self, db: Database, key: bytes, again: Callable[[], object]) -> bool:
+    def _deferPinnedDown(
+        self, db: Database, key: bytes, again: Callable[[], object]
+    ) -> bool:
         """ctdb_defer_pinned_down_request."""
         sr = db.sticky.get(key)
         if sr is None or sr.pindown is None:
@@ -1212,8 +1401,11 @@ class DatabaseManager:
         elif op == _OP_REPLY_ERROR:
             assert isinstance(pkt, P.ReplyError)
             pending = self._calls.pop(pkt.header.reqid, None)
-            self.log.error("REPLY_ERROR from node {pnn}: {msg}", pnn=pnn,
-                           msg=pkt.msg.decode(errors="replace"))
+            self.log.error(
+                "REPLY_ERROR from node {pnn}: {msg}",
+                pnn=pnn,
+                msg=pkt.msg.decode(errors="replace"),
+            )
             if pending is not None:
                 self._finish(pending, -1, b"")
 
@@ -1223,8 +1415,9 @@ class DatabaseManager:
             # A node that (re)joins attaches the database during the
             # recovery, after the new vnn map: the sender is in the same
             # recovery and resends its calls when it ends.
-            self.log.debug("dropping a call for db 0x{db_id:08x} during recovery",
-                           db_id=db_id)
+            self.log.debug(
+                "dropping a call for db 0x{db_id:08x} during recovery", db_id=db_id
+            )
             return
         self._error(hdr, f"Unknown database in request. db_id==0x{db_id:08x}")
 
@@ -1238,9 +1431,12 @@ class DatabaseManager:
             self._error(c.header, "empty key in request")
             return
         # A pinned-down sticky record waits until the pindown is over.
-        if db.isSticky and self._deferPinnedDown(db, c.key, lambda: self.requestCall(c)):
+        if db.isSticky and self._deferPinnedDown(
+            db, c.key, lambda: self.requestCall(c)
+        ):
             self.log.warn("Defer request for pinned down record in {db}", db=db.name)
             return
+
         def run() -> None:
             if self._current(c, "REQ_CALL"):
                 self._requestCallLocked(db, c)
@@ -1258,7 +1454,8 @@ class DatabaseManager:
             return True
         self.log.info(
             "Discarding previous generation lockwait packet ({what} from node {src})",
-            what=what, src=pkt.header.srcnode,
+            what=what,
+            src=pkt.header.srcnode,
         )
         return False
 
@@ -1271,14 +1468,19 @@ class DatabaseManager:
             flags &= ~P.CTDB_WANT_READONLY
         header = self._revokeComplete(db, key, header, data)
         if header.flags & CTDB_REC_RO_REVOKING_READONLY:
-            self._deferForRevoke(db, key, bool(flags & P.CTDB_WANT_READONLY),
-                                 lambda: self.requestCall(c))
+            self._deferForRevoke(
+                db, key, bool(flags & P.CTDB_WANT_READONLY), lambda: self.requestCall(c)
+            )
             return
-        if header.dmaster != self.pnn and not header.flags & CTDB_REC_RO_HAVE_DELEGATIONS:
+        if (
+            header.dmaster != self.pnn
+            and not header.flags & CTDB_REC_RO_HAVE_DELEGATIONS
+        ):
             self._redirect(db, c, header)
             return
-        if (not flags & P.CTDB_WANT_READONLY
-                and header.flags & (CTDB_REC_RO_HAVE_DELEGATIONS | CTDB_REC_RO_HAVE_READONLY)):
+        if not flags & P.CTDB_WANT_READONLY and header.flags & (
+            CTDB_REC_RO_HAVE_DELEGATIONS | CTDB_REC_RO_HAVE_READONLY
+        ):
             self._revoke(db, key, header, data)
             self._deferForRevoke(db, key, False, lambda: self.requestCall(c))
             return
@@ -1295,14 +1497,20 @@ class DatabaseManager:
             self._makeSticky(db, key)
         if c.header.srcnode != self.pnn:
             if db.commitActive:
-                self.log.info("refusing migration of a record of {db} during commit",
-                              db=db.name)
+                self.log.info(
+                    "refusing migration of a record of {db} during commit", db=db.name
+                )
                 return
             self.sendDmaster(db, c, header, data)
             return
         status, reply = self.callLocal(db, key, c.callid, header, data)
-        hdr = P.Header(P.Operation.REPLY_CALL, c.header.srcnode, self.pnn,
-                       c.header.reqid, self.daemon.vnnMap.generation)
+        hdr = P.Header(
+            P.Operation.REPLY_CALL,
+            c.header.srcnode,
+            self.pnn,
+            c.header.reqid,
+            self.daemon.vnnMap.generation,
+        )
         self.daemon.queuePacket(P.ReplyCall(hdr, status, reply))
 
     def _redirect(self, db: Database, c: P.ReqCall, header: LtdbHeader) -> None:
@@ -1319,33 +1527,62 @@ class DatabaseManager:
         if hop % 100 > 95:
             self.log.warn("High hopcount {hop} dbid:{db}", hop=hop, db=db.name)
         self.daemon.queuePacket(
-            P.ReqCall(c.header.__class__(c.header.operation, dest, c.header.srcnode,
-                                         c.header.reqid, c.header.generation),
-                      c.flags, c.db_id, c.callid, hop, c.key, c.calldata)
+            P.ReqCall(
+                c.header.__class__(
+                    c.header.operation,
+                    dest,
+                    c.header.srcnode,
+                    c.header.reqid,
+                    c.header.generation,
+                ),
+                c.flags,
+                c.db_id,
+                c.callid,
+                hop,
+                c.key,
+                c.calldata,
+            )
         )
 
-    def _delegate(self, db: Database, c: P.ReqCall, header: LtdbHeader, data: bytes) -> None:
+    def _delegate(
+        self, db: Database, c: P.ReqCall, header: LtdbHeader, data: bytes
+    ) -> None:
         """Grant a read-only delegation: the first one bumps our rsn by 3 and
         sets HAVE_DELEGATIONS; the requester is remembered in the tracking
         db and gets a copy with rsn-2 flagged HAVE_READONLY."""
         key = c.key
         if not header.flags & CTDB_REC_RO_HAVE_DELEGATIONS:
-            header = LtdbHeader(header.rsn + 3, header.dmaster, 0,
-                                header.flags | CTDB_REC_RO_HAVE_DELEGATIONS)
+            header = LtdbHeader(
+                header.rsn + 3,
+                header.dmaster,
+                0,
+                header.flags | CTDB_REC_RO_HAVE_DELEGATIONS,
+            )
             header = self.storeRecord(db, key, header, data)
         if db.rotdb is not None:
-            db.rotdb.store(key, trackingAdd(db.rotdb.fetch(key) or b"", c.header.srcnode))
+            db.rotdb.store(
+                key, trackingAdd(db.rotdb.fetch(key) or b"", c.header.srcnode)
+            )
         roHeader = LtdbHeader(
-            header.rsn - 2, header.dmaster, 0,
+            header.rsn - 2,
+            header.dmaster,
+            0,
             (header.flags | CTDB_REC_RO_HAVE_READONLY) & ~CTDB_REC_RO_HAVE_DELEGATIONS,
         )
-        hdr = P.Header(P.Operation.REPLY_CALL, c.header.srcnode, self.pnn,
-                       c.header.reqid, self.daemon.vnnMap.generation)
+        hdr = P.Header(
+            P.Operation.REPLY_CALL,
+            c.header.srcnode,
+            self.pnn,
+            c.header.reqid,
+            self.daemon.vnnMap.generation,
+        )
         self.daemon.queuePacket(P.ReplyCall(hdr, 0, roHeader.encode() + data))
         self.daemon.stats.total_ro_delegations += 1
         db.stats.db_ro_delegations += 1
 
-    def sendDmaster(self, db: Database, c: P.ReqCall, header: LtdbHeader, data: bytes) -> None:
+    def sendDmaster(
+        self, db: Database, c: P.ReqCall, header: LtdbHeader, data: bytes
+    ) -> None:
         """ctdb_call_send_dmaster: hand the record to the requester."""
         flags = header.flags
         if data:
@@ -1353,25 +1590,50 @@ class DatabaseManager:
         lmaster = self.lmaster(c.key)
         newDmaster = c.header.srcnode
         if lmaster == self.pnn:
-            self.sendDmasterReply(db, LtdbHeader(header.rsn, header.dmaster, 0, flags),
-                                  c.key, data, newDmaster, c.header.reqid)
+            self.sendDmasterReply(
+                db,
+                LtdbHeader(header.rsn, header.dmaster, 0, flags),
+                c.key,
+                data,
+                newDmaster,
+                c.header.reqid,
+            )
             return
-        hdr = P.Header(P.Operation.REQ_DMASTER, lmaster, self.pnn, c.header.reqid,
-                       self.daemon.vnnMap.generation)
+        hdr = P.Header(
+            P.Operation.REQ_DMASTER,
+            lmaster,
+            self.pnn,
+            c.header.reqid,
+            self.daemon.vnnMap.generation,
+        )
         self.daemon.queuePacket(
             P.ReqDmaster(hdr, db.db_id, header.rsn, newDmaster, c.key, data, flags)
         )
         self.storeRecord(db, c.key, LtdbHeader(header.rsn, newDmaster, 0, flags), data)
 
-    def sendDmasterReply(self, db: Database, header: LtdbHeader, key: bytes, data: bytes,
-                         newDmaster: int, reqid: int) -> None:
+    def sendDmasterReply(
+        self,
+        db: Database,
+        header: LtdbHeader,
+        key: bytes,
+        data: bytes,
+        newDmaster: int,
+        reqid: int,
+    ) -> None:
         """ctdb_send_dmaster_reply (we are the lmaster)."""
-        stored = self.storeRecord(db, key, LtdbHeader(header.rsn, newDmaster, 0, header.flags),
-                                  data)
-        hdr = P.Header(P.Operation.REPLY_DMASTER, newDmaster, self.pnn, reqid,
-                       self.daemon.vnnMap.generation)
-        self.daemon.queuePacket(P.ReplyDmaster(hdr, db.db_id, stored.rsn, key, data,
-                                               stored.flags))
+        stored = self.storeRecord(
+            db, key, LtdbHeader(header.rsn, newDmaster, 0, header.flags), data
+        )
+        hdr = P.Header(
+            P.Operation.REPLY_DMASTER,
+            newDmaster,
+            self.pnn,
+            reqid,
+            self.daemon.vnnMap.generation,
+        )
+        self.daemon.queuePacket(
+            P.ReplyDmaster(hdr, db.db_id, stored.rsn, key, data, stored.flags)
+        )
 
     def requestDmaster(self, c: P.ReqDmaster) -> None:
         """ctdb_request_dmaster (we are the lmaster)."""
@@ -1390,16 +1652,22 @@ class DatabaseManager:
             if header.dmaster != c.header.srcnode:
                 self.log.warn(
                     "dmaster request from non-master: node {src}, dmaster {dm}, db {db}",
-                    src=c.header.srcnode, dm=header.dmaster, db=db.name,
+                    src=c.header.srcnode,
+                    dm=header.dmaster,
+                    db=db.name,
                 )
                 if header.rsn != 0 or header.dmaster != self.pnn:
                     self.daemon.recmode = C.CTDB_RECOVERY_ACTIVE
                     return
             newHeader = LtdbHeader(c.rsn, header.dmaster, 0, c.record_flags)
             if c.dmaster == self.pnn:
-                self.becomeDmaster(db, c.header.reqid, c.key, c.data, c.rsn, c.record_flags)
+                self.becomeDmaster(
+                    db, c.header.reqid, c.key, c.data, c.rsn, c.record_flags
+                )
             else:
-                self.sendDmasterReply(db, newHeader, c.key, c.data, c.dmaster, c.header.reqid)
+                self.sendDmasterReply(
+                    db, newHeader, c.key, c.data, c.dmaster, c.header.reqid
+                )
 
         self.withLock(db, c.key, run)
 
@@ -1408,15 +1676,18 @@ class DatabaseManager:
         if db is None:
             self.log.error("REPLY_DMASTER for unknown db 0x{db_id:08x}", db_id=c.db_id)
             return
+
         def run() -> None:
             if self._current(c, "REPLY_DMASTER"):
-                self.becomeDmaster(db, c.header.reqid, c.key, c.data, c.rsn,
-                                   c.record_flags)
+                self.becomeDmaster(
+                    db, c.header.reqid, c.key, c.data, c.rsn, c.record_flags
+                )
 
         self.withLock(db, c.key, run)
 
-    def becomeDmaster(self, db: Database, reqid: int, key: bytes, data: bytes, rsn: int,
-                      flags: int) -> None:
+    def becomeDmaster(
+        self, db: Database, reqid: int, key: bytes, data: bytes, rsn: int, flags: int
+    ) -> None:
         """ctdb_become_dmaster: store the record as ours, finish the call."""
         pending = self._calls.get(reqid)
         if pending is not None and pending.flags & P.CTDB_CALL_FLAG_VACUUM_MIGRATION:
@@ -1468,17 +1739,30 @@ class DatabaseManager:
         def run() -> None:
             header, data = self.fetch(db, pending.key)
             if header.dmaster == self.pnn and not header.flags & CTDB_REC_RO_FLAGS:
-                status, reply = self.callLocal(db, pending.key, pending.wireCallid, header,
-                                               data)
+                status, reply = self.callLocal(
+                    db, pending.key, pending.wireCallid, header, data
+                )
                 self._finish(pending, status, reply)
                 return
             reqid = self.daemon.nextReqid()
             self._calls[reqid] = pending
-            hdr = P.Header(P.Operation.REQ_CALL, header.dmaster, self.pnn, reqid,
-                           self.daemon.vnnMap.generation)
+            hdr = P.Header(
+                P.Operation.REQ_CALL,
+                header.dmaster,
+                self.pnn,
+                reqid,
+                self.daemon.vnnMap.generation,
+            )
             self.daemon.queuePacket(
-                P.ReqCall(hdr, pending.flags, db.db_id, pending.wireCallid, 0, pending.key,
-                          pending.calldata)
+                P.ReqCall(
+                    hdr,
+                    pending.flags,
+                    db.db_id,
+                    pending.wireCallid,
+                    0,
+                    pending.key,
+                    pending.calldata,
+                )
             )
 
         self.withLock(db, pending.key, run)
@@ -1497,26 +1781,44 @@ class DatabaseManager:
 
     # -- traverse -----------------------------------------------------------------------
 
-    def control_TRAVERSE_START_EXT(self, req: P.ReqControl, client: IClientConnection | None) -> ControlResult:
+    def control_TRAVERSE_START_EXT(
+        self, req: P.ReqControl, client: IClientConnection | None
+    ) -> ControlResult:
         start = R.TraverseStartExt.decode(req.data)
-        return self._startTraverse(start.db_id, start.reqid, start.srvid,
-                                   start.withemptyrecords, client)
+        return self._startTraverse(
+            start.db_id, start.reqid, start.srvid, start.withemptyrecords, client
+        )
 
-    def control_TRAVERSE_START(self, req: P.ReqControl, client: IClientConnection | None) -> ControlResult:
+    def control_TRAVERSE_START(
+        self, req: P.ReqControl, client: IClientConnection | None
+    ) -> ControlResult:
         start = R.TraverseStart.decode(req.data)
         return self._startTraverse(start.db_id, start.reqid, start.srvid, False, client)
 
-    def _startTraverse(self, db_id: int, clientReqid: int, srvid: int, withEmpty: bool,
-                       client: IClientConnection | None) -> ControlResult:
+    def _startTraverse(
+        self,
+        db_id: int,
+        clientReqid: int,
+        srvid: int,
+        withEmpty: bool,
+        client: IClientConnection | None,
+    ) -> ControlResult:
         db = self.byId.get(db_id)
         if db is None:
             return (-1, b"", b"Unknown database")
         self.traverseAll(db, clientReqid, srvid, withEmpty, client=client)
         return (0, b"", b"")
 
-    def traverseAll(self, db: Database, clientReqid: int, srvid: int, withEmpty: bool, *,
-                    client: IClientConnection | None = None,
-                    onRecord: Callable[[R.RecData], None] | None = None) -> defer.Deferred[int]:
+    def traverseAll(
+        self,
+        db: Database,
+        clientReqid: int,
+        srvid: int,
+        withEmpty: bool,
+        *,
+        client: IClientConnection | None = None,
+        onRecord: Callable[[R.RecData], None] | None = None,
+    ) -> defer.Deferred[int]:
         """ctdb_daemon_traverse_all: every active node (volatile) or one node
         (persistent) sends us its records; each goes to the client's srvid."""
         reqid = self.daemon.nextReqid()
@@ -1526,21 +1828,34 @@ class DatabaseManager:
             dests = self.daemon.activeLmasters() or [self.pnn]
             dest = -1
         else:
-            dest = self.pnn if self.pnn in self.daemon.vnnMap.map or not self.daemon.vnnMap.map \
+            dest = (
+                self.pnn
+                if self.pnn in self.daemon.vnnMap.map or not self.daemon.vnnMap.map
                 else self.daemon.vnnMap.map[0]
+            )
             dests = [dest]
-        expected = len([d for d in dests if d == self.pnn or self.daemon.isConnected(d)])
+        expected = len(
+            [d for d in dests if d == self.pnn or self.daemon.isConnected(d)]
+        )
         done: defer.Deferred[int] = defer.Deferred()
-        trav = _Traverse(db, client, clientReqid, srvid, expected, onRecord=onRecord, done=done)
+        trav = _Traverse(
+            db, client, clientReqid, srvid, expected, onRecord=onRecord, done=done
+        )
         self._traverses[reqid] = trav
         trav.timer = self.daemon.reactor.callLater(
-            self.daemon.tunables.TraverseTimeout, self._traverseTimeout, reqid)
-        payload = R.TraverseAll(db.db_id, reqid, self.pnn, clientReqid, srvid,
-                                withEmpty).encode(ext=True)
+            self.daemon.tunables.TraverseTimeout, self._traverseTimeout, reqid
+        )
+        payload = R.TraverseAll(
+            db.db_id, reqid, self.pnn, clientReqid, srvid, withEmpty
+        ).encode(ext=True)
         for pnn in dests if dest == -1 else [dest]:
             if pnn == self.pnn or self.daemon.isConnected(pnn):
-                self.daemon.sendControl(pnn, Control.TRAVERSE_ALL_EXT, payload,
-                                        flags=P.CTDB_CTRL_FLAG_NOREPLY)
+                self.daemon.sendControl(
+                    pnn,
+                    Control.TRAVERSE_ALL_EXT,
+                    payload,
+                    flags=P.CTDB_CTRL_FLAG_NOREPLY,
+                )
         return done
 
     def _traverseTimeout(self, reqid: int) -> None:
@@ -1561,9 +1876,16 @@ class DatabaseManager:
     def _toClient(self, trav: _Traverse, rec: R.RecData) -> None:
         if trav.client is None:
             return
-        header = P.Header(P.Operation.REQ_MESSAGE, trav.client.client_id, self.pnn, 0,
-                          self.daemon.vnnMap.generation)
-        self.daemon.sendToClient(trav.client, P.ReqMessage(header, trav.srvid, rec.encode()))
+        header = P.Header(
+            P.Operation.REQ_MESSAGE,
+            trav.client.client_id,
+            self.pnn,
+            0,
+            self.daemon.vnnMap.generation,
+        )
+        self.daemon.sendToClient(
+            trav.client, P.ReqMessage(header, trav.srvid, rec.encode())
+        )
 
     def _traverseAllControl(self, req: P.ReqControl) -> Any:
         t = R.TraverseAll.decode(req.data)
@@ -1575,8 +1897,9 @@ class DatabaseManager:
             return items.addCallback(lambda got: self._traversed(db, t, got))
         return self._traversed(db, t, items)
 
-    def _traversed(self, db: Database, t: R.TraverseAll,
-                   items: list[tuple[bytes, bytes]]) -> ControlResult:
+    def _traversed(
+        self, db: Database, t: R.TraverseAll, items: list[tuple[bytes, bytes]]
+    ) -> ControlResult:
         sent = 0
         for key, value in items:
             header, data = splitValue(value)
@@ -1588,14 +1911,24 @@ class DatabaseManager:
                 if header.dmaster != self.pnn:
                     continue
             rec = R.RecData(t.reqid, key, value)
-            self.daemon.sendControl(t.pnn, Control.TRAVERSE_DATA, rec.encode(),
-                                    flags=P.CTDB_CTRL_FLAG_NOREPLY)
+            self.daemon.sendControl(
+                t.pnn,
+                Control.TRAVERSE_DATA,
+                rec.encode(),
+                flags=P.CTDB_CTRL_FLAG_NOREPLY,
+            )
             sent += 1
-        self.daemon.sendControl(t.pnn, Control.TRAVERSE_DATA, R.RecData(t.reqid, b"", b"").encode(),
-                                flags=P.CTDB_CTRL_FLAG_NOREPLY)
+        self.daemon.sendControl(
+            t.pnn,
+            Control.TRAVERSE_DATA,
+            R.RecData(t.reqid, b"", b"").encode(),
+            flags=P.CTDB_CTRL_FLAG_NOREPLY,
+        )
         return (0, b"", b"")
 
-    def control_TRAVERSE_ALL_EXT(self, req: P.ReqControl, client: object) -> ControlResult:
+    def control_TRAVERSE_ALL_EXT(
+        self, req: P.ReqControl, client: object
+    ) -> ControlResult:
         return self._traverseAllControl(req)
 
     def control_TRAVERSE_ALL(self, req: P.ReqControl, client: object) -> ControlResult:
@@ -1629,7 +1962,9 @@ class DatabaseManager:
 
     # -- persistent and replicated commits -------------------------------------------
 
-    def control_TRANS3_COMMIT(self, req: P.ReqControl, client: IClientConnection | None) -> ControlResult | defer.Deferred[ControlResult]:
+    def control_TRANS3_COMMIT(
+        self, req: P.ReqControl, client: IClientConnection | None
+    ) -> ControlResult | defer.Deferred[ControlResult]:
         """ctdb_control_trans3_commit: UPDATE_RECORD to every active node of
         the vnn map; answered 0 once all of them applied it.  If one fails,
         recovery mode becomes active and the answer waits for the end of
@@ -1649,16 +1984,21 @@ class DatabaseManager:
             return (-1, b"", b"TRANS3_COMMIT on a volatile database")
         if db.commitActive:
             return (-1, b"", b"a transaction commit is already active")
-        targets = [p for p in self.daemon.vnnMap.map
-                   if not self.daemon.nodes[p].flags & C.NODE_FLAGS_INACTIVE] or [self.pnn]
+        targets = [
+            p
+            for p in self.daemon.vnnMap.map
+            if not self.daemon.nodes[p].flags & C.NODE_FLAGS_INACTIVE
+        ] or [self.pnn]
         state = _Trans3Commit(db, defer.Deferred(), len(targets))
         db.commitActive = True
         self._trans3[db.db_id] = state
         state.timer = self.daemon.reactor.callLater(
-            self.daemon.tunables.ControlTimeout, self._trans3Timeout, state)
+            self.daemon.tunables.ControlTimeout, self._trans3Timeout, state
+        )
         for p in targets:
             self.daemon.sendControl(p, Control.UPDATE_RECORD, req.data).addCallback(
-                self._trans3ReplyFor(state))
+                self._trans3ReplyFor(state)
+            )
         return state.done
 
     def _trans3ReplyFor(self, state: _Trans3Commit) -> Callable[[P.ReplyControl], None]:
@@ -1672,8 +2012,11 @@ class DatabaseManager:
             # the end of the recovery answers
             return
         if reply.status != 0:
-            self.log.error("UPDATE_RECORD of {db} failed: {err}; recovery needed",
-                           db=state.db.name, err=reply.errmsg.decode(errors="replace"))
+            self.log.error(
+                "UPDATE_RECORD of {db} failed: {err}; recovery needed",
+                db=state.db.name,
+                err=reply.errmsg.decode(errors="replace"),
+            )
             self.daemon.recmode = C.CTDB_RECOVERY_ACTIVE
             return
         state.pending -= 1
@@ -1719,12 +2062,16 @@ class DatabaseManager:
         if db.transactionId is not None:
             return (-1, b"", b"database is being recovered")
         generation = self.daemon.vnnMap.generation
-        return self.whenUnlocked(db, store.transactionStartNonblock,
-                                 lambda: self._updateRecords(db, buf, generation),
-                                 "update record")
+        return self.whenUnlocked(
+            db,
+            store.transactionStartNonblock,
+            lambda: self._updateRecords(db, buf, generation),
+            "update record",
+        )
 
-    def _updateRecords(self, db: Database, buf: R.RecBuffer,
-                       generation: int | None = None) -> ControlResult:
+    def _updateRecords(
+        self, db: Database, buf: R.RecBuffer, generation: int | None = None
+    ) -> ControlResult:
         """Apply a commit's records inside the transaction just started.
         An update that waited for a client's record lock while a recovery
         started (or ran) is refused: applied after the recovery's pull it
@@ -1749,7 +2096,9 @@ class DatabaseManager:
                 self.storeRecord(db, rec.key, header, data)
         except Exception as e:  # noqa: BLE001 - a record operation must never crash the daemon
             store.transactionCancel()
-            self.log.error("UPDATE_RECORD on {db} failed: {err}", db=db.name, err=str(e))
+            self.log.error(
+                "UPDATE_RECORD on {db} failed: {err}", db=db.name, err=str(e)
+            )
             return (-1, b"", str(e).encode())
         store.transactionCommit()
         return (0, b"", b"")

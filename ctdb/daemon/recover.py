@@ -48,7 +48,9 @@ class RecoveryControls:
         daemon.recoveryControls = self  # type: ignore[attr-defined]
         for name in dir(self):
             if name.startswith("control_"):
-                daemon.controls.register(Control[name[len("control_"):]], getattr(self, name))
+                daemon.controls.register(
+                    Control[name[len("control_") :]], getattr(self, name)
+                )
         daemon.addMessageHandler(CTDB_SRVID_PUSH_NODE_FLAGS, self._pushedFlags)
 
     # -- own flags --------------------------------------------------------------
@@ -63,12 +65,19 @@ class RecoveryControls:
         if flags == old:
             return
         node.flags = flags
-        self.log.info("This node ({pnn}) flags 0x{old:x} -> 0x{new:x}",
-                      pnn=self.daemon.pnn, old=old, new=flags)
+        self.log.info(
+            "This node ({pnn}) flags 0x{old:x} -> 0x{new:x}",
+            pnn=self.daemon.pnn,
+            old=old,
+            new=flags,
+        )
         if flags & C.NODE_FLAGS_INACTIVE and not old & C.NODE_FLAGS_INACTIVE:
             self.becomeInactive()
-        self.daemon.sendMessage(P.CTDB_BROADCAST_CONNECTED, CTDB_SRVID_PUSH_NODE_FLAGS,
-                                encodeFlagChange(self.daemon.pnn, flags, old))
+        self.daemon.sendMessage(
+            P.CTDB_BROADCAST_CONNECTED,
+            CTDB_SRVID_PUSH_NODE_FLAGS,
+            encodeFlagChange(self.daemon.pnn, flags, old),
+        )
         self.daemon.nodeStateChanged(self.daemon.pnn)
 
     def becomeInactive(self) -> None:
@@ -93,10 +102,16 @@ class RecoveryControls:
             return
         node = d.nodes[pnn]
         old = node.flags
-        node.flags = (new & ~C.NODE_FLAGS_DISCONNECTED) | (old & C.NODE_FLAGS_DISCONNECTED)
+        node.flags = (new & ~C.NODE_FLAGS_DISCONNECTED) | (
+            old & C.NODE_FLAGS_DISCONNECTED
+        )
         if node.flags != old:
-            self.log.info("Node {pnn} flags 0x{old:x} -> 0x{new:x}", pnn=pnn, old=old,
-                          new=node.flags)
+            self.log.info(
+                "Node {pnn} flags 0x{old:x} -> 0x{new:x}",
+                pnn=pnn,
+                old=old,
+                new=node.flags,
+            )
             d.nodeStateChanged(pnn)
 
     # -- controls --------------------------------------------------------------------
@@ -108,8 +123,10 @@ class RecoveryControls:
         d = self.daemon
         if mode == d.recmode:
             return OK
-        self.log.info("Recovery mode set to {mode}",
-                      mode="NORMAL" if mode == C.CTDB_RECOVERY_NORMAL else "ACTIVE")
+        self.log.info(
+            "Recovery mode set to {mode}",
+            mode="NORMAL" if mode == C.CTDB_RECOVERY_NORMAL else "ACTIVE",
+        )
         if mode == C.CTDB_RECOVERY_ACTIVE:
             d.recmode = mode
             return OK
@@ -137,7 +154,9 @@ class RecoveryControls:
         self.daemon.vnnMap = vnn
         return OK
 
-    def control_START_RECOVERY(self, req: P.ReqControl, client: object) -> ControlResult:
+    def control_START_RECOVERY(
+        self, req: P.ReqControl, client: object
+    ) -> ControlResult:
         d = self.daemon
         d.lastRecoveryStarted = d.reactor.seconds()
         d.stats.num_recoveries += 1
@@ -228,7 +247,9 @@ class RecoveryControls:
         self.setMyFlags(self.myNode.flags & ~C.NODE_FLAGS_PERMANENTLY_DISABLED)
         return OK
 
-    def control_SET_LMASTERROLE(self, req: P.ReqControl, client: object) -> ControlResult:
+    def control_SET_LMASTERROLE(
+        self, req: P.ReqControl, client: object
+    ) -> ControlResult:
         on = C.decodeU32(req.data)
         d = self.daemon
         if on:
@@ -238,7 +259,9 @@ class RecoveryControls:
         d.nodeStateChanged(d.pnn)
         return OK
 
-    def control_SET_RECMASTERROLE(self, req: P.ReqControl, client: object) -> ControlResult:
+    def control_SET_RECMASTERROLE(
+        self, req: P.ReqControl, client: object
+    ) -> ControlResult:
         on = C.decodeU32(req.data)
         d = self.daemon
         if on:
@@ -251,6 +274,8 @@ class RecoveryControls:
     def control_RECD_PING(self, req: P.ReqControl, client: object) -> ControlResult:
         return OK
 
-    def control_RELOAD_NODES_FILE(self, req: P.ReqControl, client: object) -> ControlResult:
+    def control_RELOAD_NODES_FILE(
+        self, req: P.ReqControl, client: object
+    ) -> ControlResult:
         self.daemon.reloadNodes()
         return OK

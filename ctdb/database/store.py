@@ -100,12 +100,16 @@ class MemoryRecordStore:
 class TdbRecordStore:
     """A database file opened with libtdb, as ctdbd opens it."""
 
-    def __init__(self, path: str, *, hashSize: int, tdbFlags: int, create: bool = True) -> None:
+    def __init__(
+        self, path: str, *, hashSize: int, tdbFlags: int, create: bool = True
+    ) -> None:
         from ctdb.database.tdb import TDB
 
         self.path = path
         flags = os.O_RDWR | (os.O_CREAT if create else 0)
-        self.tdb = TDB(path, hashSize=hashSize, tdbFlags=tdbFlags, openFlags=flags, mode=0o600)
+        self.tdb = TDB(
+            path, hashSize=hashSize, tdbFlags=tdbFlags, openFlags=flags, mode=0o600
+        )
 
     def fetch(self, key: bytes) -> bytes | None:
         return self.tdb.fetch(key)

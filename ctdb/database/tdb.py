@@ -530,7 +530,9 @@ class TDB:
         """
         fn = self._lib.tdb_lockall_read_nonblock
         if fn is None:
-            raise TDBError("tdb_lockall_read_nonblock", "not in this libtdb", path=self.path)
+            raise TDBError(
+                "tdb_lockall_read_nonblock", "not in this libtdb", path=self.path
+            )
         return self._nonblock("tdb_lockall_read_nonblock", fn(self._handle()))
 
     def unlockAllRead(self) -> None:

@@ -75,8 +75,10 @@ def flushClientWrites(started: bool) -> None:
     if pending:
         for client, packets in pending.items():
             if client.transport is not None:
-                writeNow(client.transport, packets[0] if len(packets) == 1
-                         else b"".join(packets))
+                writeNow(
+                    client.transport,
+                    packets[0] if len(packets) == 1 else b"".join(packets),
+                )
 
 
 @implementer(IClientConnection)
@@ -100,7 +102,9 @@ class ClientProtocol(CTDBPacketReceiver):
         finally:
             self._batch = None
             if batch and self.transport is not None:
-                writeNow(self.transport, batch[0] if len(batch) == 1 else b"".join(batch))
+                writeNow(
+                    self.transport, batch[0] if len(batch) == 1 else b"".join(batch)
+                )
 
     def connectionMade(self) -> None:
         self.pid = 0
@@ -173,7 +177,9 @@ class ClientConnection(CTDBPacketReceiver):
         self.timeout = timeout
         self.pnn = CTDB_UNKNOWN_PNN
         self._reqids = itertools.count(1)
-        self._pending: dict[int, tuple[defer.Deferred[Packet], IDelayedCall | None]] = {}
+        self._pending: dict[
+            int, tuple[defer.Deferred[Packet], IDelayedCall | None]
+        ] = {}
         self._handlers: dict[int, list[MessageHandler]] = {}
         self._tunnelHandlers: dict[int, Callable[[ReqTunnel], object]] = {}
         self.closed: defer.Deferred[None] = defer.Deferred()
@@ -208,12 +214,16 @@ class ClientConnection(CTDBPacketReceiver):
         d.callback(pkt)
 
     def _dispatchMessage(self, srvid: int, data: bytes) -> None:
-        handlers = self._handlers.get(srvid, []) + self._handlers.get(0xFFFFFFFFFFFFFFFF, [])
+        handlers = self._handlers.get(srvid, []) + self._handlers.get(
+            0xFFFFFFFFFFFFFFFF, []
+        )
         for handler in list(handlers):
             try:
                 handler(srvid, data)
             except Exception:  # noqa: BLE001 - one bad handler must not stop the rest
-                self.log.failure("message handler for srvid {srvid:#x} failed", srvid=srvid)
+                self.log.failure(
+                    "message handler for srvid {srvid:#x} failed", srvid=srvid
+                )
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._isClosed = True
@@ -227,7 +237,9 @@ class ClientConnection(CTDBPacketReceiver):
 
     # requests
 
-    def _request(self, build: Callable[[int], Packet], timeout: float | None) -> defer.Deferred[Packet]:
+    def _request(
+        self, build: Callable[[int], Packet], timeout: float | None
+    ) -> defer.Deferred[Packet]:
         if self._isClosed or self.transport is None:
             return defer.fail(ConnectionClosed("not connected"))
         reqid = next(self._reqids) & 0xFFFFFFFF
@@ -264,7 +276,11 @@ class ClientConnection(CTDBPacketReceiver):
         def build(reqid: int) -> Packet:
             return ReqControl(
                 self._header(Operation.REQ_CONTROL, destnode, reqid),
-                opcode, srvid, 0, flags, data,
+                opcode,
+                srvid,
+                0,
+                flags,
+                data,
             )
 
         return self._request(build, timeout)  # type: ignore[return-value]
@@ -284,7 +300,9 @@ class ClientConnection(CTDBPacketReceiver):
             opcode, data, destnode=destnode, srvid=srvid, flags=flags, timeout=timeout
         )
         if reply.status != 0:
-            raise ControlFailed(opcode, reply.status, reply.errmsg.decode(errors="replace"))
+            raise ControlFailed(
+                opcode, reply.status, reply.errmsg.decode(errors="replace")
+            )
         return reply.data
 
     def call(
@@ -301,7 +319,12 @@ class ClientConnection(CTDBPacketReceiver):
         def build(reqid: int) -> Packet:
             return ReqCall(
                 self._header(Operation.REQ_CALL, destnode, reqid),
-                flags, db_id, callid, 0, key, calldata,
+                flags,
+                db_id,
+                callid,
+                0,
+                key,
+                calldata,
             )
 
         return self._request(build, timeout)  # type: ignore[return-value]
@@ -311,8 +334,12 @@ class ClientConnection(CTDBPacketReceiver):
         if self.transport is not None:
             self.transport.write(pkt.encode())
 
-    def sendTunnel(self, destnode: int, tunnel_id: int, flags: int, data: bytes) -> None:
-        pkt = ReqTunnel(self._header(Operation.REQ_TUNNEL, destnode, 0), tunnel_id, flags, data)
+    def sendTunnel(
+        self, destnode: int, tunnel_id: int, flags: int, data: bytes
+    ) -> None:
+        pkt = ReqTunnel(
+            self._header(Operation.REQ_TUNNEL, destnode, 0), tunnel_id, flags, data
+        )
         if self.transport is not None:
             self.transport.write(pkt.encode())
 
@@ -326,7 +353,9 @@ class ClientConnection(CTDBPacketReceiver):
                 self._handlers.pop(srvid, None)
                 raise
 
-    async def deregisterSrvid(self, srvid: int, handler: MessageHandler | None = None) -> None:
+    async def deregisterSrvid(
+        self, srvid: int, handler: MessageHandler | None = None
+    ) -> None:
         handlers = self._handlers.get(srvid)
         if not handlers:
             return
@@ -338,7 +367,9 @@ class ClientConnection(CTDBPacketReceiver):
             del self._handlers[srvid]
             await self.controlOk(Control.DEREGISTER_SRVID, srvid=srvid)
 
-    async def registerTunnel(self, tunnel_id: int, handler: Callable[[ReqTunnel], object]) -> None:
+    async def registerTunnel(
+        self, tunnel_id: int, handler: Callable[[ReqTunnel], object]
+    ) -> None:
         self._tunnelHandlers[tunnel_id] = handler
         await self.controlOk(Control.TUNNEL_REGISTER, srvid=tunnel_id)
 

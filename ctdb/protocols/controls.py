@@ -326,9 +326,12 @@ SOCK_ADDR_SIZE = 28
 def encodeSockAddr(address: str, port: int = 0) -> bytes:
     if ":" in address:
         packed = socket.inet_pton(socket.AF_INET6, address)
-        return struct.pack("<H", socket.AF_INET6) + struct.pack(
-            ">HI", port, 0
-        ) + packed + b"\0" * 4
+        return (
+            struct.pack("<H", socket.AF_INET6)
+            + struct.pack(">HI", port, 0)
+            + packed
+            + b"\0" * 4
+        )
     packed = socket.inet_pton(socket.AF_INET, address)
     return (
         struct.pack("<H", socket.AF_INET)
@@ -419,7 +422,9 @@ class VnnMap:
     map: tuple[int, ...]
 
     def encode(self) -> bytes:
-        return struct.pack(f"<II{len(self.map)}I", self.generation, len(self.map), *self.map)
+        return struct.pack(
+            f"<II{len(self.map)}I", self.generation, len(self.map), *self.map
+        )
 
     @classmethod
     def decode(cls, buf: bytes) -> VnnMap:
@@ -537,23 +542,68 @@ TUNABLES: tuple[tuple[str, int, bool], ...] = (
 
 #: The order ``listvars`` prints: common/tunable.c's tunable_map order.
 TUNABLE_MAP_ORDER: tuple[str, ...] = (
-    "MaxRedirectCount", "SeqnumInterval", "ControlTimeout", "TraverseTimeout",
-    "KeepaliveInterval", "KeepaliveLimit", "RecoverTimeout", "RecoverInterval",
-    "ElectionTimeout", "TakeoverTimeout", "MonitorInterval", "TickleUpdateInterval",
-    "EventScriptTimeout", "MonitorTimeoutCount", "EventScriptUnhealthyOnTimeout",
-    "RecoveryGracePeriod", "RecoveryBanPeriod", "DatabaseHashSize", "DatabaseMaxDead",
-    "RerecoveryTimeout", "EnableBans", "DeterministicIPs", "LCP2PublicIPs",
-    "ReclockPingPeriod", "NoIPFailback", "DisableIPFailover", "VerboseMemoryNames",
-    "RecdPingTimeout", "RecdFailCount", "LogLatencyMs", "RecLockLatencyMs",
-    "RecoveryDropAllIPs", "VerifyRecoveryLock", "VacuumInterval", "VacuumMaxRunTime",
-    "RepackLimit", "VacuumLimit", "VacuumFastPathCount", "MaxQueueDropMsg",
-    "AllowUnhealthyDBRead", "StatHistoryInterval", "DeferredAttachTO",
-    "AllowClientDBAttach", "RecoverPDBBySeqNum", "DeferredRebalanceOnNodeAdd",
-    "FetchCollapse", "HopcountMakeSticky", "StickyDuration", "StickyPindown",
-    "NoIPTakeover", "DBRecordCountWarn", "DBRecordSizeWarn", "DBSizeWarn",
-    "PullDBPreallocation", "NoIPHostOnAllDisabled", "Samba3AvoidDeadlocks",
-    "TDBMutexEnabled", "LockProcessesPerDB", "RecBufferSizeLimit", "QueueBufferSize",
-    "IPAllocAlgorithm", "AllowMixedVersions",
+    "MaxRedirectCount",
+    "SeqnumInterval",
+    "ControlTimeout",
+    "TraverseTimeout",
+    "KeepaliveInterval",
+    "KeepaliveLimit",
+    "RecoverTimeout",
+    "RecoverInterval",
+    "ElectionTimeout",
+    "TakeoverTimeout",
+    "MonitorInterval",
+    "TickleUpdateInterval",
+    "EventScriptTimeout",
+    "MonitorTimeoutCount",
+    "EventScriptUnhealthyOnTimeout",
+    "RecoveryGracePeriod",
+    "RecoveryBanPeriod",
+    "DatabaseHashSize",
+    "DatabaseMaxDead",
+    "RerecoveryTimeout",
+    "EnableBans",
+    "DeterministicIPs",
+    "LCP2PublicIPs",
+    "ReclockPingPeriod",
+    "NoIPFailback",
+    "DisableIPFailover",
+    "VerboseMemoryNames",
+    "RecdPingTimeout",
+    "RecdFailCount",
+    "LogLatencyMs",
+    "RecLockLatencyMs",
+    "RecoveryDropAllIPs",
+    "VerifyRecoveryLock",
+    "VacuumInterval",
+    "VacuumMaxRunTime",
+    "RepackLimit",
+    "VacuumLimit",
+    "VacuumFastPathCount",
+    "MaxQueueDropMsg",
+    "AllowUnhealthyDBRead",
+    "StatHistoryInterval",
+    "DeferredAttachTO",
+    "AllowClientDBAttach",
+    "RecoverPDBBySeqNum",
+    "DeferredRebalanceOnNodeAdd",
+    "FetchCollapse",
+    "HopcountMakeSticky",
+    "StickyDuration",
+    "StickyPindown",
+    "NoIPTakeover",
+    "DBRecordCountWarn",
+    "DBRecordSizeWarn",
+    "DBSizeWarn",
+    "PullDBPreallocation",
+    "NoIPHostOnAllDisabled",
+    "Samba3AvoidDeadlocks",
+    "TDBMutexEnabled",
+    "LockProcessesPerDB",
+    "RecBufferSizeLimit",
+    "QueueBufferSize",
+    "IPAllocAlgorithm",
+    "AllowMixedVersions",
 )
 
 
@@ -653,22 +703,55 @@ def decodeGetTunable(buf: bytes) -> str:
 MAX_COUNT_BUCKETS = 16
 _LAT = "i4xddd"
 _STATISTICS = struct.Struct(
-    "<" + "9I" + "9I" + "4I" + "3I" + "4x" + _LAT + _LAT + "4I" + _LAT
-    + f"{MAX_COUNT_BUCKETS}I" + "7I" + f"{MAX_COUNT_BUCKETS}I" + "4x" + _LAT + _LAT
-    + "I4x" + "qq" + "qq" + "II"
+    "<"
+    + "9I"
+    + "9I"
+    + "4I"
+    + "3I"
+    + "4x"
+    + _LAT
+    + _LAT
+    + "4I"
+    + _LAT
+    + f"{MAX_COUNT_BUCKETS}I"
+    + "7I"
+    + f"{MAX_COUNT_BUCKETS}I"
+    + "4x"
+    + _LAT
+    + _LAT
+    + "I4x"
+    + "qq"
+    + "qq"
+    + "II"
 )
 assert _STATISTICS.size == 488
 
 STAT_COUNTERS = (
-    "num_clients", "frozen", "recovering", "client_packets_sent",
-    "client_packets_recv", "node_packets_sent", "node_packets_recv",
-    "keepalive_packets_sent", "keepalive_packets_recv",
-    "node.req_call", "node.reply_call", "node.req_dmaster", "node.reply_dmaster",
-    "node.reply_error", "node.req_message", "node.req_control",
-    "node.reply_control", "node.req_tunnel",
-    "client.req_call", "client.req_message", "client.req_control",
+    "num_clients",
+    "frozen",
+    "recovering",
+    "client_packets_sent",
+    "client_packets_recv",
+    "node_packets_sent",
+    "node_packets_recv",
+    "keepalive_packets_sent",
+    "keepalive_packets_recv",
+    "node.req_call",
+    "node.reply_call",
+    "node.req_dmaster",
+    "node.reply_dmaster",
+    "node.reply_error",
+    "node.req_message",
+    "node.req_control",
+    "node.reply_control",
+    "node.req_tunnel",
+    "client.req_call",
+    "client.req_message",
+    "client.req_control",
     "client.req_tunnel",
-    "timeouts.call", "timeouts.control", "timeouts.traverse",
+    "timeouts.call",
+    "timeouts.control",
+    "timeouts.traverse",
 )
 
 
@@ -709,8 +792,12 @@ class Statistics:
     calls: dict[str, int] = field(
         default_factory=lambda: dict.fromkeys(
             (
-                "total_calls", "pending_calls", "childwrite_calls",
-                "pending_childwrite_calls", "memory_used", "__last_counter",
+                "total_calls",
+                "pending_calls",
+                "childwrite_calls",
+                "pending_childwrite_calls",
+                "memory_used",
+                "__last_counter",
                 "max_hop_count",
             ),
             0,

@@ -112,8 +112,10 @@ class CTDBPacketReceiver(Protocol):
                 self.log.failure("error handling a packet; dropping connection")
                 self.malformed("handler error")
                 return offset
-            if self._broken or self.transport is None or getattr(
-                self.transport, "disconnecting", False
+            if (
+                self._broken
+                or self.transport is None
+                or getattr(self.transport, "disconnecting", False)
             ):
                 # The handler dropped the connection: ignore what follows.
                 self._broken = True
@@ -143,7 +145,9 @@ class CTDBPacketReceiver(Protocol):
         """Log C{reason} and drop the connection (the node_dead path)."""
         self._broken = True
         peer = self.transport.getPeer() if self.transport is not None else None
-        self.log.warn("dropping connection from {peer}: {reason}", peer=peer, reason=reason)
+        self.log.warn(
+            "dropping connection from {peer}: {reason}", peer=peer, reason=reason
+        )
         if self.transport is not None:
             self.transport.loseConnection()
 

@@ -172,12 +172,18 @@ class TCPNodeTransport:
         endpoint: IStreamClientEndpoint
         if ":" in address:
             endpoint = TCP6ClientEndpoint(
-                self.reactor, address, self.port, timeout=5,
+                self.reactor,
+                address,
+                self.port,
+                timeout=5,
                 bindAddress=(self.address, 0),
             )
         else:
             endpoint = TCP4ClientEndpoint(
-                self.reactor, address, self.port, timeout=5,
+                self.reactor,
+                address,
+                self.port,
+                timeout=5,
                 bindAddress=(self.address, 0),
             )
         delay = self.retryDelay
@@ -227,9 +233,7 @@ class TCPNodeTransport:
             for conn in [peer.incoming, *peer.extra]:
                 if conn is not None and conn.transport is not None:
                     conn.transport.abortConnection()
-        return defer.DeferredList(waits, consumeErrors=True).addCallback(
-            lambda _: None
-        )
+        return defer.DeferredList(waits, consumeErrors=True).addCallback(lambda _: None)
 
     # connection bookkeeping
 

@@ -88,9 +88,7 @@ def padded(length: int) -> int:
 
 def _need(buf: bytes | memoryview, offset: int, size: int, what: str) -> None:
     if len(buf) < offset + size:
-        raise MalformedPacket(
-            f"{what}: need {offset + size} bytes, have {len(buf)}"
-        )
+        raise MalformedPacket(f"{what}: need {offset + size} bytes, have {len(buf)}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,8 +117,9 @@ class Header:
     def decode(cls, buf: bytes | memoryview) -> tuple[Header, int]:
         """Decode and verify a header; returns it and the packet length."""
         _need(buf, 0, HEADER_SIZE, "header")
-        (length, magic, version, generation, operation, destnode, srcnode,
-         reqid) = _HEADER.unpack_from(buf, 0)
+        (length, magic, version, generation, operation, destnode, srcnode, reqid) = (
+            _HEADER.unpack_from(buf, 0)
+        )
         if length < HEADER_SIZE:
             raise MalformedPacket(f"packet length {length} below header size")
         if magic != CTDB_MAGIC:
@@ -252,7 +251,9 @@ class ReplyCall(_Packet):
     def decodeBody(cls, header: Header, buf: bytes | memoryview) -> ReplyCall:
         _need(buf, HEADER_SIZE, 8, "REPLY_CALL")
         status, datalen = cls._FIXED.unpack_from(buf, HEADER_SIZE)
-        return _makeReplyCall(header, status, _blob(buf, HEADER_SIZE + 8, datalen, "data"))
+        return _makeReplyCall(
+            header, status, _blob(buf, HEADER_SIZE + 8, datalen, "data")
+        )
 
 
 _RECORD_FLAGS = struct.Struct("<I")
@@ -291,19 +292,14 @@ class ReqDmaster(_Packet):
     record_flags: int = 0
 
     def body(self) -> bytes:
-        return (
-            self._FIXED.pack(
-                self.db_id, self.rsn, self.dmaster, len(self.key), len(self.data)
-            )
-            + _recordTail(self.key, self.data, self.record_flags)
-        )
+        return self._FIXED.pack(
+            self.db_id, self.rsn, self.dmaster, len(self.key), len(self.data)
+        ) + _recordTail(self.key, self.data, self.record_flags)
 
     @classmethod
     def decodeBody(cls, header: Header, buf: bytes | memoryview) -> ReqDmaster:
         _need(buf, HEADER_SIZE, cls._FIXED.size, "REQ_DMASTER")
-        db_id, rsn, dmaster, keylen, datalen = cls._FIXED.unpack_from(
-            buf, HEADER_SIZE
-        )
+        db_id, rsn, dmaster, keylen, datalen = cls._FIXED.unpack_from(buf, HEADER_SIZE)
         key, data, flags = _decodeRecordTail(
             buf, HEADER_SIZE + cls._FIXED.size, keylen, datalen, "REQ_DMASTER"
         )
@@ -322,10 +318,9 @@ class ReplyDmaster(_Packet):
     record_flags: int = 0
 
     def body(self) -> bytes:
-        return (
-            self._FIXED.pack(self.db_id, self.rsn, len(self.key), len(self.data))
-            + _recordTail(self.key, self.data, self.record_flags)
-        )
+        return self._FIXED.pack(
+            self.db_id, self.rsn, len(self.key), len(self.data)
+        ) + _recordTail(self.key, self.data, self.record_flags)
 
     @classmethod
     def decodeBody(cls, header: Header, buf: bytes | memoryview) -> ReplyDmaster:
@@ -368,7 +363,9 @@ class ReqMessage(_Packet):
     def decodeBody(cls, header: Header, buf: bytes | memoryview) -> ReqMessage:
         _need(buf, HEADER_SIZE, 12, "REQ_MESSAGE")
         srvid, datalen = struct.unpack_from("<QI", buf, HEADER_SIZE)
-        return _makeReqMessage(header, srvid, _blob(buf, HEADER_SIZE + 12, datalen, "data"))
+        return _makeReqMessage(
+            header, srvid, _blob(buf, HEADER_SIZE + 12, datalen, "data")
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -430,7 +427,9 @@ class ReplyControl(_Packet):
             _need(buf, off, datalen, "control reply data")
             _need(buf, off + datalen, errorlen, "control reply errmsg")
         data = bytes(buf[off : off + datalen]) if datalen else b""
-        errmsg = bytes(buf[off + datalen : off + datalen + errorlen]) if errorlen else b""
+        errmsg = (
+            bytes(buf[off + datalen : off + datalen + errorlen]) if errorlen else b""
+        )
         return _makeReplyControl(header, status, data, errmsg)
 
 
@@ -462,13 +461,17 @@ class ReqTunnel(_Packet):
     data: bytes = b""
 
     def body(self) -> bytes:
-        return struct.pack("<QII", self.tunnel_id, self.flags, len(self.data)) + self.data
+        return (
+            struct.pack("<QII", self.tunnel_id, self.flags, len(self.data)) + self.data
+        )
 
     @classmethod
     def decodeBody(cls, header: Header, buf: bytes | memoryview) -> ReqTunnel:
         _need(buf, HEADER_SIZE, 16, "REQ_TUNNEL")
         tunnel_id, flags, datalen = struct.unpack_from("<QII", buf, HEADER_SIZE)
-        return cls(header, tunnel_id, flags, _blob(buf, HEADER_SIZE + 16, datalen, "data"))
+        return cls(
+            header, tunnel_id, flags, _blob(buf, HEADER_SIZE + 16, datalen, "data")
+        )
 
 
 Packet = (
@@ -522,8 +525,9 @@ def decodePacket(buf: bytes | memoryview) -> Packet:
     size = len(buf)
     if size < HEADER_SIZE:
         raise MalformedPacket(f"header: need {HEADER_SIZE} bytes, have {size}")
-    (length, magic, version, generation, operation, destnode, srcnode,
-     reqid) = _HEADER.unpack_from(buf, 0)
+    (length, magic, version, generation, operation, destnode, srcnode, reqid) = (
+        _HEADER.unpack_from(buf, 0)
+    )
     if length < HEADER_SIZE:
         raise MalformedPacket(f"packet length {length} below header size")
     if magic != CTDB_MAGIC:
@@ -551,8 +555,13 @@ _REPLY_CONTROL = struct.Struct("<8IiII")
 
 
 def encodeReplyControl(
-    destnode: int, srcnode: int, reqid: int, generation: int, status: int,
-    data: bytes = b"", errmsg: bytes = b"",
+    destnode: int,
+    srcnode: int,
+    reqid: int,
+    generation: int,
+    status: int,
+    data: bytes = b"",
+    errmsg: bytes = b"",
 ) -> bytes:
     """
     REPLY_CONTROL in one step, for the daemon's hot path; the same bytes as
@@ -562,8 +571,17 @@ def encodeReplyControl(
     total = (raw + 7) & ~7
     return (
         _REPLY_CONTROL.pack(
-            total, CTDB_MAGIC, CTDB_PROTOCOL, generation, Operation.REPLY_CONTROL,
-            destnode, srcnode, reqid, status, len(data), len(errmsg),
+            total,
+            CTDB_MAGIC,
+            CTDB_PROTOCOL,
+            generation,
+            Operation.REPLY_CONTROL,
+            destnode,
+            srcnode,
+            reqid,
+            status,
+            len(data),
+            len(errmsg),
         )
         + data
         + errmsg
@@ -575,8 +593,15 @@ _REQ_CONTROL = struct.Struct("<8II4xQIII")
 
 
 def encodeReqControl(
-    destnode: int, srcnode: int, reqid: int, generation: int, opcode: int,
-    srvid: int = 0, client_id: int = 0, flags: int = 0, data: bytes = b"",
+    destnode: int,
+    srcnode: int,
+    reqid: int,
+    generation: int,
+    opcode: int,
+    srvid: int = 0,
+    client_id: int = 0,
+    flags: int = 0,
+    data: bytes = b"",
 ) -> bytes:
     """
     REQ_CONTROL in one step, for the daemon's hot path; the same bytes as
@@ -586,8 +611,19 @@ def encodeReqControl(
     total = (raw + 7) & ~7
     return (
         _REQ_CONTROL.pack(
-            total, CTDB_MAGIC, CTDB_PROTOCOL, generation, Operation.REQ_CONTROL,
-            destnode, srcnode, reqid, opcode, srvid, client_id, flags, len(data),
+            total,
+            CTDB_MAGIC,
+            CTDB_PROTOCOL,
+            generation,
+            Operation.REQ_CONTROL,
+            destnode,
+            srcnode,
+            reqid,
+            opcode,
+            srvid,
+            client_id,
+            flags,
+            len(data),
         )
         + data
         + b"\0" * (total - raw)

@@ -18,7 +18,6 @@ DB_FLAGS_STICKY = 0x04
 DB_FLAGS_REPLICATED = 0x08
 
 
-
 class DbKind:
     """The kind of a database from its C{flags} (CTDB_DB_FLAGS_*), for the
     daemon's and the client's database objects alike."""
@@ -131,8 +130,9 @@ class TraverseStartExt:
     withemptyrecords: bool = False
 
     def encode(self) -> bytes:
-        return struct.pack("<IIQB7x", self.db_id, self.reqid, self.srvid,
-                           int(self.withemptyrecords))
+        return struct.pack(
+            "<IIQB7x", self.db_id, self.reqid, self.srvid, int(self.withemptyrecords)
+        )
 
     @classmethod
     def decode(cls, buf: bytes) -> TraverseStartExt:
@@ -168,8 +168,9 @@ class TraverseAll:
     withemptyrecords: bool = False
 
     def encode(self, ext: bool = True) -> bytes:
-        base = struct.pack("<IIIIQ", self.db_id, self.reqid, self.pnn,
-                           self.client_reqid, self.srvid)
+        base = struct.pack(
+            "<IIIIQ", self.db_id, self.reqid, self.pnn, self.client_reqid, self.srvid
+        )
         if ext:
             base += struct.pack("<B7x", int(self.withemptyrecords))
         return base
@@ -241,8 +242,13 @@ class DbStatistics:
 
     def encode(self) -> bytes:
         lat = "<i4xddd"
-        out = struct.pack("<4I", self.locks_num_calls, self.locks_num_current,
-                          self.locks_num_pending, self.locks_num_failed)
+        out = struct.pack(
+            "<4I",
+            self.locks_num_calls,
+            self.locks_num_current,
+            self.locks_num_pending,
+            self.locks_num_failed,
+        )
         out += struct.pack(lat, *self.locks_latency)
         out += struct.pack(f"<{MAX_COUNT_BUCKETS}I", *self.locks_buckets)
         out += struct.pack(lat, *self.vacuum_latency)

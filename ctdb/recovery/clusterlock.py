@@ -61,7 +61,9 @@ class ClusterLock:
 
     log = Logger()
 
-    def __init__(self, *, reactor: ICTDBReactor, spec: str, timeout: float = 10.0) -> None:
+    def __init__(
+        self, *, reactor: ICTDBReactor, spec: str, timeout: float = 10.0
+    ) -> None:
         self.reactor = reactor
         self.spec = spec
         self.timeout = timeout
@@ -79,14 +81,21 @@ class ClusterLock:
         self._proto = proto
         try:
             self._transport = self.reactor.spawnProcess(
-                proto, argv[0], argv, env=dict(os.environ), childFDs={0: "w", 1: "r", 2: 2}
+                proto,
+                argv[0],
+                argv,
+                env=dict(os.environ),
+                childFDs={0: "w", 1: "r", 2: 2},
             )
         except OSError as e:
-            self.log.error("Unable to run cluster lock helper {argv}: {err}", argv=argv,
-                           err=str(e))
+            self.log.error(
+                "Unable to run cluster lock helper {argv}: {err}", argv=argv, err=str(e)
+            )
             return False
         result = proto.result
-        result.addTimeout(self.timeout, self.reactor, onTimeoutCancel=lambda *a: "timeout")
+        result.addTimeout(
+            self.timeout, self.reactor, onTimeoutCancel=lambda *a: "timeout"
+        )
         outcome = await result
         if outcome == "locked":
             self.held = True

@@ -48,7 +48,9 @@ class ElectionMessage:
         return cls(num, sec + usec / 1e6, pnn, flags)
 
 
-def electionWin(mine: ElectionMessage, theirs: ElectionMessage, canBeLeader: bool) -> bool:
+def electionWin(
+    mine: ElectionMessage, theirs: ElectionMessage, canBeLeader: bool
+) -> bool:
     """
     ctdb_election_win: would we rather lead than C{theirs}?
 

@@ -44,8 +44,14 @@ class _Merged:
     value: bytes  # header + data as pulled
 
 
-async def _control(daemon: Daemon, pnn: int, opcode: int, data: bytes = b"",
-                   flags: int = 0, timeout: float | None = None) -> P.ReplyControl:
+async def _control(
+    daemon: Daemon,
+    pnn: int,
+    opcode: int,
+    data: bytes = b"",
+    flags: int = 0,
+    timeout: float | None = None,
+) -> P.ReplyControl:
     reply = await daemon.sendControl(pnn, opcode, data, flags=flags, timeout=timeout)
     if reply.status != 0 and opcode not in (Control.GET_RECMODE, Control.GET_PNN):
         raise RecoveryFailed(
@@ -56,11 +62,21 @@ async def _control(daemon: Daemon, pnn: int, opcode: int, data: bytes = b"",
     return reply
 
 
-async def _all(daemon: Daemon, nodes: list[int], opcode: int, data: bytes = b"",
-               flags: int = 0, timeout: float | None = None) -> dict[int, P.ReplyControl]:
+async def _all(
+    daemon: Daemon,
+    nodes: list[int],
+    opcode: int,
+    data: bytes = b"",
+    flags: int = 0,
+    timeout: float | None = None,
+) -> dict[int, P.ReplyControl]:
     replies = await defer.gatherResults(
-        [defer.Deferred.fromCoroutine(_control(daemon, p, opcode, data, flags, timeout))
-         for p in nodes],
+        [
+            defer.Deferred.fromCoroutine(
+                _control(daemon, p, opcode, data, flags, timeout)
+            )
+            for p in nodes
+        ],
         consumeErrors=True,
     )
     return dict(zip(nodes, replies))
@@ -91,16 +107,23 @@ async def _recover(daemon: Daemon, generation: int) -> None:
     active = [n.pnn for n in nodemap if not n.flags & C.NODE_FLAGS_INACTIVE]
     if pnn not in active:
         raise RecoveryFailed("the leader is not active")
-    _log.info("Recovery of {n} active nodes, generation 0x{gen:08x}", n=len(active),
-              gen=generation)
+    _log.info(
+        "Recovery of {n} active nodes, generation 0x{gen:08x}",
+        n=len(active),
+        gen=generation,
+    )
     caps = await _all(daemon, active, Control.GET_CAPABILITIES, timeout=timeout)
     dbmaps = await _all(daemon, active, Control.GET_DBMAP, timeout=timeout)
-    await _all(daemon, active, Control.SET_RECMODE, C.encodeU32(C.CTDB_RECOVERY_ACTIVE),
-               timeout=timeout)
+    await _all(
+        daemon,
+        active,
+        Control.SET_RECMODE,
+        C.encodeU32(C.CTDB_RECOVERY_ACTIVE),
+        timeout=timeout,
+    )
     await _all(daemon, active, Control.START_RECOVERY, timeout=timeout)
     lmasters = [
-        p for p in active
-        if C.decodeU32(caps[p].data) & C.CTDB_CAP_LMASTER
+        p for p in active if C.decodeU32(caps[p].data) & C.CTDB_CAP_LMASTER
     ] or [pnn]
     vnn = C.VnnMap(generation, tuple(lmasters))
     await _all(daemon, active, Control.SETVNNMAP, vnn.encode(), timeout=timeout)
@@ -114,23 +137,42 @@ async def _recover(daemon: Daemon, generation: int) -> None:
             present.setdefault(entry.db_id, set()).add(node)
     waits = [
         defer.Deferred.fromCoroutine(
-            _recoverDb(daemon, db_id, flags, present[db_id], active, generation, timeout)
+            _recoverDb(
+                daemon, db_id, flags, present[db_id], active, generation, timeout
+            )
         )
         for db_id, flags in dbs.items()
     ]
     if waits:
         await defer.gatherResults(waits, consumeErrors=True)
-    await _all(daemon, active, Control.SET_RECMODE, C.encodeU32(C.CTDB_RECOVERY_NORMAL),
-               timeout=timeout)
+    await _all(
+        daemon,
+        active,
+        Control.SET_RECMODE,
+        C.encodeU32(C.CTDB_RECOVERY_NORMAL),
+        timeout=timeout,
+    )
     await _all(daemon, active, Control.END_RECOVERY, timeout=timeout)
     _log.info("Recovery complete, generation 0x{gen:08x}", gen=generation)
 
 
-async def _recoverDb(daemon: Daemon, db_id: int, flags: int, present: set[int],
-                     active: list[int], generation: int, timeout: float) -> None:
+async def _recoverDb(
+    daemon: Daemon,
+    db_id: int,
+    flags: int,
+    present: set[int],
+    active: list[int],
+    generation: int,
+    timeout: float,
+) -> None:
     owner = next(iter(sorted(present)))
-    name = C.decodeString((await _control(daemon, owner, Control.GET_DBNAME,
-                                          C.encodeU32(db_id), timeout=timeout)).data)
+    name = C.decodeString(
+        (
+            await _control(
+                daemon, owner, Control.GET_DBNAME, C.encodeU32(db_id), timeout=timeout
+            )
+        ).data
+    )
     if flags & R.DB_FLAGS_PERSISTENT:
         attach = Control.DB_ATTACH_PERSISTENT
     elif flags & R.DB_FLAGS_REPLICATED:
@@ -139,8 +181,14 @@ async def _recoverDb(daemon: Daemon, db_id: int, flags: int, present: set[int],
         attach = Control.DB_ATTACH
     missing = [p for p in active if p not in present]
     if missing:
-        await _all(daemon, missing, attach, C.encodeString(name),
-                   flags=P.CTDB_CTRL_FLAG_ATTACH_RECOVERY, timeout=timeout)
+        await _all(
+            daemon,
+            missing,
+            attach,
+            C.encodeString(name),
+            flags=P.CTDB_CTRL_FLAG_ATTACH_RECOVERY,
+            timeout=timeout,
+        )
     dbid = C.encodeU32(db_id)
     transdb = R.encodeTransDb(db_id, generation)
     await _all(daemon, active, Control.DB_FREEZE, dbid, timeout=timeout)
@@ -154,19 +202,33 @@ async def _recoverDb(daemon: Daemon, db_id: int, flags: int, present: set[int],
             data = m.value[HEADER_SIZE:]
             if not data:
                 continue
-            header = LtdbHeader(m.header.rsn, leader, 0,
-                                m.header.flags | CTDB_REC_FLAG_MIGRATED_WITH_DATA)
+            header = LtdbHeader(
+                m.header.rsn,
+                leader,
+                0,
+                m.header.flags | CTDB_REC_FLAG_MIGRATED_WITH_DATA,
+            )
             records.append(R.RecData(0, key, header.encode() + data))
     else:
-        seqnums = await _all(daemon, active, Control.GET_DB_SEQNUM,
-                             struct.pack("<II", db_id, 0), timeout=timeout)
+        seqnums = await _all(
+            daemon,
+            active,
+            Control.GET_DB_SEQNUM,
+            struct.pack("<II", db_id, 0),
+            timeout=timeout,
+        )
         best = max(active, key=lambda p: (C.decodeU64(seqnums[p].data), -p))
         pulled = await _pull(daemon, best, db_id, timeout)
         records = [r for r in pulled if len(r.data) > HEADER_SIZE]
     await _all(daemon, active, Control.WIPE_DATABASE, transdb, timeout=timeout)
     srvid = CTDB_SRVID_RECOVERY | (next(_srvids) & 0xFFFFFFFF)
-    await _all(daemon, active, Control.DB_PUSH_START,
-               R.encodePulldbExt(db_id, P.CTDB_UNKNOWN_PNN, srvid), timeout=timeout)
+    await _all(
+        daemon,
+        active,
+        Control.DB_PUSH_START,
+        R.encodePulldbExt(db_id, P.CTDB_UNKNOWN_PNN, srvid),
+        timeout=timeout,
+    )
     limit = max(daemon.tunables.RecBufferSizeLimit, 1)
     batch: list[R.RecData] = []
     size = 0
@@ -178,7 +240,9 @@ async def _recoverDb(daemon: Daemon, db_id: int, flags: int, present: set[int],
             batch, size = [], 0
     if batch:
         _sendBuffer(daemon, active, srvid, db_id, batch)
-    confirms = await _all(daemon, active, Control.DB_PUSH_CONFIRM, dbid, timeout=timeout)
+    confirms = await _all(
+        daemon, active, Control.DB_PUSH_CONFIRM, dbid, timeout=timeout
+    )
     for node, reply in confirms.items():
         count = C.decodeU32(reply.data)
         if count != len(records):
@@ -191,14 +255,17 @@ async def _recoverDb(daemon: Daemon, db_id: int, flags: int, present: set[int],
     _log.info("Recovered database {name} with {n} records", name=name, n=len(records))
 
 
-def _sendBuffer(daemon: Daemon, nodes: list[int], srvid: int, db_id: int,
-                batch: list[R.RecData]) -> None:
+def _sendBuffer(
+    daemon: Daemon, nodes: list[int], srvid: int, db_id: int, batch: list[R.RecData]
+) -> None:
     payload = R.RecBuffer(db_id, tuple(batch)).encode()
     for node in nodes:
         daemon.sendMessage(node, srvid, payload)
 
 
-async def _pull(daemon: Daemon, node: int, db_id: int, timeout: float) -> list[R.RecData]:
+async def _pull(
+    daemon: Daemon, node: int, db_id: int, timeout: float
+) -> list[R.RecData]:
     """DB_PULL from one node: its rec_buffers arrive as messages first."""
     srvid = CTDB_SRVID_RECOVERY | (next(_srvids) & 0xFFFFFFFF)
     got: list[R.RecData] = []
@@ -210,20 +277,26 @@ async def _pull(daemon: Daemon, node: int, db_id: int, timeout: float) -> list[R
 
     daemon.addMessageHandler(srvid, onBuffer)
     try:
-        reply = await _control(daemon, node, Control.DB_PULL,
-                               R.encodePulldbExt(db_id, P.CTDB_UNKNOWN_PNN, srvid),
-                               timeout=timeout)
+        reply = await _control(
+            daemon,
+            node,
+            Control.DB_PULL,
+            R.encodePulldbExt(db_id, P.CTDB_UNKNOWN_PNN, srvid),
+            timeout=timeout,
+        )
     finally:
         daemon.internalHandlers.pop(srvid, None)
     count = C.decodeU32(reply.data)
     if count != len(got):
-        raise RecoveryFailed(f"pull from node {node}: {len(got)} of {count} records",
-                             culprit=node)
+        raise RecoveryFailed(
+            f"pull from node {node}: {len(got)} of {count} records", culprit=node
+        )
     return got
 
 
-async def _pullVolatile(daemon: Daemon, db_id: int, nodes: list[int],
-                        timeout: float) -> dict[bytes, _Merged]:
+async def _pullVolatile(
+    daemon: Daemon, db_id: int, nodes: list[int], timeout: float
+) -> dict[bytes, _Merged]:
     pulls = await defer.gatherResults(
         [defer.Deferred.fromCoroutine(_pull(daemon, n, db_id, timeout)) for n in nodes],
         consumeErrors=True,

@@ -89,8 +89,9 @@ class RecoveryService(Service):
         daemon.addMessageHandler(CTDB_SRVID_ELECTION, self._electionMessage)
         daemon.addMessageHandler(CTDB_SRVID_BANNING, self._banningMessage)
         daemon.addMessageHandler(CTDB_SRVID_TAKEOVER_RUN, self._takeoverRunMessage)
-        daemon.addMessageHandler(CTDB_SRVID_DISABLE_RECOVERIES,
-                                 self._disableRecoveriesMessage)
+        daemon.addMessageHandler(
+            CTDB_SRVID_DISABLE_RECOVERIES, self._disableRecoveriesMessage
+        )
         previous = daemon.nodeStateChanged
 
         def changed(pnn: int) -> None:
@@ -103,7 +104,9 @@ class RecoveryService(Service):
         if daemon.config.recoveryLock:
             from ctdb.recovery.clusterlock import ClusterLock
 
-            self.clusterLock = ClusterLock(reactor=self.reactor, spec=daemon.config.recoveryLock)
+            self.clusterLock = ClusterLock(
+                reactor=self.reactor, spec=daemon.config.recoveryLock
+            )
             self.clusterLock.onLost.append(self._clusterLockLost)
 
     # -- service -------------------------------------------------------------
@@ -133,8 +136,13 @@ class RecoveryService(Service):
         for loop in (self._broadcast, self._monitor):
             if loop is not None and loop.running:
                 loop.stop()
-        for timer in (self._electionTimer, self._sendElection, self._leaderTimeout,
-                      self._checkPending, self._recoveriesDisabled):
+        for timer in (
+            self._electionTimer,
+            self._sendElection,
+            self._leaderTimeout,
+            self._checkPending,
+            self._recoveriesDisabled,
+        ):
             if timer is not None and timer.active():
                 timer.cancel()
         return waitLock
@@ -159,15 +167,20 @@ class RecoveryService(Service):
         connected = sum(1 for n in d.nodes if not n.flags & C.NODE_FLAGS_DISCONNECTED)
         if not self.canBeLeader():
             # ctdb_election_data: "Try to lose..."
-            return ElectionMessage(0, self.reactor.seconds(), d.pnn, d.nodes[d.pnn].flags)
-        return ElectionMessage(connected, self.priorityTime, d.pnn, d.nodes[d.pnn].flags)
+            return ElectionMessage(
+                0, self.reactor.seconds(), d.pnn, d.nodes[d.pnn].flags
+            )
+        return ElectionMessage(
+            connected, self.priorityTime, d.pnn, d.nodes[d.pnn].flags
+        )
 
     # -- leader broadcast ------------------------------------------------------------
 
     def _leaderBroadcast(self) -> None:
         if self.isLeader():
-            self.daemon.sendMessage(P.CTDB_BROADCAST_CONNECTED, CTDB_SRVID_LEADER,
-                                    C.encodeU32(self.pnn))
+            self.daemon.sendMessage(
+                P.CTDB_BROADCAST_CONNECTED, CTDB_SRVID_LEADER, C.encodeU32(self.pnn)
+            )
 
     def _srvidRegistered(self, srvid: int, client: object) -> None:
         """Tell a client that registers for LEADER who leads, at once, when
@@ -177,11 +190,19 @@ class RecoveryService(Service):
             and self.leader != P.CTDB_UNKNOWN_PNN
             and not self.electionInProgress
         ):
-            header = P.Header(P.Operation.REQ_MESSAGE, self.pnn, self.pnn, 0,
-                              self.daemon.vnnMap.generation)
-            self.reactor.callLater(0, self.daemon.sendToClient, client,
-                                   P.ReqMessage(header, CTDB_SRVID_LEADER,
-                                                C.encodeU32(self.leader)))
+            header = P.Header(
+                P.Operation.REQ_MESSAGE,
+                self.pnn,
+                self.pnn,
+                0,
+                self.daemon.vnnMap.generation,
+            )
+            self.reactor.callLater(
+                0,
+                self.daemon.sendToClient,
+                client,
+                P.ReqMessage(header, CTDB_SRVID_LEADER, C.encodeU32(self.leader)),
+            )
 
     def _leaderMessage(self, srvid: int, data: bytes) -> None:
         try:
@@ -194,8 +215,9 @@ class RecoveryService(Service):
             return
         self._joining = False
         if self.leader == self.pnn and not self.electionInProgress:
-            self.log.info("Leader broadcast from node {other} while this node leads",
-                          other=leader)
+            self.log.info(
+                "Leader broadcast from node {other} while this node leads", other=leader
+            )
             self.forceElection()
             return
         if self.leader != leader:
@@ -206,7 +228,9 @@ class RecoveryService(Service):
     def _restartLeaderTimeout(self, delay: float | None = None) -> None:
         if self._leaderTimeout is not None and self._leaderTimeout.active():
             self._leaderTimeout.cancel()
-        wait = delay if delay is not None else float(self.daemon.tunables.ElectionTimeout)
+        wait = (
+            delay if delay is not None else float(self.daemon.tunables.ElectionTimeout)
+        )
         self._leaderTimeout = self.reactor.callLater(wait, self._noLeader)
 
     def _noLeader(self) -> None:
@@ -240,7 +264,8 @@ class RecoveryService(Service):
             now = self.reactor.seconds()
             limit = self._startedAt + JOIN_WAIT_LIMIT
             others = [
-                n for n in d.nodes
+                n
+                for n in d.nodes
                 if n.pnn != self.pnn and not n.flags & C.NODE_FLAGS_DELETED
             ]
             linked = [n.pnn for n in others if not n.flags & C.NODE_FLAGS_DISCONNECTED]
@@ -280,8 +305,11 @@ class RecoveryService(Service):
         self.log.info("Start election")
         self.electionInProgress = True
         self.daemon.recmode = C.CTDB_RECOVERY_ACTIVE
-        self.daemon.sendMessage(P.CTDB_BROADCAST_CONNECTED, CTDB_SRVID_LEADER,
-                                C.encodeU32(P.CTDB_UNKNOWN_PNN))
+        self.daemon.sendMessage(
+            P.CTDB_BROADCAST_CONNECTED,
+            CTDB_SRVID_LEADER,
+            C.encodeU32(P.CTDB_UNKNOWN_PNN),
+        )
         if self.clusterLock is not None:
             defer.Deferred.fromCoroutine(self._clusterLockElection()).addErrback(
                 lambda f: self.log.failure("cluster lock election failed", f)
@@ -307,7 +335,9 @@ class RecoveryService(Service):
                 self.leader = self.pnn
         self.electionInProgress = False
         if self.leader == self.pnn:
-            self.log.info("This node ({pnn}) holds the cluster lock and leads", pnn=self.pnn)
+            self.log.info(
+                "This node ({pnn}) holds the cluster lock and leads", pnn=self.pnn
+            )
             self._leaderBroadcast()
             self.needRecovery = True
             self.scheduleCheck(0)
@@ -329,8 +359,9 @@ class RecoveryService(Service):
         self._sendElection = None
         if self.canBeLeader():
             self.leader = self.pnn
-        self.daemon.sendMessage(P.CTDB_BROADCAST_ALL, CTDB_SRVID_ELECTION,
-                                self.electionData().encode())
+        self.daemon.sendMessage(
+            P.CTDB_BROADCAST_ALL, CTDB_SRVID_ELECTION, self.electionData().encode()
+        )
 
     def _electionMessage(self, srvid: int, data: bytes) -> None:
         if self.clusterLock is not None:
@@ -348,7 +379,9 @@ class RecoveryService(Service):
         self._armElectionTimer()
         if electionWin(self.electionData(), em, self.canBeLeader()):
             if self._sendElection is None or not self._sendElection.active():
-                self._sendElection = self.reactor.callLater(0.05, self._sendElectionRequest)
+                self._sendElection = self.reactor.callLater(
+                    0.05, self._sendElectionRequest
+                )
             return
         if self._sendElection is not None and self._sendElection.active():
             self._sendElection.cancel()
@@ -377,14 +410,18 @@ class RecoveryService(Service):
         if not self.running:
             return
         node = self.daemon.nodes[pnn]
-        if self._joining and pnn != self.pnn and not node.flags & (
-            C.NODE_FLAGS_DISCONNECTED | C.NODE_FLAGS_DELETED
+        if (
+            self._joining
+            and pnn != self.pnn
+            and not node.flags & (C.NODE_FLAGS_DISCONNECTED | C.NODE_FLAGS_DELETED)
         ):
             self._lastConnect = now = self.reactor.seconds()
             if now - self._startedAt >= ELECTION_WAIT and not self._joinChecking:
                 self._restartLeaderTimeout(0)
-        if pnn == self.leader and pnn != self.pnn and node.flags & (
-            C.NODE_FLAGS_DISCONNECTED | C.NODE_FLAGS_INACTIVE
+        if (
+            pnn == self.leader
+            and pnn != self.pnn
+            and node.flags & (C.NODE_FLAGS_DISCONNECTED | C.NODE_FLAGS_INACTIVE)
         ):
             self.log.info("Leader node {pnn} is gone: election", pnn=pnn)
             self.leader = P.CTDB_UNKNOWN_PNN
@@ -446,8 +483,13 @@ class RecoveryService(Service):
                 await self.doRecovery(f"node {pnn} did not answer GETVNNMAP")
                 return
             vnn = C.VnnMap.decode(reply.data)
-            if vnn.generation != d.vnnMap.generation or vnn.generation == P.INVALID_GENERATION:
-                await self.doRecovery(f"node {pnn} has generation 0x{vnn.generation:08x}")
+            if (
+                vnn.generation != d.vnnMap.generation
+                or vnn.generation == P.INVALID_GENERATION
+            ):
+                await self.doRecovery(
+                    f"node {pnn} has generation 0x{vnn.generation:08x}"
+                )
                 return
             if vnn.map != d.vnnMap.map:
                 await self.doRecovery(f"node {pnn} has a different vnn map")
@@ -481,7 +523,8 @@ class RecoveryService(Service):
         """
         d = self.daemon
         connected = [
-            n.pnn for n in d.nodes
+            n.pnn
+            for n in d.nodes
             if not n.flags & (C.NODE_FLAGS_DISCONNECTED | C.NODE_FLAGS_DELETED)
         ]
         views: dict[int, dict[int, int]] = {}
@@ -501,7 +544,10 @@ class RecoveryService(Service):
             if j != self.pnn and own is not None and own != local:
                 self.log.info(
                     "Remote node {pnn} had flags 0x{theirs:x}, local had 0x{ours:x}"
-                    " - updating local", pnn=j, theirs=own, ours=local,
+                    " - updating local",
+                    pnn=j,
+                    theirs=own,
+                    ours=local,
                 )
                 if rc is not None:
                     rc.applyFlags(j, own)
@@ -511,19 +557,29 @@ class RecoveryService(Service):
                 if push:
                     break
                 theirs = view.get(j)
-                if i != j and theirs is not None and (
-                    (theirs & ~C.NODE_FLAGS_DISCONNECTED)
-                    != (local & ~C.NODE_FLAGS_DISCONNECTED)
+                if (
+                    i != j
+                    and theirs is not None
+                    and (
+                        (theirs & ~C.NODE_FLAGS_DISCONNECTED)
+                        != (local & ~C.NODE_FLAGS_DISCONNECTED)
+                    )
                 ):
                     push = True
             if push:
-                self.log.info("Pushing updated flags for node {pnn} (0x{flags:x})",
-                              pnn=j, flags=local)
+                self.log.info(
+                    "Pushing updated flags for node {pnn} (0x{flags:x})",
+                    pnn=j,
+                    flags=local,
+                )
                 data = encodeFlagChange(j, local, local)
-                await defer.gatherResults([
-                    d.sendControl(p, Control.MODIFY_FLAGS, data, timeout=5)
-                    for p in connected if p != self.pnn
-                ])
+                await defer.gatherResults(
+                    [
+                        d.sendControl(p, Control.MODIFY_FLAGS, data, timeout=5)
+                        for p in connected
+                        if p != self.pnn
+                    ]
+                )
         return True
 
     async def doRecovery(self, reason: str) -> None:
@@ -575,9 +631,12 @@ class RecoveryService(Service):
         if len(entries) >= limit and self.daemon.tunables.EnableBans:
             self.culprits[pnn] = []
             period = self.daemon.tunables.RecoveryBanPeriod
-            self.log.error("Banning node {pnn} for {secs} seconds", pnn=pnn, secs=period)
-            self.daemon.sendControl(pnn, Control.SET_BAN_STATE,
-                                    C.encodeBanState(pnn, period))
+            self.log.error(
+                "Banning node {pnn} for {secs} seconds", pnn=pnn, secs=period
+            )
+            self.daemon.sendControl(
+                pnn, Control.SET_BAN_STATE, C.encodeBanState(pnn, period)
+            )
 
     def _banningMessage(self, srvid: int, data: bytes) -> None:
         if not self.isLeader():
@@ -592,7 +651,9 @@ class RecoveryService(Service):
     # -- disabling recoveries (ctdb reloadnodes) ---------------------------------------------
 
     def recoveriesDisabled(self) -> bool:
-        return self._recoveriesDisabled is not None and self._recoveriesDisabled.active()
+        return (
+            self._recoveriesDisabled is not None and self._recoveriesDisabled.active()
+        )
 
     def disableRecoveries(self, timeout: int) -> int:
         """ctdb_op_disable: no recovery starts for C{timeout} seconds (0
@@ -607,7 +668,9 @@ class RecoveryService(Service):
             return -errno.EAGAIN
         self._cancelDisable()
         self.log.info("Disabling recoveries for {secs} seconds", secs=timeout)
-        self._recoveriesDisabled = self.reactor.callLater(timeout, self._disableTimedOut)
+        self._recoveriesDisabled = self.reactor.callLater(
+            timeout, self._disableTimedOut
+        )
         return 0
 
     def _cancelDisable(self) -> None:

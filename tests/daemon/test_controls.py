@@ -144,7 +144,9 @@ class InformationControlTests(ControlTestCase):
         self.transport.connect(0)
         nodes = C.decodeNodeMap(self.assertOk(self.call(Control.GET_NODEMAP)))
         self.assertEqual([n.pnn for n in nodes], [0, 1, 2, 3])
-        self.assertEqual([n.address for n in nodes], ["10.0.0.1", "10.0.0.2", "0.0.0.0", "10.0.0.4"])
+        self.assertEqual(
+            [n.address for n in nodes], ["10.0.0.1", "10.0.0.2", "0.0.0.0", "10.0.0.4"]
+        )
         self.assertEqual(nodes[0].flags, 0)
         self.assertEqual(nodes[1].flags, 0)
         self.assertTrue(nodes[2].flags & C.NODE_FLAGS_DELETED)
@@ -211,7 +213,9 @@ class TunableControlTests(ControlTestCase):
     def test_getTunable(self) -> None:
         """GET_TUNABLE answers a u32, whatever the case of the name."""
         for name in ("KeepaliveInterval", "keepaliveinterval", "KEEPALIVEINTERVAL"):
-            data = self.assertOk(self.call(Control.GET_TUNABLE, C.encodeGetTunable(name)))
+            data = self.assertOk(
+                self.call(Control.GET_TUNABLE, C.encodeGetTunable(name))
+            )
             self.assertEqual(C.decodeU32(data), 5)
 
     def test_getUnknownTunable(self) -> None:
@@ -221,7 +225,9 @@ class TunableControlTests(ControlTestCase):
 
     def test_setTunable(self) -> None:
         """SET_TUNABLE stores the value, case-insensitively."""
-        self.assertOk(self.call(Control.SET_TUNABLE, C.encodeSetTunable("controltimeout", 7)))
+        self.assertOk(
+            self.call(Control.SET_TUNABLE, C.encodeSetTunable("controltimeout", 7))
+        )
         self.assertEqual(self.daemon.tunables.ControlTimeout, 7)
         data = self.call(Control.GET_TUNABLE, C.encodeGetTunable("ControlTimeout")).data
         self.assertEqual(C.decodeU32(data), 7)
@@ -329,7 +335,9 @@ class ProcessControlTests(ControlTestCase):
         victim = FakeClient(self.daemon, pid=os.getpid())
         self.daemon.nodes[1].flags |= C.NODE_FLAGS_BANNED
         other = FakeClient(self.daemon, pid=12345)
-        reply = self.call(Control.PROCESS_EXISTS, C.encodeI32(os.getpid()), client=other)
+        reply = self.call(
+            Control.PROCESS_EXISTS, C.encodeI32(os.getpid()), client=other
+        )
         self.assertFails(reply)
         self.assertFalse(self.client.connected)
         self.assertTrue(victim.connected)
@@ -343,8 +351,12 @@ class ProcessControlTests(ControlTestCase):
         self.assertOk(self.call(Control.REGISTER_SRVID, srvid=srvid))
         pid = os.getpid()
         self.assertOk(self.call(Control.CHECK_PID_SRVID, C.encodePidSrvid(pid, srvid)))
-        self.assertFails(self.call(Control.CHECK_PID_SRVID, C.encodePidSrvid(pid, srvid + 1)))
-        self.assertFails(self.call(Control.CHECK_PID_SRVID, C.encodePidSrvid(pid + 1, srvid)))
+        self.assertFails(
+            self.call(Control.CHECK_PID_SRVID, C.encodePidSrvid(pid, srvid + 1))
+        )
+        self.assertFails(
+            self.call(Control.CHECK_PID_SRVID, C.encodePidSrvid(pid + 1, srvid))
+        )
 
 
 class RegistrationControlTests(ControlTestCase):
@@ -429,7 +441,9 @@ class EchoDataTests(ControlTestCase):
 
     def test_short(self) -> None:
         """A buffer shorter than its length field fails."""
-        self.assertFails(self.call(Control.ECHO_DATA, struct.pack("<II", 0, 10) + b"abc"))
+        self.assertFails(
+            self.call(Control.ECHO_DATA, struct.pack("<II", 0, 10) + b"abc")
+        )
         self.assertFails(self.call(Control.ECHO_DATA, b"\0\0\0"))
 
 
@@ -555,8 +569,9 @@ class TcpClientControlTests(ControlTestCase):
 
         globalLogPublisher.addObserver(observer)
         self.addCleanup(globalLogPublisher.removeObserver, observer)
-        reqid = self.client.control(Control.TCP_CLIENT, self.connection,
-                                    flags=P.CTDB_CTRL_FLAG_NOREPLY)
+        reqid = self.client.control(
+            Control.TCP_CLIENT, self.connection, flags=P.CTDB_CTRL_FLAG_NOREPLY
+        )
         self.clock.advance(0)
         self.assertIsNone(self.client.reply(reqid))
         self.assertEqual(errors, [])

@@ -38,8 +38,10 @@ class _Standalone:
         nodes: str | None = None,
     ) -> None:
         self.clock = Clock()
-        text = nodes if nodes is not None else "".join(
-            f"10.0.0.{i + 1}\n" for i in range(n)
+        text = (
+            nodes
+            if nodes is not None
+            else "".join(f"10.0.0.{i + 1}\n" for i in range(n))
         )
         self.nodeMap = parseNodes(text)
         self.transport = FakeNodeTransport(pnn)
@@ -251,11 +253,17 @@ class ControlTimeoutTests(SynchronousTestCase):
         [req] = s.transport.sentPackets(1)
         s.transport.deliver(
             1,
-            P.ReplyControl(P.Header(P.Operation.REPLY_CONTROL, 0, 1, req.header.reqid), 1),
+            P.ReplyControl(
+                P.Header(P.Operation.REPLY_CONTROL, 0, 1, req.header.reqid), 1
+            ),
         )
         self.assertEqual(self.successResultOf(d).status, 1)
         self.assertEqual(
-            [c for c in s.clock.getDelayedCalls() if c.func == s.daemon._controlTimedOut],
+            [
+                c
+                for c in s.clock.getDelayedCalls()
+                if c.func == s.daemon._controlTimedOut
+            ],
             [],
         )
 
@@ -318,7 +326,9 @@ class BroadcastControlTests(SynchronousTestCase):
         cluster.flush()
         self.assertEqual([d.debugLevel for d in cluster], [7, 7, 7])
         self.assertEqual(client.replies(), [])
-        self.assertEqual([d.stats.counters["node.reply_control"] for d in cluster], [0, 0, 0])
+        self.assertEqual(
+            [d.stats.counters["node.reply_control"] for d in cluster], [0, 0, 0]
+        )
 
     def test_broadcastConnectedSkipsDeadNodes(self) -> None:
         """BROADCAST_CONNECTED does not reach a disconnected node."""
@@ -342,7 +352,9 @@ class BroadcastControlTests(SynchronousTestCase):
         s.transport.connect(1)
         s.transport.deliver(
             1,
-            _reqControl(Control.SET_DEBUG, data=C.encodeI32(4), flags=P.CTDB_CTRL_FLAG_NOREPLY),
+            _reqControl(
+                Control.SET_DEBUG, data=C.encodeI32(4), flags=P.CTDB_CTRL_FLAG_NOREPLY
+            ),
         )
         self.assertEqual(s.daemon.debugLevel, 4)
         self.assertEqual(s.transport.sent, [])
@@ -358,8 +370,12 @@ class BroadcastControlTests(SynchronousTestCase):
         s.transport.deliver(1, _reqControl(Control.GET_RUNSTATE, reqid=34, data=b"x"))
         first, second = s.transport.sentPackets(1)
         assert isinstance(first, P.ReplyControl) and isinstance(second, P.ReplyControl)
-        self.assertEqual((first.header.reqid, first.header.destnode, first.status), (33, 1, 0))
-        self.assertEqual((second.header.reqid, second.status, second.data), (34, -1, b""))
+        self.assertEqual(
+            (first.header.reqid, first.header.destnode, first.status), (33, 1, 0)
+        )
+        self.assertEqual(
+            (second.header.reqid, second.status, second.data), (34, -1, b"")
+        )
 
     def test_selfAddressedControlIsDeferred(self) -> None:
         """sendControl to our own pnn is handled on the next reactor turn."""
@@ -438,7 +454,9 @@ class MessageTests(SynchronousTestCase):
     def test_internalHandler(self) -> None:
         """Daemon-internal handlers get messages sent to their srvid."""
         got: list[tuple[int, bytes]] = []
-        self.cluster[1].addMessageHandler(SRVID, lambda srvid, data: got.append((srvid, data)))
+        self.cluster[1].addMessageHandler(
+            SRVID, lambda srvid, data: got.append((srvid, data))
+        )
         self.cluster[0].sendMessage(1, SRVID, b"internal")
         self.cluster.flush()
         self.assertEqual(got, [(SRVID, b"internal")])

@@ -66,15 +66,24 @@ class _ClusterMixin:
             db = m.attach(name, flags)
         return db.db_id
 
-    def header(self, pnn: int, name: str, key: bytes) -> tuple[LtdbHeader, bytes] | None:
+    def header(
+        self, pnn: int, name: str, key: bytes
+    ) -> tuple[LtdbHeader, bytes] | None:
         value = self.managers[pnn].byName[name].store.fetch(key)
         if value is None:
             return None
         return LtdbHeader.decode(value[:24])[0], value[24:]
 
-    def call(self, pnn: int, db_id: int, key: bytes, callid: int = NULL,
-             flags: int = P.CTDB_IMMEDIATE_MIGRATION, client: FakeClient | None = None,
-             reqid: int = 77) -> FakeClient:
+    def call(
+        self,
+        pnn: int,
+        db_id: int,
+        key: bytes,
+        callid: int = NULL,
+        flags: int = P.CTDB_IMMEDIATE_MIGRATION,
+        client: FakeClient | None = None,
+        reqid: int = 77,
+    ) -> FakeClient:
         """Send a REQ_CALL as a client of node C{pnn} (as Samba's fetch-lock does)."""
         if client is None:
             client = self.cluster.client(pnn)
@@ -138,8 +147,9 @@ class MigrationTests(_ClusterMixin, SynchronousTestCase):
         h0, _ = self.header(0, "vol", self.key)  # type: ignore[misc]
         h1, d1 = self.header(1, "vol", self.key)  # type: ignore[misc]
         h2, _ = self.header(2, "vol", self.key)  # type: ignore[misc]
-        self.assertEqual((h0.dmaster, h0.rsn, h0.flags),
-                         (1, 3, CTDB_REC_FLAG_MIGRATED_WITH_DATA))
+        self.assertEqual(
+            (h0.dmaster, h0.rsn, h0.flags), (1, 3, CTDB_REC_FLAG_MIGRATED_WITH_DATA)
+        )
         self.assertEqual((h1.dmaster, h1.rsn, d1), (1, 5, b"hello"))
         self.assertEqual((h2.dmaster, h2.rsn), (1, 3))
 
@@ -199,8 +209,10 @@ class MigrationTests(_ClusterMixin, SynchronousTestCase):
         reply = client.reply(reqid)
         assert reply is not None
         dbmap = R.decodeDbMap(reply.data)
-        self.assertEqual([d.db_id for d in dbmap],
-                         [self.managers[0].byName["second"].db_id, self.db_id])
+        self.assertEqual(
+            [d.db_id for d in dbmap],
+            [self.managers[0].byName["second"].db_id, self.db_id],
+        )
 
 
 class ReadonlyTests(_ClusterMixin, SynchronousTestCase):
@@ -215,8 +227,13 @@ class ReadonlyTests(_ClusterMixin, SynchronousTestCase):
         self.writekey(0, "vol", self.key, b"value4")
 
     def readonly(self, pnn: int, callid: int = FETCH) -> P.ReplyCall:
-        client = self.call(pnn, self.db_id, self.key, callid=callid,
-                           flags=P.CTDB_IMMEDIATE_MIGRATION | P.CTDB_WANT_READONLY)
+        client = self.call(
+            pnn,
+            self.db_id,
+            self.key,
+            callid=callid,
+            flags=P.CTDB_IMMEDIATE_MIGRATION | P.CTDB_WANT_READONLY,
+        )
         self.cluster.flush()
         reply = self.replyOf(client)
         assert reply is not None
@@ -231,8 +248,10 @@ class ReadonlyTests(_ClusterMixin, SynchronousTestCase):
         again = client.control(Control.SET_DB_READONLY, C.encodeU32(self.db_id))
         bad = client.control(Control.SET_DB_READONLY, C.encodeU32(pers.db_id))
         self.cluster.flush()
-        self.assertEqual([client.reply(r).status for r in (ok, again, bad)],  # type: ignore[union-attr]
-                         [0, 0, -1])
+        self.assertEqual(
+            [client.reply(r).status for r in (ok, again, bad)],  # type: ignore[union-attr]
+            [0, 0, -1],
+        )
         db = self.managers[0].byName["vol"]
         self.assertTrue(db.flags & R.DB_FLAGS_READONLY)
         self.assertIsNotNone(db.rotdb)
@@ -247,11 +266,15 @@ class ReadonlyTests(_ClusterMixin, SynchronousTestCase):
         reply = self.readonly(1)
         self.assertEqual((reply.status, reply.data), (0, b"value4"))
         h0, d0 = self.header(0, "vol", self.key)  # type: ignore[misc]
-        self.assertEqual((h0.dmaster, h0.rsn, h0.flags, d0),
-                         (0, 5, CTDB_REC_RO_HAVE_DELEGATIONS, b"value4"))
+        self.assertEqual(
+            (h0.dmaster, h0.rsn, h0.flags, d0),
+            (0, 5, CTDB_REC_RO_HAVE_DELEGATIONS, b"value4"),
+        )
         h1, d1 = self.header(1, "vol", self.key)  # type: ignore[misc]
-        self.assertEqual((h1.dmaster, h1.rsn, h1.flags, d1),
-                         (0, 3, CTDB_REC_RO_HAVE_READONLY, b"value4"))
+        self.assertEqual(
+            (h1.dmaster, h1.rsn, h1.flags, d1),
+            (0, 3, CTDB_REC_RO_HAVE_READONLY, b"value4"),
+        )
         db0 = self.managers[0].byName["vol"]
         self.assertEqual(trackedPnns(db0.rotdb.fetch(self.key) or b""), [1])  # type: ignore[union-attr]
         self.assertEqual(db0.stats.db_ro_delegations, 1)
@@ -285,11 +308,14 @@ class ReadonlyTests(_ClusterMixin, SynchronousTestCase):
         self.cluster.flush()
         self.assertIsNotNone(self.replyOf(client))
         h1, d1 = self.header(1, "vol", self.key)  # type: ignore[misc]
-        self.assertEqual((h1.dmaster, h1.rsn, h1.flags, d1),
-                         (0, 4, CTDB_REC_FLAG_MIGRATED_WITH_DATA, b"value4"))
+        self.assertEqual(
+            (h1.dmaster, h1.rsn, h1.flags, d1),
+            (0, 4, CTDB_REC_FLAG_MIGRATED_WITH_DATA, b"value4"),
+        )
         h0, _ = self.header(0, "vol", self.key)  # type: ignore[misc]
-        self.assertEqual((h0.dmaster, h0.rsn, h0.flags),
-                         (2, 7, CTDB_REC_FLAG_MIGRATED_WITH_DATA))
+        self.assertEqual(
+            (h0.dmaster, h0.rsn, h0.flags), (2, 7, CTDB_REC_FLAG_MIGRATED_WITH_DATA)
+        )
         h2, _ = self.header(2, "vol", self.key)  # type: ignore[misc]
         self.assertEqual((h2.dmaster, h2.rsn), (2, 9))
         db0 = self.managers[0].byName["vol"]
@@ -310,15 +336,23 @@ class ReadonlyTests(_ClusterMixin, SynchronousTestCase):
         self.assertEqual((h0.dmaster, h0.flags), (0, 0))
         for pnn in (1, 2):
             h, _ = self.header(pnn, "vol", self.key)  # type: ignore[misc]
-            self.assertFalse(h.flags & (CTDB_REC_RO_HAVE_READONLY | CTDB_REC_RO_HAVE_DELEGATIONS))
+            self.assertFalse(
+                h.flags & (CTDB_REC_RO_HAVE_READONLY | CTDB_REC_RO_HAVE_DELEGATIONS)
+            )
 
     def test_readonlyWaitsForRevoke(self) -> None:
         """A read-only request that arrives while a revoke runs is requeued
         one second after the revoke (write requests go first)."""
         self.readonly(1)
         writer = self.call(2, self.db_id, self.key)
-        reader = self.call(1, self.db_id, self.key, callid=FETCH, reqid=78,
-                           flags=P.CTDB_IMMEDIATE_MIGRATION | P.CTDB_WANT_READONLY)
+        reader = self.call(
+            1,
+            self.db_id,
+            self.key,
+            callid=FETCH,
+            reqid=78,
+            flags=P.CTDB_IMMEDIATE_MIGRATION | P.CTDB_WANT_READONLY,
+        )
         # node 1 still has its read-only copy, but the tool would ask the
         # daemon only without one; drop it so the request goes to node 0
         self.managers[1].byName["vol"].store.delete(self.key)
@@ -348,8 +382,13 @@ class ReadonlyTests(_ClusterMixin, SynchronousTestCase):
         self.attach("plain")
         db_id = self.managers[0].byName["plain"].db_id
         self.writekey(0, "plain", self.key, b"v")
-        client = self.call(1, db_id, self.key, callid=FETCH,
-                           flags=P.CTDB_IMMEDIATE_MIGRATION | P.CTDB_WANT_READONLY)
+        client = self.call(
+            1,
+            db_id,
+            self.key,
+            callid=FETCH,
+            flags=P.CTDB_IMMEDIATE_MIGRATION | P.CTDB_WANT_READONLY,
+        )
         self.cluster.flush()
         self.assertEqual(self.replyOf(client).data, b"v")  # type: ignore[union-attr]
         h1, _ = self.header(1, "plain", self.key)  # type: ignore[misc]
@@ -504,13 +543,17 @@ class SeqnumTests(_ClusterMixin, SynchronousTestCase):
         self.assertEqual(self.seqnum(0), before[0] + 1)
         self.clock.advance(self.cluster[0].tunables.SeqnumInterval / 1000.0)
         self.cluster.flush()
-        self.assertEqual([self.seqnum(k) for k in range(3)],
-                         [before[0] + 1, before[1] + 1, before[2] + 1])
+        self.assertEqual(
+            [self.seqnum(k) for k in range(3)],
+            [before[0] + 1, before[1] + 1, before[2] + 1],
+        )
         # nothing changed since: the next check announces nothing
         self.clock.advance(self.cluster[0].tunables.SeqnumInterval / 1000.0)
         self.cluster.flush()
-        self.assertEqual([self.seqnum(k) for k in range(3)],
-                         [before[0] + 1, before[1] + 1, before[2] + 1])
+        self.assertEqual(
+            [self.seqnum(k) for k in range(3)],
+            [before[0] + 1, before[1] + 1, before[2] + 1],
+        )
 
     def test_noCheckWithoutEnable(self) -> None:
         """Without ENABLE_SEQNUM nothing is checked or announced."""
@@ -523,15 +566,21 @@ class SeqnumTests(_ClusterMixin, SynchronousTestCase):
         """UPDATE_SEQNUM from our own pnn changes nothing (ctdb_ltdb_update_seqnum)."""
         client = self.cluster.client(1)
         header = P.Header(P.Operation.REQ_CONTROL, 1, 1, 99)
-        client.send(P.ReqControl(header, Control.UPDATE_SEQNUM, 0, 0, 0,
-                                 C.encodeU32(self.db_id)))
+        client.send(
+            P.ReqControl(
+                header, Control.UPDATE_SEQNUM, 0, 0, 0, C.encodeU32(self.db_id)
+            )
+        )
         self.cluster.flush()
         self.assertEqual(self.seqnum(1), 0)
 
     def test_unknownDatabase(self) -> None:
         """Seqnum controls for a database we do not have fail with -1."""
-        for opcode in (Control.ENABLE_SEQNUM, Control.UPDATE_SEQNUM,
-                       Control.DB_OPEN_FLAGS):
+        for opcode in (
+            Control.ENABLE_SEQNUM,
+            Control.UPDATE_SEQNUM,
+            Control.DB_OPEN_FLAGS,
+        ):
             self.assertEqual(self.control(0, opcode, C.encodeU32(0xDEAD)).status, -1)
 
     def test_detachStopsCheck(self) -> None:
@@ -540,8 +589,10 @@ class SeqnumTests(_ClusterMixin, SynchronousTestCase):
         db = self.managers[0].byName["brlock.tdb"]
         self.managers[0].detach(db)
         self.assertFalse(db.seqnumCheck.active())  # type: ignore[union-attr]
-        self.assertEqual(self.clock.getDelayedCalls(),
-                         [c for c in self.clock.getDelayedCalls() if c is not db.seqnumCheck])
+        self.assertEqual(
+            self.clock.getDelayedCalls(),
+            [c for c in self.clock.getDelayedCalls() if c is not db.seqnumCheck],
+        )
 
     def test_intervalReadEachTime(self) -> None:
         """A new SeqnumInterval applies from the next check on."""
@@ -595,15 +646,18 @@ class DeferredAttachTests(_ClusterMixin, SynchronousTestCase):
         reqid = self.attachRequest()
         self.assertIsNone(self.client.reply(reqid))
         self.assertNotIn("locking.tdb", self.managers[0].byName)
-        setNormal = self.client.control(Control.SET_RECMODE,
-                                        C.encodeU32(C.CTDB_RECOVERY_NORMAL))
+        setNormal = self.client.control(
+            Control.SET_RECMODE, C.encodeU32(C.CTDB_RECOVERY_NORMAL)
+        )
         self.cluster.flush()
         self.assertEqual(self.client.reply(setNormal).status, 0)  # type: ignore[union-attr]
         reply = self.client.reply(reqid)
         assert reply is not None
         self.assertEqual(reply.status, 0)
-        self.assertEqual(C.decodeU32(reply.data, "db_id"),
-                         self.managers[0].byName["locking.tdb"].db_id)
+        self.assertEqual(
+            C.decodeU32(reply.data, "db_id"),
+            self.managers[0].byName["locking.tdb"].db_id,
+        )
 
     def test_waitsForFirstRecovery(self) -> None:
         """Before the first recovery ended (runstate < STARTUP) it waits

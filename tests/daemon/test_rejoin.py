@@ -93,14 +93,19 @@ class RejoinTests(SynchronousTestCase):
         reqid = next(self.reqids)
         db_id = self.manager(pnn).byName[DB].db_id
         header = P.Header(P.Operation.REQ_CALL, pnn, pnn, reqid)
-        client.send(P.ReqCall(header, P.CTDB_IMMEDIATE_MIGRATION, db_id,
-                              P.CTDB_NULL_FUNC, 0, key, b""))
+        client.send(
+            P.ReqCall(
+                header, P.CTDB_IMMEDIATE_MIGRATION, db_id, P.CTDB_NULL_FUNC, 0, key, b""
+            )
+        )
         return client, reqid
 
     def answered(self, call: tuple[FakeClient, int]) -> bool:
         client, reqid = call
-        return any(isinstance(p, P.ReplyCall) and p.header.reqid == reqid and p.status == 0
-                   for p in client.packets())
+        return any(
+            isinstance(p, P.ReplyCall) and p.header.reqid == reqid and p.status == 0
+            for p in client.packets()
+        )
 
     def write(self, pnn: int, key: bytes, data: bytes) -> None:
         """The client, now dmaster, rewrites the record in place."""
@@ -130,7 +135,9 @@ class RejoinTests(SynchronousTestCase):
         gens = {d.vnnMap.generation for d in self.cluster}
         self.assertEqual(len(gens), 1)
         self.assertEqual(self.cluster[0].vnnMap.map, (0, 1, 2))
-        self.assertEqual([d.recmode for d in self.cluster], [C.CTDB_RECOVERY_NORMAL] * 3)
+        self.assertEqual(
+            [d.recmode for d in self.cluster], [C.CTDB_RECOVERY_NORMAL] * 3
+        )
         for pnn in range(3):
             self.limitHops(pnn)
         # node 1 asks the dmaster (2); the lmaster (0) answers it over the
@@ -180,7 +187,8 @@ class RejoinTests(SynchronousTestCase):
 
         leader.controls.table[Control.DB_TRANSACTION_START] = transactionStart
         FakeClient(self.cluster[0]).control(
-            Control.SET_RECMODE, C.encodeU32(C.CTDB_RECOVERY_ACTIVE))
+            Control.SET_RECMODE, C.encodeU32(C.CTDB_RECOVERY_ACTIVE)
+        )
         # the call is resent after the recovery and completes; the client
         # writes, and node 0 takes the record
         for _ in range(10000):
@@ -192,7 +200,9 @@ class RejoinTests(SynchronousTestCase):
         self.write(1, key, b"newer")
         fromZero = self.call(0, key)
         self.settle()
-        self.assertEqual([d.recmode for d in self.cluster], [C.CTDB_RECOVERY_NORMAL] * 3)
+        self.assertEqual(
+            [d.recmode for d in self.cluster], [C.CTDB_RECOVERY_NORMAL] * 3
+        )
         self.assertTrue(self.answered(fromZero))
         self.assertEqual(self.dmasters(key), [0])
         self.assertEqual(self.copy(0, key)[1], b"newer")  # type: ignore[index]

@@ -28,10 +28,13 @@ SEQNUM_KEY = b"__db_sequence_number__\0"
 
 def commitBuffer(db_id: int, pnn: int, rsn: int, records: dict[bytes, bytes]) -> bytes:
     """A client's TRANS3_COMMIT payload: every record at C{rsn}."""
-    return R.RecBuffer(db_id, tuple(
-        R.RecData(0, key, LtdbHeader(rsn, pnn).encode() + value)
-        for key, value in records.items()
-    )).encode()
+    return R.RecBuffer(
+        db_id,
+        tuple(
+            R.RecData(0, key, LtdbHeader(rsn, pnn).encode() + value)
+            for key, value in records.items()
+        ),
+    ).encode()
 
 
 class Trans3CommitTests(SynchronousTestCase):
@@ -49,8 +52,9 @@ class Trans3CommitTests(SynchronousTestCase):
             db = m.attach("p.tdb", R.DB_FLAGS_PERSISTENT)
         self.db_id = db.db_id
         self.client = FakeClient(self.cluster[0], pid=4242)
-        self.payload = commitBuffer(self.db_id, 0, 1, {
-            b"shared": b"1", SEQNUM_KEY: struct.pack("<Q", 1)})
+        self.payload = commitBuffer(
+            self.db_id, 0, 1, {b"shared": b"1", SEQNUM_KEY: struct.pack("<Q", 1)}
+        )
 
     def value(self, pnn: int, key: bytes) -> bytes | None:
         raw = self.managers[pnn].byName["p.tdb"].store.fetch(key)
@@ -88,11 +92,13 @@ class Trans3CommitTests(SynchronousTestCase):
         self.cluster.flush()
         reply = self.client.reply(reqid)
         assert reply is not None
-        self.assertEqual((reply.status, reply.errmsg),
-                         (2, b"trans3 commit ended by recovery"))
+        self.assertEqual(
+            (reply.status, reply.errmsg), (2, b"trans3 commit ended by recovery")
+        )
         # and the database takes commits again
-        again = self.client.control(Control.TRANS3_COMMIT, commitBuffer(
-            self.db_id, 0, 2, {b"shared": b"2"}))
+        again = self.client.control(
+            Control.TRANS3_COMMIT, commitBuffer(self.db_id, 0, 2, {b"shared": b"2"})
+        )
         self.cluster[2].recmode = C.CTDB_RECOVERY_NORMAL
         self.cluster.flush()
         reply = self.client.reply(again)
@@ -103,7 +109,8 @@ class Trans3CommitTests(SynchronousTestCase):
         """A node that never answers: after ControlTimeout the commit is
         answered 1 (ctdb_persistent_store_timeout)."""
         self.cluster[1].controls.register(
-            Control.UPDATE_RECORD, lambda req, client: defer.Deferred())
+            Control.UPDATE_RECORD, lambda req, client: defer.Deferred()
+        )
         reqid = self.client.control(Control.TRANS3_COMMIT, self.payload)
         self.cluster.flush()
         self.assertIsNone(self.client.reply(reqid))

@@ -31,8 +31,11 @@ class TdbRecordStoreSeqnumTests(SynchronousTestCase):
 
     def setUp(self) -> None:
         d = tempfile.mkdtemp()
-        self.addCleanup(lambda: [os.unlink(os.path.join(d, f)) for f in os.listdir(d)]
-                        and os.rmdir(d))
+        self.addCleanup(
+            lambda: (
+                [os.unlink(os.path.join(d, f)) for f in os.listdir(d)] and os.rmdir(d)
+            )
+        )
         self.path = os.path.join(d, "brlock.tdb.0")
         self.store = TdbRecordStore(self.path, hashSize=131, tdbFlags=FLAGS)
         self.addCleanup(self.store.close)

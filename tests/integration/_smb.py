@@ -55,10 +55,13 @@ STATUS_LOCK_NOT_GRANTED = 0xC0000055
 _UNSOLICITED = 0xFFFFFFFFFFFFFFFF
 
 SHARE_ALL = (
-    ShareAccess.FILE_SHARE_READ | ShareAccess.FILE_SHARE_WRITE
+    ShareAccess.FILE_SHARE_READ
+    | ShareAccess.FILE_SHARE_WRITE
     | ShareAccess.FILE_SHARE_DELETE
 )
-READ_WRITE = FilePipePrinterAccessMask.GENERIC_READ | FilePipePrinterAccessMask.GENERIC_WRITE
+READ_WRITE = (
+    FilePipePrinterAccessMask.GENERIC_READ | FilePipePrinterAccessMask.GENERIC_WRITE
+)
 
 
 def ntStatus(call: Callable[[], object]) -> int:
@@ -93,8 +96,13 @@ class Break:
 class SmbClient:
     """A guest SMB2 connection to one node's C{data} share."""
 
-    def __init__(self, address: str, *, clientGuid: uuid.UUID | None = None,
-                 timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        address: str,
+        *,
+        clientGuid: uuid.UUID | None = None,
+        timeout: float = 30.0,
+    ) -> None:
         self.address = address
         self.clientGuid = clientGuid or uuid.uuid4()
         self.connection = Connection(
@@ -116,11 +124,14 @@ class SmbClient:
     def _armBreakCatcher(self) -> None:
         """Give smbprotocol's receiver a request to file unsolicited
         messages under; a watcher thread collects what arrives."""
-        request = Request(SMB2HeaderRequest(), type(None), self.connection,
-                          self.session.session_id)
+        request = Request(
+            SMB2HeaderRequest(), type(None), self.connection, self.session.session_id
+        )
         self.connection.outstanding_requests[_UNSOLICITED] = request
         self._breakRequest = request
-        threading.Thread(target=self._collectBreaks, args=(request,), daemon=True).start()
+        threading.Thread(
+            target=self._collectBreaks, args=(request,), daemon=True
+        ).start()
 
     def _collectBreaks(self, request: Request) -> None:
         while self.connection.transport.connected:
@@ -167,7 +178,9 @@ class SmbClient:
             lease["lease_key"] = leaseKey
             lease["lease_state"] = leaseState
             oplock = RequestedOplockLevel.SMB2_OPLOCK_LEVEL_LEASE
-            contexts.append(_context(CreateContextName.SMB2_CREATE_REQUEST_LEASE, lease))
+            contexts.append(
+                _context(CreateContextName.SMB2_CREATE_REQUEST_LEASE, lease)
+            )
         if durable is not None:
             dh = SMB2CreateDurableHandleRequestV2()
             dh["timeout"] = 60000
@@ -184,10 +197,14 @@ class SmbClient:
             )
         handle = Open(self.tree, name)
         handle.create(
-            ImpersonationLevel.Impersonation, access,
-            FileAttributes.FILE_ATTRIBUTE_NORMAL, share, disposition,
+            ImpersonationLevel.Impersonation,
+            access,
+            FileAttributes.FILE_ATTRIBUTE_NORMAL,
+            share,
+            disposition,
             CreateOptions.FILE_NON_DIRECTORY_FILE,
-            create_contexts=contexts or None, oplock_level=oplock,
+            create_contexts=contexts or None,
+            oplock_level=oplock,
         )
         handle.createGuid = durable or getattr(reconnect, "createGuid", None)  # type: ignore[attr-defined]
         return handle
@@ -197,8 +214,10 @@ class SmbClient:
         handle.create(
             ImpersonationLevel.Impersonation,
             DirectoryAccessMask.FILE_LIST_DIRECTORY | DirectoryAccessMask.SYNCHRONIZE,
-            FileAttributes.FILE_ATTRIBUTE_DIRECTORY, SHARE_ALL,
-            CreateDisposition.FILE_OPEN, CreateOptions.FILE_DIRECTORY_FILE,
+            FileAttributes.FILE_ATTRIBUTE_DIRECTORY,
+            SHARE_ALL,
+            CreateDisposition.FILE_OPEN,
+            CreateOptions.FILE_DIRECTORY_FILE,
         )
         return handle
 
@@ -224,13 +243,15 @@ class SmbClient:
             pass
 
 
-def lockElement(offset: int, length: int, *, exclusive: bool = True,
-                wait: bool = False) -> SMB2LockElement:
+def lockElement(
+    offset: int, length: int, *, exclusive: bool = True, wait: bool = False
+) -> SMB2LockElement:
     element = SMB2LockElement()
     element["offset"] = offset
     element["length"] = length
     flags = (
-        LockFlags.SMB2_LOCKFLAG_EXCLUSIVE_LOCK if exclusive
+        LockFlags.SMB2_LOCKFLAG_EXCLUSIVE_LOCK
+        if exclusive
         else LockFlags.SMB2_LOCKFLAG_SHARED_LOCK
     )
     if not wait:

@@ -67,7 +67,11 @@ def ctdbTool():  # type: ignore[no-untyped-def]
         env = dict(os.environ)
         env.update(cluster.env(pnn))
         return subprocess.run(
-            [path, *args], env=env, capture_output=True, text=True, timeout=timeout,
+            [path, *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
             stdin=subprocess.DEVNULL,
         )
 

@@ -142,23 +142,30 @@ def checkData(nodes: Nodes, first: int, second: int) -> None:
     assert ha.read(0, 9) == b"REWRITTEN"
 
 
-def checkShareModes(nodes: Nodes, first: int, second: int, *, coherent: bool = True) -> None:
+def checkShareModes(
+    nodes: Nodes, first: int, second: int, *, coherent: bool = True
+) -> None:
     """An open that shares nothing on C{first} refuses any open on
     C{second} (STATUS_SHARING_VIOLATION) until it is closed."""
     name = uniqueName("share")
     a, b = nodes.client(first), nodes.client(second)
     ha = a.open(name, share=0, disposition=CreateDisposition.FILE_CREATE)
-    status = ntStatus(lambda: b.open(name, disposition=CreateDisposition.FILE_OPEN).close())
+    status = ntStatus(
+        lambda: b.open(name, disposition=CreateDisposition.FILE_OPEN).close()
+    )
     if not coherent:
-        assert status == 0, "without CTDB the share mode should not reach the other node"
+        assert status == 0, (
+            "without CTDB the share mode should not reach the other node"
+        )
         return
     assert status == STATUS_SHARING_VIOLATION, hex(status)
     ha.close()
     b.open(name, disposition=CreateDisposition.FILE_OPEN).close()
 
 
-def checkByteRangeLocks(nodes: Nodes, first: int, second: int, *,
-                        coherent: bool = True) -> None:
+def checkByteRangeLocks(
+    nodes: Nodes, first: int, second: int, *, coherent: bool = True
+) -> None:
     """An exclusive lock on C{first} refuses an overlapping lock on
     C{second}, allows a disjoint one, and frees the range when unlocked."""
     name = uniqueName("brl")
@@ -181,8 +188,9 @@ def checkByteRangeLocks(nodes: Nodes, first: int, second: int, *,
     hb.lock([lockElement(5, 10)])
 
 
-def checkLockedReadWrite(nodes: Nodes, first: int, second: int, *,
-                         coherent: bool = True) -> None:
+def checkLockedReadWrite(
+    nodes: Nodes, first: int, second: int, *, coherent: bool = True
+) -> None:
     """READ and WRITE through C{second} inside a range locked exclusively
     through C{first} fail at once with STATUS_FILE_LOCK_CONFLICT; outside
     it they work."""
@@ -195,7 +203,9 @@ def checkLockedReadWrite(nodes: Nodes, first: int, second: int, *,
     write = ntStatus(lambda: hb.write(b"X", 2))
     read = ntStatus(lambda: hb.read(2, 1))
     if not coherent:
-        assert (write, read) == (0, 0), "without CTDB the lock should not reach the other node"
+        assert (write, read) == (0, 0), (
+            "without CTDB the lock should not reach the other node"
+        )
         return
     assert (hex(write), hex(read)) == (hex(STATUS_FILE_LOCK_CONFLICT),) * 2
     assert hb.read(50, 5) == b"yyyyy"
@@ -204,7 +214,9 @@ def checkLockedReadWrite(nodes: Nodes, first: int, second: int, *,
     assert hb.read(0, 3) == b"yyy"
 
 
-def _openInBackground(client: SmbClient, name: str) -> tuple[threading.Thread, dict[str, Any]]:
+def _openInBackground(
+    client: SmbClient, name: str
+) -> tuple[threading.Thread, dict[str, Any]]:
     result: dict[str, Any] = {}
 
     def run() -> None:
@@ -229,7 +241,8 @@ def checkOplockBreak(nodes: Nodes, first: int, second: int) -> None:
     brk = a.waitBreak()
     assert not brk.isLease
     assert brk.oplockLevel in (
-        RequestedOplockLevel.SMB2_OPLOCK_LEVEL_II, RequestedOplockLevel.SMB2_OPLOCK_LEVEL_NONE
+        RequestedOplockLevel.SMB2_OPLOCK_LEVEL_II,
+        RequestedOplockLevel.SMB2_OPLOCK_LEVEL_NONE,
     )
     ha.close()
     thread.join(CONDITION_TIMEOUT)
@@ -260,14 +273,16 @@ def checkDurableReconnect(nodes: Nodes, first: int, second: int) -> None:
     C{first}, are found on C{second})."""
     name = uniqueName("durable")
     a = nodes.client(first)
-    handle = a.open(name, oplock=RequestedOplockLevel.SMB2_OPLOCK_LEVEL_BATCH,
-                    durable=uuid.uuid4())
+    handle = a.open(
+        name, oplock=RequestedOplockLevel.SMB2_OPLOCK_LEVEL_BATCH, durable=uuid.uuid4()
+    )
     handle.write(b"durable payload", 0)
     a.drop()
     b = SmbClient(nodes.samba.address(second), clientGuid=a.clientGuid)
     nodes._clients.append(b)
-    again = b.open(name, reconnect=handle,
-                   oplock=RequestedOplockLevel.SMB2_OPLOCK_LEVEL_BATCH)
+    again = b.open(
+        name, reconnect=handle, oplock=RequestedOplockLevel.SMB2_OPLOCK_LEVEL_BATCH
+    )
     assert again.read(0, 15) == b"durable payload"
 
 
@@ -292,8 +307,14 @@ def checkChangeNotify(nodes: Nodes, first: int, second: int) -> None:
 
 
 CHECKS = [
-    checkData, checkShareModes, checkByteRangeLocks, checkLockedReadWrite,
-    checkOplockBreak, checkLeaseBreak, checkDurableReconnect, checkChangeNotify,
+    checkData,
+    checkShareModes,
+    checkByteRangeLocks,
+    checkLockedReadWrite,
+    checkOplockBreak,
+    checkLeaseBreak,
+    checkDurableReconnect,
+    checkChangeNotify,
 ]
 
 
@@ -338,8 +359,10 @@ def test_smbdDiesHoldingLock(nodes: Nodes) -> None:
     hb = nodes.client(1).open(name)
     assert ntStatus(lambda: hb.lock([lockElement(0, 10)])) == STATUS_LOCK_NOT_GRANTED
     os.kill(server, signal.SIGKILL)
-    waitFor(lambda: ntStatus(lambda: hb.lock([lockElement(0, 10)])) == 0,
-            "the dead smbd's lock to be cleaned up")
+    waitFor(
+        lambda: ntStatus(lambda: hb.lock([lockElement(0, 10)])) == 0,
+        "the dead smbd's lock to be cleaned up",
+    )
 
 
 def test_clientVanishesHoldingLock(nodes: Nodes) -> None:
@@ -352,8 +375,10 @@ def test_clientVanishesHoldingLock(nodes: Nodes) -> None:
     hb = nodes.client(2).open(name)
     assert ntStatus(lambda: hb.lock([lockElement(20, 10)])) == STATUS_LOCK_NOT_GRANTED
     a.drop()
-    waitFor(lambda: ntStatus(lambda: hb.lock([lockElement(20, 10)])) == 0,
-            "the vanished client's lock to be released")
+    waitFor(
+        lambda: ntStatus(lambda: hb.lock([lockElement(20, 10)])) == 0,
+        "the vanished client's lock to be released",
+    )
 
 
 def test_noErrorsLogged(nodes: Nodes) -> None:
@@ -426,4 +451,3 @@ def test_withoutClusteringNoCoherence() -> None:
     finally:
         stopNodes(nodes)
         shutil.rmtree(directory, ignore_errors=True)
-

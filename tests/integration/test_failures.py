@@ -54,8 +54,13 @@ def view(cluster: LocalCluster, pnn: int) -> NodeView:
     mode = syncControl(path, C.Control.GET_RECMODE, timeout=3).status
     vnn = C.VnnMap.decode(syncControl(path, C.Control.GETVNNMAP, timeout=3).data)
     nodemap = C.decodeNodeMap(syncControl(path, C.Control.GET_NODEMAP, timeout=3).data)
-    return NodeView(pnn, mode, vnn.generation, tuple(sorted(vnn.map)),
-                    {n.pnn: n.flags for n in nodemap})
+    return NodeView(
+        pnn,
+        mode,
+        vnn.generation,
+        tuple(sorted(vnn.map)),
+        {n.pnn: n.flags for n in nodemap},
+    )
 
 
 def waitFor(what: str, check: Callable[[], object], timeout: float = 20.0) -> object:
@@ -74,9 +79,13 @@ def waitFor(what: str, check: Callable[[], object], timeout: float = 20.0) -> ob
     pytest.fail(f"timed out after {timeout} s waiting for {what}; last: {last!r}")
 
 
-def recoveredWithout(cluster: LocalCluster, survivors: list[int], gone: list[int],
-                     oldGeneration: int, flag: int = C.NODE_FLAGS_DISCONNECTED
-                     ) -> Callable[[], list[NodeView] | None]:
+def recoveredWithout(
+    cluster: LocalCluster,
+    survivors: list[int],
+    gone: list[int],
+    oldGeneration: int,
+    flag: int = C.NODE_FLAGS_DISCONNECTED,
+) -> Callable[[], list[NodeView] | None]:
     """All survivors NORMAL, one new generation, vnn map = survivors, and
     C{gone} carrying C{flag} in every survivor's node map."""
 
@@ -125,8 +134,11 @@ def ok(result: subprocess.CompletedProcess[str]) -> str:
 # -- records through Samba's tool --------------------------------------------------
 
 
-def writeRecords(ctdbTool, cluster: LocalCluster, writers: list[int]  # type: ignore[no-untyped-def]
-                 ) -> tuple[dict[bytes, bytes], dict[int, dict[bytes, bytes]]]:
+def writeRecords(
+    ctdbTool,
+    cluster: LocalCluster,
+    writers: list[int],  # type: ignore[no-untyped-def]
+) -> tuple[dict[bytes, bytes], dict[int, dict[bytes, bytes]]]:
     """Persistent records (pstore from every writer) and volatile records
     (writekey: each then held by its writer); returns both."""
     ok(ctdbTool(cluster, writers[0], "attach", PDB, "persistent"))
@@ -159,9 +171,14 @@ def readkey(ctdbTool, cluster: LocalCluster, pnn: int, key: bytes) -> bytes:  # 
     return match.group(2).encode()
 
 
-def checkRecords(ctdbTool, cluster: LocalCluster, readers: list[int],  # type: ignore[no-untyped-def]
-                 persistent: dict[bytes, bytes], volatile: dict[int, dict[bytes, bytes]],
-                 holders: list[int]) -> None:
+def checkRecords(
+    ctdbTool,
+    cluster: LocalCluster,
+    readers: list[int],  # type: ignore[no-untyped-def]
+    persistent: dict[bytes, bytes],
+    volatile: dict[int, dict[bytes, bytes]],
+    holders: list[int],
+) -> None:
     """Every persistent record on every reader; the volatile records whose
     holder survived, read through each reader (migrating them)."""
     for k in readers:
@@ -184,8 +201,11 @@ def killAndCheck(ctdbTool, cluster: LocalCluster, victim: int) -> list[int]:  # 
     survivors = [k for k in range(3) if k != victim]
     started = time.monotonic()
     cluster.kill(victim)
-    waitFor(f"recovery without node {victim}",
-            recoveredWithout(cluster, survivors, [victim], before), timeout=10)
+    waitFor(
+        f"recovery without node {victim}",
+        recoveredWithout(cluster, survivors, [victim], before),
+        timeout=10,
+    )
     # no keepalive timeout involved: the transport notices the death
     assert time.monotonic() - started < 5
     checkRecords(ctdbTool, cluster, survivors, persistent, volatile, survivors)
@@ -233,8 +253,11 @@ def test_sigstop_keepalive(makeCluster, ctdbTool) -> None:  # type: ignore[no-un
     before = view(cluster, leader).generation
     cluster.pause(victim)
     try:
-        waitFor("the frozen node to be declared dead",
-                recoveredWithout(cluster, survivors, [victim], before), timeout=15)
+        waitFor(
+            "the frozen node to be declared dead",
+            recoveredWithout(cluster, survivors, [victim], before),
+            timeout=15,
+        )
         # the survivors go on without it
         ok(ctdbTool(cluster, survivors[0], "pstore", PDB, "frozen", "while frozen"))
         checkRecords(ctdbTool, cluster, survivors, persistent, volatile, survivors)
@@ -253,8 +276,11 @@ def test_sigstop_leader(makeCluster, ctdbTool) -> None:  # type: ignore[no-untyp
     before = view(cluster, survivors[0]).generation
     cluster.pause(leader)
     try:
-        waitFor("the frozen leader to be declared dead",
-                recoveredWithout(cluster, survivors, [leader], before), timeout=15)
+        waitFor(
+            "the frozen leader to be declared dead",
+            recoveredWithout(cluster, survivors, [leader], before),
+            timeout=15,
+        )
         newLeader = leaderOf(ctdbTool, cluster, survivors[0])
         assert newLeader in survivors
     finally:
@@ -270,9 +296,11 @@ def test_stop_continue(makeCluster, ctdbTool) -> None:  # type: ignore[no-untype
     cluster = makeCluster(3)
     before = view(cluster, 0).generation
     ok(ctdbTool(cluster, 2, "stop"))
-    views = waitFor("node 2 stopped",
-                    recoveredWithout(cluster, [0, 1], [2], before, C.NODE_FLAGS_STOPPED),
-                    timeout=10)
+    views = waitFor(
+        "node 2 stopped",
+        recoveredWithout(cluster, [0, 1], [2], before, C.NODE_FLAGS_STOPPED),
+        timeout=10,
+    )
     assert all(not v.flags[2] & C.NODE_FLAGS_DISCONNECTED for v in views)  # type: ignore[union-attr]
     assert "STOPPED" in ok(ctdbTool(cluster, 0, "status"))
     ok(ctdbTool(cluster, 2, "continue"))
@@ -287,9 +315,11 @@ def test_ban_and_automatic_unban(makeCluster, ctdbTool) -> None:  # type: ignore
     before = view(cluster, 0).generation
     started = time.monotonic()
     ok(ctdbTool(cluster, 1, "ban", "3"))
-    waitFor("node 1 banned",
-            recoveredWithout(cluster, [0, 2], [1], before, C.NODE_FLAGS_BANNED),
-            timeout=3)
+    waitFor(
+        "node 1 banned",
+        recoveredWithout(cluster, [0, 2], [1], before, C.NODE_FLAGS_BANNED),
+        timeout=3,
+    )
     assert "BANNED" in ok(ctdbTool(cluster, 2, "status"))
     waitFor("node 1 unbanned", rejoined(cluster), timeout=10)
     assert time.monotonic() - started >= 2.5
@@ -315,8 +345,14 @@ def _int(value: bytes | None) -> int:
     return int(value or b"0")
 
 
-async def _workerRun(reactor, socketPath: str, me: int, stopFile: str,  # type: ignore[no-untyped-def]
-                     progressFile: str, deadline: float) -> dict[str, object]:
+async def _workerRun(
+    reactor,
+    socketPath: str,
+    me: int,
+    stopFile: str,  # type: ignore[no-untyped-def]
+    progressFile: str,
+    deadline: float,
+) -> dict[str, object]:
     from twisted.internet import task
 
     from ctdb.client import G_LOCK_DB, TransactionError, connect, gLockUnlock
@@ -357,7 +393,9 @@ async def _workerRun(reactor, socketPath: str, me: int, stopFile: str,  # type: 
                 shared = _int(await txn.fetch(b"shared"))
                 mine = _int(await txn.fetch(b"c/%d" % me))
                 if mine != acked:
-                    problems.append(f"c/{me} is {mine}, {acked} increments acknowledged")
+                    problems.append(
+                        f"c/{me} is {mine}, {acked} increments acknowledged"
+                    )
                     print(f"{time.time():.3f} worker {me}: {problems[-1]}", flush=True)
                 pendingWrite = shared + 1
                 await txn.store(b"shared", b"%d" % (shared + 1))
@@ -371,8 +409,10 @@ async def _workerRun(reactor, socketPath: str, me: int, stopFile: str,  # type: 
             async with vdb.fetchLock(b"v/%d" % me) as record:
                 value = _int(record.data)
                 if vExpected is not None and value != vExpected:
-                    problems.append(f"v/{me} is {value}, expected {vExpected} "
-                                    f"(rsn {record.header.rsn})")
+                    problems.append(
+                        f"v/{me} is {value}, expected {vExpected} "
+                        f"(rsn {record.header.rsn})"
+                    )
                     print(f"{time.time():.3f} worker {me}: {problems[-1]}", flush=True)
                 record.store(b"%d" % (value + 1))
             vExpected = value + 1
@@ -394,12 +434,16 @@ async def _workerRun(reactor, socketPath: str, me: int, stopFile: str,  # type: 
             errors.append(f"stale: {e}")
             print(f"{time.time():.3f} worker {me}: {errors[-1]}", flush=True)
             gdb = await client.attach(G_LOCK_DB)
-            await gLockUnlock(gdb, f"transaction_db_0x{pdb.db_id:08x}",
-                              client.serverId(pdb.db_id))
+            await gLockUnlock(
+                gdb, f"transaction_db_0x{pdb.db_id:08x}", client.serverId(pdb.db_id)
+            )
         except Exception as e:  # noqa: BLE001 - any failure: reconnect
-            lost = (client is None or client.connection.closed.called
-                    or isinstance(e, ConnectionError)
-                    or type(e).__name__ in ("ConnectionClosed", "ConnectError"))
+            lost = (
+                client is None
+                or client.connection.closed.called
+                or isinstance(e, ConnectionError)
+                or type(e).__name__ in ("ConnectionClosed", "ConnectError")
+            )
             errors.append(f"{'lost' if lost else 'error'}: {type(e).__name__}: {e}")
             print(f"{time.time():.3f} worker {me}: {errors[-1]}", flush=True)
             if client is not None:
@@ -413,20 +457,33 @@ async def _workerRun(reactor, socketPath: str, me: int, stopFile: str,  # type: 
                     reconnects += 1
                     await task.deferLater(reactor, 0.1, lambda: None)
                     # on the next read, v/<me> may be older, never newer
-                    problems.extend(await _afterLoss(reactor, socketPath, me, last,
-                                                     deadline))
+                    problems.extend(
+                        await _afterLoss(reactor, socketPath, me, last, deadline)
+                    )
                     continue
                 client = None
             await task.deferLater(reactor, 0.1, lambda: None)
     if client is not None:
         await client.close()
-    return {"acked": acked, "pending": pending, "written": written, "vExpected": vExpected,
-            "vAcked": vAcked, "problems": problems, "errors": errors,
-            "reconnects": reconnects}
+    return {
+        "acked": acked,
+        "pending": pending,
+        "written": written,
+        "vExpected": vExpected,
+        "vAcked": vAcked,
+        "problems": problems,
+        "errors": errors,
+        "reconnects": reconnects,
+    }
 
 
-async def _afterLoss(reactor, socketPath: str, me: int, last: int | None,  # type: ignore[no-untyped-def]
-                     deadline: float) -> list[str]:
+async def _afterLoss(
+    reactor,
+    socketPath: str,
+    me: int,
+    last: int | None,  # type: ignore[no-untyped-def]
+    deadline: float,
+) -> list[str]:
     """After our node came back: v/<me> is not newer than we left it."""
     from twisted.internet import task
 
@@ -461,8 +518,9 @@ def workerMain(argv: list[str]) -> None:
     deadline = time.monotonic() + float(seconds)
 
     async def main(reactor) -> None:  # type: ignore[no-untyped-def]
-        result = await _workerRun(reactor, socketPath, int(me), stopFile,
-                                  outFile + ".progress", deadline)
+        result = await _workerRun(
+            reactor, socketPath, int(me), stopFile, outFile + ".progress", deadline
+        )
         with open(outFile + ".tmp", "w") as f:  # noqa: ASYNC230 - at the end
             json.dump(result, f)
         os.rename(outFile + ".tmp", outFile)
@@ -486,9 +544,18 @@ def test_workload_across_kills(makeCluster, ctdbTool, tmp_path) -> None:  # type
         for k in range(3):
             with open(tmp_path / f"worker{k}.log", "wb") as log:
                 workers[k] = subprocess.Popen(
-                    [sys.executable, __file__, cluster.socketPath(k), str(k), stopFile,
-                     outputs[k], "90"],
-                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                    [
+                        sys.executable,
+                        __file__,
+                        cluster.socketPath(k),
+                        str(k),
+                        stopFile,
+                        outputs[k],
+                        "90",
+                    ],
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
                 )
 
         def progress() -> dict[int, int]:
@@ -506,15 +573,20 @@ def test_workload_across_kills(makeCluster, ctdbTool, tmp_path) -> None:  # type
             before = view(cluster, (victim + 1) % 3).generation
             survivors = [k for k in range(3) if k != victim]
             cluster.kill(victim)
-            waitFor(f"recovery without node {victim}",
-                    recoveredWithout(cluster, survivors, [victim], before), timeout=15)
+            waitFor(
+                f"recovery without node {victim}",
+                recoveredWithout(cluster, survivors, [victim], before),
+                timeout=15,
+            )
             time.sleep(0.5)
             cluster.start([victim])
             waitFor(f"node {victim} to rejoin", rejoined(cluster), timeout=20)
             start = progress()
-            waitFor(f"the workers to go on from {start}",
-                    lambda start=start: all(progress()[k] > start[k] for k in range(3)),
-                    timeout=20)
+            waitFor(
+                f"the workers to go on from {start}",
+                lambda start=start: all(progress()[k] > start[k] for k in range(3)),
+                timeout=20,
+            )
         with open(stopFile, "w"):
             pass
         for k, proc in workers.items():
@@ -549,13 +621,17 @@ def test_workload_across_kills(makeCluster, ctdbTool, tmp_path) -> None:  # type
     written = [w for r in results.values() for w in r["written"]]
     assert len(written) == total
     distinct = len(set(written))
-    overlaps = [e for r in results.values() for e in r["errors"] if e.startswith("overlap")]
+    overlaps = [
+        e for r in results.values() for e in r["errors"] if e.startswith("overlap")
+    ]
     for reader in range(3):
         shared = _int(pfetch(ctdbTool, cluster, reader, b"shared").strip())
         assert shared == distinct <= total, (shared, distinct, total, overlaps)
         for k in range(3):
-            assert _int(pfetch(ctdbTool, cluster, reader, b"c/%d" % k).strip()) == \
-                results[k]["acked"]
+            assert (
+                _int(pfetch(ctdbTool, cluster, reader, b"c/%d" % k).strip())
+                == results[k]["acked"]
+            )
     for k in range(3):
         expected = results[k]["vExpected"]
         assert expected is not None

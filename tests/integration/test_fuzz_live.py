@@ -31,32 +31,58 @@ O = P.Operation
 #: cluster down; everything else gets junk and must answer.
 DESTRUCTIVE = frozenset(
     (
-        Control.SHUTDOWN, Control.STOP_NODE, Control.CONTINUE_NODE,
-        Control.DISABLE_NODE, Control.ENABLE_NODE, Control.FREEZE, Control.THAW,
-        Control.DB_FREEZE, Control.DB_THAW, Control.START_RECOVERY,
-        Control.END_RECOVERY, Control.RELOAD_NODES_FILE, Control.STATISTICS_RESET,
-        Control.IPREALLOCATED, Control.RELOAD_PUBLIC_IPS, Control.DB_ATTACH,
-        Control.DB_ATTACH_PERSISTENT, Control.DB_ATTACH_REPLICATED,
-        Control.RECD_PING, Control.RECD_RECLOCK_LATENCY, Control.SET_RECMODE,
-        Control.TRAVERSE_KILL, Control.SET_BAN_STATE,
+        Control.SHUTDOWN,
+        Control.STOP_NODE,
+        Control.CONTINUE_NODE,
+        Control.DISABLE_NODE,
+        Control.ENABLE_NODE,
+        Control.FREEZE,
+        Control.THAW,
+        Control.DB_FREEZE,
+        Control.DB_THAW,
+        Control.START_RECOVERY,
+        Control.END_RECOVERY,
+        Control.RELOAD_NODES_FILE,
+        Control.STATISTICS_RESET,
+        Control.IPREALLOCATED,
+        Control.RELOAD_PUBLIC_IPS,
+        Control.DB_ATTACH,
+        Control.DB_ATTACH_PERSISTENT,
+        Control.DB_ATTACH_REPLICATED,
+        Control.RECD_PING,
+        Control.RECD_RECLOCK_LATENCY,
+        Control.SET_RECMODE,
+        Control.TRAVERSE_KILL,
+        Control.SET_BAN_STATE,
     )
 )
 
 
-def req(opcode: int, data: bytes = b"", reqid: int = 1, flags: int = 0,
-        destnode: int = P.CTDB_CURRENT_NODE, srcnode: int = 0) -> P.ReqControl:
+def req(
+    opcode: int,
+    data: bytes = b"",
+    reqid: int = 1,
+    flags: int = 0,
+    destnode: int = P.CTDB_CURRENT_NODE,
+    srcnode: int = 0,
+) -> P.ReqControl:
     return P.ReqControl(
         P.Header(O.REQ_CONTROL, destnode, srcnode, reqid), opcode, 0, 0, flags, data
     )
 
 
-def header(length: int, operation: int = O.REQ_CONTROL, magic: int = P.CTDB_MAGIC,
-           version: int = P.CTDB_PROTOCOL) -> bytes:
+def header(
+    length: int,
+    operation: int = O.REQ_CONTROL,
+    magic: int = P.CTDB_MAGIC,
+    version: int = P.CTDB_PROTOCOL,
+) -> bytes:
     return struct.pack("<8I", length, magic, version, 0, operation, 0, 0, 7)
 
 
-def abuseCases(rng: random.Random, count: int,
-               client: bool = True) -> list[tuple[str, bytes, bool]]:
+def abuseCases(
+    rng: random.Random, count: int, client: bool = True
+) -> list[tuple[str, bytes, bool]]:
     """
     (name, bytes, mustDrop): C{mustDrop} cases are ones the daemon must
     answer by closing the connection.  Operations that only nodes may send
@@ -73,23 +99,39 @@ def abuseCases(rng: random.Random, count: int,
         ("unknown op 6", header(64, operation=6) + b"\0" * 32, True),
         ("unknown op 99", header(64, operation=99) + b"\0" * 32, True),
         ("header only control", header(32), True),
-        ("short body: datalen past end",
-         good[:56] + struct.pack("<I", 1000) + good[60:], True),
+        (
+            "short body: datalen past end",
+            good[:56] + struct.pack("<I", 1000) + good[60:],
+            True,
+        ),
         ("good then bad magic", good + header(64, magic=0) + b"\0" * 32, True),
         ("truncated control", good[:40], False),
         ("just a length", struct.pack("<I", 64), False),
     ]
-    for op in (O.REPLY_CALL, O.REQ_DMASTER, O.REPLY_DMASTER, O.REPLY_ERROR,
-               O.REPLY_CONTROL, O.REQ_KEEPALIVE):
-        cases.append((f"node-only operation {op.name}", header(64, operation=op) + b"\0" * 32,
-                      client))
+    for op in (
+        O.REPLY_CALL,
+        O.REQ_DMASTER,
+        O.REPLY_DMASTER,
+        O.REPLY_ERROR,
+        O.REPLY_CONTROL,
+        O.REQ_KEEPALIVE,
+    ):
+        cases.append(
+            (
+                f"node-only operation {op.name}",
+                header(64, operation=op) + b"\0" * 32,
+                client,
+            )
+        )
     while len(cases) < count:
         kind = rng.randrange(4)
         if kind == 0:
             blob = rng.randbytes(rng.randrange(1, 200))
             cases.append(("random bytes", blob, False))
         elif kind == 1:
-            raw = bytearray(req(rng.randrange(200), rng.randbytes(rng.randrange(12))).encode())
+            raw = bytearray(
+                req(rng.randrange(200), rng.randbytes(rng.randrange(12))).encode()
+            )
             for _ in range(rng.randrange(1, 4)):
                 raw[rng.randrange(len(raw))] = rng.randrange(256)
             cases.append(("mutated control", bytes(raw), False))
@@ -121,7 +163,9 @@ def recvAll(sock: socket.socket, timeout: float) -> tuple[bytes, bool]:
     return data, False
 
 
-def readReplies(sock: socket.socket, want: set[int], timeout: float) -> dict[int, P.ReplyControl]:
+def readReplies(
+    sock: socket.socket, want: set[int], timeout: float
+) -> dict[int, P.ReplyControl]:
     """Collect REPLY_CONTROLs for the reqids in C{want} (bounded by C{timeout})."""
     got: dict[int, P.ReplyControl] = {}
     buf = b""
@@ -217,12 +261,15 @@ def test_unknownAndMalformedControls(cluster: LocalCluster) -> None:
             for opcode in junkTargets:
                 for junk in (b"\x01", b"\xff\xff\xff", struct.pack("<I", 0xFFFFFFFF)):
                     sent[reqid] = (opcode, junk)
-                    stream.append(req(opcode, junk, reqid=reqid, destnode=destnode).encode())
+                    stream.append(
+                        req(opcode, junk, reqid=reqid, destnode=destnode).encode()
+                    )
                     reqid += 1
             s.sendall(b"".join(stream))
             replies = readReplies(s, set(sent), 15)
             missing = sorted(
-                (C.controlName(sent[r][0]), sent[r][1]) for r in set(sent) - set(replies)
+                (C.controlName(sent[r][0]), sent[r][1])
+                for r in set(sent) - set(replies)
             )
             assert not missing, f"no reply (destnode {destnode:#x}) to {missing}"
             for r, (opcode, _) in sent.items():
@@ -230,8 +277,10 @@ def test_unknownAndMalformedControls(cluster: LocalCluster) -> None:
                     assert replies[r].status == -1, (C.controlName(opcode), replies[r])
                     assert replies[r].data == b""
         # NOREPLY on an unknown control: no answer, and the connection still works.
-        s.sendall(req(9999, reqid=5000, flags=P.CTDB_CTRL_FLAG_NOREPLY).encode()
-                  + req(Control.PING, reqid=5001).encode())
+        s.sendall(
+            req(9999, reqid=5000, flags=P.CTDB_CTRL_FLAG_NOREPLY).encode()
+            + req(Control.PING, reqid=5001).encode()
+        )
         replies = readReplies(s, {5000, 5001}, 3)
         assert set(replies) == {5001}
     assertHealthy(cluster, 0)
@@ -255,7 +304,9 @@ def _nodeSocket(source: str, target: str, port: int = P.CTDB_PORT) -> socket.soc
         s.close()
         time.sleep(0.2)
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.setsockopt(socket.IPPROTO_IP, getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24), 1)
+        s.setsockopt(
+            socket.IPPROTO_IP, getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24), 1
+        )
         s.settimeout(5)
         s.bind((source, 0))
         s.connect((target, port))
@@ -357,8 +408,13 @@ def test_impostorUnknownControlReply(makeCluster) -> None:  # type: ignore[no-un
                 pytest.fail("node 0 never saw the impostor connected")
             out.sendall(
                 req(9999, reqid=4242, destnode=0, srcnode=2).encode()
-                + req(Control.GET_TUNABLE, b"\x05\0\0\0ab", reqid=4243, destnode=0,
-                      srcnode=2).encode()
+                + req(
+                    Control.GET_TUNABLE,
+                    b"\x05\0\0\0ab",
+                    reqid=4243,
+                    destnode=0,
+                    srcnode=2,
+                ).encode()
             )
             replies = readReplies(incoming, {4242, 4243}, 10)
             assert set(replies) == {4242, 4243}

@@ -30,7 +30,9 @@ def test_traverseWaitsForClientLockWithoutBlocking(cluster, ctdbTool) -> None:  
         catdb = subprocess.Popen(
             ["ctdb", "catdb", "locks.tdb"],
             env={**os.environ, **cluster.env(1)},
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         time.sleep(0.5)
         start = time.monotonic()

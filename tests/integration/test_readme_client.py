@@ -10,7 +10,9 @@ from tests.test_readme import codeBlocks
 
 
 def clientExample() -> str:
-    [block] = [b for b in codeBlocks("python") if "from ctdb.client import connect" in b]
+    [block] = [
+        b for b in codeBlocks("python") if "from ctdb.client import connect" in b
+    ]
     return block
 
 
@@ -22,7 +24,10 @@ def test_clientExampleRuns(cluster, tmp_path) -> None:  # type: ignore[no-untype
     for expected in ("counter is now 1", "counter is now 2"):
         result = subprocess.run(
             [sys.executable, str(script), cluster.socketPath(1)],
-            capture_output=True, text=True, timeout=60, cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
             env={**os.environ, "PYTHONPATH": os.getcwd()},
         )
         assert result.returncode == 0, result.stderr

@@ -45,7 +45,9 @@ def _written(transport: StringTransport) -> list[P.Packet]:
     return out
 
 
-def _reply(reqid: int, status: int = 0, data: bytes = b"", errmsg: bytes = b"") -> bytes:
+def _reply(
+    reqid: int, status: int = 0, data: bytes = b"", errmsg: bytes = b""
+) -> bytes:
     header = P.Header(P.Operation.REPLY_CONTROL, 0, 0, reqid)
     return P.ReplyControl(header, status, data, errmsg).encode()
 
@@ -149,7 +151,10 @@ class ClientConnectionTests(SynchronousTestCase):
         [req] = _written(self.transport)
         self.conn.dataReceived(_reply(req.header.reqid, -22, b"", b"bad tunable"))
         err = self.failureResultOf(d, ControlFailed).value
-        self.assertEqual((err.opcode, err.status, err.errmsg), (Control.GET_TUNABLE, -22, "bad tunable"))
+        self.assertEqual(
+            (err.opcode, err.status, err.errmsg),
+            (Control.GET_TUNABLE, -22, "bad tunable"),
+        )
 
     def test_messageDispatch(self) -> None:
         """
@@ -162,11 +167,15 @@ class ClientConnectionTests(SynchronousTestCase):
             raise RuntimeError("handler bug")
 
         self.conn._handlers[SRVID] = [broken, lambda s, d: got.append(("one", s, d))]
-        self.conn._handlers[0xFFFFFFFFFFFFFFFF] = [lambda s, d: got.append(("all", s, d))]
+        self.conn._handlers[0xFFFFFFFFFFFFFFFF] = [
+            lambda s, d: got.append(("all", s, d))
+        ]
         msg = P.ReqMessage(P.Header(P.Operation.REQ_MESSAGE, 0, 0), SRVID, b"m")
         other = P.ReqMessage(P.Header(P.Operation.REQ_MESSAGE, 0, 0), 5, b"o")
         self.conn.dataReceived(msg.encode() + other.encode())
-        self.assertEqual(got, [("one", SRVID, b"m"), ("all", SRVID, b"m"), ("all", 5, b"o")])
+        self.assertEqual(
+            got, [("one", SRVID, b"m"), ("all", SRVID, b"m"), ("all", 5, b"o")]
+        )
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
 
     def test_registerSrvid(self) -> None:
@@ -230,7 +239,9 @@ class ClientConnectionTests(SynchronousTestCase):
         msg, tun = _written(self.transport)
         assert isinstance(msg, P.ReqMessage) and isinstance(tun, P.ReqTunnel)
         self.assertEqual((msg.header.destnode, msg.srvid, msg.data), (1, SRVID, b"x"))
-        self.assertEqual((tun.header.destnode, tun.tunnel_id, tun.data), (2, 0x42, b"y"))
+        self.assertEqual(
+            (tun.header.destnode, tun.tunnel_id, tun.data), (2, 0x42, b"y")
+        )
         self.assertEqual(self.conn._pending, {})
 
     def test_close(self) -> None:
@@ -277,7 +288,9 @@ class EndToEndTests(SynchronousTestCase):
     def test_messageToSelf(self) -> None:
         """A message sent to our own node reaches our registered handler."""
         got: list[bytes] = []
-        d = defer.ensureDeferred(self.conn.registerSrvid(SRVID, lambda s, data: got.append(data)))
+        d = defer.ensureDeferred(
+            self.conn.registerSrvid(SRVID, lambda s, data: got.append(data))
+        )
         self.pump.flush()
         self.successResultOf(d)
         self.conn.sendMessage(P.CTDB_CURRENT_NODE, SRVID, b"ping")
@@ -289,7 +302,9 @@ class EndToEndTests(SynchronousTestCase):
         d = self.conn.control(Control.GET_PNN, destnode=0)
         self.pump.flush()
         reply = self.successResultOf(d)
-        self.assertEqual((reply.status, reply.errmsg), (-1, b"ctdb_control to disconnected node"))
+        self.assertEqual(
+            (reply.status, reply.errmsg), (-1, b"ctdb_control to disconnected node")
+        )
 
     def test_daemonGoneFailsPending(self) -> None:
         """
@@ -306,7 +321,9 @@ class EndToEndTests(SynchronousTestCase):
 
     def test_malformedClientDropped(self) -> None:
         """A client sending garbage is disconnected by the daemon."""
-        self.conn.transport.write(P.Header(P.Operation.REQ_CONTROL).encode(40) + b"\xff" * 8)
+        self.conn.transport.write(
+            P.Header(P.Operation.REQ_CONTROL).encode(40) + b"\xff" * 8
+        )
         self.pump.flush()
         self.successResultOf(self.conn.closed)
         self.assertEqual(self.daemon.clients, {})
@@ -323,11 +340,15 @@ class ConnectClientTests(SynchronousTestCase):
         reactor = MemoryReactorClock()
         daemon = Daemon(
             reactor=reactor,  # type: ignore[arg-type]
-            config=DaemonConfig(nodeMap=parseNodes("10.0.0.1\n10.0.0.2\n10.0.0.3\n"), pnn=2),
+            config=DaemonConfig(
+                nodeMap=parseNodes("10.0.0.1\n10.0.0.2\n10.0.0.3\n"), pnn=2
+            ),
             transport=FakeNodeTransport(2),
         )
         daemon.startService()
-        d = defer.ensureDeferred(connectClient(reactor, "/run/ctdb/test.socket", timeout=3))  # type: ignore[arg-type]
+        d = defer.ensureDeferred(
+            connectClient(reactor, "/run/ctdb/test.socket", timeout=3)
+        )  # type: ignore[arg-type]
         [(path, factory, timeout, _)] = reactor.unixClients
         self.assertEqual((path, timeout), ("/run/ctdb/test.socket", 3))
         clientProto = factory.buildProtocol(None)

@@ -28,12 +28,14 @@ ports = st.integers(0, 0xFFFF)
 #: names as tunables and var lists carry them: no NUL, no ':'
 names = st.text(
     st.characters(blacklist_characters=":\0", blacklist_categories=("Cs",)),
-    min_size=1, max_size=30,
+    min_size=1,
+    max_size=30,
 )
 #: seconds and microseconds of a struct timeval, as floats the codec uses
 timevals = st.builds(
     lambda sec, usec: sec + usec / 1e6,
-    st.integers(0, 2**31), st.integers(0, 999999),
+    st.integers(0, 2**31),
+    st.integers(0, 999999),
 )
 
 
@@ -181,14 +183,19 @@ class VnnMapTests(SynchronousTestCase):
     def test_golden(self) -> None:
         """A real GETVNNMAP reply and SETVNNMAP request carry the same map."""
         expected = C.VnnMap(1337230659, (0, 1))
-        for name in ("node_reply_control_getvnnmap.hex", "node_req_control_setvnnmap.hex"):
+        for name in (
+            "node_reply_control_getvnnmap.hex",
+            "node_req_control_setvnnmap.hex",
+        ):
             data = _payload(name)
             self.assertEqual(C.VnnMap.decode(data), expected, name)
             self.assertEqual(expected.encode(), data, name)
 
     def test_truncated(self) -> None:
         """A size beyond the payload is MalformedPacket."""
-        self.assertRaises(MalformedPacket, C.VnnMap.decode, struct.pack("<II", 1, 3) + b"\0" * 8)
+        self.assertRaises(
+            MalformedPacket, C.VnnMap.decode, struct.pack("<II", 1, 3) + b"\0" * 8
+        )
 
 
 class UptimeTests(SynchronousTestCase):
@@ -201,8 +208,12 @@ class UptimeTests(SynchronousTestCase):
         self.assertEqual(len(raw), 64)
         decoded = C.Uptime.decode(raw)
         for got, want in zip(
-            (decoded.current_time, decoded.ctdbd_start_time,
-             decoded.last_recovery_started, decoded.last_recovery_finished),
+            (
+                decoded.current_time,
+                decoded.ctdbd_start_time,
+                decoded.last_recovery_started,
+                decoded.last_recovery_finished,
+            ),
             (a, b, c, d),
         ):
             self.assertEqual(_timevalFields(got), _timevalFields(want))
@@ -210,7 +221,10 @@ class UptimeTests(SynchronousTestCase):
 
     def test_golden(self) -> None:
         """Real UPTIME replies decode to sane times and re-encode identically."""
-        for name in ("node_reply_control_uptime.hex", "client_reply_control_uptime.hex"):
+        for name in (
+            "node_reply_control_uptime.hex",
+            "client_reply_control_uptime.hex",
+        ):
             data = _payload(name)
             up = C.Uptime.decode(data)
             self.assertEqual(up.encode(), data, name)
@@ -257,7 +271,9 @@ class TunableTests(SynchronousTestCase):
     def test_setTunable(self, name: str, value: int) -> None:
         """struct ctdb_tunable: value, namelen, name (NUL included)."""
         raw = C.encodeSetTunable(name, value)
-        self.assertEqual(struct.unpack_from("<II", raw), (value, len(name.encode()) + 1))
+        self.assertEqual(
+            struct.unpack_from("<II", raw), (value, len(name.encode()) + 1)
+        )
         self.assertEqual(C.decodeSetTunable(raw), (name, value))
 
     def test_setTunableGolden(self) -> None:
@@ -273,7 +289,10 @@ class TunableTests(SynchronousTestCase):
 
     def test_getTunableGolden(self) -> None:
         """The `ctdb getvar KeepaliveInterval` request and its reply (5)."""
-        for name in ("node_req_control_get_tunable.hex", "client_req_control_get_tunable.hex"):
+        for name in (
+            "node_req_control_get_tunable.hex",
+            "client_req_control_get_tunable.hex",
+        ):
             data = _payload(name)
             self.assertEqual(C.decodeGetTunable(data), "KeepaliveInterval")
             self.assertEqual(C.encodeGetTunable("KeepaliveInterval"), data)
@@ -286,7 +305,9 @@ class TunableTests(SynchronousTestCase):
 
     def test_setTunableShort(self) -> None:
         """A name length beyond the payload is MalformedPacket."""
-        self.assertRaises(MalformedPacket, C.decodeSetTunable, struct.pack("<II", 1, 9) + b"ab")
+        self.assertRaises(
+            MalformedPacket, C.decodeSetTunable, struct.pack("<II", 1, 9) + b"ab"
+        )
         self.assertRaises(MalformedPacket, C.decodeSetTunable, b"\0" * 7)
 
     @settings(max_examples=30, deadline=None)
@@ -299,17 +320,22 @@ class TunableTests(SynchronousTestCase):
         raw = tunables.encodeAll()
         self.assertEqual(len(raw), 4 * len(C.TUNABLES))
         self.assertEqual(
-            C.Tunables.decodeAll(raw), {n: v for (n, _, _), v in zip(C.TUNABLES, values)}
+            C.Tunables.decodeAll(raw),
+            {n: v for (n, _, _), v in zip(C.TUNABLES, values)},
         )
 
     def test_allTunablesShort(self) -> None:
         """A short tunable list is MalformedPacket."""
-        self.assertRaises(MalformedPacket, C.Tunables.decodeAll, b"\0" * (4 * len(C.TUNABLES) - 1))
+        self.assertRaises(
+            MalformedPacket, C.Tunables.decodeAll, b"\0" * (4 * len(C.TUNABLES) - 1)
+        )
 
     def test_tunablesTable(self) -> None:
         """62 tunables in struct order; the map order holds the same names."""
         self.assertEqual(len(C.TUNABLES), 62)
-        self.assertEqual(sorted(n for n, _, _ in C.TUNABLES), sorted(C.TUNABLE_MAP_ORDER))
+        self.assertEqual(
+            sorted(n for n, _, _ in C.TUNABLES), sorted(C.TUNABLE_MAP_ORDER)
+        )
 
     def test_caseInsensitive(self) -> None:
         """Tunables are looked up case-insensitively; unknown names are KeyError."""
@@ -331,9 +357,18 @@ def _statistics(draw: st.DrawFn) -> C.Statistics:
     s.locks_buckets = draw(st.lists(u32, min_size=16, max_size=16))
     s.hop_count_bucket = draw(st.lists(u32, min_size=16, max_size=16))
     floats = st.floats(0, 1e6, allow_nan=False)
-    for attr in ("reclock_ctdbd", "reclock_recd", "locks_latency", "call_latency",
-                 "childwrite_latency"):
-        setattr(s, attr, C.LatencyCounter(draw(i32), draw(floats), draw(floats), draw(floats)))
+    for attr in (
+        "reclock_ctdbd",
+        "reclock_recd",
+        "locks_latency",
+        "call_latency",
+        "childwrite_latency",
+    ):
+        setattr(
+            s,
+            attr,
+            C.LatencyCounter(draw(i32), draw(floats), draw(floats), draw(floats)),
+        )
     s.num_recoveries = draw(u32)
     s.statistics_start_time = draw(timevals)
     s.statistics_current_time = draw(timevals)
@@ -442,8 +477,13 @@ class ControlTableTests(SynchronousTestCase):
     def test_someOpcodes(self) -> None:
         """Spot checks of enum ctdb_controls."""
         self.assertEqual(
-            (C.Control.GET_PNN, C.Control.GET_NODEMAP, C.Control.GET_TUNABLE,
-             C.Control.ECHO_DATA, C.Control.ENABLE_NODE),
+            (
+                C.Control.GET_PNN,
+                C.Control.GET_NODEMAP,
+                C.Control.GET_TUNABLE,
+                C.Control.ECHO_DATA,
+                C.Control.ENABLE_NODE,
+            ),
             (35, 91, 49, 156, 158),
         )
 

@@ -39,11 +39,17 @@ def connected(receiver: CTDBPacketReceiver) -> StringTransport:
 
 
 def control(reqid: int, data: bytes = b"") -> bytes:
-    return P.ReqControl(P.Header(P.Operation.REQ_CONTROL, reqid=reqid), 3, data=data).encode()
+    return P.ReqControl(
+        P.Header(P.Operation.REQ_CONTROL, reqid=reqid), 3, data=data
+    ).encode()
 
 
-def withPrefix(length: int, magic: int = P.CTDB_MAGIC, version: int = P.CTDB_PROTOCOL,
-               total: int = P.HEADER_SIZE) -> bytes:
+def withPrefix(
+    length: int,
+    magic: int = P.CTDB_MAGIC,
+    version: int = P.CTDB_PROTOCOL,
+    total: int = P.HEADER_SIZE,
+) -> bytes:
     """A header with the given length/magic/version, padded with zeros to C{total}."""
     return struct.pack("<III", length, magic, version) + b"\0" * (total - 12)
 
@@ -85,7 +91,9 @@ class DeliveryTests(SynchronousTestCase):
         """A 4 MiB packet in 64 KiB reads arrives whole."""
         r = Recorder()
         connected(r)
-        big = P.ReqMessage(P.Header(P.Operation.REQ_MESSAGE), 1, b"z" * (4 << 20)).encode()
+        big = P.ReqMessage(
+            P.Header(P.Operation.REQ_MESSAGE), 1, b"z" * (4 << 20)
+        ).encode()
         for i in range(0, len(big), 65536):
             r.dataReceived(big[i : i + 65536])
         self.assertEqual(r.packets, [big])
@@ -120,8 +128,9 @@ class DeliveryTests(SynchronousTestCase):
 class BrokenStreamTests(SynchronousTestCase):
     """A broken peer is logged and disconnected, never raised into the reactor."""
 
-    def assertDropped(self, data: bytes, reason: str, strict: bool = False,
-                      chunk: int | None = None) -> Recorder:
+    def assertDropped(
+        self, data: bytes, reason: str, strict: bool = False, chunk: int | None = None
+    ) -> Recorder:
         r = Recorder()
         r.strictAlignment = strict
         transport = connected(r)
@@ -155,7 +164,9 @@ class BrokenStreamTests(SynchronousTestCase):
 
     def test_badLengthByteAtATime(self) -> None:
         """A bad length is noticed when its 4th byte arrives one byte at a time."""
-        self.assertDropped(struct.pack("<I", 5) + b"\0" * 40, "bad packet length 5", chunk=1)
+        self.assertDropped(
+            struct.pack("<I", 5) + b"\0" * 40, "bad packet length 5", chunk=1
+        )
 
     def test_badMagic(self) -> None:
         """Bad magic is dropped once the 32-byte header is in, not the whole packet."""

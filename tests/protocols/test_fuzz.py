@@ -43,17 +43,27 @@ DECODERS: list[Callable[[bytes], Any]] = [
     C.decodeBanState,
 ]
 
-FUZZ = settings(max_examples=300, deadline=None,
-                suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 def _validHeader(draw: st.DrawFn, body: bytes) -> bytes:
     """A header that passes the checks, claiming a (maybe wrong) length."""
     op = draw(st.sampled_from(list(P.Operation)) | st.integers(0, 20))
-    length = draw(st.sampled_from([P.HEADER_SIZE + len(body)]) | st.integers(0, 2**32 - 1))
+    length = draw(
+        st.sampled_from([P.HEADER_SIZE + len(body)]) | st.integers(0, 2**32 - 1)
+    )
     return struct.pack(
-        "<8I", length, P.CTDB_MAGIC, P.CTDB_PROTOCOL,
-        draw(st.integers(0, 2**32 - 1)), op, 0, 0, 0,
+        "<8I",
+        length,
+        P.CTDB_MAGIC,
+        P.CTDB_PROTOCOL,
+        draw(st.integers(0, 2**32 - 1)),
+        op,
+        0,
+        0,
+        0,
     )
 
 
@@ -93,8 +103,9 @@ anyInput = st.one_of(
 )
 
 
-def decodeOrMalformed(testcase: SynchronousTestCase, decode: Callable[[bytes], Any],
-                      data: bytes) -> None:
+def decodeOrMalformed(
+    testcase: SynchronousTestCase, decode: Callable[[bytes], Any], data: bytes
+) -> None:
     try:
         decode(data)
     except MalformedPacket:
@@ -131,8 +142,9 @@ class DecodeFuzzTests(SynchronousTestCase):
 
     @FUZZ
     @given(st.sampled_from(DECODERS), st.integers(0, 2**32 - 1), st.binary(max_size=64))
-    def test_payloadCounts(self, decode: Callable[[bytes], Any], count: int,
-                           rest: bytes) -> None:
+    def test_payloadCounts(
+        self, decode: Callable[[bytes], Any], count: int, rest: bytes
+    ) -> None:
         """Payload decoders whose first word is a huge or bogus count/length."""
         decodeOrMalformed(self, decode, struct.pack("<I", count) + rest)
 
@@ -141,8 +153,9 @@ class DecodeFuzzTests(SynchronousTestCase):
         big = b"\xff" * (1 << 20)
         for decode in DECODERS:
             decodeOrMalformed(self, decode, big)
-        raw = struct.pack("<8I", 0xFFFFFFFF, P.CTDB_MAGIC, 1, 0, P.Operation.REQ_CONTROL,
-                          0, 0, 0)
+        raw = struct.pack(
+            "<8I", 0xFFFFFFFF, P.CTDB_MAGIC, 1, 0, P.Operation.REQ_CONTROL, 0, 0, 0
+        )
         self.assertRaises(MalformedPacket, P.decodePacket, raw + big)
 
     def test_payloadDecodersOnEmpty(self) -> None:
@@ -170,19 +183,23 @@ def chunked(draw: st.DrawFn, stream: bytes) -> list[bytes]:
     return [stream[a:b] for a, b in pairwise(edges)]
 
 
-STREAMS = settings(max_examples=150, deadline=None,
-                   suppress_health_check=[HealthCheck.too_slow])
+STREAMS = settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 class FramingFuzzTests(SynchronousTestCase):
     """The framing receiver never raises into its caller."""
 
     @STREAMS
-    @given(st.data(), st.lists(st.one_of(packets.map(lambda p: p.encode()), anyInput),
-                               max_size=6),
-           st.booleans())
-    def test_neverRaises(self, data: st.DataObject, parts: list[bytes],
-                         strict: bool) -> None:
+    @given(
+        st.data(),
+        st.lists(st.one_of(packets.map(lambda p: p.encode()), anyInput), max_size=6),
+        st.booleans(),
+    )
+    def test_neverRaises(
+        self, data: st.DataObject, parts: list[bytes], strict: bool
+    ) -> None:
         """Random chunked streams of good and bad packets: no exception escapes."""
         stream = b"".join(parts)
         r = Collector()
@@ -199,7 +216,9 @@ class FramingFuzzTests(SynchronousTestCase):
 
     @STREAMS
     @given(st.data(), st.lists(packets, min_size=1, max_size=8))
-    def test_chunkingIsInvisible(self, data: st.DataObject, pkts: list[P.Packet]) -> None:
+    def test_chunkingIsInvisible(
+        self, data: st.DataObject, pkts: list[P.Packet]
+    ) -> None:
         """However a valid stream is cut, the same packets come out, in order."""
         stream = b"".join(p.encode() for p in pkts)
         r = Collector()

@@ -104,7 +104,9 @@ class _Net:
             done += 1
             server = self._serverFactory(host)
             if server is None:
-                factory.clientConnectionFailed(connector, Failure(ConnectionRefusedError()))
+                factory.clientConnectionFailed(
+                    connector, Failure(ConnectionRefusedError())
+                )
                 continue
             self._ephemeral += 1
             peer = IPv4Address("TCP", bind[0], self._ephemeral)
@@ -113,7 +115,9 @@ class _Net:
             clientProto = factory.buildProtocol(local)
             if serverProto is None:
                 # accepted by the kernel, closed at once by the factory
-                clientProto.makeConnection(iosim.FakeTransport(clientProto, False, peer, local))
+                clientProto.makeConnection(
+                    iosim.FakeTransport(clientProto, False, peer, local)
+                )
                 clientProto.connectionLost(Failure(ConnectionRefusedError()))
                 continue
             self.pumps.append(

@@ -24,9 +24,7 @@ GOLDEN = os.path.join(os.path.dirname(__file__), "golden")
 def loadGolden(name: str) -> bytes:
     """The bytes of golden file C{name}: hex, '#' lines are comments."""
     with open(os.path.join(GOLDEN, name)) as f:
-        text = "".join(
-            line.strip() for line in f if not line.lstrip().startswith("#")
-        )
+        text = "".join(line.strip() for line in f if not line.lstrip().startswith("#"))
     return bytes.fromhex(text)
 
 
@@ -55,7 +53,9 @@ def _packets() -> st.SearchStrategy[P.Packet]:
         st.builds(
             P.ReqDmaster, headers(O.REQ_DMASTER), u32, u64, u32, blobs, blobs, u32
         ),
-        st.builds(P.ReplyDmaster, headers(O.REPLY_DMASTER), u32, u64, blobs, blobs, u32),
+        st.builds(
+            P.ReplyDmaster, headers(O.REPLY_DMASTER), u32, u64, blobs, blobs, u32
+        ),
         st.builds(P.ReplyError, headers(O.REPLY_ERROR), i32, blobs),
         st.builds(P.ReqMessage, headers(O.REQ_MESSAGE), u64, blobs),
         st.builds(P.ReqControl, headers(O.REQ_CONTROL), u32, u64, u32, u32, blobs),
@@ -121,14 +121,18 @@ class RoundTripTests(SynchronousTestCase):
 
     def test_withHeader(self) -> None:
         """withHeader() changes header fields and nothing else."""
-        pkt = P.ReqControl(P.Header(P.Operation.REQ_CONTROL, 1, 2, 3, 4), 35, 9, 8, 7, b"x")
+        pkt = P.ReqControl(
+            P.Header(P.Operation.REQ_CONTROL, 1, 2, 3, 4), 35, 9, 8, 7, b"x"
+        )
         changed = pkt.withHeader(destnode=5, reqid=6)
         self.assertEqual(changed.header, P.Header(P.Operation.REQ_CONTROL, 5, 2, 6, 4))
         self.assertEqual((changed.opcode, changed.srvid, changed.data), (35, 9, b"x"))
 
     def test_padded(self) -> None:
         """padded() rounds up to a multiple of 8."""
-        self.assertEqual([P.padded(n) for n in (0, 1, 7, 8, 9, 60)], [0, 8, 8, 8, 16, 64])
+        self.assertEqual(
+            [P.padded(n) for n in (0, 1, 7, 8, 9, 60)], [0, 8, 8, 8, 16, 64]
+        )
 
 
 class LayoutTests(SynchronousTestCase):
@@ -141,13 +145,19 @@ class LayoutTests(SynchronousTestCase):
         """
         pkt = P.ReqControl(
             P.Header(P.Operation.REQ_CONTROL, 1, 2, 3, 4),
-            0x11223344, 0x5566778899AABBCC, 0xDDEEFF00, 0x01020304, b"abc",
+            0x11223344,
+            0x5566778899AABBCC,
+            0xDDEEFF00,
+            0x01020304,
+            b"abc",
         )
         raw = pkt.encode()
         self.assertEqual(struct.unpack_from("<I", raw, 32)[0], 0x11223344)
         self.assertEqual(raw[36:40], b"\0\0\0\0")
         self.assertEqual(struct.unpack_from("<Q", raw, 40)[0], 0x5566778899AABBCC)
-        self.assertEqual(struct.unpack_from("<III", raw, 48), (0xDDEEFF00, 0x01020304, 3))
+        self.assertEqual(
+            struct.unpack_from("<III", raw, 48), (0xDDEEFF00, 0x01020304, 3)
+        )
         self.assertEqual(raw[60:63], b"abc")
         self.assertEqual(len(raw), 64)
 
@@ -194,7 +204,8 @@ class LayoutTests(SynchronousTestCase):
         """A header-only keepalive (pre-4.8 peers) decodes as version 0."""
         raw = P.Header(P.Operation.REQ_KEEPALIVE, 1, 0).encode(P.HEADER_SIZE)
         self.assertEqual(
-            P.decodePacket(raw), P.ReqKeepalive(P.Header(P.Operation.REQ_KEEPALIVE, 1, 0))
+            P.decodePacket(raw),
+            P.ReqKeepalive(P.Header(P.Operation.REQ_KEEPALIVE, 1, 0)),
         )
 
     def test_dmasterWithoutFlags(self) -> None:
@@ -218,7 +229,9 @@ class HeaderErrorTests(SynchronousTestCase):
 
     def test_badMagic(self) -> None:
         """A wrong magic number is refused."""
-        self.assertRaises(MalformedPacket, P.decodePacket, bytes(self._raw(magic=0x12345678)))
+        self.assertRaises(
+            MalformedPacket, P.decodePacket, bytes(self._raw(magic=0x12345678))
+        )
 
     def test_badVersion(self) -> None:
         """A protocol version other than 1 is refused."""
@@ -227,7 +240,9 @@ class HeaderErrorTests(SynchronousTestCase):
     def test_shortLength(self) -> None:
         """A length below the header size is refused."""
         for length in (0, 1, 31):
-            self.assertRaises(MalformedPacket, P.decodePacket, bytes(self._raw(length=length)))
+            self.assertRaises(
+                MalformedPacket, P.decodePacket, bytes(self._raw(length=length))
+            )
 
     def test_lengthBeyondBuffer(self) -> None:
         """A length larger than the buffer is refused."""
@@ -236,7 +251,9 @@ class HeaderErrorTests(SynchronousTestCase):
     def test_unknownOperation(self) -> None:
         """Operation 6 (unused) and 11 and above are refused."""
         for op in (6, 11, 0xFFFFFFFF):
-            self.assertRaises(MalformedPacket, P.decodePacket, bytes(self._raw(operation=op)))
+            self.assertRaises(
+                MalformedPacket, P.decodePacket, bytes(self._raw(operation=op))
+            )
 
     def test_bodyBeyondLength(self) -> None:
         """A datalen that runs past the packet length is refused."""
@@ -261,16 +278,33 @@ GEN = 1337230659  # the generation of the captured cluster
 O = P.Operation
 
 
-def _rc(destnode: int, srcnode: int, reqid: int, opcode: int, client_id: int,
-        data: bytes = b"", generation: int = GEN) -> P.ReqControl:
+def _rc(
+    destnode: int,
+    srcnode: int,
+    reqid: int,
+    opcode: int,
+    client_id: int,
+    data: bytes = b"",
+    generation: int = GEN,
+) -> P.ReqControl:
     return P.ReqControl(
         P.Header(O.REQ_CONTROL, destnode, srcnode, reqid, generation),
-        opcode, 0, client_id, 0, data,
+        opcode,
+        0,
+        client_id,
+        0,
+        data,
     )
 
 
-def _rp(destnode: int, srcnode: int, reqid: int, status: int, data: bytes = b"",
-        generation: int = GEN) -> P.ReplyControl:
+def _rp(
+    destnode: int,
+    srcnode: int,
+    reqid: int,
+    status: int,
+    data: bytes = b"",
+    generation: int = GEN,
+) -> P.ReplyControl:
     return P.ReplyControl(
         P.Header(O.REPLY_CONTROL, destnode, srcnode, reqid, generation), status, data
     )
@@ -279,8 +313,11 @@ def _rp(destnode: int, srcnode: int, reqid: int, status: int, data: bytes = b"",
 # Payloads (checked field by field against their codecs in test_controls).
 _NODEMAP = bytes.fromhex(
     "02000000"
-    "00000000" "02000000" "0200111b7f004d01" + "00" * 20
-    + "01000000" "00000000" "0200111b7f004d02" + "00" * 20
+    "00000000"
+    "02000000"
+    "0200111b7f004d01" + "00" * 20 + "01000000"
+    "00000000"
+    "0200111b7f004d02" + "00" * 20
 )
 _GETTUNABLE = b"\x12\x00\x00\x00KeepaliveInterval\x00"
 _VNNMAP = struct.pack("<IIII", GEN, 2, 0, 1)
@@ -293,9 +330,13 @@ EXPECTED: dict[str, P.Packet] = {
     ),
     "node_req_control_ping.hex": _rc(1, 0, 2147483555, Control.PING, 2147483551),
     "node_reply_control_ping.hex": _rp(0, 1, 2147483555, 1),
-    "node_req_control_get_nodemap.hex": _rc(1, 0, 2147483525, Control.GET_NODEMAP, _CLIENT),
+    "node_req_control_get_nodemap.hex": _rc(
+        1, 0, 2147483525, Control.GET_NODEMAP, _CLIENT
+    ),
     "node_reply_control_get_nodemap.hex": _rp(0, 1, 2147483525, 0, _NODEMAP),
-    "node_req_control_get_tunable.hex": _rc(1, 0, 33, Control.GET_TUNABLE, 28, _GETTUNABLE),
+    "node_req_control_get_tunable.hex": _rc(
+        1, 0, 33, Control.GET_TUNABLE, 28, _GETTUNABLE
+    ),
     "node_reply_control_get_tunable.hex": _rp(0, 1, 33, 0, b"\x05\0\0\0"),
     "node_req_control_uptime.hex": _rc(1, 0, 38, Control.UPTIME, 34),
     "node_req_control_list_tunables.hex": _rc(1, 0, 32, Control.LIST_TUNABLES, 28),
@@ -325,11 +366,17 @@ EXPECTED: dict[str, P.Packet] = {
         Control.GET_PNN,
     ),
     "client_reply_control_get_pnn.hex": _rp(0, 0, _CLIENT, 0),
-    "client_req_control_statistics.hex": _rc(0, 0, 2147483450, Control.STATISTICS, 0,
-                                             generation=0),
+    "client_req_control_statistics.hex": _rc(
+        0, 0, 2147483450, Control.STATISTICS, 0, generation=0
+    ),
     "client_req_control_set_tunable.hex": _rc(
-        0, 0, 2147483451, Control.SET_TUNABLE, 0,
-        b"\x06\0\0\0\x0f\0\0\0KeepaliveLimit\0", generation=0,
+        0,
+        0,
+        2147483451,
+        Control.SET_TUNABLE,
+        0,
+        b"\x06\0\0\0\x0f\0\0\0KeepaliveLimit\0",
+        generation=0,
     ),
     "client_reply_control_set_tunable.hex": _rp(0, 0, 2147483451, 0),
     "client_req_control_get_tunable.hex": _rc(
@@ -344,7 +391,9 @@ EXPECTED: dict[str, P.Packet] = {
         P.CTDB_CURRENT_NODE, 0, 8, Control.GET_TUNABLE, 0, b"\x05\0\0\0ab", generation=0
     ),
     "client_reply_control_short_get_tunable.hex": _rp(0, 0, 8, -1),
-    "client_req_control_uptime.hex": _rc(0, 0, 2147483450, Control.UPTIME, 0, generation=0),
+    "client_req_control_uptime.hex": _rc(
+        0, 0, 2147483450, Control.UPTIME, 0, generation=0
+    ),
     "client_req_message_leader.hex": P.ReqMessage(
         P.Header(O.REQ_MESSAGE, 0, 0, 0, GEN), 0xF101000000000000, b"\x01\0\0\0"
     ),
@@ -390,28 +439,52 @@ class GoldenTests(SynchronousTestCase):
 
 @settings(max_examples=50)
 @given(
-    st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1),
-    st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1), st.integers(0, 2**64 - 1),
-    st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1), st.binary(max_size=40),
+    st.integers(0, 2**32 - 1),
+    st.integers(0, 2**32 - 1),
+    st.integers(0, 2**32 - 1),
+    st.integers(0, 2**32 - 1),
+    st.integers(0, 2**32 - 1),
+    st.integers(0, 2**64 - 1),
+    st.integers(0, 2**32 - 1),
+    st.integers(0, 2**32 - 1),
+    st.binary(max_size=40),
 )
 def test_encodeReqControlMatchesEncode(
-    dest: int, src: int, reqid: int, gen: int, opcode: int, srvid: int,
-    clientId: int, flags: int, data: bytes,
+    dest: int,
+    src: int,
+    reqid: int,
+    gen: int,
+    opcode: int,
+    srvid: int,
+    clientId: int,
+    flags: int,
+    data: bytes,
 ) -> None:
     """The one-step REQ_CONTROL encoder gives the same bytes as the packet's encode()."""
     header = P.Header(P.Operation.REQ_CONTROL, dest, src, reqid, gen)
     expected = P.ReqControl(header, opcode, srvid, clientId, flags, data).encode()
-    got = P.encodeReqControl(dest, src, reqid, gen, opcode, srvid, clientId, flags, data)
+    got = P.encodeReqControl(
+        dest, src, reqid, gen, opcode, srvid, clientId, flags, data
+    )
     assert got == expected
 
 
 @settings(max_examples=50)
 @given(
-    st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1),
-    st.integers(-(2**31), 2**31 - 1), st.binary(max_size=40), st.binary(max_size=20),
+    st.integers(0, 2**32 - 1),
+    st.integers(0, 2**32 - 1),
+    st.integers(0, 2**32 - 1),
+    st.integers(-(2**31), 2**31 - 1),
+    st.binary(max_size=40),
+    st.binary(max_size=20),
 )
 def test_encodeReplyControlMatchesEncode(
-    dest: int, reqid: int, gen: int, status: int, data: bytes, errmsg: bytes,
+    dest: int,
+    reqid: int,
+    gen: int,
+    status: int,
+    data: bytes,
+    errmsg: bytes,
 ) -> None:
     """The one-step REPLY_CONTROL encoder gives the same bytes as the packet's encode()."""
     header = P.Header(P.Operation.REPLY_CONTROL, dest, 3, reqid, gen)
