@@ -11,8 +11,8 @@ from __future__ import annotations
 import errno
 import os
 import shutil
-import tempfile
 import struct
+import tempfile
 
 from twisted.internet.task import Clock
 from twisted.logger import LogLevel, globalLogPublisher

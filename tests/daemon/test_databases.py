@@ -11,17 +11,18 @@ nodes; see tests/integration/test_tool_db.py for the tool-level version.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from ctdb.daemon.recover import RecoveryControls
 from ctdb.daemon.databases import (
     DatabaseManager,
     trackedPnns,
     trackingAdd,
     updateHotKeys,
 )
-from ctdb.database.tdb import TDB_SEQNUM
+from ctdb.daemon.recover import RecoveryControls
 from ctdb.database.ltdb import (
     CTDB_REC_FLAG_MIGRATED_WITH_DATA,
     CTDB_REC_RO_HAVE_DELEGATIONS,
@@ -30,6 +31,7 @@ from ctdb.database.ltdb import (
     LtdbHeader,
     ctdbHash,
 )
+from ctdb.database.tdb import TDB_SEQNUM
 from ctdb.protocols import controls as C
 from ctdb.protocols import packet as P
 from ctdb.protocols import records as R
@@ -52,7 +54,7 @@ def keyWithLmaster(lmaster: int, nodes: int = 3, prefix: bytes = b"key") -> byte
 class _ClusterMixin:
     """Three daemons with database managers on memory stores."""
 
-    tunables: dict[str, int] = {}
+    tunables: ClassVar[dict[str, int]] = {}
 
     def buildCluster(self, n: int = 3) -> FakeCluster:
         self.clock = Clock()
@@ -398,7 +400,11 @@ class ReadonlyTests(_ClusterMixin, SynchronousTestCase):
 class StickyTests(_ClusterMixin, SynchronousTestCase):
     """Sticky records: hot records are pinned down after migrating."""
 
-    tunables = {"HopcountMakeSticky": 1, "StickyDuration": 10, "StickyPindown": 200}  # noqa: RUF012
+    tunables: ClassVar[dict[str, int]] = {
+        "HopcountMakeSticky": 1,
+        "StickyDuration": 10,
+        "StickyPindown": 200,
+    }
 
     def setUp(self) -> None:
         self.buildCluster()

@@ -12,6 +12,7 @@ import sys
 import tempfile
 
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface.verify import verifyObject
 
 from ctdb.database.store import MemoryRecordStore, TdbRecordStore
 from ctdb.database.tdb import (
@@ -21,7 +22,6 @@ from ctdb.database.tdb import (
     TDB_SEQNUM,
 )
 from ctdb.interfaces import IRecordStore
-from zope.interface.verify import verifyObject
 
 FLAGS = TDB_NOSYNC | TDB_CLEAR_IF_FIRST | TDB_INCOMPATIBLE_HASH
 

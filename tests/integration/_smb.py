@@ -231,7 +231,7 @@ class SmbClient:
         """Log off cleanly and close the connection."""
         try:
             self.connection.disconnect(True, timeout=10)
-        except Exception:
+        except Exception:  # noqa: BLE001 - smbprotocol re-raises whatever killed its receiver thread
             self.drop()
 
     def drop(self) -> None:
@@ -239,7 +239,7 @@ class SmbClient:
         vanished), leaving durable handles to be reconnected."""
         try:
             self.connection.disconnect(False)
-        except Exception:
+        except Exception:  # noqa: BLE001, S110 - best-effort close of a connection that may be dead
             pass
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import random
 import shutil
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -41,7 +41,7 @@ def makeCluster(tmp_path) -> Iterator[Callable[..., LocalCluster]]:  # type: ign
     for cluster in made:
         try:
             cluster.stop()
-        except Exception:
+        except Exception:  # noqa: BLE001, S110 - one cluster failing to stop must not leave the others running
             pass
 
 
@@ -73,6 +73,7 @@ def ctdbTool():  # type: ignore[no-untyped-def]
             text=True,
             timeout=timeout,
             stdin=subprocess.DEVNULL,
+            check=False,
         )
 
     return run

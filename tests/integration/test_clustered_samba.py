@@ -222,7 +222,7 @@ def _openInBackground(
     def run() -> None:
         try:
             result["handle"] = client.open(name)
-        except Exception as e:  # reported by the caller
+        except Exception as e:  # noqa: BLE001 - handed to the caller, which reports it
             result["error"] = e
 
     thread = threading.Thread(target=run, daemon=True)

@@ -404,7 +404,7 @@ def test_sticky(tool) -> None:  # type: ignore[no-untyped-def]
         ),
         "",
     )
-    rc, out, _ = tool(2, "getdbstatus", "vol1")
+    _, out, _ = tool(2, "getdbstatus", "vol1")
     assert "STICKY: yes\nREADONLY: yes\n" in out
     assert tool(1, "readkey", "vol1", "s") == (0, "Data: size:1 ptr:[x]\n", "")
 
