@@ -144,10 +144,10 @@ class _ClientSocketEndpoint:
         if isinstance(self.reactor, PosixReactorBase):
             # unix.Port takes a str path at run time; its annotation says bytes
             port = ClientSocketPort(
-                self.path,
+                self.path,  # type: ignore[arg-type]
                 factory,
                 mode=0o700,
-                reactor=self.reactor,  # type: ignore[arg-type]
+                reactor=self.reactor,
             )
             return defer.maybeDeferred(port.startListening).addCallback(lambda _: port)
         return UNIXServerEndpoint(

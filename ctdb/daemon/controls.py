@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Union
 
 from twisted.internet import defer
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from ctdb.errors import MalformedPacket
 from ctdb.interfaces import IClientConnection
@@ -104,7 +105,7 @@ class ControlHandlers:
         if isinstance(result, tuple):
             return result
 
-        def trap(f):  # type: ignore[no-untyped-def]
+        def trap(f: Failure) -> ControlResult:
             self.log.failure("control {name} failed", f, name=C.controlName(opcode))
             return _fail("internal error")
 

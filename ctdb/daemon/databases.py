@@ -17,7 +17,7 @@ import os
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from twisted.internet import defer
 from twisted.internet.interfaces import IDelayedCall
@@ -420,23 +420,30 @@ class DatabaseManager:
         for item in waiting:
             if item.timer is not None and item.timer.active():
                 item.timer.cancel()
-            result = defer.maybeDeferred(
-                self._attachControl, item.req, item.client, item.flags
+            # maybeDeferred unwraps a returned Deferred, but its overloads
+            # cannot say so for a function returning T | Deferred[T]
+            result = cast(
+                "defer.Deferred[ControlResult]",
+                defer.maybeDeferred(
+                    self._attachControl, item.req, item.client, item.flags
+                ),
             )
             result.addErrback(lambda f: (-1, b"", str(f.value).encode()))
             result.chainDeferred(item.done)
 
-    def control_DB_ATTACH(self, req: P.ReqControl, client: object) -> ControlResult:
+    def control_DB_ATTACH(
+        self, req: P.ReqControl, client: object
+    ) -> ControlResult | defer.Deferred[ControlResult]:
         return self._attachControl(req, client, 0)
 
     def control_DB_ATTACH_PERSISTENT(
         self, req: P.ReqControl, client: object
-    ) -> ControlResult:
+    ) -> ControlResult | defer.Deferred[ControlResult]:
         return self._attachControl(req, client, R.DB_FLAGS_PERSISTENT)
 
     def control_DB_ATTACH_REPLICATED(
         self, req: P.ReqControl, client: object
-    ) -> ControlResult:
+    ) -> ControlResult | defer.Deferred[ControlResult]:
         return self._attachControl(req, client, R.DB_FLAGS_REPLICATED)
 
     def _db(self, req: P.ReqControl) -> Database:

@@ -23,7 +23,7 @@ from ctdb.recovery.election import (
 )
 
 if TYPE_CHECKING:
-    from ctdb.daemon.core import ControlResult, Daemon
+    from ctdb.daemon.core import ControlResult, Daemon, Node
 
 OK: ControlResult = (0, b"", b"")
 
@@ -56,7 +56,7 @@ class RecoveryControls:
     # -- own flags --------------------------------------------------------------
 
     @property
-    def myNode(self):  # type: ignore[no-untyped-def]
+    def myNode(self) -> Node:
         return self.daemon.nodes[self.daemon.pnn]
 
     def setMyFlags(self, flags: int) -> None:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from twisted.internet import defer
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from ctdb.database.ltdb import CTDB_REC_FLAG_MIGRATED_WITH_DATA, LtdbHeader
 from ctdb.protocols import controls as C
@@ -82,7 +83,7 @@ async def _all(
     return dict(zip(nodes, replies))
 
 
-def _firstError(f):  # type: ignore[no-untyped-def]
+def _firstError(f: Failure) -> Failure:
     if isinstance(f.value, defer.FirstError):
         return f.value.subFailure
     return f
