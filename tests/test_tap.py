@@ -80,4 +80,7 @@ def test_chosenAddress(tmp_path: Path) -> None:
     """--address picks the node: 127.0.0.2 is pnn 1 of the nodes file."""
     options = makeOptions(tmp_path, "--address", "127.0.0.2")
     service = tap.makeService(options, MemoryReactorClock())
-    assert service.getServiceNamed("daemon").pnn == 1
+    assert isinstance(service, MultiService)
+    daemon = service.getServiceNamed("daemon")
+    assert isinstance(daemon, Daemon)
+    assert daemon.pnn == 1

@@ -17,7 +17,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from enum import IntEnum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 from ctdb.errors import MalformedPacket
 
@@ -171,7 +171,7 @@ class _Packet:
     def encode(self) -> bytes:
         return _frame(self.header, self.body())
 
-    def withHeader(self, **changes: int) -> Packet:
+    def withHeader(self, **changes: int) -> Self:
         """A copy with some header fields changed (destnode, reqid, ...)."""
         h = self.header
         header = Header(
@@ -190,7 +190,7 @@ class _Packet:
         copy = object.__new__(cls)
         for name in cls.__slots__:  # type: ignore[attr-defined]
             _setField(copy, name, header if name == "header" else getattr(self, name))
-        return copy  # type: ignore[return-value]
+        return copy
 
 
 def _blob(buf: bytes | memoryview, offset: int, size: int, what: str) -> bytes:

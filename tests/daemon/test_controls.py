@@ -15,7 +15,7 @@ import struct
 import tempfile
 
 from twisted.internet.task import Clock
-from twisted.logger import LogLevel, globalLogPublisher
+from twisted.logger import LogLevel, capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
 from ctdb.daemon.core import Daemon, DaemonConfig
@@ -536,7 +536,7 @@ class BadControlTests(ControlTestCase):
 
         self.daemon.controls.register(
             Control.GET_PNN,
-            lambda req, client: defer.fail(RuntimeError("later")),  # type: ignore[arg-type,return-value]
+            lambda req, client: defer.fail(RuntimeError("later")),
         )
         reply = self.call(Control.GET_PNN)
         self.assertEqual((reply.status, reply.errmsg), (-1, b"internal error"))
@@ -561,19 +561,17 @@ class TcpClientControlTests(ControlTestCase):
 
     def test_tcpClientNoReply(self) -> None:
         """smbd sends it with NOREPLY: no reply, and nothing logged as an error."""
-        errors: list[dict[str, object]] = []
-
-        def observer(event: dict[str, object]) -> None:
-            if event.get("log_level") in (LogLevel.error, LogLevel.critical):
-                errors.append(event)
-
-        globalLogPublisher.addObserver(observer)
-        self.addCleanup(globalLogPublisher.removeObserver, observer)
-        reqid = self.client.control(
-            Control.TCP_CLIENT, self.connection, flags=P.CTDB_CTRL_FLAG_NOREPLY
-        )
-        self.clock.advance(0)
+        with capturedLogs() as events:
+            reqid = self.client.control(
+                Control.TCP_CLIENT, self.connection, flags=P.CTDB_CTRL_FLAG_NOREPLY
+            )
+            self.clock.advance(0)
         self.assertIsNone(self.client.reply(reqid))
+        errors = [
+            e
+            for e in events
+            if e.get("log_level") in (LogLevel.error, LogLevel.critical)
+        ]
         self.assertEqual(errors, [])
         self.assertIn(self.client.client_id, self.daemon.clientTcp)
 

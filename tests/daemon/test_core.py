@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import os
 
+from twisted.internet.base import DelayedCall
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
@@ -262,7 +263,7 @@ class ControlTimeoutTests(SynchronousTestCase):
             [
                 c
                 for c in s.clock.getDelayedCalls()
-                if c.func == s.daemon._controlTimedOut
+                if isinstance(c, DelayedCall) and c.func == s.daemon._controlTimedOut
             ],
             [],
         )
@@ -292,6 +293,7 @@ class ControlTimeoutTests(SynchronousTestCase):
         self.assertEqual(self.successResultOf(d).status, 0)
         self.assertEqual(s.daemon._pending, {})
         [req] = s.transport.sentPackets(1)
+        assert isinstance(req, P.ReqControl)
         self.assertEqual(req.flags, P.CTDB_CTRL_FLAG_NOREPLY)
 
 

@@ -606,7 +606,7 @@ class SeqnumTests(_ClusterMixin, SynchronousTestCase):
         self.control(1, Control.ENABLE_SEQNUM, C.encodeU32(self.db_id))
         tunables = self.cluster[0].tunables
         self.clock.advance(tunables.SeqnumInterval / 1000.0)
-        tunables.SeqnumInterval = 5000
+        tunables.set("SeqnumInterval", 5000)
         self.clock.advance(1.0)  # the check scheduled with the old interval
         self.managers[0].byName["brlock.tdb"].store.store(b"k", b"\0" * 24 + b"v")
         self.clock.advance(4.9)
@@ -621,7 +621,7 @@ class SeqnumTests(_ClusterMixin, SynchronousTestCase):
         (CTDB_BROADCAST_ACTIVE): node 2 without the lmaster role still
         learns of node 0's change."""
         for d in self.cluster:
-            d.vnnMap = C.VnnMap(d.vnnMap.generation, [0, 1])
+            d.vnnMap = C.VnnMap(d.vnnMap.generation, (0, 1))
         for pnn in range(3):
             self.control(pnn, Control.ENABLE_SEQNUM, C.encodeU32(self.db_id))
         self.managers[0].byName["brlock.tdb"].store.store(b"k", b"\0" * 24 + b"v")

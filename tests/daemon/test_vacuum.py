@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import struct
 
+from twisted.internet import defer
 from twisted.trial.unittest import SynchronousTestCase
 
 from ctdb.database.ltdb import CTDB_REC_FLAG_MIGRATED_WITH_DATA, LtdbHeader
@@ -333,7 +334,7 @@ class WaitingMigrationTests(_VacuumMixin, SynchronousTestCase):
 
     tunables = {"VacuumMaxRunTime": 30}  # noqa: RUF012
 
-    def startLocked(self) -> tuple[object, bytes]:
+    def startLocked(self) -> tuple[defer.Deferred[bool], bytes]:
         key = keyWithLmaster(2)
         self.populate(key)
         self.deletekey(0, key)

@@ -7,6 +7,7 @@ stores that smbd's seqnum-validated caches depend on.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -31,11 +32,7 @@ class TdbRecordStoreSeqnumTests(SynchronousTestCase):
 
     def setUp(self) -> None:
         d = tempfile.mkdtemp()
-        self.addCleanup(
-            lambda: (
-                [os.unlink(os.path.join(d, f)) for f in os.listdir(d)] and os.rmdir(d)
-            )
-        )
+        self.addCleanup(shutil.rmtree, d)
         self.path = os.path.join(d, "brlock.tdb.0")
         self.store = TdbRecordStore(self.path, hashSize=131, tdbFlags=FLAGS)
         self.addCleanup(self.store.close)

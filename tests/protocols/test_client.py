@@ -314,6 +314,7 @@ class EndToEndTests(SynchronousTestCase):
         self.daemon.transport.connect(0)  # type: ignore[attr-defined]
         d = self.conn.control(Control.GET_PNN, destnode=0)  # never answered
         self.pump.flush()
+        assert self.server.transport is not None
         self.server.transport.loseConnection()
         self.pump.flush()
         self.failureResultOf(d, ConnectionClosed)
@@ -321,6 +322,7 @@ class EndToEndTests(SynchronousTestCase):
 
     def test_malformedClientDropped(self) -> None:
         """A client sending garbage is disconnected by the daemon."""
+        assert self.conn.transport is not None
         self.conn.transport.write(
             P.Header(P.Operation.REQ_CONTROL).encode(40) + b"\xff" * 8
         )
@@ -347,8 +349,8 @@ class ConnectClientTests(SynchronousTestCase):
         )
         daemon.startService()
         d = defer.ensureDeferred(
-            connectClient(reactor, "/run/ctdb/test.socket", timeout=3)
-        )  # type: ignore[arg-type]
+            connectClient(reactor, "/run/ctdb/test.socket", timeout=3)  # type: ignore[arg-type]
+        )
         [(path, factory, timeout, _)] = reactor.unixClients
         self.assertEqual((path, timeout), ("/run/ctdb/test.socket", 3))
         clientProto = factory.buildProtocol(None)

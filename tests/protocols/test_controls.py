@@ -27,7 +27,7 @@ ipv6 = st.ip_addresses(v=6).map(lambda a: socket.inet_ntop(socket.AF_INET6, a.pa
 ports = st.integers(0, 0xFFFF)
 #: names as tunables and var lists carry them: no NUL, no ':'
 names = st.text(
-    st.characters(blacklist_characters=":\0", blacklist_categories=("Cs",)),
+    st.characters(exclude_characters=":\0", exclude_categories=["Cs"]),
     min_size=1,
     max_size=30,
 )

@@ -29,6 +29,7 @@ class Recorder(CTDBPacketReceiver):
         if self.fail:
             raise RuntimeError("handler exploded")
         if self.closeAfter is not None and len(self.packets) >= self.closeAfter:
+            assert self.transport is not None
             self.transport.loseConnection()
 
 

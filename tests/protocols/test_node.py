@@ -47,6 +47,15 @@ class RecordingListener:
         self.events.append(("dead", pnn))
 
 
+def _bindHost(bindAddress: object) -> str:
+    """The host of a connectTCP bindAddress.  MemoryReactor.tcpClients
+    annotates it as str | None, but it holds the (host, port) tuple that
+    connectTCP was given."""
+    assert isinstance(bindAddress, tuple)
+    host: str = bindAddress[0]
+    return host
+
+
 class _Net:
     """Some TCPNodeTransports on one MemoryReactorClock, wired by hand."""
 
@@ -78,12 +87,13 @@ class _Net:
     def _serverFactory(self, host: str) -> NodeServerFactory | None:
         for port, factory, _, interface in self.reactor.tcpServers:
             if port == PORT and interface == host:
-                return factory  # type: ignore[no-any-return]
+                assert isinstance(factory, NodeServerFactory)
+                return factory
         return None
 
     def pending(self) -> list[tuple[str, str]]:
         """(source, destination) of every connection attempt in progress."""
-        return [(info[4][0], info[0]) for info in self.reactor.tcpClients]
+        return [(_bindHost(info[4]), info[0]) for info in self.reactor.tcpClients]
 
     def complete(self, source: str | None = None, dest: str | None = None) -> int:
         """
@@ -93,8 +103,9 @@ class _Net:
         """
         done = 0
         for info in list(self.reactor.tcpClients):
-            host, port, factory, _, bind = info
-            if (source is not None and bind[0] != source) or (
+            host, port, factory, _, bindAddress = info
+            bindHost = _bindHost(bindAddress)
+            if (source is not None and bindHost != source) or (
                 dest is not None and host != dest
             ):
                 continue
@@ -109,10 +120,11 @@ class _Net:
                 )
                 continue
             self._ephemeral += 1
-            peer = IPv4Address("TCP", bind[0], self._ephemeral)
+            peer = IPv4Address("TCP", bindHost, self._ephemeral)
             local = IPv4Address("TCP", host, port)
             serverProto = server.buildProtocol(peer)
             clientProto = factory.buildProtocol(local)
+            assert clientProto is not None
             if serverProto is None:
                 # accepted by the kernel, closed at once by the factory
                 clientProto.makeConnection(
@@ -350,6 +362,11 @@ class _RecordingTransport:
         self.writes.append(data)
 
 
+def _writes(client: ClientProtocol) -> list[bytes]:
+    assert isinstance(client.transport, _RecordingTransport)
+    return client.transport.writes
+
+
 class ClientWriteBatchTests(SynchronousTestCase):
     """Client replies produced by one read of a node link go out together."""
 
@@ -365,7 +382,10 @@ class ClientWriteBatchTests(SynchronousTestCase):
                 for c in clients:
                     c.sendPacket(reqid.to_bytes(4, "little"))
 
-        owner = TCPNodeTransport(reactor=MemoryReactorClock(), address=ADDRESSES[0])
+        owner = TCPNodeTransport(
+            reactor=MemoryReactorClock(),  # type: ignore[arg-type]
+            address=ADDRESSES[0],
+        )
         owner.listener = Listener()
         proto = NodeInProtocol(owner, 1)
         proto.transport = _RecordingTransport()  # type: ignore[assignment]
@@ -380,13 +400,10 @@ class ClientWriteBatchTests(SynchronousTestCase):
         )
         proto.dataReceived(packets)
         for c in clients:
-            self.assertEqual(
-                c.transport.writes,  # type: ignore[attr-defined]
-                [b"\1\0\0\0\2\0\0\0\3\0\0\0"],
-            )
+            self.assertEqual(_writes(c), [b"\1\0\0\0\2\0\0\0\3\0\0\0"])
 
     def test_directOutsideARead(self) -> None:
         """Outside a node link's read a client packet is written at once."""
         _, clients = self._setup()
         clients[0].sendPacket(b"x")
-        self.assertEqual(clients[0].transport.writes, [b"x"])  # type: ignore[attr-defined]
+        self.assertEqual(_writes(clients[0]), [b"x"])
