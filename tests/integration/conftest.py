@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import random
 import shutil
+import subprocess
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -51,19 +52,23 @@ def cluster(makeCluster) -> LocalCluster:  # type: ignore[no-untyped-def]
     return makeCluster(3)
 
 
+#: what the ctdbTool fixture gives: ctdbTool(cluster, pnn, *args, timeout=30)
+CtdbTool = Callable[..., "subprocess.CompletedProcess[str]"]
+
+
 def sambaTool() -> str | None:
     return shutil.which("ctdb")
 
 
 @pytest.fixture
-def ctdbTool():  # type: ignore[no-untyped-def]
+def ctdbTool() -> CtdbTool:
     """Run Samba's ctdb tool against a node: ctdbTool(cluster, pnn, *args)."""
-    import subprocess
-
     path = sambaTool()
     assert path is not None, "Samba's ctdb tool is not installed (make install)"
 
-    def run(cluster: LocalCluster, pnn: int, *args: str, timeout: float = 30):  # type: ignore[no-untyped-def]
+    def run(
+        cluster: LocalCluster, pnn: int, *args: str, timeout: float = 30
+    ) -> subprocess.CompletedProcess[str]:
         env = dict(os.environ)
         env.update(cluster.env(pnn))
         return subprocess.run(

@@ -17,7 +17,7 @@ import atexit
 import os
 import random
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from typing import Any
 
 import pytest
@@ -80,7 +80,12 @@ class _ClientAPIChecks:
         self.cluster = SHARED.get(self.kind)
 
     async def connect(self, pnn: int) -> CTDBClient:
-        client = await connect(reactor, self.cluster.socketPath(pnn), timeout=20)
+        # Twisted types the global reactor as _IReactorCommon (no IReactorUNIX)
+        client = await connect(
+            reactor,  # type: ignore[arg-type]
+            self.cluster.socketPath(pnn),
+            timeout=20,
+        )
         client.lockTimeout = 30
         self.addCleanup(lambda: defer.Deferred.fromCoroutine(client.close()))
         return client
@@ -184,9 +189,7 @@ class _ClientAPIChecks:
                 record.store(b"stored")
                 raise ValueError("boom")
 
-        yield self.assertFailure(  # type: ignore[attr-defined]
-            defer.Deferred.fromCoroutine(failing()), ValueError
-        )
+        yield self.assertFailure(defer.Deferred.fromCoroutine(failing()), ValueError)
         self.assertTrue(not holder[0].held)
         again = yield lock(db, b"k")
         self.assertEqual(again.data, b"stored")
@@ -254,7 +257,7 @@ class _ClientAPIChecks:
         db = yield defer.Deferred.fromCoroutine(
             client.attach(_name("api_pfl"), persistent=True)
         )
-        yield self.assertFailure(  # type: ignore[attr-defined]
+        yield self.assertFailure(
             defer.Deferred.fromCoroutine(db.fetchLock(b"k").__aenter__()),
             FetchLockError,
         )
@@ -316,9 +319,7 @@ class _ClientAPIChecks:
                 await txn.store(b"k", b"never")
                 raise KeyError("abort")
 
-        yield self.assertFailure(  # type: ignore[attr-defined]
-            defer.Deferred.fromCoroutine(failing()), KeyError
-        )
+        yield self.assertFailure(defer.Deferred.fromCoroutine(failing()), KeyError)
         value = yield defer.Deferred.fromCoroutine(db1.fetch(b"k"))
         self.assertIsNone(value)
         self.assertEqual((yield defer.Deferred.fromCoroutine(db1.seqnum())), 0)
@@ -362,7 +363,7 @@ class _ClientAPIChecks:
         """transaction() on a volatile database raises TransactionError."""
         client = yield defer.Deferred.fromCoroutine(self.connect(0))
         db = yield defer.Deferred.fromCoroutine(client.attach(_name("api_tv")))
-        self.assertRaises(TransactionError, db.transaction)  # type: ignore[attr-defined]
+        self.assertRaises(TransactionError, db.transaction)
 
     @defer.inlineCallbacks
     def test_concurrentTransactions(self):  # type: ignore[no-untyped-def]
@@ -399,7 +400,7 @@ class _ClientAPIChecks:
     # -- traverse ------------------------------------------------------------------------
 
     @defer.inlineCallbacks
-    def test_traverseClusterWide(self):  # type: ignore[no-untyped-def]
+    def test_traverseClusterWide(self) -> Generator[defer.Deferred[Any], Any, None]:
         """
         Records written from all three nodes come back, each exactly once
         with its dmaster, from a traverse started on any node; a callback
@@ -450,7 +451,7 @@ class _ClientAPIChecks:
     # -- messages and controls -------------------------------------------------------------
 
     @defer.inlineCallbacks
-    def test_messagesBetweenNodes(self):  # type: ignore[no-untyped-def]
+    def test_messagesBetweenNodes(self) -> Generator[defer.Deferred[Any], Any, None]:
         """
         A client on node 2 registers a srvid; a client on node 0 sends it
         two messages; they arrive in order; after deregisterSrvid a message

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -29,7 +30,7 @@ needsSamba = pytest.mark.skipif(
 )
 
 
-def writeNode(d, addresses: list[str], pnn: int, extra: str = "") -> None:  # type: ignore[no-untyped-def]
+def writeNode(d: Path, addresses: list[str], pnn: int, extra: str = "") -> None:
     """One node directory, as local_daemons.sh setup writes it."""
     for sub in ("db/volatile", "db/persistent", "db/state", "events/legacy"):
         (d / sub).mkdir(parents=True, exist_ok=True)
@@ -54,7 +55,7 @@ def writeNode(d, addresses: list[str], pnn: int, extra: str = "") -> None:  # ty
     script.chmod(0o755)
 
 
-def nodeEnv(d) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def nodeEnv(d: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CTDB_")}
     env.update(CTDB_BASE=str(d), CTDB_TEST_MODE="yes", CTDB_EVENTD=EVENTD)
     return env
@@ -70,12 +71,12 @@ def waitFor(predicate: Callable[[], bool], timeout: float) -> bool:
 
 
 @pytest.fixture
-def nodes(tmp_path) -> Iterator[list]:  # type: ignore[type-arg]
+def nodes(tmp_path: Path) -> Iterator[list[Path]]:
     """Two node directories on a random loopback range; any daemon left
     running is killed by the PID in its pid file."""
     base = ipaddress.ip_address(randomBase(2))
     addresses = [str(base), str(base + 1)]
-    dirs = []
+    dirs: list[Path] = []
     for pnn in range(2):
         d = tmp_path / f"node.{pnn}"
         writeNode(d, addresses, pnn)
@@ -92,7 +93,7 @@ def nodes(tmp_path) -> Iterator[list]:  # type: ignore[type-arg]
             pass
 
 
-def tool(d, *args: str, timeout: float = 20) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
+def tool(d: Path, *args: str, timeout: float = 20) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["ctdb", *args],
         env=nodeEnv(d),
@@ -105,7 +106,7 @@ def tool(d, *args: str, timeout: float = 20) -> subprocess.CompletedProcess[str]
 
 
 @needsSamba
-def testStartEventsShutdown(nodes) -> None:  # type: ignore[no-untyped-def]
+def testStartEventsShutdown(nodes: list[Path]) -> None:
     """ctdbd returns once its socket is up, with a 0700 socket and a pid
     file; the cluster forms; ctdb-eventd answers scriptstatus with the
     monitor event ctdbd ran; ctdb shutdown stops it and the pid file and
@@ -146,12 +147,16 @@ def testStartEventsShutdown(nodes) -> None:  # type: ignore[no-untyped-def]
         pid = int((d / "run" / "ctdbd.pid").read_text())
         done = tool(d, "shutdown")
         assert done.returncode == 0, done.stderr
-        assert waitFor(lambda pid=pid: not os.path.exists(f"/proc/{pid}"), 15)
+
+        def gone(pid: int = pid) -> bool:
+            return not os.path.exists(f"/proc/{pid}")
+
+        assert waitFor(gone, 15)
         assert not (d / "run" / "ctdbd.pid").exists()
         assert not (d / "run" / "ctdbd.socket").exists()
 
 
-def testBadConfigurationRefused(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def testBadConfigurationRefused(tmp_path: Path) -> None:
     """A bad value stops ctdbd before it forks: exit 1, ctdbd's messages
     on stderr, nothing started."""
     d = tmp_path / "node.0"
@@ -176,7 +181,7 @@ def testBadConfigurationRefused(tmp_path) -> None:  # type: ignore[no-untyped-de
     assert not (d / "run" / "ctdbd.pid").exists()
 
 
-def testMissingDatabaseDirectory(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def testMissingDatabaseDirectory(tmp_path: Path) -> None:
     """A database directory that is gone: ctdbd's message, exit 1."""
     d = tmp_path / "node.0"
     writeNode(d, [randomBase(1)], 0)

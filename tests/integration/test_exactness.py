@@ -309,11 +309,11 @@ def runExactness(kind: str) -> None:
             f"{commits} transactions, {reads} tool reads ({catdbRecords} catdb records)"
         )
         for k in range(NODES):
-            for key in KEYS:
-                value = parsePfetch(
-                    ctdbTool(cluster, k, "pfetch", PERSISTENT, key.decode())
+            for rawKey in KEYS:
+                fetched = parsePfetch(
+                    ctdbTool(cluster, k, "pfetch", PERSISTENT, rawKey.decode())
                 )
-                assert value == persistentAcks[key.decode()], (k, key, value)
+                assert fetched == persistentAcks[rawKey.decode()], (k, rawKey, fetched)
             seqnum = ctdbTool(cluster, k, "getdbseqnum", PERSISTENT).strip()
             assert int(seqnum, 0) == commits, (k, seqnum, commits)
 
@@ -329,8 +329,8 @@ def runExactness(kind: str) -> None:
                 timeout=30,
             )
             assert dump.returncode == 0, dump.stderr
-            for key in KEYS:
-                assert f'key({len(key)}) = "{key.decode()}"' in dump.stdout
+            for rawKey in KEYS:
+                assert f'key({len(rawKey)}) = "{rawKey.decode()}"' in dump.stdout
             assert 'key(23) = "__db_sequence_number__\\00"' in dump.stdout
         # the whole set of dmaster copies on disk equals catdb's view
         onDisk: dict[str, int] = {}

@@ -20,11 +20,16 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import pytest
 
 from ctdb.cluster import LocalCluster, syncControl
+from ctdb.interfaces import ICTDBReactor
 from ctdb.protocols import controls as C
+from tests.integration.conftest import CtdbTool
+
+_T = TypeVar("_T")
 
 PDB = "fail_persistent.tdb"
 VDB = "fail_volatile.tdb"
@@ -63,18 +68,19 @@ def view(cluster: LocalCluster, pnn: int) -> NodeView:
     )
 
 
-def waitFor(what: str, check: Callable[[], object], timeout: float = 20.0) -> object:
+def waitFor(what: str, check: Callable[[], _T | None], timeout: float = 20.0) -> _T:
     """Poll C{check} until it returns something true; fail after C{timeout}."""
     deadline = time.monotonic() + timeout
     last: object = None
     while time.monotonic() < deadline:
         try:
-            last = check()
+            result = check()
         except (OSError, ValueError) as e:
             last = e
         else:
-            if last:
-                return last
+            if result:
+                return result
+            last = result
         time.sleep(0.02)
     pytest.fail(f"timed out after {timeout} s waiting for {what}; last: {last!r}")
 
@@ -120,7 +126,7 @@ def rejoined(cluster: LocalCluster) -> Callable[[], list[NodeView] | None]:
     return check
 
 
-def leaderOf(ctdbTool, cluster: LocalCluster, pnn: int) -> int:  # type: ignore[no-untyped-def]
+def leaderOf(ctdbTool: CtdbTool, cluster: LocalCluster, pnn: int) -> int:
     result = ctdbTool(cluster, pnn, "leader", timeout=20)
     assert result.returncode == 0, result.stderr
     return int(result.stdout.strip())
@@ -135,9 +141,7 @@ def ok(result: subprocess.CompletedProcess[str]) -> str:
 
 
 def writeRecords(
-    ctdbTool,
-    cluster: LocalCluster,
-    writers: list[int],  # type: ignore[no-untyped-def]
+    ctdbTool: CtdbTool, cluster: LocalCluster, writers: list[int]
 ) -> tuple[dict[bytes, bytes], dict[int, dict[bytes, bytes]]]:
     """Persistent records (pstore from every writer) and volatile records
     (writekey: each then held by its writer); returns both."""
@@ -156,7 +160,7 @@ def writeRecords(
     return persistent, volatile
 
 
-def pfetch(ctdbTool, cluster: LocalCluster, pnn: int, key: bytes) -> bytes:  # type: ignore[no-untyped-def]
+def pfetch(ctdbTool: CtdbTool, cluster: LocalCluster, pnn: int, key: bytes) -> bytes:
     out = ok(ctdbTool(cluster, pnn, "pfetch", PDB, key.decode()))
     return out.removesuffix("\n").encode()
 
@@ -164,7 +168,7 @@ def pfetch(ctdbTool, cluster: LocalCluster, pnn: int, key: bytes) -> bytes:  # t
 _READKEY = re.compile(r"^Data: size:(\d+) ptr:\[(.*)\]$", re.DOTALL)
 
 
-def readkey(ctdbTool, cluster: LocalCluster, pnn: int, key: bytes) -> bytes:  # type: ignore[no-untyped-def]
+def readkey(ctdbTool: CtdbTool, cluster: LocalCluster, pnn: int, key: bytes) -> bytes:
     out = ok(ctdbTool(cluster, pnn, "readkey", VDB, key.decode())).strip()
     match = _READKEY.match(out)
     assert match is not None, out
@@ -172,9 +176,9 @@ def readkey(ctdbTool, cluster: LocalCluster, pnn: int, key: bytes) -> bytes:  # 
 
 
 def checkRecords(
-    ctdbTool,
+    ctdbTool: CtdbTool,
     cluster: LocalCluster,
-    readers: list[int],  # type: ignore[no-untyped-def]
+    readers: list[int],
     persistent: dict[bytes, bytes],
     volatile: dict[int, dict[bytes, bytes]],
     holders: list[int],
@@ -193,7 +197,7 @@ def checkRecords(
 # -- single failures ------------------------------------------------------------------
 
 
-def killAndCheck(ctdbTool, cluster: LocalCluster, victim: int) -> list[int]:  # type: ignore[no-untyped-def]
+def killAndCheck(ctdbTool: CtdbTool, cluster: LocalCluster, victim: int) -> list[int]:
     """Write records everywhere, SIGKILL C{victim}, check the survivors
     recovered (at once) with every committed record."""
     persistent, volatile = writeRecords(ctdbTool, cluster, [0, 1, 2])
@@ -301,7 +305,7 @@ def test_stop_continue(makeCluster, ctdbTool) -> None:  # type: ignore[no-untype
         recoveredWithout(cluster, [0, 1], [2], before, C.NODE_FLAGS_STOPPED),
         timeout=10,
     )
-    assert all(not v.flags[2] & C.NODE_FLAGS_DISCONNECTED for v in views)  # type: ignore[union-attr]
+    assert all(not v.flags[2] & C.NODE_FLAGS_DISCONNECTED for v in views)
     assert "STOPPED" in ok(ctdbTool(cluster, 0, "status"))
     ok(ctdbTool(cluster, 2, "continue"))
     waitFor("node 2 continued", rejoined(cluster), timeout=10)
@@ -346,10 +350,10 @@ def _int(value: bytes | None) -> int:
 
 
 async def _workerRun(
-    reactor,
+    reactor: ICTDBReactor,
     socketPath: str,
     me: int,
-    stopFile: str,  # type: ignore[no-untyped-def]
+    stopFile: str,
     progressFile: str,
     deadline: float,
 ) -> dict[str, object]:
@@ -478,10 +482,10 @@ async def _workerRun(
 
 
 async def _afterLoss(
-    reactor,
+    reactor: ICTDBReactor,
     socketPath: str,
     me: int,
-    last: int | None,  # type: ignore[no-untyped-def]
+    last: int | None,
     deadline: float,
 ) -> list[str]:
     """After our node came back: v/<me> is not newer than we left it."""
@@ -582,11 +586,11 @@ def test_workload_across_kills(makeCluster, ctdbTool, tmp_path) -> None:  # type
             cluster.start([victim])
             waitFor(f"node {victim} to rejoin", rejoined(cluster), timeout=20)
             start = progress()
-            waitFor(
-                f"the workers to go on from {start}",
-                lambda start=start: all(progress()[k] > start[k] for k in range(3)),
-                timeout=20,
-            )
+
+            def wentOn(start: dict[int, int] = start) -> bool:
+                return all(progress()[k] > start[k] for k in range(3))
+
+            waitFor(f"the workers to go on from {start}", wentOn, timeout=20)
         with open(stopFile, "w"):
             pass
         for k, proc in workers.items():

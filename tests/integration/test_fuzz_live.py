@@ -15,6 +15,7 @@ import random
 import socket
 import struct
 import time
+from collections.abc import Iterator
 
 import pytest
 
@@ -129,12 +130,12 @@ def abuseCases(
             blob = rng.randbytes(rng.randrange(1, 200))
             cases.append(("random bytes", blob, False))
         elif kind == 1:
-            raw = bytearray(
+            mutated = bytearray(
                 req(rng.randrange(200), rng.randbytes(rng.randrange(12))).encode()
             )
             for _ in range(rng.randrange(1, 4)):
-                raw[rng.randrange(len(raw))] = rng.randrange(256)
-            cases.append(("mutated control", bytes(raw), False))
+                mutated[rng.randrange(len(mutated))] = rng.randrange(256)
+            cases.append(("mutated control", bytes(mutated), False))
         elif kind == 2:
             raw = req(Control.PING, rng.randbytes(rng.randrange(40))).encode()
             cases.append(("truncated", raw[: rng.randrange(len(raw))], False))
@@ -430,7 +431,7 @@ def test_impostorUnknownControlReply(makeCluster) -> None:  # type: ignore[no-un
 
 
 @pytest.fixture(autouse=True)
-def _noStrayTimeouts() -> None:
+def _noStrayTimeouts() -> Iterator[None]:
     """Socket defaults stay bounded even if a test forgets a timeout."""
     socket.setdefaulttimeout(10)
     yield

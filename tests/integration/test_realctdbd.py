@@ -21,7 +21,7 @@ import shutil
 import struct
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from typing import Any
 
 import pytest
@@ -66,7 +66,12 @@ class _ClientChecks:
         self.cluster = SHARED.get(self.kind)
 
     async def connect(self, pnn: int = 0) -> ClientConnection:
-        conn = await connectClient(reactor, self.cluster.socketPath(pnn), timeout=10)
+        # Twisted types the global reactor as _IReactorCommon (no IReactorUNIX)
+        conn = await connectClient(
+            reactor,  # type: ignore[arg-type]
+            self.cluster.socketPath(pnn),
+            timeout=10,
+        )
 
         async def close() -> None:
             if not conn.closed.called:
@@ -172,7 +177,7 @@ class _ClientChecks:
         d = defer.Deferred.fromCoroutine(
             conn.controlOk(C.Control.GET_TUNABLE, C.encodeGetTunable("NoSuchTunable"))
         )
-        yield self.assertFailure(d, ControlFailed)  # type: ignore[attr-defined]
+        yield self.assertFailure(d, ControlFailed)
 
     @defer.inlineCallbacks
     def test_statistics(self):  # type: ignore[no-untyped-def]
@@ -224,7 +229,7 @@ class _ClientChecks:
             )
 
     @defer.inlineCallbacks
-    def test_messageToAnotherNode(self):  # type: ignore[no-untyped-def]
+    def test_messageToAnotherNode(self) -> Generator[defer.Deferred[Any], Any, None]:
         """
         A client on node 1 registers a srvid; a REQ_MESSAGE sent by a client
         on node 0 to node 1 reaches its handler with the data intact.
@@ -254,7 +259,7 @@ class _ClientChecks:
         self.assertTrue(reply.status != 0, reply)
         self.assertEqual(reply.data, b"")
         d = defer.Deferred.fromCoroutine(conn.controlOk(9999))
-        yield self.assertFailure(d, ControlFailed)  # type: ignore[attr-defined]
+        yield self.assertFailure(d, ControlFailed)
 
 
 class RealCtdbdClientTests(_ClientChecks, TestCase):

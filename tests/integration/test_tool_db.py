@@ -415,6 +415,7 @@ def test_errors(tool) -> None:  # type: ignore[no-untyped-def]
     assert tool(0, "attach", "pers1", "persistent")[0] == 0
     assert tool(0, "attach", "vol1")[0] == 0
     nosuch = (1, "", "No database matching 'nosuch' found\n")
+    args: tuple[str, ...]
     for args in (
         ("readkey", "nosuch", "k"),
         ("writekey", "nosuch", "k", "v"),
