@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_errors -*-
+# -*- test-case-name: tests.protocols.test_client -*-
 """Typed errors of txctdb."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_interfaces -*-
+# -*- test-case-name: tests.daemon.test_core -*-
 """Every seam of txctdb as a zope interface."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.daemon.test_memdump -*-
+# -*- test-case-name: tests.integration.test_ctdbd_dropin -*-
 """
 ``ctdb dumpmemory`` and ``ctdb rddumpmemory``: the DUMP_MEMORY control and
 the CTDB_SRVID_MEM_DUMP message, answered with a report in the format of

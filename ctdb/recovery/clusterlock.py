@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.recovery.test_clusterlock -*-
+# -*- test-case-name: tests.recovery.test_service -*-
 """
 The optional cluster lock (Samba 4.17 ctdb_cluster_mutex.c).  The lock is
 held by a helper process: a file path means Samba's ctdb_mutex_fcntl_helper
