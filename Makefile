@@ -1,7 +1,8 @@
 # txctdb: setup, tests and a demo on a fresh Debian 12 machine (run as root).
 #
 #   make install   system packages + .venv with the project (idempotent, quiet)
-#   make test      the whole test suite
+#   make lint      ruff check, ruff format --check and mypy (quiet when clean)
+#   make test      lint, then the whole test suite
 #   make demo      a 3-node cluster on 127.0.0.1-3, driven by Samba's ctdb tool
 #   make clean     remove build debris (keeps .venv; `make distclean` removes it)
 
@@ -10,11 +11,13 @@ VENV ?= .venv
 DEMO_DIR ?= demo-cluster
 
 APT_PACKAGES := libtdb1 tdb-tools ctdb tshark iproute2 samba smbclient samba-testsuite
-PIP_PACKAGES := twisted zope.interface pytest hypothesis smbprotocol
+PIP_PACKAGES := twisted zope.interface pytest hypothesis smbprotocol \
+    ruff mypy mypy-zope import-linter
+LINT_PATHS := ctdb tests bench scripts twisted
 STAMP := $(VENV)/.txctdb-installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all install system-packages test demo clean distclean
+.PHONY: all install system-packages lint test demo clean distclean
 
 all: install
 
@@ -53,14 +56,21 @@ $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 
 # Editable install in "compat" mode: the default import-hook mode hides
-# twisted/plugins/ctdb_plugin.py from twistd (STYLE.md, fact 2).
-$(STAMP): setup.cfg pyproject.toml | $(VENV)/bin/python
+# twisted/plugins/ctdb_plugin.py from twistd (STYLE.md, fact 2).  The
+# Makefile is a prerequisite because PIP_PACKAGES lives in it.
+$(STAMP): setup.cfg pyproject.toml Makefile | $(VENV)/bin/python
 	$(VENV)/bin/python -m pip install -q --upgrade pip
 	$(VENV)/bin/python -m pip install -q $(PIP_PACKAGES)
 	$(VENV)/bin/python -m pip install -q -e '.[test]' --config-settings editable_mode=compat
 	@touch $@
 
-test: install
+# Each tool says nothing when all is well, and every problem otherwise.
+lint: install
+	@$(VENV)/bin/ruff check --quiet $(LINT_PATHS)
+	@$(VENV)/bin/ruff format --check --quiet $(LINT_PATHS)
+	@$(VENV)/bin/mypy --no-error-summary ctdb tests
+
+test: lint
 	$(VENV)/bin/python -m pytest -q tests
 
 demo: install
@@ -70,7 +80,7 @@ clean:
 	@if [ -f $(DEMO_DIR)/cluster.json ] && [ -x $(VENV)/bin/ctdb-cluster ]; then \
 	    $(VENV)/bin/ctdb-cluster --dir $(DEMO_DIR) stop; fi
 	rm -rf $(DEMO_DIR) build _trial_temp .hypothesis .pytest_cache \
-	    twisted/plugins/dropin.cache
+	    .mypy_cache .ruff_cache twisted/plugins/dropin.cache
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -print \
 	    | xargs rm -rf
 
