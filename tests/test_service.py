@@ -22,7 +22,7 @@ def build(tmp_path: Path, nodes: str = "127.0.0.1\n", **kwargs: object) -> Multi
     (tmp_path / "nodes").write_text(nodes)
     kwargs.setdefault("socketPath", str(tmp_path / "ctdbd.socket"))
     return buildCTDBService(
-        reactor=MemoryReactorClock(),  # type: ignore[arg-type]
+        reactor=MemoryReactorClock(),  # type: ignore[arg-type]  # no IReactorProcess
         nodesFile=str(tmp_path / "nodes"),
         **kwargs,  # type: ignore[arg-type]
     )
@@ -64,7 +64,7 @@ def test_missingNodesFile(tmp_path: Path) -> None:
     """A missing nodes file is a ConfigError (also a CTDBError and ValueError)."""
     with pytest.raises(ConfigError, match="cannot read nodes file") as caught:
         buildCTDBService(
-            reactor=MemoryReactorClock(),  # type: ignore[arg-type]
+            reactor=MemoryReactorClock(),  # type: ignore[arg-type]  # no IReactorProcess
             nodesFile=str(tmp_path / "absent"),
             socketPath=str(tmp_path / "s"),
         )

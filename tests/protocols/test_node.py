@@ -383,7 +383,7 @@ class ClientWriteBatchTests(SynchronousTestCase):
                     c.sendPacket(reqid.to_bytes(4, "little"))
 
         owner = TCPNodeTransport(
-            reactor=MemoryReactorClock(),  # type: ignore[arg-type]
+            reactor=MemoryReactorClock(),  # type: ignore[arg-type]  # no IReactorProcess
             address=ADDRESSES[0],
         )
         owner.listener = Listener()
