@@ -19,14 +19,19 @@ import shutil
 import socket
 import statistics
 import struct
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
 
+# The harness of Samba's real ctdbd is test support, not part of the
+# installed package: import it from this source tree (bench/..).
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 from ctdb.cluster import LocalCluster
 from ctdb.protocols import packet as P
 from ctdb.protocols.controls import Control
-from ctdb.realctdbd import RealCtdbdCluster
+from tests.support.realctdbd import RealCtdbdCluster
 
 _LEN = struct.Struct("<I")
 _REQID_OFFSET = 28  # length magic version generation operation destnode srcnode reqid

@@ -6,7 +6,7 @@ Not a test; run by hand from the repository root:
     .venv/bin/python bench/bench_db.py [--seconds 3] [--rounds 3]
 
 It starts a 3-node cluster of our daemons (ctdb.cluster.LocalCluster) and a
-3-node real ctdbd cluster (ctdb.realctdbd.RealCtdbdCluster) on two distinct
+3-node real ctdbd cluster (tests.support.realctdbd.RealCtdbdCluster) on two distinct
 random loopback ranges, and measures both with the same clients: our
 client API (ctdb.client, on Twisted, in this process) and Samba's C{ctdb}
 tool (4.17, a subprocess).

@@ -6,7 +6,7 @@ Not a test; run by hand from the repository root:
     .venv/bin/python bench/bench_ping.py [--count 2000] [--seconds 3] [--inflight 64]
 
 It starts a 3-node cluster of our daemons (ctdb.cluster.LocalCluster) and a
-3-node real ctdbd cluster (ctdb.realctdbd.RealCtdbdCluster) on two distinct
+3-node real ctdbd cluster (tests.support.realctdbd.RealCtdbdCluster) on two distinct
 random loopback ranges, and measures both with the same lean blocking
 client (bench/_common.py RawClient, no Twisted) connected to node 0:
 

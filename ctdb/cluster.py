@@ -107,10 +107,11 @@ def tailFile(path: str, lines: int) -> str:
 class NodeLayout:
     """
     The node directory layout every local cluster harness shares (ours,
-    L{ctdb.realctdbd}, L{ctdb.mixed}): node K lives in C{directory}/nodeK
-    with ``nodes``, ``run/ctdbd.socket``, ``run/ctdbd.pid`` and
-    ``log.ctdb``, so one directory serves both kinds of daemon; plus the
-    state queries over a node's socket.
+    and the test-only harnesses of Samba's real ctdbd and of mixed clusters
+    in the source tree's C{tests/support/}): node K lives in
+    C{directory}/nodeK with ``nodes``, ``run/ctdbd.socket``,
+    ``run/ctdbd.pid`` and ``log.ctdb``, so one directory serves both kinds
+    of daemon; plus the state queries over a node's socket.
     """
 
     directory: str

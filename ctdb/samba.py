@@ -13,7 +13,8 @@ share modes, kernel oplocks, kernel change notify) are off, so that only
 CTDB keeps the nodes coherent; with C{clustering=False} nothing does.
 
 Works on any cluster whose class has the L{ctdb.cluster.NodeLayout} layout
-and C{address(pnn)}/C{size}: ours, Samba's real ctdbd, or mixed.
+and C{address(pnn)}/C{size}: ours, or the test harnesses of Samba's real
+ctdbd and of mixed clusters (C{tests/support/} in the source tree).
 """
 
 from __future__ import annotations

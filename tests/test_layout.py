@@ -17,7 +17,7 @@ from twisted.trial.unittest import SynchronousTestCase
 ROOT = Path(__file__).resolve().parent.parent
 
 #: the directories of modules whose test-case-name lines are checked
-SOURCES = ("ctdb", "scripts", "bench", "twisted")
+SOURCES = ("ctdb", "scripts", "bench", "twisted", "tests/support")
 
 
 def namedTestModules(path: Path) -> list[str]:
@@ -48,8 +48,8 @@ class TestCaseNameTests(SynchronousTestCase):
     """Every test-case-name line points at a test module that exists."""
 
     def test_allExist(self) -> None:
-        """No module of ctdb/, scripts/, bench/ or twisted/ names a test
-        module that is missing."""
+        """No module of ctdb/, scripts/, bench/, twisted/ or tests/support/
+        names a test module that is missing."""
         self.assertEqual(missingTestModules(), [])
 
     def test_ctdbModulesChecked(self) -> None:

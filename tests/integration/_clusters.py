@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ctdb.cluster import LocalCluster
-from ctdb.realctdbd import RealCtdbdCluster
+from tests.support.realctdbd import RealCtdbdCluster
 
 #: start timeouts by kind; real ctdbd takes longer to settle its first recovery
 START_TIMEOUT = {"real": 40.0, "ours": 30.0}

@@ -127,7 +127,7 @@ import pytest
 from ctdb.cluster import LocalCluster, syncControl
 from ctdb.protocols import controls as C
 from ctdb.protocols.packet import INVALID_GENERATION
-from ctdb.realctdbd import RealCtdbdCluster
+from tests.support.realctdbd import RealCtdbdCluster
 
 
 def waitSettled(cluster: Any, nodes: int, timeout: float = 40.0) -> None:

@@ -32,7 +32,7 @@ from ctdb.helpers import PROGRAMS
 from ctdb.helpers.common import parseDebugLevel, socketPath
 from ctdb.helpers.db_test import dump
 from ctdb.helpers.fetch_ring import updated
-from ctdb.realctdbd import CTDBD
+from tests.support.realctdbd import CTDBD
 
 from ._clusters import setupCluster, startCluster
 

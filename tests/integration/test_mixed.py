@@ -1,7 +1,8 @@
 # -*- test-case-name: tests.integration.test_mixed -*-
 """
 A mixed cluster: node 0 runs Samba's real ctdbd 4.17, nodes 1 and 2 run our
-daemon (L{ctdb.mixed.MixedCluster}), all on one random 127.X.Y.Z base.
+daemon (L{tests.support.mixed.MixedCluster}), all on one random 127.X.Y.Z
+base.
 Every check goes through Samba's own ``ctdb`` tool against each node.
 
 Which node leads is decided by the start order: the nodes started first
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from ctdb.mixed import MixedCluster
+from tests.support.mixed import MixedCluster
 
 
 def _addressFree(address: str) -> bool:

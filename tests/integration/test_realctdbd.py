@@ -2,8 +2,8 @@
 """
 One client API against two daemons: our Python client
 (L{ctdb.protocols.client.connectClient}) talks to a real 3-node Samba
-ctdbd 4.17 cluster (L{ctdb.realctdbd.RealCtdbdCluster}) and to a 3-node
-cluster of our own daemons (L{ctdb.cluster.LocalCluster}), and decodes the
+ctdbd 4.17 cluster (L{tests.support.realctdbd.RealCtdbdCluster}) and to a
+3-node cluster of our own daemons (L{ctdb.cluster.LocalCluster}), and decodes the
 replies with our L{ctdb.protocols.controls} codecs.
 
 The same checks (L{_ClientChecks}) run against both.  Each cluster is
@@ -31,7 +31,7 @@ from twisted.trial.unittest import TestCase
 from ctdb.errors import ControlFailed
 from ctdb.protocols import controls as C
 from ctdb.protocols.client import ClientConnection, connectClient
-from ctdb.realctdbd import RealCtdbdCluster
+from tests.support.realctdbd import RealCtdbdCluster
 
 from ._clusters import SharedClusters, randomBase
 

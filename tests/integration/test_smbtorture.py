@@ -6,8 +6,8 @@ must pass against ours too.  The list is not written down here: each test
 runs the suite against both daemons and compares.
 
 Set-up: two one-node clusters, one of Samba's ctdbd 4.17
-(L{ctdb.realctdbd.RealCtdbdCluster}, on a random 127.20-99.Y.1) and one of
-ours (L{ctdb.cluster.LocalCluster}, on a random 127.100-250.Y.1), each with
+(L{tests.support.realctdbd.RealCtdbdCluster}, on a random 127.20-99.Y.1)
+and one of ours (L{ctdb.cluster.LocalCluster}, on a random 127.100-250.Y.1), each with
 a clustered Debian smbd (L{ctdb.samba.ClusteredSamba}: C{clustering = yes},
 no kernel oplocks, share modes, posix locks or change notify, so only the
 daemon coordinates).  Both are started once for this module and stopped by

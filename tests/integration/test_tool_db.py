@@ -4,9 +4,10 @@ Samba's ``ctdb`` tool database commands against a local cluster of our
 daemons.
 
 Every expected output and exit code here was taken from Samba's ctdbd 4.17
-(three nodes on loopback, ctdb/realctdbd.py) running the same commands in
-the same order: record headers (dmaster, rsn, flags) included, so these
-tests pin the migration, read-only delegation and revoke rules to ctdbd's.
+(three nodes on loopback, tests/support/realctdbd.py) running the same
+commands in the same order: record headers (dmaster, rsn, flags) included,
+so these tests pin the migration, read-only delegation and revoke rules to
+ctdbd's.
 Paths are normalised to C{BASE<pnn>}; backup timestamps are cut out.
 """
 

@@ -7,7 +7,7 @@ C{disable}/C{enable}, C{getreclock}, C{setleaderrole}, C{setlmasterrole},
 C{sync} and C{reloadnodes}.
 
 The expected texts are those a real 3-node ctdbd 4.17.12 cluster printed
-for the same commands (run with C{ctdb.realctdbd}); only addresses,
+for the same commands (run with C{tests.support.realctdbd}); only addresses,
 generations and which node leads vary.  Real ctdbd suppresses recoveries for
 RerecoveryTimeout (10 s) after each one, so its vnn map lags behind node
 state changes; ours recovers at once, so the tests wait for the map to

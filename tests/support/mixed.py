@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.integration.test_mixed -*-
 """
 A mixed local cluster: some nodes run Samba's real ``ctdbd`` 4.17
-(L{ctdb.realctdbd.RealCtdbdCluster}), the others run our daemon
+(L{tests.support.realctdbd.RealCtdbdCluster}), the others run our daemon
 (L{ctdb.cluster.LocalCluster}), all on one random 127.X.Y.Z base and all
 with the same nodes file.
 
@@ -29,7 +29,7 @@ from collections.abc import Iterable
 
 from ctdb.cluster import ClusterError, LocalCluster, NodeLayout, tailFile
 from ctdb.protocols import controls as C
-from ctdb.realctdbd import RealCtdbdCluster, RealCtdbdError
+from tests.support.realctdbd import RealCtdbdCluster, RealCtdbdError
 
 
 class MixedClusterError(Exception):
