@@ -14,7 +14,9 @@ the fake build tree Samba's scripts look for (``ctdb/bin`` with symlinks to
 the ``ctdbd`` under test, the installed ``ctdb``, ``onnode``, Samba's
 helpers in /usr/libexec/ctdb, ``ltdbtool``, ``ping_pong`` and the test helper
 programs) and runs each test with Samba's own ``tests/run_tests.sh`` and a
-time limit.  Per-test results, then ``N passed, M failed``.  Exit status 0
+time limit.  The test helper programs are txctdb's (``python -m
+ctdb.helpers DIR`` writes them into the work directory, never on PATH),
+or those in ``--helpers-dir``.  Per-test results, then ``N passed, M failed``.  Exit status 0
 if all passed.
 """
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import importlib.util
 import os
 import re
 import shutil
@@ -71,12 +74,35 @@ def ourCtdbd() -> str:
     return found
 
 
-def defaultHelpersDir() -> str | None:
-    """txctdb's test helper programs: console scripts next to this Python."""
-    bindir = os.path.dirname(sys.executable)
-    if any(os.access(os.path.join(bindir, n), os.X_OK) for n in TEST_HELPERS):
-        return bindir
+def txctdbPython(ctdbd: str | None) -> str | None:
+    """
+    A Python that imports txctdb: this one if it does, else the one named
+    on the C{#!} line of our C{ctdbd} console script.
+    """
+    if importlib.util.find_spec("ctdb") is not None:
+        return sys.executable
+    if ctdbd is None:
+        return None
+    try:
+        with open(ctdbd, "rb") as f:
+            first = f.readline().decode(errors="replace")
+    except OSError:
+        return None
+    if first.startswith("#!"):
+        python = first[2:].split()[0]
+        if os.access(python, os.X_OK):
+            return python
     return None
+
+
+def writeOurHelpers(python: str, directory: str) -> str:
+    """txctdb's test helper programs, written into C{directory} (off PATH)."""
+    subprocess.run(
+        [python, "-m", "ctdb.helpers", directory],
+        check=True,
+        stdin=subprocess.DEVNULL,
+    )
+    return directory
 
 
 def findTests(ctdbDir: str, specs: list[str]) -> list[str]:
@@ -246,9 +272,13 @@ def main(argv: list[str] | None = None) -> int:
     options = parser.parse_args(argv)
 
     ctdbd = options.ctdbd or ("/usr/sbin/ctdbd" if options.debian else ourCtdbd())
-    helpersDir = options.helpers_dir or defaultHelpersDir()
     work = tempfile.mkdtemp(prefix="samba-integration-")
     try:
+        helpersDir = options.helpers_dir
+        if helpersDir is None:
+            python = txctdbPython(ctdbd) or txctdbPython(shutil.which("ctdbd"))
+            if python is not None:
+                helpersDir = writeOurHelpers(python, os.path.join(work, "helpers"))
         ctdbDir = makeTree(os.path.abspath(options.samba), work, ctdbd, helpersDir)
         tests = findTests(ctdbDir, options.tests or list(DEFAULT_SUITES))
         stateDir = os.path.join(work, "state")

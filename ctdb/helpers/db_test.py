@@ -342,5 +342,9 @@ async def run(reactor: ICTDBReactor, argv: Sequence[str]) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """The C{ctdb-db-test} console script."""
+    """The C{ctdb-db-test} program (see L{ctdb.helpers.writePrograms})."""
     runMain(run, argv)
+
+
+if __name__ == "__main__":
+    main()

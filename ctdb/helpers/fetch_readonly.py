@@ -45,5 +45,9 @@ async def run(reactor: ICTDBReactor, argv: Sequence[str]) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """The C{fetch_readonly} console script."""
+    """The C{fetch_readonly} program (see L{ctdb.helpers.writePrograms})."""
     runMain(run, argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -102,5 +102,9 @@ async def run(reactor: ICTDBReactor, argv: Sequence[str]) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """The C{fetch_ring} console script."""
+    """The C{fetch_ring} program (see L{ctdb.helpers.writePrograms})."""
     runMain(run, argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -143,5 +143,9 @@ async def run(reactor: ICTDBReactor, argv: Sequence[str]) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """The C{transaction_loop} console script."""
+    """The C{transaction_loop} program (see L{ctdb.helpers.writePrograms})."""
     runMain(run, argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -59,5 +59,9 @@ async def run(reactor: ICTDBReactor, argv: Sequence[str]) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """The C{update_record} console script."""
+    """The C{update_record} program (see L{ctdb.helpers.writePrograms})."""
     runMain(run, argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from ctdb.cluster import LocalCluster
+from ctdb.helpers import writePrograms
 
 
 def randomBase(nodes: int = 3) -> str:
@@ -82,3 +83,15 @@ def ctdbTool() -> CtdbTool:
         )
 
     return run
+
+
+@pytest.fixture(scope="session")
+def helperBin(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """
+    A directory off C{PATH} with Samba's test helper programs as txctdb
+    writes them (L{ctdb.helpers.writePrograms}: C{dummy_client},
+    C{ctdb-db-test}, ...), each running with this Python.
+    """
+    directory = str(tmp_path_factory.mktemp("helper-bin"))
+    writePrograms(directory)
+    return directory

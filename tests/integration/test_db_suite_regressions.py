@@ -20,15 +20,12 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 
 import pytest
 
 from ctdb.cluster import LocalCluster
-
-BIN = os.path.dirname(sys.executable)
 
 Tool = Callable[..., str]
 
@@ -45,21 +42,27 @@ def tool(cluster: LocalCluster, ctdbTool) -> Tool:  # type: ignore[no-untyped-de
     return run
 
 
-def dbTest(cluster: LocalCluster, pnn: int, *args: str) -> str:
-    """Our ctdb-db-test on node C{pnn}; its stdout (it must succeed)."""
-    env = dict(os.environ)
-    env.update(cluster.env(pnn))
-    p = subprocess.run(
-        [os.path.join(BIN, "ctdb-db-test"), *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
-    assert p.returncode == 0, (args, p.returncode, p.stdout, p.stderr)
-    return p.stdout
+@pytest.fixture
+def dbTest(cluster: LocalCluster, helperBin: str) -> Tool:
+    """dbTest(pnn, *args) -> stdout of our ctdb-db-test on node C{pnn}, which
+    must succeed."""
+
+    def run(pnn: int, *args: str) -> str:
+        env = dict(os.environ)
+        env.update(cluster.env(pnn))
+        p = subprocess.run(
+            [os.path.join(helperBin, "ctdb-db-test"), *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+        assert p.returncode == 0, (args, p.returncode, p.stdout, p.stderr)
+        return p.stdout
+
+    return run
 
 
 def waitUntil(check: Callable[[], bool], timeout: float, what: str) -> None:
@@ -157,7 +160,7 @@ def test_statisticsResetClearsHotKeys(cluster: LocalCluster, tool: Tool) -> None
     assert hot.search(tool(1, "dbstatistics", db))
 
 
-def test_vacuumDeletesEverywhere(cluster: LocalCluster, tool: Tool) -> None:
+def test_vacuumDeletesEverywhere(tool: Tool, dbTest: Tool) -> None:
     """vacuum.001.fast: a record deleted on a node that is not its lmaster
     goes from every node after vacuuming there, then twice on the lmaster;
     the other records stay."""
@@ -170,15 +173,15 @@ def test_vacuumDeletesEverywhere(cluster: LocalCluster, tool: Tool) -> None:
         for pnn in range(3):
             tool(pnn, "readkey", db, f"test{i}")
     assert [numRecords(tool, p, db, "cattdb") for p in range(3)] == [2, 2, 2]
-    lmaster = int(dbTest(cluster, 0, "get-lmaster", "test1"))
+    lmaster = int(dbTest(0, "get-lmaster", "test1"))
     dnode = next(p for p in range(3) if p != lmaster)
     tool(dnode, "deletekey", db, "test1")
-    assert f"dmaster: {dnode}\n" in dbTest(cluster, dnode, "local-read", db, "test1")
-    dbTest(cluster, dnode, "vacuum", db)
-    dbTest(cluster, lmaster, "vacuum", db)
-    local = dbTest(cluster, lmaster, "local-read", db, "test1")
+    assert f"dmaster: {dnode}\n" in dbTest(dnode, "local-read", db, "test1")
+    dbTest(dnode, "vacuum", db)
+    dbTest(lmaster, "vacuum", db)
+    local = dbTest(lmaster, "local-read", db, "test1")
     assert f"dmaster: {lmaster}\n" in local and 'data(0) = ""' in local, local
     assert [numRecords(tool, p, db, "cattdb") for p in range(3)] == [2, 2, 2]
-    dbTest(cluster, lmaster, "vacuum", db)
+    dbTest(lmaster, "vacuum", db)
     assert [numRecords(tool, p, db, "cattdb") for p in range(3)] == [1, 1, 1]
     assert "value2" in tool(0, "readkey", db, "test2")

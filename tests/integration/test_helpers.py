@@ -1,7 +1,8 @@
 # -*- test-case-name: tests.integration.test_helpers -*-
 """
 Samba's CTDB test helper programs as we wrote them (L{ctdb.helpers}), run
-as the console scripts Samba's INTEGRATION tests call, against a 3-node
+as the programs Samba's INTEGRATION tests call (written into a directory
+off C{PATH} by L{ctdb.helpers.writePrograms}), against a 3-node
 cluster of our daemons and against a 3-node cluster of Samba's real ctdbd
 4.17: the same command lines, the output lines the shell tests match, the
 exit codes, and the records they leave behind.
@@ -28,7 +29,7 @@ import pytest
 from ctdb.database.ltdb import LTDB_HEADER_SIZE
 from ctdb.database.tdb import TDB, TDB_MUTEX_LOCKING, TDBError
 from ctdb.database.tdb import available as tdbAvailable
-from ctdb.helpers import PROGRAMS
+from ctdb.helpers import PROGRAMS, programText
 from ctdb.helpers.common import parseDebugLevel, socketPath
 from ctdb.helpers.db_test import dump
 from ctdb.helpers.fetch_ring import updated
@@ -37,7 +38,6 @@ from tests.support.realctdbd import CTDBD
 from ._clusters import setupCluster, startCluster
 
 NODES = 3
-BIN = os.path.dirname(sys.executable)
 CTDB_TOOL = shutil.which("ctdb")
 
 pytestmark = pytest.mark.skipif(
@@ -46,10 +46,10 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def helper(name: str) -> str:
-    """The installed console script C{name}."""
-    path = os.path.join(BIN, name)
-    assert os.access(path, os.X_OK), f"{name} is not installed (pip install -e .)"
+def helper(bindir: str, name: str) -> str:
+    """Program C{name} in C{bindir} (the C{helperBin} fixture)."""
+    path = os.path.join(bindir, name)
+    assert os.access(path, os.X_OK), f"{name} is not in {bindir}"
     return path
 
 
@@ -59,9 +59,10 @@ def helper(name: str) -> str:
 class Cluster:
     """One running cluster (ours or Samba's) and how to run things on its nodes."""
 
-    def __init__(self, kind: str, impl: Any) -> None:
+    def __init__(self, kind: str, impl: Any, bindir: str) -> None:
         self.kind = kind
         self.impl = impl
+        self.bindir = bindir
 
     def env(self, pnn: int) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CTDB_")}
@@ -72,7 +73,7 @@ class Cluster:
         self, pnn: int, *argv: str, timeout: float = 60
     ) -> subprocess.CompletedProcess[str]:
         """Run C{argv} (a helper name or the ctdb tool) on node C{pnn}."""
-        exe = CTDB_TOOL if argv[0] == "ctdb" else helper(argv[0])
+        exe = CTDB_TOOL if argv[0] == "ctdb" else helper(self.bindir, argv[0])
         assert exe is not None
         return subprocess.run(
             [exe, *argv[1:]],
@@ -98,7 +99,7 @@ class Cluster:
         """
         procs = [
             subprocess.Popen(
-                [helper(argv[0]), *argv[1:]],
+                [helper(self.bindir, argv[0]), *argv[1:]],
                 env=self.env(pnn),
                 text=True,
                 stdout=subprocess.PIPE,
@@ -122,7 +123,9 @@ class Cluster:
 
 @pytest.fixture(scope="module", params=["ours", "real"])
 def cluster(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    helperBin: str,
 ) -> Iterator[Cluster]:
     """A started 3-node cluster of our daemons, then one of Samba's ctdbd."""
     directory = str(tmp_path_factory.mktemp(f"helpers-{request.param}"))
@@ -138,7 +141,7 @@ def cluster(
         impl.stop()
         raise
     try:
-        yield Cluster(request.param, impl)
+        yield Cluster(request.param, impl, helperBin)
     finally:
         impl.stop()
 
@@ -181,10 +184,61 @@ def localValue(cluster: Cluster, pnn: int, db: str, key: bytes) -> bytes | None:
 # -- pure parts ------------------------------------------------------------------------
 
 
-def test_programsInstalled() -> None:
-    """Every program has a console script named as Samba's binary."""
+def test_programsWritten(helperBin: str) -> None:
+    """Every program is an executable named as Samba's binary, running its
+    module with this Python; none is installed next to it (on C{PATH})."""
     for name in PROGRAMS:
-        assert os.access(os.path.join(BIN, name), os.X_OK), name
+        path = os.path.join(helperBin, name)
+        assert os.access(path, os.X_OK), name
+        with open(path) as f:
+            assert f.read() == programText(name, sys.executable), name
+        assert not os.path.exists(os.path.join(os.path.dirname(sys.executable), name))
+
+
+def test_writeProgramsCommand(tmp_path: Any) -> None:
+    """C{python -m ctdb.helpers DIR} writes the programs into DIR, and
+    each one runs (C{-h}: usage, exit 0); without DIR it says how to use it."""
+    directory = str(tmp_path / "libexec" / "ctdb" / "tests")
+    subprocess.run(
+        [sys.executable, "-m", "ctdb.helpers", directory],
+        check=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    assert sorted(os.listdir(directory)) == sorted(PROGRAMS)
+    for name in ("dummy_client", "ctdb-db-test"):
+        proc = subprocess.run(
+            [os.path.join(directory, name), "--help"],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
+        assert proc.returncode == 0, (name, proc.stdout, proc.stderr)
+    proc = subprocess.run(
+        [sys.executable, "-m", "ctdb.helpers"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    assert proc.returncode == 2 and "usage: python -m ctdb.helpers DIR" in proc.stderr
+
+
+def test_runAsModule() -> None:
+    """Each program also runs as C{python -m ctdb.helpers.<module>}."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "ctdb.helpers.update_record", "-D", "x.tdb"],
+        env={**os.environ, "CTDB_SOCKET": "/nonexistent/ctdbd.socket"},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    assert proc.returncode == 1 and "Please specify key name" in proc.stderr
 
 
 def test_socketPath() -> None:
@@ -217,7 +271,7 @@ def test_dumpAndRingData() -> None:
     assert updated(b"x" * 1001, 1, 0) == b"Test data\nmsg_count=1 on node 0\n\0"
 
 
-def test_usageErrors() -> None:
+def test_usageErrors(helperBin: str) -> None:
     """A missing -D, -k or -v, or an unknown ctdb-db-test command: exit 1."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CTDB_")}
     env["CTDB_SOCKET"] = "/nonexistent/ctdbd.socket"
@@ -235,7 +289,7 @@ def test_usageErrors() -> None:
     ]
     for argv, message in cases:
         proc = subprocess.run(
-            [helper(argv[0]), *argv[1:]],
+            [helper(helperBin, argv[0]), *argv[1:]],
             env=env,
             capture_output=True,
             text=True,
@@ -324,7 +378,7 @@ def test_processExists(cluster: Cluster) -> None:
     a message to the srvid ends it with 0; no message within -t means 1."""
     srvid = "0xAE00000012345678"
     proc = subprocess.Popen(
-        [helper("dummy_client"), "-n", "10", "-S", srvid, "-t", "30"],
+        [helper(cluster.bindir, "dummy_client"), "-n", "10", "-S", srvid, "-t", "30"],
         env=cluster.env(1),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
