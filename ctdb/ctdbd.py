@@ -24,9 +24,12 @@ in test mode.
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from collections.abc import Sequence
 from typing import Any
+
+from twisted.logger import Logger, globalLogBeginner, textFileLogObserver
 
 from ctdb.config import (
     ERR,
@@ -41,6 +44,8 @@ from ctdb.config import (
     loadTunables,
 )
 from ctdb.errors import ConfigError
+from ctdb.eventd import stopProcess
+from ctdb.service import NodeConfig, buildNode
 
 USAGE = """\
 Usage: ctdbd [OPTION...]
@@ -82,8 +87,6 @@ def prepare(
 
 
 def _logMessages(messages: Sequence[Message]) -> None:
-    from twisted.logger import Logger
-
     log = Logger(namespace="ctdbd")
     for m in messages:
         if m.level == "ERROR":
@@ -109,18 +112,10 @@ def runDaemon(
     reactor.  C{ready(error)} is called once: with None when the socket is
     listening, or with the reason we could not start.
     """
-    from twisted.application.service import Service
+    # The global reactor is installed here, in the daemon process, never by
+    # importing this module: the ctdbd command's parent process, which only
+    # starts this one and waits, needs none.
     from twisted.internet import reactor
-    from twisted.logger import Logger, globalLogBeginner, textFileLogObserver
-
-    from ctdb.eventd import EventDaemon, EventDaemonError, spawnEventDaemon
-    from ctdb.protocols.controls import (
-        CTDB_CAP_LMASTER,
-        CTDB_CAP_RECMASTER,
-        NODE_FLAGS_PERMANENTLY_DISABLED,
-        NODE_FLAGS_STOPPED,
-    )
-    from ctdb.service import buildCTDBService
 
     log = Logger(namespace="ctdbd")
     if interactive:
@@ -165,19 +160,34 @@ def runDaemon(
         d = eventd.runShutdownEvent(5.0)
         d.addBoth(lambda _: reactor.stop())
 
+    eventdPath = os.environ.get(
+        "CTDB_EVENTD", os.path.join(HELPER_BINDIR, "ctdb-eventd")
+    )
+    if not os.access(eventdPath, os.X_OK):
+        log.error("Event daemon {path} not found: no event scripts", path=eventdPath)
     try:
-        top = buildCTDBService(
+        top = buildNode(
+            NodeConfig(
+                nodesFile=paths.nodesFile,
+                socketPath=socketPath,
+                address=config.nodeAddress,
+                dbDirVolatile=config.dbDirVolatile,
+                dbDirPersistent=config.dbDirPersistent,
+                dbDirState=config.dbDirState,
+                logFile=None if interactive else config.logFile,
+                logLevel=config.logLevel,
+                tunables=tunables,
+                recoveryLock=config.clusterLock or "",
+                leaderCapability=bool(config.get("cluster", "leader capability")),
+                lmasterCapability=bool(config.get("legacy", "lmaster capability")),
+                startStopped=bool(config.get("legacy", "start as stopped")),
+                startDisabled=bool(config.get("legacy", "start as disabled")),
+                publicAddresses=list(config.publicAddresses),
+                eventDaemon=eventdPath if os.access(eventdPath, os.X_OK) else None,
+                eventSocket=paths.socket("eventd"),
+                pidFile=pidFile,
+            ),
             reactor=reactor,  # type: ignore[arg-type]
-            nodesFile=paths.nodesFile,
-            socketPath=socketPath,
-            address=config.nodeAddress,
-            dbDirVolatile=config.dbDirVolatile,
-            dbDirPersistent=config.dbDirPersistent,
-            dbDirState=config.dbDirState,
-            logFile=None if interactive else config.logFile,
-            logLevel=config.logLevel,
-            tunables=tunables,
-            recoveryLock=config.clusterLock or "",
             shutdownCallback=shutdownSequence,
         )
     except (ConfigError, OSError) as e:
@@ -185,64 +195,14 @@ def runDaemon(
     _logMessages(config.messages)
     if config.clusterLock is None:
         log.warn("Cluster lock not set")
-    daemon = top.getServiceNamed("daemon")
-    if not config.get("cluster", "leader capability"):
-        daemon.capabilities &= ~CTDB_CAP_RECMASTER
-    if not config.get("legacy", "lmaster capability"):
-        daemon.capabilities &= ~CTDB_CAP_LMASTER
-    # [legacy] start as stopped / start as disabled (initialise_node_flags)
-    me = daemon.nodes[daemon.pnn]
-    if config.get("legacy", "start as stopped"):
-        me.flags |= NODE_FLAGS_STOPPED
-    if config.get("legacy", "start as disabled"):
-        me.flags |= NODE_FLAGS_PERMANENTLY_DISABLED
-    # Public addresses are read and checked as ctdbd does; serving them
-    # (IP takeover) is not part of txctdb yet.
-    daemon.publicAddresses = list(config.publicAddresses)
-
-    class PidFile(Service):
-        name = "pidfile"  # type: ignore[assignment]
-
-        def startService(self) -> None:
-            super().startService()
-            with open(pidFile, "w") as f:
-                f.write(f"{os.getpid()}\n")
-
-        def stopService(self) -> None:
-            super().stopService()
-            try:
-                os.unlink(pidFile)
-            except FileNotFoundError:
-                pass
-
-    eventdPath = os.environ.get(
-        "CTDB_EVENTD", os.path.join(HELPER_BINDIR, "ctdb-eventd")
-    )
-    process = None
-    if os.access(eventdPath, os.X_OK):
-        try:
-            process = spawnEventDaemon(eventdPath, os.getpid())
-        except EventDaemonError as e:
-            return fail(f"ctdbd: {e}")
-    else:
-        log.error("Event daemon {path} not found: no event scripts", path=eventdPath)
-    if process is not None:
-        EventDaemon(
-            reactor=reactor,
-            daemon=daemon,
-            process=process,
-            socketPath=paths.socket("eventd"),
-        ).setServiceParent(top)
-    PidFile().setServiceParent(top)
 
     def start() -> None:
         try:
             top.startService()
         except Exception as e:  # noqa: BLE001 - reported to the waiting parent
-            if process is not None:
-                from ctdb.eventd import stopProcess
-
-                stopProcess(process)
+            eventd = _named(top, "eventd")
+            if eventd is not None and eventd.process is not None:
+                stopProcess(eventd.process)
             fail(f"ctdbd: {e}")
             reactor.stop()
             return
@@ -307,8 +267,6 @@ def _daemonise() -> int:
     session) and return once it is listening (0) or has failed (1, with
     its reason on stderr).
     """
-    import subprocess
-
     rfd, wfd = os.pipe()
     exe = daemonExecutable()
     env = dict(os.environ)

@@ -225,12 +225,16 @@ class EventDaemon(Service):
         *,
         reactor: object,
         daemon: object,
-        process: subprocess.Popen[bytes] | None,
+        process: subprocess.Popen[bytes] | None = None,
         socketPath: str,
+        eventdPath: str | None = None,
     ) -> None:
         self.reactor = reactor
         self.daemon = daemon
+        #: the running ctdb-eventd; started from C{eventdPath} at
+        #: startService when not given
         self.process = process
+        self.eventdPath = eventdPath
         self.socketPath = socketPath
         self._reqids = itertools.count(1)
         self._pending: dict[int, defer.Deferred[int]] = {}
@@ -356,6 +360,10 @@ class EventDaemon(Service):
     # -- service -------------------------------------------------------------
 
     def startService(self) -> None:
+        if self.process is None and self.eventdPath is not None:
+            # ctdb_start_eventd: blocking, before the node serves anything;
+            # a failure fails the node's start (EventDaemonError)
+            self.process = spawnEventDaemon(self.eventdPath, os.getpid())
         super().startService()
         self._connect()
         self.reactor.callLater(0, self._startEvents)  # type: ignore[attr-defined]

@@ -13,6 +13,8 @@ from twisted.internet.interfaces import (
 )
 from zope.interface import Attribute, Interface
 
+from ctdb.protocols.packet import Packet, ReqCall
+
 
 class ICTDBReactor(
     IReactorTime,
@@ -138,3 +140,92 @@ class IRecordStore(Interface):
     def incrementSeqnumNonblock() -> None:
         """Bump the sequence number without waiting for a lock, so that the
         other handles' seqnum-validated caches are thrown away."""
+
+
+# -- the daemon core's seams: how subsystems plug into a node ----------------------
+#
+# The core (ctdb.daemon) defines these; databases, recovery, events and the
+# later takeover and metrics subsystems provide them and register through the
+# Daemon's add*/set* methods when the node is built (ctdb.service.buildNode).
+
+
+class IControlRegistry(Interface):
+    """The daemon's control table (ctdb_control_dispatch)."""
+
+    def register(opcode: int, handler: object) -> None:
+        """Answer control C{opcode} with C{handler(req, client)}, which returns
+        a C{(status, data, errmsg)} tuple or a Deferred of one; C{client} is
+        the local L{IClientConnection}, or None for a control from a node."""
+
+
+class IRecordProtocol(Interface):
+    """The record protocol: who answers REQ_CALL, REQ_DMASTER, REPLY_DMASTER,
+    REPLY_CALL and REPLY_ERROR (the databases subsystem)."""
+
+    def nodeCallPacket(pnn: int, pkt: Packet) -> None:
+        """A record-protocol packet from node C{pnn} of the current
+        generation, for an active node."""
+
+    def clientCall(client: IClientConnection, pkt: ReqCall) -> None:
+        """A local client's REQ_CALL."""
+
+
+class IClientObserver(Interface):
+    """Told when a local client goes away."""
+
+    def clientGone(client: IClientConnection) -> None:
+        """C{client} disconnected; drop what it held."""
+
+
+class INodeStateObserver(Interface):
+    """Told when a node's flags or link changed."""
+
+    def nodeStateChanged(pnn: int) -> None:
+        """Node C{pnn} connected, died, changed flags, or was added/deleted."""
+
+
+class ISrvidObserver(Interface):
+    """Told when a local client registers a message srvid."""
+
+    def srvidRegistered(srvid: int, client: IClientConnection) -> None:
+        """C{client} registered C{srvid}."""
+
+
+class ITunableObserver(Interface):
+    """Told when a tunable is set at run time."""
+
+    def tunableChanged(name: str, value: int) -> None:
+        """C{name} (canonical spelling) is now C{value}."""
+
+
+class ILogLevelObserver(Interface):
+    """Told when SET_DEBUG changes the debug level."""
+
+    def logLevelChanged(level: int) -> None:
+        """Samba's debug level C{level} (ERROR 0 ... DEBUG 10) is now in force."""
+
+
+class IRecoveryParticipant(Interface):
+    """What recovery does to a node's local state (the databases): the
+    daemon-side recovery controls call these."""
+
+    def becameInactive() -> None:
+        """The node was banned or stopped (ctdb_node_become_inactive) or
+        frozen: its volatile records are stale."""
+
+    def recoveryModeNormal() -> None:
+        """The recovery mode went back to NORMAL: thaw, cancel leftover
+        recovery transactions, resend held calls and attaches."""
+
+    def recoveryEnded(first: bool) -> None:
+        """END_RECOVERY; C{first} when it ended the node's first recovery."""
+
+
+class IStatisticsSource(Interface):
+    """A subsystem with statistics of its own."""
+
+    def statisticsReset() -> None:
+        """STATISTICS_RESET: start counting again."""
+
+    def memoryObjects() -> list[tuple[str, object]]:
+        """(talloc-style name, object) of what it holds, for DUMP_MEMORY."""

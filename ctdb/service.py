@@ -19,9 +19,11 @@ import errno
 import os
 import socket
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 from twisted.application.internet import StreamServerEndpointService
-from twisted.application.service import MultiService
+from twisted.application.service import MultiService, Service
 from twisted.internet import defer
 from twisted.internet.endpoints import UNIXServerEndpoint
 from twisted.internet.interfaces import (
@@ -42,13 +44,25 @@ from twisted.logger import (
 from zope.interface import implementer
 
 from ctdb.daemon.core import Daemon, DaemonConfig
+from ctdb.daemon.memdump import installMemoryDump
+from ctdb.databases.manager import DatabaseManager
 from ctdb.errors import ConfigError
-from ctdb.interfaces import ICTDBReactor, INodeTransport
+from ctdb.eventd import EventDaemon
+from ctdb.interfaces import ICTDBReactor, ILogLevelObserver, INodeTransport
 from ctdb.nodes import NodeMap, readNodesFile
 from ctdb.protocols.client import ClientServerFactory, ClientSocketPort
-from ctdb.protocols.controls import DEBUG_LEVELS, Tunables
+from ctdb.protocols.controls import (
+    CTDB_CAP_LMASTER,
+    CTDB_CAP_RECMASTER,
+    DEBUG_LEVELS,
+    NODE_FLAGS_PERMANENTLY_DISABLED,
+    NODE_FLAGS_STOPPED,
+    Tunables,
+)
 from ctdb.protocols.node import TCPNodeTransport
 from ctdb.protocols.packet import CTDB_PORT
+from ctdb.recovery.controls import RecoveryControls
+from ctdb.recovery.service import RecoveryService
 
 DEFAULT_SOCKET = "/run/ctdb/ctdbd.socket"
 
@@ -121,13 +135,14 @@ def _checkSocketPath(path: str) -> None:
     raise ConfigError(f"socket {path} is in use by a running daemon")
 
 
+@implementer(ILogLevelObserver)
 class _LevelFilter:
     """A changeable level filter, so SET_DEBUG takes effect at once."""
 
     def __init__(self, level: int) -> None:
         self.predicate = LogLevelFilterPredicate(defaultLogLevel=twistedLevel(level))
 
-    def set(self, level: int) -> None:
+    def logLevelChanged(self, level: int) -> None:
         self.predicate.setLogLevelForNamespace("", twistedLevel(level))
 
 
@@ -155,87 +170,227 @@ class _ClientSocketEndpoint:
         ).listen(factory)
 
 
-def buildCTDBService(
+@dataclass
+class NodeConfig:
+    """
+    Everything that decides what a node is: its nodes file (or node map),
+    address, sockets, directories, logging, tunables, cluster lock, flags
+    and capabilities at start, and the optional parts (event daemon, pid
+    file).  L{buildNode} turns one into a running node.
+    """
+
+    #: the nodes file; or give C{nodeMap} (and C{pnn}) directly
+    nodesFile: str = ""
+    socketPath: str = DEFAULT_SOCKET
+    #: this node's address (first local address of the nodes file if None)
+    address: str | None = None
+    port: int = CTDB_PORT
+    dbDirVolatile: str = "/var/lib/ctdb/volatile"
+    dbDirPersistent: str = "/var/lib/ctdb/persistent"
+    dbDirState: str = "/var/lib/ctdb/state"
+    logFile: str | None = None
+    logLevel: int | str = "NOTICE"
+    tunables: dict[str, int] = field(default_factory=dict)
+    recoveryLock: str = ""
+    #: [cluster] leader capability and [legacy] lmaster capability
+    leaderCapability: bool = True
+    lmasterCapability: bool = True
+    #: [legacy] start as stopped / start as disabled
+    startStopped: bool = False
+    startDisabled: bool = False
+    #: public_addresses entries, read and checked (not served yet)
+    publicAddresses: list[object] = field(default_factory=list)
+    #: Samba's ctdb-eventd to run event scripts with (none if None), and
+    #: the socket it serves
+    eventDaemon: str | None = None
+    eventSocket: str = ""
+    #: a pid file written while the node runs
+    pidFile: str | None = None
+    #: a node map instead of a nodes file (tests), with our pnn in it
+    nodeMap: NodeMap | None = None
+    pnn: int | None = None
+    #: keep records in memory instead of TDB files (tests)
+    memoryStores: bool = False
+    #: parts of a node; a test may build one without them (without the
+    #: recovery service a node still answers the recovery controls)
+    withRecovery: bool = True
+    withClientSocket: bool = True
+
+
+class CTDBNode(MultiService):
+    """
+    One node's service tree, as L{buildNode} assembled it, with its parts
+    named for those that look at them (tests, the drop-in ctdbd): the
+    daemon core, the databases subsystem and, when built with recovery,
+    the recovery service.
+    """
+
+    def __init__(
+        self,
+        daemon: Daemon,
+        databases: DatabaseManager,
+        recoveryControls: RecoveryControls,
+        recovery: RecoveryService | None,
+    ) -> None:
+        super().__init__()
+        self.daemon = daemon
+        self.databases = databases
+        self.recoveryControls = recoveryControls
+        self.recovery = recovery
+
+
+def buildNode(
+    config: NodeConfig,
     *,
     reactor: ICTDBReactor,
-    nodesFile: str,
-    socketPath: str = DEFAULT_SOCKET,
-    address: str | None = None,
-    port: int = CTDB_PORT,
-    dbDirVolatile: str = "/var/lib/ctdb/volatile",
-    dbDirPersistent: str = "/var/lib/ctdb/persistent",
-    dbDirState: str = "/var/lib/ctdb/state",
-    logFile: str | None = None,
-    logLevel: int | str = "NOTICE",
-    tunables: dict[str, int] | None = None,
-    recoveryLock: str = "",
     transport: INodeTransport | None = None,
     shutdownCallback: Callable[[], object] | None = None,
-) -> MultiService:
+) -> CTDBNode:
     """
-    A L{MultiService} running one CTDB node: the daemon core (named
-    C{"daemon"}) with its node transport, and the client socket (named
-    C{"clients"}).  Raises L{ConfigError} for a bad nodes file, a non-local
-    address, an unknown tunable or a socket in use.
+    The one place a node is assembled: the daemon core (service
+    C{"daemon"}), the databases, the recovery controls and service
+    (C{"recovery"}), the event daemon (C{"eventd"}) and pid file
+    (C{"pidfile"}) when configured, the client socket (C{"clients"}) and
+    the node transport (TCP unless C{transport} is given).  Each subsystem
+    plugs into the core through the seams of L{ctdb.interfaces}.  Raises
+    L{ConfigError} for a bad nodes file, a non-local address, an unknown
+    tunable or a socket in use.
     """
-    nodeMap = readNodesFile(nodesFile)
-    pnn, myAddress = chooseNode(nodeMap, address)
-    level = parseDebugLevel(logLevel) if isinstance(logLevel, str) else logLevel
+    if config.nodeMap is not None:
+        nodeMap = config.nodeMap
+        if config.pnn is None:
+            raise ConfigError("a node map needs the pnn of this node")
+        pnn, myAddress = config.pnn, nodeMap.nodes[config.pnn].address
+    else:
+        nodeMap = readNodesFile(config.nodesFile)
+        pnn, myAddress = chooseNode(nodeMap, config.address)
+    level = (
+        parseDebugLevel(config.logLevel)
+        if isinstance(config.logLevel, str)
+        else config.logLevel
+    )
     known = Tunables()
-    for name in tunables or {}:
+    for name in config.tunables:
         if known.canonical(name) is None:
             raise ConfigError(f"unknown tunable {name}")
-    config = DaemonConfig(
+    daemonConfig = DaemonConfig(
         nodeMap=nodeMap,
         pnn=pnn,
-        nodesFile=os.path.abspath(nodesFile),
-        socketPath=socketPath,
-        dbDirVolatile=dbDirVolatile,
-        dbDirPersistent=dbDirPersistent,
-        dbDirState=dbDirState,
-        port=port,
+        nodesFile=os.path.abspath(config.nodesFile) if config.nodesFile else "",
+        socketPath=config.socketPath,
+        dbDirVolatile=config.dbDirVolatile,
+        dbDirPersistent=config.dbDirPersistent,
+        dbDirState=config.dbDirState,
+        port=config.port,
         logLevel=level,
-        recoveryLock=recoveryLock,
-        tunables=dict(tunables or {}),
+        recoveryLock=config.recoveryLock,
+        tunables=dict(config.tunables),
     )
     if transport is None:
-        transport = TCPNodeTransport(reactor=reactor, address=myAddress, port=port)
-    top = MultiService()
+        transport = TCPNodeTransport(
+            reactor=reactor, address=myAddress, port=config.port
+        )
     daemon = Daemon(
         reactor=reactor,
-        config=config,
+        config=daemonConfig,
         transport=transport,
         shutdownCallback=shutdownCallback,
     )
-    from ctdb.daemon.databases import DatabaseManager
-    from ctdb.daemon.memdump import installMemoryDump
-    from ctdb.daemon.recover import RecoveryControls
-    from ctdb.recovery.service import RecoveryService
+    if not config.leaderCapability:
+        daemon.capabilities &= ~CTDB_CAP_RECMASTER
+    if not config.lmasterCapability:
+        daemon.capabilities &= ~CTDB_CAP_LMASTER
+    me = daemon.nodes[daemon.pnn]
+    if config.startStopped:
+        me.flags |= NODE_FLAGS_STOPPED
+    if config.startDisabled:
+        me.flags |= NODE_FLAGS_PERMANENTLY_DISABLED
+    daemon.publicAddresses = list(config.publicAddresses)
 
-    DatabaseManager(daemon)
+    databases = DatabaseManager(daemon, memory=config.memoryStores)
+    databases.plugInto(daemon)
     installMemoryDump(daemon)
-    RecoveryControls(daemon)
-    recovery = RecoveryService(daemon)
+    controls = RecoveryControls(daemon)
+    controls.plugInto(daemon)
+    recovery = None
+    if config.withRecovery:
+        recovery = RecoveryService(daemon, controls)
+        recovery.plugInto(daemon)
+    top = CTDBNode(daemon, databases, controls, recovery)
+    daemon.setName("daemon")
+    daemon.setServiceParent(top)
+    if recovery is not None:
+        recovery.setServiceParent(top)
     levelFilter = _LevelFilter(level)
-    daemon.setLogLevel = levelFilter.set  # type: ignore[attr-defined]
-    if logFile:
-        os.makedirs(os.path.dirname(os.path.abspath(logFile)), exist_ok=True)
+    daemon.addLogLevelObserver(levelFilter)
+    if config.logFile:
+        os.makedirs(os.path.dirname(os.path.abspath(config.logFile)), exist_ok=True)
         # The log stream is open for the whole life of the process.
-        stream = open(logFile, "a", buffering=1, encoding="utf-8")  # noqa: SIM115
+        stream = open(config.logFile, "a", buffering=1, encoding="utf-8")  # noqa: SIM115
         observer: ILogObserver = FilteringLogObserver(
             FileLogObserver(stream, formatEventAsClassicLogText),
             [levelFilter.predicate],
         )
         globalLogPublisher.addObserver(observer)
-    daemon.setName("daemon")
-    daemon.setServiceParent(top)
-    recovery.setServiceParent(top)
-    _checkSocketPath(socketPath)
-    clients = StreamServerEndpointService(
-        _ClientSocketEndpoint(reactor, socketPath),
-        ClientServerFactory(daemon),
-    )
-    clients._raiseSynchronously = True
-    clients.setName("clients")
-    clients.setServiceParent(top)
+    if config.withClientSocket:
+        _checkSocketPath(config.socketPath)
+        clients = StreamServerEndpointService(
+            _ClientSocketEndpoint(reactor, config.socketPath),
+            ClientServerFactory(daemon),
+        )
+        clients._raiseSynchronously = True
+        clients.setName("clients")
+        clients.setServiceParent(top)
+    # Stopped before the client socket (services stop in reverse order):
+    # the shutdown event runs and the pid file goes while clients still
+    # wait for the daemon to close them, as ctdb_shutdown_sequence.
+    if config.eventDaemon is not None:
+        EventDaemon(
+            reactor=reactor,
+            daemon=daemon,
+            eventdPath=config.eventDaemon,
+            socketPath=config.eventSocket,
+        ).setServiceParent(top)
+    if config.pidFile is not None:
+        PidFileService(config.pidFile).setServiceParent(top)
     return top
+
+
+def buildCTDBService(
+    *,
+    reactor: ICTDBReactor,
+    transport: INodeTransport | None = None,
+    shutdownCallback: Callable[[], object] | None = None,
+    **options: Any,
+) -> CTDBNode:
+    """
+    L{buildNode} with the fields of L{NodeConfig} as keyword arguments, for
+    users who embed a node (see the module docstring).
+    """
+    return buildNode(
+        NodeConfig(**options),
+        reactor=reactor,
+        transport=transport,
+        shutdownCallback=shutdownCallback,
+    )
+
+
+class PidFileService(Service):
+    """Writes this process's pid to a file while the node runs."""
+
+    name = "pidfile"  # type: ignore[assignment]
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def startService(self) -> None:
+        super().startService()
+        with open(self.path, "w") as f:
+            f.write(f"{os.getpid()}\n")
+
+    def stopService(self) -> None:
+        super().stopService()
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass

@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_tap -*-
 """
-``twistd ctdb``: the command-line face of L{ctdb.service.buildCTDBService}.
+``twistd ctdb``: the command-line face of L{ctdb.service.buildNode}.
 The only module that imports the global reactor.
 """
 
@@ -16,7 +16,13 @@ from ctdb.errors import ConfigError
 from ctdb.nodes import readNodesFile
 from ctdb.protocols.controls import Tunables
 from ctdb.protocols.packet import CTDB_PORT
-from ctdb.service import DEFAULT_SOCKET, buildCTDBService, chooseNode, parseDebugLevel
+from ctdb.service import (
+    DEFAULT_SOCKET,
+    NodeConfig,
+    buildNode,
+    chooseNode,
+    parseDebugLevel,
+)
 
 
 class Options(usage.Options):
@@ -49,6 +55,21 @@ class Options(usage.Options):
         ["log-file", None, None, "also log to this file"],
         ["log-level", None, "NOTICE", "ERROR, WARNING, NOTICE, INFO or DEBUG"],
         ["reclock", None, "", "cluster lock file (off by default)"],
+        [
+            "event-daemon",
+            None,
+            None,
+            (
+                "run event scripts with this ctdb-eventd (Samba's, e.g. "
+                "/usr/libexec/ctdb/ctdb-eventd; off by default)"
+            ),
+        ],
+        [
+            "event-socket",
+            None,
+            "/run/ctdb/eventd.socket",
+            "the socket that ctdb-eventd serves",
+        ],
     ]
 
     def __init__(self) -> None:
@@ -91,19 +112,23 @@ def makeService(options: Any, reactor: Any = None) -> IService:
 
         reactor = _reactor
     try:
-        return buildCTDBService(
+        return buildNode(
+            NodeConfig(
+                nodesFile=options["nodes"],
+                socketPath=options["socket"],
+                address=options["address"],
+                port=options["port"],
+                dbDirVolatile=options["dbdir"],
+                dbDirPersistent=options["dbdir-persistent"],
+                dbDirState=options["dbdir-state"],
+                logFile=options["log-file"],
+                logLevel=options["log-level"],
+                tunables=options["tunables"],
+                recoveryLock=options["reclock"],
+                eventDaemon=options["event-daemon"],
+                eventSocket=options["event-socket"],
+            ),
             reactor=reactor,
-            nodesFile=options["nodes"],
-            socketPath=options["socket"],
-            address=options["address"],
-            port=options["port"],
-            dbDirVolatile=options["dbdir"],
-            dbDirPersistent=options["dbdir-persistent"],
-            dbDirState=options["dbdir-state"],
-            logFile=options["log-file"],
-            logLevel=options["log-level"],
-            tunables=options["tunables"],
-            recoveryLock=options["reclock"],
             shutdownCallback=reactor.stop,
         )
     except ConfigError as e:

@@ -25,9 +25,13 @@ from twisted.internet.task import Clock
 from zope.interface import implementer
 
 from ctdb.daemon.core import Daemon, DaemonConfig
+from ctdb.databases.manager import DatabaseManager
 from ctdb.interfaces import IClientConnection, INodeTransport, INodeTransportListener
 from ctdb.nodes import NodeMap, parseNodes
 from ctdb.protocols import packet as P
+from ctdb.recovery.controls import RecoveryControls
+from ctdb.recovery.service import RecoveryService
+from ctdb.service import CTDBNode, NodeConfig, buildNode
 
 __all__ = [
     "FakeClient",
@@ -35,7 +39,6 @@ __all__ = [
     "FakeNetwork",
     "FakeNodeTransport",
     "connectedNodes",
-    "withRecovery",
 ]
 
 
@@ -361,6 +364,23 @@ class FakeCluster:
     shutdowns: list[int] = field(default_factory=list)
     #: builds (unstarted) node C{pnn} again, for L{restart}
     builder: Callable[[int], Daemon] | None = None
+    #: the whole node (L{ctdb.service.buildNode}) of each daemon, by pnn
+    nodes: dict[int, CTDBNode] = field(default_factory=dict)
+
+    def node(self, pnn: int) -> CTDBNode:
+        """Node C{pnn} as L{ctdb.service.buildNode} built it."""
+        return self.nodes[pnn]
+
+    def databases(self, pnn: int) -> DatabaseManager:
+        return self.nodes[pnn].databases
+
+    def recoveryControls(self, pnn: int) -> RecoveryControls:
+        return self.nodes[pnn].recoveryControls
+
+    def recovery(self, pnn: int) -> RecoveryService:
+        recovery = self.nodes[pnn].recovery
+        assert recovery is not None
+        return recovery
 
     def __getitem__(self, pnn: int) -> Daemon:
         """The daemon of node C{pnn} (deleted nodes have none)."""
@@ -394,55 +414,41 @@ class FakeCluster:
 
     def stop(self) -> None:
         for d in self.daemons:
-            _stopNode(d)
+            self._stopNode(d)
 
     def crash(self, pnn: int) -> None:
         """Node C{pnn}'s process dies: its peers see the links go down, and
         the dead daemon (with its recovery service) does nothing more."""
         self.network.killNode(pnn)
-        _stopNode(self[pnn])
+        self._stopNode(self[pnn])
 
     def restart(self, pnn: int) -> Daemon:
         """Start a fresh daemon for node C{pnn} (after L{crash}), as a new
         process with empty volatile databases would; returns it."""
         assert self.builder is not None
         old = self[pnn]
-        _stopNode(old)
+        self._stopNode(old)
         daemon = self.builder(pnn)
         self.daemons[self.daemons.index(old)] = daemon
         self.network.reviveNode(pnn)
-        _startNode(daemon)
+        self._startNode(daemon)
         self.flush()
         return daemon
 
+    def _startNode(self, daemon: Daemon) -> None:
+        node = self.nodes.get(daemon.pnn)
+        if node is not None and node.daemon is daemon:
+            node.startService()
+        else:
+            daemon.startService()
 
-def _startNode(daemon: Daemon) -> None:
-    daemon.startService()
-    recovery = getattr(daemon, "recovery", None)
-    if recovery is not None:
-        recovery.startService()
-
-
-def _stopNode(daemon: Daemon) -> None:
-    recovery = getattr(daemon, "recovery", None)
-    if recovery is not None and recovery.running:
-        recovery.stopService()
-    if daemon.running:
-        daemon.stopService()
-
-
-def withRecovery(daemon: Daemon) -> Daemon:
-    """Give a bare daemon what C{ctdb.service} adds: databases on memory
-    stores, the recovery controls and the recovery service (started with the
-    daemon by L{connectedNodes} and L{FakeCluster.restart})."""
-    from ctdb.daemon.databases import DatabaseManager
-    from ctdb.daemon.recover import RecoveryControls
-    from ctdb.recovery.service import RecoveryService
-
-    DatabaseManager(daemon, memory=True)
-    RecoveryControls(daemon)
-    RecoveryService(daemon)
-    return daemon
+    def _stopNode(self, daemon: Daemon) -> None:
+        node = self.nodes.get(daemon.pnn)
+        if node is not None and node.daemon is daemon:
+            if node.running:
+                node.stopService()
+        elif daemon.running:
+            daemon.stopService()
 
 
 def connectedNodes(
@@ -460,10 +466,11 @@ def connectedNodes(
     text C{nodes}, whose deleted entries get no daemon) connected through a
     L{FakeNetwork} on C{clock}, and flush until every link is up.
     C{daemonFactory} is called like L{Daemon} (keyword arguments), so a test
-    can build a subclass.  With C{recovery=True} every node also gets
-    databases (memory stores), recovery controls and a recovery service
-    (L{withRecovery}), as a real node has; the cluster then still has to
-    elect a leader and recover (advance the clock a few seconds).
+    can build a bare subclass.  Otherwise every node is built by
+    L{ctdb.service.buildNode} as a real node is (databases on memory
+    stores, the recovery controls; no client socket), and with
+    C{recovery=True} with its recovery service too: the cluster then still
+    has to elect a leader and recover (advance the clock a few seconds).
     """
     text = (
         nodes if nodes is not None else "".join(f"127.0.0.{i + 1}\n" for i in range(n))
@@ -476,16 +483,32 @@ def connectedNodes(
         def onShutdown() -> None:
             cluster.shutdowns.append(pnn)
 
-        config = DaemonConfig(nodeMap=nodeMap, pnn=pnn, tunables=dict(tunables or {}))
-        daemon = daemonFactory(
-            reactor=clock,
-            config=config,
+        if daemonFactory is not Daemon:
+            # a test's own Daemon subclass, bare: no subsystems plugged in
+            config = DaemonConfig(
+                nodeMap=nodeMap, pnn=pnn, tunables=dict(tunables or {})
+            )
+            return daemonFactory(
+                reactor=clock,
+                config=config,
+                transport=network.transport(pnn),
+                shutdownCallback=onShutdown,
+            )
+        node = buildNode(
+            NodeConfig(
+                nodeMap=nodeMap,
+                pnn=pnn,
+                tunables=dict(tunables or {}),
+                memoryStores=True,
+                withRecovery=recovery,
+                withClientSocket=False,
+            ),
+            reactor=clock,  # type: ignore[arg-type]
             transport=network.transport(pnn),
             shutdownCallback=onShutdown,
         )
-        if recovery:
-            withRecovery(daemon)
-        return daemon
+        cluster.nodes[pnn] = node
+        return node.daemon
 
     cluster.builder = build
     for entry in nodeMap.nodes:
@@ -493,6 +516,6 @@ def connectedNodes(
             cluster.daemons.append(build(entry.pnn))
     if start:
         for d in cluster.daemons:
-            _startNode(d)
+            cluster._startNode(d)
         cluster.flush()
     return cluster

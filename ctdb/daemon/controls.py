@@ -20,6 +20,7 @@ from twisted.python.failure import Failure
 
 from ctdb.errors import MalformedPacket
 from ctdb.interfaces import IClientConnection
+from ctdb.nodes import readNodesFile
 from ctdb.protocols import controls as C
 from ctdb.protocols import packet as P
 from ctdb.protocols.controls import Control
@@ -205,9 +206,8 @@ class ControlHandlers:
         d.stats = C.Statistics()
         d.stats.statistics_start_time = d.reactor.seconds()
         d.stats.counters["num_clients"] = len(d.clients)
-        dbs = getattr(d, "databases", None)
-        if dbs is not None:
-            dbs.statisticsReset()
+        for source in d.statisticsSources:
+            source.statisticsReset()
         return OK
 
     def control_PING(self, req: P.ReqControl, client: object) -> ControlResult:
@@ -243,9 +243,8 @@ class ControlHandlers:
         _exactSize(req, 4)
         level = C.decodeI32(req.data)
         self.daemon.debugLevel = level
-        setLevel = getattr(self.daemon, "setLogLevel", None)
-        if setLevel is not None:
-            setLevel(level)
+        for observer in self.daemon.logLevelObservers:
+            observer.logLevelChanged(level)
         return OK
 
     def control_GET_CAPABILITIES(
@@ -261,7 +260,6 @@ class ControlHandlers:
         self, req: P.ReqControl, client: object
     ) -> ControlResult:
         _exactSize(req, 0)
-        from ctdb.nodes import readNodesFile
 
         path = self.daemon.config.nodesFile
         if not path:
@@ -349,9 +347,8 @@ class ControlHandlers:
         if tunables.isObsolete(canon):
             self.log.warn('Setting obsolete tunable "{name}"', name=canon)
             return (1, b"", b"")
-        hook = getattr(self.daemon, "tunableChanged", None)
-        if hook is not None:
-            hook(canon, value)
+        for observer in self.daemon.tunableObservers:
+            observer.tunableChanged(canon, value)
         return OK
 
     def control_LIST_TUNABLES(self, req: P.ReqControl, client: object) -> ControlResult:

@@ -21,14 +21,23 @@ from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from ctdb.daemon.controls import ControlHandlers
 from ctdb.errors import MalformedPacket
 from ctdb.interfaces import (
     IClientConnection,
+    IClientObserver,
     ICTDBReactor,
+    ILogLevelObserver,
+    INodeStateObserver,
     INodeTransport,
     INodeTransportListener,
+    IRecordProtocol,
+    IRecoveryParticipant,
+    ISrvidObserver,
+    IStatisticsSource,
+    ITunableObserver,
 )
-from ctdb.nodes import NodeMap
+from ctdb.nodes import NodeMap, readNodesFile
 from ctdb.protocols import packet as P
 from ctdb.protocols.controls import (
     CTDB_CAP_DEFAULT,
@@ -195,6 +204,8 @@ class Daemon(Service):
         self.lastRecoveryFinished = 0.0
         self.stats.statistics_start_time = self.startTime
         self.clients: dict[int, IClientConnection] = {}
+        #: public_addresses entries (read and checked; not served yet)
+        self.publicAddresses: list[object] = []
         #: TCP connections local clients (smbd) registered with TCP_CLIENT,
         #: by client id: (client end, server end), dropped with the client
         self.clientTcp: dict[int, list[tuple[tuple[str, int], tuple[str, int]]]] = {}
@@ -210,9 +221,16 @@ class Daemon(Service):
         self.tunnels: dict[int, IClientConnection] = {}
         self._keepalive: task.LoopingCall | None = None
         self._shuttingDown = False
-        from ctdb.daemon.controls import ControlHandlers
-
         self.controls = ControlHandlers(self)
+        #: the subsystems plugged in at build time (see ctdb.interfaces)
+        self.recordProtocol: IRecordProtocol = _NoDatabases(self)
+        self.clientObservers: list[IClientObserver] = []
+        self.nodeStateObservers: list[INodeStateObserver] = []
+        self.srvidObservers: list[ISrvidObserver] = []
+        self.tunableObservers: list[ITunableObserver] = []
+        self.logLevelObservers: list[ILogLevelObserver] = []
+        self.recoveryParticipants: list[IRecoveryParticipant] = []
+        self.statisticsSources: list[IStatisticsSource] = []
 
     # -- service ----------------------------------------------------------
 
@@ -339,7 +357,37 @@ class Daemon(Service):
         self.nodeStateChanged(pnn)
 
     def nodeStateChanged(self, pnn: int) -> None:
-        """Hook for the recovery service; the base daemon only logs."""
+        """Tell the node-state observers (the recovery service) that node
+        C{pnn} changed."""
+        for observer in self.nodeStateObservers:
+            observer.nodeStateChanged(pnn)
+
+    # -- plugging subsystems in ---------------------------------------------
+
+    def setRecordProtocol(self, protocol: IRecordProtocol) -> None:
+        """The subsystem that answers the record protocol (databases)."""
+        self.recordProtocol = protocol
+
+    def addClientObserver(self, observer: IClientObserver) -> None:
+        self.clientObservers.append(observer)
+
+    def addNodeStateObserver(self, observer: INodeStateObserver) -> None:
+        self.nodeStateObservers.append(observer)
+
+    def addSrvidObserver(self, observer: ISrvidObserver) -> None:
+        self.srvidObservers.append(observer)
+
+    def addTunableObserver(self, observer: ITunableObserver) -> None:
+        self.tunableObservers.append(observer)
+
+    def addLogLevelObserver(self, observer: ILogLevelObserver) -> None:
+        self.logLevelObservers.append(observer)
+
+    def addRecoveryParticipant(self, participant: IRecoveryParticipant) -> None:
+        self.recoveryParticipants.append(participant)
+
+    def addStatisticsSource(self, source: IStatisticsSource) -> None:
+        self.statisticsSources.append(source)
 
     def packetReceived(self, pnn: int, data: bytes) -> None:
         # Traffic from a node we thought dead needs nothing here: the
@@ -399,11 +447,10 @@ class Daemon(Service):
                     "dropping {op} from {pnn}: this node is inactive", op=op, pnn=pnn
                 )
                 return
-            self.callPacket(pnn, pkt)
+            self.recordProtocol.nodeCallPacket(pnn, pkt)
 
     def reloadNodes(self) -> None:
         """RELOAD_NODES_FILE: nodes may be added or deleted, never renumbered."""
-        from ctdb.nodes import readNodesFile
 
         if not self.config.nodesFile:
             return
@@ -436,12 +483,6 @@ class Daemon(Service):
                     self.transport.connectNode(entry.pnn, entry.address)
                 self.nodeStateChanged(entry.pnn)
         self.config.nodeMap = nodemap
-
-    def callPacket(self, pnn: int, pkt: P.Packet) -> None:
-        """REQ_CALL and friends; the database layer overrides this."""
-        self.log.debug(
-            "dropping {op} from node {pnn}", op=pkt.header.operation, pnn=pnn
-        )
 
     # -- sending ----------------------------------------------------------
 
@@ -736,10 +777,8 @@ class Daemon(Service):
             self.deregisterSrvid(srvid, client)
         for tid in [t for t, c in self.tunnels.items() if c is client]:
             del self.tunnels[tid]
-        self.clientGone(client)
-
-    def clientGone(self, client: IClientConnection) -> None:
-        """Hook for the database layer (locks held by a dead client)."""
+        for observer in self.clientObservers:
+            observer.clientGone(client)
 
     def sendToClient(self, client: IClientConnection, pkt: P.Packet) -> None:
         self.stats.bump("client_packets_sent")
@@ -776,7 +815,8 @@ class Daemon(Service):
             self.sendMessage(dest, pkt.srvid, pkt.data)
         elif op == _OP_REQ_CALL:
             counters["client.req_call"] += 1
-            self.clientCall(client, pkt)  # type: ignore[arg-type]
+            # the operation says it is a ReqCall; no isinstance on the hot path
+            self.recordProtocol.clientCall(client, pkt)  # type: ignore[arg-type]
         elif op == _OP_REQ_TUNNEL:
             assert isinstance(pkt, P.ReqTunnel)
             counters["client.req_tunnel"] += 1
@@ -788,15 +828,6 @@ class Daemon(Service):
             transport = getattr(client, "transport", None)
             if transport is not None:
                 transport.loseConnection()
-
-    def clientCall(self, client: IClientConnection, pkt: P.ReqCall) -> None:
-        """REQ_CALL from a client; the database layer overrides this."""
-        header = P.Header(
-            P.Operation.REPLY_ERROR, pkt.header.srcnode, self.pnn, pkt.header.reqid
-        )
-        self.sendToClient(
-            client, P.ReplyError(header, -1, b"Unknown database in request")
-        )
 
     def _clientControl(self, client: IClientConnection, req: P.ReqControl) -> None:
         dest = req.header.destnode
@@ -855,9 +886,8 @@ class Daemon(Service):
         clients = self.srvids.setdefault(srvid, [])
         if client not in clients:
             clients.append(client)
-        hook = getattr(self, "srvidRegistered", None)
-        if hook is not None:
-            hook(srvid, client)
+        for observer in self.srvidObservers:
+            observer.srvidRegistered(srvid, client)
 
     def deregisterSrvid(self, srvid: int, client: IClientConnection) -> bool:
         clients = self.srvids.get(srvid)
@@ -941,3 +971,30 @@ class Daemon(Service):
             self.log.debug("no client for tunnel {tid:#x}", tid=pkt.tunnel_id)
             return
         self.sendToClient(client, pkt)
+
+
+@implementer(IRecordProtocol)
+class _NoDatabases:
+    """The record protocol of a node with no databases subsystem plugged in:
+    node packets are dropped, clients told the database is unknown."""
+
+    log = Logger()
+
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+
+    def nodeCallPacket(self, pnn: int, pkt: P.Packet) -> None:
+        self.log.debug(
+            "dropping {op} from node {pnn}", op=pkt.header.operation, pnn=pnn
+        )
+
+    def clientCall(self, client: IClientConnection, pkt: P.ReqCall) -> None:
+        header = P.Header(
+            P.Operation.REPLY_ERROR,
+            pkt.header.srcnode,
+            self.daemon.pnn,
+            pkt.header.reqid,
+        )
+        self.daemon.sendToClient(
+            client, P.ReplyError(header, -1, b"Unknown database in request")
+        )

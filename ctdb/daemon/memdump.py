@@ -7,24 +7,29 @@ talloc_report_full (which Samba's debug.003.dumpmemory test reads).
 
 from __future__ import annotations
 
-from typing import Any
+import gc
+import struct
+import sys
+from typing import TYPE_CHECKING
+
+from ctdb.protocols.controls import Control
+
+if TYPE_CHECKING:
+    from ctdb.daemon.core import Daemon
 
 CTDB_SRVID_MEM_DUMP = 0xF800000000000000
 
 
-def memoryReport(daemon: Any) -> bytes:
+def memoryReport(daemon: Daemon) -> bytes:
     """
     What ctdbd's DUMP_MEMORY answers: a talloc full report.  Ours lists the
     daemon's main objects with their sizes as Python counts them, in
     talloc_report_full's format (which debug.003.dumpmemory checks).
     """
-    import gc
-    import sys as _sys
-
     entries: list[tuple[int, str, object]] = [(1, "struct ctdb_context", daemon)]
-    for node in getattr(daemon, "nodes", []):
+    for node in daemon.nodes:
         entries.append((2, "struct ctdb_node", node))
-    for client in getattr(daemon, "clients", {}).values():
+    for client in daemon.clients.values():
         entries.append((2, "struct ctdb_client", client))
     for name in (
         "tunables",
@@ -37,14 +42,13 @@ def memoryReport(daemon: Any) -> bytes:
         "transport",
         "config",
     ):
-        value = getattr(daemon, name, None)
-        if value is not None:
-            entries.append((2, f"struct {name}", value))
-    for db in getattr(getattr(daemon, "databases", None), "values", list)():
-        entries.append((2, "struct ctdb_db_context", db))
+        entries.append((2, f"struct {name}", getattr(daemon, name)))
+    for source in daemon.statisticsSources:
+        for name, obj in source.memoryObjects():
+            entries.append((2, name, obj))
     sizes = [
-        _sys.getsizeof(obj)
-        + sum(_sys.getsizeof(v) for v in getattr(obj, "__dict__", {}).values())
+        sys.getsizeof(obj)
+        + sum(sys.getsizeof(v) for v in getattr(obj, "__dict__", {}).values())
         for _, _, obj in entries
     ]
     total = sum(sizes)
@@ -62,17 +66,11 @@ def memoryReport(daemon: Any) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def installMemoryDump(daemon: Any) -> None:
+def installMemoryDump(daemon: Daemon) -> None:
     """DUMP_MEMORY and the recovery daemon's CTDB_SRVID_MEM_DUMP message
     (``ctdb dumpmemory`` / ``ctdb rddumpmemory``)."""
-    import struct
-
-    from ctdb.protocols.controls import Control
-
-    daemon.controls.table[Control.DUMP_MEMORY] = lambda req, client: (
-        0,
-        memoryReport(daemon),
-        b"",
+    daemon.controls.register(
+        Control.DUMP_MEMORY, lambda req, client: (0, memoryReport(daemon), b"")
     )
 
     def memDump(srvid: int, data: bytes) -> None:

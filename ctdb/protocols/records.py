@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.daemon.test_databases -*-
+# -*- test-case-name: tests.databases.test_manager -*-
 """
 Database payloads of the 4.17 controls (protocol_types.c): rec_data,
 rec_buffer (marshall buffer), dbid map, traverse requests, key_data,

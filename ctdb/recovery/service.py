@@ -22,10 +22,14 @@ from twisted.application.service import Service
 from twisted.internet import defer, task
 from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
+from zope.interface import implementer
 
+from ctdb.interfaces import INodeStateObserver, ISrvidObserver
 from ctdb.protocols import controls as C
 from ctdb.protocols import packet as P
 from ctdb.protocols.controls import Control
+from ctdb.recovery.clusterlock import ClusterLock
+from ctdb.recovery.controls import RecoveryControls, newGeneration
 from ctdb.recovery.election import (
     CTDB_SRVID_BANNING,
     CTDB_SRVID_DISABLE_RECOVERIES,
@@ -55,12 +59,15 @@ BROADCAST_GRACE = 1.2
 JOIN_WAIT_LIMIT = 2.5
 
 
+@implementer(INodeStateObserver, ISrvidObserver)
 class RecoveryService(Service):
     log = Logger()
     name = "recovery"  # type: ignore[assignment]  # Service.name is untyped None
 
-    def __init__(self, daemon: Daemon) -> None:
+    def __init__(self, daemon: Daemon, controls: RecoveryControls) -> None:
         self.daemon = daemon
+        #: the daemon-side recovery controls: our own flags and bans
+        self.recoveryControls = controls
         self.reactor = daemon.reactor
         self.leader = P.CTDB_UNKNOWN_PNN
         self.priorityTime = self.reactor.seconds()
@@ -84,26 +91,8 @@ class RecoveryService(Service):
         self._takeoverRequests: list[tuple[int, int]] = []
         #: the timer of a DISABLE_RECOVERIES request (ctdb_op_disable)
         self._recoveriesDisabled: IDelayedCall | None = None
-        daemon.recovery = self  # type: ignore[attr-defined]
-        daemon.addMessageHandler(CTDB_SRVID_LEADER, self._leaderMessage)
-        daemon.addMessageHandler(CTDB_SRVID_ELECTION, self._electionMessage)
-        daemon.addMessageHandler(CTDB_SRVID_BANNING, self._banningMessage)
-        daemon.addMessageHandler(CTDB_SRVID_TAKEOVER_RUN, self._takeoverRunMessage)
-        daemon.addMessageHandler(
-            CTDB_SRVID_DISABLE_RECOVERIES, self._disableRecoveriesMessage
-        )
-        previous = daemon.nodeStateChanged
-
-        def changed(pnn: int) -> None:
-            previous(pnn)
-            self.nodeStateChanged(pnn)
-
-        daemon.nodeStateChanged = changed  # type: ignore[method-assign]
-        daemon.srvidRegistered = self._srvidRegistered  # type: ignore[attr-defined]
         self.clusterLock = None
         if daemon.config.recoveryLock:
-            from ctdb.recovery.clusterlock import ClusterLock
-
             self.clusterLock = ClusterLock(
                 reactor=self.reactor, spec=daemon.config.recoveryLock
             )
@@ -182,7 +171,20 @@ class RecoveryService(Service):
                 P.CTDB_BROADCAST_CONNECTED, CTDB_SRVID_LEADER, C.encodeU32(self.pnn)
             )
 
-    def _srvidRegistered(self, srvid: int, client: object) -> None:
+    def plugInto(self, daemon: Daemon) -> None:
+        """Register the recovery messages and the node-state and srvid seams
+        (ctdb.interfaces)."""
+        daemon.addMessageHandler(CTDB_SRVID_LEADER, self._leaderMessage)
+        daemon.addMessageHandler(CTDB_SRVID_ELECTION, self._electionMessage)
+        daemon.addMessageHandler(CTDB_SRVID_BANNING, self._banningMessage)
+        daemon.addMessageHandler(CTDB_SRVID_TAKEOVER_RUN, self._takeoverRunMessage)
+        daemon.addMessageHandler(
+            CTDB_SRVID_DISABLE_RECOVERIES, self._disableRecoveriesMessage
+        )
+        daemon.addNodeStateObserver(self)
+        daemon.addSrvidObserver(self)
+
+    def srvidRegistered(self, srvid: int, client: object) -> None:
         """Tell a client that registers for LEADER who leads, at once, when
         that is known (ctdbd makes it wait for the next broadcast)."""
         if (
@@ -505,9 +507,7 @@ class RecoveryService(Service):
                         mine = d.nodes[pnn].flags & ~C.NODE_FLAGS_DISCONNECTED
                         theirs = entry.flags & ~C.NODE_FLAGS_DISCONNECTED
                         if mine != theirs:
-                            rc = getattr(d, "recoveryControls", None)
-                            if rc is not None:
-                                rc.applyFlags(pnn, entry.flags)
+                            self.recoveryControls.applyFlags(pnn, entry.flags)
                             await self.doRecovery(f"node {pnn} flags changed")
                             return
 
@@ -536,7 +536,7 @@ class RecoveryService(Service):
                 self.log.error("Failed to read the node map of node {pnn}", pnn=pnn)
                 return False
             views[pnn] = {e.pnn: e.flags for e in C.decodeNodeMap(reply.data)}
-        rc = getattr(d, "recoveryControls", None)
+        rc = self.recoveryControls
         for j in connected:
             local = d.nodes[j].flags
             push = False
@@ -583,7 +583,6 @@ class RecoveryService(Service):
         return True
 
     async def doRecovery(self, reason: str) -> None:
-        from ctdb.daemon.recover import newGeneration
 
         if self.recovering:
             return

@@ -17,8 +17,10 @@ import tempfile
 from twisted.internet.task import Clock
 from twisted.logger import LogLevel, capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
 
 from ctdb.daemon.core import Daemon, DaemonConfig
+from ctdb.interfaces import ILogLevelObserver, ITunableObserver
 from ctdb.nodes import parseNodes
 from ctdb.protocols import controls as C
 from ctdb.protocols import packet as P
@@ -123,10 +125,16 @@ class InformationControlTests(ControlTestCase):
         self.assertOk(self.call(Control.SET_DEBUG, C.encodeI32(-1)))
         self.assertEqual(C.decodeI32(self.call(Control.GET_DEBUG).data), -1)
 
-    def test_setDebugCallsHook(self) -> None:
-        """SET_DEBUG tells the daemon's setLogLevel hook, if it has one."""
+    def test_setDebugTellsObservers(self) -> None:
+        """SET_DEBUG tells every ILogLevelObserver the new level."""
         levels: list[int] = []
-        self.daemon.setLogLevel = levels.append  # type: ignore[attr-defined]
+
+        @implementer(ILogLevelObserver)
+        class Observer:
+            def logLevelChanged(self, level: int) -> None:
+                levels.append(level)
+
+        self.daemon.addLogLevelObserver(Observer())
         self.call(Control.SET_DEBUG, C.encodeI32(5))
         self.assertEqual(levels, [5])
 
@@ -232,10 +240,16 @@ class TunableControlTests(ControlTestCase):
         data = self.call(Control.GET_TUNABLE, C.encodeGetTunable("ControlTimeout")).data
         self.assertEqual(C.decodeU32(data), 7)
 
-    def test_setTunableHook(self) -> None:
-        """SET_TUNABLE tells a tunableChanged hook the canonical name."""
+    def test_setTunableTellsObservers(self) -> None:
+        """SET_TUNABLE tells every ITunableObserver the canonical name."""
         changes: list[tuple[str, int]] = []
-        self.daemon.tunableChanged = lambda n, v: changes.append((n, v))  # type: ignore[attr-defined]
+
+        @implementer(ITunableObserver)
+        class Observer:
+            def tunableChanged(self, name: str, value: int) -> None:
+                changes.append((name, value))
+
+        self.daemon.addTunableObserver(Observer())
         self.call(Control.SET_TUNABLE, C.encodeSetTunable("KEEPALIVELIMIT", 9))
         self.assertEqual(changes, [("KeepaliveLimit", 9)])
 

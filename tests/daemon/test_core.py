@@ -13,10 +13,17 @@ import os
 from twisted.internet.base import DelayedCall
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from ctdb.daemon.core import SAMBA_VERSION, Daemon, DaemonConfig, keepaliveVersion
-from ctdb.interfaces import IClientConnection, INodeTransport, INodeTransportListener
+from ctdb.interfaces import (
+    IClientConnection,
+    IClientObserver,
+    INodeTransport,
+    INodeTransportListener,
+    IRecordProtocol,
+)
 from ctdb.nodes import parseNodes
 from ctdb.protocols import controls as C
 from ctdb.protocols import packet as P
@@ -527,16 +534,18 @@ class ClientTests(SynchronousTestCase):
     def test_disconnectCleansUp(self) -> None:
         """
         A client that goes away loses its srvid and tunnel registrations,
-        and the clientGone hook runs for it.
+        and every IClientObserver is told.
         """
         gone: list[object] = []
 
-        class Hooked(Daemon):
+        @implementer(IClientObserver)
+        class Observer:
             def clientGone(self, client: IClientConnection) -> None:
                 gone.append(client)
 
         clock = Clock()
-        cluster = connectedNodes(1, clock, daemonFactory=Hooked)
+        cluster = connectedNodes(1, clock)
+        cluster[0].addClientObserver(Observer())
         client = cluster.client(0)
         client.control(Control.REGISTER_SRVID, srvid=SRVID)
         client.control(Control.TUNNEL_REGISTER, srvid=0x77)
@@ -814,21 +823,26 @@ class RobustnessTests(SynchronousTestCase):
         s.transport.deliver(1, P.Header(77, 0, 1, 5).encode(32))
         self.assertEqual(s.transport.restarted, [1])
 
-    def test_callPacketHook(self) -> None:
-        """Call-path packets from nodes go to the callPacket hook."""
+    def test_recordProtocolGetsCallPackets(self) -> None:
+        """Call-path packets from nodes go to the record protocol."""
         seen: list[int] = []
 
-        class Hooked(Daemon):
-            def callPacket(self, pnn: int, pkt: P.Packet) -> None:
+        @implementer(IRecordProtocol)
+        class Records:
+            def nodeCallPacket(self, pnn: int, pkt: P.Packet) -> None:
                 seen.append(pkt.header.operation)
+
+            def clientCall(self, client: IClientConnection, pkt: P.ReqCall) -> None:
+                pass
 
         clock = Clock()
         transport = FakeNodeTransport(0)
-        d = Hooked(
+        d = Daemon(
             reactor=clock,  # type: ignore[arg-type]
             config=DaemonConfig(nodeMap=parseNodes("10.0.0.1\n10.0.0.2\n"), pnn=0),
             transport=transport,
         )
+        d.setRecordProtocol(Records())
         d.startService()
         transport.connect(1)
         stale = P.Header(P.Operation.REPLY_ERROR, 0, 1, 3, d.vnnMap.generation + 1)

@@ -16,8 +16,8 @@ from typing import Any
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from ctdb.daemon.databases import DatabaseManager
 from ctdb.database.ltdb import LtdbHeader, ctdbHash
+from ctdb.databases.manager import DatabaseManager
 from ctdb.protocols import controls as C
 from ctdb.protocols import packet as P
 from ctdb.protocols.controls import Control
@@ -54,7 +54,7 @@ class RejoinTests(SynchronousTestCase):
         self.cluster.advance(seconds, step=0.05)
 
     def manager(self, pnn: int) -> DatabaseManager:
-        return self.cluster[pnn].databases  # type: ignore[attr-defined]
+        return self.cluster.databases(pnn)
 
     def limitHops(self, pnn: int) -> None:
         """A REQ_CALL that node C{pnn} would forward for the HOP_LIMIT'th

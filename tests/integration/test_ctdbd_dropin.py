@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -19,7 +20,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from twisted.internet.task import Clock
 
+from ctdb.daemon.memdump import memoryReport
+from ctdb.testing import connectedNodes
 from tests.integration.conftest import randomBase
 
 CTDBD = os.path.join(os.path.dirname(sys.executable), "ctdbd")
@@ -202,29 +206,17 @@ def testMissingDatabaseDirectory(tmp_path: Path) -> None:
 def testMemoryReportFormat() -> None:
     """The DUMP_MEMORY answer matches the talloc report pattern Samba's
     debug.003.dumpmemory checks, line by line, and has at least 10 lines."""
-    import re
-    from types import SimpleNamespace
-
-    from ctdb.daemon.memdump import memoryReport
-
-    daemon = SimpleNamespace(
-        nodes=[SimpleNamespace(pnn=i) for i in range(3)],
-        clients={1: object()},
-        tunables=object(),
-        stats=object(),
-        vnnMap=(),
-        srvids={},
-        tunnels={},
-        controls=object(),
-        internalHandlers={},
-        transport=object(),
-        config=object(),
-    )
+    cluster = connectedNodes(3, Clock())
+    cluster.databases(0).attach("locking.tdb", 0)
+    cluster.client(0)
+    daemon = cluster[0]
     pattern = re.compile(
         r"^(\s.+\s+contains\s+\d+ bytes in\s+\d+ blocks \(ref \d+\)\s+0x[0-9a-f]+"
         r"|\s+reference to: .+"
         r"|full talloc report on .+ \(total\s+\d+ bytes in \d+ blocks\))$"
     )
     lines = memoryReport(daemon).decode().splitlines()
+    cluster.stop()
     assert len(lines) >= 10
+    assert any("struct ctdb_db_context" in line for line in lines)
     assert all(pattern.match(line) for line in lines), lines

@@ -14,8 +14,6 @@ from twisted.internet import defer
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from ctdb.daemon.databases import DB_SEQNUM_KEY, DatabaseManager
-from ctdb.daemon.recover import RecoveryControls
 from ctdb.database.ltdb import (
     CTDB_REC_FLAG_MIGRATED_WITH_DATA,
     CTDB_REC_RO_FLAGS,
@@ -23,6 +21,7 @@ from ctdb.database.ltdb import (
     CTDB_REC_RO_HAVE_READONLY,
     LtdbHeader,
 )
+from ctdb.databases.manager import DB_SEQNUM_KEY
 from ctdb.protocols import controls as C
 from ctdb.protocols import packet as P
 from ctdb.protocols import records as R
@@ -43,9 +42,7 @@ class _RecoveryMixin:
         self.cluster: FakeCluster = connectedNodes(
             3, self.clock, tunables=dict(self.tunables)
         )
-        self.managers = [DatabaseManager(d, memory=True) for d in self.cluster]
-        for d in self.cluster:
-            RecoveryControls(d)
+        self.managers = [self.cluster.databases(d.pnn) for d in self.cluster]
         self.addCleanup(self.cluster.stop)  # type: ignore[attr-defined]
 
     def attach(self, name: str, flags: int = 0, on: tuple[int, ...] = (0, 1, 2)) -> int:

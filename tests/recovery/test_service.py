@@ -19,8 +19,8 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from ctdb.daemon.core import Daemon
-from ctdb.daemon.databases import DB_SEQNUM_KEY, DatabaseManager
 from ctdb.database.ltdb import LtdbHeader
+from ctdb.databases.manager import DB_SEQNUM_KEY, DatabaseManager
 from ctdb.interfaces import IClientConnection
 from ctdb.protocols import controls as C
 from ctdb.protocols import packet as P
@@ -59,10 +59,10 @@ class _ServiceMixin:
         return [d for d in self.cluster if d.running]
 
     def service(self, pnn: int) -> RecoveryService:
-        return self.cluster[pnn].recovery  # type: ignore[attr-defined]
+        return self.cluster.recovery(pnn)
 
     def db(self, pnn: int) -> DatabaseManager:
-        return self.cluster[pnn].databases  # type: ignore[attr-defined]
+        return self.cluster.databases(pnn)
 
     def generation(self) -> int:
         return self.live()[0].vnnMap.generation
@@ -146,14 +146,12 @@ class LongestRunningTests(SynchronousTestCase):
         clock = Clock()
         cluster = connectedNodes(3, clock, recovery=True, start=False)
         self.addCleanup(cluster.stop)
-        order = [cluster[1], cluster[0], cluster[2]]
-        for i, d in enumerate(order):
+        for i, pnn in enumerate([1, 0, 2]):
             if i == 1:
                 clock.advance(0.2)
-            d.startService()
-            d.recovery.startService()  # type: ignore[attr-defined]
+            cluster.node(pnn).startService()
         cluster.advance(4, step=0.05)
-        self.assertEqual({d.recovery.leader for d in cluster}, {1})  # type: ignore[attr-defined]
+        self.assertEqual({cluster.recovery(d.pnn).leader for d in cluster}, {1})
 
     def test_noLeaderRole(self) -> None:
         """A node without the leader capability never leads."""
@@ -162,10 +160,9 @@ class LongestRunningTests(SynchronousTestCase):
         self.addCleanup(cluster.stop)
         cluster[2].capabilities &= ~C.CTDB_CAP_RECMASTER
         for d in cluster:
-            d.startService()
-            d.recovery.startService()  # type: ignore[attr-defined]
+            cluster.node(d.pnn).startService()
         cluster.advance(4, step=0.05)
-        self.assertEqual({d.recovery.leader for d in cluster}, {1})  # type: ignore[attr-defined]
+        self.assertEqual({cluster.recovery(d.pnn).leader for d in cluster}, {1})
 
 
 class MembershipTests(_ServiceMixin, SynchronousTestCase):

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.daemon.test_databases -*-
+# -*- test-case-name: tests.databases.test_manager -*-
 """
 Clustered databases in the daemon: attach and the database controls
 (ctdb_ltdb_server.c, ctdb_control.c), the volatile record protocol
@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, cast
 from twisted.internet import defer
 from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
+from zope.interface import implementer
 
 from ctdb.database.ltdb import (
     CTDB_REC_FLAG_AUTOMATIC,
@@ -36,8 +37,16 @@ from ctdb.database.ltdb import (
     ctdbHash,
 )
 from ctdb.database.store import MemoryRecordStore, TdbRecordStore
+from ctdb.databases.vacuum import Vacuumer
 from ctdb.errors import MalformedPacket
-from ctdb.interfaces import IClientConnection, IRecordStore
+from ctdb.interfaces import (
+    IClientConnection,
+    IClientObserver,
+    IRecordProtocol,
+    IRecordStore,
+    IRecoveryParticipant,
+    IStatisticsSource,
+)
 from ctdb.protocols import controls as C
 from ctdb.protocols import packet as P
 from ctdb.protocols import records as R
@@ -247,8 +256,9 @@ class _Traverse:
     done: defer.Deferred[int] | None = None
 
 
+@implementer(IRecordProtocol, IClientObserver, IRecoveryParticipant, IStatisticsSource)
 class DatabaseManager:
-    """Owns every attached database of one daemon."""
+    """Owns every attached database of one daemon (see L{plugInto})."""
 
     log = Logger()
 
@@ -267,18 +277,20 @@ class DatabaseManager:
         # Client replies produced while a chain lock is held, sent once it
         # is released (see withLock); None when no lock is held.
         self._afterUnlock: list[tuple[IClientConnection, P.Packet]] | None = None
-        daemon.callPacket = self.nodeCallPacket  # type: ignore[method-assign]
-        daemon.clientCall = self.clientCall  # type: ignore[method-assign]
-        daemon.clientGone = self.clientGone  # type: ignore[method-assign]
-        daemon.databases = self  # type: ignore[attr-defined]
+        self.vacuum = Vacuumer(self)
+
+    def plugInto(self, daemon: Daemon) -> None:
+        """Register with the daemon core: its controls, the record protocol,
+        and the client, recovery and statistics seams (ctdb.interfaces)."""
         for name in dir(self):
             if name.startswith("control_"):
                 daemon.controls.register(
                     Control[name[len("control_") :]], getattr(self, name)
                 )
-        from ctdb.daemon.vacuum import Vacuumer
-
-        self.vacuum = Vacuumer(self)
+        daemon.setRecordProtocol(self)
+        daemon.addClientObserver(self)
+        daemon.addRecoveryParticipant(self)
+        daemon.addStatisticsSource(self)
 
     @property
     def pnn(self) -> int:
@@ -635,6 +647,32 @@ class DatabaseManager:
     def control_DB_FREEZE(self, req: P.ReqControl, client: object) -> ControlResult:
         self._db(req).frozen = True
         return (0, b"", b"")
+
+    # -- IRecoveryParticipant and IStatisticsSource ---------------------------------
+
+    def becameInactive(self) -> None:
+        self.invalidateRecords()
+
+    def recoveryModeNormal(self) -> None:
+        """Recovery is over on this node: leftover recovery transactions are
+        cancelled, databases thawed, held calls and attaches run again."""
+        for db in self.byId.values():
+            if db.transactionId is not None:
+                db.store.transactionCancel()
+                db.transactionId = None
+            db.frozen = False
+            db.invalidRecords = False
+        self.recoveryFinished()
+
+    def recoveryEnded(self, first: bool) -> None:
+        # ctdb_persistent_finish_trans3_commits
+        self.finishTrans3Commits()
+        if first:
+            # attaches that waited for the end of the first recovery
+            self.processDeferredAttaches()
+
+    def memoryObjects(self) -> list[tuple[str, object]]:
+        return [("struct ctdb_db_context", db) for db in self.byId.values()]
 
     def invalidateRecords(self) -> None:
         """db_invalidate, as the node becomes inactive (stopped or banned):

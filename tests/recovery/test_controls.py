@@ -1,6 +1,6 @@
-# -*- test-case-name: tests.recovery.test_recover_controls -*-
+# -*- test-case-name: tests.recovery.test_controls -*-
 """
-Tests for L{ctdb.daemon.recover}: the daemon side of recovery and node
+Tests for L{ctdb.recovery.controls}: the daemon side of recovery and node
 states (ctdb_recover.c, ctdb_banning.c), driven by a local L{FakeClient} on
 daemons connected by L{ctdb.testing} fakes, without a recovery service.
 """
@@ -14,12 +14,11 @@ import tempfile
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from ctdb.daemon.databases import DatabaseManager
-from ctdb.daemon.recover import RecoveryControls, newGeneration
 from ctdb.protocols import controls as C
 from ctdb.protocols import packet as P
 from ctdb.protocols import records as R
 from ctdb.protocols.controls import Control
+from ctdb.recovery.controls import newGeneration
 from ctdb.recovery.election import CTDB_SRVID_PUSH_NODE_FLAGS, encodeFlagChange
 from ctdb.testing import FakeClient, connectedNodes
 
@@ -28,8 +27,8 @@ class _ControlsMixin:
     def setUp(self) -> None:
         self.clock = Clock()
         self.cluster = connectedNodes(3, self.clock)
-        self.managers = [DatabaseManager(d, memory=True) for d in self.cluster]
-        self.rc = [RecoveryControls(d) for d in self.cluster]
+        self.managers = [self.cluster.databases(d.pnn) for d in self.cluster]
+        self.rc = [self.cluster.recoveryControls(d.pnn) for d in self.cluster]
         self.addCleanup(self.cluster.stop)  # type: ignore[attr-defined]
         self.client = FakeClient(self.cluster[0])
 

@@ -1,6 +1,6 @@
-# -*- test-case-name: tests.daemon.test_trans3 -*-
+# -*- test-case-name: tests.databases.test_trans3 -*-
 """
-Tests for TRANS3_COMMIT and UPDATE_RECORD in L{ctdb.daemon.databases}
+Tests for TRANS3_COMMIT and UPDATE_RECORD in L{ctdb.databases.manager}
 (ctdb_persistent.c, ctdb_update_record.c): a commit is answered 0 only
 when every active node applied it; when a node refuses, the answer waits
 for the end of the recovery (status 2), as ctdbd 4.17 does; an update
@@ -15,8 +15,6 @@ from twisted.internet import defer
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from ctdb.daemon.databases import DatabaseManager
-from ctdb.daemon.recover import RecoveryControls
 from ctdb.database.ltdb import LtdbHeader
 from ctdb.protocols import controls as C
 from ctdb.protocols import records as R
@@ -44,10 +42,7 @@ class Trans3CommitTests(SynchronousTestCase):
         self.clock = Clock()
         self.cluster: FakeCluster = connectedNodes(3, self.clock)
         self.addCleanup(self.cluster.stop)
-        self.managers = [DatabaseManager(d, memory=True) for d in self.cluster]
-        for d in self.cluster:
-            if getattr(d, "recoveryControls", None) is None:
-                RecoveryControls(d)
+        self.managers = [self.cluster.databases(d.pnn) for d in self.cluster]
         for m in self.managers:
             db = m.attach("p.tdb", R.DB_FLAGS_PERSISTENT)
         self.db_id = db.db_id

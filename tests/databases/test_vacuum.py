@@ -1,6 +1,6 @@
-# -*- test-case-name: tests.daemon.test_vacuum -*-
+# -*- test-case-name: tests.databases.test_vacuum -*-
 """
-Tests for L{ctdb.daemon.vacuum}: the delete queue, fast and full vacuuming
+Tests for L{ctdb.databases.vacuum}: the delete queue, fast and full vacuuming
 runs, VACUUM_FETCH and TRY_DELETE_RECORDS, on three daemons connected by
 L{ctdb.testing} fakes with in-memory record stores.
 
@@ -19,7 +19,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from ctdb.database.ltdb import CTDB_REC_FLAG_MIGRATED_WITH_DATA, LtdbHeader
 from ctdb.protocols import records as R
 from ctdb.protocols.controls import Control
-from tests.daemon.test_databases import _ClusterMixin, keyWithLmaster
+from tests.databases.test_manager import _ClusterMixin, keyWithLmaster
 
 DB = "vacuum_test.tdb"
 

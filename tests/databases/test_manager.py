@@ -1,6 +1,6 @@
-# -*- test-case-name: tests.daemon.test_databases -*-
+# -*- test-case-name: tests.databases.test_manager -*-
 """
-Tests for L{ctdb.daemon.databases}: the volatile record protocol with
+Tests for L{ctdb.databases.manager}: the volatile record protocol with
 ctdbd's rsn rules, read-only delegations and sticky records, on daemons
 connected by L{ctdb.testing} fakes with in-memory record stores.
 
@@ -16,13 +16,6 @@ from typing import ClassVar
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from ctdb.daemon.databases import (
-    DatabaseManager,
-    trackedPnns,
-    trackingAdd,
-    updateHotKeys,
-)
-from ctdb.daemon.recover import RecoveryControls
 from ctdb.database.ltdb import (
     CTDB_REC_FLAG_MIGRATED_WITH_DATA,
     CTDB_REC_RO_HAVE_DELEGATIONS,
@@ -32,6 +25,11 @@ from ctdb.database.ltdb import (
     ctdbHash,
 )
 from ctdb.database.tdb import TDB_SEQNUM
+from ctdb.databases.manager import (
+    trackedPnns,
+    trackingAdd,
+    updateHotKeys,
+)
 from ctdb.protocols import controls as C
 from ctdb.protocols import packet as P
 from ctdb.protocols import records as R
@@ -59,7 +57,7 @@ class _ClusterMixin:
     def buildCluster(self, n: int = 3) -> FakeCluster:
         self.clock = Clock()
         self.cluster = connectedNodes(n, self.clock, tunables=dict(self.tunables))
-        self.managers = [DatabaseManager(d, memory=True) for d in self.cluster]
+        self.managers = [self.cluster.databases(d.pnn) for d in self.cluster]
         self.addCleanup(self.cluster.stop)  # type: ignore[attr-defined]
         return self.cluster
 
@@ -638,7 +636,6 @@ class DeferredAttachTests(_ClusterMixin, SynchronousTestCase):
     def setUp(self) -> None:
         self.buildCluster()
         self.daemon = self.cluster[0]
-        RecoveryControls(self.daemon)
         self.client = self.cluster.client(0)
 
     def attachRequest(self, name: str = "locking.tdb") -> int:

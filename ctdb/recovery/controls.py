@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.recovery.test_recover_controls -*-
+# -*- test-case-name: tests.recovery.test_controls -*-
 """
 The daemon side of recovery and node states (ctdb_recover.c, ctdb_banning.c,
 ctdb_control.c): recovery mode, vnn map, node flags, bans, stop/continue,
@@ -45,7 +45,9 @@ class RecoveryControls:
         self.daemon = daemon
         self._unban: IDelayedCall | None = None
         self.banTime = 0
-        daemon.recoveryControls = self  # type: ignore[attr-defined]
+
+    def plugInto(self, daemon: Daemon) -> None:
+        """Register the recovery controls and the flag-push message."""
         for name in dir(self):
             if name.startswith("control_"):
                 daemon.controls.register(
@@ -84,9 +86,8 @@ class RecoveryControls:
         """ctdb_node_become_inactive: recovery mode active, databases frozen."""
         d = self.daemon
         d.recmode = C.CTDB_RECOVERY_ACTIVE
-        dbs = getattr(d, "databases", None)
-        if dbs is not None:
-            dbs.invalidateRecords()
+        for participant in d.recoveryParticipants:
+            participant.becameInactive()
 
     def _pushedFlags(self, srvid: int, data: bytes) -> None:
         try:
@@ -133,17 +134,9 @@ class RecoveryControls:
         if self.myNode.flags & C.NODE_FLAGS_INACTIVE:
             # A banned or stopped node stays out of the cluster.
             return (-1, b"", b"node is inactive")
-        dbs = getattr(d, "databases", None)
-        if dbs is not None:
-            for db in dbs.byId.values():
-                if db.transactionId is not None:
-                    db.store.transactionCancel()
-                    db.transactionId = None
-                db.frozen = False
-                db.invalidRecords = False
         d.recmode = mode
-        if dbs is not None:
-            dbs.recoveryFinished()
+        for participant in d.recoveryParticipants:
+            participant.recoveryModeNormal()
         return OK
 
     def control_SETVNNMAP(self, req: P.ReqControl, client: object) -> ControlResult:
@@ -169,20 +162,14 @@ class RecoveryControls:
         if firstRecovery:
             d.setRunstate(C.RunState.STARTUP)
             d.setRunstate(C.RunState.RUNNING)
-        dbs = getattr(d, "databases", None)
-        if dbs is not None:
-            # ctdb_persistent_finish_trans3_commits
-            dbs.finishTrans3Commits()
-            if firstRecovery:
-                # attaches that waited for the end of the first recovery
-                dbs.processDeferredAttaches()
+        for participant in d.recoveryParticipants:
+            participant.recoveryEnded(firstRecovery)
         return OK
 
     def control_FREEZE(self, req: P.ReqControl, client: object) -> ControlResult:
         # ctdb_control_freeze: only sent as a node becomes inactive
-        dbs = getattr(self.daemon, "databases", None)
-        if dbs is not None:
-            dbs.invalidateRecords()
+        for participant in self.daemon.recoveryParticipants:
+            participant.becameInactive()
         return OK
 
     def control_MODIFY_FLAGS(self, req: P.ReqControl, client: object) -> ControlResult:

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.daemon.test_vacuum -*-
+# -*- test-case-name: tests.databases.test_vacuum -*-
 """
 Vacuuming of volatile databases (ctdb_vacuum.c, and TRY_DELETE_RECORDS from
 ctdb_recover.c).
@@ -60,7 +60,7 @@ from ctdb.protocols.controls import Control
 
 if TYPE_CHECKING:
     from ctdb.daemon.core import ControlResult
-    from ctdb.daemon.databases import Database, DatabaseManager
+    from ctdb.databases.manager import Database, DatabaseManager
 
 HEADER_SIZE = 24
 
