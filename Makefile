@@ -1,7 +1,8 @@
 # txctdb: setup, tests and a demo on a fresh Debian 12 machine (run as root).
 #
 #   make install   system packages + .venv with the project (idempotent, quiet)
-#   make lint      ruff check, ruff format --check and mypy (quiet when clean)
+#   make lint      ruff check, ruff format --check, mypy and the import
+#                  contracts of pyproject.toml (quiet when clean)
 #   make test      lint, then the whole test suite
 #   make demo      a 3-node cluster on 127.0.0.1-3, driven by Samba's ctdb tool
 #   make clean     remove build debris (keeps .venv; `make distclean` removes it)
@@ -69,6 +70,7 @@ lint: install
 	@$(VENV)/bin/ruff check --quiet $(LINT_PATHS)
 	@$(VENV)/bin/ruff format --check --quiet $(LINT_PATHS)
 	@$(VENV)/bin/mypy --no-error-summary ctdb tests
+	@$(VENV)/bin/lint-imports --no-cache >/dev/null || $(VENV)/bin/lint-imports --no-cache
 
 test: lint
 	$(VENV)/bin/python -m pytest -q tests

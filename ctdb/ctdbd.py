@@ -24,6 +24,7 @@ in test mode.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -249,8 +250,6 @@ def daemonExecutable() -> str:
         try:
             os.link(real, tmp)
         except OSError:
-            import shutil
-
             shutil.copy2(real, tmp)
         os.replace(tmp, target)
         return target

@@ -2,15 +2,20 @@
 """
 The source tree's conventions that no linter checks: every module's
 C{test-case-name} line (what C{trial --testmodule} and editors follow from
-a module to its tests) names test modules that exist.
+a module to its tests) names test modules that exist; only the entry points
+import the global reactor; no import cycles (import-linter's contracts in
+pyproject.toml check the layers).
 """
 
 from __future__ import annotations
 
+import ast
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
+import grimp
 from twisted.scripts.trial import getTestModules
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -73,3 +78,68 @@ class TestCaseNameTests(SynchronousTestCase):
         )
         (root / "ctdb" / "plain.py").write_text('"""No test-case-name."""\n')
         self.assertEqual(missingTestModules(root), [("ctdb/m.py", "tests.test_gone")])
+
+
+#: the only modules that may import the global reactor: the entry points
+REACTOR_IMPORTERS = {"ctdb.tap", "ctdb.ctdbd"}
+
+
+def reactorImporters(root: Path = ROOT) -> set[str]:
+    """The ctdb modules that import C{twisted.internet.reactor}, anywhere
+    in the module (a function-level import counts too)."""
+    found = set()
+    for path in sorted((root / "ctdb").rglob("*.py")):
+        tree = ast.parse(path.read_text(), str(path))
+        for node in ast.walk(tree):
+            names: list[str] = []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            if "twisted.internet.reactor" in names:
+                module = ".".join(path.relative_to(root).with_suffix("").parts)
+                found.add(module.removesuffix(".__init__"))
+    return found
+
+
+def importCycles(package: str = "ctdb") -> list[list[str]]:
+    """Import cycles between the modules of C{package} (annotation-only
+    imports under TYPE_CHECKING not counted), each as a list of modules."""
+    graph = grimp.build_graph(package, exclude_type_checking_imports=True)
+    modules = sorted(graph.modules)
+    cycles = []
+    for module in modules:
+        for imported in graph.find_modules_directly_imported_by(module):
+            chain = graph.find_shortest_chain(importer=imported, imported=module)
+            if chain is not None and module == min([module, *chain]):
+                cycles.append([module, *chain])
+    return cycles
+
+
+class LayerTests(SynchronousTestCase):
+    """The layer rules that import-linter (pyproject.toml) cannot state."""
+
+    def test_onlyEntryPointsImportReactor(self) -> None:
+        """Only ctdb.tap and ctdb.ctdbd import the global reactor; everything
+        else is handed one (STYLE.md habit 4)."""
+        self.assertEqual(reactorImporters() - REACTOR_IMPORTERS, set())
+
+    def test_noImportCycles(self) -> None:
+        """No two ctdb modules import each other, directly or through others."""
+        self.assertEqual(importCycles(), [])
+
+    def test_cycleFound(self) -> None:
+        """The cycle check sees a cycle: a throwaway package with one."""
+        root = Path(tempfile.mkdtemp())
+        self.addCleanup(shutil.rmtree, root)
+        pkg = root / "cyclepkg"
+        pkg.mkdir()
+        (pkg / "__init__.py").write_text("")
+        (pkg / "a.py").write_text("from cyclepkg import b\n")
+        (pkg / "b.py").write_text("from cyclepkg import a\n")
+        (pkg / "c.py").write_text("from cyclepkg import a\n")
+        sys.path.insert(0, str(root))
+        self.addCleanup(sys.path.remove, str(root))
+        self.assertEqual(
+            importCycles("cyclepkg"), [["cyclepkg.a", "cyclepkg.b", "cyclepkg.a"]]
+        )

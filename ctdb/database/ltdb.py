@@ -25,6 +25,7 @@ import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from ctdb.database import _libtdb
 from ctdb.errors import MalformedPacket
 
 # --- struct ctdb_ltdb_header ----------------------------------------------------
@@ -223,11 +224,9 @@ def useHashFunction(fn: Callable[[bytes], int] | None) -> None:
 
 def _selectHash() -> Callable[[bytes], int]:
     # libtdb's C hash costs a flat ~2.5 us a call through ctypes; the pure
-    # one 4 us for a short key and 20 us for 64 bytes.  The import is lazy
-    # so that merely importing this module never loads a shared library.
+    # one 4 us for a short key and 20 us for 64 bytes.  The library is
+    # loaded on the first hash, never by importing this module.
     global _hashFunction
-    from ctdb.database import _libtdb
-
     _hashFunction = _libtdb.hashFunction() or jenkinsHash
     return _hashFunction
 

@@ -11,7 +11,7 @@ import os
 
 from zope.interface import implementer
 
-from ctdb.database.tdb import TDB_SEQNUM
+from ctdb.database.tdb import TDB, TDB_SEQNUM
 from ctdb.interfaces import IRecordStore
 
 
@@ -103,8 +103,6 @@ class TdbRecordStore:
     def __init__(
         self, path: str, *, hashSize: int, tdbFlags: int, create: bool = True
     ) -> None:
-        from ctdb.database.tdb import TDB
-
         self.path = path
         flags = os.O_RDWR | (os.O_CREAT if create else 0)
         self.tdb = TDB(
