@@ -57,16 +57,6 @@ CTDB_DB_FLAGS_REPLICATED = 0x08
 #: Default of the DatabaseHashSize tunable: hash chains of a ctdb TDB.
 DATABASE_HASH_SIZE = 100001
 
-# The TDB_* open flags used here (lib/tdb/include/tdb.h); restated rather
-# than imported so that this module never loads libtdb.
-_TDB_DEFAULT = 0
-_TDB_CLEAR_IF_FIRST = 1
-_TDB_NOMMAP = 8
-_TDB_NOSYNC = 64
-_TDB_DISALLOW_NESTING = 1024
-_TDB_INCOMPATIBLE_HASH = 2048
-_TDB_MUTEX_LOCKING = 4096
-
 _HEADER = struct.Struct("<QIIIxxxx")
 assert _HEADER.size == LTDB_HEADER_SIZE
 
@@ -118,6 +108,14 @@ def splitRecord(value: bytes | bytearray | memoryview) -> tuple[LtdbHeader, byte
     """
     header, consumed = LtdbHeader.decode(value)
     return header, bytes(value[consumed:])
+
+
+def splitValue(value: bytes | None) -> tuple[LtdbHeader | None, bytes]:
+    """Like L{splitRecord}, but an absent or too short value (no record)
+    gives C{(None, b"")} instead of an error."""
+    if value is None or len(value) < LTDB_HEADER_SIZE:
+        return None, b""
+    return LtdbHeader.decode(value[:LTDB_HEADER_SIZE])[0], value[LTDB_HEADER_SIZE:]
 
 
 def joinRecord(header: LtdbHeader, data: bytes = b"") -> bytes:
@@ -288,16 +286,24 @@ def dbTdbFlags(
     All get C{TDB_DISALLOW_NESTING}; C{withValgrind} adds C{TDB_NOMMAP}.
     """
     if dbFlags & CTDB_DB_FLAGS_PERSISTENT:
-        flags = _TDB_DEFAULT
+        flags = _libtdb.TDB_DEFAULT
     elif dbFlags & CTDB_DB_FLAGS_REPLICATED:
-        flags = _TDB_NOSYNC | _TDB_CLEAR_IF_FIRST | _TDB_INCOMPATIBLE_HASH
+        flags = (
+            _libtdb.TDB_NOSYNC
+            | _libtdb.TDB_CLEAR_IF_FIRST
+            | _libtdb.TDB_INCOMPATIBLE_HASH
+        )
     else:
-        flags = _TDB_NOSYNC | _TDB_CLEAR_IF_FIRST | _TDB_INCOMPATIBLE_HASH
+        flags = (
+            _libtdb.TDB_NOSYNC
+            | _libtdb.TDB_CLEAR_IF_FIRST
+            | _libtdb.TDB_INCOMPATIBLE_HASH
+        )
         if withMutex:
-            flags |= _TDB_MUTEX_LOCKING
-    flags |= _TDB_DISALLOW_NESTING
+            flags |= _libtdb.TDB_MUTEX_LOCKING
+    flags |= _libtdb.TDB_DISALLOW_NESTING
     if withValgrind:
-        flags |= _TDB_NOMMAP
+        flags |= _libtdb.TDB_NOMMAP
     return flags
 
 

@@ -50,6 +50,7 @@ from twisted.python.failure import Failure
 from ctdb.database.ltdb import (
     CTDB_REC_FLAG_MIGRATED_WITH_DATA,
     CTDB_REC_RO_FLAGS,
+    LTDB_HEADER_SIZE,
     LtdbHeader,
 )
 from ctdb.errors import MalformedPacket
@@ -60,9 +61,8 @@ from ctdb.protocols.controls import Control
 
 if TYPE_CHECKING:
     from ctdb.daemon.core import ControlResult
-    from ctdb.databases.manager import Database, DatabaseManager
-
-HEADER_SIZE = 24
+    from ctdb.databases.manager import DatabaseManager
+    from ctdb.databases.model import Database
 
 
 class VacuumRefused(Exception):
@@ -322,7 +322,7 @@ class Vacuumer:
             items = await items
         for key, value in items:
             run.counts.traversed += 1
-            if len(value) != HEADER_SIZE:
+            if len(value) != LTDB_HEADER_SIZE:
                 continue
             header = LtdbHeader.decode(value)[0]
             if header.dmaster != self.pnn:
@@ -342,9 +342,9 @@ class Vacuumer:
                 value = db.store.fetch(key)
             finally:
                 db.store.unlock(key)
-            if value is None or len(value) < HEADER_SIZE:
+            if value is None or len(value) < LTDB_HEADER_SIZE:
                 continue
-            if LtdbHeader.decode(value[:HEADER_SIZE])[0].dmaster == self.pnn:
+            if LtdbHeader.decode(value[:LTDB_HEADER_SIZE])[0].dmaster == self.pnn:
                 continue  # already migrated
             d = self.manager.migrateRecord(
                 db, key, P.CTDB_IMMEDIATE_MIGRATION | P.CTDB_CALL_FLAG_VACUUM_MIGRATION
@@ -373,7 +373,7 @@ class Vacuumer:
             value = db.store.fetch(key)
         finally:
             db.store.unlock(key)
-        if value is None or len(value) != HEADER_SIZE:
+        if value is None or len(value) != LTDB_HEADER_SIZE:
             return
         self.schedule(db, key, LtdbHeader.decode(value)[0])
 
@@ -388,7 +388,7 @@ class Vacuumer:
                 continue
             try:
                 value = db.store.fetch(key)
-                if value is None or len(value) != HEADER_SIZE:
+                if value is None or len(value) != LTDB_HEADER_SIZE:
                     counts.skipped += 1  # gone, or filled again
                     continue
                 header = LtdbHeader.decode(value)[0]
@@ -528,7 +528,7 @@ class Vacuumer:
             if self.manager.byId.get(db.db_id) is not db:
                 return
             value = db.store.fetch(dd.key)
-            if value is None or len(value) != HEADER_SIZE:
+            if value is None or len(value) != LTDB_HEADER_SIZE:
                 return
             header = LtdbHeader.decode(value)[0]
             if (
@@ -586,7 +586,7 @@ class Vacuumer:
             return (-1, b"", b"Unknown database")
         refused = []
         for rec in buf.records:
-            if len(rec.data) < HEADER_SIZE:
+            if len(rec.data) < LTDB_HEADER_SIZE:
                 return (-1, b"", b"bad ltdb record in indata")
             if not self._deleteCopy(db, rec.key, rec.data):
                 refused.append(rec)
@@ -596,7 +596,7 @@ class Vacuumer:
         """delete_tdb_record: True when our copy is gone."""
         if self.manager.lmaster(key) == self.pnn:
             return False  # called on the lmaster
-        if len(data) != HEADER_SIZE:
+        if len(data) != LTDB_HEADER_SIZE:
             return False
         theirs = LtdbHeader.decode(data)[0]
         if not db.store.lockNonblock(key):
@@ -605,10 +605,10 @@ class Vacuumer:
             value = db.store.fetch(key)
             if value is None:
                 return True
-            if len(value) < HEADER_SIZE:
+            if len(value) < LTDB_HEADER_SIZE:
                 db.store.delete(key)  # corrupt
                 return True
-            ours = LtdbHeader.decode(value[:HEADER_SIZE])[0]
+            ours = LtdbHeader.decode(value[:LTDB_HEADER_SIZE])[0]
             if ours.rsn > theirs.rsn:
                 return False
             if theirs.flags & CTDB_REC_RO_FLAGS or ours.flags & CTDB_REC_RO_FLAGS:

@@ -18,7 +18,11 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from ctdb.database.ltdb import CTDB_REC_FLAG_MIGRATED_WITH_DATA, LtdbHeader
+from ctdb.database.ltdb import (
+    CTDB_REC_FLAG_MIGRATED_WITH_DATA,
+    LTDB_HEADER_SIZE,
+    LtdbHeader,
+)
 from ctdb.protocols import controls as C
 from ctdb.protocols import packet as P
 from ctdb.protocols import records as R
@@ -29,7 +33,6 @@ if TYPE_CHECKING:
     from ctdb.daemon.core import Daemon
 
 _log = Logger(namespace="ctdb.recovery.procedure")
-HEADER_SIZE = 24
 _srvids = itertools.count(1)
 
 
@@ -200,7 +203,7 @@ async def _recoverDb(
         leader = daemon.pnn
         records = []
         for key, m in merged.items():
-            data = m.value[HEADER_SIZE:]
+            data = m.value[LTDB_HEADER_SIZE:]
             if not data:
                 continue
             header = LtdbHeader(
@@ -220,7 +223,7 @@ async def _recoverDb(
         )
         best = max(active, key=lambda p: (C.decodeU64(seqnums[p].data), -p))
         pulled = await _pull(daemon, best, db_id, timeout)
-        records = [r for r in pulled if len(r.data) > HEADER_SIZE]
+        records = [r for r in pulled if len(r.data) > LTDB_HEADER_SIZE]
     await _all(daemon, active, Control.WIPE_DATABASE, transdb, timeout=timeout)
     srvid = CTDB_SRVID_RECOVERY | (next(_srvids) & 0xFFFFFFFF)
     await _all(
@@ -306,9 +309,9 @@ async def _pullVolatile(
     leader = daemon.pnn
     for records in pulls:
         for rec in records:
-            if len(rec.data) < HEADER_SIZE:
+            if len(rec.data) < LTDB_HEADER_SIZE:
                 continue
-            header = LtdbHeader.decode(rec.data[:HEADER_SIZE])[0]
+            header = LtdbHeader.decode(rec.data[:LTDB_HEADER_SIZE])[0]
             old = merged.get(rec.key)
             # recdb_add_traverse (4.17, unchanged since the helper appeared in
             # 2015): the incoming copy is skipped if its rsn is lower, or if

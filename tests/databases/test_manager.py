@@ -25,11 +25,7 @@ from ctdb.database.ltdb import (
     ctdbHash,
 )
 from ctdb.database.tdb import TDB_SEQNUM
-from ctdb.databases.manager import (
-    trackedPnns,
-    trackingAdd,
-    updateHotKeys,
-)
+from ctdb.databases.model import trackedPnns, trackingAdd, updateHotKeys
 from ctdb.protocols import controls as C
 from ctdb.protocols import packet as P
 from ctdb.protocols import records as R

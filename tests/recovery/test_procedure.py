@@ -21,7 +21,7 @@ from ctdb.database.ltdb import (
     CTDB_REC_RO_HAVE_READONLY,
     LtdbHeader,
 )
-from ctdb.databases.manager import DB_SEQNUM_KEY
+from ctdb.databases.model import DB_SEQNUM_KEY
 from ctdb.protocols import controls as C
 from ctdb.protocols import packet as P
 from ctdb.protocols import records as R

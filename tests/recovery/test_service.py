@@ -20,7 +20,8 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from ctdb.daemon.core import Daemon
 from ctdb.database.ltdb import LtdbHeader
-from ctdb.databases.manager import DB_SEQNUM_KEY, DatabaseManager
+from ctdb.databases.manager import DatabaseManager
+from ctdb.databases.model import DB_SEQNUM_KEY
 from ctdb.interfaces import IClientConnection
 from ctdb.protocols import controls as C
 from ctdb.protocols import packet as P

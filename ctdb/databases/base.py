@@ -1,0 +1,261 @@
+# -*- test-case-name: tests.databases.test_manager -*-
+"""
+The shared ground of the databases subsystem: the state every part reads
+and the primitives they share (the record storage rules of
+ctdb_ltdb_store_server, the lmaster of a key, and record locking that never
+blocks the reactor: a chain lock is tried, and retried a moment later when
+a client holds it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from ctdb.database.ltdb import (
+    CTDB_REC_FLAG_AUTOMATIC,
+    CTDB_REC_FLAG_MIGRATED_WITH_DATA,
+    CTDB_REC_FLAG_VACUUM_MIGRATED,
+    CTDB_REC_RO_FLAGS,
+    LtdbHeader,
+    ctdbHash,
+    splitValue,
+)
+from ctdb.databases.model import (
+    _HASH_CACHE_SIZE,
+    Database,
+    _DeferredAttach,
+    _PendingCall,
+    _Trans3Commit,
+    _Traverse,
+)
+from ctdb.interfaces import (
+    IClientConnection,
+)
+from ctdb.protocols import controls as C
+from ctdb.protocols import packet as P
+
+if TYPE_CHECKING:
+    from ctdb.daemon.core import Daemon
+
+
+class RecordStorage:
+    """The databases subsystem's state and record primitives (see
+    L{ctdb.databases.manager.DatabaseManager})."""
+
+    log = Logger()
+    daemon: Daemon
+    memory: bool
+    byId: dict[int, Database]
+    byName: dict[str, Database]
+    _calls: dict[int, _PendingCall]
+    _traverses: dict[int, _Traverse]
+    _trans3: dict[int, _Trans3Commit]
+    _hashes: dict[bytes, int]
+    _deferredAttaches: list[_DeferredAttach]
+    _afterUnlock: list[tuple[IClientConnection, P.Packet]] | None
+
+    @property
+    def pnn(self) -> int:
+        return self.daemon.pnn
+
+    def _db(self, req: P.ReqControl) -> Database:
+        db_id = C.decodeU32(req.data, "db_id")
+        db = self.byId.get(db_id)
+        if db is None:
+            raise KeyError(f"Unknown database 0x{db_id:08x}")
+        return db
+
+    # -- record storage rules ---------------------------------------------------
+
+    def lmaster(self, key: bytes) -> int:
+        vnn = self.daemon.vnnMap.map
+        if not vnn:
+            return self.pnn
+        # A migration asks for the lmaster of the same key several times
+        # and ctdbHash is a ctypes call: remember the hashes of recent keys.
+        if type(key) is not bytes:
+            return vnn[ctdbHash(bytes(key)) % len(vnn)]
+        h = self._hashes.get(key)
+        if h is None:
+            if len(self._hashes) >= _HASH_CACHE_SIZE:
+                self._hashes.clear()
+            h = self._hashes[key] = ctdbHash(key)
+        return vnn[h % len(vnn)]
+
+    def fetch(self, db: Database, key: bytes) -> tuple[LtdbHeader, bytes]:
+        """ctdb_ltdb_fetch: the record, or an initial header (stored if we
+        are its lmaster or the db is persistent)."""
+        header, data = splitValue(db.store.fetch(key))
+        if header is not None:
+            return header, data
+        header = LtdbHeader(0, self.lmaster(key), 0, CTDB_REC_FLAG_AUTOMATIC)
+        if not db.volatile or header.dmaster == self.pnn:
+            header = self.storeRecord(db, key, header, b"")
+        return header, b""
+
+    def storeRecord(
+        self, db: Database, key: bytes, header: LtdbHeader, data: bytes
+    ) -> LtdbHeader:
+        """ctdb_ltdb_store_server: the keep/delete and rsn rules."""
+        lmaster = self.lmaster(key)
+        flags = header.flags
+        rsn = header.rsn
+        keep = False
+        schedule = False
+        if data or flags & CTDB_REC_RO_FLAGS:
+            keep = True
+        elif flags & CTDB_REC_FLAG_AUTOMATIC:
+            keep = True
+            schedule = True
+        elif flags & CTDB_REC_FLAG_MIGRATED_WITH_DATA:
+            keep = True
+        elif self.pnn == lmaster:
+            keep = (
+                not flags & CTDB_REC_FLAG_VACUUM_MIGRATED or self.pnn != header.dmaster
+            )
+        elif self.pnn == header.dmaster:
+            keep = True
+        if (
+            keep
+            and db.volatile
+            and self.pnn == header.dmaster
+            and not flags & CTDB_REC_RO_FLAGS
+        ):
+            rsn += 1
+            if not data:
+                schedule = True
+        flags &= ~(CTDB_REC_FLAG_VACUUM_MIGRATED | CTDB_REC_FLAG_AUTOMATIC)
+        stored = LtdbHeader(rsn, header.dmaster, 0, flags)
+        if keep:
+            db.store.store(key, stored.encode() + data)
+        else:
+            db.store.delete(key)
+        if db.volatile:
+            # ctdb_local_schedule_for_deletion / remove_from_delete_queue
+            if schedule:
+                db.deleteQueue[key] = stored
+            elif keep and db.deleteQueue:
+                db.deleteQueue.pop(key, None)
+        return stored
+
+    # -- locking ----------------------------------------------------------------------
+
+    def withLock(
+        self, db: Database, key: bytes, fn: Callable[[], object], attempt: int = 0
+    ) -> None:
+        """Run C{fn} holding the record's chain lock; if a client holds it,
+        try again shortly (the reactor never blocks on a record lock)."""
+        if db.frozen and attempt < 1_000_000:
+            self.daemon.reactor.callLater(0.01, self.withLock, db, key, fn, attempt + 1)
+            return
+        if not db.store.lockNonblock(key):
+            db.stats.locks_num_pending += 1
+            delay = min(0.0005 * (2 ** min(attempt, 6)), 0.05)
+            self.daemon.reactor.callLater(delay, self._relock, db, key, fn, attempt + 1)
+            return
+        if attempt:
+            # ctdbd counts only the locks that had to wait for its lock helper.
+            db.stats.locks_num_calls += 1
+        # A client answered under the lock would try the chain lock at once,
+        # find it still held and back off: answer it after the unlock.
+        outer = self._afterUnlock
+        replies: list[tuple[IClientConnection, P.Packet]] = (
+            [] if outer is None else outer
+        )
+        self._afterUnlock = replies
+        try:
+            fn()
+        except Exception:  # noqa: BLE001 - a record operation must never crash the daemon
+            self.log.failure("record operation on {db} failed", db=db.name)
+        finally:
+            db.store.unlock(key)
+            self._afterUnlock = outer
+            if outer is None:
+                for client, pkt in replies:
+                    self.daemon.sendToClient(client, pkt)
+
+    def _relock(
+        self, db: Database, key: bytes, fn: Callable[[], object], attempt: int
+    ) -> None:
+        db.stats.locks_num_pending = max(0, db.stats.locks_num_pending - 1)
+        if db.db_id not in self.byId:
+            return
+        self.withLock(db, key, fn, attempt)
+
+    def readAll(
+        self, db: Database
+    ) -> list[tuple[bytes, bytes]] | defer.Deferred[list[tuple[bytes, bytes]]]:
+        """Every record of the local file, without ever waiting on a client's
+        record lock: inside a transaction (recovery) nobody can write; else
+        a whole-file read lock is tried and retried."""
+        if db.transactionId is not None:
+            return db.store.items()
+        got: list[list[tuple[bytes, bytes]]] = []
+
+        def attempt() -> bool:
+            items = db.store.itemsNonblock()
+            if items is None:
+                return False
+            got.append(items)
+            return True
+
+        return self.whenUnlocked(db, attempt, lambda: got[0], "read")
+
+    def whenUnlocked(
+        self,
+        db: Database,
+        attempt: Callable[[], bool],
+        then: Callable[[], object],
+        what: str,
+    ) -> Any:
+        """Run C{attempt} (a non-blocking lock step) until it succeeds, then
+        return C{then()}; at once when possible, else as a Deferred that
+        fails after ControlTimeout."""
+        if attempt():
+            return then()
+        d: defer.Deferred[Any] = defer.Deferred()
+        reactor = self.daemon.reactor
+        deadline = reactor.seconds() + self.daemon.tunables.ControlTimeout
+        db.stats.locks_num_pending += 1
+
+        def retry(delay: float) -> None:
+            try:
+                ok = attempt()
+            except Exception as e:  # noqa: BLE001 - a record operation must never crash the daemon
+                db.stats.locks_num_pending -= 1
+                d.errback(e)
+                return
+            if ok:
+                db.stats.locks_num_pending -= 1
+                try:
+                    d.callback(then())
+                except Exception as e:  # noqa: BLE001 - a record operation must never crash the daemon
+                    d.errback(e)
+                return
+            if reactor.seconds() > deadline:
+                db.stats.locks_num_pending -= 1
+                db.stats.locks_num_failed += 1
+                d.errback(
+                    TimeoutError(f"{what} of {db.name}: record locks held too long")
+                )
+                return
+            reactor.callLater(delay, retry, min(delay * 2, 0.05))
+
+        reactor.callLater(0.001, retry, 0.002)
+        return d
+
+    # -- the call protocol ------------------------------------------------------------
+
+    def _error(self, hdr: P.Header, msg: str) -> None:
+        header = P.Header(
+            P.Operation.REPLY_ERROR,
+            hdr.srcnode,
+            self.pnn,
+            hdr.reqid,
+            self.daemon.vnnMap.generation,
+        )
+        self.daemon.queuePacket(P.ReplyError(header, -1, msg.encode()))

@@ -1,0 +1,628 @@
+# -*- test-case-name: tests.databases.test_manager -*-
+"""
+The volatile record protocol (ctdb_call.c): a client's REQ_CALL, REQ_CALL
+between nodes, REQ_DMASTER / REPLY_DMASTER moving a record to the node that
+asked for it (with the rsn rules of ctdb_ltdb_store_server), REPLY_CALL and
+REPLY_ERROR, and the calls resent after a recovery.
+"""
+
+from __future__ import annotations
+
+from twisted.internet import defer
+
+from ctdb.database.ltdb import (
+    CTDB_REC_FLAG_MIGRATED_WITH_DATA,
+    CTDB_REC_FLAG_VACUUM_MIGRATED,
+    CTDB_REC_RO_FLAGS,
+    CTDB_REC_RO_HAVE_DELEGATIONS,
+    CTDB_REC_RO_HAVE_READONLY,
+    CTDB_REC_RO_REVOKING_READONLY,
+    LTDB_HEADER_SIZE,
+    LtdbHeader,
+)
+from ctdb.databases.model import (
+    _OP_REPLY_CALL,
+    _OP_REPLY_DMASTER,
+    _OP_REPLY_ERROR,
+    _OP_REQ_CALL,
+    _OP_REQ_DMASTER,
+    Database,
+    _PendingCall,
+    trackingAdd,
+    updateHotKeys,
+)
+from ctdb.databases.readonly import ReadonlyRecords
+from ctdb.interfaces import (
+    IClientConnection,
+)
+from ctdb.protocols import controls as C
+from ctdb.protocols import packet as P
+
+
+class RecordMigration(ReadonlyRecords):
+    """Record migration between nodes (the record protocol)."""
+
+    def clientCall(self, client: IClientConnection, pkt: P.ReqCall) -> None:
+        """daemon_request_call_from_client."""
+        db = self.byId.get(pkt.db_id)
+        if db is None:
+            header = P.Header(
+                P.Operation.REPLY_CALL, pkt.header.srcnode, self.pnn, pkt.header.reqid
+            )
+            self.log.error(
+                "Unknown database in request. db_id==0x{db_id:08x}", db_id=pkt.db_id
+            )
+            self.daemon.sendToClient(client, P.ReplyCall(header, -1, b""))
+            return
+        if not pkt.key:
+            header = P.Header(
+                P.Operation.REPLY_CALL, pkt.header.srcnode, self.pnn, pkt.header.reqid
+            )
+            self.daemon.sendToClient(client, P.ReplyCall(header, -1, b""))
+            return
+        calls = self.daemon.stats.calls
+        calls["total_calls"] += 1
+        calls["pending_calls"] += 1
+        self.withLock(db, pkt.key, lambda: self._clientCallLocked(db, client, pkt))
+
+    def _clientCallLocked(
+        self, db: Database, client: IClientConnection, pkt: P.ReqCall
+    ) -> None:
+        key = pkt.key
+        calls = self.daemon.stats.calls
+        header, data = self.fetch(db, key)
+        flags = pkt.flags
+        # Don't do READONLY if we don't have a tracking database.
+        if flags & P.CTDB_WANT_READONLY and not db.readonly:
+            flags &= ~P.CTDB_WANT_READONLY
+        header = self._revokeComplete(db, key, header, data)
+
+        def again() -> None:
+            if self.daemon.clients.get(client.client_id) is client:
+                self.clientCall(client, pkt)
+
+        if header.flags & CTDB_REC_RO_REVOKING_READONLY:
+            # A revoke is under way: wait for it.
+            calls["pending_calls"] = max(0, calls["pending_calls"] - 1)
+            self._deferForRevoke(db, key, bool(flags & P.CTDB_WANT_READONLY), again)
+            return
+        if (
+            header.dmaster == self.pnn
+            and not flags & P.CTDB_WANT_READONLY
+            and header.flags
+            & (CTDB_REC_RO_HAVE_DELEGATIONS | CTDB_REC_RO_HAVE_READONLY)
+        ):
+            # A write to a record with read-only copies out: revoke them first.
+            calls["pending_calls"] = max(0, calls["pending_calls"] - 1)
+            self._revoke(db, key, header, data)
+            self._deferForRevoke(db, key, False, again)
+            return
+        callid = pkt.callid
+        if flags & P.CTDB_WANT_READONLY:
+            # Ask for the record with its header, to store the read-only
+            # copy; the reply is cut back to what the client asked for.
+            callid = P.CTDB_FETCH_WITH_HEADER_FUNC
+        pending = _PendingCall(
+            db,
+            key,
+            pkt.callid,
+            flags,
+            pkt.calldata,
+            client,
+            pkt.header.reqid,
+            pkt.header.srcnode,
+            sentCallid=callid,
+        )
+        if header.dmaster == self.pnn:
+            status, reply = self.callLocal(db, key, callid, header, data)
+            self._finish(pending, status, reply)
+            return
+        reqid = self.daemon.nextReqid()
+        self._calls[reqid] = pending
+        hdr = P.Header(
+            P.Operation.REQ_CALL,
+            header.dmaster,
+            self.pnn,
+            reqid,
+            self.daemon.vnnMap.generation,
+        )
+        self.daemon.queuePacket(
+            P.ReqCall(hdr, flags, db.db_id, callid, 0, key, pkt.calldata)
+        )
+
+    def migrateRecord(
+        self, db: Database, key: bytes, flags: int
+    ) -> defer.Deferred[int]:
+        """Migrate a record here with a NULL_FUNC call, as a client's
+        ctdb_call_send would (the vacuum fetch: fetch_queue_traverse);
+        fires with the call's status."""
+        done: defer.Deferred[int] = defer.Deferred()
+
+        def run() -> None:
+            header, data = self.fetch(db, key)
+            pending = _PendingCall(
+                db,
+                key,
+                P.CTDB_NULL_FUNC,
+                flags,
+                b"",
+                None,
+                0,
+                self.pnn,
+                onDone=done.callback,
+            )
+            self.daemon.stats.calls["pending_calls"] += 1
+            if header.dmaster == self.pnn:
+                status, _ = self.callLocal(db, key, P.CTDB_NULL_FUNC, header, data)
+                self._finish(pending, status, b"")
+                return
+            reqid = self.daemon.nextReqid()
+            self._calls[reqid] = pending
+            hdr = P.Header(
+                P.Operation.REQ_CALL,
+                header.dmaster,
+                self.pnn,
+                reqid,
+                self.daemon.vnnMap.generation,
+            )
+            self.daemon.queuePacket(
+                P.ReqCall(hdr, flags, db.db_id, P.CTDB_NULL_FUNC, 0, key, b"")
+            )
+
+        self.withLock(db, key, run)
+        return done
+
+    def callLocal(
+        self, db: Database, key: bytes, callid: int, header: LtdbHeader, data: bytes
+    ) -> tuple[int, bytes]:
+        """ctdb_call_local with updatetdb: run a built-in function, then
+        write the record back (the caller holds the lock), which as
+        ctdb_ltdb_store_server bumps the rsn of a record we are dmaster of."""
+        if callid == P.CTDB_NULL_FUNC:
+            reply = b""
+        elif callid == P.CTDB_FETCH_FUNC:
+            reply = data
+        elif callid == P.CTDB_FETCH_WITH_HEADER_FUNC:
+            reply = header.encode() + data
+        else:
+            return -1, b""
+        self.storeRecord(db, key, header, data)
+        return 0, reply
+
+    def _finish(self, pending: _PendingCall, status: int, data: bytes) -> None:
+        stats = self.daemon.stats
+        stats.calls["pending_calls"] = max(0, stats.calls["pending_calls"] - 1)
+        if pending.onDone is not None:
+            # after the record's lock is released
+            self.daemon.reactor.callLater(0, pending.onDone, status)
+        if pending.client is None:
+            return
+        if (
+            pending.wireCallid == P.CTDB_FETCH_WITH_HEADER_FUNC
+            and pending.callid == P.CTDB_FETCH_FUNC
+        ):
+            # daemon_call_from_client_callback: the client asked for a
+            # plain FETCH that we turned into FETCH_WITH_HEADER.
+            data = data[LTDB_HEADER_SIZE:]
+        header = P.Header(
+            P.Operation.REPLY_CALL,
+            pending.clientSrcnode,
+            self.pnn,
+            pending.clientReqid,
+            self.daemon.vnnMap.generation,
+        )
+        reply = P.ReplyCall(header, status, data)
+        if self._afterUnlock is not None:
+            self._afterUnlock.append((pending.client, reply))
+        else:
+            self.daemon.sendToClient(pending.client, reply)
+
+    def _replyCall(self, pkt: P.ReplyCall) -> None:
+        """ctdb_reply_call: a read-only copy that comes back with its header
+        is stored locally (if newer than ours) before the client hears."""
+        pending = self._calls.pop(pkt.header.reqid, None)
+        if pending is None:
+            return
+        if (
+            pending.wireCallid != P.CTDB_FETCH_WITH_HEADER_FUNC
+            or len(pkt.data) < LTDB_HEADER_SIZE
+        ):
+            self._finish(pending, pkt.status, pkt.data)
+            return
+        roHeader = LtdbHeader.decode(pkt.data[:LTDB_HEADER_SIZE])[0]
+        if (
+            not roHeader.flags & CTDB_REC_RO_HAVE_READONLY
+            or pending.db.db_id not in self.byId
+        ):
+            self._finish(pending, pkt.status, pkt.data)
+            return
+        db = pending.db
+
+        def run() -> None:
+            old, _ = self.fetch(db, pending.key)
+            if roHeader.rsn > old.rsn:
+                self.storeRecord(db, pending.key, roHeader, pkt.data[LTDB_HEADER_SIZE:])
+            self._finish(pending, pkt.status, pkt.data)
+
+        self.withLock(db, pending.key, run)
+
+    def nodeCallPacket(self, pnn: int, pkt: P.Packet) -> None:
+        op = pkt.header.operation
+        if op == _OP_REQ_CALL:
+            assert isinstance(pkt, P.ReqCall)
+            self.requestCall(pkt)
+        elif op == _OP_REQ_DMASTER:
+            assert isinstance(pkt, P.ReqDmaster)
+            self.requestDmaster(pkt)
+        elif op == _OP_REPLY_DMASTER:
+            assert isinstance(pkt, P.ReplyDmaster)
+            self.replyDmaster(pkt)
+        elif op == _OP_REPLY_CALL:
+            assert isinstance(pkt, P.ReplyCall)
+            self._replyCall(pkt)
+        elif op == _OP_REPLY_ERROR:
+            assert isinstance(pkt, P.ReplyError)
+            pending = self._calls.pop(pkt.header.reqid, None)
+            self.log.error(
+                "REPLY_ERROR from node {pnn}: {msg}",
+                pnn=pnn,
+                msg=pkt.msg.decode(errors="replace"),
+            )
+            if pending is not None:
+                self._finish(pending, -1, b"")
+
+    def _unknownDatabase(self, hdr: P.Header, db_id: int) -> None:
+        """A call packet for a database this node has not attached."""
+        if self.daemon.recmode == C.CTDB_RECOVERY_ACTIVE:
+            # A node that (re)joins attaches the database during the
+            # recovery, after the new vnn map: the sender is in the same
+            # recovery and resends its calls when it ends.
+            self.log.debug(
+                "dropping a call for db 0x{db_id:08x} during recovery", db_id=db_id
+            )
+            return
+        self._error(hdr, f"Unknown database in request. db_id==0x{db_id:08x}")
+
+    def requestCall(self, c: P.ReqCall) -> None:
+        """ctdb_request_call."""
+        db = self.byId.get(c.db_id)
+        if db is None:
+            self._unknownDatabase(c.header, c.db_id)
+            return
+        if not c.key:
+            self._error(c.header, "empty key in request")
+            return
+        # A pinned-down sticky record waits until the pindown is over.
+        if db.isSticky and self._deferPinnedDown(
+            db, c.key, lambda: self.requestCall(c)
+        ):
+            self.log.warn("Defer request for pinned down record in {db}", db=db.name)
+            return
+
+        def run() -> None:
+            if self._current(c, "REQ_CALL"):
+                self._requestCallLocked(db, c)
+
+        self.withLock(db, c.key, run)
+
+    def _current(self, pkt: P.Packet, what: str) -> bool:
+        """lock_fetch_callback: a node's packet that waited for a record
+        lock (a client held it, or a recovery froze the database) while the
+        generation changed is discarded.  The recovery rebuilt the record
+        from every node's copy meanwhile, and a stale REPLY_DMASTER applied
+        now would make this node dmaster next to the one the recovery chose
+        (or bring back old data); a stale REQ_CALL's sender resends it."""
+        if pkt.header.generation == self.daemon.vnnMap.generation:
+            return True
+        self.log.info(
+            "Discarding previous generation lockwait packet ({what} from node {src})",
+            what=what,
+            src=pkt.header.srcnode,
+        )
+        return False
+
+    def _requestCallLocked(self, db: Database, c: P.ReqCall) -> None:
+        key = c.key
+        header, data = self.fetch(db, key)
+        flags = c.flags
+        # Don't do READONLY if we don't have a tracking database.
+        if flags & P.CTDB_WANT_READONLY and not db.readonly:
+            flags &= ~P.CTDB_WANT_READONLY
+        header = self._revokeComplete(db, key, header, data)
+        if header.flags & CTDB_REC_RO_REVOKING_READONLY:
+            self._deferForRevoke(
+                db, key, bool(flags & P.CTDB_WANT_READONLY), lambda: self.requestCall(c)
+            )
+            return
+        if (
+            header.dmaster != self.pnn
+            and not header.flags & CTDB_REC_RO_HAVE_DELEGATIONS
+        ):
+            self._redirect(db, c, header)
+            return
+        if not flags & P.CTDB_WANT_READONLY and header.flags & (
+            CTDB_REC_RO_HAVE_DELEGATIONS | CTDB_REC_RO_HAVE_READONLY
+        ):
+            self._revoke(db, key, header, data)
+            self._deferForRevoke(db, key, False, lambda: self.requestCall(c))
+            return
+        if flags & P.CTDB_WANT_READONLY and c.callid == P.CTDB_FETCH_WITH_HEADER_FUNC:
+            self._delegate(db, c, header, data)
+            return
+        stats = self.daemon.stats
+        stats.calls["max_hop_count"] = max(stats.calls["max_hop_count"], c.hopcount)
+        bucket = min(c.hopcount.bit_length(), C.MAX_COUNT_BUCKETS - 1)
+        stats.hop_count_bucket[bucket] += 1
+        db.stats.noteHopcount(c.hopcount)
+        # A record that needed many hops is hot: make it sticky.
+        if db.isSticky and c.hopcount >= self.daemon.tunables.HopcountMakeSticky:
+            self._makeSticky(db, key)
+        if c.header.srcnode != self.pnn:
+            if db.commitActive:
+                self.log.info(
+                    "refusing migration of a record of {db} during commit", db=db.name
+                )
+                return
+            self.sendDmaster(db, c, header, data)
+            return
+        status, reply = self.callLocal(db, key, c.callid, header, data)
+        hdr = P.Header(
+            P.Operation.REPLY_CALL,
+            c.header.srcnode,
+            self.pnn,
+            c.header.reqid,
+            self.daemon.vnnMap.generation,
+        )
+        self.daemon.queuePacket(P.ReplyCall(hdr, status, reply))
+
+    def _redirect(self, db: Database, c: P.ReqCall, header: LtdbHeader) -> None:
+        """ctdb_call_send_redirect: to the lmaster, or from the lmaster to
+        the dmaster it knows."""
+        lmaster = self.lmaster(c.key)
+        dest = header.dmaster if lmaster == self.pnn else lmaster
+        if dest == self.pnn:
+            # We are lmaster and think we are not dmaster but the record
+            # says so: protocol confusion; answer an error rather than loop.
+            self._error(c.header, "record has no reachable dmaster")
+            return
+        hop = c.hopcount + 1
+        if hop % 100 > 95:
+            self.log.warn("High hopcount {hop} dbid:{db}", hop=hop, db=db.name)
+        self.daemon.queuePacket(
+            P.ReqCall(
+                c.header.__class__(
+                    c.header.operation,
+                    dest,
+                    c.header.srcnode,
+                    c.header.reqid,
+                    c.header.generation,
+                ),
+                c.flags,
+                c.db_id,
+                c.callid,
+                hop,
+                c.key,
+                c.calldata,
+            )
+        )
+
+    def _delegate(
+        self, db: Database, c: P.ReqCall, header: LtdbHeader, data: bytes
+    ) -> None:
+        """Grant a read-only delegation: the first one bumps our rsn by 3 and
+        sets HAVE_DELEGATIONS; the requester is remembered in the tracking
+        db and gets a copy with rsn-2 flagged HAVE_READONLY."""
+        key = c.key
+        if not header.flags & CTDB_REC_RO_HAVE_DELEGATIONS:
+            header = LtdbHeader(
+                header.rsn + 3,
+                header.dmaster,
+                0,
+                header.flags | CTDB_REC_RO_HAVE_DELEGATIONS,
+            )
+            header = self.storeRecord(db, key, header, data)
+        if db.rotdb is not None:
+            db.rotdb.store(
+                key, trackingAdd(db.rotdb.fetch(key) or b"", c.header.srcnode)
+            )
+        roHeader = LtdbHeader(
+            header.rsn - 2,
+            header.dmaster,
+            0,
+            (header.flags | CTDB_REC_RO_HAVE_READONLY) & ~CTDB_REC_RO_HAVE_DELEGATIONS,
+        )
+        hdr = P.Header(
+            P.Operation.REPLY_CALL,
+            c.header.srcnode,
+            self.pnn,
+            c.header.reqid,
+            self.daemon.vnnMap.generation,
+        )
+        self.daemon.queuePacket(P.ReplyCall(hdr, 0, roHeader.encode() + data))
+        self.daemon.stats.total_ro_delegations += 1
+        db.stats.db_ro_delegations += 1
+
+    def sendDmaster(
+        self, db: Database, c: P.ReqCall, header: LtdbHeader, data: bytes
+    ) -> None:
+        """ctdb_call_send_dmaster: hand the record to the requester."""
+        flags = header.flags
+        if data:
+            flags |= CTDB_REC_FLAG_MIGRATED_WITH_DATA
+        lmaster = self.lmaster(c.key)
+        newDmaster = c.header.srcnode
+        if lmaster == self.pnn:
+            self.sendDmasterReply(
+                db,
+                LtdbHeader(header.rsn, header.dmaster, 0, flags),
+                c.key,
+                data,
+                newDmaster,
+                c.header.reqid,
+            )
+            return
+        hdr = P.Header(
+            P.Operation.REQ_DMASTER,
+            lmaster,
+            self.pnn,
+            c.header.reqid,
+            self.daemon.vnnMap.generation,
+        )
+        self.daemon.queuePacket(
+            P.ReqDmaster(hdr, db.db_id, header.rsn, newDmaster, c.key, data, flags)
+        )
+        self.storeRecord(db, c.key, LtdbHeader(header.rsn, newDmaster, 0, flags), data)
+
+    def sendDmasterReply(
+        self,
+        db: Database,
+        header: LtdbHeader,
+        key: bytes,
+        data: bytes,
+        newDmaster: int,
+        reqid: int,
+    ) -> None:
+        """ctdb_send_dmaster_reply (we are the lmaster)."""
+        stored = self.storeRecord(
+            db, key, LtdbHeader(header.rsn, newDmaster, 0, header.flags), data
+        )
+        hdr = P.Header(
+            P.Operation.REPLY_DMASTER,
+            newDmaster,
+            self.pnn,
+            reqid,
+            self.daemon.vnnMap.generation,
+        )
+        self.daemon.queuePacket(
+            P.ReplyDmaster(hdr, db.db_id, stored.rsn, key, data, stored.flags)
+        )
+
+    def requestDmaster(self, c: P.ReqDmaster) -> None:
+        """ctdb_request_dmaster (we are the lmaster)."""
+        db = self.byId.get(c.db_id)
+        if db is None:
+            self._unknownDatabase(c.header, c.db_id)
+            return
+
+        def run() -> None:
+            if not self._current(c, "REQ_DMASTER"):
+                return
+            header, _ = self.fetch(db, c.key)
+            if self.lmaster(c.key) != self.pnn:
+                self.log.error("REQ_DMASTER to non-lmaster for db {db}", db=db.name)
+                return
+            if header.dmaster != c.header.srcnode:
+                self.log.warn(
+                    "dmaster request from non-master: node {src}, dmaster {dm}, db {db}",
+                    src=c.header.srcnode,
+                    dm=header.dmaster,
+                    db=db.name,
+                )
+                if header.rsn != 0 or header.dmaster != self.pnn:
+                    self.daemon.recmode = C.CTDB_RECOVERY_ACTIVE
+                    return
+            newHeader = LtdbHeader(c.rsn, header.dmaster, 0, c.record_flags)
+            if c.dmaster == self.pnn:
+                self.becomeDmaster(
+                    db, c.header.reqid, c.key, c.data, c.rsn, c.record_flags
+                )
+            else:
+                self.sendDmasterReply(
+                    db, newHeader, c.key, c.data, c.dmaster, c.header.reqid
+                )
+
+        self.withLock(db, c.key, run)
+
+    def replyDmaster(self, c: P.ReplyDmaster) -> None:
+        db = self.byId.get(c.db_id)
+        if db is None:
+            self.log.error("REPLY_DMASTER for unknown db 0x{db_id:08x}", db_id=c.db_id)
+            return
+
+        def run() -> None:
+            if self._current(c, "REPLY_DMASTER"):
+                self.becomeDmaster(
+                    db, c.header.reqid, c.key, c.data, c.rsn, c.record_flags
+                )
+
+        self.withLock(db, c.key, run)
+
+    def becomeDmaster(
+        self, db: Database, reqid: int, key: bytes, data: bytes, rsn: int, flags: int
+    ) -> None:
+        """ctdb_become_dmaster: store the record as ours, finish the call."""
+        pending = self._calls.get(reqid)
+        if pending is not None and pending.flags & P.CTDB_CALL_FLAG_VACUUM_MIGRATION:
+            # Only for the store rules: an empty record never migrated
+            # with data that a vacuum fetch brings to its lmaster is deleted.
+            flags |= CTDB_REC_FLAG_VACUUM_MIGRATED
+        header = self.storeRecord(db, key, LtdbHeader(rsn, self.pnn, 0, flags), data)
+        # A sticky record that just arrived stays here for a while.
+        if db.isSticky:
+            self._setPindown(db, key)
+        pending = self._calls.get(reqid)
+        if pending is None or pending.key != key or pending.db is not db:
+            return
+        del self._calls[reqid]
+        self._noteMigration(db, key)
+        status, reply = self.callLocal(db, key, pending.wireCallid, header, data)
+        self._finish(pending, status, reply)
+
+    def _noteMigration(self, db: Database, key: bytes) -> None:
+        """hash_count_increment(migratedb): count the migrations of a key to
+        us within one second; the counts feed the db's hot keys."""
+        now = self.daemon.reactor.seconds()
+        previous = db.migrations.get(key)
+        if previous is not None and now < previous[1] + 1.0:
+            count, since = previous[0] + 1, previous[1]
+        else:
+            count, since = 1, now
+        if len(db.migrations) > 10000:
+            # ctdb_migration_cleandb_event: forget the expired counters
+            db.migrations = {k: v for k, v in db.migrations.items() if now < v[1] + 1.0}
+        db.migrations[key] = (count, since)
+        updateHotKeys(db.stats.hot_keys, key, count)
+
+    def resendCalls(self) -> None:
+        """ctdb_call_resend_all: calls in flight when the cluster changed are
+        sent again under the new generation, so none is lost."""
+        pending, self._calls = self._calls, {}
+        for pending_call in pending.values():
+            self._resend(pending_call)
+
+    def _resend(self, pending: _PendingCall) -> None:
+        db = pending.db
+        if db.db_id not in self.byId:
+            self._finish(pending, -1, b"")
+            return
+
+        def run() -> None:
+            header, data = self.fetch(db, pending.key)
+            if header.dmaster == self.pnn and not header.flags & CTDB_REC_RO_FLAGS:
+                status, reply = self.callLocal(
+                    db, pending.key, pending.wireCallid, header, data
+                )
+                self._finish(pending, status, reply)
+                return
+            reqid = self.daemon.nextReqid()
+            self._calls[reqid] = pending
+            hdr = P.Header(
+                P.Operation.REQ_CALL,
+                header.dmaster,
+                self.pnn,
+                reqid,
+                self.daemon.vnnMap.generation,
+            )
+            self.daemon.queuePacket(
+                P.ReqCall(
+                    hdr,
+                    pending.flags,
+                    db.db_id,
+                    pending.wireCallid,
+                    0,
+                    pending.key,
+                    pending.calldata,
+                )
+            )
+
+        self.withLock(db, pending.key, run)

@@ -1,0 +1,194 @@
+# -*- test-case-name: tests.recovery.test_procedure -*-
+"""
+The recovery side of databases (ctdb_recover.c, ctdb_freeze.c): freeze and
+thaw, the recovery transaction, wipe, DB_PULL of a node's records and
+DB_PUSH of the merged ones.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet import defer
+
+from ctdb.database.ltdb import (
+    CTDB_REC_RO_FLAGS,
+    LTDB_HEADER_SIZE,
+    LtdbHeader,
+)
+from ctdb.databases.base import RecordStorage
+from ctdb.databases.model import (
+    Database,
+)
+from ctdb.errors import MalformedPacket
+from ctdb.protocols import controls as C
+from ctdb.protocols import packet as P
+from ctdb.protocols import records as R
+
+if TYPE_CHECKING:
+    from ctdb.daemon.core import ControlResult
+
+
+class RecoveryDatabases(RecordStorage):
+    """What a recovery does to this node's databases."""
+
+    # -- freeze, transactions, wipe, push (restoredb / wipedb / recovery) --------
+
+    def control_DB_FREEZE(self, req: P.ReqControl, client: object) -> ControlResult:
+        self._db(req).frozen = True
+        return (0, b"", b"")
+
+    def invalidateRecords(self) -> None:
+        """db_invalidate, as the node becomes inactive (stopped or banned):
+        until the next thaw a recovery pulls none of its volatile records,
+        which may be stale (a record deleted meanwhile must not come back)."""
+        for db in self.byId.values():
+            db.frozen = True
+            if db.volatile:
+                db.invalidRecords = True
+
+    def control_DB_THAW(self, req: P.ReqControl, client: object) -> ControlResult:
+        db = self._db(req)
+        if db.transactionId is not None:
+            db.store.transactionCancel()
+            db.transactionId = None
+        db.frozen = False
+        db.invalidRecords = False
+        return (0, b"", b"")
+
+    def control_DB_TRANSACTION_START(
+        self, req: P.ReqControl, client: object
+    ) -> ControlResult:
+        db_id, tid = R.decodeTransDb(req.data)
+        db = self.byId[db_id]
+        if not db.frozen:
+            return (-1, b"", b"transaction start on a database that is not frozen")
+        if db.transactionId is not None:
+            db.store.transactionCancel()
+            db.transactionId = None
+
+        def started() -> ControlResult:
+            db.transactionId = tid
+            return (0, b"", b"")
+
+        return self.whenUnlocked(
+            db, db.store.transactionStartNonblock, started, "transaction start"
+        )
+
+    def control_DB_TRANSACTION_COMMIT(
+        self, req: P.ReqControl, client: object
+    ) -> ControlResult:
+        db_id, tid = R.decodeTransDb(req.data)
+        db = self.byId[db_id]
+        if db.transactionId != tid:
+            return (-1, b"", b"transaction id mismatch")
+        db.store.transactionCommit()
+        db.transactionId = None
+        return (0, b"", b"")
+
+    def control_DB_TRANSACTION_CANCEL(
+        self, req: P.ReqControl, client: object
+    ) -> ControlResult:
+        db = self._db(req)
+        if db.transactionId is not None:
+            db.store.transactionCancel()
+            db.transactionId = None
+        return (0, b"", b"")
+
+    def control_WIPE_DATABASE(self, req: P.ReqControl, client: object) -> ControlResult:
+        db_id, tid = R.decodeTransDb(req.data)
+        db = self.byId[db_id]
+        if not db.frozen or db.transactionId != tid:
+            return (-1, b"", b"wipe needs a frozen database in a transaction")
+        db.store.wipe()
+        return (0, b"", b"")
+
+    def control_DB_PUSH_START(self, req: P.ReqControl, client: object) -> ControlResult:
+        db_id, _lmaster, srvid = R.decodePulldbExt(req.data)
+        db = self.byId[db_id]
+        if not db.frozen or db.transactionId is None:
+            return (-1, b"", b"push needs a frozen database in a transaction")
+        if db.pushSrvid is not None:
+            self.daemon.internalHandlers.get(db.pushSrvid, []).clear()
+        db.pushSrvid = srvid
+        db.pushRecords = 0
+
+        def onBuffer(srvid: int, data: bytes) -> None:
+            try:
+                buf = R.RecBuffer.decode(data)
+            except MalformedPacket as e:
+                self.log.warn("bad push buffer: {err}", err=str(e))
+                return
+            # As db_push_msg_handler, the buffer's own db_id is not
+            # checked: Samba's restoredb sends the buffers of a backup
+            # file as they are.
+            for rec in buf.records:
+                self._storeRecovered(db, rec.key, rec.data)
+            db.pushRecords += len(buf.records)
+
+        self.daemon.internalHandlers[srvid] = [onBuffer]
+        return (0, b"", b"")
+
+    def _storeRecovered(self, db: Database, key: bytes, value: bytes) -> None:
+        if len(value) < LTDB_HEADER_SIZE:
+            return
+        # Strip the read-only flags: a recovery (or a restore) revokes
+        # every delegation implicitly (db_push_msg_handler).
+        header = LtdbHeader.decode(value[:LTDB_HEADER_SIZE])[0].withFlags(
+            clear=CTDB_REC_RO_FLAGS
+        )
+        if db.volatile:
+            # db_push_msg_handler stores through ctdb_ltdb_store_server: the
+            # node the record now names as dmaster (the leader) bumps its
+            # rsn, so its copy beats the other nodes' equal-rsn copies at the
+            # next recovery even after its clients changed it in place.
+            self.storeRecord(db, key, header, value[LTDB_HEADER_SIZE:])
+            return
+        db.store.store(key, header.encode() + value[LTDB_HEADER_SIZE:])
+
+    def control_DB_PUSH_CONFIRM(
+        self, req: P.ReqControl, client: object
+    ) -> ControlResult:
+        db = self._db(req)
+        if db.pushSrvid is None:
+            return (-1, b"", b"no push in progress")
+        self.daemon.internalHandlers.pop(db.pushSrvid, None)
+        db.pushSrvid = None
+        return (0, C.encodeU32(db.pushRecords), b"")
+
+    def control_DB_PULL(self, req: P.ReqControl, client: object) -> Any:
+        db_id, _lmaster, srvid = R.decodePulldbExt(req.data)
+        db = self.byId[db_id]
+        if db.invalidRecords:
+            return self._pulled(db, req, srvid, [])
+        items = self.readAll(db)
+        if isinstance(items, defer.Deferred):
+            return items.addCallback(lambda got: self._pulled(db, req, srvid, got))
+        return self._pulled(db, req, srvid, items)
+
+    def _pulled(
+        self,
+        db: Database,
+        req: P.ReqControl,
+        srvid: int,
+        items: list[tuple[bytes, bytes]],
+    ) -> ControlResult:
+        records = [R.RecData(0, k, v) for k, v in items if len(v) >= LTDB_HEADER_SIZE]
+        limit = self.daemon.tunables.RecBufferSizeLimit
+        batch: list[R.RecData] = []
+        size = 0
+        for rec in records:
+            batch.append(rec)
+            size += 16 + len(rec.key) + len(rec.data)
+            if size >= limit:
+                self.daemon.sendMessage(
+                    req.header.srcnode,
+                    srvid,
+                    R.RecBuffer(db.db_id, tuple(batch)).encode(),
+                )
+                batch, size = [], 0
+        if batch:
+            self.daemon.sendMessage(
+                req.header.srcnode, srvid, R.RecBuffer(db.db_id, tuple(batch)).encode()
+            )
+        return (0, C.encodeU32(len(records)), b"")
