@@ -11,17 +11,32 @@ socket are separate services that feed it.
 from __future__ import annotations
 
 import itertools
-import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from twisted.application.service import Service
 from twisted.internet import defer, task
-from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from ctdb.daemon.clients import LocalClients
 from ctdb.daemon.controls import ControlHandlers
+from ctdb.daemon.state import (
+    _CALL_OPERATIONS,
+    _NODE_STAT,
+    _OP_REPLY_CONTROL,
+    _OP_REQ_CONTROL,
+    _OP_REQ_KEEPALIVE,
+    _OP_REQ_MESSAGE,
+    _OP_REQ_TUNNEL,
+    _UNREACHABLE,
+    MAX_HELD_PACKETS,
+    SAMBA_VERSION,
+    ControlResult,
+    DaemonConfig,
+    Node,
+    _PendingControl,
+    keepaliveVersion,
+)
 from ctdb.errors import MalformedPacket
 from ctdb.interfaces import (
     IClientConnection,
@@ -37,7 +52,7 @@ from ctdb.interfaces import (
     IStatisticsSource,
     ITunableObserver,
 )
-from ctdb.nodes import NodeMap, readNodesFile
+from ctdb.nodes import readNodesFile
 from ctdb.protocols import packet as P
 from ctdb.protocols.controls import (
     CTDB_CAP_DEFAULT,
@@ -53,110 +68,18 @@ from ctdb.protocols.controls import (
     VnnMap,
 )
 
-SAMBA_VERSION = (4 << 16) | 17
-
-#: statistics counter of each operation received from a node
-_NODE_STAT = {
-    int(op): "node." + op.name.lower()
-    for op in P.Operation
-    if op not in (P.Operation.REQ_KEEPALIVE,)
-}
-
-#: The record protocol's packets.  One of these for a node whose link is not
-#: (yet) up is held and sent when the link comes up, if the generation is
-#: still the same: a recovery may include a node that is connected to the
-#: leader before every other node's link to it is up, and a REQ_DMASTER or
-#: REPLY_DMASTER lost in that window leaves the lmaster and the old dmaster
-#: pointing at each other (a REQ_CALL then bounces between them for ever).
-_CALL_OPERATIONS = frozenset(
-    {
-        P.Operation.REQ_CALL,
-        P.Operation.REPLY_CALL,
-        P.Operation.REQ_DMASTER,
-        P.Operation.REPLY_DMASTER,
-        P.Operation.REPLY_ERROR,
-    }
-)
-
-#: operation numbers as plain ints, for the dispatch on every packet
-_OP_REQ_CALL = int(P.Operation.REQ_CALL)
-_OP_REQ_MESSAGE = int(P.Operation.REQ_MESSAGE)
-_OP_REQ_CONTROL = int(P.Operation.REQ_CONTROL)
-_OP_REPLY_CONTROL = int(P.Operation.REPLY_CONTROL)
-_OP_REQ_KEEPALIVE = int(P.Operation.REQ_KEEPALIVE)
-_OP_REQ_TUNNEL = int(P.Operation.REQ_TUNNEL)
-_UNREACHABLE = NODE_FLAGS_DELETED | NODE_FLAGS_DISCONNECTED
-
-#: at most this many record-protocol packets are held for one node
-MAX_HELD_PACKETS = 10000
-
-#: The daemon's answer to a control: (status, data, errmsg).
-ControlResult = tuple[int, bytes, bytes]
-
-
-def keepaliveVersion() -> int:
-    """4.17's keepalive version, overridable by CTDB_TEST_SAMBA_VERSION."""
-    text = os.environ.get("CTDB_TEST_SAMBA_VERSION")
-    if text:
-        try:
-            value = int(text)
-        except ValueError:
-            value = 0
-        if value > 0:
-            return value
-    return SAMBA_VERSION
-
-
-@dataclass
-class Node:
-    """What this daemon knows about one node of the nodes file."""
-
-    pnn: int
-    address: str
-    flags: int
-    rx_cnt: int = 0
-    tx_cnt: int = 0
-    dead_count: int = 0
-
-    def asNodeAndFlags(self, port: int = P.CTDB_PORT) -> NodeAndFlags:
-        return NodeAndFlags(self.pnn, self.flags, self.address, port)
-
-
-@dataclass
-class _PendingControl:
-    destnode: int
-    deferred: defer.Deferred[P.ReplyControl] | None
-    timer: IDelayedCall | None
-    #: forwarded client controls: called with the reply, no Deferred/timer
-    onReply: Callable[[P.ReplyControl], None] | None = None
-    deadline: float = 0.0
-
-    def fire(self, reply: P.ReplyControl) -> None:
-        if self.timer is not None and self.timer.active():
-            self.timer.cancel()
-        if self.onReply is not None:
-            self.onReply(reply)
-        elif self.deferred is not None:
-            self.deferred.callback(reply)
-
-
-@dataclass
-class DaemonConfig:
-    nodeMap: NodeMap
-    pnn: int
-    nodesFile: str = ""
-    socketPath: str = ""
-    dbDirVolatile: str = ""
-    dbDirPersistent: str = ""
-    dbDirState: str = ""
-    port: int = P.CTDB_PORT
-    logLevel: int = 3
-    recoveryLock: str = ""
-    tunables: dict[str, int] = field(default_factory=dict)
+__all__ = [
+    "SAMBA_VERSION",
+    "ControlResult",
+    "Daemon",
+    "DaemonConfig",
+    "Node",
+    "keepaliveVersion",
+]
 
 
 @implementer(INodeTransportListener)
-class Daemon(Service):
+class Daemon(Service, LocalClients):
     """
     One CTDB node.  C{transport} is any L{INodeTransport}; the daemon sets
     itself as its listener.
@@ -761,216 +684,6 @@ class Daemon(Service):
             return
         self.log.error("CTDB Cluster with mixed versions, cannot continue")
         self.shutdown()
-
-    # -- clients ------------------------------------------------------------
-
-    def clientConnected(self, client: IClientConnection) -> None:
-        client.client_id = next(self._clientIds)
-        self.clients[client.client_id] = client
-        self.stats.counters["num_clients"] = len(self.clients)
-
-    def clientDisconnected(self, client: IClientConnection) -> None:
-        self.clients.pop(client.client_id, None)
-        self.clientTcp.pop(client.client_id, None)
-        self.stats.counters["num_clients"] = len(self.clients)
-        for srvid in [s for s, cs in self.srvids.items() if client in cs]:
-            self.deregisterSrvid(srvid, client)
-        for tid in [t for t, c in self.tunnels.items() if c is client]:
-            del self.tunnels[tid]
-        for observer in self.clientObservers:
-            observer.clientGone(client)
-
-    def sendToClient(self, client: IClientConnection, pkt: P.Packet) -> None:
-        self.stats.bump("client_packets_sent")
-        client.sendPacket(pkt.encode())
-
-    def clientPacketReceived(self, client: IClientConnection, data: bytes) -> None:
-        counters = self.stats.counters
-        counters["client_packets_recv"] += 1
-        try:
-            pkt = P.decodePacket(data)
-        except MalformedPacket as e:
-            self.log.warn(
-                "malformed packet from client {cid} (pid {pid}): {err}",
-                cid=client.client_id,
-                pid=client.pid,
-                err=str(e),
-            )
-            transport = getattr(client, "transport", None)
-            if transport is not None:
-                transport.loseConnection()
-            return
-        op = pkt.header.operation
-        if op == _OP_REQ_CONTROL:
-            counters["client.req_control"] += 1
-            self._clientControl(client, pkt)  # type: ignore[arg-type]
-        elif op == _OP_REQ_MESSAGE:
-            assert isinstance(pkt, P.ReqMessage)
-            counters["client.req_message"] += 1
-            dest = (
-                self.pnn
-                if pkt.header.destnode == P.CTDB_CURRENT_NODE
-                else pkt.header.destnode
-            )
-            self.sendMessage(dest, pkt.srvid, pkt.data)
-        elif op == _OP_REQ_CALL:
-            counters["client.req_call"] += 1
-            # the operation says it is a ReqCall; no isinstance on the hot path
-            self.recordProtocol.clientCall(client, pkt)  # type: ignore[arg-type]
-        elif op == _OP_REQ_TUNNEL:
-            assert isinstance(pkt, P.ReqTunnel)
-            counters["client.req_tunnel"] += 1
-            self._clientTunnel(client, pkt)
-        else:
-            self.log.warn(
-                "client {cid} sent operation {op}; closing", cid=client.client_id, op=op
-            )
-            transport = getattr(client, "transport", None)
-            if transport is not None:
-                transport.loseConnection()
-
-    def _clientControl(self, client: IClientConnection, req: P.ReqControl) -> None:
-        dest = req.header.destnode
-        if dest == P.CTDB_CURRENT_NODE:
-            dest = self.pnn
-        noreply = req.flags & P.CTDB_CTRL_FLAG_NOREPLY
-        srcnode = self.pnn if dest in P.BROADCASTS else dest
-        hdr = req.header
-
-        def reply(result: ControlResult) -> None:
-            if noreply:
-                return
-            status, data, errmsg = result
-            self.stats.counters["client_packets_sent"] += 1
-            client.sendPacket(
-                P.encodeReplyControl(
-                    hdr.srcnode,
-                    srcnode,
-                    hdr.reqid,
-                    self.vnnMap.generation,
-                    status,
-                    data if status == 0 else b"",
-                    errmsg,
-                )
-            )
-
-        if dest == self.pnn:
-            result = self.controls.dispatchFast(req, client)
-            if isinstance(result, tuple):
-                reply(result)
-                return
-            d = result
-        elif dest in P.BROADCASTS:
-            d = self.sendControl(
-                dest,
-                req.opcode,
-                req.data,
-                srvid=req.srvid,
-                flags=req.flags,
-                client_id=client.client_id,
-            ).addCallback(lambda r: (r.status, r.data, r.errmsg))
-        else:
-            self.forwardControl(
-                dest,
-                req,
-                lambda r: reply((r.status, r.data, r.errmsg)),
-                client.client_id,
-            )
-            return
-        d.addCallback(reply)
-        d.addErrback(lambda f: self.log.failure("client control failed", f))
-
-    # -- messages -----------------------------------------------------------
-
-    def registerSrvid(self, srvid: int, client: IClientConnection) -> None:
-        clients = self.srvids.setdefault(srvid, [])
-        if client not in clients:
-            clients.append(client)
-        for observer in self.srvidObservers:
-            observer.srvidRegistered(srvid, client)
-
-    def deregisterSrvid(self, srvid: int, client: IClientConnection) -> bool:
-        clients = self.srvids.get(srvid)
-        if not clients or client not in clients:
-            return False
-        clients.remove(client)
-        if not clients:
-            del self.srvids[srvid]
-        return True
-
-    def addMessageHandler(
-        self, srvid: int, handler: Callable[[int, bytes], object]
-    ) -> None:
-        self.internalHandlers.setdefault(srvid, []).append(handler)
-
-    def sendMessage(self, destnode: int, srvid: int, data: bytes) -> None:
-        """ctdb_daemon_send_message: deliver locally and/or to other nodes."""
-        header = P.Header(
-            P.Operation.REQ_MESSAGE, destnode, self.pnn, 0, self.vnnMap.generation
-        )
-        msg = P.ReqMessage(header, srvid, data)
-        if destnode in P.BROADCASTS:
-            for pnn in self.targets(destnode):
-                if pnn == self.pnn:
-                    self.deliverMessage(srvid, data)
-                elif self.isConnected(pnn):
-                    self.queuePacket(msg.withHeader(destnode=pnn))
-        elif destnode == self.pnn:
-            self.deliverMessage(srvid, data)
-        elif self.isConnected(destnode):
-            self.queuePacket(msg)
-        else:
-            self.log.debug("message for disconnected node {pnn} dropped", pnn=destnode)
-
-    def deliverMessage(self, srvid: int, data: bytes) -> None:
-        """Hand a message to every local client and handler registered for it."""
-        clients = list(self.srvids.get(srvid, ()))
-        clients += [
-            c for c in self.srvids.get(0xFFFFFFFFFFFFFFFF, ()) if c not in clients
-        ]
-        if clients:
-            header = P.Header(
-                P.Operation.REQ_MESSAGE, self.pnn, self.pnn, 0, self.vnnMap.generation
-            )
-            encoded = P.ReqMessage(header, srvid, data).encode()
-            for client in clients:
-                self.stats.bump("client_packets_sent")
-                client.sendPacket(encoded)
-        for handler in list(self.internalHandlers.get(srvid, ())):
-            try:
-                handler(srvid, data)
-            except Exception:  # noqa: BLE001 - one bad handler must not stop the rest
-                self.log.failure("message handler for {srvid:#x} failed", srvid=srvid)
-
-    # -- tunnels ------------------------------------------------------------
-
-    def _clientTunnel(self, client: IClientConnection, pkt: P.ReqTunnel) -> None:
-        # As daemon_request_tunnel_from_client: a real pnn only (no
-        # CURRENT_NODE, no broadcast) and a tunnel id registered here.
-        dest = pkt.header.destnode
-        if not self.validPnn(dest):
-            self.log.error("Invalid destination {dest:#x}", dest=dest)
-            return
-        if pkt.tunnel_id not in self.tunnels:
-            self.log.error(
-                "tunnel id {tid:#x} not registered, dropping pkt", tid=pkt.tunnel_id
-            )
-            return
-        header = P.Header(
-            P.Operation.REQ_TUNNEL,
-            dest,
-            self.pnn,
-            pkt.header.reqid,
-            self.vnnMap.generation,
-        )
-        self.queuePacket(P.ReqTunnel(header, pkt.tunnel_id, pkt.flags, pkt.data))
-
-    def _deliverTunnel(self, pkt: P.ReqTunnel) -> None:
-        client = self.tunnels.get(pkt.tunnel_id)
-        if client is None:
-            self.log.debug("no client for tunnel {tid:#x}", tid=pkt.tunnel_id)
-            return
-        self.sendToClient(client, pkt)
 
 
 @implementer(IRecordProtocol)
