@@ -22,6 +22,7 @@ import signal
 import struct
 import subprocess
 import time
+import typing
 from dataclasses import dataclass
 
 from twisted.application.service import Service
@@ -31,6 +32,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from ctdb.errors import CTDBError, MalformedPacket
+from ctdb.interfaces import ICTDBReactor
+from ctdb.protocols.controls import Tunables
 
 CTDB_EVENT_PROTOCOL_VERSION = 1
 CTDB_EVENT_CMD_RUN = 1
@@ -210,6 +213,13 @@ def stopProcess(proc: subprocess.Popen[bytes], wait: float = 2.0) -> None:
         pass
 
 
+class NodeState(typing.Protocol):
+    """What the event daemon reads of its node (a L{ctdb.daemon.core.Daemon})."""
+
+    tunables: Tunables
+    recmode: int
+
+
 class EventDaemon(Service):
     """
     A running ctdb-eventd and our connection to it.  C{daemon} is the
@@ -223,8 +233,8 @@ class EventDaemon(Service):
     def __init__(
         self,
         *,
-        reactor: object,
-        daemon: object,
+        reactor: ICTDBReactor,
+        daemon: NodeState,
         process: subprocess.Popen[bytes] | None = None,
         socketPath: str,
         eventdPath: str | None = None,
@@ -250,7 +260,7 @@ class EventDaemon(Service):
         if self._connecting or self._protocol is not None or not self.running:
             return
         self._connecting = True
-        self.reactor.connectUNIX(self.socketPath, _Factory(self), timeout=5)  # type: ignore[attr-defined]
+        self.reactor.connectUNIX(self.socketPath, _Factory(self), timeout=5)
 
     def connected(self, protocol: EventClientProtocol) -> None:
         self._connecting = False
@@ -285,7 +295,7 @@ class EventDaemon(Service):
     def runEvent(self, event: str, args: str | None = None) -> defer.Deferred[int]:
         """Run C{event} of the legacy component; fires with the result
         (0, or an errno such as ETIMEDOUT)."""
-        timeout = int(getattr(self.daemon.tunables, "EventScriptTimeout", 30))  # type: ignore[attr-defined]
+        timeout = int(self.daemon.tunables.EventScriptTimeout)
         reqid = next(self._reqids)
         packet = encodeRunRequest(reqid, "legacy", event, args, timeout)
         d: defer.Deferred[int] = defer.Deferred()
@@ -330,7 +340,7 @@ class EventDaemon(Service):
         yield self._run("startup")
         if not self.running:
             return
-        interval = max(int(getattr(self.daemon.tunables, "MonitorInterval", 15)), 1)
+        interval = max(int(self.daemon.tunables.MonitorInterval), 1)
         self._monitor = task.LoopingCall(self._monitorOnce)
         self._monitor.clock = self.reactor
         self._monitor.start(interval, now=True).addErrback(
@@ -342,17 +352,17 @@ class EventDaemon(Service):
         d: defer.Deferred[None] = defer.Deferred()
 
         def check() -> None:
-            if not self.running or getattr(self.daemon, "recmode", 0) == 0:
+            if not self.running or self.daemon.recmode == 0:
                 poll.stop()
                 d.callback(None)
 
         poll = task.LoopingCall(check)
-        poll.clock = self.reactor  # type: ignore[assignment]
+        poll.clock = self.reactor
         poll.start(0.5, now=True)
         return d
 
     def _monitorOnce(self) -> defer.Deferred[int] | None:
-        if getattr(self.daemon, "recmode", 0) != 0:
+        if self.daemon.recmode != 0:
             return None
         self.monitorCount += 1
         return self._run("monitor")
@@ -366,14 +376,14 @@ class EventDaemon(Service):
             self.process = spawnEventDaemon(self.eventdPath, os.getpid())
         super().startService()
         self._connect()
-        self.reactor.callLater(0, self._startEvents)  # type: ignore[attr-defined]
+        self.reactor.callLater(0, self._startEvents)
 
     def runShutdownEvent(self, timeout: float) -> defer.Deferred[object]:
         """The C{shutdown} event, bounded by C{timeout}; never fails."""
         if self._monitor is not None and self._monitor.running:
             self._monitor.stop()
         d = self._run("shutdown")
-        d.addTimeout(timeout, self.reactor)  # type: ignore[arg-type]
+        d.addTimeout(timeout, self.reactor)
         d.addErrback(lambda f: None)
         return d  # type: ignore[return-value]
 

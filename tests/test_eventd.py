@@ -18,6 +18,7 @@ from ctdb.eventd import (
     decodeReply,
     encodeRunRequest,
 )
+from ctdb.protocols.controls import Tunables
 
 
 def testRunRequestGolden() -> None:
@@ -48,14 +49,11 @@ def testDecodeReply() -> None:
         decodeReply(struct.pack("<IIIIi", 24, 0, 9, 1, 0))
 
 
-class _Tunables:
-    EventScriptTimeout = 17
-    MonitorInterval = 15
-
-
 class _Daemon:
-    tunables = _Tunables()
-    recmode = 0
+    def __init__(self) -> None:
+        self.tunables = Tunables()
+        self.tunables.set("EventScriptTimeout", 17)
+        self.recmode = 0
 
 
 def testRequestsQueuedUntilConnectedAndMatched() -> None:
@@ -64,7 +62,10 @@ def testRequestsQueuedUntilConnectedAndMatched() -> None:
     EventScriptTimeout, and the reply with its reqid fires the Deferred."""
     reactor = MemoryReactorClock()
     eventd = EventDaemon(
-        reactor=reactor, daemon=_Daemon(), process=None, socketPath="/x/eventd.socket"
+        reactor=reactor,  # type: ignore[arg-type]  # no IReactorProcess
+        daemon=_Daemon(),
+        process=None,
+        socketPath="/x/eventd.socket",
     )
     eventd.running = True
     d = eventd.runEvent("monitor")
@@ -87,7 +88,10 @@ def testConnectionLossFailsPending() -> None:
     """Requests outstanding when ctdb-eventd goes away fail."""
     reactor = MemoryReactorClock()
     eventd = EventDaemon(
-        reactor=reactor, daemon=_Daemon(), process=None, socketPath="/x/s"
+        reactor=reactor,  # type: ignore[arg-type]  # no IReactorProcess
+        daemon=_Daemon(),
+        process=None,
+        socketPath="/x/s",
     )
     eventd.running = True
     proto = EventClientProtocol()
