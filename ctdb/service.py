@@ -59,10 +59,10 @@ from ctdb.protocols.controls import (
     NODE_FLAGS_STOPPED,
     Tunables,
 )
-from ctdb.protocols.node import TCPNodeTransport
 from ctdb.protocols.packet import CTDB_PORT
 from ctdb.recovery.controls import RecoveryControls
 from ctdb.recovery.service import RecoveryService
+from ctdb.transports.tcp import TCPNodeTransport
 
 DEFAULT_SOCKET = "/run/ctdb/ctdbd.socket"
 

@@ -24,7 +24,6 @@ from zope.interface import implementer
 
 from ctdb.errors import ConnectionClosed, ControlFailed, ControlTimeout, MalformedPacket
 from ctdb.interfaces import IClientConnection, ICTDBReactor
-from ctdb.protocols._write import writeNow
 from ctdb.protocols.controls import Control
 from ctdb.protocols.framing import CTDBPacketReceiver
 from ctdb.protocols.packet import (
@@ -42,6 +41,7 @@ from ctdb.protocols.packet import (
     ReqTunnel,
     decodePacket,
 )
+from ctdb.transports._write import writeNow
 
 _PEERCRED = struct.Struct("3i")
 

@@ -215,6 +215,6 @@ class BrokenStreamTests(SynchronousTestCase):
 
     def test_nodeLinkDrop(self) -> None:
         """The node transport's receiver is strict about alignment."""
-        from ctdb.protocols.node import NodeInProtocol
+        from ctdb.transports.tcp import NodeInProtocol
 
         self.assertTrue(NodeInProtocol.strictAlignment)

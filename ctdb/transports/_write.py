@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.protocols.test_node -*-
+# -*- test-case-name: tests.transports.test_tcp -*-
 """
 Write a packet now, with its own send() call, as ctdbd's queue does.
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.protocols.test_node -*-
+# -*- test-case-name: tests.transports.test_tcp -*-
 """
 The TCP node transport, as ctdb/tcp/: every node listens on its own address
 (port 4379) and keeps one outgoing connection to each peer, bound to its own
@@ -28,10 +28,10 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ctdb.interfaces import ICTDBReactor, INodeTransport, INodeTransportListener
-from ctdb.protocols._write import writeNow
 from ctdb.protocols.client import batchClientWrites, flushClientWrites
 from ctdb.protocols.framing import CTDBPacketReceiver
 from ctdb.protocols.packet import CTDB_PORT
+from ctdb.transports._write import writeNow
 
 
 class NodeInProtocol(CTDBPacketReceiver):

@@ -1,6 +1,6 @@
-# -*- test-case-name: tests.protocols.test_node -*-
+# -*- test-case-name: tests.transports.test_tcp -*-
 """
-Tests for L{ctdb.protocols.node}: the TCP node transport on a
+Tests for L{ctdb.transports.tcp}: the TCP node transport on a
 L{MemoryReactorClock}, with connections completed by hand through
 L{twisted.test.iosim} pumps, so that every step (connect, refuse, drop,
 retry after 1 s) is deterministic.
@@ -22,8 +22,8 @@ from zope.interface.verify import verifyObject
 from ctdb.interfaces import INodeTransport, INodeTransportListener
 from ctdb.protocols import packet as P
 from ctdb.protocols.client import ClientProtocol
-from ctdb.protocols.node import NodeInProtocol, NodeServerFactory, TCPNodeTransport
 from ctdb.testing import FakeNodeTransport
+from ctdb.transports.tcp import NodeInProtocol, NodeServerFactory, TCPNodeTransport
 
 PORT = 4379
 ADDRESSES = ("127.0.0.1", "127.0.0.2", "127.0.0.3")
