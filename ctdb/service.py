@@ -50,7 +50,6 @@ from ctdb.errors import ConfigError
 from ctdb.eventd import EventDaemon
 from ctdb.interfaces import ICTDBReactor, ILogLevelObserver, INodeTransport
 from ctdb.nodes import NodeMap, readNodesFile
-from ctdb.protocols.client import ClientServerFactory, ClientSocketPort
 from ctdb.protocols.controls import (
     CTDB_CAP_LMASTER,
     CTDB_CAP_RECMASTER,
@@ -62,6 +61,7 @@ from ctdb.protocols.controls import (
 from ctdb.protocols.packet import CTDB_PORT
 from ctdb.recovery.controls import RecoveryControls
 from ctdb.recovery.service import RecoveryService
+from ctdb.transports.clientsocket import ClientServerFactory, ClientSocketPort
 from ctdb.transports.tcp import TCPNodeTransport
 
 DEFAULT_SOCKET = "/run/ctdb/ctdbd.socket"

@@ -1,29 +1,26 @@
 # -*- test-case-name: tests.protocols.test_client -*-
 """
-The unix-socket client protocol of ctdbd, both ends:
-
- - L{ClientProtocol}: the daemon's side of one local client connection;
- - L{ClientConnection}: a client's side (our Python client API and tools),
-   matching replies to requests by reqid.
+The client's end of ctdbd's unix-socket client protocol:
+L{ClientConnection} (for our Python client API and tools) sends requests
+and matches replies to them by reqid; L{connectClient} connects one.  It
+works against any ctdbd, ours or Samba's.  The daemon's end is
+L{ctdb.transports.clientsocket}.
 """
 
 from __future__ import annotations
 
 import itertools
-import socket
-import struct
 from collections.abc import Callable
 
-from twisted.internet import defer, tcp, unix
+from twisted.internet import defer
 from twisted.internet.endpoints import UNIXClientEndpoint, connectProtocol
-from twisted.internet.interfaces import IDelayedCall, ISystemHandle
-from twisted.internet.protocol import ServerFactory, connectionDone
+from twisted.internet.interfaces import IDelayedCall
+from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from zope.interface import implementer
 
 from ctdb.errors import ConnectionClosed, ControlFailed, ControlTimeout, MalformedPacket
-from ctdb.interfaces import IClientConnection, ICTDBReactor
+from ctdb.interfaces import ICTDBReactor
 from ctdb.protocols.controls import Control
 from ctdb.protocols.framing import CTDBPacketReceiver
 from ctdb.protocols.packet import (
@@ -41,125 +38,6 @@ from ctdb.protocols.packet import (
     ReqTunnel,
     decodePacket,
 )
-from ctdb.transports._write import writeNow
-
-_PEERCRED = struct.Struct("3i")
-
-#: Replies to clients made while a node link's read is handled, by client,
-#: sent with one send() each when the read is done (see L{batchClientWrites});
-#: None outside such a read.
-_deferred: dict[ClientProtocol, list[bytes]] | None = None
-
-
-def batchClientWrites() -> bool:
-    """
-    Start collecting the packets sent to clients, until L{flushClientWrites}.
-    A node link that delivers many replies in one read (a pipelining client's
-    forwarded controls) then costs one send() per client instead of one per
-    reply.  Returns whether this call started the batch (nested calls leave
-    it to the outermost one); pass that to L{flushClientWrites}.
-    """
-    global _deferred
-    if _deferred is not None:
-        return False
-    _deferred = {}
-    return True
-
-
-def flushClientWrites(started: bool) -> None:
-    """Send what L{batchClientWrites} collected, in order, per client."""
-    global _deferred
-    if not started:
-        return
-    pending, _deferred = _deferred, None
-    if pending:
-        for client, packets in pending.items():
-            if client.transport is not None:
-                writeNow(
-                    client.transport,
-                    packets[0] if len(packets) == 1 else b"".join(packets),
-                )
-
-
-@implementer(IClientConnection)
-class ClientProtocol(CTDBPacketReceiver):
-    """The daemon's end of a local client connection."""
-
-    client_id = 0
-    pid = 0
-    #: replies made while handling one read, sent together at its end
-    _batch: list[bytes] | None = None
-
-    def __init__(self, daemon: object) -> None:
-        self.daemon = daemon
-
-    def dataReceived(self, data: bytes) -> None:
-        # A pipelining client sends many requests in one read: answer them
-        # with one send() at the end instead of one each.
-        self._batch = batch = list[bytes]()
-        try:
-            super().dataReceived(data)
-        finally:
-            self._batch = None
-            if batch and self.transport is not None:
-                writeNow(
-                    self.transport, batch[0] if len(batch) == 1 else b"".join(batch)
-                )
-
-    def connectionMade(self) -> None:
-        self.pid = 0
-        if ISystemHandle.providedBy(self.transport):
-            sock = ISystemHandle(self.transport).getHandle()
-            try:
-                creds = sock.getsockopt(
-                    socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size
-                )
-            except OSError:
-                pass
-            else:
-                self.pid = _PEERCRED.unpack(creds)[0]
-        self.daemon.clientConnected(self)  # type: ignore[attr-defined]
-
-    def packetReceived(self, packet: bytes) -> None:
-        self.daemon.clientPacketReceived(self, packet)  # type: ignore[attr-defined]
-
-    def sendPacket(self, data: bytes) -> None:
-        if self._batch is not None:
-            self._batch.append(data)
-        elif _deferred is not None:
-            packets = _deferred.get(self)
-            if packets is None:
-                _deferred[self] = [data]
-            else:
-                packets.append(data)
-        elif self.transport is not None:
-            writeNow(self.transport, data)
-
-    def connectionLost(self, reason: Failure = connectionDone) -> None:
-        self.daemon.clientDisconnected(self)  # type: ignore[attr-defined]
-
-
-class _PlainReadServer(unix.Server):
-    """A unix-socket server connection that reads with plain recv(): the
-    client protocol passes no file descriptors, so Twisted's recvmsg() and
-    ancillary-data parsing are wasted work on every read."""
-
-    doRead = tcp.Connection.doRead
-
-
-class ClientSocketPort(unix.Port):
-    """The daemon's listening client socket (see L{_PlainReadServer})."""
-
-    transport = _PlainReadServer
-
-
-class ClientServerFactory(ServerFactory):
-    def __init__(self, daemon: object) -> None:
-        self.daemon = daemon
-
-    def buildProtocol(self, addr: object) -> ClientProtocol:
-        return ClientProtocol(self.daemon)
-
 
 MessageHandler = Callable[[int, bytes], object]
 

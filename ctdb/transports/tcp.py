@@ -28,10 +28,10 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ctdb.interfaces import ICTDBReactor, INodeTransport, INodeTransportListener
-from ctdb.protocols.client import batchClientWrites, flushClientWrites
 from ctdb.protocols.framing import CTDBPacketReceiver
 from ctdb.protocols.packet import CTDB_PORT
-from ctdb.transports._write import writeNow
+from ctdb.transports._write import PacketWriter
+from ctdb.transports.clientsocket import ClientWriteBatch
 
 
 class NodeInProtocol(CTDBPacketReceiver):
@@ -53,11 +53,15 @@ class NodeInProtocol(CTDBPacketReceiver):
     def dataReceived(self, data: bytes) -> None:
         # Replies to clients that the packets of this read produce go out
         # together at its end (one send() per client, not one per reply).
-        started = batchClientWrites()
+        writes = self.owner.clientWrites
+        if writes is None:
+            super().dataReceived(data)
+            return
+        started = writes.hold()
         try:
             super().dataReceived(data)
         finally:
-            flushClientWrites(started)
+            writes.release(started)
 
     def packetReceived(self, packet: bytes) -> None:
         self.owner.listener.packetReceived(self.pnn, packet)
@@ -67,18 +71,22 @@ class NodeInProtocol(CTDBPacketReceiver):
 
 
 class NodeOutProtocol(Protocol):
-    """Our connection to a peer: only sends.  Data from the peer here is a
-    protocol violation (ctdb_tcp_tnode_cb) and restarts the link."""
+    """Our connection to a peer: only sends, each packet with its own
+    send() (L{PacketWriter}).  Data from the peer here is a protocol
+    violation (ctdb_tcp_tnode_cb) and restarts the link."""
 
     log = Logger()
     #: set by makeConnection before connectionMade; always a TCP connection
     transport: ITCPTransport
+    #: set by connectionMade; the only writer of the connection
+    writer: PacketWriter
 
     def __init__(self, owner: TCPNodeTransport, pnn: int) -> None:
         self.owner = owner
         self.pnn = pnn
 
     def connectionMade(self) -> None:
+        self.writer = PacketWriter(self.transport)
         self.transport.setTcpNoDelay(True)
         self.transport.setTcpKeepAlive(True)
         self.owner._outgoingMade(self)
@@ -88,6 +96,7 @@ class NodeOutProtocol(Protocol):
         self.transport.loseConnection()
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self.writer.detach()
         self.owner._outgoingLost(self)
 
 
@@ -132,7 +141,11 @@ class _Peer:
 class TCPNodeTransport:
     """
     The TCP transport.  C{listener} gets the upcalls; assign it before
-    L{start}.
+    L{start}.  C{clientWrites}, the node's L{ClientWriteBatch} (the one its
+    L{ctdb.transports.clientsocket.ClientServerFactory} uses), holds the
+    packets for local clients that one read of a node link produces, so
+    that each client gets them with one send(); without it they go out one
+    by one.
     """
 
     log = Logger()
@@ -145,12 +158,14 @@ class TCPNodeTransport:
         port: int = CTDB_PORT,
         listener: INodeTransportListener | None = None,
         retryDelay: float = 1.0,
+        clientWrites: ClientWriteBatch | None = None,
     ) -> None:
         self.reactor = reactor
         self.address = address
         self.port = port
         self.listener: INodeTransportListener = listener  # type: ignore[assignment]
         self.retryDelay = retryDelay
+        self.clientWrites = clientWrites
         self.peers: dict[int, _Peer] = {}
         self.pnnByAddress: dict[str, int] = {}
         self._port: IListeningPort | None = None
@@ -199,7 +214,7 @@ class TCPNodeTransport:
         peer = self.peers.get(pnn)
         if peer is None or peer.out is None:
             return False
-        writeNow(peer.out.transport, data)
+        peer.out.writer.write(data)
         return True
 
     def restartNode(self, pnn: int) -> None:

@@ -2,7 +2,8 @@
 """
 Tests for L{ctdb.protocols.client}: the client side (L{ClientConnection}:
 reqids, timeouts, connection loss, messages, L{ControlFailed}) over a
-L{StringTransport}, and both ends together against a real L{Daemon} over
+L{StringTransport}, and with the daemon's end
+(L{ctdb.transports.clientsocket}) against a real L{Daemon} over
 L{twisted.test.iosim}.
 """
 
@@ -21,14 +22,10 @@ from ctdb.errors import ConnectionClosed, ControlFailed, ControlTimeout
 from ctdb.interfaces import IClientConnection
 from ctdb.nodes import parseNodes
 from ctdb.protocols import packet as P
-from ctdb.protocols.client import (
-    ClientConnection,
-    ClientProtocol,
-    ClientServerFactory,
-    connectClient,
-)
+from ctdb.protocols.client import ClientConnection, connectClient
 from ctdb.protocols.controls import Control
 from ctdb.testing import FakeNodeTransport
+from ctdb.transports.clientsocket import ClientProtocol, ClientServerFactory
 
 SRVID = 0xAE00000000000007
 

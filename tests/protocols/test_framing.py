@@ -212,9 +212,3 @@ class BrokenStreamTests(SynchronousTestCase):
         with capturedLogs() as events:
             r.malformed("testing")
         self.assertEqual([e["reason"] for e in events], ["testing"])
-
-    def test_nodeLinkDrop(self) -> None:
-        """The node transport's receiver is strict about alignment."""
-        from ctdb.transports.tcp import NodeInProtocol
-
-        self.assertTrue(NodeInProtocol.strictAlignment)

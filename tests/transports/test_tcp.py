@@ -21,9 +21,10 @@ from zope.interface.verify import verifyObject
 
 from ctdb.interfaces import INodeTransport, INodeTransportListener
 from ctdb.protocols import packet as P
-from ctdb.protocols.client import ClientProtocol
 from ctdb.testing import FakeNodeTransport
+from ctdb.transports.clientsocket import ClientProtocol, ClientWriteBatch
 from ctdb.transports.tcp import NodeInProtocol, NodeServerFactory, TCPNodeTransport
+from tests.transports._helpers import RecordingTransport, recordingClient, written
 
 PORT = 4379
 ADDRESSES = ("127.0.0.1", "127.0.0.2", "127.0.0.3")
@@ -214,6 +215,10 @@ class ListenAndConnectTests(SynchronousTestCase):
         assert isinstance(proto, NodeInProtocol)
         self.assertEqual(proto.pnn, 1)
 
+    def test_nodeLinkStrict(self) -> None:
+        """The receiver of a node link is strict about alignment."""
+        self.assertTrue(NodeInProtocol.strictAlignment)
+
     def test_connectedNeedsBothDirections(self) -> None:
         """
         nodeConnected fires on each side only once both its outgoing and
@@ -349,61 +354,85 @@ class DeadLinkTests(SynchronousTestCase):
         self.assertNotIn(("127.0.0.1", "127.0.0.2"), self.net.pending())
 
 
-class _RecordingTransport:
-    """A client transport that records each write (no socket, so writeNow
-    falls back to write())."""
+class _AnswerBoth(RecordingListener):
+    """A daemon whose every packet from a node answers each of C{clients},
+    tagged by the packet's reqid."""
 
-    disconnecting = False
+    def __init__(self, clients: list[ClientProtocol]) -> None:
+        super().__init__()
+        self.clients = clients
 
-    def __init__(self) -> None:
-        self.writes: list[bytes] = []
+    def packetReceived(self, pnn: int, data: bytes) -> None:
+        reqid = P.decodePacket(data).header.reqid
+        for c in self.clients:
+            c.sendPacket(reqid.to_bytes(4, "little"))
 
-    def write(self, data: bytes) -> None:
-        self.writes.append(data)
 
-
-def _writes(client: ClientProtocol) -> list[bytes]:
-    assert isinstance(client.transport, _RecordingTransport)
-    return client.transport.writes
+def _keepalives(*reqids: int) -> bytes:
+    return b"".join(
+        P.ReqKeepalive(P.Header(P.Operation.REQ_KEEPALIVE, 0, 1, reqid)).encode()
+        for reqid in reqids
+    )
 
 
 class ClientWriteBatchTests(SynchronousTestCase):
     """Client replies produced by one read of a node link go out together."""
 
-    def _setup(self) -> tuple[NodeInProtocol, list[ClientProtocol]]:
-        clients = [ClientProtocol(object()) for _ in range(2)]
-        for c in clients:
-            c.transport = _RecordingTransport()  # type: ignore[assignment]
-
-        class Listener(RecordingListener):
-            def packetReceived(self, pnn: int, data: bytes) -> None:
-                # every packet answers both clients, tagged by reqid
-                reqid = P.decodePacket(data).header.reqid
-                for c in clients:
-                    c.sendPacket(reqid.to_bytes(4, "little"))
-
+    def _setup(
+        self, writes: ClientWriteBatch | None
+    ) -> tuple[NodeInProtocol, list[ClientProtocol]]:
+        clients = [recordingClient(writes or ClientWriteBatch()) for _ in range(2)]
         owner = TCPNodeTransport(
             reactor=MemoryReactorClock(),  # type: ignore[arg-type]  # no IReactorProcess
             address=ADDRESSES[0],
+            clientWrites=writes,
         )
-        owner.listener = Listener()
+        owner.listener = _AnswerBoth(clients)
         proto = NodeInProtocol(owner, 1)
-        proto.transport = _RecordingTransport()  # type: ignore[assignment]
+        proto.transport = RecordingTransport()  # type: ignore[assignment]
         return proto, clients
 
     def test_oneWritePerClientPerRead(self) -> None:
-        """Three packets in one read give each client one write of its three replies, in order."""
-        proto, clients = self._setup()
-        packets = b"".join(
-            P.ReqKeepalive(P.Header(P.Operation.REQ_KEEPALIVE, 0, 1, reqid)).encode()
-            for reqid in (1, 2, 3)
-        )
-        proto.dataReceived(packets)
+        """Three packets in one read give each client one write of its three
+        replies, in order, when the transport has the node's batch."""
+        proto, clients = self._setup(ClientWriteBatch())
+        proto.dataReceived(_keepalives(1, 2, 3))
         for c in clients:
-            self.assertEqual(_writes(c), [b"\1\0\0\0\2\0\0\0\3\0\0\0"])
+            self.assertEqual(written(c), [b"\1\0\0\0\2\0\0\0\3\0\0\0"])
 
     def test_directOutsideARead(self) -> None:
         """Outside a node link's read a client packet is written at once."""
-        _, clients = self._setup()
+        _, clients = self._setup(ClientWriteBatch())
         clients[0].sendPacket(b"x")
-        self.assertEqual(_writes(clients[0]), [b"x"])
+        self.assertEqual(written(clients[0]), [b"x"])
+
+    def test_withoutBatch(self) -> None:
+        """A transport built without the node's batch leaves the clients'
+        packets alone: each goes out with its own write."""
+        proto, clients = self._setup(None)
+        proto.dataReceived(_keepalives(1, 2))
+        for c in clients:
+            self.assertEqual(written(c), [b"\1\0\0\0", b"\2\0\0\0"])
+
+    def test_nodesDoNotShare(self) -> None:
+        """
+        Two nodes in one process have a batch each: a read on one node's
+        link holds only that node's client packets, and a packet to the
+        other node's client goes out at once.
+        """
+        proto, clients = self._setup(ClientWriteBatch())
+        other = recordingClient(ClientWriteBatch())
+        seen: list[list[bytes]] = []
+
+        class Listener(_AnswerBoth):
+            def packetReceived(self, pnn: int, data: bytes) -> None:
+                super().packetReceived(pnn, data)
+                other.sendPacket(b"o")
+                seen.append(list(written(other)))
+
+        assert isinstance(proto.owner.listener, _AnswerBoth)
+        proto.owner.listener = Listener(proto.owner.listener.clients)
+        proto.dataReceived(_keepalives(1, 2))
+        self.assertEqual(seen, [[b"o"], [b"o", b"o"]])
+        for c in clients:
+            self.assertEqual(written(c), [b"\1\0\0\0\2\0\0\0"])
