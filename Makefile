@@ -3,7 +3,8 @@
 #   make install   system packages + .venv with the project (idempotent, quiet)
 #   make lint      ruff check, ruff format --check, mypy and the import
 #                  contracts of pyproject.toml (quiet when clean)
-#   make test      lint, then the whole test suite
+#   make test      lint, the unit tests under trial, then the whole test
+#                  suite under pytest
 #   make demo      a 3-node cluster on 127.0.0.1-3, driven by Samba's ctdb tool
 #   make clean     remove build debris (keeps .venv; `make distclean` removes it)
 
@@ -15,6 +16,13 @@ APT_PACKAGES := libtdb1 tdb-tools ctdb tshark iproute2 samba smbclient samba-tes
 PIP_PACKAGES := twisted zope.interface pytest hypothesis smbprotocol \
     ruff mypy mypy-zope import-linter
 LINT_PATHS := ctdb tests bench scripts twisted
+# Every test package and top-level test module but the integration suite's,
+# whose modules take pytest fixtures that start real clusters: these run
+# under trial as well as pytest (tests/test_layout.py checks that they can).
+UNIT_TEST_DIRS := $(filter-out tests/integration/,$(sort $(dir \
+    $(wildcard tests/*/test_*.py))))
+UNIT_TESTS := $(subst /,.,$(patsubst %/,%,$(UNIT_TEST_DIRS)) \
+    $(basename $(wildcard tests/test_*.py)))
 STAMP := $(VENV)/.txctdb-installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -73,6 +81,7 @@ lint: install
 	@$(VENV)/bin/lint-imports --no-cache >/dev/null || $(VENV)/bin/lint-imports --no-cache
 
 test: lint
+	$(VENV)/bin/trial --reporter=text $(UNIT_TESTS)
 	$(VENV)/bin/python -m pytest -q tests
 
 demo: install

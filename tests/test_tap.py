@@ -6,10 +6,13 @@ children that listens only when started, on the reactor it is given.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from pathlib import Path
 
 from twisted.application.service import IService, MultiService
 from twisted.internet.testing import MemoryReactorClock
+from twisted.trial.unittest import SynchronousTestCase
 
 from ctdb import tap
 from ctdb.daemon.core import Daemon
@@ -33,54 +36,66 @@ def makeOptions(tmp_path: Path, *extra: str) -> tap.Options:
     return options
 
 
-def test_namedChildren(tmp_path: Path) -> None:
-    """The service is a MultiService with children "daemon" and "clients"."""
-    service = tap.makeService(makeOptions(tmp_path), MemoryReactorClock())
-    assert isinstance(service, MultiService)
-    assert IService.providedBy(service)
-    assert {child.name for child in service} == {"daemon", "recovery", "clients"}
-    daemon = service.getServiceNamed("daemon")
-    assert isinstance(daemon, Daemon)
-    assert daemon.pnn == 0
+class MakeServiceTests(SynchronousTestCase):
+    """L{tap.makeService}."""
 
+    def setUp(self) -> None:
+        # Outside the checkout (trial's mktemp would litter it under pytest).
+        directory = tempfile.mkdtemp(prefix="txctdb-test-")
+        self.addCleanup(shutil.rmtree, directory, True)
+        self.tmp = Path(directory)
 
-def test_buildDoesNotListen(tmp_path: Path) -> None:
-    """Building the service opens nothing: no TCP port, no unix socket."""
-    reactor = MemoryReactorClock()
-    tap.makeService(makeOptions(tmp_path), reactor)
-    assert reactor.tcpServers == []
-    assert reactor.unixServers == []
-    assert reactor.tcpClients == []
-    assert not (tmp_path / "run" / "ctdbd.socket").exists()
-    # ... but the socket's directory is made ready.
-    assert (tmp_path / "run").is_dir()
+    def test_namedChildren(self) -> None:
+        """The service is a MultiService with children "daemon" and "clients"."""
+        service = tap.makeService(makeOptions(self.tmp), MemoryReactorClock())
+        assert isinstance(service, MultiService)  # narrows the type for mypy too
+        self.assertTrue(IService.providedBy(service))
+        self.assertEqual(
+            {child.name for child in service}, {"daemon", "recovery", "clients"}
+        )
+        daemon = service.getServiceNamed("daemon")
+        self.assertIsInstance(daemon, Daemon)
+        self.assertEqual(daemon.pnn, 0)
 
+    def test_buildDoesNotListen(self) -> None:
+        """Building the service opens nothing: no TCP port, no unix socket."""
+        reactor = MemoryReactorClock()
+        tap.makeService(makeOptions(self.tmp), reactor)
+        self.assertEqual(reactor.tcpServers, [])
+        self.assertEqual(reactor.unixServers, [])
+        self.assertEqual(reactor.tcpClients, [])
+        self.assertFalse((self.tmp / "run" / "ctdbd.socket").exists())
+        # ... but the socket's directory is made ready.
+        self.assertTrue((self.tmp / "run").is_dir())
 
-def test_startListens(tmp_path: Path) -> None:
-    """Started, the node listens on its address and port, connects to its
-    peer from its own address, and serves the client socket; it stops
-    cleanly."""
-    reactor = MemoryReactorClock()
-    service = tap.makeService(makeOptions(tmp_path, "--address", "127.0.0.1"), reactor)
-    service.startService()
-    try:
-        [(port, _factory, _backlog, interface)] = reactor.tcpServers
-        assert (port, interface) == (4999, "127.0.0.1")
-        [(host, peerPort, _f, _timeout, bindAddress)] = reactor.tcpClients
-        assert (host, peerPort, bindAddress) == ("127.0.0.2", 4999, ("127.0.0.1", 0))
-        [unix] = reactor.unixServers
-        assert unix[0] == str(tmp_path / "run" / "ctdbd.socket")
-    finally:
-        stopped = service.stopService()
-    assert stopped is not None
-    assert not service.running
+    def test_startListens(self) -> None:
+        """Started, the node listens on its address and port, connects to its
+        peer from its own address, and serves the client socket; it stops
+        cleanly."""
+        reactor = MemoryReactorClock()
+        service = tap.makeService(
+            makeOptions(self.tmp, "--address", "127.0.0.1"), reactor
+        )
+        service.startService()
+        try:
+            [(port, _factory, _backlog, interface)] = reactor.tcpServers
+            self.assertEqual((port, interface), (4999, "127.0.0.1"))
+            [(host, peerPort, _f, _timeout, bindAddress)] = reactor.tcpClients
+            self.assertEqual(
+                (host, peerPort, bindAddress), ("127.0.0.2", 4999, ("127.0.0.1", 0))
+            )
+            [unix] = reactor.unixServers
+            self.assertEqual(unix[0], str(self.tmp / "run" / "ctdbd.socket"))
+        finally:
+            stopped = service.stopService()
+        self.assertIsNotNone(stopped)
+        self.assertFalse(service.running)
 
-
-def test_chosenAddress(tmp_path: Path) -> None:
-    """--address picks the node: 127.0.0.2 is pnn 1 of the nodes file."""
-    options = makeOptions(tmp_path, "--address", "127.0.0.2")
-    service = tap.makeService(options, MemoryReactorClock())
-    assert isinstance(service, MultiService)
-    daemon = service.getServiceNamed("daemon")
-    assert isinstance(daemon, Daemon)
-    assert daemon.pnn == 1
+    def test_chosenAddress(self) -> None:
+        """--address picks the node: 127.0.0.2 is pnn 1 of the nodes file."""
+        options = makeOptions(self.tmp, "--address", "127.0.0.2")
+        service = tap.makeService(options, MemoryReactorClock())
+        assert isinstance(service, MultiService)  # narrows the type for mypy too
+        daemon = service.getServiceNamed("daemon")
+        self.assertIsInstance(daemon, Daemon)
+        self.assertEqual(daemon.pnn, 1)
