@@ -69,13 +69,15 @@ from typing import Any, Generic, TypeVar
 from twisted.internet import defer, task
 from twisted.logger import Logger
 
-from ctdb.database.ltdb import (
-    CTDB_REC_RO_HAVE_DELEGATIONS,
-    LTDB_HEADER_SIZE,
-    LtdbHeader,
-)
+from ctdb.database.ltdb import CTDB_REC_RO_HAVE_DELEGATIONS, LtdbHeader, splitValue
 from ctdb.database.tdb import TDB, TDB_REPLACE
-from ctdb.errors import ControlFailed, CTDBError
+from ctdb.errors import (
+    ClientError,
+    ControlFailed,
+    CTDBError,
+    FetchLockError,
+    TransactionError,
+)
 from ctdb.interfaces import ICTDBReactor
 from ctdb.protocols import controls as C
 from ctdb.protocols import records as R
@@ -89,6 +91,7 @@ from ctdb.protocols.packet import (
     ReplyCall,
     ReplyControl,
 )
+from ctdb.protocols.srvids import CTDB_SRVID_CLIENT_RANGE
 
 __all__ = [
     "CTDB_SRVID_CLIENT_RANGE",
@@ -110,8 +113,6 @@ _log = Logger()
 #: The key of a persistent database's sequence number record; the key
 #: includes the trailing NUL (C{strlen(CTDB_DB_SEQNUM_KEY) + 1}).
 DB_SEQNUM_KEY = b"__db_sequence_number__\0"
-#: srvid range of the client library (protocol.h); traverses use it.
-CTDB_SRVID_CLIENT_RANGE = 0xBE00000000000000
 #: The database holding Samba's global locks.
 G_LOCK_DB = "g_lock.tdb"
 
@@ -128,27 +129,8 @@ _LOCK_RETRY_MAX = 0.02
 T = TypeVar("T")
 
 
-class ClientError(CTDBError):
-    """A client API operation failed."""
-
-
-class FetchLockError(ClientError):
-    """A record could not be locked (migration failed or timed out)."""
-
-
-class TransactionError(ClientError):
-    """A transaction could not be started or committed."""
-
-
 def _sleep(reactor: ICTDBReactor, seconds: float) -> defer.Deferred[None]:
     return task.deferLater(reactor, seconds, lambda: None)
-
-
-def _splitLocal(value: bytes | None) -> tuple[LtdbHeader, bytes] | None:
-    if value is None or len(value) < LTDB_HEADER_SIZE:
-        return None
-    header, _ = LtdbHeader.decode(value)
-    return header, value[LTDB_HEADER_SIZE:]
 
 
 @dataclass(frozen=True, slots=True)
@@ -532,10 +514,10 @@ class Database(R.DbKind):
         C{ctdb_ltdb_fetch}: the local record, or an empty one with dmaster
         CTDB_UNKNOWN_PNN.  (tdb_fetch takes the chain read lock briefly.)
         """
-        split = _splitLocal(self.tdb.fetch(key))
-        if split is None:
+        header, data = splitValue(self.tdb.fetch(key))
+        if header is None:
             return LtdbHeader(0, CTDB_UNKNOWN_PNN), b""
-        return split
+        return header, data
 
     async def _readLocalNonblocking(self, key: bytes) -> tuple[LtdbHeader, bytes]:
         """L{_readLocal} under a chain read lock taken without blocking."""
@@ -600,16 +582,16 @@ class Database(R.DbKind):
             for migrations in itertools.count():
                 await self._chainLock(key, self.tdb.chainLockNonblock)
                 try:
-                    split = _splitLocal(self.tdb.fetch(key))
+                    header, data = splitValue(self.tdb.fetch(key))
                 except BaseException:
                     self.tdb.chainUnlock(key)
                     raise
-                if split is not None:
-                    header, data = split
-                    if header.dmaster == client.pnn and not (
-                        header.flags & CTDB_REC_RO_HAVE_DELEGATIONS
-                    ):
-                        return RecordLock(self, key, header, data)
+                if (
+                    header is not None
+                    and header.dmaster == client.pnn
+                    and not header.flags & CTDB_REC_RO_HAVE_DELEGATIONS
+                ):
+                    return RecordLock(self, key, header, data)
                 self.tdb.chainUnlock(key)
                 if client.reactor.seconds() > deadline:
                     raise FetchLockError(
@@ -728,10 +710,9 @@ class Database(R.DbKind):
             if not rec.key and not rec.data:
                 done.callback(None)
                 return
-            split = _splitLocal(rec.data)
-            if split is None:
+            header, data = splitValue(rec.data)
+            if header is None:
                 return
-            header, data = split
             if not data and not withEmpty:
                 return
             if callback is None:
@@ -763,9 +744,9 @@ class Database(R.DbKind):
         """The records of the local TDB file (C{ctdb_db_traverse_local})."""
         out = []
         for key, value in self.tdb.traverse():
-            split = _splitLocal(value)
-            if split is not None:
-                out.append((key, split[0], split[1]))
+            header, data = splitValue(value)
+            if header is not None:
+                out.append((key, header, data))
         return out
 
     def close(self) -> None:

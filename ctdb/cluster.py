@@ -33,15 +33,12 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from ctdb.errors import ClusterError, SambaError
 from ctdb.protocols import controls as C
 from ctdb.protocols import packet as P
-from ctdb.samba import ClusteredSamba, SambaError
+from ctdb.samba import ClusteredSamba
 
 CONFIG = "cluster.json"
-
-
-class ClusterError(Exception):
-    """A cluster command that cannot be carried out."""
 
 
 def syncControl(

@@ -21,8 +21,16 @@ import stat
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
-from ctdb.errors import ConfigError
+from ctdb.errors import ConfigLoadError, IniSyntaxError
 from ctdb.protocols.controls import Tunables
+from ctdb.protocols.debuglevels import (
+    DEBUG_DEBUG,
+    DEBUG_ERR,
+    DEBUG_NOTICE,
+    DEBUG_WARNING,
+    debugLevelName,
+    parseDebugLevel,
+)
 
 #: Debian's compiled-in directories (``ctdb-path etcdir`` ... without test mode)
 ETCDIR = "/etc/ctdb"
@@ -32,10 +40,11 @@ DATADIR = "/usr/share/ctdb"
 LOGDIR = "/var/log/ctdb"
 HELPER_BINDIR = "/usr/libexec/ctdb"
 
-ERR = "ERROR"
-WARNING = "WARNING"
-NOTICE = "NOTICE"
-DEBUG = "DEBUG"
+#: the levels of L{Message}s, by name
+ERR = debugLevelName(DEBUG_ERR)
+WARNING = debugLevelName(DEBUG_WARNING)
+NOTICE = debugLevelName(DEBUG_NOTICE)
+DEBUG = debugLevelName(DEBUG_DEBUG)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,13 +54,11 @@ class Message:
     level: str
     text: str
 
-
-class ConfigLoadError(ConfigError):
-    """ctdbd refuses to start; C{messages} are what it printed on the way."""
-
-    def __init__(self, messages: list[Message]) -> None:
-        self.messages = list(messages)
-        super().__init__("\n".join(m.text for m in self.messages))
+    @property
+    def debugLevel(self) -> int:
+        """C{level} as a number (L{ctdb.protocols.debuglevels})."""
+        level = parseDebugLevel(self.level)
+        return DEBUG_DEBUG if level is None else level
 
 
 # -- paths (common/path.c) ----------------------------------------------------
@@ -120,10 +127,6 @@ class CTDBPaths:
 
 
 # -- the ini reader (lib/util/tini.c) ----------------------------------------
-
-
-class IniSyntaxError(ConfigError):
-    """A line tini_parse() gives up on."""
 
 
 def _lines(text: str) -> Iterator[str]:
@@ -301,33 +304,8 @@ def _validateDbDir(key: str, value: object, paths: CTDBPaths) -> list[Message]:
     return []
 
 
-def parseLogLevel(text: str) -> int | None:
-    """debug_level_parse(): a number 0-10, or a prefix of a level name,
-    case-insensitive (the first match wins, so "" is ERROR)."""
-    names = [
-        (0, "ERROR"),
-        (1, "WARNING"),
-        (2, "WARNING"),
-        (3, "NOTICE"),
-        (4, "NOTICE"),
-        (5, "INFO"),
-        (6, "INFO"),
-        (7, "INFO"),
-        (8, "INFO"),
-        (9, "INFO"),
-        (10, "DEBUG"),
-    ]
-    if text[:1].isdigit():
-        level = int(_strtol(text.split()[0] if text.split() else text))
-        return level if 0 <= level <= 10 else None
-    for level, name in names:
-        if name.startswith(text.upper()):
-            return level
-    return None
-
-
 def _validateLogLevel(key: str, value: object, paths: CTDBPaths) -> list[Message]:
-    if parseLogLevel(str(value)) is None:
+    if parseDebugLevel(str(value)) is None:
         # debug_level_parse() says nothing; conf.c adds the generic line.
         return [Message(DEBUG, f"invalid log level {value}")]
     return []
@@ -355,7 +333,7 @@ def _validateLocation(key: str, value: object, paths: CTDBPaths) -> list[Message
 
 
 def _validateScriptLogLevel(key: str, value: object, paths: CTDBPaths) -> list[Message]:
-    if parseLogLevel(str(value)) is None:
+    if parseDebugLevel(str(value)) is None:
         return [Message(ERR, f"Invalid script log level '{value}'")]
     return []
 
@@ -368,7 +346,7 @@ OPTIONS: tuple[_Option, ...] = (
         lambda p: f"file:{LOGDIR}/log.ctdb",
         _validateLocation,
     ),
-    _Option("logging", "log level", str, lambda p: "NOTICE", _validateLogLevel),
+    _Option("logging", "log level", str, lambda p: NOTICE, _validateLogLevel),
     _Option("cluster", "transport", str, lambda p: "tcp", _validateTransport),
     _Option("cluster", "node address", str, lambda p: None, _validateNodeAddress),
     _Option("cluster", "cluster lock", str, lambda p: None),
@@ -413,9 +391,7 @@ OPTIONS: tuple[_Option, ...] = (
     _Option("legacy", "lmaster capability", bool, lambda p: True),
     _Option("legacy", "start as stopped", bool, lambda p: False),
     _Option("legacy", "start as disabled", bool, lambda p: False),
-    _Option(
-        "legacy", "script log level", str, lambda p: "ERROR", _validateScriptLogLevel
-    ),
+    _Option("legacy", "script log level", str, lambda p: ERR, _validateScriptLogLevel),
 )
 
 SECTIONS = tuple(dict.fromkeys(o.section for o in OPTIONS))
@@ -447,8 +423,8 @@ class CTDBConfig:
 
     @property
     def logLevel(self) -> int:
-        level = parseLogLevel(str(self.get("logging", "log level")))
-        return 3 if level is None else level
+        level = parseDebugLevel(str(self.get("logging", "log level")))
+        return DEBUG_NOTICE if level is None else level
 
     @property
     def nodeAddress(self) -> str | None:

@@ -35,7 +35,6 @@ from twisted.logger import Logger, globalLogBeginner, textFileLogObserver
 from ctdb.config import (
     ERR,
     HELPER_BINDIR,
-    ConfigLoadError,
     CTDBConfig,
     CTDBPaths,
     Message,
@@ -44,8 +43,10 @@ from ctdb.config import (
     loadPublicAddresses,
     loadTunables,
 )
-from ctdb.errors import ConfigError
+from ctdb.errors import ConfigError, ConfigLoadError
 from ctdb.eventd import stopProcess
+from ctdb.logfilter import twistedLevel
+from ctdb.protocols.debuglevels import DEBUG_ERR, debugLevelName
 from ctdb.service import NodeConfig, buildNode
 
 USAGE = """\
@@ -58,10 +59,10 @@ Help options:
 """
 
 
-def _emit(messages: Sequence[Message], stream: Any, minimum: int = 0) -> None:
-    order = {"ERROR": 0, "WARNING": 1, "NOTICE": 2, "DEBUG": 4}
+def _emit(messages: Sequence[Message], stream: Any, minimum: int = DEBUG_ERR) -> None:
+    """Write the messages at debug level C{minimum} or more severe."""
     for m in messages:
-        if order.get(m.level, 4) <= minimum:
+        if m.debugLevel <= minimum:
             stream.write(m.text + "\n")
     stream.flush()
 
@@ -90,14 +91,7 @@ def prepare(
 def _logMessages(messages: Sequence[Message]) -> None:
     log = Logger(namespace="ctdbd")
     for m in messages:
-        if m.level == "ERROR":
-            log.error("{text}", text=m.text)
-        elif m.level == "WARNING":
-            log.warn("{text}", text=m.text)
-        elif m.level == "NOTICE":
-            log.info("{text}", text=m.text)
-        else:
-            log.debug("{text}", text=m.text)
+        log.emit(twistedLevel(m.debugLevel), "{text}", text=m.text)
 
 
 def runDaemon(
@@ -137,13 +131,7 @@ def runDaemon(
     socketPath = paths.socket("ctdbd")
     pidFile = paths.pidFile("ctdbd")
     os.environ["CTDB_LOGGING"] = config.logLocation
-    os.environ["CTDB_DEBUGLEVEL"] = {
-        0: "ERROR",
-        1: "WARNING",
-        2: "WARNING",
-        3: "NOTICE",
-        4: "NOTICE",
-    }.get(config.logLevel, "INFO" if config.logLevel < 10 else "DEBUG")
+    os.environ["CTDB_DEBUGLEVEL"] = debugLevelName(config.logLevel)
     stopping: list[bool] = []
     top: Any = None
 
@@ -348,7 +336,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         paths, config, tunables, tunableMessages = prepare(environ)
     except ConfigLoadError as e:
-        _emit(e.messages, sys.stderr, 0)
+        _emit(e.messages, sys.stderr, DEBUG_ERR)
         return 1
     # Before its logging is set up, ctdbd prints only errors (to stderr);
     # the rest goes to its log once that is open.

@@ -31,7 +31,7 @@ from twisted.internet.protocol import ClientFactory, Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from ctdb.errors import CTDBError, MalformedPacket
+from ctdb.errors import EventDaemonError, MalformedPacket
 from ctdb.interfaces import ICTDBReactor
 from ctdb.protocols.controls import Tunables
 
@@ -44,10 +44,6 @@ CTDB_EVENT_RUN_ALL = 1
 _HEADER = struct.Struct("<III")  # length, version, reqid
 _U32 = struct.Struct("<I")
 _I32 = struct.Struct("<i")
-
-
-class EventDaemonError(CTDBError):
-    """ctdb-eventd did not start, or went away."""
 
 
 def _stringn(value: str | None) -> bytes:

@@ -26,15 +26,13 @@ import subprocess
 import time
 from typing import Protocol
 
+from ctdb.errors import SambaError
+
 SMBD = "/usr/sbin/smbd"
 SMB_PORT = 445
 #: the NetBIOS name every node shares, as a clustered server must
 NETBIOS_NAME = "TXCTDB"
 SHARE = "data"
-
-
-class SambaError(Exception):
-    """An smbd that cannot be started, or that died."""
 
 
 class _Layout(Protocol):

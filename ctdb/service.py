@@ -36,7 +36,6 @@ from twisted.logger import (
     FileLogObserver,
     FilteringLogObserver,
     ILogObserver,
-    LogLevel,
     LogLevelFilterPredicate,
     formatEventAsClassicLogText,
     globalLogPublisher,
@@ -49,15 +48,16 @@ from ctdb.databases.manager import DatabaseManager
 from ctdb.errors import ConfigError
 from ctdb.eventd import EventDaemon
 from ctdb.interfaces import ICTDBReactor, ILogLevelObserver, INodeTransport
+from ctdb.logfilter import twistedLevel
 from ctdb.nodes import NodeMap, readNodesFile
 from ctdb.protocols.controls import (
     CTDB_CAP_LMASTER,
     CTDB_CAP_RECMASTER,
-    DEBUG_LEVELS,
     NODE_FLAGS_PERMANENTLY_DISABLED,
     NODE_FLAGS_STOPPED,
     Tunables,
 )
+from ctdb.protocols.debuglevels import DEBUG_LEVELS, parseDebugLevel
 from ctdb.protocols.packet import CTDB_PORT
 from ctdb.recovery.controls import RecoveryControls
 from ctdb.recovery.service import RecoveryService
@@ -67,30 +67,18 @@ from ctdb.transports.tcp import TCPNodeTransport
 DEFAULT_SOCKET = "/run/ctdb/ctdbd.socket"
 
 
-def twistedLevel(level: int) -> LogLevel:
-    """The lowest Twisted log level shown at Samba debug level C{level}:
-    ERR -> error, WARNING -> warn, NOTICE/INFO -> info, DEBUG -> debug."""
-    if level <= 0:
-        return LogLevel.error
-    if level < 3:
-        return LogLevel.warn
-    if level < 10:
-        return LogLevel.info
-    return LogLevel.debug
+def toDebugLevel(text: str) -> int:
+    """The debug level C{text} names: a number 0-10 or (a prefix of) a
+    name, as ctdbd reads one (L{parseDebugLevel}).
 
-
-def parseDebugLevel(text: str) -> int:
-    """A ctdb debug level by name (NOTICE) or number (2)."""
-    upper = text.strip().upper()
-    if upper in DEBUG_LEVELS:
-        return DEBUG_LEVELS[upper]
-    try:
-        value = int(upper)
-    except ValueError:
+    @raise ConfigError: C{text} names no level.
+    """
+    level = parseDebugLevel(text)
+    if level is None:
         raise ConfigError(
             f"invalid log level {text!r} (one of {', '.join(DEBUG_LEVELS)})"
-        ) from None
-    return value
+        )
+    return level
 
 
 def isLocalAddress(address: str) -> bool:
@@ -265,7 +253,7 @@ def buildNode(
         nodeMap = readNodesFile(config.nodesFile)
         pnn, myAddress = chooseNode(nodeMap, config.address)
     level = (
-        parseDebugLevel(config.logLevel)
+        toDebugLevel(config.logLevel)
         if isinstance(config.logLevel, str)
         else config.logLevel
     )

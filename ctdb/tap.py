@@ -21,7 +21,7 @@ from ctdb.service import (
     NodeConfig,
     buildNode,
     chooseNode,
-    parseDebugLevel,
+    toDebugLevel,
 )
 
 
@@ -97,7 +97,7 @@ class Options(usage.Options):
         # prints a usage message instead of a traceback from makeService.
         try:
             chooseNode(readNodesFile(self["nodes"]), self["address"])
-            parseDebugLevel(self["log-level"])
+            toDebugLevel(self["log-level"])
         except ConfigError as e:
             raise usage.UsageError(str(e)) from None
         known = Tunables()

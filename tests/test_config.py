@@ -13,16 +13,14 @@ import stat
 import pytest
 
 from ctdb.config import (
-    ConfigLoadError,
     CTDBPaths,
-    IniSyntaxError,
     checkDatabaseDirectories,
     loadConfig,
     parseConfig,
     parseIni,
-    parseLogLevel,
     parseTunables,
 )
+from ctdb.errors import ConfigLoadError, IniSyntaxError
 
 
 @pytest.fixture
@@ -196,16 +194,6 @@ def testMissingDefaultDirectories(tmp_path) -> None:  # type: ignore[no-untyped-
     with pytest.raises(ConfigLoadError) as info:
         checkDatabaseDirectories(config)
     assert str(info.value) == f"State database directory {tmp_path}/none does not exist"
-
-
-def testLogLevels() -> None:
-    """debug_level_parse: numbers 0-10, case-insensitive name prefixes."""
-    assert parseLogLevel("NOTICE") == 3
-    assert parseLogLevel("info") == 5
-    assert parseLogLevel("deb") == 10
-    assert parseLogLevel("4") == 4
-    assert parseLogLevel("11") is None
-    assert parseLogLevel("LOUD") is None
 
 
 def testTunables() -> None:

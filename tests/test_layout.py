@@ -4,7 +4,9 @@ The source tree's conventions that no linter checks: every module's
 C{test-case-name} line (what C{trial --testmodule} and editors follow from
 a module to its tests) names test modules that exist; only the entry points
 import the global reactor; no import cycles (import-linter's contracts in
-pyproject.toml check the layers).
+pyproject.toml check the layers); every C{CTDB_SRVID_*} is assigned in
+L{ctdb.protocols.srvids} alone.  (That every exception is in
+L{ctdb.errors} is tests/test_errors.py's.)
 """
 
 from __future__ import annotations
@@ -142,4 +144,83 @@ class LayerTests(SynchronousTestCase):
         self.addCleanup(sys.path.remove, str(root))
         self.assertEqual(
             importCycles("cyclepkg"), [["cyclepkg.a", "cyclepkg.b", "cyclepkg.a"]]
+        )
+
+
+#: the one module that defines srvids, and where any other assignment is looked for
+SRVIDS_MODULE = Path("ctdb/protocols/srvids.py")
+SRVID_SOURCES = ("ctdb", "tests", "bench", "scripts")
+
+
+def srvidAssignments(root: Path = ROOT) -> list[tuple[str, int, str]]:
+    """(file, line, name) of every assignment to a C{CTDB_SRVID_*} name
+    (or attribute) outside L{SRVIDS_MODULE}."""
+    found = []
+    for directory in SRVID_SOURCES:
+        for path in sorted((root / directory).rglob("*.py")):
+            relative = path.relative_to(root)
+            if relative == SRVIDS_MODULE:
+                continue
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                targets: list[ast.expr] = []
+                if isinstance(node, ast.Assign):
+                    targets = list(node.targets)
+                elif isinstance(node, (ast.AnnAssign, ast.AugAssign, ast.NamedExpr)):
+                    targets = [node.target]
+                for target in targets:
+                    for line, name in _assignedNames(target):
+                        if name.startswith("CTDB_SRVID_"):
+                            found.append((str(relative), line, name))
+    return sorted(found)
+
+
+def _assignedNames(target: ast.expr) -> list[tuple[int, str]]:
+    """The (line, name) pairs an assignment target binds: names, attributes
+    and the elements of tuples and lists (not what a subscript indexes)."""
+    if isinstance(target, ast.Name):
+        return [(target.lineno, target.id)]
+    if isinstance(target, ast.Attribute):
+        return [(target.lineno, target.attr)]
+    if isinstance(target, (ast.Tuple, ast.List)):
+        return [pair for element in target.elts for pair in _assignedNames(element)]
+    if isinstance(target, ast.Starred):
+        return _assignedNames(target.value)
+    return []
+
+
+class SrvidTests(SynchronousTestCase):
+    """Samba's srvids are written down once (issue 10 item 6)."""
+
+    def test_onlyInSrvidsModule(self) -> None:
+        """No module of ctdb/, tests/, bench/ or scripts/ but
+        ctdb/protocols/srvids.py assigns a CTDB_SRVID_* name."""
+        self.assertEqual(srvidAssignments(), [])
+
+    def test_assignmentFound(self) -> None:
+        """The check sees plain, annotated, tuple and attribute assignments
+        outside the srvids module, and none inside it."""
+        root = Path(tempfile.mkdtemp())
+        self.addCleanup(shutil.rmtree, root)
+        (root / "ctdb" / "protocols").mkdir(parents=True)
+        (root / "tests").mkdir()
+        (root / "ctdb" / "protocols" / "srvids.py").write_text(
+            "CTDB_SRVID_ALL = 0xFFFFFFFFFFFFFFFF\n"
+        )
+        (root / "ctdb" / "m.py").write_text(
+            "from ctdb.protocols.srvids import CTDB_SRVID_ALL\n"
+            "CTDB_SRVID_LEADER = 0xF101000000000000\n"
+            "CTDB_SRVID_X: int = 1\n"
+            "uses = {CTDB_SRVID_ALL: 1}\n"
+        )
+        (root / "tests" / "t.py").write_text(
+            "a, CTDB_SRVID_Y = 1, 2\nobj.CTDB_SRVID_Z = 3\nd[CTDB_SRVID_ALL] = 4\n"
+        )
+        self.assertEqual(
+            srvidAssignments(root),
+            [
+                ("ctdb/m.py", 2, "CTDB_SRVID_LEADER"),
+                ("ctdb/m.py", 3, "CTDB_SRVID_X"),
+                ("tests/t.py", 1, "CTDB_SRVID_Y"),
+                ("tests/t.py", 2, "CTDB_SRVID_Z"),
+            ],
         )

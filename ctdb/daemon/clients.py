@@ -20,6 +20,7 @@ from ctdb.daemon.state import (
 from ctdb.errors import MalformedPacket
 from ctdb.interfaces import IClientConnection
 from ctdb.protocols import packet as P
+from ctdb.protocols.srvids import CTDB_SRVID_ALL
 
 if TYPE_CHECKING:
     from twisted.internet import defer
@@ -236,9 +237,7 @@ class LocalClients:
     def deliverMessage(self, srvid: int, data: bytes) -> None:
         """Hand a message to every local client and handler registered for it."""
         clients = list(self.srvids.get(srvid, ()))
-        clients += [
-            c for c in self.srvids.get(0xFFFFFFFFFFFFFFFF, ()) if c not in clients
-        ]
+        clients += [c for c in self.srvids.get(CTDB_SRVID_ALL, ()) if c not in clients]
         if clients:
             header = P.Header(
                 P.Operation.REQ_MESSAGE, self.pnn, self.pnn, 0, self.vnnMap.generation

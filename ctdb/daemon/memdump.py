@@ -13,11 +13,10 @@ import sys
 from typing import TYPE_CHECKING
 
 from ctdb.protocols.controls import Control
+from ctdb.protocols.srvids import CTDB_SRVID_MEM_DUMP
 
 if TYPE_CHECKING:
     from ctdb.daemon.core import Daemon
-
-CTDB_SRVID_MEM_DUMP = 0xF800000000000000
 
 
 def memoryReport(daemon: Daemon) -> bytes:

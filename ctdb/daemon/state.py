@@ -21,6 +21,7 @@ from ctdb.protocols.controls import (
     NODE_FLAGS_DISCONNECTED,
     NodeAndFlags,
 )
+from ctdb.protocols.debuglevels import DEBUG_NOTICE
 
 SAMBA_VERSION = (4 << 16) | 17
 
@@ -119,6 +120,6 @@ class DaemonConfig:
     dbDirPersistent: str = ""
     dbDirState: str = ""
     port: int = P.CTDB_PORT
-    logLevel: int = 3
+    logLevel: int = DEBUG_NOTICE
     recoveryLock: str = ""
     tunables: dict[str, int] = field(default_factory=dict)

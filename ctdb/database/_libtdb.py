@@ -34,7 +34,7 @@ from ctypes import (
 )
 from typing import Any
 
-from ctdb.errors import CTDBError
+from ctdb.errors import TDBUnavailable
 
 LIBTDB_NAMES = ("libtdb.so.1", "libtdb.so")
 
@@ -87,10 +87,6 @@ ERROR_NAMES = {
     TDB_ERR_RDONLY: "TDB_ERR_RDONLY",
     TDB_ERR_NESTING: "TDB_ERR_NESTING",
 }
-
-
-class TDBUnavailable(CTDBError, ImportError):
-    """libtdb (Debian package C{libtdb1}) could not be loaded."""
 
 
 class TDB_DATA(Structure):

@@ -57,9 +57,8 @@ from ctdb.database._libtdb import (
     TDB_SEQNUM,
     TDB_SUCCESS,
     TDB_VOLATILE,
-    TDBUnavailable,
 )
-from ctdb.errors import CTDBError
+from ctdb.errors import TDBError, TDBUnavailable
 
 __all__ = [
     "TDB",
@@ -100,34 +99,6 @@ __all__ = [
 
 #: Flags valid for L{TDB.store}.
 _STORE_FLAGS = frozenset((TDB_REPLACE, TDB_INSERT, TDB_MODIFY))
-
-
-class TDBError(CTDBError):
-    """
-    A libtdb call failed.
-
-    @ivar code: the C{enum TDB_ERROR} value (C{TDB_ERR_*}), or C{None} when
-        the failure came from the operating system (see C{errno}).
-    @ivar errno: the C{errno} of a failed open, else C{None}.
-    @ivar operation: the libtdb function that failed.
-    """
-
-    def __init__(
-        self,
-        operation: str,
-        message: str,
-        code: int | None = None,
-        errno: int | None = None,
-        path: str | None = None,
-    ) -> None:
-        self.operation = operation
-        self.code = code
-        self.errno = errno
-        self.path = path
-        self.message = message
-        where = f" ({path})" if path else ""
-        name = f" [{_libtdb.ERROR_NAMES.get(code, code)}]" if code is not None else ""
-        super().__init__(f"{operation}{where}: {message}{name}")
 
 
 def available() -> bool:
@@ -259,7 +230,11 @@ class TDB:
         code = int(self._lib.tdb_error(ctx))
         text = self._lib.tdb_errorstr(ctx) or b""
         return TDBError(
-            operation, text.decode("utf-8", "replace"), code=code, path=self.path
+            operation,
+            text.decode("utf-8", "replace"),
+            code=code,
+            path=self.path,
+            codeName=_libtdb.ERROR_NAMES.get(code),
         )
 
     def _check(self, operation: str, rc: int) -> None:

@@ -19,6 +19,7 @@ from ctdb.database.ltdb import (
     CTDB_REC_RO_REVOKING_READONLY,
     LTDB_HEADER_SIZE,
     LtdbHeader,
+    splitValue,
 )
 from ctdb.databases.model import (
     _OP_REPLY_CALL,
@@ -223,15 +224,13 @@ class RecordMigration(ReadonlyRecords):
         pending = self._calls.pop(pkt.header.reqid, None)
         if pending is None:
             return
-        if (
-            pending.wireCallid != P.CTDB_FETCH_WITH_HEADER_FUNC
-            or len(pkt.data) < LTDB_HEADER_SIZE
-        ):
+        if pending.wireCallid != P.CTDB_FETCH_WITH_HEADER_FUNC:
             self._finish(pending, pkt.status, pkt.data)
             return
-        roHeader = LtdbHeader.decode(pkt.data[:LTDB_HEADER_SIZE])[0]
+        roHeader, roData = splitValue(pkt.data)
         if (
-            not roHeader.flags & CTDB_REC_RO_HAVE_READONLY
+            roHeader is None
+            or not roHeader.flags & CTDB_REC_RO_HAVE_READONLY
             or pending.db.db_id not in self.byId
         ):
             self._finish(pending, pkt.status, pkt.data)
@@ -241,7 +240,7 @@ class RecordMigration(ReadonlyRecords):
         def run() -> None:
             old, _ = self.fetch(db, pending.key)
             if roHeader.rsn > old.rsn:
-                self.storeRecord(db, pending.key, roHeader, pkt.data[LTDB_HEADER_SIZE:])
+                self.storeRecord(db, pending.key, roHeader, roData)
             self._finish(pending, pkt.status, pkt.data)
 
         self.withLock(db, pending.key, run)

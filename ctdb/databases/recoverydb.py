@@ -14,7 +14,7 @@ from twisted.internet import defer
 from ctdb.database.ltdb import (
     CTDB_REC_RO_FLAGS,
     LTDB_HEADER_SIZE,
-    LtdbHeader,
+    splitValue,
 )
 from ctdb.databases.base import RecordStorage
 from ctdb.databases.model import (
@@ -130,21 +130,20 @@ class RecoveryDatabases(RecordStorage):
         return (0, b"", b"")
 
     def _storeRecovered(self, db: Database, key: bytes, value: bytes) -> None:
-        if len(value) < LTDB_HEADER_SIZE:
+        pushed, data = splitValue(value)
+        if pushed is None:
             return
         # Strip the read-only flags: a recovery (or a restore) revokes
         # every delegation implicitly (db_push_msg_handler).
-        header = LtdbHeader.decode(value[:LTDB_HEADER_SIZE])[0].withFlags(
-            clear=CTDB_REC_RO_FLAGS
-        )
+        header = pushed.withFlags(clear=CTDB_REC_RO_FLAGS)
         if db.volatile:
             # db_push_msg_handler stores through ctdb_ltdb_store_server: the
             # node the record now names as dmaster (the leader) bumps its
             # rsn, so its copy beats the other nodes' equal-rsn copies at the
             # next recovery even after its clients changed it in place.
-            self.storeRecord(db, key, header, value[LTDB_HEADER_SIZE:])
+            self.storeRecord(db, key, header, data)
             return
-        db.store.store(key, header.encode() + value[LTDB_HEADER_SIZE:])
+        db.store.store(key, header.encode() + data)
 
     def control_DB_PUSH_CONFIRM(
         self, req: P.ReqControl, client: object

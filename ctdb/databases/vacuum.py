@@ -52,8 +52,9 @@ from ctdb.database.ltdb import (
     CTDB_REC_RO_FLAGS,
     LTDB_HEADER_SIZE,
     LtdbHeader,
+    splitValue,
 )
-from ctdb.errors import MalformedPacket
+from ctdb.errors import MalformedPacket, VacuumRefused
 from ctdb.protocols import controls as C
 from ctdb.protocols import packet as P
 from ctdb.protocols import records as R
@@ -63,15 +64,6 @@ if TYPE_CHECKING:
     from ctdb.daemon.core import ControlResult
     from ctdb.databases.manager import DatabaseManager
     from ctdb.databases.model import Database
-
-
-class VacuumRefused(Exception):
-    """A run could not start: C{busy} when another run is active (EBUSY),
-    else recovery or a frozen database (EAGAIN)."""
-
-    def __init__(self, reason: str, busy: bool = False) -> None:
-        super().__init__(reason)
-        self.busy = busy
 
 
 @dataclass
@@ -342,9 +334,10 @@ class Vacuumer:
                 value = db.store.fetch(key)
             finally:
                 db.store.unlock(key)
-            if value is None or len(value) < LTDB_HEADER_SIZE:
+            header, _ = splitValue(value)
+            if header is None:
                 continue
-            if LtdbHeader.decode(value[:LTDB_HEADER_SIZE])[0].dmaster == self.pnn:
+            if header.dmaster == self.pnn:
                 continue  # already migrated
             d = self.manager.migrateRecord(
                 db, key, P.CTDB_IMMEDIATE_MIGRATION | P.CTDB_CALL_FLAG_VACUUM_MIGRATION
@@ -605,10 +598,10 @@ class Vacuumer:
             value = db.store.fetch(key)
             if value is None:
                 return True
-            if len(value) < LTDB_HEADER_SIZE:
+            ours, _ = splitValue(value)
+            if ours is None:
                 db.store.delete(key)  # corrupt
                 return True
-            ours = LtdbHeader.decode(value[:LTDB_HEADER_SIZE])[0]
             if ours.rsn > theirs.rsn:
                 return False
             if theirs.flags & CTDB_REC_RO_FLAGS or ours.flags & CTDB_REC_RO_FLAGS:

@@ -34,12 +34,14 @@ from ctdb.client import CTDBClient, Database, connect
 from ctdb.database.ltdb import (
     CTDB_REC_RO_HAVE_DELEGATIONS,
     CTDB_REC_RO_HAVE_READONLY,
-    LTDB_HEADER_SIZE,
     LtdbHeader,
+    splitValue,
 )
-from ctdb.errors import ConnectionClosed, ControlTimeout
+from ctdb.errors import ConnectionClosed, ControlTimeout, FetchLockError
 from ctdb.interfaces import ICTDBReactor
-from ctdb.protocols.controls import Control
+from ctdb.logfilter import twistedLevel
+from ctdb.protocols.controls import CTDB_RECOVERY_NORMAL, Control
+from ctdb.protocols.debuglevels import DEBUG_DEBUG, parseDebugLevel
 from ctdb.protocols.packet import (
     CTDB_BROADCAST_CONNECTED,
     CTDB_IMMEDIATE_MIGRATION,
@@ -47,9 +49,8 @@ from ctdb.protocols.packet import (
     CTDB_WANT_READONLY,
     ReplyCall,
 )
+from ctdb.protocols.srvids import CTDB_SRVID_TEST_RANGE
 
-#: protocol.h: srvids of Samba's test programs.
-CTDB_SRVID_TEST_RANGE = 0xAE00000000000000
 #: cluster_wait.c: node N says it is ready / node 0 says everyone is.
 MSG_ID_JOIN = CTDB_SRVID_TEST_RANGE | 0x1
 MSG_ID_SYNC = CTDB_SRVID_TEST_RANGE | 0x2
@@ -60,7 +61,6 @@ RECOVERY_POLL = 1.0
 #: ... and we give up after this many polls (Samba's loops forever).
 RECOVERY_POLLS = 600
 
-CTDB_RECOVERY_NORMAL = 0
 #: Bound on any one request where Samba's programs set none.
 REQUEST_TIMEOUT = 60.0
 
@@ -93,48 +93,6 @@ def socketPath(environ: Mapping[str, str] | None = None) -> str:
 
 # -- logging (common/logging.c) -----------------------------------------------
 
-#: debug_level_parse()'s table: (level, name); a name given on the command
-#: line may be any case-insensitive prefix, a number is an index.
-_LEVEL_NAMES = (
-    (0, "ERROR"),
-    (1, "WARNING"),
-    (2, "WARNING"),
-    (3, "NOTICE"),
-    (4, "NOTICE"),
-    (5, "INFO"),
-    (6, "INFO"),
-    (7, "INFO"),
-    (8, "INFO"),
-    (9, "INFO"),
-    (10, "DEBUG"),
-)
-
-
-def parseDebugLevel(text: str) -> int | None:
-    """C{debug_level_parse}: a level 0-10, or C{None} if C{text} is bad."""
-    if text[:1].isdigit():
-        digits = ""
-        for ch in text:
-            if not ch.isdigit():
-                break
-            digits += ch
-        level = int(digits)
-        return level if 0 <= level < len(_LEVEL_NAMES) else None
-    for level, name in _LEVEL_NAMES:
-        if name.lower().startswith(text.lower()):
-            return level
-    return None
-
-
-def _twistedLevel(level: int) -> LogLevel:
-    if level >= 10:
-        return LogLevel.debug
-    if level >= 3:
-        return LogLevel.info
-    if level >= 1:
-        return LogLevel.warn
-    return LogLevel.error
-
 
 @implementer(ILogObserver)
 class _StderrObserver:
@@ -156,9 +114,9 @@ class _StderrObserver:
 
 def startLogging(prog: str, level: int, stream: TextIO | None = None) -> None:
     """C{setup_logging(prog, DEBUG_STDERR)} + C{debuglevel_set(level)}."""
-    predicate = LogLevelFilterPredicate(defaultLogLevel=_twistedLevel(level))
+    predicate = LogLevelFilterPredicate(defaultLogLevel=twistedLevel(level))
     # Twisted's own chatter ("Starting factory ...") only from warnings up
-    quiet = LogLevel.warn if level < 10 else LogLevel.debug
+    quiet = LogLevel.warn if level < DEBUG_DEBUG else LogLevel.debug
     for namespace in ("twisted", "log_legacy"):
         predicate.setLogLevelForNamespace(namespace, quiet)
     observer = FilteringLogObserver(
@@ -398,25 +356,13 @@ async def clusterWait(client: CTDBClient, numNodes: int) -> None:
 # -- records ----------------------------------------------------------------------
 
 
-class FetchError(Exception):
-    """A fetch-lock failed (C{ctdb_fetch_lock} returned an error)."""
-
-
-def splitLocal(value: bytes | None) -> tuple[LtdbHeader, bytes] | None:
-    """A local TDB value as (header, data), or None if there is no record."""
-    if value is None or len(value) < LTDB_HEADER_SIZE:
-        return None
-    header, _ = LtdbHeader.decode(value)
-    return header, value[LTDB_HEADER_SIZE:]
-
-
 async def _chainLock(db: Database, key: bytes, timeout: float) -> None:
     reactor = db.client.reactor
     deadline = reactor.seconds() + timeout
     delay = 0.0002
     while not db.tdb.chainLockNonblock(key):
         if reactor.seconds() > deadline:
-            raise FetchError(f"fetch_lock: {db.name} chain lock timed out")
+            raise FetchLockError(f"fetch_lock: {db.name} chain lock timed out")
         await sleep(reactor, delay)
         delay = min(delay * 2, 0.02)
 
@@ -432,27 +378,26 @@ async def fetchReadonly(
     again.
 
     @return: the header and data seen under the lock.
-    @raise FetchError: the call failed or C{timeout} passed.
+    @raise FetchLockError: the call failed or C{timeout} passed.
     """
     if not db.volatile:
-        raise FetchError(f"fetch_lock: {db.name} database not volatile")
+        raise FetchLockError(f"fetch_lock: {db.name} database not volatile")
     client = db.client
     reactor = client.reactor
     deadline = reactor.seconds() + timeout
     while True:
         await _chainLock(db, key, timeout)
         try:
-            split = splitLocal(db.tdb.fetch(key))
+            header, data = splitValue(db.tdb.fetch(key))
         finally:
             db.tdb.chainUnlock(key)
-        if split is not None:
-            header, data = split
-            if header.dmaster == client.pnn or header.flags & (
-                CTDB_REC_RO_HAVE_READONLY | CTDB_REC_RO_HAVE_DELEGATIONS
-            ):
-                return header, data
+        if header is not None and (
+            header.dmaster == client.pnn
+            or header.flags & (CTDB_REC_RO_HAVE_READONLY | CTDB_REC_RO_HAVE_DELEGATIONS)
+        ):
+            return header, data
         if reactor.seconds() > deadline:
-            raise FetchError(f"fetch_lock: {db.name} record not fetched in time")
+            raise FetchLockError(f"fetch_lock: {db.name} record not fetched in time")
         reply = await client.connection.call(
             db.db_id,
             key,
@@ -460,4 +405,4 @@ async def fetchReadonly(
             flags=CTDB_IMMEDIATE_MIGRATION | CTDB_WANT_READONLY,
         )
         if not isinstance(reply, ReplyCall) or reply.status != 0:
-            raise FetchError(f"fetch_lock: {db.name} CALL failed")
+            raise FetchLockError(f"fetch_lock: {db.name} CALL failed")

@@ -45,13 +45,12 @@ from ctdb.database.ltdb import (
     ctdbHash,
 )
 from ctdb.database.tdb import TDB_REPLACE
-from ctdb.errors import ControlTimeout
+from ctdb.errors import CommandFailed, ControlTimeout
 from ctdb.helpers.common import (
     connectClient,
     err,
     errnoOf,
     out,
-    parseDebugLevel,
     runMain,
     socketPath,
     startLogging,
@@ -60,6 +59,7 @@ from ctdb.interfaces import ICTDBReactor
 from ctdb.protocols import controls as C
 from ctdb.protocols import records as R
 from ctdb.protocols.controls import Control
+from ctdb.protocols.debuglevels import parseDebugLevel
 from ctdb.protocols.packet import CTDB_CURRENT_NODE
 
 _log = Logger()
@@ -109,14 +109,6 @@ def usageText(command: str | None = None) -> str:
     return "\n".join(lines)
 
 
-class Failed(Exception):
-    """A command failed with exit status C{code}."""
-
-    def __init__(self, code: int) -> None:
-        super().__init__(code)
-        self.code = code
-
-
 class Tool:
     """The commands, against one connected client."""
 
@@ -138,9 +130,9 @@ class Tool:
                 opcode, data, destnode=dest, srvid=srvid, timeout=self.timelimit
             )
         except ControlTimeout:
-            raise Failed(errno.ETIMEDOUT) from None
+            raise CommandFailed(errno.ETIMEDOUT) from None
         if reply.status != 0:
-            raise Failed(reply.status & 0xFF or 1)
+            raise CommandFailed(reply.status & 0xFF or 1)
         return reply.data
 
     async def dbExists(self, arg: str) -> tuple[int, str, int]:
@@ -152,7 +144,7 @@ class Tool:
             try:
                 wanted = int(arg, 16)
             except ValueError:
-                raise Failed(1) from None
+                raise CommandFailed(1) from None
             found = next((d for d in dbs if d.db_id == wanted), None)
         else:
             for d in dbs:
@@ -164,7 +156,7 @@ class Tool:
                     break
         if found is None:
             err(f"No database matching '{arg}' found")
-            raise Failed(errno.ENOENT)
+            raise CommandFailed(errno.ENOENT)
         if name is None:
             name = C.decodeString(
                 await self._control(Control.GET_DBNAME, C.encodeU32(found.db_id))
@@ -175,12 +167,12 @@ class Tool:
         _, name, flags = await self.dbExists(arg)
         if flags & (CTDB_DB_FLAGS_PERSISTENT | CTDB_DB_FLAGS_REPLICATED):
             _log.error("DB {name} is not a volatile database", name=name)
-            raise Failed(code)
+            raise CommandFailed(code)
         try:
             return await self.client.attach(name)
         except Exception:  # noqa: BLE001
             _log.error("Failed to attach to DB {name}", name=name)
-            raise Failed(errno.EIO if code != 1 else 1) from None
+            raise CommandFailed(errno.EIO if code != 1 else 1) from None
 
     async def getLmaster(self, key: str) -> int:
         data = await self._control(Control.GETVNNMAP, destnode=CTDB_CURRENT_NODE)
@@ -203,7 +195,7 @@ class Tool:
     async def localLock(self, dbArg: str, key: str) -> int:
         try:
             db = await self.volatileDb(dbArg, code=1)
-        except Failed as e:
+        except CommandFailed as e:
             if e.code == errno.ENOENT:
                 _log.error("DB {name} not attached", name=dbArg)
                 return 1
@@ -255,7 +247,7 @@ class Tool:
             return errno.EINVAL
         try:
             await self._control(Control.DB_VACUUM, struct.pack("<IB", dbId, full))
-        except Failed as e:
+        except CommandFailed as e:
             _log.error("Control DB_VACUUM failed, ret={ret}", ret=e.code)
             return e.code
         return 0
@@ -337,7 +329,7 @@ async def run(reactor: ICTDBReactor, argv: Sequence[str]) -> int:
     tool = Tool(client, options["node"], float(options["timelimit"]))
     try:
         return await method(tool, *args[1:])
-    except Failed as e:
+    except CommandFailed as e:
         return e.code
 
 

@@ -23,13 +23,13 @@ from twisted.python import usage
 from ctdb.helpers.common import (
     connectClient,
     err,
-    parseDebugLevel,
     parseOptions,
     runMain,
     socketPath,
     startLogging,
 )
 from ctdb.interfaces import ICTDBReactor
+from ctdb.protocols.debuglevels import parseDebugLevel
 
 _log = Logger()
 

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 
 from twisted.internet import defer
 
+from ctdb.errors import CommandFailed
 from ctdb.helpers.common import (
     BasicOptions,
     clusterWait,
@@ -46,12 +47,6 @@ from ctdb.protocols.packet import (
 _DATA = struct.Struct("<II")  # struct test_data {pnn, count}
 
 
-class TunnelTestError(Exception):
-    def __init__(self, code: int, message: str = "") -> None:
-        super().__init__(message or f"error {code}")
-        self.code = code
-
-
 async def run(reactor: ICTDBReactor, argv: Sequence[str]) -> int:
     options = parseOptions(BasicOptions(), argv)
     startLogging("tunnel_test", options["level"])
@@ -72,7 +67,7 @@ async def run(reactor: ICTDBReactor, argv: Sequence[str]) -> int:
 
     def fail(code: int, message: str = "") -> None:
         if not failed.called:
-            failed.errback(TunnelTestError(code, message))
+            failed.errback(CommandFailed(code, message))
 
     def send(owner: int, value: int) -> None:
         conn.sendTunnel(
@@ -129,7 +124,7 @@ async def run(reactor: ICTDBReactor, argv: Sequence[str]) -> int:
         err(f"tunnel test failed, ret={errnoOf(e.subFailure.value)}")
         return 1
     except Exception as e:  # noqa: BLE001
-        code = e.code if isinstance(e, TunnelTestError) else errnoOf(e)
+        code = e.code if isinstance(e, CommandFailed) else errnoOf(e)
         err(f"tunnel test failed, ret={code}")
         return 1
     return 0

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ctdb.database.ltdb import LtdbHeader
+from ctdb.database.ltdb import LtdbHeader, splitValue
 from ctdb.helpers.common import (
     DatabaseOptions,
     connectClient,
     err,
     parseOptions,
     runMain,
-    splitLocal,
     startLogging,
     waitRecovered,
 )
@@ -46,8 +45,9 @@ async def run(reactor: ICTDBReactor, argv: Sequence[str]) -> int:
         return 1
     key = options["key"].encode()
     try:
-        split = splitLocal(db.tdb.fetch(key))
-        header = LtdbHeader(0, CTDB_UNKNOWN_PNN) if split is None else split[0]
+        header, _ = splitValue(db.tdb.fetch(key))
+        if header is None:
+            header = LtdbHeader(0, CTDB_UNKNOWN_PNN)
         new = LtdbHeader(header.rsn + 1, header.dmaster, header.reserved1, header.flags)
         payload = R.RecBuffer(
             db.db_id, (R.RecData(0, key, new.encode() + options["value"].encode()),)

@@ -38,6 +38,7 @@ from ctdb.protocols.packet import (
     ReqTunnel,
     decodePacket,
 )
+from ctdb.protocols.srvids import CTDB_SRVID_ALL
 
 MessageHandler = Callable[[int, bytes], object]
 
@@ -93,7 +94,7 @@ class ClientConnection(CTDBPacketReceiver):
 
     def _dispatchMessage(self, srvid: int, data: bytes) -> None:
         handlers = self._handlers.get(srvid, []) + self._handlers.get(
-            0xFFFFFFFFFFFFFFFF, []
+            CTDB_SRVID_ALL, []
         )
         for handler in list(handlers):
             try:

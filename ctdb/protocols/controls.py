@@ -266,10 +266,6 @@ class RunState(IntEnum):
     SHUTDOWN = 6
 
 
-# Samba debug levels (lib/util/debug.h DBGLVL_*) as the ctdb tool names them.
-DEBUG_LEVELS = {"ERROR": 0, "WARNING": 1, "NOTICE": 3, "INFO": 5, "DEBUG": 10}
-
-
 def _need(buf: bytes, size: int, what: str) -> None:
     if len(buf) < size:
         raise MalformedPacket(f"{what}: need {size} bytes, have {len(buf)}")

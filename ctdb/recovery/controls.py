@@ -16,11 +16,8 @@ from twisted.logger import Logger
 from ctdb.protocols import controls as C
 from ctdb.protocols import packet as P
 from ctdb.protocols.controls import Control
-from ctdb.recovery.election import (
-    CTDB_SRVID_PUSH_NODE_FLAGS,
-    decodeFlagChange,
-    encodeFlagChange,
-)
+from ctdb.protocols.srvids import CTDB_SRVID_PUSH_NODE_FLAGS
+from ctdb.recovery.election import decodeFlagChange, encodeFlagChange
 
 if TYPE_CHECKING:
     from ctdb.daemon.core import ControlResult, Daemon, Node

@@ -22,24 +22,20 @@ from ctdb.database.ltdb import (
     CTDB_REC_FLAG_MIGRATED_WITH_DATA,
     LTDB_HEADER_SIZE,
     LtdbHeader,
+    splitValue,
 )
+from ctdb.errors import RecoveryFailed
 from ctdb.protocols import controls as C
 from ctdb.protocols import packet as P
 from ctdb.protocols import records as R
 from ctdb.protocols.controls import Control
-from ctdb.recovery.election import CTDB_SRVID_RECOVERY
+from ctdb.protocols.srvids import CTDB_SRVID_RECOVERY
 
 if TYPE_CHECKING:
     from ctdb.daemon.core import Daemon
 
 _log = Logger(namespace="ctdb.recovery.procedure")
 _srvids = itertools.count(1)
-
-
-class RecoveryFailed(Exception):
-    def __init__(self, message: str, culprit: int | None = None) -> None:
-        super().__init__(message)
-        self.culprit = culprit
 
 
 @dataclass
@@ -309,9 +305,9 @@ async def _pullVolatile(
     leader = daemon.pnn
     for records in pulls:
         for rec in records:
-            if len(rec.data) < LTDB_HEADER_SIZE:
+            header, _ = splitValue(rec.data)
+            if header is None:
                 continue
-            header = LtdbHeader.decode(rec.data[:LTDB_HEADER_SIZE])[0]
             old = merged.get(rec.key)
             # recdb_add_traverse (4.17, unchanged since the helper appeared in
             # 2015): the incoming copy is skipped if its rsn is lower, or if

@@ -24,26 +24,29 @@ from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from ctdb.errors import RecoveryFailed
 from ctdb.interfaces import INodeStateObserver, ISrvidObserver
 from ctdb.protocols import controls as C
 from ctdb.protocols import packet as P
 from ctdb.protocols.controls import Control
-from ctdb.recovery.clusterlock import ClusterLock
-from ctdb.recovery.controls import RecoveryControls, newGeneration
-from ctdb.recovery.election import (
+from ctdb.protocols.srvids import (
     CTDB_SRVID_BANNING,
     CTDB_SRVID_DISABLE_RECOVERIES,
     CTDB_SRVID_ELECTION,
     CTDB_SRVID_LEADER,
     CTDB_SRVID_RECONFIGURE,
     CTDB_SRVID_TAKEOVER_RUN,
+)
+from ctdb.recovery.clusterlock import ClusterLock
+from ctdb.recovery.controls import RecoveryControls, newGeneration
+from ctdb.recovery.election import (
     ElectionMessage,
     decodeDisableMessage,
     decodeSrvidMessage,
     electionWin,
     encodeFlagChange,
 )
-from ctdb.recovery.procedure import RecoveryFailed, recover
+from ctdb.recovery.procedure import recover
 
 if TYPE_CHECKING:
     from ctdb.daemon.core import Daemon

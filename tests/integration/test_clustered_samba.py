@@ -32,7 +32,8 @@ from typing import Any
 import pytest
 
 from ctdb.cluster import LocalCluster, procStat
-from ctdb.samba import ClusteredSamba, SambaError
+from ctdb.errors import SambaError
+from ctdb.samba import ClusteredSamba
 
 from ._clusters import randomBase
 from ._smb import (

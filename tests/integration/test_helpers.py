@@ -30,7 +30,7 @@ from ctdb.database.ltdb import LTDB_HEADER_SIZE
 from ctdb.database.tdb import TDB, TDB_MUTEX_LOCKING, TDBError
 from ctdb.database.tdb import available as tdbAvailable
 from ctdb.helpers import PROGRAMS, programText
-from ctdb.helpers.common import parseDebugLevel, socketPath
+from ctdb.helpers.common import socketPath
 from ctdb.helpers.db_test import dump
 from ctdb.helpers.fetch_ring import updated
 from tests.support.realctdbd import CTDBD
@@ -251,16 +251,6 @@ def test_socketPath() -> None:
     assert socketPath({"CTDB_BASE": "/b"}) == "/run/ctdb/ctdbd.socket"
     with pytest.raises(SystemExit):
         socketPath({"CTDB_TEST_MODE": "yes"})
-
-
-def test_parseDebugLevel() -> None:
-    """debug_level_parse: case-insensitive prefixes of the names, or 0-10."""
-    assert parseDebugLevel("ERR") == 0
-    assert parseDebugLevel("notice") == 3
-    assert parseDebugLevel("DEBUG") == 10
-    assert parseDebugLevel("7") == 7
-    assert parseDebugLevel("11") is None
-    assert parseDebugLevel("LOUD") is None
 
 
 def test_dumpAndRingData() -> None:

@@ -18,8 +18,9 @@ from ctdb.protocols import controls as C
 from ctdb.protocols import packet as P
 from ctdb.protocols import records as R
 from ctdb.protocols.controls import Control
+from ctdb.protocols.srvids import CTDB_SRVID_PUSH_NODE_FLAGS
 from ctdb.recovery.controls import newGeneration
-from ctdb.recovery.election import CTDB_SRVID_PUSH_NODE_FLAGS, encodeFlagChange
+from ctdb.recovery.election import encodeFlagChange
 from ctdb.testing import FakeClient, connectedNodes
 
 

@@ -15,9 +15,6 @@ from twisted.trial.unittest import SynchronousTestCase
 from ctdb.errors import MalformedPacket
 from ctdb.protocols import controls as C
 from ctdb.recovery.election import (
-    CTDB_SRVID_DISABLE_RECOVERIES,
-    CTDB_SRVID_ELECTION,
-    CTDB_SRVID_LEADER,
     ElectionMessage,
     decodeDisableMessage,
     decodeFlagChange,
@@ -76,12 +73,6 @@ class ElectionMessageTests(SynchronousTestCase):
     def test_short(self) -> None:
         """Fewer than 32 bytes is a MalformedPacket."""
         self.assertRaises(MalformedPacket, ElectionMessage.decode, b"\0" * 31)
-
-    def test_srvids(self) -> None:
-        """The well-known srvids of protocol.h."""
-        self.assertEqual(CTDB_SRVID_ELECTION, 0xF100000000000000)
-        self.assertEqual(CTDB_SRVID_LEADER, 0xF101000000000000)
-        self.assertEqual(CTDB_SRVID_DISABLE_RECOVERIES, 0xFB04000000000000)
 
 
 class ElectionWinTests(SynchronousTestCase):

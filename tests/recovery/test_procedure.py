@@ -22,11 +22,12 @@ from ctdb.database.ltdb import (
     LtdbHeader,
 )
 from ctdb.databases.model import DB_SEQNUM_KEY
+from ctdb.errors import RecoveryFailed
 from ctdb.protocols import controls as C
 from ctdb.protocols import packet as P
 from ctdb.protocols import records as R
 from ctdb.protocols.controls import Control
-from ctdb.recovery.procedure import RecoveryFailed, recover
+from ctdb.recovery.procedure import recover
 from ctdb.testing import FakeCluster, connectedNodes
 
 GEN = 0x12345678

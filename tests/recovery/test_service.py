@@ -27,14 +27,13 @@ from ctdb.protocols import controls as C
 from ctdb.protocols import packet as P
 from ctdb.protocols import records as R
 from ctdb.protocols.controls import Control
-from ctdb.recovery.election import (
+from ctdb.protocols.srvids import (
     CTDB_SRVID_BANNING,
     CTDB_SRVID_DISABLE_RECOVERIES,
     CTDB_SRVID_LEADER,
     CTDB_SRVID_TAKEOVER_RUN,
-    encodeDisableMessage,
-    encodeSrvidMessage,
 )
+from ctdb.recovery.election import encodeDisableMessage, encodeSrvidMessage
 from ctdb.recovery.service import RecoveryService
 from ctdb.testing import FakeClient, FakeCluster, connectedNodes
 

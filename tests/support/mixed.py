@@ -27,7 +27,8 @@ import subprocess
 import time
 from collections.abc import Iterable
 
-from ctdb.cluster import ClusterError, LocalCluster, NodeLayout, tailFile
+from ctdb.cluster import LocalCluster, NodeLayout, tailFile
+from ctdb.errors import ClusterError
 from ctdb.protocols import controls as C
 from tests.support.realctdbd import RealCtdbdCluster, RealCtdbdError
 
