@@ -8,9 +8,12 @@ the same files.
 from __future__ import annotations
 
 import os
+import shutil
 import stat
+import tempfile
+from pathlib import Path
 
-import pytest
+from twisted.trial.unittest import SynchronousTestCase
 
 from ctdb.config import (
     CTDBPaths,
@@ -18,65 +21,82 @@ from ctdb.config import (
     loadConfig,
     parseConfig,
     parseIni,
+    parsePublicAddresses,
     parseTunables,
 )
 from ctdb.errors import ConfigLoadError, IniSyntaxError
 
 
-@pytest.fixture
-def base(tmp_path):  # type: ignore[no-untyped-def]
+def _tempDirectory(case: SynchronousTestCase) -> Path:
+    """A fresh directory removed after the test (outside the checkout:
+    trial's mktemp would litter it under pytest)."""
+    directory = tempfile.mkdtemp(prefix="txctdb-test-")
+    case.addCleanup(shutil.rmtree, directory, True)
+    return Path(directory)
+
+
+def _base(case: SynchronousTestCase) -> Path:
+    """A CTDB_BASE with the three database directories under db/."""
+    base = _tempDirectory(case)
     for sub in ("volatile", "persistent", "state"):
-        (tmp_path / "db" / sub).mkdir(parents=True)
-    return tmp_path
+        (base / "db" / sub).mkdir(parents=True)
+    return base
 
 
-def testPaths(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """Test mode puts every directory under CTDB_BASE; CTDB_SOCKET moves
-    only ctdbd's socket; without test mode the compiled-in paths apply."""
-    b = str(tmp_path)
-    p = CTDBPaths.fromEnvironment({"CTDB_BASE": b, "CTDB_TEST_MODE": "yes"})
-    assert (p.etcdir, p.rundir, p.vardir, p.datadir) == (
-        b,
-        f"{b}/run",
-        f"{b}/var",
-        f"{b}/share",
-    )
-    assert p.configFile == f"{b}/ctdb.conf"
-    assert p.socket("ctdbd") == f"{b}/run/ctdbd.socket"
-    assert p.socket("eventd") == f"{b}/run/eventd.socket"
-    assert p.pidFile("ctdbd") == f"{b}/run/ctdbd.pid"
-    q = CTDBPaths.fromEnvironment(
-        {"CTDB_BASE": b, "CTDB_TEST_MODE": "", "CTDB_SOCKET": "/x/s"}
-    )
-    assert (
-        q.socket("ctdbd") == "/x/s" and q.socket("eventd") == f"{b}/run/eventd.socket"
-    )
-    r = CTDBPaths.fromEnvironment({"CTDB_BASE": b})
-    assert (r.etcdir, r.rundir, r.vardir) == ("/etc/ctdb", "/run/ctdb", "/var/lib/ctdb")
-    assert r.nodesFile == f"{b}/nodes"
+class PathsTests(SynchronousTestCase):
+    """L{CTDBPaths}: where ctdbd looks for its files."""
+
+    def test_paths(self) -> None:
+        """Test mode puts every directory under CTDB_BASE; CTDB_SOCKET moves
+        only ctdbd's socket; without test mode the compiled-in paths apply."""
+        b = str(_tempDirectory(self))
+        p = CTDBPaths.fromEnvironment({"CTDB_BASE": b, "CTDB_TEST_MODE": "yes"})
+        self.assertEqual(
+            (p.etcdir, p.rundir, p.vardir, p.datadir),
+            (b, f"{b}/run", f"{b}/var", f"{b}/share"),
+        )
+        self.assertEqual(p.configFile, f"{b}/ctdb.conf")
+        self.assertEqual(p.socket("ctdbd"), f"{b}/run/ctdbd.socket")
+        self.assertEqual(p.socket("eventd"), f"{b}/run/eventd.socket")
+        self.assertEqual(p.pidFile("ctdbd"), f"{b}/run/ctdbd.pid")
+        q = CTDBPaths.fromEnvironment(
+            {"CTDB_BASE": b, "CTDB_TEST_MODE": "", "CTDB_SOCKET": "/x/s"}
+        )
+        self.assertEqual(q.socket("ctdbd"), "/x/s")
+        self.assertEqual(q.socket("eventd"), f"{b}/run/eventd.socket")
+        r = CTDBPaths.fromEnvironment({"CTDB_BASE": b})
+        self.assertEqual(
+            (r.etcdir, r.rundir, r.vardir), ("/etc/ctdb", "/run/ctdb", "/var/lib/ctdb")
+        )
+        self.assertEqual(r.nodesFile, f"{b}/nodes")
 
 
-def testIniReader() -> None:
-    """tini rules: comments, blanks squeezed, one blank trimmed around
-    names and values, continuations, lines without '=' skipped."""
-    text = (
-        "# comment\n ; another\n[cluster]\n\tnode  address =  127.0.0.1\n"
-        "no equals here\n  key = a \\\n b\n"
-    )
-    assert list(parseIni(text)) == [
-        ("cluster", None),
-        ("node address", "127.0.0.1"),
-        ("key", "a b"),
-    ]
-    with pytest.raises(IniSyntaxError):
-        list(parseIni("[cluster\n"))
-    with pytest.raises(IniSyntaxError):
-        list(parseIni("= value\n"))
+class IniTests(SynchronousTestCase):
+    """L{parseIni}: Samba's tini reader."""
+
+    def test_iniReader(self) -> None:
+        """tini rules: comments, blanks squeezed, one blank trimmed around
+        names and values, continuations, lines without '=' skipped."""
+        text = (
+            "# comment\n ; another\n[cluster]\n\tnode  address =  127.0.0.1\n"
+            "no equals here\n  key = a \\\n b\n"
+        )
+        self.assertEqual(
+            list(parseIni(text)),
+            [("cluster", None), ("node address", "127.0.0.1"), ("key", "a b")],
+        )
+        self.assertRaises(IniSyntaxError, list, parseIni("[cluster\n"))
+        self.assertRaises(IniSyntaxError, list, parseIni("= value\n"))
 
 
-def testGoodConfig(base) -> None:  # type: ignore[no-untyped-def]
-    """The file local_daemons.sh writes is accepted, with its values."""
-    text = f"""
+class ConfigTests(SynchronousTestCase):
+    """L{parseConfig}, L{loadConfig} and L{checkDatabaseDirectories}: ctdb.conf
+    as conf.c and ctdb_config.c read and check it."""
+
+    def test_goodConfig(self) -> None:
+        """The file local_daemons.sh writes is accepted, with its values."""
+        base = _base(self)
+        text = f"""
 [logging]
 	location = file:{base}/log.ctdb
 	log level = INFO
@@ -92,25 +112,27 @@ def testGoodConfig(base) -> None:  # type: ignore[no-untyped-def]
 [event]
 	debug script = debug-hung-script.sh
 """
-    script = base / "debug-hung-script.sh"
-    script.write_text("#!/bin/sh\n")
-    script.chmod(0o755)
-    paths = CTDBPaths.fromEnvironment({"CTDB_BASE": str(base), "CTDB_TEST_MODE": "yes"})
-    config = parseConfig(text, paths)
-    assert config.logFile == f"{base}/log.ctdb"
-    assert config.logLevel == 5
-    assert config.clusterLock == f"!/bin/helper {base}/lock 5"
-    assert config.nodeAddress == "127.0.0.3"
-    assert config.dbDirState == f"{base}/db/state"
-    assert config.failoverDisabled is True
-    assert config.eventDebugScript == "debug-hung-script.sh"
-    checkDatabaseDirectories(config)
+        script = base / "debug-hung-script.sh"
+        script.write_text("#!/bin/sh\n")
+        script.chmod(0o755)
+        paths = CTDBPaths.fromEnvironment(
+            {"CTDB_BASE": str(base), "CTDB_TEST_MODE": "yes"}
+        )
+        config = parseConfig(text, paths)
+        self.assertEqual(config.logFile, f"{base}/log.ctdb")
+        self.assertEqual(config.logLevel, 5)
+        self.assertEqual(config.clusterLock, f"!/bin/helper {base}/lock 5")
+        self.assertEqual(config.nodeAddress, "127.0.0.3")
+        self.assertEqual(config.dbDirState, f"{base}/db/state")
+        self.assertIs(config.failoverDisabled, True)
+        self.assertEqual(config.eventDebugScript, "debug-hung-script.sh")
+        checkDatabaseDirectories(config)
 
-
-def testBadValuesRefused(base) -> None:  # type: ignore[no-untyped-def]
-    """Every bad value is reported with ctdbd's wording, then the load
-    fails; unknown sections and keys are ignored, as ctdbd ignores them."""
-    text = f"""
+    def test_badValuesRefused(self) -> None:
+        """Every bad value is reported with ctdbd's wording, then the load
+        fails; unknown sections and keys are ignored, as ctdbd ignores them."""
+        base = _base(self)
+        text = f"""
 [logging]
 	log level = BOGUS
 [cluster]
@@ -124,114 +146,143 @@ def testBadValuesRefused(base) -> None:  # type: ignore[no-untyped-def]
 [failover]
 	disabled = maybe
 """
-    (base / "ctdb.conf").write_text(text)
-    paths = CTDBPaths.fromEnvironment({"CTDB_BASE": str(base), "CTDB_TEST_MODE": "yes"})
-    with pytest.raises(ConfigLoadError) as info:
-        loadConfig(paths)
-    errors = [m.text for m in info.value.messages if m.level == "ERROR"]
-    assert errors == [
-        'conf: validation for option "log level" failed',
-        "Invalid value for [cluster] -> node address = 127.0.0.300",
-        'conf: validation for option "node address" failed',
-        "Invalid value for [cluster] -> leader timeout = 0",
-        'conf: validation for option "leader timeout" failed',
-        f'volatile database directory "{base}/db/nope" does not exist',
-        'conf: validation for option "volatile database directory" failed',
-        'conf: invalid value [failover] -> "disabled" = "maybe"',
-        f"Failed to load configuration file {base}/ctdb.conf",
-    ]
+        (base / "ctdb.conf").write_text(text)
+        paths = CTDBPaths.fromEnvironment(
+            {"CTDB_BASE": str(base), "CTDB_TEST_MODE": "yes"}
+        )
+        error = self.assertRaises(ConfigLoadError, loadConfig, paths)
+        errors = [m.text for m in error.messages if m.level == "ERROR"]
+        self.assertEqual(
+            errors,
+            [
+                'conf: validation for option "log level" failed',
+                "Invalid value for [cluster] -> node address = 127.0.0.300",
+                'conf: validation for option "node address" failed',
+                "Invalid value for [cluster] -> leader timeout = 0",
+                'conf: validation for option "leader timeout" failed',
+                f'volatile database directory "{base}/db/nope" does not exist',
+                'conf: validation for option "volatile database directory" failed',
+                'conf: invalid value [failover] -> "disabled" = "maybe"',
+                f"Failed to load configuration file {base}/ctdb.conf",
+            ],
+        )
+
+    def test_warningsAndEmptyValues(self) -> None:
+        """The deprecated recovery lock warns and still applies; an empty
+        value is an error."""
+        base = _base(self)
+        paths = CTDBPaths.fromEnvironment(
+            {"CTDB_BASE": str(base), "CTDB_TEST_MODE": "yes"}
+        )
+        config = parseConfig("[cluster]\nrecovery lock = /l\n", paths)
+        self.assertEqual(config.clusterLock, "/l")
+        self.assertEqual(
+            [m.text for m in config.messages if m.level == "WARNING"],
+            ["Configuration option [cluster] -> recovery lock is deprecated"],
+        )
+        error = self.assertRaises(
+            ConfigLoadError, parseConfig, "[cluster]\ncluster lock =\n", paths
+        )
+        self.assertEqual(
+            error.messages[0].text, 'conf: empty value [cluster] -> "cluster lock"'
+        )
+
+    def test_debugScriptChecks(self) -> None:
+        """[event] debug script must be an executable file in etcdir."""
+        base = _base(self)
+        paths = CTDBPaths.fromEnvironment(
+            {"CTDB_BASE": str(base), "CTDB_TEST_MODE": "yes"}
+        )
+        error = self.assertRaises(
+            ConfigLoadError,
+            parseConfig,
+            "[event]\ndebug script = /somewhere/d.sh\n",
+            paths,
+        )
+        self.assertEqual(
+            error.messages[0].text, f"debug script {base}/d.sh does not exist"
+        )
+        (base / "d.sh").write_text("")
+        os.chmod(base / "d.sh", stat.S_IRUSR | stat.S_IWUSR)
+        error = self.assertRaises(
+            ConfigLoadError, parseConfig, "[event]\ndebug script = d.sh\n", paths
+        )
+        self.assertEqual(
+            error.messages[0].text, f"debug script {base}/d.sh is not executable"
+        )
+
+    def test_syntaxErrorIgnoresFile(self) -> None:
+        """conf.c drops a file tini cannot parse and keeps the defaults
+        (ctdbd then starts with them); we say so."""
+        base = _base(self)
+        paths = CTDBPaths.fromEnvironment(
+            {"CTDB_BASE": str(base), "CTDB_TEST_MODE": "yes"}
+        )
+        config = parseConfig("[cluster]\nnode address = 127.0.0.2\n[database\n", paths)
+        self.assertIsNone(config.nodeAddress)
+        self.assertEqual(config.messages[-1].level, "WARNING")
+
+    def test_missingDefaultDirectories(self) -> None:
+        """ctdbd's own check of the database directories, defaults included."""
+        tmp = _tempDirectory(self)
+        paths = CTDBPaths.fromEnvironment(
+            {"CTDB_BASE": str(tmp), "CTDB_TEST_MODE": "yes"}
+        )
+        (tmp / "ctdb.conf").write_text(
+            f"[database]\nvolatile database directory = {tmp}\n"
+            f"persistent database directory = {tmp}\n"
+        )
+        config = loadConfig(paths)
+        config.values[("database", "state database directory")] = f"{tmp}/none"
+        error = self.assertRaises(ConfigLoadError, checkDatabaseDirectories, config)
+        self.assertEqual(
+            str(error), f"State database directory {tmp}/none does not exist"
+        )
 
 
-def testWarningsAndEmptyValues(base) -> None:  # type: ignore[no-untyped-def]
-    """The deprecated recovery lock warns and still applies; an empty
-    value is an error."""
-    paths = CTDBPaths.fromEnvironment({"CTDB_BASE": str(base), "CTDB_TEST_MODE": "yes"})
-    config = parseConfig("[cluster]\nrecovery lock = /l\n", paths)
-    assert config.clusterLock == "/l"
-    assert [m.text for m in config.messages if m.level == "WARNING"] == [
-        "Configuration option [cluster] -> recovery lock is deprecated"
-    ]
-    with pytest.raises(ConfigLoadError) as info:
-        parseConfig("[cluster]\ncluster lock =\n", paths)
-    assert (
-        info.value.messages[0].text == 'conf: empty value [cluster] -> "cluster lock"'
-    )
+class TunablesTests(SynchronousTestCase):
+    """L{parseTunables}: the ctdb.tunables file."""
+
+    def test_tunables(self) -> None:
+        """ctdb.tunables: good lines apply, each bad line is reported."""
+        values, msgs = parseTunables(
+            "RecoverInterval=2\n# c\nNoSuchTunable=1\nMonitorInterval=x\nEmpty\n[s]\n"
+        )
+        self.assertEqual(values, {"RecoverInterval": 2})
+        self.assertEqual(
+            [m.text for m in msgs],
+            [
+                'ctdb_tunable_load_file: Unknown tunable "NoSuchTunable"',
+                'ctdb_tunable_load_file: Invalid value "x" for tunable "MonitorInterval"',
+                'ctdb_tunable_load_file: Invalid line containing "Empty"',
+                "ctdb_tunable_load_file: Invalid line for section [s] - sections not supported ",
+            ],
+        )
 
 
-def testDebugScriptChecks(base) -> None:  # type: ignore[no-untyped-def]
-    """[event] debug script must be an executable file in etcdir."""
-    paths = CTDBPaths.fromEnvironment({"CTDB_BASE": str(base), "CTDB_TEST_MODE": "yes"})
-    with pytest.raises(ConfigLoadError) as info:
-        parseConfig("[event]\ndebug script = /somewhere/d.sh\n", paths)
-    assert info.value.messages[0].text == f"debug script {base}/d.sh does not exist"
-    (base / "d.sh").write_text("")
-    os.chmod(base / "d.sh", stat.S_IRUSR | stat.S_IWUSR)
-    with pytest.raises(ConfigLoadError) as info:
-        parseConfig("[event]\ndebug script = d.sh\n", paths)
-    assert info.value.messages[0].text == f"debug script {base}/d.sh is not executable"
+class PublicAddressesTests(SynchronousTestCase):
+    """L{parsePublicAddresses}: the public_addresses file."""
 
+    def test_publicAddressesParsed(self) -> None:
+        """public_addresses lines as ctdb_set_public_addresses reads them."""
+        addresses, msgs = parsePublicAddresses(
+            "# comment\n\n192.168.100.1/24 lo\n  fd00::1/64 eth0,eth1\n"
+        )
+        self.assertEqual(msgs, [])
+        self.assertEqual(
+            [(a.address, a.mask, a.interfaces) for a in addresses],
+            [("192.168.100.1", 24, ("lo",)), ("fd00::1", 64, ("eth0", "eth1"))],
+        )
 
-def testSyntaxErrorIgnoresFile(base) -> None:  # type: ignore[no-untyped-def]
-    """conf.c drops a file tini cannot parse and keeps the defaults
-    (ctdbd then starts with them); we say so."""
-    paths = CTDBPaths.fromEnvironment({"CTDB_BASE": str(base), "CTDB_TEST_MODE": "yes"})
-    config = parseConfig("[cluster]\nnode address = 127.0.0.2\n[database\n", paths)
-    assert config.nodeAddress is None
-    assert config.messages[-1].level == "WARNING"
-
-
-def testMissingDefaultDirectories(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """ctdbd's own check of the database directories, defaults included."""
-    paths = CTDBPaths.fromEnvironment(
-        {"CTDB_BASE": str(tmp_path), "CTDB_TEST_MODE": "yes"}
-    )
-    (tmp_path / "ctdb.conf").write_text(
-        f"[database]\nvolatile database directory = {tmp_path}\n"
-        f"persistent database directory = {tmp_path}\n"
-    )
-    config = loadConfig(paths)
-    config.values[("database", "state database directory")] = f"{tmp_path}/none"
-    with pytest.raises(ConfigLoadError) as info:
-        checkDatabaseDirectories(config)
-    assert str(info.value) == f"State database directory {tmp_path}/none does not exist"
-
-
-def testTunables() -> None:
-    """ctdb.tunables: good lines apply, each bad line is reported."""
-    values, msgs = parseTunables(
-        "RecoverInterval=2\n# c\nNoSuchTunable=1\nMonitorInterval=x\nEmpty\n[s]\n"
-    )
-    assert values == {"RecoverInterval": 2}
-    assert [m.text for m in msgs] == [
-        'ctdb_tunable_load_file: Unknown tunable "NoSuchTunable"',
-        'ctdb_tunable_load_file: Invalid value "x" for tunable "MonitorInterval"',
-        'ctdb_tunable_load_file: Invalid line containing "Empty"',
-        "ctdb_tunable_load_file: Invalid line for section [s] - sections not supported ",
-    ]
-
-
-def test_publicAddressesParsed() -> None:
-    """public_addresses lines as ctdb_set_public_addresses reads them."""
-    from ctdb.config import parsePublicAddresses
-
-    addresses, msgs = parsePublicAddresses(
-        "# comment\n\n192.168.100.1/24 lo\n  fd00::1/64 eth0,eth1\n"
-    )
-    assert msgs == []
-    assert [(a.address, a.mask, a.interfaces) for a in addresses] == [
-        ("192.168.100.1", 24, ("lo",)),
-        ("fd00::1", 64, ("eth0", "eth1")),
-    ]
-
-
-def test_publicAddressesErrors() -> None:
-    """A line without an interface or with a bad address refuses the file,
-    with ctdbd's messages."""
-    from ctdb.config import parsePublicAddresses
-
-    _, msgs = parsePublicAddresses("192.168.100.1/24\n")
-    assert [m.text for m in msgs] == [
-        "No interface specified at line 1 of public addresses file"
-    ]
-    _, msgs = parsePublicAddresses("10.0.0.1 lo\n192.168.1.300/24 lo\n")
-    assert [m.text for m in msgs] == ["Badly formed line 1 in public address list"]
+    def test_publicAddressesErrors(self) -> None:
+        """A line without an interface or with a bad address refuses the file,
+        with ctdbd's messages."""
+        _, msgs = parsePublicAddresses("192.168.100.1/24\n")
+        self.assertEqual(
+            [m.text for m in msgs],
+            ["No interface specified at line 1 of public addresses file"],
+        )
+        _, msgs = parsePublicAddresses("10.0.0.1 lo\n192.168.1.300/24 lo\n")
+        self.assertEqual(
+            [m.text for m in msgs], ["Badly formed line 1 in public address list"]
+        )

@@ -2,8 +2,9 @@
 """
 The source tree's conventions that no linter checks: every module's
 C{test-case-name} line (what C{trial --testmodule} and editors follow from
-a module to its tests) names test modules that exist; only the entry points
-import the global reactor; no import cycles (import-linter's contracts in
+a module to its tests) names test modules that exist; every unit-test
+module runs under trial as well as pytest; only the entry points import the
+global reactor; no import cycles (import-linter's contracts in
 pyproject.toml check the layers); every C{CTDB_SRVID_*} is assigned in
 L{ctdb.protocols.srvids} alone.  (That every exception is in
 L{ctdb.errors} is tests/test_errors.py's.)
@@ -12,9 +13,12 @@ L{ctdb.errors} is tests/test_errors.py's.)
 from __future__ import annotations
 
 import ast
+import importlib
+import inspect
 import shutil
 import sys
 import tempfile
+import unittest
 from pathlib import Path
 
 import grimp
@@ -80,6 +84,118 @@ class TestCaseNameTests(SynchronousTestCase):
         )
         (root / "ctdb" / "plain.py").write_text('"""No test-case-name."""\n')
         self.assertEqual(missingTestModules(root), [("ctdb/m.py", "tests.test_gone")])
+
+
+#: the test packages left to pytest alone: the integration suite's modules
+#: take pytest fixtures that start real clusters
+PYTEST_ONLY = ("integration",)
+
+
+def unitTestModules(package: str = "tests", root: Path = ROOT) -> list[str]:
+    """The dotted names of the C{test_*.py} modules of C{package} (a
+    directory under C{root}), but for those under L{PYTEST_ONLY}."""
+    names = []
+    for path in sorted((root / package).rglob("test_*.py")):
+        parts = path.relative_to(root / package).with_suffix("").parts
+        if parts[0] not in PYTEST_ONLY:
+            names.append(".".join((package, *parts)))
+    return names
+
+
+def trialProblems(name: str) -> list[str]:
+    """
+    Why trial would miss tests of the module C{name} that pytest runs: it
+    defines no C{unittest.TestCase} subclass, or it has module-level
+    C{test*} functions or C{Test*} classes that are not TestCases (pytest
+    collects those; trial does not).
+    """
+    module = importlib.import_module(name)
+    problems = []
+    cases = []
+    for attribute, value in sorted(vars(module).items()):
+        if inspect.isclass(value):
+            if value.__module__ != name:
+                continue
+            if issubclass(value, unittest.TestCase):
+                cases.append(value)
+            elif attribute.startswith("Test"):
+                problems.append(f"class {attribute} is not a TestCase")
+        elif callable(value) and attribute.startswith("test"):
+            problems.append(f"module-level function {attribute}")
+    if not cases:
+        problems.append("no TestCase subclass")
+    return problems
+
+
+def trialMisses(package: str = "tests", root: Path = ROOT) -> list[tuple[str, str]]:
+    """(test module, problem) for every unit-test module trial cannot run
+    in full."""
+    return [
+        (name, problem)
+        for name in unitTestModules(package, root)
+        for problem in trialProblems(name)
+    ]
+
+
+class TrialTests(SynchronousTestCase):
+    """Every test module but the integration suite's runs under trial as
+    well as pytest: its tests are methods of unittest TestCases."""
+
+    def test_everyModuleRunsUnderTrial(self) -> None:
+        """No unit-test module has module-level test functions or pytest-only
+        classes, and each defines a TestCase."""
+        self.assertEqual(trialMisses(), [])
+
+    def test_modulesChecked(self) -> None:
+        """The check sees the unit-test modules of every package, and not
+        the integration suite's."""
+        names = unitTestModules()
+        self.assertIn("tests.test_layout", names)
+        self.assertIn("tests.protocols.test_packet", names)
+        self.assertIn("tests.daemon.test_core", names)
+        self.assertEqual([n for n in names if n.startswith("tests.integration")], [])
+
+    def test_pytestStyleFound(self) -> None:
+        """The check reports, in a throwaway package, a module of pytest
+        functions, a pytest-style class and a module without a TestCase; a
+        TestCase module passes and the integration directory is skipped."""
+        root = Path(tempfile.mkdtemp())
+        self.addCleanup(shutil.rmtree, root)
+        pkg = root / "probetests"
+        for directory in (pkg, pkg / "sub", pkg / "integration"):
+            directory.mkdir()
+            (directory / "__init__.py").write_text("")
+        case = "from twisted.trial.unittest import SynchronousTestCase\n"
+        (pkg / "test_good.py").write_text(
+            f"{case}class GoodTests(SynchronousTestCase):\n"
+            "    def test_one(self) -> None:\n        pass\n"
+        )
+        (pkg / "test_functions.py").write_text(
+            f"{case}class T(SynchronousTestCase):\n    pass\n"
+            "def testCamel() -> None:\n    pass\n"
+        )
+        (pkg / "sub" / "test_plain.py").write_text(
+            "class TestPlain:\n    def test_one(self) -> None:\n        pass\n"
+        )
+        (pkg / "integration" / "test_live.py").write_text(
+            "def test_live() -> None:\n    pass\n"
+        )
+        sys.path.insert(0, str(root))
+        self.addCleanup(sys.path.remove, str(root))
+        self.addCleanup(self._forget, "probetests")
+        self.assertEqual(
+            trialMisses("probetests", root),
+            [
+                ("probetests.sub.test_plain", "class TestPlain is not a TestCase"),
+                ("probetests.sub.test_plain", "no TestCase subclass"),
+                ("probetests.test_functions", "module-level function testCamel"),
+            ],
+        )
+
+    def _forget(self, package: str) -> None:
+        """Drop C{package} and its modules from C{sys.modules}."""
+        for name in [n for n in sys.modules if n.split(".")[0] == package]:
+            del sys.modules[name]
 
 
 #: the only modules that may import the global reactor: the entry points
