@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.transports -*-
 """
 Test doubles and set-ups shared by the tests of L{ctdb.transports}.
 """
