@@ -22,7 +22,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService, Service
 from twisted.internet import defer
 from twisted.internet.endpoints import UNIXServerEndpoint
@@ -40,6 +39,7 @@ from twisted.logger import (
     formatEventAsClassicLogText,
     globalLogPublisher,
 )
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ctdb.daemon.core import Daemon, DaemonConfig
@@ -61,7 +61,11 @@ from ctdb.protocols.debuglevels import DEBUG_LEVELS, parseDebugLevel
 from ctdb.protocols.packet import CTDB_PORT
 from ctdb.recovery.controls import RecoveryControls
 from ctdb.recovery.service import RecoveryService
-from ctdb.transports.clientsocket import ClientServerFactory, ClientSocketPort
+from ctdb.transports.clientsocket import (
+    ClientServerFactory,
+    ClientSocketPort,
+    ClientWriteBatch,
+)
 from ctdb.transports.tcp import TCPNodeTransport
 
 DEFAULT_SOCKET = "/run/ctdb/ctdbd.socket"
@@ -156,6 +160,42 @@ class _ClientSocketEndpoint:
         return UNIXServerEndpoint(
             self.reactor, self.path, mode=0o700, wantPID=False
         ).listen(factory)
+
+
+class ClientSocketService(Service):
+    """
+    The client socket as a service (C{"clients"}): listens when started and
+    stops listening when stopped.  A socket that cannot be listened on
+    fails the node's start at once (the drop-in ctdbd reports it to the
+    process that waits for it), which Twisted's
+    StreamServerEndpointService only does through a private switch.
+    """
+
+    name = "clients"  # type: ignore[assignment]
+
+    def __init__(self, endpoint: IStreamServerEndpoint, factory: IProtocolFactory):
+        self.endpoint = endpoint
+        self.factory = factory
+        self.port: IListeningPort | None = None
+
+    def startService(self) -> None:
+        super().startService()
+        listening = self.endpoint.listen(self.factory)
+        failures: list[Failure] = []
+        listening.addCallbacks(self._listening, failures.append)
+        if failures:
+            failures[0].raiseException()
+
+    def _listening(self, port: IListeningPort) -> None:
+        self.port = port
+
+    def stopService(self) -> defer.Deferred[object] | None:
+        super().stopService()
+        if self.port is None:
+            return None
+        port, self.port = self.port, None
+        stopping: defer.Deferred[object] = defer.maybeDeferred(port.stopListening)
+        return stopping
 
 
 @dataclass
@@ -274,9 +314,13 @@ def buildNode(
         recoveryLock=config.recoveryLock,
         tunables=dict(config.tunables),
     )
+    clientWrites = ClientWriteBatch()
     if transport is None:
         transport = TCPNodeTransport(
-            reactor=reactor, address=myAddress, port=config.port
+            reactor=reactor,
+            address=myAddress,
+            port=config.port,
+            clientWrites=clientWrites,
         )
     daemon = Daemon(
         reactor=reactor,
@@ -322,13 +366,10 @@ def buildNode(
         globalLogPublisher.addObserver(observer)
     if config.withClientSocket:
         _checkSocketPath(config.socketPath)
-        clients = StreamServerEndpointService(
+        ClientSocketService(
             _ClientSocketEndpoint(reactor, config.socketPath),
-            ClientServerFactory(daemon),
-        )
-        clients._raiseSynchronously = True
-        clients.setName("clients")
-        clients.setServiceParent(top)
+            ClientServerFactory(daemon, clientWrites),
+        ).setServiceParent(top)
     # Stopped before the client socket (services stop in reverse order):
     # the shutdown event runs and the pid file goes while clients still
     # wait for the daemon to close them, as ctdb_shutdown_sequence.

@@ -34,12 +34,7 @@ _INTERNALS = {
 
 #: (module, attribute) uses of Twisted's private attributes outside this
 #: module that are known and still to be removed; keep it empty
-_PENDING = {
-    # StreamServerEndpointService._raiseSynchronously, in the composition
-    # root: public API can do the same (a service of its own whose
-    # startService raises a failed listen at once).
-    ("service.py", "_raiseSynchronously"),
-}
+_PENDING: set[tuple[str, str]] = set()
 
 
 def _privateUses(skip: Path | None = HERE) -> set[tuple[str, str]]:
