@@ -22,7 +22,6 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from ctdb.errors import ConfigLoadError, IniSyntaxError
-from ctdb.protocols.controls import Tunables
 from ctdb.protocols.debuglevels import (
     DEBUG_DEBUG,
     DEBUG_ERR,
@@ -31,6 +30,7 @@ from ctdb.protocols.debuglevels import (
     debugLevelName,
     parseDebugLevel,
 )
+from ctdb.protocols.tunables import Tunables
 
 #: Debian's compiled-in directories (``ctdb-path etcdir`` ... without test mode)
 ETCDIR = "/etc/ctdb"

@@ -33,7 +33,7 @@ from twisted.python.failure import Failure
 
 from ctdb.errors import EventDaemonError, MalformedPacket
 from ctdb.interfaces import ICTDBReactor
-from ctdb.protocols.controls import Tunables
+from ctdb.protocols.tunables import Tunables
 
 CTDB_EVENT_PROTOCOL_VERSION = 1
 CTDB_EVENT_CMD_RUN = 1

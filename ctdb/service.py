@@ -50,15 +50,15 @@ from ctdb.eventd import EventDaemon
 from ctdb.interfaces import ICTDBReactor, ILogLevelObserver, INodeTransport
 from ctdb.logfilter import twistedLevel
 from ctdb.nodes import NodeMap, readNodesFile
-from ctdb.protocols.controls import (
+from ctdb.protocols.debuglevels import DEBUG_LEVELS, parseDebugLevel
+from ctdb.protocols.nodestate import (
     CTDB_CAP_LMASTER,
     CTDB_CAP_RECMASTER,
     NODE_FLAGS_PERMANENTLY_DISABLED,
     NODE_FLAGS_STOPPED,
-    Tunables,
 )
-from ctdb.protocols.debuglevels import DEBUG_LEVELS, parseDebugLevel
 from ctdb.protocols.packet import CTDB_PORT
+from ctdb.protocols.tunables import Tunables
 from ctdb.recovery.controls import RecoveryControls
 from ctdb.recovery.service import RecoveryService
 from ctdb.transports.clientsocket import (

@@ -14,8 +14,8 @@ from twisted.python import usage
 
 from ctdb.errors import ConfigError
 from ctdb.nodes import readNodesFile
-from ctdb.protocols.controls import Tunables
 from ctdb.protocols.packet import CTDB_PORT
+from ctdb.protocols.tunables import Tunables
 from ctdb.service import (
     DEFAULT_SOCKET,
     NodeConfig,

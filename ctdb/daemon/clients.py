@@ -28,7 +28,8 @@ if TYPE_CHECKING:
 
     from ctdb.daemon.controls import ControlHandlers
     from ctdb.interfaces import IClientObserver, IRecordProtocol, ISrvidObserver
-    from ctdb.protocols.controls import Statistics, VnnMap
+    from ctdb.protocols.nodestate import VnnMap
+    from ctdb.protocols.statistics import Statistics
 
 
 class LocalClients:

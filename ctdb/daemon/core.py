@@ -54,7 +54,7 @@ from ctdb.interfaces import (
 )
 from ctdb.nodes import readNodesFile
 from ctdb.protocols import packet as P
-from ctdb.protocols.controls import (
+from ctdb.protocols.nodestate import (
     CTDB_CAP_DEFAULT,
     CTDB_RECOVERY_NORMAL,
     NODE_FLAGS_DELETED,
@@ -63,10 +63,10 @@ from ctdb.protocols.controls import (
     NODE_FLAGS_UNHEALTHY,
     NodeAndFlags,
     RunState,
-    Statistics,
-    Tunables,
     VnnMap,
 )
+from ctdb.protocols.statistics import Statistics
+from ctdb.protocols.tunables import Tunables
 
 __all__ = [
     "SAMBA_VERSION",

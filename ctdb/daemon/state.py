@@ -16,12 +16,12 @@ from twisted.internet.interfaces import IDelayedCall
 
 from ctdb.nodes import NodeMap
 from ctdb.protocols import packet as P
-from ctdb.protocols.controls import (
+from ctdb.protocols.debuglevels import DEBUG_NOTICE
+from ctdb.protocols.nodestate import (
     NODE_FLAGS_DELETED,
     NODE_FLAGS_DISCONNECTED,
     NodeAndFlags,
 )
-from ctdb.protocols.debuglevels import DEBUG_NOTICE
 
 SAMBA_VERSION = (4 << 16) | 17
 

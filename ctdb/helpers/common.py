@@ -40,8 +40,9 @@ from ctdb.database.ltdb import (
 from ctdb.errors import ConnectionClosed, ControlTimeout, FetchLockError
 from ctdb.interfaces import ICTDBReactor
 from ctdb.logfilter import twistedLevel
-from ctdb.protocols.controls import CTDB_RECOVERY_NORMAL, Control
+from ctdb.protocols.controls import Control
 from ctdb.protocols.debuglevels import DEBUG_DEBUG, parseDebugLevel
+from ctdb.protocols.nodestate import CTDB_RECOVERY_NORMAL
 from ctdb.protocols.packet import (
     CTDB_BROADCAST_CONNECTED,
     CTDB_IMMEDIATE_MIGRATION,

@@ -10,7 +10,7 @@ import struct
 from dataclasses import dataclass
 
 from ctdb.errors import MalformedPacket
-from ctdb.protocols.controls import NODE_FLAGS_INACTIVE
+from ctdb.protocols.nodestate import NODE_FLAGS_INACTIVE
 
 _ELECTION = struct.Struct("<I4xqqII")
 
