@@ -19,10 +19,7 @@ from ctdb.protocols import controls as C
 from ctdb.protocols import records as R
 from ctdb.protocols.client import ClientConnection, MessageHandler, connectClient
 from ctdb.protocols.controls import Control
-from ctdb.protocols.packet import (
-    CTDB_CURRENT_NODE,
-    ReplyControl,
-)
+from ctdb.protocols.packet import CTDB_CURRENT_NODE, ReplyControl
 from ctdb.protocols.srvids import CTDB_SRVID_CLIENT_RANGE
 
 

@@ -20,11 +20,7 @@ from ctdb.client.recordlock import RecordLock
 from ctdb.client.transaction import Transaction
 from ctdb.database.ltdb import CTDB_REC_RO_HAVE_DELEGATIONS, LtdbHeader, splitValue
 from ctdb.database.tdb import TDB
-from ctdb.errors import (
-    CTDBError,
-    FetchLockError,
-    TransactionError,
-)
+from ctdb.errors import CTDBError, FetchLockError, TransactionError
 from ctdb.protocols import controls as C
 from ctdb.protocols import records as R
 from ctdb.protocols.controls import Control
