@@ -16,22 +16,20 @@ import stat
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+import unittest
+from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
 
 from ctdb.daemon.memdump import memoryReport
 from ctdb.testing import connectedNodes
-from tests.integration.conftest import randomBase
+
+from ._clusters import randomBase, tempDir
 
 CTDBD = os.path.join(os.path.dirname(sys.executable), "ctdbd")
 EVENTD = "/usr/libexec/ctdb/ctdb-eventd"
-
-needsSamba = pytest.mark.skipif(
-    not os.access(EVENTD, os.X_OK), reason="Samba's ctdb-eventd is not installed"
-)
 
 
 def writeNode(d: Path, addresses: list[str], pnn: int, extra: str = "") -> None:
@@ -65,6 +63,19 @@ def nodeEnv(d: Path) -> dict[str, str]:
     return env
 
 
+def killRecorded(d: Path) -> None:
+    """SIGKILL the daemon of node directory C{d} by the PID in its pid file,
+    if it is still running."""
+    try:
+        pid = int((d / "run" / "ctdbd.pid").read_text())
+    except (OSError, ValueError):
+        return
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
 def waitFor(predicate: Callable[[], bool], timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -72,29 +83,6 @@ def waitFor(predicate: Callable[[], bool], timeout: float) -> bool:
             return True
         time.sleep(0.2)
     return predicate()
-
-
-@pytest.fixture
-def nodes(tmp_path: Path) -> Iterator[list[Path]]:
-    """Two node directories on a random loopback range; any daemon left
-    running is killed by the PID in its pid file."""
-    base = ipaddress.ip_address(randomBase(2))
-    addresses = [str(base), str(base + 1)]
-    dirs: list[Path] = []
-    for pnn in range(2):
-        d = tmp_path / f"node.{pnn}"
-        writeNode(d, addresses, pnn)
-        dirs.append(d)
-    yield dirs
-    for d in dirs:
-        try:
-            pid = int((d / "run" / "ctdbd.pid").read_text())
-        except (OSError, ValueError):
-            continue
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 def tool(d: Path, *args: str, timeout: float = 20) -> subprocess.CompletedProcess[str]:
@@ -109,14 +97,91 @@ def tool(d: Path, *args: str, timeout: float = 20) -> subprocess.CompletedProces
     )
 
 
-@needsSamba
-def testStartEventsShutdown(nodes: list[Path]) -> None:
-    """ctdbd returns once its socket is up, with a 0700 socket and a pid
-    file; the cluster forms; ctdb-eventd answers scriptstatus with the
-    monitor event ctdbd ran; ctdb shutdown stops it and the pid file and
-    socket go away."""
-    for d in nodes:
-        start = time.monotonic()
+class DropInTests(SynchronousTestCase):
+    """The ctdbd script as local_daemons.sh starts it."""
+
+    def nodes(self) -> list[Path]:
+        """Two node directories on a random loopback range; any daemon left
+        running is killed by the PID in its pid file when the test ends."""
+        base = ipaddress.ip_address(randomBase("ours"))
+        addresses = [str(base), str(base + 1)]
+        top = Path(tempDir(self, "txctdb-di-"))
+        dirs: list[Path] = []
+        for pnn in range(2):
+            d = top / f"node.{pnn}"
+            writeNode(d, addresses, pnn)
+            dirs.append(d)
+            self.addCleanup(killRecorded, d)
+        return dirs
+
+    @unittest.skipIf(
+        not os.access(EVENTD, os.X_OK), "Samba's ctdb-eventd is not installed"
+    )
+    def test_startEventsShutdown(self) -> None:
+        """ctdbd returns once its socket is up, with a 0700 socket and a pid
+        file; the cluster forms; ctdb-eventd answers scriptstatus with the
+        monitor event ctdbd ran; ctdb shutdown stops it and the pid file and
+        socket go away."""
+        nodes = self.nodes()
+        for d in nodes:
+            start = time.monotonic()
+            proc = subprocess.run(
+                [CTDBD],
+                env=nodeEnv(d),
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            )
+            self.assertEqual(proc.returncode, 0, proc.stderr)
+            self.assertLess(time.monotonic() - start, 15)
+            sock = d / "run" / "ctdbd.socket"
+            self.assertTrue(stat.S_ISSOCK(sock.stat().st_mode))
+            self.assertEqual(stat.S_IMODE(sock.stat().st_mode), 0o700)
+            pid = int((d / "run" / "ctdbd.pid").read_text())
+            self.assertTrue(os.path.exists(f"/proc/{pid}"))
+            if sys.prefix != sys.base_prefix:
+                # basics.004.getpid wants /proc/<pid>/exe to be called ctdbd
+                self.assertEqual(
+                    os.path.basename(os.readlink(f"/proc/{pid}/exe")), "ctdbd"
+                )
+            self.assertTrue((d / "run" / "eventd.socket").exists())
+        self.assertTrue(
+            waitFor(lambda: tool(nodes[0], "nodestatus", "all").returncode == 0, 30)
+        )
+        self.assertEqual(tool(nodes[1], "pnn").stdout.strip(), "1")
+
+        def monitored() -> bool:
+            out = tool(nodes[0], "scriptstatus").stdout
+            return "00.test" in out and "OK" in out
+
+        self.assertTrue(waitFor(monitored, 30), tool(nodes[0], "scriptstatus"))
+        run = tool(nodes[0], "event", "run", "10", "legacy", "monitor")
+        self.assertEqual(run.returncode, 0, run.stderr)
+        for d in nodes:
+            pid = int((d / "run" / "ctdbd.pid").read_text())
+            done = tool(d, "shutdown")
+            self.assertEqual(done.returncode, 0, done.stderr)
+
+            def gone(pid: int = pid) -> bool:
+                return not os.path.exists(f"/proc/{pid}")
+
+            self.assertTrue(waitFor(gone, 15))
+            self.assertFalse((d / "run" / "ctdbd.pid").exists())
+            self.assertFalse((d / "run" / "ctdbd.socket").exists())
+
+    def test_badConfigurationRefused(self) -> None:
+        """A bad value stops ctdbd before it forks: exit 1, ctdbd's messages
+        on stderr, nothing started."""
+        d = Path(tempDir(self, "txctdb-di-")) / "node.0"
+        writeNode(
+            d,
+            [randomBase("ours")],
+            0,
+            "[cluster]\n\tleader timeout = 0\n[nosuch]\n\tkey = 1\n",
+        )
+        self.addCleanup(killRecorded, d)
         proc = subprocess.run(
             [CTDBD],
             env=nodeEnv(d),
@@ -126,97 +191,55 @@ def testStartEventsShutdown(nodes: list[Path]) -> None:
             timeout=30,
             check=False,
         )
-        assert proc.returncode == 0, proc.stderr
-        assert time.monotonic() - start < 15
-        sock = d / "run" / "ctdbd.socket"
-        assert stat.S_ISSOCK(sock.stat().st_mode)
-        assert stat.S_IMODE(sock.stat().st_mode) == 0o700
-        pid = int((d / "run" / "ctdbd.pid").read_text())
-        assert os.path.exists(f"/proc/{pid}")
-        if sys.prefix != sys.base_prefix:
-            # basics.004.getpid wants /proc/<pid>/exe to be called ctdbd
-            assert os.path.basename(os.readlink(f"/proc/{pid}/exe")) == "ctdbd"
-        assert (d / "run" / "eventd.socket").exists()
-    assert waitFor(lambda: tool(nodes[0], "nodestatus", "all").returncode == 0, 30)
-    assert tool(nodes[1], "pnn").stdout.strip() == "1"
+        self.assertEqual(proc.returncode, 1)
+        self.assertEqual(
+            proc.stderr.splitlines(),
+            [
+                "Invalid value for [cluster] -> leader timeout = 0",
+                'conf: validation for option "leader timeout" failed',
+                f"Failed to load configuration file {d}/ctdb.conf",
+            ],
+        )
+        self.assertFalse((d / "run" / "ctdbd.pid").exists())
 
-    def monitored() -> bool:
-        out = tool(nodes[0], "scriptstatus").stdout
-        return "00.test" in out and "OK" in out
-
-    assert waitFor(monitored, 30), tool(nodes[0], "scriptstatus")
-    run = tool(nodes[0], "event", "run", "10", "legacy", "monitor")
-    assert run.returncode == 0, run.stderr
-    for d in nodes:
-        pid = int((d / "run" / "ctdbd.pid").read_text())
-        done = tool(d, "shutdown")
-        assert done.returncode == 0, done.stderr
-
-        def gone(pid: int = pid) -> bool:
-            return not os.path.exists(f"/proc/{pid}")
-
-        assert waitFor(gone, 15)
-        assert not (d / "run" / "ctdbd.pid").exists()
-        assert not (d / "run" / "ctdbd.socket").exists()
+    def test_missingDatabaseDirectory(self) -> None:
+        """A database directory that is gone: ctdbd's message, exit 1."""
+        d = Path(tempDir(self, "txctdb-di-")) / "node.0"
+        writeNode(d, [randomBase("ours")], 0)
+        self.addCleanup(killRecorded, d)
+        (d / "db" / "state").rmdir()
+        proc = subprocess.run(
+            [CTDBD],
+            env=nodeEnv(d),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        self.assertEqual(proc.returncode, 1)
+        self.assertIn(
+            f'state database directory "{d}/db/state" does not exist', proc.stderr
+        )
 
 
-def testBadConfigurationRefused(tmp_path: Path) -> None:
-    """A bad value stops ctdbd before it forks: exit 1, ctdbd's messages
-    on stderr, nothing started."""
-    d = tmp_path / "node.0"
-    writeNode(
-        d, [randomBase(1)], 0, "[cluster]\n\tleader timeout = 0\n[nosuch]\n\tkey = 1\n"
-    )
-    proc = subprocess.run(
-        [CTDBD],
-        env=nodeEnv(d),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    assert proc.returncode == 1
-    assert proc.stderr.splitlines() == [
-        "Invalid value for [cluster] -> leader timeout = 0",
-        'conf: validation for option "leader timeout" failed',
-        f"Failed to load configuration file {d}/ctdb.conf",
-    ]
-    assert not (d / "run" / "ctdbd.pid").exists()
+class MemoryReportTests(SynchronousTestCase):
+    """The DUMP_MEMORY report, on in-memory nodes."""
 
-
-def testMissingDatabaseDirectory(tmp_path: Path) -> None:
-    """A database directory that is gone: ctdbd's message, exit 1."""
-    d = tmp_path / "node.0"
-    writeNode(d, [randomBase(1)], 0)
-    (d / "db" / "state").rmdir()
-    proc = subprocess.run(
-        [CTDBD],
-        env=nodeEnv(d),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    assert proc.returncode == 1
-    assert f'state database directory "{d}/db/state" does not exist' in proc.stderr
-
-
-def testMemoryReportFormat() -> None:
-    """The DUMP_MEMORY answer matches the talloc report pattern Samba's
-    debug.003.dumpmemory checks, line by line, and has at least 10 lines."""
-    cluster = connectedNodes(3, Clock())
-    cluster.databases(0).attach("locking.tdb", 0)
-    cluster.client(0)
-    daemon = cluster[0]
-    pattern = re.compile(
-        r"^(\s.+\s+contains\s+\d+ bytes in\s+\d+ blocks \(ref \d+\)\s+0x[0-9a-f]+"
-        r"|\s+reference to: .+"
-        r"|full talloc report on .+ \(total\s+\d+ bytes in \d+ blocks\))$"
-    )
-    lines = memoryReport(daemon).decode().splitlines()
-    cluster.stop()
-    assert len(lines) >= 10
-    assert any("struct ctdb_db_context" in line for line in lines)
-    assert all(pattern.match(line) for line in lines), lines
+    def test_memoryReportFormat(self) -> None:
+        """The DUMP_MEMORY answer matches the talloc report pattern Samba's
+        debug.003.dumpmemory checks, line by line, and has at least 10 lines."""
+        cluster = connectedNodes(3, Clock())
+        cluster.databases(0).attach("locking.tdb", 0)
+        cluster.client(0)
+        daemon = cluster[0]
+        pattern = re.compile(
+            r"^(\s.+\s+contains\s+\d+ bytes in\s+\d+ blocks \(ref \d+\)\s+0x[0-9a-f]+"
+            r"|\s+reference to: .+"
+            r"|full talloc report on .+ \(total\s+\d+ bytes in \d+ blocks\))$"
+        )
+        lines = memoryReport(daemon).decode().splitlines()
+        cluster.stop()
+        self.assertGreaterEqual(len(lines), 10)
+        self.assertTrue(any("struct ctdb_db_context" in line for line in lines))
+        self.assertEqual([line for line in lines if not pattern.match(line)], [])

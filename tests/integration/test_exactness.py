@@ -122,7 +122,9 @@ if __name__ == "__main__":
 
 # -- the tests ---------------------------------------------------------------------
 
-import pytest
+import unittest
+
+from twisted.trial.unittest import SynchronousTestCase
 
 from ctdb.cluster import LocalCluster, syncControl
 from ctdb.protocols import controls as C
@@ -173,13 +175,13 @@ def startCluster(kind: str) -> tuple[Any, str]:
         base = f"127.{random.randint(20, 99)}.{random.randint(0, 255)}.1"
         cluster = RealCtdbdCluster(directory, base=base, nodes=NODES)
         cluster.setup()
-        cluster.start(timeout=40)
     else:
         base = f"127.{random.randint(100, 250)}.{random.randint(0, 255)}.1"
         cluster = LocalCluster(directory)
         cluster.setup(NODES, base=base)
-        cluster.start(timeout=30)
     try:
+        # (a start that fails half-way is stopped too)
+        cluster.start(timeout=40 if kind == "real" else 30)
         waitSettled(cluster, NODES)
     except BaseException:
         cluster.stop()
@@ -370,16 +372,18 @@ def ltdbRecords(path: str) -> list[tuple[str, int, str]]:
     return [(k, int(d), v) for k, d, v in _LTDB.findall(out.stdout)]
 
 
-def test_exactnessOurDaemon() -> None:
-    """
-    2 client processes per node on our 3-node cluster increment 5 shared
-    counters (fetch-lock and transactions) for a few seconds while Samba's
-    tool reads them; every counter equals its acknowledged increments.
-    """
-    runExactness("ours")
+class ExactnessTests(SynchronousTestCase):
+    """Acknowledged increments against the counters, on each kind of daemon."""
 
+    def test_exactnessOurDaemon(self) -> None:
+        """
+        2 client processes per node on our 3-node cluster increment 5 shared
+        counters (fetch-lock and transactions) for a few seconds while Samba's
+        tool reads them; every counter equals its acknowledged increments.
+        """
+        runExactness("ours")
 
-@pytest.mark.skipif(shutil.which("ctdbd") is None, reason="Samba ctdbd not installed")
-def test_exactnessRealCtdbd() -> None:
-    """The same run against Samba's real ctdbd 4.17: the client is exact there too."""
-    runExactness("real")
+    @unittest.skipIf(shutil.which("ctdbd") is None, "Samba ctdbd not installed")
+    def test_exactnessRealCtdbd(self) -> None:
+        """The same run against Samba's real ctdbd 4.17: the client is exact there too."""
+        runExactness("real")

@@ -23,10 +23,9 @@ import re
 import shutil
 import socket
 import tempfile
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-import pytest
+from twisted.trial.unittest import SynchronousTestCase
 
 from tests.support.mixed import MixedCluster
 
@@ -49,38 +48,6 @@ def _freeBase(nodes: int = 3) -> str:
         if all(_addressFree(f"127.{x}.{y}.{k + 1}") for k in range(nodes)):
             return f"127.{x}.{y}.1"
     raise RuntimeError("no free loopback base found")
-
-
-@pytest.fixture
-def mixed() -> Iterator[Callable[[], MixedCluster]]:
-    """Factory for a set-up (not started) mixed cluster, stopped afterwards
-    by the PIDs it recorded; asserts that nothing of it is left running."""
-    made: list[tuple[MixedCluster, str]] = []
-
-    def make() -> MixedCluster:
-        # Short directory: node sockets must fit in AF_UNIX's 108 bytes.
-        directory = tempfile.mkdtemp(prefix="txctdb-mx-", dir="/tmp")
-        cluster = MixedCluster(
-            directory,
-            base=_freeBase(),
-            real=[0],
-            # Faster than ctdbd's defaults (10 s without recoveries after
-            # each one; 5 s before a real node calls its first election).
-            tunables={"RerecoveryTimeout": 1},
-            leaderTimeout=2,
-        )
-        cluster.setup()
-        made.append((cluster, directory))
-        return cluster
-
-    yield make
-    for cluster, directory in made:
-        try:
-            cluster.stop()
-            assert cluster.processes() == {0: [], 1: [], 2: []}
-        finally:
-            if not os.environ.get("TXCTDB_KEEP_MIXED"):
-                shutil.rmtree(directory, ignore_errors=True)
 
 
 @dataclass
@@ -183,72 +150,99 @@ def assertDataSurvived(cluster: MixedCluster, pnns: list[int]) -> None:
         )
 
 
-def test_realCtdbdLeads(mixed: Callable[[], MixedCluster]) -> None:
-    """
-    The real ctdbd starts first and leads; our two nodes join, are made
-    healthy by its flag pushes and recovered by its recovery helper.
-    Records migrate both ways, ``ctdb recover`` asked on our node is run by
-    the real leader, and when the real leader is killed our nodes elect
-    one of themselves and recover with the data intact.
-    """
-    cluster = mixed()
-    cluster.start([[0], [1, 2]])
-    assert assertOneCluster(cluster, [0, 1, 2]) == 0
-    migrateBothWays(cluster, real=0, ours=1, other=2)
+class MixedClusterTests(SynchronousTestCase):
+    """Samba's ctdbd and ours in one cluster, each leading in turn."""
 
-    ok(cluster, 2, "recover")
-    cluster.waitHealthy(30)
-    assert assertOneCluster(cluster, [0, 1, 2]) == 0
-    assertDataSurvived(cluster, [0, 1, 2])
+    def mixed(self) -> MixedCluster:
+        """A set-up (not started) mixed cluster, stopped when the test ends
+        by the PIDs it recorded; then nothing of it may be left running."""
+        # Short directory: node sockets must fit in AF_UNIX's 108 bytes.
+        directory = tempfile.mkdtemp(prefix="txctdb-mx-", dir="/tmp")
+        if not os.environ.get("TXCTDB_KEEP_MIXED"):
+            self.addCleanup(shutil.rmtree, directory, True)
+        cluster = MixedCluster(
+            directory,
+            base=_freeBase(),
+            real=[0],
+            # Faster than ctdbd's defaults (10 s without recoveries after
+            # each one; 5 s before a real node calls its first election).
+            tunables={"RerecoveryTimeout": 1},
+            leaderTimeout=2,
+        )
+        cluster.setup()
+        self.addCleanup(self._stopped, cluster)
+        return cluster
 
-    cluster.kill(0)
-    cluster.waitHealthy(30, pnns=[1, 2])
-    assert assertOneCluster(cluster, [1, 2]) in (1, 2)
-    for k in (1, 2):
-        assert status(cluster, k).flags[0] == "DISCONNECTED|UNHEALTHY|INACTIVE"
-    assertDataSurvived(cluster, [1, 2])
+    def _stopped(self, cluster: MixedCluster) -> None:
+        cluster.stop()
+        self.assertEqual(cluster.processes(), {0: [], 1: [], 2: []})
 
+    def test_realCtdbdLeads(self) -> None:
+        """
+        The real ctdbd starts first and leads; our two nodes join, are made
+        healthy by its flag pushes and recovered by its recovery helper.
+        Records migrate both ways, ``ctdb recover`` asked on our node is run by
+        the real leader, and when the real leader is killed our nodes elect
+        one of themselves and recover with the data intact.
+        """
+        cluster = self.mixed()
+        cluster.start([[0], [1, 2]])
+        self.assertEqual(assertOneCluster(cluster, [0, 1, 2]), 0)
+        migrateBothWays(cluster, real=0, ours=1, other=2)
 
-def test_ourDaemonLeads(mixed: Callable[[], MixedCluster]) -> None:
-    """
-    Our two nodes start first and one of them leads; the real ctdbd joins,
-    accepts that leader, is recovered by our recovery procedure and gets
-    our nodes' flags pushed.  Records migrate both ways, ``ctdb recover``
-    asked on the real node is run by our leader, and when our leader is
-    killed the rest (one of ours, the real one) recover.
-    """
-    cluster = mixed()
-    cluster.start([[1, 2], [0]])
-    leader = assertOneCluster(cluster, [0, 1, 2])
-    assert leader in (1, 2)
-    other = 3 - leader
-    migrateBothWays(cluster, real=0, ours=leader, other=other)
+        ok(cluster, 2, "recover")
+        cluster.waitHealthy(30)
+        self.assertEqual(assertOneCluster(cluster, [0, 1, 2]), 0)
+        assertDataSurvived(cluster, [0, 1, 2])
 
-    ok(cluster, 0, "recover")
-    cluster.waitHealthy(30)
-    assert assertOneCluster(cluster, [0, 1, 2]) == leader
-    assertDataSurvived(cluster, [0, 1, 2])
+        cluster.kill(0)
+        cluster.waitHealthy(30, pnns=[1, 2])
+        self.assertIn(assertOneCluster(cluster, [1, 2]), (1, 2))
+        for k in (1, 2):
+            self.assertEqual(
+                status(cluster, k).flags[0], "DISCONNECTED|UNHEALTHY|INACTIVE"
+            )
+        assertDataSurvived(cluster, [1, 2])
 
-    cluster.kill(leader)
-    cluster.waitHealthy(30, pnns=[0, other])
-    # our remaining node started before the real one: it is the older
-    assert assertOneCluster(cluster, [0, other]) == other
-    assertDataSurvived(cluster, [0, other])
+    def test_ourDaemonLeads(self) -> None:
+        """
+        Our two nodes start first and one of them leads; the real ctdbd joins,
+        accepts that leader, is recovered by our recovery procedure and gets
+        our nodes' flags pushed.  Records migrate both ways, ``ctdb recover``
+        asked on the real node is run by our leader, and when our leader is
+        killed the rest (one of ours, the real one) recover.
+        """
+        cluster = self.mixed()
+        cluster.start([[1, 2], [0]])
+        leader = assertOneCluster(cluster, [0, 1, 2])
+        self.assertIn(leader, (1, 2))
+        other = 3 - leader
+        migrateBothWays(cluster, real=0, ours=leader, other=other)
 
+        ok(cluster, 0, "recover")
+        cluster.waitHealthy(30)
+        self.assertEqual(assertOneCluster(cluster, [0, 1, 2]), leader)
+        assertDataSurvived(cluster, [0, 1, 2])
 
-def test_realCtdbdWinsElectionAgainstOurs(mixed: Callable[[], MixedCluster]) -> None:
-    """
-    Our node 1 leads; the real ctdbd joins next and our node 2 last.  When
-    node 1 is killed, the real ctdbd and our node 2 hold an election: the
-    real one, whose recovery daemon is older, wins and leads our node 2.
-    """
-    cluster = mixed()
-    cluster.start([[1], [0], [2]])
-    assert assertOneCluster(cluster, [0, 1, 2]) == 1
-    cluster.kill(1)
-    cluster.waitHealthy(30, pnns=[0, 2])
-    assert assertOneCluster(cluster, [0, 2]) == 0
-    ok(cluster, 2, "attach", "mixvol.tdb")
-    ok(cluster, 2, "writekey", "mixvol.tdb", "k", "v2")
-    assert readkey(cluster, 0, "mixvol.tdb", "k") == "v2"
-    assert catdb(cluster, 2, "mixvol.tdb")["k"] == (0, "v2")
+        cluster.kill(leader)
+        cluster.waitHealthy(30, pnns=[0, other])
+        # our remaining node started before the real one: it is the older
+        self.assertEqual(assertOneCluster(cluster, [0, other]), other)
+        assertDataSurvived(cluster, [0, other])
+
+    def test_realCtdbdWinsElectionAgainstOurs(self) -> None:
+        """
+        Our node 1 leads; the real ctdbd joins next and our node 2 last.  When
+        node 1 is killed, the real ctdbd and our node 2 hold an election: the
+        real one, whose recovery daemon is older, wins and leads our node 2.
+        """
+        cluster = self.mixed()
+        cluster.start([[1], [0], [2]])
+        self.assertEqual(assertOneCluster(cluster, [0, 1, 2]), 1)
+        cluster.kill(1)
+        cluster.waitHealthy(30, pnns=[0, 2])
+        self.assertEqual(assertOneCluster(cluster, [0, 2]), 0)
+        ok(cluster, 2, "attach", "mixvol.tdb")
+        ok(cluster, 2, "writekey", "mixvol.tdb", "k", "v2")
+        self.assertEqual(readkey(cluster, 0, "mixvol.tdb", "k"), "v2")
+        self.assertEqual(catdb(cluster, 2, "mixvol.tdb")["k"], (0, "v2"))
