@@ -1,0 +1,374 @@
+# -*- test-case-name: tests.recovery.test_service -*-
+"""
+The leader's monitoring and the recoveries it drives (ctdb_recoverd.c's
+main loop): node-state changes, the cluster check, the node flags pushed
+to every node, and the requests that wait on recoveries: disabling them
+(C{ctdb reloadnodes}) and takeover runs.  A part of
+L{ctdb.recovery.service.RecoveryService}.
+
+Differences from ctdbd 4.17, on purpose and documented in the README:
+ - a dead node is noticed from the transport at once;
+ - the leader checks the cluster four times a second and at once when a
+   node's state changes, instead of every RecoverInterval.
+"""
+
+from __future__ import annotations
+
+import errno
+from typing import TYPE_CHECKING
+
+from twisted.internet import defer
+
+from ctdb.errors import RecoveryFailed
+from ctdb.protocols import controls as C
+from ctdb.protocols import packet as P
+from ctdb.protocols.controls import Control
+from ctdb.protocols.srvids import CTDB_SRVID_RECONFIGURE
+from ctdb.recovery.controls import newGeneration
+from ctdb.recovery.election import (
+    decodeDisableMessage,
+    decodeSrvidMessage,
+    encodeFlagChange,
+)
+from ctdb.recovery.leadership import ELECTION_WAIT
+from ctdb.recovery.procedure import recover
+
+if TYPE_CHECKING:
+    from twisted.internet.interfaces import IDelayedCall
+    from twisted.logger import Logger
+
+    from ctdb.daemon.core import Daemon
+    from ctdb.interfaces import ICTDBReactor
+    from ctdb.recovery.controls import RecoveryControls
+
+MONITOR_INTERVAL = 0.25
+
+
+class Monitoring:
+    """The cluster checks and recoveries of a recovery service."""
+
+    if TYPE_CHECKING:
+        # what this part uses of the rest of the RecoveryService
+        log: Logger
+        daemon: Daemon
+        recoveryControls: RecoveryControls
+        reactor: ICTDBReactor
+        running: int
+        leader: int
+        priorityTime: float
+        electionInProgress: bool
+        recovering: bool
+        needRecovery: bool
+        culprits: dict[int, list[float]]
+        _checkPending: IDelayedCall | None
+        _checking: bool
+        _joining: bool
+        _startedAt: float
+        _lastConnect: float | None
+        _joinChecking: bool
+        _takeoverRequests: list[tuple[int, int]]
+        _recoveriesDisabled: IDelayedCall | None
+
+        @property
+        def pnn(self) -> int: ...
+        def isLeader(self) -> bool: ...
+        def canBeLeader(self) -> bool: ...
+        def forceElection(self) -> None: ...
+        def _leaderBroadcast(self) -> None: ...
+        def _restartLeaderTimeout(self, delay: float | None = None) -> None: ...
+        def addCulprit(self, pnn: int, credits: int) -> None: ...
+
+    # -- monitoring ----------------------------------------------------------------------
+
+    def nodeStateChanged(self, pnn: int) -> None:
+        if not self.running:
+            return
+        node = self.daemon.nodes[pnn]
+        if (
+            self._joining
+            and pnn != self.pnn
+            and not node.flags & (C.NODE_FLAGS_DISCONNECTED | C.NODE_FLAGS_DELETED)
+        ):
+            self._lastConnect = now = self.reactor.seconds()
+            if now - self._startedAt >= ELECTION_WAIT and not self._joinChecking:
+                self._restartLeaderTimeout(0)
+        if (
+            pnn == self.leader
+            and pnn != self.pnn
+            and node.flags & (C.NODE_FLAGS_DISCONNECTED | C.NODE_FLAGS_INACTIVE)
+        ):
+            self.log.info("Leader node {pnn} is gone: election", pnn=pnn)
+            self.leader = P.CTDB_UNKNOWN_PNN
+            self.forceElection()
+            return
+        if pnn == self.pnn and not self.canBeLeader() and self.leader == self.pnn:
+            self.leader = P.CTDB_UNKNOWN_PNN
+            self.forceElection()
+            return
+        if self.isLeader():
+            self.needRecovery = True
+            self.scheduleCheck(0)
+
+    def scheduleCheck(self, delay: float) -> None:
+        if self._checkPending is None or not self._checkPending.active():
+            self._checkPending = self.reactor.callLater(delay, self._monitorTick)
+
+    def _monitorTick(self) -> None:
+        if self.daemon.nodes[self.pnn].flags & C.NODE_FLAGS_INACTIVE:
+            # main_loop: a stopped or banned node is made the youngest, so
+            # that it does not take the leader role back when it returns.
+            self.priorityTime = self.reactor.seconds()
+        if not self.isLeader() or self._checking or self.recovering:
+            return
+        self._checking = True
+        d = defer.Deferred.fromCoroutine(self._check())
+
+        def done(_: object) -> None:
+            self._checking = False
+
+        d.addErrback(lambda f: self.log.failure("cluster check failed", f))
+        d.addBoth(done)
+
+    async def _check(self) -> None:
+        d = self.daemon
+        if not await self._updateFlags():
+            return
+        active = [n.pnn for n in d.nodes if not n.flags & C.NODE_FLAGS_INACTIVE]
+        if self.needRecovery:
+            await self.doRecovery("requested")
+            return
+        # update_capabilities, then: the vnn map holds exactly the active
+        # nodes with the lmaster capability (the leader alone if none has it,
+        # as the procedure builds it).
+        lmasters = []
+        for pnn in active:
+            caps = await d.sendControl(pnn, Control.GET_CAPABILITIES, timeout=5)
+            if caps.status != 0:
+                await self.doRecovery(f"node {pnn} did not answer GET_CAPABILITIES")
+                return
+            if C.decodeU32(caps.data) & C.CTDB_CAP_LMASTER:
+                lmasters.append(pnn)
+        if sorted(d.vnnMap.map) != (lmasters or [self.pnn]):
+            await self.doRecovery("vnn map does not match the active lmaster nodes")
+            return
+        for pnn in active:
+            reply = await d.sendControl(pnn, Control.GETVNNMAP, timeout=5)
+            if reply.status != 0:
+                await self.doRecovery(f"node {pnn} did not answer GETVNNMAP")
+                return
+            vnn = C.VnnMap.decode(reply.data)
+            if (
+                vnn.generation != d.vnnMap.generation
+                or vnn.generation == P.INVALID_GENERATION
+            ):
+                await self.doRecovery(
+                    f"node {pnn} has generation 0x{vnn.generation:08x}"
+                )
+                return
+            if vnn.map != d.vnnMap.map:
+                await self.doRecovery(f"node {pnn} has a different vnn map")
+                return
+            mode = await d.sendControl(pnn, Control.GET_RECMODE, timeout=5)
+            if mode.status != C.CTDB_RECOVERY_NORMAL:
+                await self.doRecovery(f"node {pnn} is in recovery mode")
+                return
+            nodemap = await d.sendControl(pnn, Control.GET_NODEMAP, timeout=5)
+            if nodemap.status == 0:
+                for entry in C.decodeNodeMap(nodemap.data):
+                    if entry.pnn == pnn and entry.pnn != self.pnn:
+                        mine = d.nodes[pnn].flags & ~C.NODE_FLAGS_DISCONNECTED
+                        theirs = entry.flags & ~C.NODE_FLAGS_DISCONNECTED
+                        if mine != theirs:
+                            self.recoveryControls.applyFlags(pnn, entry.flags)
+                            await self.doRecovery(f"node {pnn} flags changed")
+                            return
+
+    async def _updateFlags(self) -> bool:
+        """
+        update_flags: take every connected node's own flags from its node
+        map, and push (MODIFY_FLAGS to every connected node) the flags of
+        any node that some connected node sees differently.  A 4.17 ctdbd
+        starts with every other node UNHEALTHY and relies on the leader to
+        tell it otherwise.  A view that differs only in DISCONNECTED is not
+        pushed (no push can change a node's own link view).  False if a
+        node map could not be read.
+        """
+        d = self.daemon
+        connected = [
+            n.pnn
+            for n in d.nodes
+            if not n.flags & (C.NODE_FLAGS_DISCONNECTED | C.NODE_FLAGS_DELETED)
+        ]
+        views: dict[int, dict[int, int]] = {}
+        for pnn in connected:
+            if pnn == self.pnn:
+                continue
+            reply = await d.sendControl(pnn, Control.GET_NODEMAP, timeout=5)
+            if reply.status != 0:
+                self.log.error("Failed to read the node map of node {pnn}", pnn=pnn)
+                return False
+            views[pnn] = {e.pnn: e.flags for e in C.decodeNodeMap(reply.data)}
+        rc = self.recoveryControls
+        for j in connected:
+            local = d.nodes[j].flags
+            push = False
+            own = views.get(j, {}).get(j)
+            if j != self.pnn and own is not None and own != local:
+                self.log.info(
+                    "Remote node {pnn} had flags 0x{theirs:x}, local had 0x{ours:x}"
+                    " - updating local",
+                    pnn=j,
+                    theirs=own,
+                    ours=local,
+                )
+                if rc is not None:
+                    rc.applyFlags(j, own)
+                local = d.nodes[j].flags
+                push = True
+            for i, view in views.items():
+                if push:
+                    break
+                theirs = view.get(j)
+                if (
+                    i != j
+                    and theirs is not None
+                    and (
+                        (theirs & ~C.NODE_FLAGS_DISCONNECTED)
+                        != (local & ~C.NODE_FLAGS_DISCONNECTED)
+                    )
+                ):
+                    push = True
+            if push:
+                self.log.info(
+                    "Pushing updated flags for node {pnn} (0x{flags:x})",
+                    pnn=j,
+                    flags=local,
+                )
+                data = encodeFlagChange(j, local, local)
+                await defer.gatherResults(
+                    [
+                        d.sendControl(p, Control.MODIFY_FLAGS, data, timeout=5)
+                        for p in connected
+                        if p != self.pnn
+                    ]
+                )
+        return True
+
+    async def doRecovery(self, reason: str) -> None:
+
+        if self.recovering:
+            return
+        if self.recoveriesDisabled():
+            # ctdb_op_begin: try again once they are enabled.
+            self.log.debug("Unable to begin - recoveries are disabled")
+            self.needRecovery = True
+            return
+        self.recovering = True
+        self.needRecovery = False
+        d = self.daemon
+        self.log.info("Starting recovery: {reason}", reason=reason)
+        generation = newGeneration()
+        try:
+            await recover(d, generation)
+        except RecoveryFailed as e:
+            self.log.error("Recovery failed: {err}", err=str(e))
+            if e.culprit is not None and e.culprit != self.pnn:
+                self.addCulprit(e.culprit, 1)
+            self.needRecovery = True
+            self.reactor.callLater(1.0, self.scheduleCheck, 0)
+        except Exception:  # noqa: BLE001 - any failure means: recover again
+            self.log.failure("Recovery failed")
+            self.needRecovery = True
+            self.reactor.callLater(1.0, self.scheduleCheck, 0)
+        else:
+            self.culprits.clear()
+            d.sendMessage(P.CTDB_BROADCAST_CONNECTED, CTDB_SRVID_RECONFIGURE, b"")
+            self._leaderBroadcast()
+            self._answerTakeoverRequests()
+        finally:
+            self.recovering = False
+
+    # -- disabling recoveries (ctdb reloadnodes) ---------------------------------------------
+
+    def recoveriesDisabled(self) -> bool:
+        return (
+            self._recoveriesDisabled is not None and self._recoveriesDisabled.active()
+        )
+
+    def disableRecoveries(self, timeout: int) -> int:
+        """ctdb_op_disable: no recovery starts for C{timeout} seconds (0
+        enables them again).  Returns 0, or -EAGAIN while one is running."""
+        if timeout == 0:
+            self._cancelDisable()
+            self.log.info("Reenabling recoveries")
+            self._recoveriesEnabled()
+            return 0
+        if self.recovering:
+            self.log.error("Unable to disable recoveries - in progress")
+            return -errno.EAGAIN
+        self._cancelDisable()
+        self.log.info("Disabling recoveries for {secs} seconds", secs=timeout)
+        self._recoveriesDisabled = self.reactor.callLater(
+            timeout, self._disableTimedOut
+        )
+        return 0
+
+    def _cancelDisable(self) -> None:
+        if self._recoveriesDisabled is not None and self._recoveriesDisabled.active():
+            self._recoveriesDisabled.cancel()
+        self._recoveriesDisabled = None
+
+    def _disableTimedOut(self) -> None:
+        self._recoveriesDisabled = None
+        self.log.info("Reenabling recoveries after timeout")
+        self._recoveriesEnabled()
+
+    def _recoveriesEnabled(self) -> None:
+        if self.running and self.isLeader() and self.needRecovery:
+            self.scheduleCheck(0)
+
+    def _disableRecoveriesMessage(self, srvid: int, data: bytes) -> None:
+        """srvid_disable_and_reply: every node's recovery daemon answers the
+        requester with its own pnn (or a negative errno)."""
+        if len(data) != 24:
+            self.log.error("Wrong size for disable message: {n} bytes", n=len(data))
+            return
+        pnn, replySrvid, timeout = decodeDisableMessage(data)
+        ret = self.disableRecoveries(timeout)
+        if ret == 0:
+            ret = self.pnn
+        if replySrvid != 0:
+            self.daemon.sendMessage(pnn, replySrvid, C.encodeI32(ret))
+
+    # -- takeover runs (no public addresses yet: answer at once) ----------------------------
+
+    def _takeoverRunMessage(self, srvid: int, data: bytes) -> None:
+        """ip_reallocate_handler: every node queues the request; the leader
+        answers after its (next) takeover run.  Others drop theirs once they
+        know a settled leader (verify_local_ip_allocation), so a request sent
+        while the leader changes (``ctdb ban`` of the leader) is answered by
+        the new one instead of waiting for the tool to resend it."""
+        try:
+            pnn, replySrvid = decodeSrvidMessage(data)
+        except ValueError:
+            return
+        if replySrvid == 0:
+            return
+        if self.isLeader() and not self.recovering:
+            self.daemon.sendMessage(pnn, replySrvid, C.encodeI32(self.pnn))
+            return
+        leader = self.leader
+        unsettled = (
+            self.electionInProgress
+            or leader == P.CTDB_UNKNOWN_PNN
+            or leader == self.pnn
+            or not self.daemon.validPnn(leader)
+            or self.daemon.nodes[leader].flags & C.NODE_FLAGS_INACTIVE
+        )
+        if unsettled:
+            self._takeoverRequests.append((pnn, replySrvid))
+
+    def _answerTakeoverRequests(self) -> None:
+        requests, self._takeoverRequests = self._takeoverRequests, []
+        for pnn, replySrvid in requests:
+            self.daemon.sendMessage(pnn, replySrvid, C.encodeI32(self.pnn))
