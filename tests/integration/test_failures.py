@@ -20,20 +20,20 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TypeVar
-
-import pytest
 
 from ctdb.cluster import LocalCluster, syncControl
 from ctdb.interfaces import ICTDBReactor
 from ctdb.protocols import controls as C
-from tests.integration.conftest import CtdbTool
+from tests.integration._cases import IntegrationCase
 
 _T = TypeVar("_T")
 
 PDB = "fail_persistent.tdb"
 VDB = "fail_volatile.tdb"
 FAST_KEEPALIVE = {"KeepaliveInterval": 1, "KeepaliveLimit": 3}
+_READKEY = re.compile(r"^Data: size:(\d+) ptr:\[(.*)\]$", re.DOTALL)
 
 
 # -- observing the cluster -------------------------------------------------------
@@ -66,23 +66,6 @@ def view(cluster: LocalCluster, pnn: int) -> NodeView:
         tuple(sorted(vnn.map)),
         {n.pnn: n.flags for n in nodemap},
     )
-
-
-def waitFor(what: str, check: Callable[[], _T | None], timeout: float = 20.0) -> _T:
-    """Poll C{check} until it returns something true; fail after C{timeout}."""
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while time.monotonic() < deadline:
-        try:
-            result = check()
-        except (OSError, ValueError) as e:
-            last = e
-        else:
-            if result:
-                return result
-            last = result
-        time.sleep(0.02)
-    pytest.fail(f"timed out after {timeout} s waiting for {what}; last: {last!r}")
 
 
 def recoveredWithout(
@@ -126,208 +109,228 @@ def rejoined(cluster: LocalCluster) -> Callable[[], list[NodeView] | None]:
     return check
 
 
-def leaderOf(ctdbTool: CtdbTool, cluster: LocalCluster, pnn: int) -> int:
-    result = ctdbTool(cluster, pnn, "leader", timeout=20)
-    assert result.returncode == 0, result.stderr
-    return int(result.stdout.strip())
+class FailureCase(IntegrationCase):
+    """Records written and read through Samba's tool, and bounded waits."""
 
+    def waitFor(
+        self, what: str, check: Callable[[], _T | None], timeout: float = 20.0
+    ) -> _T:
+        """Poll C{check} until it returns something true; fail after C{timeout}."""
+        deadline = time.monotonic() + timeout
+        last: object = None
+        while time.monotonic() < deadline:
+            try:
+                result = check()
+            except (OSError, ValueError) as e:
+                last = e
+            else:
+                if result:
+                    return result
+                last = result
+            time.sleep(0.02)
+        self.fail(f"timed out after {timeout} s waiting for {what}; last: {last!r}")
 
-def ok(result: subprocess.CompletedProcess[str]) -> str:
-    assert result.returncode == 0, (result.args, result.stdout, result.stderr)
-    return result.stdout
+    def leaderOf(self, cluster: LocalCluster, pnn: int) -> int:
+        result = self.ctdbTool(cluster, pnn, "leader", timeout=20)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        return int(result.stdout.strip())
 
+    def ok(self, result: subprocess.CompletedProcess[str]) -> str:
+        self.assertEqual(
+            result.returncode, 0, (result.args, result.stdout, result.stderr)
+        )
+        return result.stdout
 
-# -- records through Samba's tool --------------------------------------------------
+    def writeRecords(
+        self, cluster: LocalCluster, writers: list[int]
+    ) -> tuple[dict[bytes, bytes], dict[int, dict[bytes, bytes]]]:
+        """Persistent records (pstore from every writer) and volatile records
+        (writekey: each then held by its writer); returns both."""
+        self.ok(self.ctdbTool(cluster, writers[0], "attach", PDB, "persistent"))
+        self.ok(self.ctdbTool(cluster, writers[0], "attach", VDB))
+        persistent: dict[bytes, bytes] = {}
+        volatile: dict[int, dict[bytes, bytes]] = {}
+        for k in writers:
+            for i in range(3):
+                key, value = f"p{k}-{i}", f"persistent {k} {i}"
+                self.ok(self.ctdbTool(cluster, k, "pstore", PDB, key, value))
+                persistent[key.encode()] = value.encode()
+                key, value = f"v{k}-{i}", f"volatile {k} {i}"
+                self.ok(self.ctdbTool(cluster, k, "writekey", VDB, key, value))
+                volatile.setdefault(k, {})[key.encode()] = value.encode()
+        return persistent, volatile
 
+    def pfetch(self, cluster: LocalCluster, pnn: int, key: bytes) -> bytes:
+        out = self.ok(self.ctdbTool(cluster, pnn, "pfetch", PDB, key.decode()))
+        return out.removesuffix("\n").encode()
 
-def writeRecords(
-    ctdbTool: CtdbTool, cluster: LocalCluster, writers: list[int]
-) -> tuple[dict[bytes, bytes], dict[int, dict[bytes, bytes]]]:
-    """Persistent records (pstore from every writer) and volatile records
-    (writekey: each then held by its writer); returns both."""
-    ok(ctdbTool(cluster, writers[0], "attach", PDB, "persistent"))
-    ok(ctdbTool(cluster, writers[0], "attach", VDB))
-    persistent: dict[bytes, bytes] = {}
-    volatile: dict[int, dict[bytes, bytes]] = {}
-    for k in writers:
-        for i in range(3):
-            key, value = f"p{k}-{i}", f"persistent {k} {i}"
-            ok(ctdbTool(cluster, k, "pstore", PDB, key, value))
-            persistent[key.encode()] = value.encode()
-            key, value = f"v{k}-{i}", f"volatile {k} {i}"
-            ok(ctdbTool(cluster, k, "writekey", VDB, key, value))
-            volatile.setdefault(k, {})[key.encode()] = value.encode()
-    return persistent, volatile
+    def readkey(self, cluster: LocalCluster, pnn: int, key: bytes) -> bytes:
+        out = self.ok(self.ctdbTool(cluster, pnn, "readkey", VDB, key.decode())).strip()
+        match = _READKEY.match(out)
+        if match is None:
+            self.fail(f"not readkey's output: {out!r}")
+        return match.group(2).encode()
 
+    def checkRecords(
+        self,
+        cluster: LocalCluster,
+        readers: list[int],
+        persistent: dict[bytes, bytes],
+        volatile: dict[int, dict[bytes, bytes]],
+        holders: list[int],
+    ) -> None:
+        """Every persistent record on every reader; the volatile records whose
+        holder survived, read through each reader (migrating them)."""
+        for k in readers:
+            for key, value in persistent.items():
+                self.assertEqual(self.pfetch(cluster, k, key), value, (k, key))
+        for holder in holders:
+            for i, (key, value) in enumerate(volatile[holder].items()):
+                reader = readers[i % len(readers)]
+                self.assertEqual(
+                    self.readkey(cluster, reader, key), value, (reader, key)
+                )
 
-def pfetch(ctdbTool: CtdbTool, cluster: LocalCluster, pnn: int, key: bytes) -> bytes:
-    out = ok(ctdbTool(cluster, pnn, "pfetch", PDB, key.decode()))
-    return out.removesuffix("\n").encode()
-
-
-_READKEY = re.compile(r"^Data: size:(\d+) ptr:\[(.*)\]$", re.DOTALL)
-
-
-def readkey(ctdbTool: CtdbTool, cluster: LocalCluster, pnn: int, key: bytes) -> bytes:
-    out = ok(ctdbTool(cluster, pnn, "readkey", VDB, key.decode())).strip()
-    match = _READKEY.match(out)
-    assert match is not None, out
-    return match.group(2).encode()
-
-
-def checkRecords(
-    ctdbTool: CtdbTool,
-    cluster: LocalCluster,
-    readers: list[int],
-    persistent: dict[bytes, bytes],
-    volatile: dict[int, dict[bytes, bytes]],
-    holders: list[int],
-) -> None:
-    """Every persistent record on every reader; the volatile records whose
-    holder survived, read through each reader (migrating them)."""
-    for k in readers:
-        for key, value in persistent.items():
-            assert pfetch(ctdbTool, cluster, k, key) == value, (k, key)
-    for holder in holders:
-        for i, (key, value) in enumerate(volatile[holder].items()):
-            reader = readers[i % len(readers)]
-            assert readkey(ctdbTool, cluster, reader, key) == value, (reader, key)
-
-
-# -- single failures ------------------------------------------------------------------
-
-
-def killAndCheck(ctdbTool: CtdbTool, cluster: LocalCluster, victim: int) -> list[int]:
-    """Write records everywhere, SIGKILL C{victim}, check the survivors
-    recovered (at once) with every committed record."""
-    persistent, volatile = writeRecords(ctdbTool, cluster, [0, 1, 2])
-    before = view(cluster, 0).generation
-    survivors = [k for k in range(3) if k != victim]
-    started = time.monotonic()
-    cluster.kill(victim)
-    waitFor(
-        f"recovery without node {victim}",
-        recoveredWithout(cluster, survivors, [victim], before),
-        timeout=10,
-    )
-    # no keepalive timeout involved: the transport notices the death
-    assert time.monotonic() - started < 5
-    checkRecords(ctdbTool, cluster, survivors, persistent, volatile, survivors)
-    return survivors
-
-
-def test_kill_non_leader(makeCluster, ctdbTool) -> None:  # type: ignore[no-untyped-def]
-    """SIGKILL of a non-leader: the survivors recover without it (new
-    generation, vnn map of two, NORMAL), keep their leader, and lose no
-    persistent record and no volatile record they held."""
-    cluster = makeCluster(3)
-    leader = leaderOf(ctdbTool, cluster, 0)
-    victim = (leader + 1) % 3
-    survivors = killAndCheck(ctdbTool, cluster, victim)
-    for k in survivors:
-        assert leaderOf(ctdbTool, cluster, k) == leader
-
-
-def test_kill_leader_and_restart(makeCluster, ctdbTool) -> None:  # type: ignore[no-untyped-def]
-    """SIGKILL of the leader: a survivor is elected, the cluster recovers
-    with every committed record; the restarted node rejoins (all OK, vnn
-    map of three, one generation) and has every persistent record."""
-    cluster = makeCluster(3)
-    leader = leaderOf(ctdbTool, cluster, 0)
-    survivors = killAndCheck(ctdbTool, cluster, leader)
-    newLeaders = {leaderOf(ctdbTool, cluster, k) for k in survivors}
-    assert len(newLeaders) == 1 and newLeaders <= set(survivors), newLeaders
-    # a record written while the node was down reaches it when it returns
-    ok(ctdbTool(cluster, survivors[0], "pstore", PDB, "late", "written while down"))
-    cluster.start([leader])
-    waitFor("the restarted node to rejoin", rejoined(cluster), timeout=15)
-    assert pfetch(ctdbTool, cluster, leader, b"late") == b"written while down"
-    assert pfetch(ctdbTool, cluster, leader, b"p1-2") == b"persistent 1 2"
-
-
-def test_sigstop_keepalive(makeCluster, ctdbTool) -> None:  # type: ignore[no-untyped-def]
-    """A frozen (SIGSTOP) node misses its keepalives: with
-    KeepaliveInterval=1 and KeepaliveLimit=3 the others mark it
-    DISCONNECTED and recover without it; after SIGCONT it rejoins."""
-    cluster = makeCluster(3, tunables=FAST_KEEPALIVE)
-    leader = leaderOf(ctdbTool, cluster, 0)
-    victim = (leader + 2) % 3
-    survivors = [k for k in range(3) if k != victim]
-    persistent, volatile = writeRecords(ctdbTool, cluster, survivors)
-    before = view(cluster, leader).generation
-    cluster.pause(victim)
-    try:
-        waitFor(
-            "the frozen node to be declared dead",
+    def killAndCheck(self, cluster: LocalCluster, victim: int) -> list[int]:
+        """Write records everywhere, SIGKILL C{victim}, check the survivors
+        recovered (at once) with every committed record."""
+        persistent, volatile = self.writeRecords(cluster, [0, 1, 2])
+        before = view(cluster, 0).generation
+        survivors = [k for k in range(3) if k != victim]
+        started = time.monotonic()
+        cluster.kill(victim)
+        self.waitFor(
+            f"recovery without node {victim}",
             recoveredWithout(cluster, survivors, [victim], before),
-            timeout=15,
+            timeout=10,
         )
-        # the survivors go on without it
-        ok(ctdbTool(cluster, survivors[0], "pstore", PDB, "frozen", "while frozen"))
-        checkRecords(ctdbTool, cluster, survivors, persistent, volatile, survivors)
-    finally:
-        cluster.resume(victim)
-    waitFor("the resumed node to rejoin", rejoined(cluster), timeout=20)
-    assert pfetch(ctdbTool, cluster, victim, b"frozen") == b"while frozen"
+        # no keepalive timeout involved: the transport notices the death
+        self.assertLess(time.monotonic() - started, 5)
+        self.checkRecords(cluster, survivors, persistent, volatile, survivors)
+        return survivors
 
 
-def test_sigstop_leader(makeCluster, ctdbTool) -> None:  # type: ignore[no-untyped-def]
-    """A frozen leader is replaced; when it thaws it finds another leader,
-    and the cluster settles with a single leader and all nodes OK."""
-    cluster = makeCluster(3, tunables=FAST_KEEPALIVE)
-    leader = leaderOf(ctdbTool, cluster, 0)
-    survivors = [k for k in range(3) if k != leader]
-    before = view(cluster, survivors[0]).generation
-    cluster.pause(leader)
-    try:
-        waitFor(
-            "the frozen leader to be declared dead",
-            recoveredWithout(cluster, survivors, [leader], before),
-            timeout=15,
+class SingleFailureTests(FailureCase):
+    """One failure at a time, each on a cluster of its own."""
+
+    def test_killNonLeader(self) -> None:
+        """SIGKILL of a non-leader: the survivors recover without it (new
+        generation, vnn map of two, NORMAL), keep their leader, and lose no
+        persistent record and no volatile record they held."""
+        cluster = self.makeCluster(3)
+        leader = self.leaderOf(cluster, 0)
+        victim = (leader + 1) % 3
+        survivors = self.killAndCheck(cluster, victim)
+        for k in survivors:
+            self.assertEqual(self.leaderOf(cluster, k), leader)
+
+    def test_killLeaderAndRestart(self) -> None:
+        """SIGKILL of the leader: a survivor is elected, the cluster recovers
+        with every committed record; the restarted node rejoins (all OK, vnn
+        map of three, one generation) and has every persistent record."""
+        cluster = self.makeCluster(3)
+        leader = self.leaderOf(cluster, 0)
+        survivors = self.killAndCheck(cluster, leader)
+        newLeaders = {self.leaderOf(cluster, k) for k in survivors}
+        self.assertEqual(len(newLeaders), 1, newLeaders)
+        self.assertTrue(newLeaders <= set(survivors), newLeaders)
+        # a record written while the node was down reaches it when it returns
+        self.ok(
+            self.ctdbTool(
+                cluster, survivors[0], "pstore", PDB, "late", "written while down"
+            )
         )
-        newLeader = leaderOf(ctdbTool, cluster, survivors[0])
-        assert newLeader in survivors
-    finally:
-        cluster.resume(leader)
-    waitFor("the thawed leader to rejoin", rejoined(cluster), timeout=20)
-    leaders = {leaderOf(ctdbTool, cluster, k) for k in range(3)}
-    assert len(leaders) == 1, leaders
+        cluster.start([leader])
+        self.waitFor("the restarted node to rejoin", rejoined(cluster), timeout=15)
+        self.assertEqual(self.pfetch(cluster, leader, b"late"), b"written while down")
+        self.assertEqual(self.pfetch(cluster, leader, b"p1-2"), b"persistent 1 2")
 
+    def test_sigstopKeepalive(self) -> None:
+        """A frozen (SIGSTOP) node misses its keepalives: with
+        KeepaliveInterval=1 and KeepaliveLimit=3 the others mark it
+        DISCONNECTED and recover without it; after SIGCONT it rejoins."""
+        cluster = self.makeCluster(3, tunables=FAST_KEEPALIVE)
+        leader = self.leaderOf(cluster, 0)
+        victim = (leader + 2) % 3
+        survivors = [k for k in range(3) if k != victim]
+        persistent, volatile = self.writeRecords(cluster, survivors)
+        before = view(cluster, leader).generation
+        cluster.pause(victim)
+        try:
+            self.waitFor(
+                "the frozen node to be declared dead",
+                recoveredWithout(cluster, survivors, [victim], before),
+                timeout=15,
+            )
+            # the survivors go on without it
+            self.ok(
+                self.ctdbTool(
+                    cluster, survivors[0], "pstore", PDB, "frozen", "while frozen"
+                )
+            )
+            self.checkRecords(cluster, survivors, persistent, volatile, survivors)
+        finally:
+            cluster.resume(victim)
+        self.waitFor("the resumed node to rejoin", rejoined(cluster), timeout=20)
+        self.assertEqual(self.pfetch(cluster, victim, b"frozen"), b"while frozen")
 
-def test_stop_continue(makeCluster, ctdbTool) -> None:  # type: ignore[no-untyped-def]
-    """``ctdb stop`` takes a node out of the vnn map (STOPPED, still
-    connected); ``ctdb continue`` brings it back."""
-    cluster = makeCluster(3)
-    before = view(cluster, 0).generation
-    ok(ctdbTool(cluster, 2, "stop"))
-    views = waitFor(
-        "node 2 stopped",
-        recoveredWithout(cluster, [0, 1], [2], before, C.NODE_FLAGS_STOPPED),
-        timeout=10,
-    )
-    assert all(not v.flags[2] & C.NODE_FLAGS_DISCONNECTED for v in views)
-    assert "STOPPED" in ok(ctdbTool(cluster, 0, "status"))
-    ok(ctdbTool(cluster, 2, "continue"))
-    waitFor("node 2 continued", rejoined(cluster), timeout=10)
+    def test_sigstopLeader(self) -> None:
+        """A frozen leader is replaced; when it thaws it finds another leader,
+        and the cluster settles with a single leader and all nodes OK."""
+        cluster = self.makeCluster(3, tunables=FAST_KEEPALIVE)
+        leader = self.leaderOf(cluster, 0)
+        survivors = [k for k in range(3) if k != leader]
+        before = view(cluster, survivors[0]).generation
+        cluster.pause(leader)
+        try:
+            self.waitFor(
+                "the frozen leader to be declared dead",
+                recoveredWithout(cluster, survivors, [leader], before),
+                timeout=15,
+            )
+            newLeader = self.leaderOf(cluster, survivors[0])
+            self.assertIn(newLeader, survivors)
+        finally:
+            cluster.resume(leader)
+        self.waitFor("the thawed leader to rejoin", rejoined(cluster), timeout=20)
+        leaders = {self.leaderOf(cluster, k) for k in range(3)}
+        self.assertEqual(len(leaders), 1, leaders)
 
+    def test_stopContinue(self) -> None:
+        """``ctdb stop`` takes a node out of the vnn map (STOPPED, still
+        connected); ``ctdb continue`` brings it back."""
+        cluster = self.makeCluster(3)
+        before = view(cluster, 0).generation
+        self.ok(self.ctdbTool(cluster, 2, "stop"))
+        views = self.waitFor(
+            "node 2 stopped",
+            recoveredWithout(cluster, [0, 1], [2], before, C.NODE_FLAGS_STOPPED),
+            timeout=10,
+        )
+        self.assertTrue(
+            all(not v.flags[2] & C.NODE_FLAGS_DISCONNECTED for v in views), views
+        )
+        self.assertIn("STOPPED", self.ok(self.ctdbTool(cluster, 0, "status")))
+        self.ok(self.ctdbTool(cluster, 2, "continue"))
+        self.waitFor("node 2 continued", rejoined(cluster), timeout=10)
 
-def test_ban_and_automatic_unban(makeCluster, ctdbTool) -> None:  # type: ignore[no-untyped-def]
-    """``ctdb ban 3`` on a node: BANNED and out of the vnn map at once,
-    back on its own after three seconds."""
-    cluster = makeCluster(3)
-    persistent, volatile = writeRecords(ctdbTool, cluster, [0, 1])
-    before = view(cluster, 0).generation
-    started = time.monotonic()
-    ok(ctdbTool(cluster, 1, "ban", "3"))
-    waitFor(
-        "node 1 banned",
-        recoveredWithout(cluster, [0, 2], [1], before, C.NODE_FLAGS_BANNED),
-        timeout=3,
-    )
-    assert "BANNED" in ok(ctdbTool(cluster, 2, "status"))
-    waitFor("node 1 unbanned", rejoined(cluster), timeout=10)
-    assert time.monotonic() - started >= 2.5
-    checkRecords(ctdbTool, cluster, [0, 1, 2], persistent, volatile, [0])
+    def test_banAndAutomaticUnban(self) -> None:
+        """``ctdb ban 3`` on a node: BANNED and out of the vnn map at once,
+        back on its own after three seconds."""
+        cluster = self.makeCluster(3)
+        persistent, volatile = self.writeRecords(cluster, [0, 1])
+        before = view(cluster, 0).generation
+        started = time.monotonic()
+        self.ok(self.ctdbTool(cluster, 1, "ban", "3"))
+        self.waitFor(
+            "node 1 banned",
+            recoveredWithout(cluster, [0, 2], [1], before, C.NODE_FLAGS_BANNED),
+            timeout=3,
+        )
+        self.assertIn("BANNED", self.ok(self.ctdbTool(cluster, 2, "status")))
+        self.waitFor("node 1 unbanned", rejoined(cluster), timeout=10)
+        self.assertGreaterEqual(time.monotonic() - started, 2.5)
+        self.checkRecords(cluster, [0, 1, 2], persistent, volatile, [0])
 
 
 # -- a workload across failures ------------------------------------------------------
@@ -532,114 +535,127 @@ def workerMain(argv: list[str]) -> None:
     task.react(lambda reactor: defer.ensureDeferred(main(reactor)))
 
 
-def test_workload_across_kills(makeCluster, ctdbTool, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """Clients on every node increment persistent and volatile counters
-    while each node in turn (the leader among them) is SIGKILLed and
-    restarted: every persistent counter equals the acknowledged
-    increments on every node, and every volatile counter held by a live
-    node is exact throughout."""
-    cluster = makeCluster(3)
-    ok(ctdbTool(cluster, 0, "attach", PDB, "persistent"))
-    ok(ctdbTool(cluster, 0, "attach", VDB))
-    stopFile = str(tmp_path / "stop")
-    workers: dict[int, subprocess.Popen[bytes]] = {}
-    outputs = {k: str(tmp_path / f"worker{k}.json") for k in range(3)}
-    try:
-        for k in range(3):
-            with open(tmp_path / f"worker{k}.log", "wb") as log:
-                workers[k] = subprocess.Popen(
-                    [
-                        sys.executable,
-                        __file__,
-                        cluster.socketPath(k),
-                        str(k),
-                        stopFile,
-                        outputs[k],
-                        "90",
-                    ],
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
+class WorkloadTests(FailureCase):
+    """Clients at work while nodes die."""
 
-        def progress() -> dict[int, int]:
-            counts = {}
+    def test_workloadAcrossKills(self) -> None:
+        """Clients on every node increment persistent and volatile counters
+        while each node in turn (the leader among them) is SIGKILLed and
+        restarted: every persistent counter equals the acknowledged
+        increments on every node, and every volatile counter held by a live
+        node is exact throughout."""
+        cluster = self.makeCluster(3)
+        self.ok(self.ctdbTool(cluster, 0, "attach", PDB, "persistent"))
+        self.ok(self.ctdbTool(cluster, 0, "attach", VDB))
+        directory = Path(self.mktempDirectory())
+        stopFile = str(directory / "stop")
+        workers: dict[int, subprocess.Popen[bytes]] = {}
+        outputs = {k: str(directory / f"worker{k}.json") for k in range(3)}
+        try:
             for k in range(3):
-                try:
-                    with open(outputs[k] + ".progress") as f:
-                        counts[k] = _int(f.read().strip().encode() or None)
-                except FileNotFoundError:
-                    counts[k] = 0
-            return counts
+                with open(directory / f"worker{k}.log", "wb") as log:
+                    workers[k] = subprocess.Popen(
+                        [
+                            sys.executable,
+                            __file__,
+                            cluster.socketPath(k),
+                            str(k),
+                            stopFile,
+                            outputs[k],
+                            "90",
+                        ],
+                        stdin=subprocess.DEVNULL,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                    )
 
-        waitFor("every worker to commit", lambda: all(progress().values()), timeout=20)
-        for victim in (0, 1, 2):
-            before = view(cluster, (victim + 1) % 3).generation
-            survivors = [k for k in range(3) if k != victim]
-            cluster.kill(victim)
-            waitFor(
-                f"recovery without node {victim}",
-                recoveredWithout(cluster, survivors, [victim], before),
-                timeout=15,
+            def progress() -> dict[int, int]:
+                counts = {}
+                for k in range(3):
+                    try:
+                        with open(outputs[k] + ".progress") as f:
+                            counts[k] = _int(f.read().strip().encode() or None)
+                    except FileNotFoundError:
+                        counts[k] = 0
+                return counts
+
+            self.waitFor(
+                "every worker to commit", lambda: all(progress().values()), timeout=20
             )
-            time.sleep(0.5)
-            cluster.start([victim])
-            waitFor(f"node {victim} to rejoin", rejoined(cluster), timeout=20)
-            start = progress()
+            for victim in (0, 1, 2):
+                before = view(cluster, (victim + 1) % 3).generation
+                survivors = [k for k in range(3) if k != victim]
+                cluster.kill(victim)
+                self.waitFor(
+                    f"recovery without node {victim}",
+                    recoveredWithout(cluster, survivors, [victim], before),
+                    timeout=15,
+                )
+                time.sleep(0.5)
+                cluster.start([victim])
+                self.waitFor(f"node {victim} to rejoin", rejoined(cluster), timeout=20)
+                start = progress()
 
-            def wentOn(start: dict[int, int] = start) -> bool:
-                return all(progress()[k] > start[k] for k in range(3))
+                def wentOn(start: dict[int, int] = start) -> bool:
+                    return all(progress()[k] > start[k] for k in range(3))
 
-            waitFor(f"the workers to go on from {start}", wentOn, timeout=20)
-        with open(stopFile, "w"):
-            pass
-        for k, proc in workers.items():
-            assert proc.wait(timeout=60) == 0, (tmp_path / f"worker{k}.log").read_text()
-    finally:
-        for proc in workers.values():
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-    results = {}
-    for k in range(3):
-        with open(outputs[k]) as f:
-            results[k] = json.load(f)
-    for k, r in results.items():
-        assert r["problems"] == [], (k, r)
-        assert r["pending"] is None, (k, r)
-        assert r["reconnects"] == 1, (k, r)
-        assert not [e for e in r["errors"] if e.startswith("error")], (k, r)
-    total = sum(r["acked"] for r in results.values())
-    # What the design guarantees for the shared counter.  Every transaction
-    # stores shared = read + 1 and bumps the record's rsn by one, so on the
-    # surviving copy value == rsn; UPDATE_RECORD refuses a lower rsn with
-    # other data, and the sequence number record (written by every
-    # transaction) refuses any commit more than one behind.  Hence a commit
-    # that lands writes either a new value or exactly the value already
-    # there: the final value is the number of distinct values written by
-    # acknowledged transactions, and it never exceeds their count.  Two
-    # acknowledged transactions writing the same value read the same state:
-    # they held the g_lock together (g_lock.tdb is volatile, as in Samba
-    # 4.17; TRANS3_COMMIT's rsn check lets equal data through, so the client
-    # does not always notice).  Their number is reported, not bounded here.
-    written = [w for r in results.values() for w in r["written"]]
-    assert len(written) == total
-    distinct = len(set(written))
-    overlaps = [
-        e for r in results.values() for e in r["errors"] if e.startswith("overlap")
-    ]
-    for reader in range(3):
-        shared = _int(pfetch(ctdbTool, cluster, reader, b"shared").strip())
-        assert shared == distinct <= total, (shared, distinct, total, overlaps)
+                self.waitFor(f"the workers to go on from {start}", wentOn, timeout=20)
+            with open(stopFile, "w"):
+                pass
+            for k, proc in workers.items():
+                self.assertEqual(
+                    proc.wait(timeout=60), 0, (directory / f"worker{k}.log").read_text()
+                )
+        finally:
+            for proc in workers.values():
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+        results = {}
         for k in range(3):
-            assert (
-                _int(pfetch(ctdbTool, cluster, reader, b"c/%d" % k).strip())
-                == results[k]["acked"]
+            with open(outputs[k]) as f:
+                results[k] = json.load(f)
+        for k, r in results.items():
+            self.assertEqual(r["problems"], [], (k, r))
+            self.assertIsNone(r["pending"], (k, r))
+            self.assertEqual(r["reconnects"], 1, (k, r))
+            self.assertEqual(
+                [e for e in r["errors"] if e.startswith("error")], [], (k, r)
             )
-    for k in range(3):
-        expected = results[k]["vExpected"]
-        assert expected is not None
-        assert _int(readkey(ctdbTool, cluster, (k + 1) % 3, b"v/%d" % k)) == expected
+        total = sum(r["acked"] for r in results.values())
+        # What the design guarantees for the shared counter.  Every transaction
+        # stores shared = read + 1 and bumps the record's rsn by one, so on the
+        # surviving copy value == rsn; UPDATE_RECORD refuses a lower rsn with
+        # other data, and the sequence number record (written by every
+        # transaction) refuses any commit more than one behind.  Hence a commit
+        # that lands writes either a new value or exactly the value already
+        # there: the final value is the number of distinct values written by
+        # acknowledged transactions, and it never exceeds their count.  Two
+        # acknowledged transactions writing the same value read the same state:
+        # they held the g_lock together (g_lock.tdb is volatile, as in Samba
+        # 4.17; TRANS3_COMMIT's rsn check lets equal data through, so the client
+        # does not always notice).  Their number is reported, not bounded here.
+        written = [w for r in results.values() for w in r["written"]]
+        self.assertEqual(len(written), total)
+        distinct = len(set(written))
+        overlaps = [
+            e for r in results.values() for e in r["errors"] if e.startswith("overlap")
+        ]
+        for reader in range(3):
+            shared = _int(self.pfetch(cluster, reader, b"shared").strip())
+            self.assertEqual(shared, distinct, (shared, distinct, total, overlaps))
+            self.assertLessEqual(distinct, total, (shared, distinct, total, overlaps))
+            for k in range(3):
+                self.assertEqual(
+                    _int(self.pfetch(cluster, reader, b"c/%d" % k).strip()),
+                    results[k]["acked"],
+                )
+        for k in range(3):
+            expected = results[k]["vExpected"]
+            self.assertIsNotNone(expected)
+            self.assertEqual(
+                _int(self.readkey(cluster, (k + 1) % 3, b"v/%d" % k)), expected
+            )
 
 
 if __name__ == "__main__":
