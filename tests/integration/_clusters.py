@@ -6,8 +6,8 @@ Clusters: every cluster gets its own random 127.X.Y.1 range (real ctdbd in
 127.20-99, ours in 127.100-250, so they never overlap, nor touch the
 127.0.0.1-3 of Samba's own integration suite) and is stopped by the PIDs it
 recorded.  A test's own clusters (L{makeCluster}) stop when the test ends;
-a class's shared ones (L{SharedClusters}) start on first use and stop after
-the class's last test.
+a class's shared ones (L{SharedClusters}, or anything else in a L{Shared})
+start on first use and stop after the class's last test.
 
 Class fixtures under both runners: pytest calls a TestCase class's
 C{setUpClass} and C{tearDownClass}, trial does not (it calls neither those
@@ -33,7 +33,7 @@ import sys
 import tempfile
 import unittest
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from twisted.python.failure import Failure
 from twisted.trial.runner import ErrorHolder, TestLoader, TestSuite
@@ -41,6 +41,8 @@ from twisted.trial.runner import ErrorHolder, TestLoader, TestSuite
 from ctdb.cluster import LocalCluster
 from ctdb.helpers import writePrograms
 from tests.support.realctdbd import RealCtdbdCluster
+
+T = TypeVar("T")
 
 #: start timeouts by kind; real ctdbd takes longer to settle its first recovery
 START_TIMEOUT = {"real": 40.0, "ours": 30.0}
@@ -137,6 +139,44 @@ class SharedClusters:
             raise errors[0]
 
 
+class Shared(Generic[T]):
+    """
+    Something the tests of a class share (a cluster with an smbd on each
+    node, say): made by C{make} on first use, ended by C{end} when L{stop}
+    is called (from the class's C{tearDownClass}), and at exit in any case.
+    C{make} must end whatever it started before it raises; a failed make
+    is not tried again: every later L{get} fails at once.
+    """
+
+    def __init__(self, make: Callable[[], T], end: Callable[[T], None]) -> None:
+        self._make = make
+        self._end = end
+        self._made: list[T] = []
+        self._failed = ""
+        self._atexit = False
+
+    def get(self) -> T:
+        if self._failed:
+            raise RuntimeError(f"failed to start: {self._failed}")
+        if not self._made:
+            if not self._atexit:
+                # For an interrupted run, or a trial run of one class.
+                atexit.register(self.stop)
+                self._atexit = True
+            try:
+                self._made.append(self._make())
+            except BaseException as e:
+                self._failed = repr(e)
+                raise
+        return self._made[0]
+
+    def stop(self) -> None:
+        made, self._made = self._made, []
+        self._failed = ""
+        for thing in made:
+            self._end(thing)
+
+
 class ClassFixtureSuite(TestSuite):
     """
     trial's suite of one TestCase class's tests: C{setUpClass} before them
@@ -154,6 +194,9 @@ class ClassFixtureSuite(TestSuite):
         ErrorHolder(f"{name}.{hook}", Failure()).run(result)
 
     def run(self, result: Any) -> Any:  # type: ignore[override]
+        if getattr(self._testClass, "__unittest_skip__", False):
+            # unittest runs no class fixture of a skipped class
+            return super().run(result)
         try:
             self._testClass.setUpClass()
         except Exception:  # noqa: BLE001 - reported as the class's error

@@ -14,6 +14,10 @@ each conflict disappearing, so none of this can pass without CTDB.
 Every check is a function of two node addresses, so the same code runs on
 a healthy cluster, on the survivors of a kill, and (inverted) without
 clustering.
+
+L{ClusteredSambaTests} share one cluster, started by their first test and
+stopped by its recorded PIDs after their last (C{tearDownClass}, which
+trial calls through L{testSuite}), or at exit.
 """
 
 from __future__ import annotations
@@ -26,16 +30,15 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
-import pytest
+from twisted.trial.unittest import SynchronousTestCase
 
 from ctdb.cluster import LocalCluster, procStat
 from ctdb.errors import SambaError
 from ctdb.samba import ClusteredSamba
 
-from ._clusters import randomBase
+from ._clusters import Shared, randomBase, tempDir, trialSuite
 from ._smb import (
     STATUS_FILE_LOCK_CONFLICT,
     STATUS_LOCK_NOT_GRANTED,
@@ -89,39 +92,50 @@ class Nodes:
 
 
 def startNodes(directory: str, nodes: int, *, clustering: bool = True) -> Nodes:
+    """A cluster of C{nodes} in C{directory} with an smbd on each node; if
+    a start fails, whatever did start is stopped."""
     cluster = LocalCluster(directory)
     cluster.setup(nodes, base=randomBase("ours"))
     samba = ClusteredSamba(cluster, clustering=clustering)
     result = Nodes(cluster, samba)
-    if clustering:
-        cluster.start()
-    samba.start()
+    try:
+        if clustering:
+            cluster.start()
+        samba.start()
+    except BaseException:
+        stopNodes(result)
+        raise
     return result
 
 
 def stopNodes(nodes: Nodes) -> None:
-    nodes.closeClients()
-    nodes.samba.stop()
-    nodes.cluster.stop()
-
-
-@pytest.fixture(scope="module")
-def clustered() -> Iterator[Nodes]:
-    directory = tempfile.mkdtemp(prefix="cs", dir="/tmp")
-    nodes: Nodes | None = None
+    """Disconnect the clients, stop the smbds and the daemons (by their
+    recorded PIDs), each even if the one before failed."""
     try:
-        nodes = startNodes(directory, 3)
-        yield nodes
+        nodes.closeClients()
     finally:
-        if nodes is not None:
-            stopNodes(nodes)
+        try:
+            nodes.samba.stop()
+        finally:
+            nodes.cluster.stop()
+
+
+def startShared() -> tuple[Nodes, str]:
+    """The 3-node cluster that L{ClusteredSambaTests} share, and its directory."""
+    directory = tempfile.mkdtemp(prefix="cs", dir="/tmp")
+    try:
+        return startNodes(directory, 3), directory
+    except BaseException:
         shutil.rmtree(directory, ignore_errors=True)
+        raise
 
 
-@pytest.fixture
-def nodes(clustered: Nodes) -> Iterator[Nodes]:
-    yield clustered
-    clustered.closeClients()
+def stopShared(shared: tuple[Nodes, str]) -> None:
+    nodes, directory = shared
+    try:
+        stopNodes(nodes)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 # -- the checks: each takes the nodes and the two pnns it crosses ----------------------
@@ -322,19 +336,6 @@ CHECKS = [
 # -- tests ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__)
-def test_acrossNodes(nodes: Nodes, check: Any) -> None:
-    """Each coherence property holds between node 0 and node 1."""
-    check(nodes, 0, 1)
-
-
-def test_acrossOtherPair(nodes: Nodes) -> None:
-    """Locks and share modes hold the other way round, from node 2 to 0."""
-    checkByteRangeLocks(nodes, 2, 0)
-    checkLockedReadWrite(nodes, 2, 0)
-    checkShareModes(nodes, 2, 0)
-
-
 def _childOf(parent: int) -> set[int]:
     children = set()
     for name in os.listdir("/proc"):
@@ -345,66 +346,136 @@ def _childOf(parent: int) -> set[int]:
     return children
 
 
-def test_smbdDiesHoldingLock(nodes: Nodes) -> None:
-    """The smbd serving a client that holds a lock is SIGKILLed: the lock
-    does not outlive it, a client of another node gets the range."""
-    main = nodes.samba.pid(0)
-    assert main is not None
-    before = _childOf(main)
-    a = nodes.client(0)
-    (server,) = _childOf(main) - before  # the smbd serving this connection
-    name = uniqueName("dead")
-    ha = a.open(name)
-    ha.write(b"z" * 50, 0)
-    ha.lock([lockElement(0, 10)])
-    hb = nodes.client(1).open(name)
-    assert ntStatus(lambda: hb.lock([lockElement(0, 10)])) == STATUS_LOCK_NOT_GRANTED
-    os.kill(server, signal.SIGKILL)
-    waitFor(
-        lambda: ntStatus(lambda: hb.lock([lockElement(0, 10)])) == 0,
-        "the dead smbd's lock to be cleaned up",
-    )
+class ClusteredSambaTests(SynchronousTestCase):
+    """
+    Coherence across the nodes of one 3-node cluster with an smbd per node,
+    shared by these tests; the clients a test opened are disconnected when
+    it ends.
+    """
+
+    shared: ClassVar[Shared[tuple[Nodes, str]]] = Shared(startShared, stopShared)
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        cls.shared.stop()
+
+    def setUp(self) -> None:
+        self.nodes = self.shared.get()[0]
+        self.addCleanup(self.nodes.closeClients)
+
+    def test_acrossNodesData(self) -> None:
+        """Data written through node 0 reads back through node 1 (L{checkData})."""
+        checkData(self.nodes, 0, 1)
+
+    def test_acrossNodesShareModes(self) -> None:
+        """Share modes hold between node 0 and node 1 (L{checkShareModes})."""
+        checkShareModes(self.nodes, 0, 1)
+
+    def test_acrossNodesByteRangeLocks(self) -> None:
+        """Byte-range locks hold between node 0 and node 1
+        (L{checkByteRangeLocks})."""
+        checkByteRangeLocks(self.nodes, 0, 1)
+
+    def test_acrossNodesLockedReadWrite(self) -> None:
+        """READ and WRITE through node 1 respect a lock of node 0
+        (L{checkLockedReadWrite})."""
+        checkLockedReadWrite(self.nodes, 0, 1)
+
+    def test_acrossNodesOplockBreak(self) -> None:
+        """An oplock of node 0 breaks for an open on node 1
+        (L{checkOplockBreak})."""
+        checkOplockBreak(self.nodes, 0, 1)
+
+    def test_acrossNodesLeaseBreak(self) -> None:
+        """A lease of node 0 breaks for an open on node 1 (L{checkLeaseBreak})."""
+        checkLeaseBreak(self.nodes, 0, 1)
+
+    def test_acrossNodesDurableReconnect(self) -> None:
+        """A durable handle of node 0 reconnects through node 1
+        (L{checkDurableReconnect})."""
+        checkDurableReconnect(self.nodes, 0, 1)
+
+    def test_acrossNodesChangeNotify(self) -> None:
+        """A watch on node 0 sees a file created through node 1
+        (L{checkChangeNotify})."""
+        checkChangeNotify(self.nodes, 0, 1)
+
+    def test_acrossOtherPair(self) -> None:
+        """Locks and share modes hold the other way round, from node 2 to 0."""
+        checkByteRangeLocks(self.nodes, 2, 0)
+        checkLockedReadWrite(self.nodes, 2, 0)
+        checkShareModes(self.nodes, 2, 0)
+
+    def test_killedSmbdHoldingLock(self) -> None:
+        """The smbd serving a client that holds a lock is SIGKILLed: the lock
+        does not outlive it, a client of another node gets the range."""
+        nodes = self.nodes
+        main = nodes.samba.pid(0)
+        self.assertIsNotNone(main)
+        assert main is not None
+        before = _childOf(main)
+        a = nodes.client(0)
+        (server,) = _childOf(main) - before  # the smbd serving this connection
+        name = uniqueName("dead")
+        ha = a.open(name)
+        ha.write(b"z" * 50, 0)
+        ha.lock([lockElement(0, 10)])
+        hb = nodes.client(1).open(name)
+        self.assertEqual(
+            ntStatus(lambda: hb.lock([lockElement(0, 10)])), STATUS_LOCK_NOT_GRANTED
+        )
+        os.kill(server, signal.SIGKILL)
+        waitFor(
+            lambda: ntStatus(lambda: hb.lock([lockElement(0, 10)])) == 0,
+            "the dead smbd's lock to be cleaned up",
+        )
+
+    def test_clientVanishesHoldingLock(self) -> None:
+        """A client whose connection drops while it holds a lock loses it."""
+        nodes = self.nodes
+        name = uniqueName("vanish")
+        a = nodes.client(0)
+        ha = a.open(name)
+        ha.write(b"z" * 50, 0)
+        ha.lock([lockElement(20, 10)])
+        hb = nodes.client(2).open(name)
+        self.assertEqual(
+            ntStatus(lambda: hb.lock([lockElement(20, 10)])), STATUS_LOCK_NOT_GRANTED
+        )
+        a.drop()
+        waitFor(
+            lambda: ntStatus(lambda: hb.lock([lockElement(20, 10)])) == 0,
+            "the vanished client's lock to be released",
+        )
+
+    def test_noErrorsLogged(self) -> None:
+        """Nothing smbd sends in normal work makes our daemon log at error
+        level.  This runs after the checks above, on the same cluster: trial
+        and pytest both run a class's tests in the order of their names, and
+        this name sorts after every other of this class."""
+        nodes = self.nodes
+        checkData(nodes, 1, 2)
+        bad = re.compile(r"#(error|critical)\]")
+        for k in range(nodes.cluster.size):
+            with open(nodes.cluster.logFile(k), errors="replace") as f:
+                errors = [line for line in f if bad.search(line)]
+            self.assertEqual(errors, [], f"node {k} logged errors:\n" + "".join(errors))
 
 
-def test_clientVanishesHoldingLock(nodes: Nodes) -> None:
-    """A client whose connection drops while it holds a lock loses it."""
-    name = uniqueName("vanish")
-    a = nodes.client(0)
-    ha = a.open(name)
-    ha.write(b"z" * 50, 0)
-    ha.lock([lockElement(20, 10)])
-    hb = nodes.client(2).open(name)
-    assert ntStatus(lambda: hb.lock([lockElement(20, 10)])) == STATUS_LOCK_NOT_GRANTED
-    a.drop()
-    waitFor(
-        lambda: ntStatus(lambda: hb.lock([lockElement(20, 10)])) == 0,
-        "the vanished client's lock to be released",
-    )
+class ClusteredSambaLifecycleTests(SynchronousTestCase):
+    """Clusters of their own: start order, a killed node, no clustering."""
 
-
-def test_noErrorsLogged(nodes: Nodes) -> None:
-    """Nothing smbd sends in normal work makes our daemon log at error
-    level (this runs after the checks above, on the same cluster)."""
-    checkData(nodes, 1, 2)
-    bad = re.compile(r"#(error|critical)\]")
-    for k in range(nodes.cluster.size):
-        with open(nodes.cluster.logFile(k), errors="replace") as f:
-            errors = [line for line in f if bad.search(line)]
-        assert errors == [], f"node {k} logged errors:\n" + "".join(errors)
-
-
-def test_smbdNeedsItsDaemon() -> None:
-    """smbd started before its node's daemon refuses to run (smbd's own
-    rule); started once the node is up it serves, and a node whose
-    daemon starts later joins a cluster already serving files."""
-    directory = tempfile.mkdtemp(prefix="cs", dir="/tmp")
-    cluster = LocalCluster(directory)
-    cluster.setup(2, base=randomBase("ours"))
-    samba = ClusteredSamba(cluster)
-    nodes = Nodes(cluster, samba)
-    try:
-        with pytest.raises(SambaError, match="exited"):
-            samba.start([0])
+    def test_smbdNeedsItsDaemon(self) -> None:
+        """smbd started before its node's daemon refuses to run (smbd's own
+        rule); started once the node is up it serves, and a node whose
+        daemon starts later joins a cluster already serving files."""
+        cluster = LocalCluster(tempDir(self, "cs"))
+        cluster.setup(2, base=randomBase("ours"))
+        samba = ClusteredSamba(cluster)
+        nodes = Nodes(cluster, samba)
+        self.addCleanup(stopNodes, nodes)
+        error = self.assertRaises(SambaError, samba.start, [0])
+        self.assertIn("exited", str(error))
         cluster.start([0])
         samba.start([0])
         checkData(nodes, 0, 0)
@@ -412,43 +483,33 @@ def test_smbdNeedsItsDaemon() -> None:
         samba.start([1])
         checkByteRangeLocks(nodes, 0, 1)
         checkData(nodes, 1, 0)
-    finally:
-        stopNodes(nodes)
-        shutil.rmtree(directory, ignore_errors=True)
 
-
-def test_survivorsAfterKill() -> None:
-    """SIGKILL node 0's daemon (the node whose smbd served the first
-    client): its smbd exits by itself, and nodes 1 and 2 go on serving with
-    every property still true, including for files touched before."""
-    directory = tempfile.mkdtemp(prefix="cs", dir="/tmp")
-    nodes = startNodes(directory, 3)
-    try:
+    def test_survivorsAfterKill(self) -> None:
+        """SIGKILL node 0's daemon (the node whose smbd served the first
+        client): its smbd exits by itself, and nodes 1 and 2 go on serving with
+        every property still true, including for files touched before."""
+        nodes = startNodes(tempDir(self, "cs"), 3)
+        self.addCleanup(stopNodes, nodes)
         # records of every database are spread over all nodes first
         checkData(nodes, 0, 1)
         checkByteRangeLocks(nodes, 0, 2)
         checkShareModes(nodes, 1, 0)
         nodes.closeClients()
         nodes.cluster.kill(0)
-        assert nodes.samba.waitExited(0), "node 0's smbd outlived its daemon"
+        self.assertTrue(nodes.samba.waitExited(0), "node 0's smbd outlived its daemon")
         for check in CHECKS:
             check(nodes, 1, 2)
             check(nodes, 2, 1)
             nodes.closeClients()
-    finally:
-        stopNodes(nodes)
-        shutil.rmtree(directory, ignore_errors=True)
 
-
-def test_withoutClusteringNoCoherence() -> None:
-    """The same checks against smbds with clustering = no: every conflict
-    disappears, so the tests above cannot pass without CTDB."""
-    directory = tempfile.mkdtemp(prefix="cs", dir="/tmp")
-    nodes = startNodes(directory, 2, clustering=False)
-    try:
+    def test_withoutClusteringNoCoherence(self) -> None:
+        """The same checks against smbds with clustering = no: every conflict
+        disappears, so the tests above cannot pass without CTDB."""
+        nodes = startNodes(tempDir(self, "cs"), 2, clustering=False)
+        self.addCleanup(stopNodes, nodes)
         checkShareModes(nodes, 0, 1, coherent=False)
         checkByteRangeLocks(nodes, 0, 1, coherent=False)
         checkLockedReadWrite(nodes, 0, 1, coherent=False)
-    finally:
-        stopNodes(nodes)
-        shutil.rmtree(directory, ignore_errors=True)
+
+
+testSuite = trialSuite(__name__)

@@ -15,14 +15,15 @@ import random
 import socket
 import struct
 import time
-from collections.abc import Iterator
 
-import pytest
+from twisted.trial.unittest import SynchronousTestCase
 
 from ctdb.cluster import LocalCluster, syncControl
 from ctdb.protocols import controls as C
 from ctdb.protocols import packet as P
 from ctdb.protocols.controls import Control
+
+from ._clusters import makeCluster
 
 O = P.Operation
 
@@ -210,85 +211,6 @@ def unixSocket(cluster: LocalCluster, pnn: int) -> socket.socket:
     return s
 
 
-def test_clientSocketAbuse(cluster: LocalCluster) -> None:
-    """
-    ~150 bad streams on the client socket: the broken ones are disconnected,
-    the daemon survives each, and a client connected all along still works.
-    """
-    rng = random.Random(4379)
-    bystander = unixSocket(cluster, 0)
-    reqid = 100
-    for i, (name, data, mustDrop) in enumerate(abuseCases(rng, 150)):
-        with unixSocket(cluster, 0) as s:
-            try:
-                s.sendall(data)
-            except (BrokenPipeError, ConnectionResetError):
-                closed = True
-            else:
-                _, closed = recvAll(s, 1.0 if mustDrop else 0.02)
-            if mustDrop:
-                assert closed, f"case {i} ({name}) was not disconnected"
-        if mustDrop or i % 10 == 0:
-            assertHealthy(cluster)
-            reqid += 1
-            bystander.sendall(req(Control.PING, reqid=reqid).encode())
-            replies = readReplies(bystander, {reqid}, 5)
-            assert reqid in replies, f"bystander got no answer after case {i} ({name})"
-    bystander.close()
-    assertHealthy(cluster)
-    reply = syncControl(cluster.socketPath(0), Control.PING, destnode=1, timeout=5)
-    assert reply.status >= 0
-    assertPeersConnected(cluster)
-
-
-def test_unknownAndMalformedControls(cluster: LocalCluster) -> None:
-    """
-    Unknown opcodes, obsolete opcodes and known controls with junk payloads
-    all get exactly one reply (unknown ones status -1), locally and when
-    forwarded to another node; nothing hangs and the daemon survives.
-    """
-    unknown = [*range(159, 260), 0x7FFFFFFF, 0xFFFFFFFF]
-    obsolete = sorted(C.OBSOLETE_CONTROLS)
-    junkTargets = [c for c in Control if c not in DESTRUCTIVE]
-    with unixSocket(cluster, 0) as s:
-        for destnode in (P.CTDB_CURRENT_NODE, 1):
-            sent: dict[int, tuple[int, bytes]] = {}
-            reqid = 1000 if destnode == 1 else 1
-            stream = []
-            for opcode in unknown + obsolete:
-                sent[reqid] = (opcode, b"")
-                stream.append(req(opcode, reqid=reqid, destnode=destnode).encode())
-                reqid += 1
-            for opcode in junkTargets:
-                for junk in (b"\x01", b"\xff\xff\xff", struct.pack("<I", 0xFFFFFFFF)):
-                    sent[reqid] = (opcode, junk)
-                    stream.append(
-                        req(opcode, junk, reqid=reqid, destnode=destnode).encode()
-                    )
-                    reqid += 1
-            s.sendall(b"".join(stream))
-            replies = readReplies(s, set(sent), 15)
-            missing = sorted(
-                (C.controlName(sent[r][0]), sent[r][1])
-                for r in set(sent) - set(replies)
-            )
-            assert not missing, f"no reply (destnode {destnode:#x}) to {missing}"
-            for r, (opcode, _) in sent.items():
-                if opcode in unknown or opcode in C.OBSOLETE_CONTROLS:
-                    assert replies[r].status == -1, (C.controlName(opcode), replies[r])
-                    assert replies[r].data == b""
-        # NOREPLY on an unknown control: no answer, and the connection still works.
-        s.sendall(
-            req(9999, reqid=5000, flags=P.CTDB_CTRL_FLAG_NOREPLY).encode()
-            + req(Control.PING, reqid=5001).encode()
-        )
-        replies = readReplies(s, {5000, 5001}, 3)
-        assert set(replies) == {5001}
-    assertHealthy(cluster, 0)
-    assertHealthy(cluster, 1)
-    assertPeersConnected(cluster)
-
-
 def _nodeSocket(source: str, target: str, port: int = P.CTDB_PORT) -> socket.socket:
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     # Let connect() pick the source port knowing the destination, so that a
@@ -314,125 +236,216 @@ def _nodeSocket(source: str, target: str, port: int = P.CTDB_PORT) -> socket.soc
     return s
 
 
-def test_nodePortAbuse(cluster: LocalCluster) -> None:
-    """
-    Bad streams on node 0's TCP port from node 2's address: each is dropped,
-    node 0 survives, and the real node 2 is connected again afterwards.
-    Well-formed packets from the impostor (an unknown control, a message)
-    are handled without harm.
-    """
-    rng = random.Random(2)
-    source, target = cluster.address(2), cluster.address(0)
-    cases = abuseCases(rng, 40, client=False)
-    # Node links also insist on 8-byte alignment.
-    cases.append(("misaligned", header(36) + b"\0" * 4, True))
-    for i, (name, data, mustDrop) in enumerate(cases):
+class LiveAbuseTests(SynchronousTestCase):
+    """Each test abuses a fresh, started 3-node cluster of our daemons."""
+
+    def setUp(self) -> None:
+        # Socket defaults stay bounded even if a test forgets a timeout.
+        socket.setdefaulttimeout(10)
+        self.addCleanup(socket.setdefaulttimeout, None)
+        self.cluster = makeCluster(self, 3)
+
+    def test_clientSocketAbuse(self) -> None:
+        """
+        ~150 bad streams on the client socket: the broken ones are disconnected,
+        the daemon survives each, and a client connected all along still works.
+        """
+        cluster = self.cluster
+        rng = random.Random(4379)
+        bystander = unixSocket(cluster, 0)
+        reqid = 100
+        for i, (name, data, mustDrop) in enumerate(abuseCases(rng, 150)):
+            with unixSocket(cluster, 0) as s:
+                try:
+                    s.sendall(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    closed = True
+                else:
+                    _, closed = recvAll(s, 1.0 if mustDrop else 0.02)
+                if mustDrop:
+                    self.assertTrue(closed, f"case {i} ({name}) was not disconnected")
+            if mustDrop or i % 10 == 0:
+                assertHealthy(cluster)
+                reqid += 1
+                bystander.sendall(req(Control.PING, reqid=reqid).encode())
+                replies = readReplies(bystander, {reqid}, 5)
+                self.assertIn(
+                    reqid, replies, f"bystander got no answer after case {i} ({name})"
+                )
+        bystander.close()
+        assertHealthy(cluster)
+        reply = syncControl(cluster.socketPath(0), Control.PING, destnode=1, timeout=5)
+        self.assertGreaterEqual(reply.status, 0)
+        assertPeersConnected(cluster)
+
+    def test_unknownAndMalformedControls(self) -> None:
+        """
+        Unknown opcodes, obsolete opcodes and known controls with junk payloads
+        all get exactly one reply (unknown ones status -1), locally and when
+        forwarded to another node; nothing hangs and the daemon survives.
+        """
+        cluster = self.cluster
+        unknown = [*range(159, 260), 0x7FFFFFFF, 0xFFFFFFFF]
+        obsolete = sorted(C.OBSOLETE_CONTROLS)
+        junkTargets = [c for c in Control if c not in DESTRUCTIVE]
+        with unixSocket(cluster, 0) as s:
+            for destnode in (P.CTDB_CURRENT_NODE, 1):
+                sent: dict[int, tuple[int, bytes]] = {}
+                reqid = 1000 if destnode == 1 else 1
+                stream = []
+                for opcode in unknown + obsolete:
+                    sent[reqid] = (opcode, b"")
+                    stream.append(req(opcode, reqid=reqid, destnode=destnode).encode())
+                    reqid += 1
+                for opcode in junkTargets:
+                    for junk in (
+                        b"\x01",
+                        b"\xff\xff\xff",
+                        struct.pack("<I", 0xFFFFFFFF),
+                    ):
+                        sent[reqid] = (opcode, junk)
+                        stream.append(
+                            req(opcode, junk, reqid=reqid, destnode=destnode).encode()
+                        )
+                        reqid += 1
+                s.sendall(b"".join(stream))
+                replies = readReplies(s, set(sent), 15)
+                missing = sorted(
+                    (C.controlName(sent[r][0]), sent[r][1])
+                    for r in set(sent) - set(replies)
+                )
+                self.assertEqual(
+                    missing, [], f"no reply (destnode {destnode:#x}) to {missing}"
+                )
+                for r, (opcode, _) in sent.items():
+                    if opcode in unknown or opcode in C.OBSOLETE_CONTROLS:
+                        self.assertEqual(
+                            replies[r].status, -1, (C.controlName(opcode), replies[r])
+                        )
+                        self.assertEqual(replies[r].data, b"")
+            # NOREPLY on an unknown control: no answer, and the connection still works.
+            s.sendall(
+                req(9999, reqid=5000, flags=P.CTDB_CTRL_FLAG_NOREPLY).encode()
+                + req(Control.PING, reqid=5001).encode()
+            )
+            replies = readReplies(s, {5000, 5001}, 3)
+            self.assertEqual(set(replies), {5001})
+        assertHealthy(cluster, 0)
+        assertHealthy(cluster, 1)
+        assertPeersConnected(cluster)
+
+    def test_nodePortAbuse(self) -> None:
+        """
+        Bad streams on node 0's TCP port from node 2's address: each is dropped,
+        node 0 survives, and the real node 2 is connected again afterwards.
+        Well-formed packets from the impostor (an unknown control, a message)
+        are handled without harm.
+        """
+        cluster = self.cluster
+        rng = random.Random(2)
+        source, target = cluster.address(2), cluster.address(0)
+        cases = abuseCases(rng, 40, client=False)
+        # Node links also insist on 8-byte alignment.
+        cases.append(("misaligned", header(36) + b"\0" * 4, True))
+        for i, (name, data, mustDrop) in enumerate(cases):
+            with _nodeSocket(source, target) as s:
+                try:
+                    s.sendall(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    closed = True
+                else:
+                    _, closed = recvAll(s, 1.0 if mustDrop else 0.02)
+                if mustDrop:
+                    self.assertTrue(closed, f"case {i} ({name}) was not disconnected")
+            if mustDrop or i % 5 == 0:
+                assertHealthy(cluster, 0)
+        # Valid packets from the impostor: an unknown control addressed to node 0,
+        # a message to an unregistered srvid, a tunnel nobody registered.
         with _nodeSocket(source, target) as s:
+            s.sendall(
+                req(9999, reqid=77, destnode=0, srcnode=2).encode()
+                + P.ReqMessage(P.Header(O.REQ_MESSAGE, 0, 2), 0x1234, b"hi").encode()
+                + P.ReqTunnel(P.Header(O.REQ_TUNNEL, 0, 2), 0x55, 1, b"t").encode()
+            )
+            time.sleep(0.2)
+            assertHealthy(cluster, 0)
+        assertPeersConnected(cluster, timeout=20)
+        assertHealthy(cluster, 2)
+
+    def test_unknownSourceRefused(self) -> None:
+        """A connection to the node port from an address not in the nodes file is refused."""
+        cluster = self.cluster
+        stranger = str(ipaddress.ip_address(cluster.address(0)) + 40)
+        with _nodeSocket(stranger, cluster.address(0)) as s:
             try:
-                s.sendall(data)
+                s.sendall(req(Control.PING, destnode=0).encode())
             except (BrokenPipeError, ConnectionResetError):
                 closed = True
             else:
-                _, closed = recvAll(s, 1.0 if mustDrop else 0.02)
-            if mustDrop:
-                assert closed, f"case {i} ({name}) was not disconnected"
-        if mustDrop or i % 5 == 0:
-            assertHealthy(cluster, 0)
-    # Valid packets from the impostor: an unknown control addressed to node 0,
-    # a message to an unregistered srvid, a tunnel nobody registered.
-    with _nodeSocket(source, target) as s:
-        s.sendall(
-            req(9999, reqid=77, destnode=0, srcnode=2).encode()
-            + P.ReqMessage(P.Header(O.REQ_MESSAGE, 0, 2), 0x1234, b"hi").encode()
-            + P.ReqTunnel(P.Header(O.REQ_TUNNEL, 0, 2), 0x55, 1, b"t").encode()
-        )
-        time.sleep(0.2)
+                data, closed = recvAll(s, 3)
+                self.assertEqual(data, b"")
+            self.assertTrue(closed)
         assertHealthy(cluster, 0)
-    assertPeersConnected(cluster, timeout=20)
-    assertHealthy(cluster, 2)
+        assertPeersConnected(cluster, timeout=5)
 
-
-def test_unknownSourceRefused(cluster: LocalCluster) -> None:
-    """A connection to the node port from an address not in the nodes file is refused."""
-    stranger = str(ipaddress.ip_address(cluster.address(0)) + 40)
-    with _nodeSocket(stranger, cluster.address(0)) as s:
+    def test_impostorUnknownControlReply(self) -> None:
+        """
+        With node 2 stopped, play node 2 on the wire: node 0 answers an unknown
+        control from us with status -1 on its link to "node 2", and answers a
+        junk GET_TUNABLE with status -1 too; then node 0 is still healthy.
+        """
+        cluster = self.cluster
+        cluster.stop([2])
+        me, node0 = cluster.address(2), cluster.address(0)
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((me, P.CTDB_PORT))
+        listener.listen(4)
+        listener.settimeout(10)
         try:
-            s.sendall(req(Control.PING, destnode=0).encode())
-        except (BrokenPipeError, ConnectionResetError):
-            closed = True
-        else:
-            data, closed = recvAll(s, 3)
-            assert data == b""
-        assert closed
-    assertHealthy(cluster, 0)
-    assertPeersConnected(cluster, timeout=5)
-
-
-def test_impostorUnknownControlReply(makeCluster) -> None:  # type: ignore[no-untyped-def]
-    """
-    With node 2 stopped, play node 2 on the wire: node 0 answers an unknown
-    control from us with status -1 on its link to "node 2", and answers a
-    junk GET_TUNABLE with status -1 too; then node 0 is still healthy.
-    """
-    cluster = makeCluster(3)
-    cluster.stop([2])
-    me, node0 = cluster.address(2), cluster.address(0)
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind((me, P.CTDB_PORT))
-    listener.listen(4)
-    listener.settimeout(10)
-    try:
-        out = _nodeSocket(me, node0)
-        # Node 0's retrying link to "node 2" (node 1 dials us too: skip it).
-        others = []
-        for _ in range(10):
-            incoming, (peer, _port) = listener.accept()
-            if peer == node0:
-                break
-            others.append(incoming)
-        else:
-            pytest.fail("node 0 never connected to the impostor")
-        for other in others:
-            other.close()
-        with out, incoming:
-            # Replies go out only once node 0 counts "node 2" as connected.
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline:
-                nodemap = C.decodeNodeMap(
-                    syncControl(cluster.socketPath(0), Control.GET_NODEMAP).data
-                )
-                if not nodemap[2].flags & C.NODE_FLAGS_DISCONNECTED:
+            out = _nodeSocket(me, node0)
+            # Node 0's retrying link to "node 2" (node 1 dials us too: skip it).
+            others = []
+            for _ in range(10):
+                incoming, (peer, _port) = listener.accept()
+                if peer == node0:
                     break
-                time.sleep(0.05)
+                others.append(incoming)
             else:
-                pytest.fail("node 0 never saw the impostor connected")
-            out.sendall(
-                req(9999, reqid=4242, destnode=0, srcnode=2).encode()
-                + req(
-                    Control.GET_TUNABLE,
-                    b"\x05\0\0\0ab",
-                    reqid=4243,
-                    destnode=0,
-                    srcnode=2,
-                ).encode()
-            )
-            replies = readReplies(incoming, {4242, 4243}, 10)
-            assert set(replies) == {4242, 4243}
-            assert replies[4242].status == -1 and replies[4242].data == b""
-            assert replies[4243].status == -1
-            assert replies[4242].header.destnode == 2
-            assert replies[4242].header.srcnode == 0
-            assertHealthy(cluster, 0)
-    finally:
-        listener.close()
-    assertHealthy(cluster, 0)
-    assertHealthy(cluster, 1)
-
-
-@pytest.fixture(autouse=True)
-def _noStrayTimeouts() -> Iterator[None]:
-    """Socket defaults stay bounded even if a test forgets a timeout."""
-    socket.setdefaulttimeout(10)
-    yield
-    socket.setdefaulttimeout(None)
+                self.fail("node 0 never connected to the impostor")
+            for other in others:
+                other.close()
+            with out, incoming:
+                # Replies go out only once node 0 counts "node 2" as connected.
+                deadline = time.monotonic() + 10
+                while time.monotonic() < deadline:
+                    nodemap = C.decodeNodeMap(
+                        syncControl(cluster.socketPath(0), Control.GET_NODEMAP).data
+                    )
+                    if not nodemap[2].flags & C.NODE_FLAGS_DISCONNECTED:
+                        break
+                    time.sleep(0.05)
+                else:
+                    self.fail("node 0 never saw the impostor connected")
+                out.sendall(
+                    req(9999, reqid=4242, destnode=0, srcnode=2).encode()
+                    + req(
+                        Control.GET_TUNABLE,
+                        b"\x05\0\0\0ab",
+                        reqid=4243,
+                        destnode=0,
+                        srcnode=2,
+                    ).encode()
+                )
+                replies = readReplies(incoming, {4242, 4243}, 10)
+                self.assertEqual(set(replies), {4242, 4243})
+                self.assertEqual(replies[4242].status, -1)
+                self.assertEqual(replies[4242].data, b"")
+                self.assertEqual(replies[4243].status, -1)
+                self.assertEqual(replies[4242].header.destnode, 2)
+                self.assertEqual(replies[4242].header.srcnode, 0)
+                assertHealthy(cluster, 0)
+        finally:
+            listener.close()
+        assertHealthy(cluster, 0)
+        assertHealthy(cluster, 1)

@@ -7,14 +7,14 @@ ctdbd 4.17 cluster (L{tests.support.realctdbd.RealCtdbdCluster}) and to a
 replies with our L{ctdb.protocols.controls} codecs.
 
 The same checks (L{_ClientChecks}) run against both.  Each cluster is
-started once for this module, on its own random 127.X.Y.Z range (real
-ctdbd and our daemon both listen on port 4379), and stopped by the PIDs it
-recorded: by the module fixture under pytest, at exit under trial.
+started once, by the first test of its class, on its own random 127.X.Y.Z
+range (real ctdbd and our daemon both listen on port 4379), and stopped by
+the PIDs it recorded after the last test of the class (C{tearDownClass},
+which trial calls through L{testSuite}), or at exit.
 """
 
 from __future__ import annotations
 
-import atexit
 import os
 import random
 import shutil
@@ -22,32 +22,19 @@ import struct
 import tempfile
 import time
 from collections.abc import Callable, Generator
-from typing import Any
+from typing import Any, ClassVar
 
-import pytest
 from twisted.internet import defer, reactor
-from twisted.trial.unittest import TestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from ctdb.errors import ControlFailed
 from ctdb.protocols import controls as C
 from ctdb.protocols.client import ClientConnection, connectClient
 from tests.support.realctdbd import RealCtdbdCluster
 
-from ._clusters import SharedClusters, randomBase
+from ._clusters import SharedClusters, randomBase, trialSuite
 
 NODES = 3
-
-
-SHARED = SharedClusters("txctdb-rt-", NODES)
-# trial has no module fixtures; pytest stops them earlier via the fixture.
-atexit.register(SHARED.stopAll)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def sharedClusters():  # type: ignore[no-untyped-def]
-    """Stop this module's clusters (real ctdbd and ours) after its last test."""
-    yield SHARED
-    SHARED.stopAll()
 
 
 class _ClientChecks:
@@ -57,13 +44,19 @@ class _ClientChecks:
     #: the cluster has run its first recovery (one VNN map and generation,
     #: recovery times recorded).  Our daemon has no recovery service yet.
     recordsRecoveries: bool
+    #: the class's cluster, started by its first test
+    shared: ClassVar[SharedClusters]
     cluster: Any
     addCleanup: Callable[..., None]
     assertEqual: Callable[..., None]
     assertTrue: Callable[..., None]
 
+    @classmethod
+    def tearDownClass(cls) -> None:
+        cls.shared.stopAll()
+
     def setUp(self) -> None:
-        self.cluster = SHARED.get(self.kind)
+        self.cluster = self.shared.get(self.kind)
 
     async def connect(self, pnn: int = 0) -> ClientConnection:
         # Twisted types the global reactor as _IReactorCommon (no IReactorUNIX)
@@ -267,6 +260,27 @@ class RealCtdbdClientTests(_ClientChecks, TestCase):
 
     kind = "real"
     recordsRecoveries = True
+    shared = SharedClusters("txctdb-rt-", NODES)
+
+    def test_realClusterProcessesTracked(self) -> None:
+        """
+        The harness knows every process of the real cluster: per node the ctdbd
+        of run/ctdbd.pid and its helpers (at least ctdb-eventd and the recovery
+        daemon), all distinct and alive.
+        """
+        procs = self.cluster.processes()
+        everything = [pid for pids in procs.values() for pid in pids]
+        self.assertEqual(len(everything), len(set(everything)), procs)
+        for k in range(NODES):
+            pid = self.cluster.pid(k)
+            self.assertIsNotNone(pid)
+            self.assertIn(pid, procs[k])
+            names = []
+            for p in procs[k]:
+                with open(f"/proc/{p}/comm") as f:
+                    names.append(f.read().strip())
+            self.assertIn("ctdb-eventd", names)
+            self.assertGreaterEqual(len(procs[k]), 3, names)
 
 
 class OurDaemonClientTests(_ClientChecks, TestCase):
@@ -274,60 +288,47 @@ class OurDaemonClientTests(_ClientChecks, TestCase):
 
     kind = "ours"
     recordsRecoveries = True
+    shared = SharedClusters("txctdb-ro-", NODES)
 
 
-def test_realClusterProcessesTracked() -> None:
-    """
-    The harness knows every process of the real cluster: per node the ctdbd
-    of run/ctdbd.pid and its helpers (at least ctdb-eventd and the recovery
-    daemon), all distinct and alive.
-    """
-    cluster = SHARED.get("real")
-    procs = cluster.processes()
-    everything = [pid for pids in procs.values() for pid in pids]
-    assert len(everything) == len(set(everything))
-    for k in range(NODES):
-        pid = cluster.pid(k)
-        assert pid is not None and pid in procs[k]
-        names = []
-        for p in procs[k]:
-            with open(f"/proc/{p}/comm") as f:
-                names.append(f.read().strip())
-        assert "ctdb-eventd" in names, names
-        assert len(procs[k]) >= 3, names
+class RealCtdbdHarnessTests(SynchronousTestCase):
+    """L{RealCtdbdCluster}'s own promises."""
+
+    def test_killRestartStopLeavesNothing(self) -> None:
+        """
+        A one-node real cluster: after kill() its ctdb-eventd lingers for seconds
+        (the REAL_CTDBD.md gotcha), yet an immediate restart succeeds (the
+        harness ends the old helpers first), and stop() leaves no process of
+        either incarnation.
+        """
+        d = tempfile.mkdtemp(prefix="txctdb-rk-", dir="/tmp")
+        cluster = RealCtdbdCluster(d, base=randomBase("real"), nodes=1)
+        try:
+            cluster.setup()
+            cluster.start(timeout=40)
+            first = set(cluster.processes()[0])
+            pid = cluster.pid(0)
+            self.assertIn(pid, first)
+            self.assertGreaterEqual(len(first), 2)
+            cluster.kill(0)
+            self.assertIsNone(cluster.pid(0))
+            self.assertNotIn(pid, cluster.processes()[0])
+            cluster.start(timeout=40)
+            second = set(cluster.processes()[0])
+            self.assertIn(cluster.pid(0), second)
+            self.assertEqual(first & second, set(), (first, second))
+            cluster.stop()
+            self.assertEqual(cluster.processes(), {0: []})
+            for p in first | second:
+                try:
+                    with open(f"/proc/{p}/stat") as f:
+                        state = f.read().rsplit(")", 1)[1].split()[0]
+                except OSError:
+                    continue
+                self.assertIn(state, ("Z", "X"), p)
+        finally:
+            cluster.stop()
+            shutil.rmtree(d, ignore_errors=True)
 
 
-def test_killRestartStopLeavesNothing() -> None:
-    """
-    A one-node real cluster: after kill() its ctdb-eventd lingers for seconds
-    (the REAL_CTDBD.md gotcha), yet an immediate restart succeeds (the
-    harness ends the old helpers first), and stop() leaves no process of
-    either incarnation.
-    """
-    d = tempfile.mkdtemp(prefix="txctdb-rk-", dir="/tmp")
-    cluster = RealCtdbdCluster(d, base=randomBase("real"), nodes=1)
-    try:
-        cluster.setup()
-        cluster.start(timeout=40)
-        first = set(cluster.processes()[0])
-        pid = cluster.pid(0)
-        assert pid in first and len(first) >= 2
-        cluster.kill(0)
-        assert cluster.pid(0) is None
-        assert pid not in cluster.processes()[0]
-        cluster.start(timeout=40)
-        second = set(cluster.processes()[0])
-        assert cluster.pid(0) in second
-        assert not first & second, (first, second)
-        cluster.stop()
-        assert cluster.processes() == {0: []}
-        for p in first | second:
-            try:
-                with open(f"/proc/{p}/stat") as f:
-                    state = f.read().rsplit(")", 1)[1].split()[0]
-            except OSError:
-                continue
-            assert state in ("Z", "X"), (p, state)
-    finally:
-        cluster.stop()
-        shutil.rmtree(d, ignore_errors=True)
+testSuite = trialSuite(__name__)
