@@ -16,10 +16,13 @@ State that the tests of one class share (a module-scoped fixture, before)
 lives on the class: L{IntegrationCase.classResource} makes it in the first
 test that asks for it, and C{addClassCleanup} undoes it.  pytest (like
 unittest's runner) calls the class cleanups after the class's last test;
-trial calls neither C{setUpClass}/C{tearDownClass} nor C{setUpModule}/
-C{tearDownModule} (checked with Twisted 26.10: its suite runs each test
-alone), so here the cleanups of one class also run when a test of another
-class starts, and at the latest when the process exits.
+trial calls neither C{setUpClass}/C{tearDownClass} (nor the class
+cleanups) nor C{setUpModule}/C{tearDownModule}: checked with Twisted 26.10,
+whose suite runs each test alone.  (It would build a module's suite from a
+module-level C{testSuite()}, but not when one class or test is named on its
+command line.)  So the class cleanups of one class also run when a test of
+another L{IntegrationCase} class starts, and at the latest when the process
+exits; under pytest that finds them done already.
 """
 
 from __future__ import annotations
@@ -41,9 +44,6 @@ from ctdb.cluster import LocalCluster
 from ctdb.helpers import writePrograms
 
 _T = TypeVar("_T")
-
-#: what L{IntegrationCase.ctdbTool} is: ctdbTool(cluster, pnn, *args, timeout=30)
-CtdbTool = Callable[..., "subprocess.CompletedProcess[str]"]
 
 
 def randomBase(nodes: int = 3) -> str:
@@ -113,17 +113,11 @@ class IntegrationCase(SynchronousTestCase):
         super().setUp()
         global _classWithState
         if _classWithState is not type(self):
-            # trial: the previous class's tests are over (pytest already
-            # ran its class cleanups, so this finds nothing to do).
+            # Under trial the previous class's tests are over; under pytest
+            # (or with a suite that calls tearDownClass but not the class
+            # cleanups) this runs whatever of them is left, if anything.
             _endClassState()
             _classWithState = type(self)
-
-    @classmethod
-    def tearDownClass(cls) -> None:
-        global _classWithState
-        if _classWithState is cls:
-            _classWithState = None
-        super().tearDownClass()
 
     # -- per test -------------------------------------------------------------
 
@@ -191,10 +185,10 @@ class IntegrationCase(SynchronousTestCase):
         module-scoped pytest fixture) rather than trying again.
         """
         cls = type(self)
-        resources: dict[str, object] = cls.__dict__.get("_classResources", {})
-        if not resources:
-            cls._classResources = resources
+        if "_classResources" not in cls.__dict__:
+            cls._classResources = {}
             cls.addClassCleanup(delattr, cls, "_classResources")
+        resources = cls._classResources
         if name not in resources:
             try:
                 resources[name] = make()
