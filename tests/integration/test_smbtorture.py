@@ -10,8 +10,9 @@ Set-up: two one-node clusters, one of Samba's ctdbd 4.17
 and one of ours (L{ctdb.cluster.LocalCluster}, on a random 127.100-250.Y.1), each with
 a clustered Debian smbd (L{ctdb.samba.ClusteredSamba}: C{clustering = yes},
 no kernel oplocks, share modes, posix locks or change notify, so only the
-daemon coordinates).  Both are started once for this module and stopped by
-their recorded PIDs at its end.
+daemon coordinates).  Both are started once, by the first test of
+L{SmbtortureTests}, and stopped by their recorded PIDs after its last
+(C{tearDownClass}, which trial calls through L{testSuite}), or at exit.
 
 Each suite (C{smb2.lock}, C{smb2.sharemode}, C{smb2.oplock}, C{smb2.lease},
 C{smb2.durable-open}) is one test.  It runs C{smbtorture //ADDR/data -U%
@@ -25,7 +26,7 @@ C{smb2.lock.ctdb-delrec-deadlock}, which skips itself otherwise; no other
 test of these suites looks at that setting.  The subunit stream gives
 every test's outcome; the test asserts that Samba's ctdbd passed something
 and that nothing it passed failed on ours, and prints the counts of both
-(run pytest with C{-rP} to see them on success).
+(run pytest with C{-rP} to see them on success; trial shows them).
 
 Left out: C{smb2.oplock.batch22a} and C{smb2.lease.timeout}.  Each waits
 for smbd's hard-coded 35 s timeout of an unacknowledged oplock or lease
@@ -57,15 +58,14 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
-import pytest
+from twisted.trial.unittest import SynchronousTestCase
 
 from ctdb.samba import SHARE, ClusteredSamba
 
-from ._clusters import setupCluster, startCluster
+from ._clusters import Shared, setupCluster, startCluster, trialSuite
 
 SMBTORTURE = "/usr/bin/smbtorture"
 #: Samba's ctdbd first: its results say what ours must pass
@@ -361,13 +361,14 @@ def _stopAll() -> None:
         server.stop()
 
 
-# pytest stops them at the module's end; this is for an interrupted run.
+# They are stopped after the last test of SmbtortureTests; this is for an
+# interrupted run.
 atexit.register(_stopAll)
 
 
-@pytest.fixture(scope="module")
-def servers() -> Iterator[dict[str, Server]]:
-    """A started one-node cluster with a clustered smbd of each kind."""
+def startServers() -> dict[str, Server]:
+    """A started one-node cluster with a clustered smbd of each kind; if
+    one fails to start, every one is stopped."""
     assert os.access(SMBTORTURE, os.X_OK), (
         f"{SMBTORTURE} is missing (apt-get install samba-testsuite)"
     )
@@ -378,9 +379,10 @@ def servers() -> Iterator[dict[str, Server]]:
             # Registered before it starts, so a half-started one is stopped.
             _SERVERS[kind] = Server(kind, d)
             _SERVERS[kind].start()
-        yield dict(_SERVERS)
-    finally:
+    except BaseException:
         _stopAll()
+        raise
+    return dict(_SERVERS)
 
 
 def _describe(name: str, run: Run) -> str:
@@ -389,36 +391,6 @@ def _describe(name: str, run: Run) -> str:
         return f"  {name}: not run"
     detail = outcome.details.splitlines()[0] if outcome.details else ""
     return f"  {name}: {outcome.status} {detail}".rstrip()
-
-
-@pytest.mark.parametrize("suite", SUITES)
-def test_passesWhereCtdbdPasses(servers: dict[str, Server], suite: str) -> None:
-    """Every test of C{suite} that passes on Samba's ctdbd passes on ours."""
-    runs = runBoth(servers, suite)
-    real, ours = runs["real"], runs["ours"]
-    summary = f"{suite}: {real.counts()}; {ours.counts()}"
-    print(summary)
-    for run in (real, ours):
-        failed = sorted(set(run.results) - run.passed - run.named("skip"))
-        if failed:
-            print(f"  not passed on {NAMES[run.kind]}: {' '.join(failed)}")
-    if not real.passed:
-        servers["real"].keep = True
-    assert real.passed, (
-        f"{summary}\nnothing passed on Samba's ctdbd; its smbtorture output:\n"
-        + real.output[-3000:]
-        + servers["real"].logTails()
-    )
-    regressed = sorted(real.passed - ours.passed)
-    if regressed:
-        servers["ours"].keep = True
-    assert not regressed, (
-        f"{summary}\n{len(regressed)} test(s) pass on Samba's ctdbd but not "
-        "on ours:\n"
-        + "\n".join(_describe(name, ours) for name in regressed)
-        + f"\nsmbtorture output: {servers['ours'].outputPath(suite)}\n"
-        + servers["ours"].logTails()
-    )
 
 
 #: smbtorture's subunit, with the odd cases: comments, an outcome keyword
@@ -453,28 +425,104 @@ Waiting for a potential lease break...
 """
 
 
-def test_parseSubunit() -> None:
-    """Outcomes by test name; details blocks and comments are not outcomes."""
-    results = parseSubunit(SAMPLE)
-    assert {name: o.status for name, o in results.items()} == {
-        "smb2.x.ok": "success",
-        "smb2.x.bad": "failure",
-        "smb2.x.skipped": "skip",
-        "smb2.x.multi": "error",
-        "smb2.x.late": "success",
-        "smb2.x.died": "error",
-    }
-    assert results["smb2.x.bad"].details == (
-        "lease.c:171: Incorrect status\nsuccess: smb2.x.fake"
+class SmbtortureTests(SynchronousTestCase):
+    """
+    Each suite against both daemons' smbds at once: what passes on Samba's
+    ctdbd must pass on ours.  The servers are started by the first test and
+    shared by all of them.
+    """
+
+    shared: ClassVar[Shared[dict[str, Server]]] = Shared(
+        startServers, lambda servers: _stopAll()
     )
-    assert "no outcome" in results["smb2.x.died"].details
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        cls.shared.stop()
+
+    def checkSuite(self, suite: str) -> None:
+        """Every test of C{suite} that passes on Samba's ctdbd passes on ours."""
+        servers = self.shared.get()
+        runs = runBoth(servers, suite)
+        real, ours = runs["real"], runs["ours"]
+        summary = f"{suite}: {real.counts()}; {ours.counts()}"
+        print(summary)
+        for run in (real, ours):
+            failed = sorted(set(run.results) - run.passed - run.named("skip"))
+            if failed:
+                print(f"  not passed on {NAMES[run.kind]}: {' '.join(failed)}")
+        if not real.passed:
+            servers["real"].keep = True
+        self.assertTrue(
+            real.passed,
+            f"{summary}\nnothing passed on Samba's ctdbd; its smbtorture output:\n"
+            + real.output[-3000:]
+            + servers["real"].logTails(),
+        )
+        regressed = sorted(real.passed - ours.passed)
+        if regressed:
+            servers["ours"].keep = True
+        self.assertFalse(
+            regressed,
+            f"{summary}\n{len(regressed)} test(s) pass on Samba's ctdbd but not "
+            "on ours:\n"
+            + "\n".join(_describe(name, ours) for name in regressed)
+            + f"\nsmbtorture output: {servers['ours'].outputPath(suite)}\n"
+            + servers["ours"].logTails(),
+        )
+
+    def test_smb2Lock(self) -> None:
+        """smb2.lock: byte-range locks."""
+        self.checkSuite("smb2.lock")
+
+    def test_smb2Sharemode(self) -> None:
+        """smb2.sharemode: share modes."""
+        self.checkSuite("smb2.sharemode")
+
+    def test_smb2Oplock(self) -> None:
+        """smb2.oplock: oplocks and their breaks (but smb2.oplock.batch22a)."""
+        self.checkSuite("smb2.oplock")
+
+    def test_smb2Lease(self) -> None:
+        """smb2.lease: leases and their breaks (but smb2.lease.timeout)."""
+        self.checkSuite("smb2.lease")
+
+    def test_smb2DurableOpen(self) -> None:
+        """smb2.durable-open: durable handles."""
+        self.checkSuite("smb2.durable-open")
 
 
-def test_selectTests() -> None:
-    """A suite with nothing in L{SLOW} runs whole; otherwise by test names,
-    in smbtorture's SUITE.TEST form, without the slow ones."""
-    assert selectTests("smb2.lock") == ["smb2.lock"]
-    names = selectTests("smb2.oplock")
-    assert "smb2.oplock.batch22a" not in names
-    assert "smb2.oplock.exclusive1" in names
-    assert all(name.count(".") == 2 for name in names)
+class SubunitTests(SynchronousTestCase):
+    """The parts of the harness that need no server."""
+
+    def test_parseSubunit(self) -> None:
+        """Outcomes by test name; details blocks and comments are not outcomes."""
+        results = parseSubunit(SAMPLE)
+        self.assertEqual(
+            {name: o.status for name, o in results.items()},
+            {
+                "smb2.x.ok": "success",
+                "smb2.x.bad": "failure",
+                "smb2.x.skipped": "skip",
+                "smb2.x.multi": "error",
+                "smb2.x.late": "success",
+                "smb2.x.died": "error",
+            },
+        )
+        self.assertEqual(
+            results["smb2.x.bad"].details,
+            "lease.c:171: Incorrect status\nsuccess: smb2.x.fake",
+        )
+        self.assertIn("no outcome", results["smb2.x.died"].details)
+
+    def test_selectTests(self) -> None:
+        """A suite with nothing in L{SLOW} runs whole; otherwise by test names,
+        in smbtorture's SUITE.TEST form, without the slow ones."""
+        self.assertEqual(selectTests("smb2.lock"), ["smb2.lock"])
+        names = selectTests("smb2.oplock")
+        self.assertNotIn("smb2.oplock.batch22a", names)
+        self.assertIn("smb2.oplock.exclusive1", names)
+        self.assertEqual([name for name in names if name.count(".") != 2], [])
+
+
+testSuite = trialSuite(__name__)
