@@ -88,7 +88,7 @@ class TestCaseNameTests(SynchronousTestCase):
 
 #: the test packages left to pytest alone: the integration suite's modules
 #: take pytest fixtures that start real clusters
-PYTEST_ONLY = ("integration",)
+PYTEST_ONLY: tuple[str, ...] = ()
 
 
 def unitTestModules(package: str = "tests", root: Path = ROOT) -> list[str]:
@@ -120,7 +120,13 @@ def trialProblems(name: str) -> list[str]:
                 cases.append(value)
             elif attribute.startswith("Test"):
                 problems.append(f"class {attribute} is not a TestCase")
-        elif callable(value) and attribute.startswith("test"):
+        elif (
+            callable(value)
+            and attribute.startswith("test")
+            and getattr(value, "__test__", True)
+        ):
+            # (a function marked __test__ = False, such as trial's module
+            # hook testSuite, is not a test to either runner)
             problems.append(f"module-level function {attribute}")
     if not cases:
         problems.append("no TestCase subclass")
@@ -138,8 +144,8 @@ def trialMisses(package: str = "tests", root: Path = ROOT) -> list[tuple[str, st
 
 
 class TrialTests(SynchronousTestCase):
-    """Every test module but the integration suite's runs under trial as
-    well as pytest: its tests are methods of unittest TestCases."""
+    """Every test module, the integration suite's included, runs under
+    trial as well as pytest: its tests are methods of unittest TestCases."""
 
     def test_everyModuleRunsUnderTrial(self) -> None:
         """No unit-test module has module-level test functions or pytest-only
@@ -147,18 +153,19 @@ class TrialTests(SynchronousTestCase):
         self.assertEqual(trialMisses(), [])
 
     def test_modulesChecked(self) -> None:
-        """The check sees the unit-test modules of every package, and not
-        the integration suite's."""
+        """The check sees the test modules of every package, the
+        integration suite's included."""
         names = unitTestModules()
         self.assertIn("tests.test_layout", names)
         self.assertIn("tests.protocols.test_packet", names)
         self.assertIn("tests.daemon.test_core", names)
-        self.assertEqual([n for n in names if n.startswith("tests.integration")], [])
+        self.assertIn("tests.integration.test_clustered_samba", names)
 
     def test_pytestStyleFound(self) -> None:
         """The check reports, in a throwaway package, a module of pytest
         functions, a pytest-style class and a module without a TestCase; a
-        TestCase module passes and the integration directory is skipped."""
+        TestCase module passes; a module hook marked C{__test__ = False}
+        (trial's testSuite) is no test."""
         root = Path(tempfile.mkdtemp())
         self.addCleanup(shutil.rmtree, root)
         pkg = root / "probetests"
@@ -178,7 +185,9 @@ class TrialTests(SynchronousTestCase):
             "class TestPlain:\n    def test_one(self) -> None:\n        pass\n"
         )
         (pkg / "integration" / "test_live.py").write_text(
-            "def test_live() -> None:\n    pass\n"
+            f"{case}class LiveTests(SynchronousTestCase):\n    pass\n"
+            "def testSuite() -> None:\n    pass\n"
+            "testSuite.__test__ = False\n"
         )
         sys.path.insert(0, str(root))
         self.addCleanup(sys.path.remove, str(root))

@@ -3,8 +3,8 @@
 The integration suite's test case base: real daemons on loopback, under
 trial as well as pytest.
 
-L{IntegrationCase} gives a test what tests/integration/conftest.py's
-fixtures give a pytest function: clusters of our daemons
+L{IntegrationCase} gives a test, as methods, the helpers of
+L{tests.integration._clusters}: clusters of our daemons
 (L{IntegrationCase.makeCluster}), Samba's C{ctdb} tool pointed at a node
 (L{IntegrationCase.ctdbTool}), short temporary directories and the
 directory of Samba's test helper programs.  Every cluster gets its own
@@ -28,8 +28,6 @@ exits; under pytest that finds them done already.
 from __future__ import annotations
 
 import atexit
-import os
-import random
 import shutil
 import subprocess
 import sys
@@ -41,28 +39,10 @@ from typing import Any, ClassVar, TypeVar
 from twisted.trial.unittest import SynchronousTestCase
 
 from ctdb.cluster import LocalCluster
-from ctdb.helpers import writePrograms
+
+from ._clusters import ctdbTool, helperBin, makeCluster, randomBase, tempDir
 
 _T = TypeVar("_T")
-
-
-def randomBase(nodes: int = 3) -> str:
-    """A random loopback base address with room for C{nodes} nodes."""
-    return f"127.{random.randint(100, 250)}.{random.randint(0, 255)}.{random.randint(1, 200)}"
-
-
-def sambaTool() -> str | None:
-    """The path of Samba's C{ctdb} tool, if it is installed."""
-    return shutil.which("ctdb")
-
-
-def shortTempDirectory(prefix: str = "txctdb-") -> str:
-    """
-    A new directory directly under /tmp: node sockets below it must fit in
-    AF_UNIX's 108 bytes (and trial's or pytest's own temporary directories
-    are deep, or inside the checkout).
-    """
-    return tempfile.mkdtemp(prefix=prefix, dir="/tmp")
 
 
 #: the class whose class cleanups are still to run (trial never runs them)
@@ -83,17 +63,6 @@ def _endClassState() -> None:
 
 
 atexit.register(_endClassState)
-
-#: the directory of Samba's helper programs, made once per process
-_helperBin: list[str] = []
-
-
-def _removeHelperBin() -> None:
-    for directory in _helperBin:
-        shutil.rmtree(directory, ignore_errors=True)
-
-
-atexit.register(_removeHelperBin)
 
 
 class _Failed:
@@ -123,9 +92,7 @@ class IntegrationCase(SynchronousTestCase):
 
     def mktempDirectory(self, prefix: str = "txctdb-") -> str:
         """A new short directory under /tmp, removed after the test."""
-        directory = shortTempDirectory(prefix)
-        self.addCleanup(shutil.rmtree, directory, True)
-        return directory
+        return tempDir(self, prefix)
 
     def makeCluster(
         self, nodes: int = 3, start: bool = True, **setupOptions: Any
@@ -135,44 +102,17 @@ class IntegrationCase(SynchronousTestCase):
         C{setupOptions}; the base address is random unless given), started
         unless C{start} is false, and stopped after the test.
         """
-        directory = self.mktempDirectory("txctdb-cluster-")
-        cluster = _setUpCluster(directory, nodes, setupOptions)
-        self.addCleanup(cluster.stop)
-        if start:
-            cluster.start()
-        return cluster
+        return makeCluster(self, nodes, start, **setupOptions)
 
     def ctdbTool(
         self, cluster: LocalCluster, pnn: int, *args: str, timeout: float = 30
     ) -> subprocess.CompletedProcess[str]:
         """Run Samba's ctdb tool against node C{pnn}: its exit code and output."""
-        path = sambaTool()
-        if path is None:
-            self.fail("Samba's ctdb tool is not installed (make install)")
-        env = dict(os.environ)
-        env.update(cluster.env(pnn))
-        return subprocess.run(
-            [path, *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            stdin=subprocess.DEVNULL,
-            check=False,
-        )
+        return ctdbTool(cluster, pnn, *args, timeout=timeout)
 
     def helperBin(self) -> str:
-        """
-        A directory off C{PATH} with Samba's test helper programs as txctdb
-        writes them (L{ctdb.helpers.writePrograms}: C{dummy_client},
-        C{ctdb-db-test}, ...), each running with this Python; one per
-        process, removed when it exits.
-        """
-        if not _helperBin:
-            directory = shortTempDirectory("txctdb-helpers-")
-            _helperBin.append(directory)
-            writePrograms(directory)
-        return _helperBin[0]
+        """The directory of Samba's test helper programs (L{_clusters.helperBin})."""
+        return helperBin()
 
     # -- shared by the tests of a class -------------------------------------------
 
@@ -201,7 +141,7 @@ class IntegrationCase(SynchronousTestCase):
 
     def classDirectory(self, prefix: str = "txctdb-") -> str:
         """A new short directory under /tmp, removed after the class's tests."""
-        directory = shortTempDirectory(prefix)
+        directory = tempfile.mkdtemp(prefix=prefix, dir="/tmp")
         type(self).addClassCleanup(shutil.rmtree, directory, True)
         return directory
 
@@ -229,6 +169,6 @@ class IntegrationCase(SynchronousTestCase):
 def _setUpCluster(directory: str, nodes: int, options: dict[str, Any]) -> LocalCluster:
     """A set-up, not yet started, cluster in C{directory}."""
     cluster = LocalCluster(directory)
-    options.setdefault("base", randomBase(nodes))
+    options.setdefault("base", randomBase("ours"))
     cluster.setup(nodes, **options)
     return cluster

@@ -18,7 +18,8 @@ from pathlib import Path
 
 from ctdb.cluster import LocalCluster, syncControl
 from ctdb.protocols import controls as C
-from tests.integration._cases import IntegrationCase, randomBase, sambaTool
+from tests.integration._cases import IntegrationCase
+from tests.integration._clusters import randomBase, sambaTool
 
 SCRIPT = str(Path(sys.executable).parent / "ctdb-cluster")
 
@@ -137,7 +138,7 @@ class LifecycleTests(IntegrationCase):
         left).
         """
         d = self.clusterDir()
-        base = randomBase(3)
+        base = randomBase("ours")
         result = cli(
             "--dir", d, "setup", "--nodes", "3", "--base", base,
             "--tunable", "KeepaliveInterval=1", "--tunable", "KeepaliveLimit=2",
@@ -267,7 +268,7 @@ class LifecycleTests(IntegrationCase):
         message naming the node and the cause, and leaves no node running.
         """
         d = self.clusterDir()
-        base = randomBase(2)
+        base = randomBase("ours")
         self.assertEqual(
             cli("--dir", d, "setup", "--nodes", "2", "--base", base).returncode, 0
         )
@@ -308,7 +309,7 @@ class BadArgumentsTests(IntegrationCase):
 
     def _setUpDirectory(self) -> str:
         d = os.path.join(self.classDirectory(), "c")
-        result = cli("--dir", d, "setup", "--nodes", "3", "--base", randomBase(3))
+        result = cli("--dir", d, "setup", "--nodes", "3", "--base", randomBase("ours"))
         self.assertEqual(result.returncode, 0, result.stderr)
         return d
 
