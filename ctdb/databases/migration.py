@@ -118,17 +118,31 @@ class RecordMigration(ReadonlyRecords):
             status, reply = self.callLocal(db, key, callid, header, data)
             self._finish(pending, status, reply)
             return
+        self._sendCall(pending, header.dmaster)
+
+    def _sendCall(self, pending: _PendingCall, dmaster: int) -> None:
+        """Send C{pending} as a REQ_CALL to the record's dmaster (as far as
+        we know it) under the current generation; its reply finds it by
+        the new reqid."""
         reqid = self.daemon.nextReqid()
         self._calls[reqid] = pending
         hdr = P.Header(
             P.Operation.REQ_CALL,
-            header.dmaster,
+            dmaster,
             self.pnn,
             reqid,
             self.daemon.vnnMap.generation,
         )
         self.daemon.queuePacket(
-            P.ReqCall(hdr, flags, db.db_id, callid, 0, key, pkt.calldata)
+            P.ReqCall(
+                hdr,
+                pending.flags,
+                pending.db.db_id,
+                pending.wireCallid,
+                0,
+                pending.key,
+                pending.calldata,
+            )
         )
 
     def migrateRecord(
@@ -157,18 +171,7 @@ class RecordMigration(ReadonlyRecords):
                 status, _ = self.callLocal(db, key, P.CTDB_NULL_FUNC, header, data)
                 self._finish(pending, status, b"")
                 return
-            reqid = self.daemon.nextReqid()
-            self._calls[reqid] = pending
-            hdr = P.Header(
-                P.Operation.REQ_CALL,
-                header.dmaster,
-                self.pnn,
-                reqid,
-                self.daemon.vnnMap.generation,
-            )
-            self.daemon.queuePacket(
-                P.ReqCall(hdr, flags, db.db_id, P.CTDB_NULL_FUNC, 0, key, b"")
-            )
+            self._sendCall(pending, header.dmaster)
 
         self.withLock(db, key, run)
         return done
@@ -603,25 +606,6 @@ class RecordMigration(ReadonlyRecords):
                 )
                 self._finish(pending, status, reply)
                 return
-            reqid = self.daemon.nextReqid()
-            self._calls[reqid] = pending
-            hdr = P.Header(
-                P.Operation.REQ_CALL,
-                header.dmaster,
-                self.pnn,
-                reqid,
-                self.daemon.vnnMap.generation,
-            )
-            self.daemon.queuePacket(
-                P.ReqCall(
-                    hdr,
-                    pending.flags,
-                    db.db_id,
-                    pending.wireCallid,
-                    0,
-                    pending.key,
-                    pending.calldata,
-                )
-            )
+            self._sendCall(pending, header.dmaster)
 
         self.withLock(db, pending.key, run)

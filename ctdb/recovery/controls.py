@@ -234,24 +234,20 @@ class RecoveryControls:
     def control_SET_LMASTERROLE(
         self, req: P.ReqControl, client: object
     ) -> ControlResult:
-        on = C.decodeU32(req.data)
-        d = self.daemon
-        if on:
-            d.capabilities |= C.CTDB_CAP_LMASTER
-        else:
-            d.capabilities &= ~C.CTDB_CAP_LMASTER
-        d.nodeStateChanged(d.pnn)
-        return OK
+        return self._setCapability(req, C.CTDB_CAP_LMASTER)
 
     def control_SET_RECMASTERROLE(
         self, req: P.ReqControl, client: object
     ) -> ControlResult:
-        on = C.decodeU32(req.data)
+        return self._setCapability(req, C.CTDB_CAP_RECMASTER)
+
+    def _setCapability(self, req: P.ReqControl, capability: int) -> ControlResult:
+        """Turn one of our capabilities on or off (a u32 flag)."""
         d = self.daemon
-        if on:
-            d.capabilities |= C.CTDB_CAP_RECMASTER
+        if C.decodeU32(req.data):
+            d.capabilities |= capability
         else:
-            d.capabilities &= ~C.CTDB_CAP_RECMASTER
+            d.capabilities &= ~capability
         d.nodeStateChanged(d.pnn)
         return OK
 
