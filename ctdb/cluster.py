@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ctdb.errors import ClusterError, SambaError
+from ctdb.processes import procStat, tailFile
 from ctdb.protocols import controls as C
 from ctdb.protocols import packet as P
 from ctdb.samba import ClusteredSamba
@@ -76,29 +77,6 @@ def syncControl(
             if not chunk:
                 raise ConnectionError("daemon closed the connection")
             buf += chunk
-
-
-def procStat(pid: int) -> tuple[str, int, int, int] | None:
-    """(state, ppid, session, starttime) of a live process, or None."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            text = f.read()
-    except OSError:
-        return None
-    fields = text.rsplit(")", 1)[1].split()
-    # after the comm: state ppid pgrp session tty tpgid flags minflt cminflt
-    # majflt cmajflt utime stime cutime cstime priority nice threads
-    # itrealvalue starttime ...
-    return fields[0], int(fields[1]), int(fields[3]), int(fields[19])
-
-
-def tailFile(path: str, lines: int) -> str:
-    """The last C{lines} lines of a log file, "" if it cannot be read."""
-    try:
-        with open(path, errors="replace") as f:
-            return "".join(f.readlines()[-lines:])
-    except OSError:
-        return ""
 
 
 class NodeLayout:
@@ -255,7 +233,7 @@ class LocalCluster(NodeLayout):
         if self.socketPath(pnn).encode() not in cmdline:
             return None
         st = procStat(pid)
-        if st is None or st[0] == "Z":
+        if st is None or st.state == "Z":
             return None
         return pid
 
@@ -264,7 +242,7 @@ class LocalCluster(NodeLayout):
         st = None if pid is None else procStat(pid)
         if st is None:
             return "stopped"
-        return "paused" if st[0] in ("T", "t") else "running"
+        return "paused" if st.state in ("T", "t") else "running"
 
     def _spawn(self, pnn: int) -> None:
         cfg = self._config()

@@ -27,6 +27,7 @@ import time
 from typing import Protocol
 
 from ctdb.errors import SambaError
+from ctdb.processes import commandLine, isAlive, liveProcesses, tailFile
 
 SMBD = "/usr/sbin/smbd"
 SMB_PORT = 445
@@ -97,23 +98,6 @@ force user = root
 """
 
 
-def _cmdline(pid: int) -> bytes:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read()
-    except OSError:
-        return b""
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            state = f.read().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
 class ClusteredSamba:
     """One smbd per node of C{cluster}, sharing C{share}."""
 
@@ -177,7 +161,7 @@ class ClusteredSamba:
                 pid = int(f.read().strip())
         except (OSError, ValueError):
             return None
-        if self.confPath(pnn).encode() not in _cmdline(pid) or not _alive(pid):
+        if self.confPath(pnn).encode() not in commandLine(pid) or not isAlive(pid):
             return None
         return pid
 
@@ -265,14 +249,8 @@ class ClusteredSamba:
             time.sleep(0.05)
 
     def _tail(self, pnn: int, lines: int = 15) -> str:
-        text = ""
-        for path in (self.logFile(pnn), os.path.join(self.smbDir(pnn), "stdout.log")):
-            try:
-                with open(path, errors="replace") as f:
-                    text += "".join(f.readlines()[-lines:])
-            except OSError:
-                pass
-        return text
+        stdout = os.path.join(self.smbDir(pnn), "stdout.log")
+        return tailFile(self.logFile(pnn), lines) + tailFile(stdout, lines)
 
     def running(self, pnn: int) -> bool:
         return not self._exited(pnn)
@@ -323,24 +301,8 @@ class ClusteredSamba:
         return "\n".join(lines)
 
 
-def _groupMembers(pgid: int) -> list[int]:
-    """The live processes of process group C{pgid}."""
-    members = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            members.append(int(name))
-    return members
-
-
 def _groupAlive(pgid: int) -> bool:
-    return bool(_groupMembers(pgid))
+    return bool(liveProcesses(pgrp=pgid))
 
 
 def _signalGroup(pgid: int, sig: int) -> None:

@@ -34,8 +34,9 @@ from typing import Any, ClassVar
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from ctdb.cluster import LocalCluster, procStat
+from ctdb.cluster import LocalCluster
 from ctdb.errors import SambaError
+from ctdb.processes import liveProcesses
 from ctdb.samba import ClusteredSamba
 
 from ._clusters import Shared, randomBase, tempDir, trialSuite
@@ -336,16 +337,6 @@ CHECKS = [
 # -- tests ----------------------------------------------------------------------------
 
 
-def _childOf(parent: int) -> set[int]:
-    children = set()
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            st = procStat(int(name))
-            if st is not None and st[1] == parent and st[0] != "Z":
-                children.add(int(name))
-    return children
-
-
 class ClusteredSambaTests(SynchronousTestCase):
     """
     Coherence across the nodes of one 3-node cluster with an smbd per node,
@@ -413,9 +404,11 @@ class ClusteredSambaTests(SynchronousTestCase):
         main = nodes.samba.pid(0)
         self.assertIsNotNone(main)
         assert main is not None
-        before = _childOf(main)
+        before = set(liveProcesses(ppid=main))
         a = nodes.client(0)
-        (server,) = _childOf(main) - before  # the smbd serving this connection
+        (server,) = (
+            set(liveProcesses(ppid=main)) - before
+        )  # the smbd serving this connection
         name = uniqueName("dead")
         ha = a.open(name)
         ha.write(b"z" * 50, 0)

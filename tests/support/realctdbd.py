@@ -34,7 +34,8 @@ import signal
 import subprocess
 import time
 
-from ctdb.cluster import NodeLayout, procStat, tailFile
+from ctdb.cluster import NodeLayout
+from ctdb.processes import procStat, tailFile
 from ctdb.protocols import controls as C
 
 CTDBD = "/usr/sbin/ctdbd"
@@ -46,9 +47,9 @@ class RealCtdbdError(Exception):
 
 def _alive(pid: int, starttime: int | None = None) -> bool:
     st = procStat(pid)
-    if st is None or st[0] in ("Z", "X"):
+    if st is None or st.state in ("Z", "X"):
         return False
-    return starttime is None or st[3] == starttime
+    return starttime is None or st.starttime == starttime
 
 
 def _environ(pid: int) -> dict[bytes, bytes]:
@@ -202,14 +203,14 @@ class RealCtdbdCluster(NodeLayout):
         st = procStat(root)
         if st is None:
             return
-        self._sessions[pnn] = st[2]
+        self._sessions[pnn] = st.session
         children: dict[int, list[tuple[int, int]]] = {}
         for pid in _allPids():
             s = procStat(pid)
             if s is not None:
-                children.setdefault(s[1], []).append((pid, s[3]))
+                children.setdefault(s.ppid, []).append((pid, s.starttime))
         seen = self._procs[pnn]
-        seen[root] = st[3]
+        seen[root] = st.starttime
         todo = [root]
         while todo:
             for pid, start in children.get(todo.pop(), []):
@@ -234,13 +235,13 @@ class RealCtdbdCluster(NodeLayout):
                 st = procStat(pid)
                 if (
                     st is not None
-                    and st[2] == session
+                    and st.session == session
                     and pid not in live
-                    and st[0] not in ("Z", "X")
+                    and st.state not in ("Z", "X")
                     and self._ours(pnn, pid)
                 ):
-                    live[pid] = st[3]
-                    self._procs[pnn][pid] = st[3]
+                    live[pid] = st.starttime
+                    self._procs[pnn][pid] = st.starttime
         return live
 
     def _signalAll(self, procs: dict[int, int], sig: int) -> None:
