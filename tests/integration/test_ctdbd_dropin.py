@@ -85,6 +85,20 @@ def waitFor(predicate: Callable[[], bool], timeout: float) -> bool:
     return predicate()
 
 
+def runCtdbd(d: Path) -> subprocess.CompletedProcess[str]:
+    """Run the drop-in ctdbd for node directory C{d}, as Samba's scripts do;
+    it returns once the daemon is up (0) or refused to start (1)."""
+    return subprocess.run(
+        [CTDBD],
+        env=nodeEnv(d),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
 def tool(d: Path, *args: str, timeout: float = 20) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["ctdb", *args],
@@ -125,15 +139,7 @@ class DropInTests(SynchronousTestCase):
         nodes = self.nodes()
         for d in nodes:
             start = time.monotonic()
-            proc = subprocess.run(
-                [CTDBD],
-                env=nodeEnv(d),
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                text=True,
-                timeout=30,
-                check=False,
-            )
+            proc = runCtdbd(d)
             self.assertEqual(proc.returncode, 0, proc.stderr)
             self.assertLess(time.monotonic() - start, 15)
             sock = d / "run" / "ctdbd.socket"
@@ -182,15 +188,7 @@ class DropInTests(SynchronousTestCase):
             "[cluster]\n\tleader timeout = 0\n[nosuch]\n\tkey = 1\n",
         )
         self.addCleanup(killRecorded, d)
-        proc = subprocess.run(
-            [CTDBD],
-            env=nodeEnv(d),
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
+        proc = runCtdbd(d)
         self.assertEqual(proc.returncode, 1)
         self.assertEqual(
             proc.stderr.splitlines(),
@@ -208,15 +206,7 @@ class DropInTests(SynchronousTestCase):
         writeNode(d, [randomBase("ours")], 0)
         self.addCleanup(killRecorded, d)
         (d / "db" / "state").rmdir()
-        proc = subprocess.run(
-            [CTDBD],
-            env=nodeEnv(d),
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
+        proc = runCtdbd(d)
         self.assertEqual(proc.returncode, 1)
         self.assertIn(
             f'state database directory "{d}/db/state" does not exist', proc.stderr
