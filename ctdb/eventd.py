@@ -30,9 +30,10 @@ from twisted.internet import defer, task
 from twisted.internet.protocol import ClientFactory, Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from ctdb.errors import EventDaemonError, MalformedPacket
-from ctdb.interfaces import ICTDBReactor
+from ctdb.interfaces import ICTDBReactor, IEventRunner
 from ctdb.protocols.tunables import Tunables
 
 CTDB_EVENT_PROTOCOL_VERSION = 1
@@ -216,6 +217,7 @@ class NodeState(typing.Protocol):
     recmode: int
 
 
+@implementer(IEventRunner)
 class EventDaemon(Service):
     """
     A running ctdb-eventd and our connection to it.  C{daemon} is the

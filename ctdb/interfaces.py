@@ -229,3 +229,32 @@ class IStatisticsSource(Interface):
 
     def memoryObjects() -> list[tuple[str, object]]:
         """(talloc-style name, object) of what it holds, for DUMP_MEMORY."""
+
+
+class IEventRunner(Interface):
+    """Runs the event scripts of the node (ctdb-eventd's job): what the
+    takeover layer (takeip, releaseip, updateip, ipreallocated), recovery
+    (startrecovery, recovered) and health monitoring ask for."""
+
+    def runEvent(event: str, args: str | None = None) -> object:
+        """Run C{event} of the legacy component with the space-separated
+        C{args}; returns a Deferred that fires with the result (0, a
+        script's non-zero status, or an errno such as ETIMEDOUT), or fails
+        when the scripts cannot be run at all."""
+
+
+class ITakeoverRunner(Interface):
+    """The leader's takeover run (ctdb_takeover_helper): the recovery
+    service decides I{when} one runs (after every recovery, on node-state
+    changes, when a tool asks with TAKEOVER_RUN), the takeover subsystem
+    does it."""
+
+    def takeoverRun() -> object:
+        """Allocate the public addresses over the cluster and move them:
+        release on the losing nodes, take on the gaining ones, then
+        IPREALLOCATED to all.  Returns a Deferred that fires with True
+        when the run succeeded and False when it failed or takeover runs
+        are disabled (the caller retries); culprits are already charged."""
+
+    def takeoverRunsDisabled() -> bool:
+        """True while DISABLE_TAKEOVER_RUNS (C{ctdb reloadips}) holds runs off."""

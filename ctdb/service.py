@@ -374,12 +374,14 @@ def buildNode(
     # the shutdown event runs and the pid file goes while clients still
     # wait for the daemon to close them, as ctdb_shutdown_sequence.
     if config.eventDaemon is not None:
-        EventDaemon(
+        eventd = EventDaemon(
             reactor=reactor,
             daemon=daemon,
             eventdPath=config.eventDaemon,
             socketPath=config.eventSocket,
-        ).setServiceParent(top)
+        )
+        daemon.setEventRunner(eventd)
+        eventd.setServiceParent(top)
     if config.pidFile is not None:
         PidFileService(config.pidFile).setServiceParent(top)
     return top

@@ -42,6 +42,7 @@ from ctdb.interfaces import (
     IClientConnection,
     IClientObserver,
     ICTDBReactor,
+    IEventRunner,
     ILogLevelObserver,
     INodeStateObserver,
     INodeTransport,
@@ -50,6 +51,7 @@ from ctdb.interfaces import (
     IRecoveryParticipant,
     ISrvidObserver,
     IStatisticsSource,
+    ITakeoverRunner,
     ITunableObserver,
 )
 from ctdb.nodes import readNodesFile
@@ -154,6 +156,10 @@ class Daemon(Service, LocalClients):
         self.logLevelObservers: list[ILogLevelObserver] = []
         self.recoveryParticipants: list[IRecoveryParticipant] = []
         self.statisticsSources: list[IStatisticsSource] = []
+        #: the node's event scripts, and the leader's takeover runs (None
+        #: when the node is built without them)
+        self.eventRunner: IEventRunner | None = None
+        self.takeoverRunner: ITakeoverRunner | None = None
 
     # -- service ----------------------------------------------------------
 
@@ -311,6 +317,14 @@ class Daemon(Service, LocalClients):
 
     def addStatisticsSource(self, source: IStatisticsSource) -> None:
         self.statisticsSources.append(source)
+
+    def setEventRunner(self, runner: IEventRunner) -> None:
+        """The subsystem that runs the node's event scripts."""
+        self.eventRunner = runner
+
+    def setTakeoverRunner(self, runner: ITakeoverRunner) -> None:
+        """The subsystem that moves public addresses when the leader asks."""
+        self.takeoverRunner = runner
 
     def packetReceived(self, pnn: int, data: bytes) -> None:
         # Traffic from a node we thought dead needs nothing here: the

@@ -14,7 +14,8 @@ C{C.Control}, C{C.encodeU32}, C{C.VnnMap}, C{C.Tunables}, C{C.Statistics}:
  - L{ctdb.protocols.tunables}: the tunables and their controls' payloads;
  - L{ctdb.protocols.statistics}: C{ctdb_statistics} and C{ctdb_uptime}.
 
-The database payloads are L{ctdb.protocols.records}'.  Pure: no I/O, no
+The database payloads are L{ctdb.protocols.records}', the public-IP ones
+L{ctdb.protocols.publicips}'.  Pure: no I/O, no
 Twisted import.
 """
 

@@ -13,6 +13,10 @@ Pure: no I/O, no Twisted import.
 
 from __future__ import annotations
 
+import struct
+
+from ctdb.errors import MalformedPacket
+
 # --- protocol.h -----------------------------------------------------------------
 
 #: catches every message (C{~(uint64_t)0})
@@ -83,3 +87,29 @@ CTDB_SRVID_TEST_RANGE = 0xAE00000000000000
 CTDB_SRVID_SAMBA_NOTIFY_PROXY = 0xFE00000000000001
 #: every Samba process (message_send_all)
 CTDB_SRVID_SAMBA_PROCESS = 0xFE00000000000002
+
+
+# --- message payloads (protocol.h) ------------------------------------------------
+
+
+def encodeSrvidMessage(pnn: int, srvid: int) -> bytes:
+    """``struct ctdb_srvid_message`` {pnn, pad4, srvid}: who waits for a reply, on
+    which srvid (TAKEOVER_RUN, memory dumps, ...)."""
+    return struct.pack("<I4xQ", pnn, srvid)
+
+
+def decodeSrvidMessage(buf: bytes) -> tuple[int, int]:
+    if len(buf) < 16:
+        raise MalformedPacket("srvid_message: short")
+    return struct.unpack_from("<I4xQ", buf)
+
+
+def encodeDisableMessage(pnn: int, srvid: int, timeout: int) -> bytes:
+    """``struct ctdb_disable_message`` {pnn, pad4, srvid, timeout, pad4}."""
+    return struct.pack("<I4xQI4x", pnn, srvid, timeout)
+
+
+def decodeDisableMessage(buf: bytes) -> tuple[int, int, int]:
+    if len(buf) < 24:
+        raise MalformedPacket("disable_message: short")
+    return struct.unpack_from("<I4xQI4x", buf)

@@ -68,24 +68,3 @@ def decodeFlagChange(buf: bytes) -> tuple[int, int, int]:
     if len(buf) < 12:
         raise MalformedPacket("node_flag_change: short")
     return struct.unpack_from("<III", buf)
-
-
-def encodeSrvidMessage(pnn: int, srvid: int) -> bytes:
-    return struct.pack("<I4xQ", pnn, srvid)
-
-
-def decodeSrvidMessage(buf: bytes) -> tuple[int, int]:
-    if len(buf) < 16:
-        raise MalformedPacket("srvid_message: short")
-    return struct.unpack_from("<I4xQ", buf)
-
-
-def encodeDisableMessage(pnn: int, srvid: int, timeout: int) -> bytes:
-    """``struct ctdb_disable_message`` {pnn, pad4, srvid, timeout, pad4}."""
-    return struct.pack("<I4xQI4x", pnn, srvid, timeout)
-
-
-def decodeDisableMessage(buf: bytes) -> tuple[int, int, int]:
-    if len(buf) < 24:
-        raise MalformedPacket("disable_message: short")
-    return struct.unpack_from("<I4xQI4x", buf)

@@ -23,13 +23,13 @@ from ctdb.errors import RecoveryFailed
 from ctdb.protocols import controls as C
 from ctdb.protocols import packet as P
 from ctdb.protocols.controls import Control
-from ctdb.protocols.srvids import CTDB_SRVID_RECONFIGURE
-from ctdb.recovery.controls import newGeneration
-from ctdb.recovery.election import (
+from ctdb.protocols.srvids import (
+    CTDB_SRVID_RECONFIGURE,
     decodeDisableMessage,
     decodeSrvidMessage,
-    encodeFlagChange,
 )
+from ctdb.recovery.controls import newGeneration
+from ctdb.recovery.election import encodeFlagChange
 from ctdb.recovery.leadership import ELECTION_WAIT
 from ctdb.recovery.procedure import recover
 

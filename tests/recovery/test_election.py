@@ -14,15 +14,17 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from ctdb.errors import MalformedPacket
 from ctdb.protocols import controls as C
+from ctdb.protocols.srvids import (
+    decodeDisableMessage,
+    decodeSrvidMessage,
+    encodeDisableMessage,
+    encodeSrvidMessage,
+)
 from ctdb.recovery.election import (
     ElectionMessage,
-    decodeDisableMessage,
     decodeFlagChange,
-    decodeSrvidMessage,
     electionWin,
-    encodeDisableMessage,
     encodeFlagChange,
-    encodeSrvidMessage,
 )
 
 

@@ -32,8 +32,9 @@ from ctdb.protocols.srvids import (
     CTDB_SRVID_DISABLE_RECOVERIES,
     CTDB_SRVID_LEADER,
     CTDB_SRVID_TAKEOVER_RUN,
+    encodeDisableMessage,
+    encodeSrvidMessage,
 )
-from ctdb.recovery.election import encodeDisableMessage, encodeSrvidMessage
 from ctdb.recovery.service import RecoveryService
 from ctdb.testing import FakeClient, FakeCluster, connectedNodes
 
