@@ -134,6 +134,11 @@ class EventDaemonError(CTDBError):
     """ctdb-eventd did not start, or went away."""
 
 
+class AddressError(CTDBError):
+    """Public-IP takeover could not do something to the host: add or remove
+    an address, send an announcement or a TCP segment, capture."""
+
+
 class RecoveryFailed(CTDBError):
     """A recovery run failed; C{culprit} is the node to blame (it gets
     banning credits), if any."""

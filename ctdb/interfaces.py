@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from twisted.internet.interfaces import (
     IReactorCore,
     IReactorFDSet,
@@ -14,6 +16,11 @@ from twisted.internet.interfaces import (
 from zope.interface import Attribute, Interface
 
 from ctdb.protocols.packet import Packet, ReqCall
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from twisted.internet.defer import Deferred
 
 
 class ICTDBReactor(
@@ -258,3 +265,57 @@ class ITakeoverRunner(Interface):
 
     def takeoverRunsDisabled() -> bool:
         """True while DISABLE_TAKEOVER_RUNS (C{ctdb reloadips}) holds runs off."""
+
+
+class IAddressSystem(Interface):
+    """What public-IP takeover does to the host (ctdb/common/system_socket.c
+    and the 10.interface event script): the real one works through netlink
+    and raw sockets; a fake records calls.  Addresses are strings, ports
+    ints; every failure of the host is an L{ctdb.errors.AddressError}."""
+
+    def interfaceExists(iface: str) -> bool:
+        """Whether the network interface C{iface} exists."""
+
+    def linkUp(iface: str) -> bool:
+        """Whether C{iface} is up with a carrier (ethtool's "Link
+        detected"); False for an interface that does not exist."""
+
+    def hasAddress(address: str) -> bool:
+        """Whether C{address} is configured on a local interface
+        (C{ctdb_sys_have_ip})."""
+
+    def addAddress(address: str, mask: int, iface: str) -> None:
+        """Put C{address}/C{mask} on C{iface}; already there with that mask
+        is fine.  Raises AddressError."""
+
+    def removeAddress(address: str, mask: int, iface: str) -> None:
+        """Take C{address} off the interface holding it; absent is not an
+        error.  Raises AddressError."""
+
+    def sendGratuitousArp(address: str, iface: str) -> None:
+        """Announce C{address} on C{iface}: ARP request and reply for IPv4,
+        an unsolicited neighbour advertisement for IPv6; nothing on a
+        loopback interface.  Raises AddressError."""
+
+    def sendTickle(
+        src: tuple[str, int],
+        dst: tuple[str, int],
+        seq: int = 0,
+        ack: int = 0,
+        rst: bool = False,
+    ) -> None:
+        """Send a bare TCP ACK (and RST if C{rst}) from C{src} to C{dst}
+        with the given numbers (C{ctdb_sys_send_tcp}); seq and ack 0 make
+        a tickle ACK.  Raises AddressError."""
+
+    def killConnections(
+        iface: str,
+        connections: Sequence[tuple[tuple[str, int], tuple[str, int]]],
+        timeout: float,
+    ) -> Deferred[int]:
+        """Reset the TCP C{connections}, each (client, server), as
+        ctdb_killtcp does: capture on C{iface}, tickle each client from the
+        server's side, and answer the ACK it sends with a reset carrying
+        its numbers; tickle again until all are reset or C{timeout}
+        seconds passed.  Fires with the number reset, or fails with
+        AddressError when the capture cannot start."""
