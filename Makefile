@@ -13,7 +13,7 @@ VENV ?= .venv
 DEMO_DIR ?= demo-cluster
 
 APT_PACKAGES := libtdb1 tdb-tools ctdb tshark iproute2 samba smbclient samba-testsuite
-PIP_PACKAGES := twisted zope.interface pytest hypothesis smbprotocol \
+PIP_PACKAGES := twisted zope.interface pyroute2 pytest hypothesis smbprotocol \
     ruff mypy mypy-zope import-linter
 LINT_PATHS := ctdb tests bench scripts twisted
 # Every test package and top-level test module but the integration suite's,
