@@ -1,0 +1,1 @@
+"""Public-IP takeover: allocation, takeover runs and system effects."""
