@@ -249,6 +249,9 @@ def tcpPacket(
     """
     source = ipaddress.ip_address(src[0])
     target = ipaddress.ip_address(dst[0])
+    for port in (src[1], dst[1]):
+        if not 0 <= port <= 0xFFFF:
+            raise ValueError(f"bad port {port}")
     if source.version != target.version:
         raise ValueError(f"{src[0]} and {dst[0]} are of different families")
     tcp = _tcpHeader(src, dst, seq, ack, rst)
