@@ -68,6 +68,8 @@ class Monitoring:
         _joinChecking: bool
         _takeoverRequests: list[tuple[int, int]]
         _recoveriesDisabled: IDelayedCall | None
+        needTakeoverRun: bool
+        _takeoverRetryAt: float
 
         @property
         def pnn(self) -> int: ...
@@ -107,6 +109,11 @@ class Monitoring:
             return
         if self.isLeader():
             self.needRecovery = True
+            if self.daemon.takeoverRunner is not None:
+                # main_loop: a node's flags or link changed, so the
+                # addresses move (after the recovery this asks for, or
+                # alone while recoveries are disabled).
+                self.needTakeoverRun = True
             self.scheduleCheck(0)
 
     def scheduleCheck(self, delay: float) -> None:
@@ -136,6 +143,11 @@ class Monitoring:
         active = [n.pnn for n in d.nodes if not n.flags & C.NODE_FLAGS_INACTIVE]
         if self.needRecovery:
             await self.doRecovery("requested")
+            return
+        if self.recoveriesDisabled():
+            # main_loop: with recoveries disabled (reloadnodes) the node
+            # checks could only start needless ones; takeover runs go on.
+            await self._takeoverRunChecks()
             return
         # update_capabilities, then: the vnn map holds exactly the active
         # nodes with the lmaster capability (the leader alone if none has it,
@@ -182,6 +194,7 @@ class Monitoring:
                             self.recoveryControls.applyFlags(pnn, entry.flags)
                             await self.doRecovery(f"node {pnn} flags changed")
                             return
+        await self._takeoverRunChecks()
 
     async def _updateFlags(self) -> bool:
         """
@@ -281,10 +294,18 @@ class Monitoring:
             self.needRecovery = True
             self.reactor.callLater(1.0, self.scheduleCheck, 0)
         else:
-            self.culprits.clear()
+            if d.takeoverRunner is not None:
+                # do_recovery: a takeover run after every recovery; a
+                # failed one is retried from the monitor checks.  It also
+                # answers the TAKEOVER_RUN requests that came before it.
+                await self.processTakeoverRequests()
             d.sendMessage(P.CTDB_BROADCAST_CONNECTED, CTDB_SRVID_RECONFIGURE, b"")
+            # ban_counts_reset, after the run as in ctdbd: a run that fails
+            # here earns its culprit nothing until it fails again.
+            self.culprits.clear()
             self._leaderBroadcast()
-            self._answerTakeoverRequests()
+            if d.takeoverRunner is None:
+                self._answerTakeoverRequests()
         finally:
             self.recovering = False
 
@@ -340,22 +361,30 @@ class Monitoring:
         if replySrvid != 0:
             self.daemon.sendMessage(pnn, replySrvid, C.encodeI32(ret))
 
-    # -- takeover runs (no public addresses yet: answer at once) ----------------------------
+    # -- takeover runs -------------------------------------------------------------------
 
     def _takeoverRunMessage(self, srvid: int, data: bytes) -> None:
         """ip_reallocate_handler: every node queues the request; the leader
-        answers after its (next) takeover run.  Others drop theirs once they
-        know a settled leader (verify_local_ip_allocation), so a request sent
-        while the leader changes (``ctdb ban`` of the leader) is answered by
-        the new one instead of waiting for the tool to resend it."""
+        answers after its next takeover run (at once, with its pnn, when
+        the node has no takeover runner).  Others drop theirs once they
+        know a settled leader (verify_local_ip_allocation), so a request
+        sent while the leader changes (``ctdb ban`` of the leader) is
+        answered by the new one instead of waiting for the tool to resend
+        it.  A request with srvid 0 wants a run and no answer."""
         try:
             pnn, replySrvid = decodeSrvidMessage(data)
         except ValueError:
             return
-        if replySrvid == 0:
-            return
-        if self.isLeader() and not self.recovering:
-            self.daemon.sendMessage(pnn, replySrvid, C.encodeI32(self.pnn))
+        runner = self.daemon.takeoverRunner
+        if runner is None:
+            if replySrvid == 0:
+                return
+            if self.isLeader() and not self.recovering:
+                self.daemon.sendMessage(pnn, replySrvid, C.encodeI32(self.pnn))
+                return
+        elif self.isLeader():
+            self._takeoverRequests.append((pnn, replySrvid))
+            self.scheduleCheck(0)
             return
         leader = self.leader
         unsettled = (
@@ -371,4 +400,48 @@ class Monitoring:
     def _answerTakeoverRequests(self) -> None:
         requests, self._takeoverRequests = self._takeoverRequests, []
         for pnn, replySrvid in requests:
-            self.daemon.sendMessage(pnn, replySrvid, C.encodeI32(self.pnn))
+            if replySrvid != 0:
+                self.daemon.sendMessage(pnn, replySrvid, C.encodeI32(self.pnn))
+
+    async def _takeoverRunChecks(self) -> None:
+        """main_loop's last step: a run when one was asked for or the last
+        one failed, unless runs are held off.  A failed run is tried again
+        after RecoverInterval (the period of ctdbd's main loop), not at
+        every one of our quicker checks."""
+        runner = self.daemon.takeoverRunner
+        if runner is None or runner.takeoverRunsDisabled():
+            return
+        retry = self.needTakeoverRun and self.reactor.seconds() >= self._takeoverRetryAt
+        if self._takeoverRequests or retry:
+            await self.processTakeoverRequests()
+
+    async def processTakeoverRequests(self) -> bool:
+        """process_ipreallocate_requests: one takeover run, then the
+        requests that were waiting when it began are answered with its
+        status (our pnn, or -1); later ones wait for the next run."""
+        current, self._takeoverRequests = self._takeoverRequests, []
+        ok = await self.doTakeoverRun()
+        status = self.pnn if ok else -1
+        for pnn, replySrvid in current:
+            if replySrvid != 0:
+                self.daemon.sendMessage(pnn, replySrvid, C.encodeI32(status))
+        return ok
+
+    async def doTakeoverRun(self) -> bool:
+        """do_takeover_run, through the daemon's takeover runner: True when
+        it succeeded; otherwise one is needed again."""
+        runner = self.daemon.takeoverRunner
+        if runner is None:
+            self.needTakeoverRun = False
+            return True
+        try:
+            ok = bool(await defer.maybeDeferred(runner.takeoverRun))
+        except Exception:  # noqa: BLE001 - a broken run is a failed run
+            self.log.failure("Takeover run failed")
+            ok = False
+        self.needTakeoverRun = not ok
+        if not ok:
+            self._takeoverRetryAt = self.reactor.seconds() + float(
+                self.daemon.tunables.RecoverInterval
+            )
+        return ok

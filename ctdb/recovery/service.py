@@ -71,8 +71,14 @@ class RecoveryService(Service, Leadership, Monitoring, Banning):
         self._startedAt = self.reactor.seconds()
         self._lastConnect: float | None = None
         self._joinChecking = False
-        #: TAKEOVER_RUN requests (pnn, srvid) waiting for a leader
+        #: TAKEOVER_RUN requests (pnn, srvid) waiting for a leader, or for
+        #: this leader's next takeover run
         self._takeoverRequests: list[tuple[int, int]] = []
+        #: need_takeover_run: the last takeover run failed, or node states
+        #: changed since it ran
+        self.needTakeoverRun = False
+        #: when a failed takeover run may be tried again
+        self._takeoverRetryAt = 0.0
         #: the timer of a DISABLE_RECOVERIES request (ctdb_op_disable)
         self._recoveriesDisabled: IDelayedCall | None = None
         self.clusterLock = None
