@@ -321,21 +321,20 @@ class NetworkLab:
             raise NetworkLabError("; ".join(problems))
 
 
-class Capture:
-    """
-    Frames seen on one interface by a capture process (an C{AF_PACKET}
-    socket, outgoing frames included), read as they come.
-    """
+class LineReader:
+    """The lines a spawned process prints on its stdout, each waited for
+    with a timeout (so a test never hangs on a silent process)."""
 
     def __init__(self, process: subprocess.Popen[bytes]) -> None:
         self.process = process
-        assert process.stdout is not None
+        if process.stdout is None:
+            raise ValueError("the process has no stdout pipe")
         self._fd = process.stdout.fileno()
         self._buffer = b""
 
-    def readLine(self, timeout: float) -> str | None:
-        """The next line the capture printed, or None at its end or after
-        C{timeout} seconds."""
+    def readLine(self, timeout: float = COMMAND_TIMEOUT) -> str | None:
+        """The next line the process printed, without its newline, or None
+        at its end or after C{timeout} seconds."""
         deadline = time.monotonic() + timeout
         while b"\n" not in self._buffer:
             left = deadline - time.monotonic()
@@ -350,6 +349,20 @@ class Capture:
             self._buffer += chunk
         line, self._buffer = self._buffer.split(b"\n", 1)
         return line.decode()
+
+    def writeLine(self, line: str) -> None:
+        """Send C{line} to the process's stdin."""
+        if self.process.stdin is None:
+            raise ValueError("the process has no stdin pipe")
+        self.process.stdin.write(line.encode() + b"\n")
+        self.process.stdin.flush()
+
+
+class Capture(LineReader):
+    """
+    Frames seen on one interface by a capture process (an C{AF_PACKET}
+    socket, outgoing frames included), read as they come.
+    """
 
     def waitFor(
         self, predicate: Callable[[bytes], bool], timeout: float = 10.0
