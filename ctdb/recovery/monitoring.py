@@ -294,11 +294,16 @@ class Monitoring:
             self.needRecovery = True
             self.reactor.callLater(1.0, self.scheduleCheck, 0)
         else:
-            if d.takeoverRunner is not None:
+            runner = d.takeoverRunner
+            if runner is not None:
                 # do_recovery: a takeover run after every recovery; a
                 # failed one is retried from the monitor checks.  It also
-                # answers the TAKEOVER_RUN requests that came before it.
-                await self.processTakeoverRequests()
+                # answers the TAKEOVER_RUN requests that came before it,
+                # unless runs are held off: those wait for a real run.
+                if runner.takeoverRunsDisabled():
+                    await self.doTakeoverRun()
+                else:
+                    await self.processTakeoverRequests()
             d.sendMessage(P.CTDB_BROADCAST_CONNECTED, CTDB_SRVID_RECONFIGURE, b"")
             # ban_counts_reset, after the run as in ctdbd: a run that fails
             # here earns its culprit nothing until it fails again.

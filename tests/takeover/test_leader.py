@@ -667,6 +667,22 @@ class DisableTests(_LeaderMixin, SynchronousTestCase):
         self.assertFalse(runner.takeoverRunsDisabled())
         self.assertEqual(self.answers(asker), [2])
 
+    def test_recoveryWhileDisabled(self) -> None:
+        """A recovery while runs are held off does not answer the waiting
+        requests with a failure: they are answered by the run after."""
+        client = self.requester(0)
+        self.disable(client, 10)
+        asker = self.requester(1)
+        self.askRun(asker, 1)
+        self.service(2).needRecovery = True
+        self.settle(2)
+        self.assertFalse(self.service(2).recovering)
+        self.assertTrue(self.service(2).needTakeoverRun)
+        self.assertEqual(self.answers(asker), [])
+        self.settle(9)
+        self.assertEqual(self.answers(asker), [2])
+        self.assertFalse(self.service(2).needTakeoverRun)
+
     def test_zeroEnables(self) -> None:
         client = self.requester(0)
         self.disable(client, 100)
