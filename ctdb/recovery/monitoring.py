@@ -6,10 +6,19 @@ to every node, and the requests that wait on recoveries: disabling them
 (C{ctdb reloadnodes}) and takeover runs.  A part of
 L{ctdb.recovery.service.RecoveryService}.
 
+Takeover runs are done by the daemon's L{ctdb.interfaces.ITakeoverRunner}
+(none: TAKEOVER_RUN requests are answered at once); this part decides
+when: after every recovery, when a node's flags or link change, for
+TAKEOVER_RUN requests (answered with the run's status: our pnn, or -1),
+and again, RecoverInterval later, after a failed run (need_takeover_run),
+unless runs are held off.
+
 Differences from ctdbd 4.17, on purpose and documented in the README:
  - a dead node is noticed from the transport at once;
  - the leader checks the cluster four times a second and at once when a
-   node's state changes, instead of every RecoverInterval.
+   node's state changes, instead of every RecoverInterval;
+ - the run that follows a recovery also answers the TAKEOVER_RUN requests
+   that came before it began (ctdbd answers them after one more run).
 """
 
 from __future__ import annotations
