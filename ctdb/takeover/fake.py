@@ -4,8 +4,8 @@ L{FakeAddressSystem}: an L{IAddressSystem} in memory for unit tests.  It
 keeps interfaces (with a link state a test can flip) and the addresses on
 them, applies the same rules as L{ctdb.takeover.system.LinuxAddressSystem}
 (an address on another interface is an error, removing an absent one is
-not, a loopback interface sends no announcement), and records every call
-that would have touched the host in L{FakeAddressSystem.calls}:
+not), and records every call that would have touched the host, as it is
+made and whatever came of it, in L{FakeAddressSystem.calls}:
 
     ("add", address, mask, iface)          ("remove", address, mask, iface)
     ("arp", address, iface)                ("tickle", src, dst)
@@ -25,9 +25,7 @@ from zope.interface import implementer
 
 from ctdb.errors import AddressError
 from ctdb.interfaces import IAddressSystem
-
-Endpoint = tuple[str, int]
-Connection = tuple[Endpoint, Endpoint]
+from ctdb.takeover.packets import Connection, Endpoint
 
 
 def _canonical(address: str) -> str:
@@ -140,13 +138,12 @@ class FakeAddressSystem:
         self.addresses.pop(_canonical(address), None)
 
     def sendGratuitousArp(self, address: str, iface: str) -> None:
+        self.calls.append(("arp", address, iface))
         self._check("sendGratuitousArp")
         _canonical(address)
         if iface not in self.links:
             raise AddressError(f"Interface '{iface}' not found")
-        if iface in self.loopbacks:
-            return
-        self.calls.append(("arp", address, iface))
+        # (on a loopback interface the real one sends nothing, silently)
 
     def sendTickle(
         self,
@@ -156,11 +153,11 @@ class FakeAddressSystem:
         ack: int = 0,
         rst: bool = False,
     ) -> None:
-        self._check("sendTickle")
         if seq == 0 and ack == 0 and not rst:
             self.calls.append(("tickle", src, dst))
         else:
             self.calls.append(("tcp", src, dst, seq, ack, rst))
+        self._check("sendTickle")
 
     def killConnections(
         self, iface: str, connections: Sequence[Connection], timeout: float

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 #: an (address, port) pair, the address as a string
 Endpoint = tuple[str, int]
+#: a TCP connection as (client, server)
+Connection = tuple[Endpoint, Endpoint]
 
 ETHERTYPE_IP = 0x0800
 ETHERTYPE_ARP = 0x0806

@@ -48,13 +48,9 @@ from zope.interface import implementer
 from ctdb.errors import AddressError
 from ctdb.interfaces import IAddressSystem, ICTDBReactor
 from ctdb.takeover import packets
+from ctdb.takeover.packets import Connection, Endpoint
 
 _log = Logger()
-
-#: an (address, port) pair
-Endpoint = tuple[str, int]
-#: a TCP connection as (client, server)
-Connection = tuple[Endpoint, Endpoint]
 
 ETH_P_ALL = 0x0003
 ARPHRD_ETHER = 1
@@ -126,7 +122,9 @@ class LinuxAddressSystem:
         family = socket.AF_INET if wanted.version == 4 else socket.AF_INET6
         found = []
         for message in ipr.get_addr(family=family):
-            value = message.get_attr("IFA_ADDRESS")
+            # IFA_LOCAL is the local end of a point-to-point link (whose
+            # IFA_ADDRESS is the peer); elsewhere only IFA_ADDRESS is set
+            value = message.get_attr("IFA_LOCAL") or message.get_attr("IFA_ADDRESS")
             if value is None or ipaddress.ip_address(value) != wanted:
                 continue
             index = message["index"]

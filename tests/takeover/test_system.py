@@ -111,20 +111,25 @@ class FakeAddressSystemTests(SynchronousTestCase):
         self.assertRaises(KeyError, fake.setLink, "eth1", True)
 
     def test_announcements(self) -> None:
-        """ARP is recorded, except on loopback; tickles and other segments
-        are recorded apart."""
+        """Every announcement is recorded as it is asked for, a failing one
+        too; tickles and other segments are recorded apart."""
         fake = FakeAddressSystem()
         fake.sendGratuitousArp("10.0.0.1", "eth0")
         fake.sendGratuitousArp("127.0.0.1", "lo")
         self.assertRaises(AddressError, fake.sendGratuitousArp, "10.0.0.1", "eth7")
         fake.sendTickle(SERVER4, CLIENT4)
         fake.sendTickle(SERVER4, CLIENT4, 5, 6, rst=True)
+        fake.fail("sendTickle")
+        self.assertRaises(AddressError, fake.sendTickle, SERVER6, CLIENT6)
         self.assertEqual(
             fake.calls,
             [
                 ("arp", "10.0.0.1", "eth0"),
+                ("arp", "127.0.0.1", "lo"),
+                ("arp", "10.0.0.1", "eth7"),
                 ("tickle", SERVER4, CLIENT4),
                 ("tcp", SERVER4, CLIENT4, 5, 6, True),
+                ("tickle", SERVER6, CLIENT6),
             ],
         )
 
