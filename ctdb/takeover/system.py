@@ -15,7 +15,8 @@ Samba 4.17 does it.
   - Killing connections is C{ctdb_killtcp}: an C{AF_PACKET} capture read
     on the reactor, a tickle ACK to every client, a reset answering the
     ACK each sends back, tickles again every 0.1 s until all are reset or
-    the time is up.
+    the time is up.  The capture is bound to the interface it is given
+    (Samba's C{AF_PACKET} capture ignores it and hears every interface).
 
 The frames themselves come from the pure L{ctdb.takeover.packets}.  Every
 failure of a system call becomes an L{AddressError}; none escapes into the
