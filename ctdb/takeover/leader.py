@@ -61,6 +61,7 @@ it), so a node that joins is not made a force-rebalance target.
 from __future__ import annotations
 
 import errno
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -93,8 +94,6 @@ from ctdb.protocols.srvids import (
 from ctdb.takeover import ipalloc
 
 if TYPE_CHECKING:
-    from twisted.internet.interfaces import IDelayedCall
-
     from ctdb.daemon.core import Daemon
 
 __all__ = ["DISABLE_OTHERS_TIMEOUT", "TakeoverRunner"]
@@ -122,7 +121,8 @@ class TakeoverRunner:
     for them) and the messages that hold them off or steer them.
 
     @ivar forceRebalance: the REBALANCE_NODE targets for the next run.
-    @ivar allocateCalls: the keyword arguments of every allocation so far
+    @ivar allocations: how many allocations were made so far.
+    @ivar allocateCalls: the keyword arguments of the latest allocations
         (numNodes, known, available and the tunables), newest last: what a
         test or C{ctdb_takeover_tests} would feed the allocator.
     """
@@ -144,12 +144,16 @@ class TakeoverRunner:
         self._allocate = allocate
         self._canHostIPs = canHostIPs
         self.forceRebalance: list[int] = []
-        self.allocateCalls: list[dict[str, Any]] = []
+        #: how many allocations were made, and the inputs of the latest
+        self.allocations = 0
+        self.allocateCalls: deque[dict[str, Any]] = deque(maxlen=8)
         self._inProgress = False
         #: callers waiting for the run after the current one
         self._queued: list[defer.Deferred[bool]] = []
-        #: the timer of a DISABLE_TAKEOVER_RUNS (ctdb_op_disable)
-        self._disabled: IDelayedCall | None = None
+        #: until when a DISABLE_TAKEOVER_RUNS holds runs off (ctdb_op_disable;
+        #: a deadline rather than a timer, so that nothing is left pending
+        #: when the node stops), or None
+        self._disabledUntil: float | None = None
         self._verifying = False
 
     # -- the seams of the daemon ----------------------------------------------
@@ -177,7 +181,11 @@ class TakeoverRunner:
         return self._start()
 
     def takeoverRunsDisabled(self) -> bool:
-        return self._disabled is not None and self._disabled.active()
+        until = self._disabledUntil
+        if until is not None and self.reactor.seconds() >= until:
+            self._disabledUntil = until = None
+            self.log.info("Reenabling takeover runs after timeout")
+        return until is not None
 
     def inProgress(self) -> bool:
         return self._inProgress
@@ -188,25 +196,15 @@ class TakeoverRunner:
         """Hold runs off for C{timeout} seconds (0 lets them run again).
         Returns 0, or -EAGAIN while a run is going."""
         if timeout == 0:
-            self._cancelDisable()
+            self._disabledUntil = None
             self.log.info("Reenabling takeover runs")
             return 0
         if self._inProgress:
             self.log.error("Unable to disable takeover runs - in progress")
             return -errno.EAGAIN
-        self._cancelDisable()
         self.log.info("Disabling takeover runs for {secs} seconds", secs=timeout)
-        self._disabled = self.reactor.callLater(timeout, self._disableTimedOut)
+        self._disabledUntil = self.reactor.seconds() + timeout
         return 0
-
-    def _cancelDisable(self) -> None:
-        if self._disabled is not None and self._disabled.active():
-            self._disabled.cancel()
-        self._disabled = None
-
-    def _disableTimedOut(self) -> None:
-        self._disabled = None
-        self.log.info("Reenabling takeover runs after timeout")
 
     def _disableTakeoverRunsMessage(self, srvid: int, data: bytes) -> None:
         """srvid_disable_and_reply: answer the requester with our pnn, or a
@@ -433,6 +431,7 @@ class TakeoverRunner:
             "noIPFailback": bool(tun.NoIPFailback),
             "forceRebalance": tuple(forceRebalance),
         }
+        self.allocations += 1
         self.allocateCalls.append(arguments)
         return self._allocate(**arguments, log=self._allocLog)
 

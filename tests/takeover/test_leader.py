@@ -195,7 +195,7 @@ class _LeaderMixin:
         return self.successResultOf(d)  # type: ignore[attr-defined]
 
     def runs(self) -> int:
-        return len(self.runners[2].allocateCalls)
+        return self.runners[2].allocations
 
     def steps(self) -> list[Any]:
         """The release/take/ipreallocated entries of the log so far."""
