@@ -42,12 +42,18 @@ from twisted.logger import (
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from ctdb.config.publicaddresses import PublicAddress
 from ctdb.daemon.core import Daemon, DaemonConfig
 from ctdb.daemon.memdump import installMemoryDump
 from ctdb.databases.manager import DatabaseManager
 from ctdb.errors import ConfigError
 from ctdb.eventd import EventDaemon
-from ctdb.interfaces import ICTDBReactor, ILogLevelObserver, INodeTransport
+from ctdb.interfaces import (
+    IAddressSystem,
+    ICTDBReactor,
+    ILogLevelObserver,
+    INodeTransport,
+)
 from ctdb.logfilter import twistedLevel
 from ctdb.nodes import NodeMap, readNodesFile
 from ctdb.protocols.debuglevels import DEBUG_LEVELS, parseDebugLevel
@@ -61,6 +67,10 @@ from ctdb.protocols.packet import CTDB_PORT
 from ctdb.protocols.tunables import Tunables
 from ctdb.recovery.controls import RecoveryControls
 from ctdb.recovery.service import RecoveryService
+from ctdb.takeover.leader import TakeoverRunner
+from ctdb.takeover.node import PublicAddresses, addressesFromFile
+from ctdb.takeover.system import LinuxAddressSystem
+from ctdb.takeover.testmode import TestModeAddressSystem
 from ctdb.transports.clientsocket import (
     ClientServerFactory,
     ClientSocketPort,
@@ -226,8 +236,22 @@ class NodeConfig:
     #: [legacy] start as stopped / start as disabled
     startStopped: bool = False
     startDisabled: bool = False
-    #: public_addresses entries, read and checked (not served yet)
-    publicAddresses: list[object] = field(default_factory=list)
+    #: this node's public addresses (public_addresses entries, in file
+    #: order); or C{publicAddressesFile}, read at start and again by
+    #: RELOAD_PUBLIC_IPS (C{ctdb reloadips})
+    publicAddresses: list[PublicAddress] = field(default_factory=list)
+    publicAddressesFile: str | None = None
+    #: ctdb.conf C{[failover] disabled}: addresses are never moved
+    failoverDisabled: bool = False
+    #: only the takeip/releaseip/updateip event scripts add and remove
+    #: addresses (Samba's 10.interface, as ctdbd); by default the daemon
+    #: does it itself through C{addressSystem}
+    addressesByScripts: bool = False
+    #: ctdbd's test mode (C{CTDB_TEST_MODE}): the host is never changed and
+    #: never asked whether it holds an address
+    addressTestMode: bool = False
+    #: what changes the host's addresses (L{LinuxAddressSystem} if None)
+    addressSystem: IAddressSystem | None = None
     #: Samba's ctdb-eventd to run event scripts with (none if None), and
     #: the socket it serves
     eventDaemon: str | None = None
@@ -250,7 +274,9 @@ class CTDBNode(MultiService):
     One node's service tree, as L{buildNode} assembled it, with its parts
     named for those that look at them (tests, the drop-in ctdbd): the
     daemon core, the databases subsystem and, when built with recovery,
-    the recovery service.
+    the recovery service, the node side of public-IP takeover
+    (C{takeover}, service C{"takeover"}) and the leader's takeover runs
+    (C{takeoverRunner}).
     """
 
     def __init__(
@@ -259,12 +285,16 @@ class CTDBNode(MultiService):
         databases: DatabaseManager,
         recoveryControls: RecoveryControls,
         recovery: RecoveryService | None,
+        takeover: PublicAddresses,
+        takeoverRunner: TakeoverRunner,
     ) -> None:
         super().__init__()
         self.daemon = daemon
         self.databases = databases
         self.recoveryControls = recoveryControls
         self.recovery = recovery
+        self.takeover = takeover
+        self.takeoverRunner = takeoverRunner
 
 
 def buildNode(
@@ -337,18 +367,21 @@ def buildNode(
         me.flags |= NODE_FLAGS_STOPPED
     if config.startDisabled:
         me.flags |= NODE_FLAGS_PERMANENTLY_DISABLED
-    daemon.publicAddresses = list(config.publicAddresses)
 
     databases = DatabaseManager(daemon, memory=config.memoryStores)
     databases.plugInto(daemon)
     installMemoryDump(daemon)
     controls = RecoveryControls(daemon)
     controls.plugInto(daemon)
+    takeover = _buildTakeover(config, daemon, reactor)
+    takeover.plugInto(daemon)
+    takeoverRunner = TakeoverRunner(daemon, failoverDisabled=config.failoverDisabled)
+    takeoverRunner.plugInto(daemon)
     recovery = None
     if config.withRecovery:
         recovery = RecoveryService(daemon, controls)
         recovery.plugInto(daemon)
-    top = CTDBNode(daemon, databases, controls, recovery)
+    top = CTDBNode(daemon, databases, controls, recovery, takeover, takeoverRunner)
     daemon.setName("daemon")
     daemon.setServiceParent(top)
     if recovery is not None:
@@ -382,9 +415,37 @@ def buildNode(
         )
         daemon.setEventRunner(eventd)
         eventd.setServiceParent(top)
+    # Stopped before the event daemon: daemon-added addresses go while the
+    # shutdown event can still run.
+    takeover.setServiceParent(top)
     if config.pidFile is not None:
         PidFileService(config.pidFile).setServiceParent(top)
     return top
+
+
+def _buildTakeover(
+    config: NodeConfig, daemon: Daemon, reactor: ICTDBReactor
+) -> PublicAddresses:
+    """The node side of public-IP takeover, with an empty address list when
+    the node has none."""
+    system = config.addressSystem
+    if system is None:
+        if config.addressTestMode:
+            system = TestModeAddressSystem()
+        else:
+            system = LinuxAddressSystem(reactor=reactor)
+    addresses = list(config.publicAddresses)
+    if config.publicAddressesFile is not None:
+        addresses = addressesFromFile(config.publicAddressesFile)
+    return PublicAddresses(
+        daemon,
+        addresses,
+        system,
+        failoverDisabled=config.failoverDisabled,
+        byScripts=config.addressesByScripts or config.addressTestMode,
+        checkAddresses=not config.addressTestMode,
+        addressesFile=config.publicAddressesFile,
+    )
 
 
 def buildCTDBService(

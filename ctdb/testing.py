@@ -9,7 +9,9 @@ C{treq.testing} and C{twisted.internet.testing}:
    L{Daemon} objects wired to each other in memory, driven by one
    L{twisted.internet.task.Clock}, so cluster behaviour is deterministic;
  - L{FakeClient}: an L{IClientConnection} that records the packets the daemon
-   sends to a local client, and builds the packets a client would send.
+   sends to a local client, and builds the packets a client would send;
+ - each node of L{connectedNodes} changes its own L{FakeAddressSystem}
+   (L{ctdb.takeover.fake}) when public addresses move.
 
 Nothing here touches the network or the real reactor.
 """
@@ -24,6 +26,7 @@ from twisted.internet import defer
 from twisted.internet.task import Clock
 from zope.interface import implementer
 
+from ctdb.config.publicaddresses import PublicAddress, parsePublicAddresses
 from ctdb.daemon.core import Daemon, DaemonConfig
 from ctdb.databases.manager import DatabaseManager
 from ctdb.interfaces import IClientConnection, INodeTransport, INodeTransportListener
@@ -32,6 +35,8 @@ from ctdb.protocols import packet as P
 from ctdb.recovery.controls import RecoveryControls
 from ctdb.recovery.service import RecoveryService
 from ctdb.service import CTDBNode, NodeConfig, buildNode
+from ctdb.takeover.fake import FakeAddressSystem
+from ctdb.takeover.node import PublicAddresses
 
 __all__ = [
     "FakeClient",
@@ -366,6 +371,9 @@ class FakeCluster:
     builder: Callable[[int], Daemon] | None = None
     #: the whole node (L{ctdb.service.buildNode}) of each daemon, by pnn
     nodes: dict[int, CTDBNode] = field(default_factory=dict)
+    #: the host each node changes when public addresses move, by pnn (kept
+    #: across L{restart}, as a host keeps its addresses when a daemon dies)
+    addressSystems: dict[int, FakeAddressSystem] = field(default_factory=dict)
 
     def node(self, pnn: int) -> CTDBNode:
         """Node C{pnn} as L{ctdb.service.buildNode} built it."""
@@ -376,6 +384,10 @@ class FakeCluster:
 
     def recoveryControls(self, pnn: int) -> RecoveryControls:
         return self.nodes[pnn].recoveryControls
+
+    def takeover(self, pnn: int) -> PublicAddresses:
+        """The node side of public-IP takeover of node C{pnn}."""
+        return self.nodes[pnn].takeover
 
     def recovery(self, pnn: int) -> RecoveryService:
         recovery = self.nodes[pnn].recovery
@@ -460,6 +472,10 @@ def connectedNodes(
     daemonFactory: Callable[..., Daemon] = Daemon,
     start: bool = True,
     recovery: bool = False,
+    publicAddresses: str | dict[int, str] | None = None,
+    interfaces: tuple[str, ...] = ("eth0", "eth1"),
+    addressesByScripts: bool = False,
+    failoverDisabled: bool = False,
 ) -> FakeCluster:
     """
     Build C{n} started L{Daemon}s (addresses 127.0.0.1..n, or the nodes-file
@@ -471,6 +487,10 @@ def connectedNodes(
     stores, the recovery controls; no client socket), and with
     C{recovery=True} with its recovery service too: the cluster then still
     has to elect a leader and recover (advance the clock a few seconds).
+
+    C{publicAddresses} is public_addresses text for every node, or by pnn
+    (a node left out has none); each node gets its own L{FakeAddressSystem}
+    with C{interfaces} (and C{lo}), in C{cluster.addressSystems}.
     """
     text = (
         nodes if nodes is not None else "".join(f"127.0.0.{i + 1}\n" for i in range(n))
@@ -494,6 +514,9 @@ def connectedNodes(
                 transport=network.transport(pnn),
                 shutdownCallback=onShutdown,
             )
+        system = cluster.addressSystems.get(pnn)
+        if system is None:
+            system = cluster.addressSystems[pnn] = FakeAddressSystem(interfaces)
         node = buildNode(
             NodeConfig(
                 nodeMap=nodeMap,
@@ -502,6 +525,10 @@ def connectedNodes(
                 memoryStores=True,
                 withRecovery=recovery,
                 withClientSocket=False,
+                publicAddresses=_addressesOf(publicAddresses, pnn),
+                addressesByScripts=addressesByScripts,
+                failoverDisabled=failoverDisabled,
+                addressSystem=system,
             ),
             reactor=clock,  # type: ignore[arg-type]
             transport=network.transport(pnn),
@@ -519,3 +546,14 @@ def connectedNodes(
             cluster._startNode(d)
         cluster.flush()
     return cluster
+
+
+def _addressesOf(text: str | dict[int, str] | None, pnn: int) -> list[PublicAddress]:
+    if isinstance(text, dict):
+        text = text.get(pnn)
+    if not text:
+        return []
+    addresses, messages = parsePublicAddresses(text)
+    if messages:
+        raise ValueError("; ".join(m.text for m in messages))
+    return addresses

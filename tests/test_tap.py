@@ -46,12 +46,14 @@ class MakeServiceTests(SynchronousTestCase):
         self.tmp = Path(directory)
 
     def test_namedChildren(self) -> None:
-        """The service is a MultiService with children "daemon" and "clients"."""
+        """The service is a MultiService with children "daemon", "recovery",
+        "clients" and "takeover"."""
         service = tap.makeService(makeOptions(self.tmp), MemoryReactorClock())
         assert isinstance(service, MultiService)  # narrows the type for mypy too
         self.assertTrue(IService.providedBy(service))
         self.assertEqual(
-            {child.name for child in service}, {"daemon", "recovery", "clients"}
+            {child.name for child in service},
+            {"daemon", "recovery", "clients", "takeover"},
         )
         daemon = service.getServiceNamed("daemon")
         self.assertIsInstance(daemon, Daemon)

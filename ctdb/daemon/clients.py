@@ -42,7 +42,6 @@ class LocalClients:
         vnnMap: VnnMap
         stats: Statistics
         clients: dict[int, IClientConnection]
-        clientTcp: dict[int, list[tuple[tuple[str, int], tuple[str, int]]]]
         srvids: dict[int, list[IClientConnection]]
         internalHandlers: dict[int, list[Callable[[int, bytes], object]]]
         tunnels: dict[int, IClientConnection]
@@ -84,7 +83,6 @@ class LocalClients:
 
     def clientDisconnected(self, client: IClientConnection) -> None:
         self.clients.pop(client.client_id, None)
-        self.clientTcp.pop(client.client_id, None)
         self.stats.counters["num_clients"] = len(self.clients)
         for srvid in [s for s, cs in self.srvids.items() if client in cs]:
             self.deregisterSrvid(srvid, client)

@@ -149,47 +149,6 @@ class ControlHandlers:
                 return OK
         return FAIL
 
-    def control_TCP_CLIENT(
-        self, req: P.ReqControl, client: IClientConnection | None
-    ) -> ControlResult:
-        """
-        ctdb_control_tcp_client: smbd registers each SMB connection, so that
-        a takeover of the server address can tickle the client.  With no
-        public addresses on this node ctdbd keeps nothing and answers 0
-        without a word; we keep the connection with its client (for
-        C{ctdb gettickles}-style introspection and the takeover work), and
-        forget it when the client goes.
-        """
-        _exactSize(req, C.CONNECTION_SIZE)
-        src, dst = C.decodeConnection(req.data)
-        if client is None:
-            return FAIL
-        self.daemon.clientTcp.setdefault(client.client_id, []).append((src, dst))
-        self.log.debug(
-            "TCP connection {src}:{sport} -> {dst}:{dport} from client {cid}",
-            src=src[0],
-            sport=src[1],
-            dst=dst[0],
-            dport=dst[1],
-            cid=client.client_id,
-        )
-        return OK
-
-    def control_TCP_ADD(self, req: P.ReqControl, client: object) -> ControlResult:
-        """ctdb_control_tcp_add/_remove: another node's tickle for one of
-        our public addresses.  We hold none yet, so, as ctdbd for an address
-        that is not public, refuse it."""
-        _exactSize(req, C.CONNECTION_SIZE)
-        _, dst = C.decodeConnection(req.data)
-        self.log.info(
-            "got {name} control for an address which is not a public address '{addr}'",
-            name=C.controlName(req.opcode),
-            addr=dst[0],
-        )
-        return FAIL
-
-    control_TCP_REMOVE = control_TCP_ADD
-
     def control_STATISTICS(self, req: P.ReqControl, client: object) -> ControlResult:
         _exactSize(req, 0)
         d = self.daemon
@@ -294,29 +253,6 @@ class ControlHandlers:
         # ctdbd exits without replying; the client sees its connection close.
         self.daemon.shutdown()
         return defer.Deferred()
-
-    def control_GET_IFACES(self, req: P.ReqControl, client: object) -> ControlResult:
-        # No public addresses configured: no interfaces (until IP takeover).
-        return _ok(C.encodeU32(0))
-
-    def control_GET_PUBLIC_IPS(
-        self, req: P.ReqControl, client: object
-    ) -> ControlResult:
-        return _ok(C.encodeU32(0))
-
-    def control_STARTUP(self, req: P.ReqControl, client: object) -> ControlResult:
-        # A 4.17 ctdbd broadcasts STARTUP (NOREPLY) when its startup event
-        # has run; ctdb_control_startup only resends its TCP tickles, and
-        # with no public addresses there are none.
-        _exactSize(req, 0)
-        return OK
-
-    def control_IPREALLOCATED(self, req: P.ReqControl, client: object) -> ControlResult:
-        # Sent to every node at the end of a 4.17 leader's takeover run
-        # (ctdb_takeover_helper); ctdbd runs the "ipreallocated" event.  With
-        # no public addresses and no event scripts there is nothing to do, but
-        # a failure would earn this node banning credits from that leader.
-        return OK
 
     def control_RECD_RECLOCK_LATENCY(
         self, req: P.ReqControl, client: object

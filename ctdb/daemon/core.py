@@ -129,11 +129,6 @@ class Daemon(Service, LocalClients):
         self.lastRecoveryFinished = 0.0
         self.stats.statistics_start_time = self.startTime
         self.clients: dict[int, IClientConnection] = {}
-        #: public_addresses entries (read and checked; not served yet)
-        self.publicAddresses: list[object] = []
-        #: TCP connections local clients (smbd) registered with TCP_CLIENT,
-        #: by client id: (client end, server end), dropped with the client
-        self.clientTcp: dict[int, list[tuple[tuple[str, int], tuple[str, int]]]] = {}
         self._clientIds = itertools.count(1)
         self._reqids = itertools.count(1)
         #: record-protocol packets for nodes whose link is not up (see

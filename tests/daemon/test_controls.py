@@ -15,7 +15,6 @@ import struct
 import tempfile
 
 from twisted.internet.task import Clock
-from twisted.logger import LogLevel, capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
@@ -555,47 +554,3 @@ class BadControlTests(ControlTestCase):
         reply = self.call(Control.GET_PNN)
         self.assertEqual((reply.status, reply.errmsg), (-1, b"internal error"))
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
-
-
-class TcpClientControlTests(ControlTestCase):
-    """TCP_CLIENT, TCP_ADD and TCP_REMOVE without public addresses
-    (ctdb_takeover.c): smbd registers every SMB connection."""
-
-    connection = C.encodeConnection(("127.0.0.9", 50123), ("127.0.0.2", 445))
-
-    def test_tcpClientKeptWithClient(self) -> None:
-        """TCP_CLIENT is accepted and kept with the client until it goes."""
-        self.assertOk(self.call(Control.TCP_CLIENT, self.connection))
-        self.assertEqual(
-            self.daemon.clientTcp[self.client.client_id],
-            [(("127.0.0.9", 50123), ("127.0.0.2", 445))],
-        )
-        self.client.transport.loseConnection()
-        self.assertNotIn(self.client.client_id, self.daemon.clientTcp)
-
-    def test_tcpClientNoReply(self) -> None:
-        """smbd sends it with NOREPLY: no reply, and nothing logged as an error."""
-        with capturedLogs() as events:
-            reqid = self.client.control(
-                Control.TCP_CLIENT, self.connection, flags=P.CTDB_CTRL_FLAG_NOREPLY
-            )
-            self.clock.advance(0)
-        self.assertIsNone(self.client.reply(reqid))
-        errors = [
-            e
-            for e in events
-            if e.get("log_level") in (LogLevel.error, LogLevel.critical)
-        ]
-        self.assertEqual(errors, [])
-        self.assertIn(self.client.client_id, self.daemon.clientTcp)
-
-    def test_tcpClientMalformed(self) -> None:
-        """A short or oversized connection is refused."""
-        self.assertFails(self.call(Control.TCP_CLIENT, self.connection[:-1]))
-        self.assertFails(self.call(Control.TCP_CLIENT, self.connection + b"\0"))
-        self.assertNotIn(self.client.client_id, self.daemon.clientTcp)
-
-    def test_tcpAddNotPublic(self) -> None:
-        """TCP_ADD/TCP_REMOVE for an address that is not public fail."""
-        self.assertFails(self.call(Control.TCP_ADD, self.connection))
-        self.assertFails(self.call(Control.TCP_REMOVE, self.connection))

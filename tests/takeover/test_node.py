@@ -1,0 +1,830 @@
+# -*- test-case-name: tests.takeover.test_node -*-
+"""
+Tests for L{ctdb.takeover.node}: the public-IP controls a node answers,
+checked against what Samba 4.17's ctdbd (server/ctdb_takeover.c) sends,
+and what taking and releasing an address does to the (fake) host.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import struct
+import tempfile
+
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+
+from ctdb.config.publicaddresses import PublicAddress
+from ctdb.errors import ConfigLoadError
+from ctdb.protocols import packet as P
+from ctdb.protocols.controls import Control
+from ctdb.protocols.nodestate import (
+    CTDB_RECOVERY_ACTIVE,
+    NODE_FLAGS_BANNED,
+    NODE_FLAGS_PERMANENTLY_DISABLED,
+    RunState,
+)
+from ctdb.protocols.publicips import (
+    CTDB_PUBLIC_IP_FLAGS_ONLY_AVAILABLE,
+    decodePublicIPList,
+)
+from ctdb.protocols.srvids import (
+    CTDB_SRVID_REBALANCE_NODE,
+    CTDB_SRVID_RELEASE_IP,
+    CTDB_SRVID_TAKE_IP,
+    CTDB_SRVID_TAKEOVER_RUN,
+    encodeSrvidMessage,
+)
+from ctdb.takeover.fake import FakeAddressSystem
+from ctdb.takeover.node import PublicAddresses
+from ctdb.takeover.testmode import TestModeAddressSystem
+from ctdb.testing import connectedNodes
+from tests.takeover._helpers import (
+    UNKNOWN,
+    A,
+    B,
+    RecordingEvents,
+    TakeoverCase,
+    addrInfo,
+    capturedLogs,
+    connection,
+    iface,
+    loggedErrors,
+    publicIp,
+    sockAddr,
+)
+
+
+class ReadingTests(TakeoverCase):
+    """GET_PUBLIC_IPS, GET_PUBLIC_IP_INFO and GET_IFACES."""
+
+    def test_publicIpsGolden(self) -> None:
+        """The list comes newest first (ctdbd's DLIST_ADD), every address
+        still unassigned."""
+        data = self.assertOk(self.call(0, Control.GET_PUBLIC_IPS))
+        self.assertEqual(
+            data,
+            struct.pack("<I", 2) + publicIp(UNKNOWN, B) + publicIp(UNKNOWN, A),
+        )
+
+    def test_publicIpsAfterTake(self) -> None:
+        """A taken address shows its owner."""
+        self.assertOk(self.take(1, A))
+        data = self.assertOk(self.call(1, Control.GET_PUBLIC_IPS))
+        self.assertEqual(
+            decodePublicIPList(data)[1].pnn,
+            1,
+        )
+
+    def test_onlyAvailable(self) -> None:
+        """With ONLY_AVAILABLE (in the control flags): every address of a
+        healthy node; none of a disabled or inactive one, or one whose links
+        are down, or one that is not RUNNING."""
+        only = CTDB_PUBLIC_IP_FLAGS_ONLY_AVAILABLE
+        data = self.assertOk(self.call(0, Control.GET_PUBLIC_IPS, flags=only))
+        self.assertEqual(len(decodePublicIPList(data)), 2)
+        d = self.cluster[0]
+        for flag in (NODE_FLAGS_PERMANENTLY_DISABLED, NODE_FLAGS_BANNED):
+            d.nodes[0].flags |= flag
+            data = self.assertOk(self.call(0, Control.GET_PUBLIC_IPS, flags=only))
+            self.assertEqual(data, struct.pack("<I", 0))
+            d.nodes[0].flags &= ~flag
+        d.runstate = RunState.STARTUP
+        data = self.assertOk(self.call(0, Control.GET_PUBLIC_IPS, flags=only))
+        self.assertEqual(data, struct.pack("<I", 0))
+        d.runstate = RunState.RUNNING
+        self.assertOk(self.call(0, Control.SET_IFACE_LINK_STATE, iface("eth0", 0, 0)))
+        data = self.assertOk(self.call(0, Control.GET_PUBLIC_IPS, flags=only))
+        self.assertEqual(decodePublicIPList(data), decodePublicIPList(publicIpList(B)))
+        self.assertOk(self.call(0, Control.SET_IFACE_LINK_STATE, iface("eth1", 0, 0)))
+        data = self.assertOk(self.call(0, Control.GET_PUBLIC_IPS, flags=only))
+        self.assertEqual(data, struct.pack("<I", 0))
+
+    def test_ifacesGolden(self) -> None:
+        """Interfaces newest first, link up, references counted by hosted
+        addresses."""
+        data = self.assertOk(self.call(0, Control.GET_IFACES))
+        self.assertEqual(
+            data, struct.pack("<I", 2) + iface("eth1", 1, 0) + iface("eth0", 1, 0)
+        )
+        self.assertOk(self.take(0, A))
+        self.assertOk(self.take(0, B))
+        data = self.assertOk(self.call(0, Control.GET_IFACES))
+        # B goes to eth1, which has fewer references than eth0
+        self.assertEqual(
+            data, struct.pack("<I", 2) + iface("eth1", 1, 1) + iface("eth0", 1, 1)
+        )
+
+    def test_publicIpInfoGolden(self) -> None:
+        """ctdb_public_ip_info: the address and owner, the index of the
+        interface it is up on (or 0xFFFFFFFF), its interfaces in file
+        order."""
+        data = self.assertOk(self.call(0, Control.GET_PUBLIC_IP_INFO, sockAddr(B)))
+        self.assertEqual(
+            data,
+            publicIp(UNKNOWN, B)
+            + struct.pack("<II", UNKNOWN, 2)
+            + iface("eth0", 1, 0)
+            + iface("eth1", 1, 0),
+        )
+        self.assertOk(self.take(0, A))
+        self.assertOk(self.take(0, B))
+        data = self.assertOk(self.call(0, Control.GET_PUBLIC_IP_INFO, sockAddr(B)))
+        self.assertEqual(
+            data,
+            publicIp(0, B)
+            + struct.pack("<II", 1, 2)
+            + iface("eth0", 1, 1)
+            + iface("eth1", 1, 1),
+        )
+
+    def test_publicIpInfoUnknown(self) -> None:
+        """An address that is not public fails, with ctdbd's log line."""
+        with capturedLogs() as events:
+            self.assertFails(
+                self.call(0, Control.GET_PUBLIC_IP_INFO, sockAddr("10.9.9.9"))
+            )
+        self.assertEqual(
+            loggedErrors(events),
+            ["Could not get public ip info, '10.9.9.9'not a public address"],
+        )
+
+    def test_noAddresses(self) -> None:
+        """A node without public addresses has empty lists."""
+        cluster = connectedNodes(1, Clock())
+        self.addCleanup(cluster.stop)
+        client = cluster.client(0)
+        for opcode in (Control.GET_PUBLIC_IPS, Control.GET_IFACES):
+            reqid = client.control(opcode)
+            cluster.flush()
+            reply = client.reply(reqid)
+            assert reply is not None
+            self.assertEqual((reply.status, reply.data), (0, struct.pack("<I", 0)))
+
+
+def publicIpList(*addresses: str) -> bytes:
+    return struct.pack("<I", len(addresses)) + b"".join(
+        publicIp(UNKNOWN, a) for a in addresses
+    )
+
+
+class LinkStateTests(TakeoverCase):
+    """SET_IFACE_LINK_STATE (ctdb setifacelink)."""
+
+    def test_setLink(self) -> None:
+        """The link goes down and up again, logged as ctdbd logs it."""
+        with capturedLogs() as events:
+            self.assertOk(
+                self.call(0, Control.SET_IFACE_LINK_STATE, iface("eth1", 0, 0))
+            )
+            self.assertOk(
+                self.call(0, Control.SET_IFACE_LINK_STATE, iface("eth1", 0, 0))
+            )
+        self.assertEqual(
+            loggedErrors(events),
+            ["iface[eth1] has changed it's link status up => down"],
+        )
+        data = self.assertOk(self.call(0, Control.GET_IFACES))
+        self.assertIn(iface("eth1", 0, 0), data)
+
+    def test_badLinkState(self) -> None:
+        """A link state other than 0 or 1, references, an unterminated name,
+        an unknown interface or a wrong size all fail."""
+        bad = [
+            iface("eth0", 2, 0),
+            iface("eth0", 1, 3),
+            b"x" * 17 + b"y" + struct.pack("<HI", 1, 0),
+            iface("nosuch", 1, 0),
+            iface("eth0", 1, 0)[:-1],
+            b"",
+        ]
+        for data in bad:
+            self.assertFails(self.call(0, Control.SET_IFACE_LINK_STATE, data))
+
+
+class TakeoverTests(TakeoverCase):
+    """TAKEOVER_IP in daemon mode: the address goes up on the fake host."""
+
+    def test_take(self) -> None:
+        """The address is added on its best interface, announced, and
+        TAKE_IP goes to the local clients."""
+        listener = self.cluster.client(0)
+        listener.control(Control.REGISTER_SRVID, srvid=CTDB_SRVID_TAKE_IP)
+        self.assertOk(self.take(0, A))
+        self.assertEqual(self.host(0).addresses, {A: (24, "eth0")})
+        self.assertIn((CTDB_SRVID_TAKE_IP, b"10.0.0.31\0"), listener.messages())
+        self.assertEqual(
+            self.host(0).calls[:2], [("add", A, 24, "eth0"), ("arp", A, "eth0")]
+        )
+
+    def test_announcementSpacing(self) -> None:
+        """Three ARPs, 1.1 s apart, each with a tickle ACK to every known
+        client (from the server's end); then the tickle list is emptied."""
+        conn = (("10.0.0.99", 40000), (A, 445))
+        self.assertOk(self.call(0, Control.TCP_ADD, connection(*conn)))
+        self.assertOk(self.take(0, A))
+        arp = ("arp", A, "eth0")
+        tickle = ("tickle", conn[1], conn[0])
+        calls = self.host(0).calls
+        self.assertEqual(calls[1:], [arp, tickle])
+        self.clock.advance(1.0)
+        self.assertEqual(len(calls), 3)
+        self.clock.advance(0.1)
+        self.assertEqual(calls[3:], [arp, tickle])
+        self.clock.advance(1.1)
+        self.assertEqual(calls[5:], [arp, tickle])
+        self.clock.advance(10)
+        self.assertEqual(len(calls), 7)
+        data = self.assertOk(self.call(0, Control.GET_TCP_TICKLE_LIST, sockAddr(A)))
+        self.assertEqual(data, sockAddr(A) + struct.pack("<I", 0))
+
+    def test_takeForAnotherNode(self) -> None:
+        """TAKEOVER_IP naming another pnn fails."""
+        reply = self.call(0, Control.TAKEOVER_IP, publicIp(1, A))
+        self.assertFails(reply)
+        self.assertEqual(self.host(0).addresses, {})
+
+    def test_takeNotPublic(self) -> None:
+        """An address that is not public is ignored with success."""
+        self.assertOk(self.take(0, "10.1.1.1"))
+        self.assertEqual(self.host(0).calls, [])
+
+    def test_redundantTake(self) -> None:
+        """Taking an address already held changes nothing."""
+        self.assertOk(self.take(0, A))
+        before = list(self.host(0).calls)
+        self.clock.advance(5)
+        before = list(self.host(0).calls)
+        self.assertOk(self.take(0, A))
+        self.assertEqual(self.host(0).calls, before)
+
+    def test_noUsableInterface(self) -> None:
+        """With every interface of the address down the take fails."""
+        self.assertOk(self.call(0, Control.SET_IFACE_LINK_STATE, iface("eth0", 0, 0)))
+        self.assertFails(self.take(0, A))
+        self.assertOk(self.take(0, B))
+        self.assertEqual(self.host(0).addresses, {B: (24, "eth1")})
+
+    def test_netlinkFailureIsolated(self) -> None:
+        """A host that refuses an address fails that take, with the reason;
+        the other address still works and nothing crashes."""
+        host = self.host(0)
+        host.fail("addAddress")
+        with capturedLogs() as events:
+            reply = self.take(0, A)
+        self.assertEqual(reply.status, -1)
+        self.assertIn(b"Failed to add 10.0.0.31/24 on interface eth0", reply.errmsg)
+        self.assertTrue(loggedErrors(events))
+        host.heal("addAddress")
+        self.assertOk(self.take(0, B))
+        self.assertIn(B, host.addresses)
+        # the failed one is retried by the next run and works now
+        self.assertOk(self.take(0, A))
+        self.assertIn(A, host.addresses)
+
+    def test_heldElsewhereBansSelf(self) -> None:
+        """An address the host holds but another node was assigned: ctdbd
+        bans itself and fails."""
+        self.assertOk(self.release(0, A, 2))  # node 0 learns: node 2 has A
+        self.host(0).addAddress(A, 24, "eth0")
+        with capturedLogs() as events:
+            self.assertFails(self.take(0, A))
+        self.cluster.flush()
+        self.assertTrue(
+            any("banning ourself" in e for e in loggedErrors(events)), events
+        )
+
+    def test_updateOnLinkDown(self) -> None:
+        """An address held on an interface whose link went down moves to
+        another one (updateip)."""
+        events = RecordingEvents()
+        self.cluster[0].setEventRunner(events)
+        self.assertOk(self.take(0, B))
+        self.assertEqual(self.host(0).addresses[B], (24, "eth0"))
+        self.assertOk(self.call(0, Control.SET_IFACE_LINK_STATE, iface("eth0", 0, 0)))
+        self.assertOk(self.take(0, B))
+        self.assertEqual(self.host(0).addresses[B], (24, "eth1"))
+        self.assertEqual(
+            events.calls,
+            [
+                ("takeip", f"eth0 {B} 24"),
+                ("updateip", f"eth0 eth1 {B} 24"),
+            ],
+        )
+
+    def test_takeEventFails(self) -> None:
+        """A failing takeip event fails the control with its status."""
+        events = RecordingEvents()
+        events.results["takeip"] = 3
+        self.cluster[0].setEventRunner(events)
+        self.assertFails(self.take(0, A), 3)
+
+    def test_takeRefusedInRecovery(self) -> None:
+        """ctdbd runs no takeip event in recovery: the take fails."""
+        self.cluster[0].setEventRunner(RecordingEvents())
+        self.cluster[0].recmode = CTDB_RECOVERY_ACTIVE
+        self.assertFails(self.take(0, A))
+
+    def test_updateInFlight(self) -> None:
+        """A second take of the same address while the first runs is
+        rejected."""
+        events = RecordingEvents()
+        events.hold.add("takeip")
+        self.cluster[0].setEventRunner(events)
+        c = self.cluster.client(0)
+        first = c.control(Control.TAKEOVER_IP, publicIp(0, A))
+        self.cluster.flush()
+        self.assertIsNone(c.reply(first))
+        self.assertFails(self.release(0, A, 1))
+        events.held[0].callback(0)
+        self.cluster.flush()
+        reply = c.reply(first)
+        assert reply is not None
+        self.assertEqual(reply.status, 0)
+
+
+class ReleaseTests(TakeoverCase):
+    """RELEASE_IP."""
+
+    def test_release(self) -> None:
+        """The clients' connections are killed, the address removed, the
+        new owner recorded, RELEASE_IP told to the local clients."""
+        conn = (("10.0.0.99", 40000), (A, 445))
+        self.assertOk(self.take(0, A))
+        self.clock.advance(3)
+        self.assertOk(self.call(0, Control.TCP_ADD, connection(*conn)))
+        listener = self.cluster.client(0)
+        listener.control(Control.REGISTER_SRVID, srvid=CTDB_SRVID_RELEASE_IP)
+        host = self.host(0)
+        del host.calls[:]
+        self.assertOk(self.release(0, A, 2))
+        self.assertEqual(
+            host.calls,
+            [("kill", "eth0", (conn,), 5.0), ("remove", A, 24, "eth0")],
+        )
+        self.assertEqual(host.addresses, {})
+        self.assertIn((CTDB_SRVID_RELEASE_IP, b"10.0.0.31\0"), listener.messages())
+        data = self.assertOk(self.call(0, Control.GET_PUBLIC_IPS))
+        self.assertEqual(decodePublicIPList(data)[1].pnn, 2)
+        data = self.assertOk(self.call(0, Control.GET_IFACES))
+        self.assertIn(iface("eth0", 1, 0), data)
+
+    def test_redundantRelease(self) -> None:
+        """A node not holding the address only records its new owner."""
+        self.assertOk(self.release(1, A, 0))
+        self.assertEqual(self.host(1).calls, [])
+        data = self.assertOk(self.call(1, Control.GET_PUBLIC_IPS))
+        self.assertEqual(decodePublicIPList(data)[1].pnn, 0)
+
+    def test_releaseStopsAnnouncement(self) -> None:
+        """No ARP goes out for an address once released."""
+        self.assertOk(self.take(0, A))
+        self.assertOk(self.release(0, A, 1))
+        count = len([c for c in self.host(0).calls if c[0] == "arp"])
+        self.clock.advance(5)
+        self.assertEqual(len([c for c in self.host(0).calls if c[0] == "arp"]), count)
+
+    def test_removeFailure(self) -> None:
+        """An address the host will not remove fails the release ("still
+        hosted"), and the node still knows it holds it."""
+        self.assertOk(self.take(0, A))
+        self.host(0).fail("removeAddress")
+        with capturedLogs() as events:
+            self.assertFails(self.release(0, A, 1))
+        self.assertIn(
+            "IP 10.0.0.31 still hosted during release IP callback, failing",
+            loggedErrors(events),
+        )
+        data = self.assertOk(self.call(0, Control.GET_PUBLIC_IPS))
+        self.assertEqual(decodePublicIPList(data)[1].pnn, 0)
+
+    def test_killFailureStillReleases(self) -> None:
+        """A capture that cannot start is logged; the address still goes."""
+        self.assertOk(self.take(0, A))
+        self.assertOk(
+            self.call(0, Control.TCP_ADD, connection(("10.0.0.9", 1), (A, 2)))
+        )
+        self.host(0).fail("killConnections")
+        self.assertOk(self.release(0, A, 1))
+        self.assertEqual(self.host(0).addresses, {})
+
+    def test_becameInactiveReleasesAll(self) -> None:
+        """A banned node lets go of every address it holds."""
+        self.assertOk(self.take(0, A))
+        self.assertOk(self.take(0, B))
+        self.cluster[0].nodes[0].flags |= NODE_FLAGS_BANNED
+        self.node(0).becameInactive()
+        self.cluster.flush()
+        self.assertEqual(self.host(0).addresses, {})
+        data = self.assertOk(self.call(0, Control.GET_PUBLIC_IPS))
+        self.assertEqual(data, publicIpList(B, A))
+
+    def test_freezeAloneKeepsAddresses(self) -> None:
+        """becameInactive on an active node (a plain FREEZE) keeps them."""
+        self.assertOk(self.take(0, A))
+        self.node(0).becameInactive()
+        self.cluster.flush()
+        self.assertIn(A, self.host(0).addresses)
+
+    def test_shutdownRemovesAddresses(self) -> None:
+        """At shutdown, daemon mode removes the addresses it added."""
+        self.assertOk(self.take(0, A))
+        self.cluster.node(0).stopService()
+        self.assertEqual(self.host(0).addresses, {})
+
+
+class ScriptModeTests(TakeoverCase):
+    """C{byScripts}: the events change the host, the daemon announces."""
+
+    byScripts = True
+
+    def test_takeRunsEventOnly(self) -> None:
+        """takeip with ctdbd's arguments; the daemon adds nothing itself."""
+        events = RecordingEvents()
+        self.cluster[0].setEventRunner(events)
+        # the event script would add it: pretend it did
+        self.host(0).addAddress(A, 24, "eth0")
+        del self.host(0).calls[:]
+        self.assertOk(self.take(0, A))
+        # held by the host but by no node: ctdbd repairs it with an updateip
+        self.assertEqual(events.calls, [("updateip", f"__none__ eth0 {A} 24")])
+        self.assertOk(self.take(0, B))
+        # eth1 has fewer references than eth0 (which holds A)
+        self.assertEqual(events.calls[1:], [("takeip", f"eth1 {B} 24")])
+        self.assertEqual(self.host(0).calls, [("arp", B, "eth1")])
+
+    def test_releaseRunsEventOnly(self) -> None:
+        """releaseip with ctdbd's arguments; nothing killed or removed by
+        the daemon."""
+        events = RecordingEvents()
+        self.cluster[0].setEventRunner(events)
+        self.assertOk(self.take(0, B))
+        self.host(0).addAddress(B, 24, "eth0")
+        del self.host(0).calls[:]
+        events.calls.clear()
+
+        self.host(0).fail("killConnections")
+        self.assertFails(self.release(0, B, 1))  # the script did not remove it
+        self.assertEqual(events.calls, [("releaseip", f"eth0 {B} 24")])
+        self.host(0).removeAddress(B, 24, "eth0")
+        self.assertOk(self.release(0, B, 1))
+
+    def test_ipreallocated(self) -> None:
+        """IPREALLOCATED runs the event; its failure is the reply's status."""
+        events = RecordingEvents()
+        self.cluster[0].setEventRunner(events)
+        self.assertOk(self.call(0, Control.IPREALLOCATED))
+        events.results["ipreallocated"] = 5
+        self.assertFails(self.call(0, Control.IPREALLOCATED), 5)
+        self.assertEqual(events.calls, [("ipreallocated", "")] * 2)
+        self.assertFails(self.call(0, Control.IPREALLOCATED, b"x"))
+
+    def test_hungReleaseIsSuccess(self) -> None:
+        """A releaseip that timed out counts as done (ctdbd)."""
+        events = RecordingEvents()
+        events.results["releaseip"] = errno.ETIMEDOUT
+        self.cluster[0].setEventRunner(events)
+        self.assertOk(self.take(0, A))
+        self.assertOk(self.release(0, A, 1))
+
+
+class TestModeTests(SynchronousTestCase):
+    """ctdbd's test mode: the daemon's records decide, the host is never
+    changed."""
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.cluster = connectedNodes(2, self.clock)
+        self.addCleanup(self.cluster.stop)
+        self.node = PublicAddresses(
+            self.cluster[0],
+            [PublicAddress("192.168.100.1", 24, ("lo",))],
+            TestModeAddressSystem(),
+            byScripts=True,
+            checkAddresses=False,
+        )
+
+    def test_takeAndRelease(self) -> None:
+        """Take and release work from the daemon's records alone."""
+        req = P.ReqControl(
+            P.Header(P.Operation.REQ_CONTROL, 0, 0, 1),
+            Control.TAKEOVER_IP,
+            0,
+            0,
+            0,
+            publicIp(0, "192.168.100.1"),
+        )
+        result = self.successResultOf(self.node.control_TAKEOVER_IP(req, None))  # type: ignore[arg-type]
+        self.assertEqual(result[0], 0)
+        self.assertEqual(self.node.publicIPs()[0].pnn, 0)
+        # no announcement in test mode
+        self.assertIsNone(self.node.table.vnns[0].announcement)
+        req = P.ReqControl(
+            req.header, Control.RELEASE_IP, 0, 0, 0, publicIp(1, "192.168.100.1")
+        )
+        result = self.successResultOf(self.node.control_RELEASE_IP(req, None))  # type: ignore[arg-type]
+        self.assertEqual(result[0], 0)
+        self.assertEqual(self.node.publicIPs()[0].pnn, 1)
+
+    def test_systemChangesNothing(self) -> None:
+        """The test-mode system refuses to add or remove and sends nothing."""
+        system = TestModeAddressSystem()
+        self.assertTrue(system.interfaceExists("lo"))
+        self.assertFalse(system.interfaceExists("nosuchiface0"))
+        self.assertTrue(system.hasAddress("127.0.0.1"))
+        self.assertFalse(system.hasAddress("192.0.2.77"))
+        from ctdb.errors import AddressError
+
+        self.assertRaises(AddressError, system.addAddress, "192.0.2.77", 24, "lo")
+        self.assertRaises(AddressError, system.removeAddress, "192.0.2.77", 24, "lo")
+        system.sendGratuitousArp("192.0.2.77", "lo")
+        system.sendTickle(("192.0.2.77", 1), ("192.0.2.78", 2))
+        self.assertEqual(self.successResultOf(system.killConnections("lo", [], 1)), 0)
+
+
+class AddDeleteTests(TakeoverCase):
+    """ADD_PUBLIC_IP and DEL_PUBLIC_IP (ctdb addip, delip)."""
+
+    def test_add(self) -> None:
+        """A new address goes to the front of the list, with a new
+        interface if it names one."""
+        self.host(0).addInterface("eth2")
+        self.assertOk(
+            self.call(0, Control.ADD_PUBLIC_IP, addrInfo("10.0.0.40", 16, "eth2"))
+        )
+        data = self.assertOk(self.call(0, Control.GET_PUBLIC_IPS))
+        self.assertEqual(data, publicIpList("10.0.0.40", B, A))
+        data = self.assertOk(self.call(0, Control.GET_IFACES))
+        self.assertEqual(data[4:28], iface("eth2", 1, 0))
+        self.assertOk(self.take(0, "10.0.0.40"))
+        self.assertEqual(self.host(0).addresses["10.0.0.40"], (16, "eth2"))
+
+    def test_addRefused(self) -> None:
+        """A duplicate, an unknown interface, a too-long name, bad sizes."""
+        cases = [
+            (addrInfo(A, 24, "eth0"), "Duplicate public IP address '10.0.0.31'"),
+            (
+                addrInfo("10.0.0.41", 24, "eth0,nosuch"),
+                "Unknown interface nosuch for public address 10.0.0.41",
+            ),
+        ]
+        for data, message in cases:
+            with capturedLogs() as events:
+                reply = self.call(0, Control.ADD_PUBLIC_IP, data)
+            self.assertFails(reply)
+            self.assertEqual(
+                loggedErrors(events), [message, "Failed to add public address"]
+            )
+        good = addrInfo("10.0.0.41", 24, "eth0")
+        for data in (good[:20], good[:-1], good + b"\0"):
+            self.assertFails(self.call(0, Control.ADD_PUBLIC_IP, data))
+        data = self.assertOk(self.call(0, Control.GET_PUBLIC_IPS))
+        self.assertEqual(data, publicIpList(B, A))
+
+    def test_deleteUnhosted(self) -> None:
+        """An address hosted elsewhere goes at once, and an interface no
+        other address names goes with it."""
+        self.assertOk(self.call(0, Control.DEL_PUBLIC_IP, addrInfo(B, 0, None)))
+        data = self.assertOk(self.call(0, Control.GET_PUBLIC_IPS))
+        self.assertEqual(data, publicIpList(A))
+        data = self.assertOk(self.call(0, Control.GET_IFACES))
+        self.assertEqual(data, struct.pack("<I", 1) + iface("eth0", 1, 0))
+
+    def test_deleteHostedDeferred(self) -> None:
+        """A hosted address is only marked; it is no longer available, and
+        goes when it is released."""
+        self.assertOk(self.take(0, A))
+        self.assertOk(self.call(0, Control.DEL_PUBLIC_IP, addrInfo(A, 24, "eth0")))
+        data = self.assertOk(self.call(0, Control.GET_PUBLIC_IPS))
+        self.assertEqual(len(decodePublicIPList(data)), 2)
+        only = CTDB_PUBLIC_IP_FLAGS_ONLY_AVAILABLE
+        data = self.assertOk(self.call(0, Control.GET_PUBLIC_IPS, flags=only))
+        self.assertEqual([ip.address for ip in decodePublicIPList(data)], [B])
+        self.assertOk(self.release(0, A, UNKNOWN))
+        data = self.assertOk(self.call(0, Control.GET_PUBLIC_IPS))
+        self.assertEqual(data, publicIpList(B))
+        self.assertEqual(self.host(0).addresses, {})
+
+    def test_deleteUnknown(self) -> None:
+        """Deleting an address that is not public fails."""
+        with capturedLogs() as events:
+            self.assertFails(
+                self.call(0, Control.DEL_PUBLIC_IP, addrInfo("10.7.7.7", 0, None))
+            )
+        self.assertEqual(
+            loggedErrors(events), ["Delete IP of unknown public IP address 10.7.7.7"]
+        )
+
+
+class ReloadTests(TakeoverCase):
+    """RELOAD_PUBLIC_IPS (ctdb reloadips)."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        directory = tempfile.mkdtemp(prefix="txctdb-test-")
+        self.addCleanup(shutil.rmtree, directory, True)
+        self.path = os.path.join(directory, "public_addresses")
+        self.node(0).addressesFile = self.path
+
+    def write(self, text: str) -> None:
+        with open(self.path, "w") as f:
+            f.write(text)
+
+    def test_reload(self) -> None:
+        """What left the file is deleted (or marked, if hosted), what is new
+        is added, and the leader is asked to rebalance onto this node."""
+        self.assertOk(self.take(0, A))
+        listener = self.cluster.client(1)
+        listener.control(Control.REGISTER_SRVID, srvid=CTDB_SRVID_REBALANCE_NODE)
+        self.write("10.0.0.50/24 eth1\n10.0.0.51/24 eth0\n")
+        self.assertOk(self.call(0, Control.RELOAD_PUBLIC_IPS))
+        data = self.assertOk(self.call(0, Control.GET_PUBLIC_IPS))
+        self.assertEqual(
+            [(ip.pnn, ip.address) for ip in decodePublicIPList(data)],
+            [(UNKNOWN, "10.0.0.50"), (UNKNOWN, "10.0.0.51"), (0, A)],
+        )
+        self.assertEqual(
+            listener.messages(), [(CTDB_SRVID_REBALANCE_NODE, struct.pack("<I", 0))]
+        )
+
+    def test_reloadBadFile(self) -> None:
+        """A bad file changes nothing and fails with status 1."""
+        self.write("10.0.0.50/24\n")
+        self.assertFails(self.call(0, Control.RELOAD_PUBLIC_IPS), 1)
+        self.write("10.0.0.50/24 nosuch\n")
+        self.assertFails(self.call(0, Control.RELOAD_PUBLIC_IPS), 1)
+        data = self.assertOk(self.call(0, Control.GET_PUBLIC_IPS))
+        self.assertEqual(data, publicIpList(B, A))
+
+    def test_reloadMissingFile(self) -> None:
+        """No file is no addresses, as ctdbd."""
+        self.assertOk(self.call(0, Control.RELOAD_PUBLIC_IPS))
+        data = self.assertOk(self.call(0, Control.GET_PUBLIC_IPS))
+        self.assertEqual(data, struct.pack("<I", 0))
+
+
+class BadInputTests(TakeoverCase):
+    """No payload makes a public-IP control raise; each gets a failure."""
+
+    def test_shortPayloads(self) -> None:
+        """Short, long and garbage payloads of every control fail cleanly."""
+        opcodes = [
+            Control.GET_PUBLIC_IPS,
+            Control.GET_PUBLIC_IP_INFO,
+            Control.GET_IFACES,
+            Control.SET_IFACE_LINK_STATE,
+            Control.TAKEOVER_IP,
+            Control.RELEASE_IP,
+            Control.IPREALLOCATED,
+            Control.ADD_PUBLIC_IP,
+            Control.DEL_PUBLIC_IP,
+            Control.RELOAD_PUBLIC_IPS,
+            Control.TCP_CLIENT,
+            Control.TCP_ADD,
+            Control.TCP_ADD_DELAYED_UPDATE,
+            Control.TCP_REMOVE,
+            Control.GET_TCP_TICKLE_LIST,
+            Control.SET_TCP_TICKLE_LIST,
+            Control.SEND_GRATUITOUS_ARP,
+            Control.KILL_TCP,
+        ]
+        payloads = [b"\x01", b"\xff" * 7, b"\x09" * 28, b"\x0a\x00" + b"\xff" * 60]
+        for opcode in opcodes:
+            for data in payloads:
+                reply = self.call(0, opcode, data)
+                self.assertNotEqual(reply.status, 0, (opcode, data))
+        self.flushLoggedErrors()
+        # the node still works
+        self.assertOk(self.take(0, A))
+
+    def test_killTcpObsolete(self) -> None:
+        """KILL_TCP is not implemented any more in 4.17: it fails."""
+        self.assertFails(
+            self.call(0, Control.KILL_TCP, connection(("1.2.3.4", 1), (A, 2)))
+        )
+
+
+class BuildTests(SynchronousTestCase):
+    """What the node refuses when it starts (ctdb_set_public_addresses)."""
+
+    def test_unknownInterface(self) -> None:
+        """An interface the host lacks stops the node, with ctdbd's lines."""
+        cluster = connectedNodes(1, Clock(), start=False)
+        with self.assertRaises(ConfigLoadError) as caught:
+            PublicAddresses(
+                cluster[0],
+                [
+                    PublicAddress("10.0.0.1", 24, ("eth0",)),
+                    PublicAddress("10.0.0.2", 24, ("eth9",)),
+                ],
+                FakeAddressSystem(),
+            )
+        self.assertEqual(
+            [m.text for m in caught.exception.messages],
+            [
+                "Unknown interface eth9 for public address 10.0.0.2",
+                "Failed to add line 2 to the public address list",
+                "Unable to setup public IP addresses",
+            ],
+        )
+
+    def test_duplicate(self) -> None:
+        """The same address twice stops the node."""
+        cluster = connectedNodes(1, Clock(), start=False)
+        with self.assertRaises(ConfigLoadError) as caught:
+            PublicAddresses(
+                cluster[0],
+                [
+                    PublicAddress("10.0.0.1", 24, ("eth0",)),
+                    PublicAddress("10.0.0.1", 16, ("eth0",)),
+                ],
+                FakeAddressSystem(),
+            )
+        self.assertEqual(
+            caught.exception.messages[0].text,
+            "Duplicate public IP address '10.0.0.1'",
+        )
+
+
+class IPCheckTests(TakeoverCase):
+    """Each node's own check (verify_local_ip_allocation)."""
+
+    def runs(self) -> list[tuple[int, bytes]]:
+        return [
+            (srvid, data)
+            for srvid, data in self.listener.messages()
+            if srvid == CTDB_SRVID_TAKEOVER_RUN
+        ]
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.listener = self.cluster.client(1)
+        self.listener.control(Control.REGISTER_SRVID, srvid=CTDB_SRVID_TAKEOVER_RUN)
+        self.cluster.flush()
+
+    def test_initialInterfaces(self) -> None:
+        """The first check always asks for a run ("Initial interface
+        fetched"); later ones only when something changed."""
+        self.clock.advance(1)
+        self.cluster.flush()
+        self.assertEqual(len(self.runs()), 3)  # one per node
+        self.assertIn((CTDB_SRVID_TAKEOVER_RUN, encodeSrvidMessage(0, 0)), self.runs())
+        self.clock.advance(1)
+        self.cluster.flush()
+        self.assertEqual(len(self.runs()), 3)
+
+    def test_assignedNotOnInterface(self) -> None:
+        """An address the node holds but the host lost asks for a run."""
+        self.assertOk(self.take(0, A))
+        self.cluster.advance(2)
+        before = len(self.runs())
+        self.host(0).removeAddress(A, 24, "eth0")
+        with capturedLogs() as events:
+            self.cluster.advance(1)
+        self.assertEqual(len(self.runs()), before + 1)
+        self.assertIn("Assigned IP 10.0.0.31 not on an interface", loggedErrors(events))
+
+    def test_incorrectlyOnInterface(self) -> None:
+        """An address on the host that the node should not hold too."""
+        self.cluster.advance(2)
+        before = len(self.runs())
+        self.host(2).addAddress(B, 24, "eth0")
+        with capturedLogs() as events:
+            self.cluster.advance(1)
+        self.assertEqual(len(self.runs()), before + 1)
+        self.assertIn("IP 10.0.0.32 incorrectly on an interface", loggedErrors(events))
+
+    def test_linkChange(self) -> None:
+        """A link that goes down on the host is noticed (daemon mode) and
+        asks for a run."""
+        self.cluster.advance(2)
+        before = len(self.runs())
+        self.host(0).setLink("eth1", False)
+        self.cluster.advance(1)
+        self.assertEqual(len(self.runs()), before + 1)
+        data = self.assertOk(self.call(0, Control.GET_IFACES))
+        self.assertIn(iface("eth1", 0, 0), data)
+
+    def test_pausedWhileRunsDisabled(self) -> None:
+        """DISABLE_IP_CHECK holds the check off (with the takeover runs)."""
+        self.cluster.advance(2)
+        before = len(self.runs())
+        c = self.cluster.client(0)
+        c.sendMessage(0, 0xFC00000000000000, struct.pack("<I", 10))
+        self.cluster.flush()
+        self.host(0).setLink("eth1", False)
+        self.cluster.advance(5)
+        self.assertEqual(len(self.runs()), before)
+        self.cluster.advance(6)
+        self.assertEqual(len(self.runs()), before + 1)
+
+    def test_inactiveNodeSkips(self) -> None:
+        """A banned node does not check."""
+        self.cluster.advance(2)
+        before = len(self.runs())
+        self.cluster[0].nodes[0].flags |= NODE_FLAGS_BANNED
+        self.host(0).setLink("eth1", False)
+        self.cluster.advance(3)
+        self.assertEqual(len(self.runs()), before)
