@@ -367,11 +367,10 @@ class _Lcp2:
         numNodes = state.numNodes
         size = len(state.keys)
         self._wide = any(key >> 32 for key in state.keys)
-        self._rows: dict[int, list[int]] = {}
         self.dsum = [[0] * size for _ in range(numNodes)]
         for index, owner in enumerate(state.owners):
             if owner != UNASSIGNED:
-                self._add(owner, index)
+                self._add(owner, self._row(index))
         # lcp2_imbalance: each pair of addresses on the node once
         self.imbalance = [
             (
@@ -400,16 +399,12 @@ class _Lcp2:
             self.candidates[pnn] = True
 
     def _row(self, index: int) -> list[int]:
-        row = self._rows.get(index)
-        if row is None:
-            row = self._rows[index] = _distanceRow(self.state.keys, index, self._wide)
-        return row
+        # Not kept: N rows of N would be the only quadratic memory here.
+        return _distanceRow(self.state.keys, index, self._wide)
 
-    def _add(self, node: int, index: int) -> None:
-        self.dsum[node] = list(map(operator.add, self.dsum[node], self._row(index)))
-
-    def _remove(self, node: int, index: int) -> None:
-        self.dsum[node] = list(map(operator.sub, self.dsum[node], self._row(index)))
+    def _add(self, node: int, row: list[int]) -> None:
+        """Count the address whose distance row is C{row} into C{node}'s sums."""
+        self.dsum[node] = list(map(operator.add, self.dsum[node], row))
 
     def run(self) -> None:
         """ipalloc_lcp2 after unassign_unsuitable_ips and lcp2_init."""
@@ -472,7 +467,7 @@ class _Lcp2:
                         column[index] += _NEVER
                         if best[other] == index:
                             best[other] = self._first(column)
-                self._add(node, index)
+                self._add(node, self._row(index))
                 best[node] = self._first(dsum[node])
             if choice is None or UNASSIGNED not in owners:
                 break
@@ -581,8 +576,9 @@ class _Lcp2:
         imbalance[src] = srcAfter
         imbalance[dst] = dstAfter
         state.assign(index, dst)
-        self._remove(src, index)
-        self._add(dst, index)
+        row = self._row(index)
+        self.dsum[src] = list(map(operator.sub, self.dsum[src], row))
+        self._add(dst, row)
         return True
 
     def _traceMoves(
