@@ -10,8 +10,10 @@ sections and keys, checked as ctdbd checks them; see L{ctdb.config}),
 ``$CTDB_BASE/nodes`` and ``<etcdir>/ctdb.tunables``, finds its directories by
 Samba's path rules (``CTDB_TEST_MODE`` puts run/, var/ and share/ under
 ``CTDB_BASE``), creates ``<rundir>/ctdbd.socket`` and ``<rundir>/ctdbd.pid``,
-runs Samba's ``ctdb-eventd`` (``$CTDB_EVENTD``) for event scripts, and exits
-after a ``ctdb shutdown``.  The node itself is
+runs Samba's ``ctdb-eventd`` (``$CTDB_EVENTD``) for event scripts, serves
+the public addresses of ``$CTDB_BASE/public_addresses`` (moved by the event
+scripts, Samba's ``10.interface``, as ctdbd; in test mode nothing on the
+host changes), and exits after a ``ctdb shutdown``.  The node itself is
 L{ctdb.service.buildCTDBService}, as for ``twistd ctdb`` and
 ``ctdb-cluster``.
 
@@ -171,7 +173,11 @@ def runDaemon(
                 lmasterCapability=bool(config.get("legacy", "lmaster capability")),
                 startStopped=bool(config.get("legacy", "start as stopped")),
                 startDisabled=bool(config.get("legacy", "start as disabled")),
-                publicAddresses=list(config.publicAddresses),
+                publicAddressesFile=paths.publicAddressesFile,
+                failoverDisabled=config.failoverDisabled,
+                # as ctdbd: the event scripts (10.interface) move addresses
+                addressesByScripts=True,
+                addressTestMode=paths.testMode,
                 eventDaemon=eventdPath if os.access(eventdPath, os.X_OK) else None,
                 eventSocket=paths.socket("eventd"),
                 pidFile=pidFile,

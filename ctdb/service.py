@@ -42,7 +42,7 @@ from twisted.logger import (
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from ctdb.config.publicaddresses import PublicAddress
+from ctdb.config.publicaddresses import PublicAddress, addressesFromFile
 from ctdb.daemon.core import Daemon, DaemonConfig
 from ctdb.daemon.memdump import installMemoryDump
 from ctdb.databases.manager import DatabaseManager
@@ -68,7 +68,7 @@ from ctdb.protocols.tunables import Tunables
 from ctdb.recovery.controls import RecoveryControls
 from ctdb.recovery.service import RecoveryService
 from ctdb.takeover.leader import TakeoverRunner
-from ctdb.takeover.node import PublicAddresses, addressesFromFile
+from ctdb.takeover.node import PublicAddresses
 from ctdb.takeover.system import LinuxAddressSystem
 from ctdb.takeover.testmode import TestModeAddressSystem
 from ctdb.transports.clientsocket import (

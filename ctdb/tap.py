@@ -12,7 +12,8 @@ from typing import Any, ClassVar
 from twisted.application.service import IService
 from twisted.python import usage
 
-from ctdb.errors import ConfigError
+from ctdb.config.publicaddresses import addressesFromFile
+from ctdb.errors import ConfigError, ConfigLoadError
 from ctdb.nodes import readNodesFile
 from ctdb.protocols.packet import CTDB_PORT
 from ctdb.protocols.tunables import Tunables
@@ -70,6 +71,27 @@ class Options(usage.Options):
             "/run/ctdb/eventd.socket",
             "the socket that ctdb-eventd serves",
         ],
+        [
+            "public-addresses",
+            None,
+            None,
+            (
+                "this node's public addresses, in Samba's public_addresses "
+                "format (none by default; ctdb reloadips reads it again)"
+            ),
+        ],
+    ]
+
+    optFlags: ClassVar[list[list[str | None]]] = [
+        [
+            "addresses-by-scripts",
+            None,
+            (
+                "only the takeip/releaseip/updateip event scripts add and remove "
+                "public addresses (Samba's 10.interface, as ctdbd); by default the "
+                "daemon does it itself"
+            ),
+        ],
     ]
 
     def __init__(self) -> None:
@@ -104,6 +126,17 @@ class Options(usage.Options):
         for name in self["tunables"]:
             if known.canonical(name) is None:
                 raise usage.UsageError(f"unknown tunable {name}")
+        path = self["public-addresses"]
+        if path is not None:
+            if not os.path.exists(path):
+                raise usage.UsageError(f"public addresses file {path} does not exist")
+            try:
+                addressesFromFile(path)
+            except ConfigLoadError as e:
+                raise usage.UsageError(
+                    f"public addresses file {path}: "
+                    + "; ".join(m.text for m in e.messages)
+                ) from None
 
 
 def makeService(options: Any, reactor: Any = None) -> IService:
@@ -127,6 +160,8 @@ def makeService(options: Any, reactor: Any = None) -> IService:
                 recoveryLock=options["reclock"],
                 eventDaemon=options["event-daemon"],
                 eventSocket=options["event-socket"],
+                publicAddressesFile=options["public-addresses"],
+                addressesByScripts=bool(options["addresses-by-scripts"]),
             ),
             reactor=reactor,
             shutdownCallback=reactor.stop,

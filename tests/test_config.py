@@ -19,6 +19,7 @@ from ctdb.config import (
     CTDBPaths,
     checkDatabaseDirectories,
     loadConfig,
+    loadPublicAddresses,
     parseConfig,
     parseIni,
     parsePublicAddresses,
@@ -285,4 +286,66 @@ class PublicAddressesTests(SynchronousTestCase):
         _, msgs = parsePublicAddresses("10.0.0.1 lo\n192.168.1.300/24 lo\n")
         self.assertEqual(
             [m.text for m in msgs], ["Badly formed line 1 in public address list"]
+        )
+
+    def test_publicAddressesAsCtdbd(self) -> None:
+        """Words split at spaces and tabs only (a CR stays in the interface
+        name), bracketed IPv6, IPv4-mapped IPv6 as IPv4, masks unchecked
+        against the family, empty interface names dropped, extra words
+        ignored."""
+        addresses, msgs = parsePublicAddresses(
+            "10.0.0.1/24\teth0\r\n[fd00::1]/64 e1,,e2 extra\n"
+            "::ffff:1.2.3.4/99 lo\n10.0.0.2/24 ,\n"
+        )
+        self.assertEqual(msgs, [])
+        self.assertEqual(
+            [(a.address, a.mask, a.interfaces) for a in addresses],
+            [
+                ("10.0.0.1", 24, ("eth0\r",)),
+                ("fd00::1", 64, ("e1", "e2")),
+                ("1.2.3.4", 99, ("lo",)),
+                ("10.0.0.2", 24, ()),
+            ],
+        )
+
+    def test_publicAddressesBadMasks(self) -> None:
+        """A mask that is missing, negative or not a number, an address
+        with a scope, refuse the file."""
+        for line in ("1.2.3.4/-1", "1.2.3.4/", "1.2.3.4/x", "fe80::1%eth0/64"):
+            _, msgs = parsePublicAddresses(f"{line} lo\n")
+            self.assertEqual(
+                [m.text for m in msgs],
+                ["Badly formed line 1 in public address list"],
+                line,
+            )
+
+    def test_loadPublicAddresses(self) -> None:
+        """A missing file is a warning; a good one is logged as loaded; a
+        bad one adds ctdbd's last word."""
+        base = tempfile.mkdtemp(prefix="txctdb-test-")
+        self.addCleanup(shutil.rmtree, base, True)
+        paths = CTDBPaths.fromEnvironment({"CTDB_BASE": base, "CTDB_TEST_MODE": "1"})
+        path = os.path.join(base, "public_addresses")
+        addresses, msgs = loadPublicAddresses(paths)
+        self.assertEqual(
+            (addresses, [m.text for m in msgs]),
+            ([], [f"Not loading public addresses, no file {path}"]),
+        )
+        with open(path, "w") as f:
+            f.write("10.0.0.1/24 lo\n")
+        addresses, msgs = loadPublicAddresses(paths)
+        self.assertEqual(len(addresses), 1)
+        self.assertEqual(
+            [(m.level, m.text) for m in msgs],
+            [("NOTICE", f"Loaded public addresses from {path}")],
+        )
+        with open(path, "w") as f:
+            f.write("10.0.0.1/24\n")
+        _, msgs = loadPublicAddresses(paths)
+        self.assertEqual(
+            [m.text for m in msgs],
+            [
+                "No interface specified at line 1 of public addresses file",
+                "Unable to setup public IP addresses",
+            ],
         )

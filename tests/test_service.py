@@ -16,8 +16,12 @@ from twisted.application.service import MultiService
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
+from ctdb.config.publicaddresses import PublicAddress
 from ctdb.errors import ConfigError, CTDBError
-from ctdb.service import buildCTDBService
+from ctdb.service import CTDBNode, buildCTDBService
+from ctdb.takeover.fake import FakeAddressSystem
+from ctdb.takeover.system import LinuxAddressSystem
+from ctdb.takeover.testmode import TestModeAddressSystem
 
 
 def _tempDirectory(case: SynchronousTestCase) -> Path:
@@ -118,3 +122,74 @@ class BuildTests(SynchronousTestCase):
         self.assertTrue(os.path.exists(path))
         build(self.tmp, socketPath=path)
         self.assertFalse(os.path.exists(path))
+
+
+class TakeoverBuildTests(SynchronousTestCase):
+    """buildNode always builds the node side of public-IP takeover and the
+    leader's takeover runs, as its configuration says."""
+
+    def setUp(self) -> None:
+        self.tmp = _tempDirectory(self)
+
+    def test_noAddresses(self) -> None:
+        """Without public addresses: an empty list, the Linux system, daemon
+        mode, the takeover runner plugged in."""
+        node = build(self.tmp)
+        assert isinstance(node, CTDBNode)
+        self.assertEqual(len(node.takeover.table), 0)
+        self.assertIsInstance(node.takeover.system, LinuxAddressSystem)
+        self.assertFalse(node.takeover.byScripts)
+        self.assertIs(node.daemon.takeoverRunner, node.takeoverRunner)
+        self.assertIs(node.getServiceNamed("takeover"), node.takeover)
+
+    def test_fromFile(self) -> None:
+        """The public addresses file is read, and kept for reloadips."""
+        path = self.tmp / "public_addresses"
+        path.write_text("10.0.0.1/24 eth0\n10.0.0.2/24 eth0\n")
+        system = FakeAddressSystem()
+        node = build(
+            self.tmp,
+            publicAddressesFile=str(path),
+            addressSystem=system,
+            addressesByScripts=True,
+            failoverDisabled=True,
+        )
+        assert isinstance(node, CTDBNode)
+        self.assertEqual(
+            [ip.address for ip in node.takeover.publicIPs()], ["10.0.0.2", "10.0.0.1"]
+        )
+        self.assertIs(node.takeover.system, system)
+        self.assertTrue(node.takeover.byScripts)
+        self.assertTrue(node.takeover.failoverDisabled)
+        self.assertTrue(node.takeoverRunner.failoverDisabled)
+        self.assertEqual(node.takeover.addressesFile, str(path))
+
+    def test_testMode(self) -> None:
+        """ctdbd's test mode: nothing on the host changes, no checks."""
+        node = build(
+            self.tmp,
+            publicAddresses=[PublicAddress("192.168.100.1", 24, ("lo",))],
+            addressTestMode=True,
+        )
+        assert isinstance(node, CTDBNode)
+        self.assertIsInstance(node.takeover.system, TestModeAddressSystem)
+        self.assertTrue(node.takeover.byScripts)
+        self.assertFalse(node.takeover.checkAddresses)
+
+    def test_badAddresses(self) -> None:
+        """An unknown interface or a bad file is a ConfigError with ctdbd's
+        words."""
+        error = self.assertRaises(
+            ConfigError,
+            build,
+            self.tmp,
+            publicAddresses=[PublicAddress("10.0.0.1", 24, ("eth7",))],
+            addressSystem=FakeAddressSystem(),
+        )
+        self.assertIn("Unknown interface eth7 for public address 10.0.0.1", str(error))
+        path = self.tmp / "public_addresses"
+        path.write_text("10.0.0.1/24\n")
+        error = self.assertRaises(
+            ConfigError, build, self.tmp, publicAddressesFile=str(path)
+        )
+        self.assertIn("No interface specified at line 1", str(error))

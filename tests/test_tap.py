@@ -12,6 +12,7 @@ from pathlib import Path
 
 from twisted.application.service import IService, MultiService
 from twisted.internet.testing import MemoryReactorClock
+from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
 from ctdb import tap
@@ -101,3 +102,45 @@ class MakeServiceTests(SynchronousTestCase):
         daemon = service.getServiceNamed("daemon")
         self.assertIsInstance(daemon, Daemon)
         self.assertEqual(daemon.pnn, 1)
+
+
+class PublicAddressOptionTests(SynchronousTestCase):
+    """C{--public-addresses FILE} and C{--addresses-by-scripts}."""
+
+    def setUp(self) -> None:
+        directory = tempfile.mkdtemp(prefix="txctdb-test-")
+        self.addCleanup(shutil.rmtree, directory, True)
+        self.tmp = Path(directory)
+
+    def test_addressesServed(self) -> None:
+        """The file's addresses are the node's; script mode when asked."""
+        path = self.tmp / "public_addresses"
+        path.write_text("10.0.0.1/24 lo\n")
+        options = makeOptions(
+            self.tmp, "--public-addresses", str(path), "--addresses-by-scripts"
+        )
+        service = tap.makeService(options, MemoryReactorClock())
+        takeover = service.getServiceNamed("takeover")  # type: ignore[attr-defined]
+        self.assertEqual([ip.address for ip in takeover.publicIPs()], ["10.0.0.1"])
+        self.assertTrue(takeover.byScripts)
+        self.assertEqual(takeover.addressesFile, str(path))
+
+    def test_defaults(self) -> None:
+        """Without the options: no addresses, the daemon adds them itself."""
+        service = tap.makeService(makeOptions(self.tmp), MemoryReactorClock())
+        takeover = service.getServiceNamed("takeover")  # type: ignore[attr-defined]
+        self.assertEqual(takeover.publicIPs(), [])
+        self.assertFalse(takeover.byScripts)
+
+    def test_badFile(self) -> None:
+        """A missing or malformed file is a usage error with ctdbd's words."""
+        path = self.tmp / "public_addresses"
+        error = self.assertRaises(
+            usage.UsageError, makeOptions, self.tmp, "--public-addresses", str(path)
+        )
+        self.assertIn("does not exist", str(error))
+        path.write_text("10.0.0.1/24\n")
+        error = self.assertRaises(
+            usage.UsageError, makeOptions, self.tmp, "--public-addresses", str(path)
+        )
+        self.assertIn("No interface specified at line 1", str(error))

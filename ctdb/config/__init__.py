@@ -45,6 +45,7 @@ from ctdb.config.paths import (
 )
 from ctdb.config.publicaddresses import (
     PublicAddress,
+    addressesFromFile,
     loadPublicAddresses,
     parsePublicAddresses,
 )
@@ -69,6 +70,7 @@ __all__ = [
     "Message",
     "PublicAddress",
     "Validator",
+    "addressesFromFile",
     "checkDatabaseDirectories",
     "defaultConfig",
     "loadConfig",

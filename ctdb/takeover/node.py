@@ -35,7 +35,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ctdb.config.messages import ERR, Message
-from ctdb.config.publicaddresses import PublicAddress, parsePublicAddresses
+from ctdb.config.publicaddresses import PublicAddress, addressesFromFile
 from ctdb.errors import ConfigLoadError, MalformedPacket
 from ctdb.interfaces import (
     IAddressSystem,
@@ -103,24 +103,6 @@ def _exactSize(req: P.ReqControl, size: int) -> None:
 
 def _failed(message: str, status: int = -1) -> ControlResult:
     return (status, b"", message.encode())
-
-
-def addressesFromFile(path: str) -> list[PublicAddress]:
-    """Read C{path} as ctdbd reads public_addresses (a missing file is no
-    addresses).  Raises L{ConfigLoadError} with ctdbd's messages."""
-    try:
-        with open(path, encoding="utf-8", errors="surrogateescape") as f:
-            text = f.read()
-    except FileNotFoundError:
-        return []
-    except OSError as e:
-        raise ConfigLoadError(
-            [Message(ERR, f"Failed to load public address list '{path}'")]
-        ) from e
-    addresses, msgs = parsePublicAddresses(text)
-    if msgs:
-        raise ConfigLoadError(msgs)
-    return addresses
 
 
 @implementer(IClientObserver, IRecoveryParticipant)
