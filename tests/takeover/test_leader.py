@@ -784,3 +784,99 @@ class RebalanceTests(_LeaderMixin, SynchronousTestCase):
         self.rebalance(1)
         self.cluster[0].deliverMessage(CTDB_SRVID_LEADER, b"\x01")
         self.assertEqual(self.runners[0].forceRebalance, [1])
+
+
+class WholeNodeTests(SynchronousTestCase):
+    """
+    Runs against the real node side (L{ctdb.takeover.node}) of every node,
+    each with its own L{ctdb.takeover.fake.FakeAddressSystem}: through crashes, restarts and
+    flag changes an address is never up on two running nodes, and after
+    each change every address is up on exactly one node that may host it.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        text = "".join(f"{a}/24 eth0\n" for a in self.addresses)
+        self.cluster = connectedNodes(
+            3, self.clock, recovery=True, publicAddresses=text
+        )
+        self.addCleanup(self.cluster.stop)
+        self.step(5)
+
+    addresses: ClassVar[list[str]] = [f"127.1.0.{i}" for i in range(1, 7)]
+
+    def hosts(self) -> dict[str, list[int]]:
+        """The running nodes each address is up on."""
+        return {
+            a: sorted(
+                pnn
+                for pnn, system in self.cluster.addressSystems.items()
+                if a in system.addresses and self.cluster[pnn].running
+            )
+            for a in self.addresses
+        }
+
+    def step(self, seconds: float) -> None:
+        """Let time pass in small steps, checking that no address is ever
+        up on two running nodes."""
+        for _ in range(round(seconds / 0.01)):
+            self.clock.advance(0.01)
+            for a, owners in self.hosts().items():
+                self.assertLessEqual(len(owners), 1, f"{a} on {owners}")
+
+    def assertHosted(self, excluded: tuple[int, ...] = ()) -> None:
+        hosts = self.hosts()
+        for a, owners in hosts.items():
+            self.assertEqual(len(owners), 1, f"{a} on {owners}")
+            self.assertNotIn(owners[0], excluded)
+        load = [sum(1 for v in hosts.values() if v == [p]) for p in range(3)]
+        hosting = [p for p in range(3) if p not in excluded]
+        self.assertLessEqual(
+            max(load[p] for p in hosting) - min(load[p] for p in hosting), 1
+        )
+
+    def control(self, pnn: int, opcode: int) -> None:
+        client = FakeClient(self.cluster[pnn])
+        reqid = client.control(opcode, destnode=pnn)
+        self.cluster.flush()
+        reply = client.reply(reqid)
+        assert reply is not None
+        self.assertEqual(reply.status, 0)
+        client.disconnect()
+
+    def test_start(self) -> None:
+        self.assertHosted()
+
+    def test_crashAndRestart(self) -> None:
+        for victim in (0, 2):
+            self.cluster.crash(victim)
+            self.step(2)
+            self.assertHosted(excluded=(victim,))
+            self.cluster.restart(victim)
+            self.step(5)
+            self.assertHosted()
+
+    def test_flags(self) -> None:
+        for off, on in (
+            (Control.DISABLE_NODE, Control.ENABLE_NODE),
+            (Control.STOP_NODE, Control.CONTINUE_NODE),
+        ):
+            for pnn in (1, 2):
+                self.control(pnn, off)
+                self.step(3)
+                self.assertHosted(excluded=(pnn,))
+                self.control(pnn, on)
+                self.step(3)
+                self.assertHosted()
+
+    def test_ban(self) -> None:
+        """A banned node's addresses move away, and come back to it after
+        the ban."""
+        client = FakeClient(self.cluster[1])
+        client.control(Control.SET_BAN_STATE, C.encodeBanState(1, 3), destnode=1)
+        self.step(2)
+        self.assertTrue(self.cluster[1].nodes[1].flags & C.NODE_FLAGS_BANNED)
+        self.assertHosted(excluded=(1,))
+        self.step(4)
+        self.assertFalse(self.cluster[1].nodes[1].flags & C.NODE_FLAGS_BANNED)
+        self.assertHosted()
