@@ -433,7 +433,11 @@ class TakeoverRunner:
         }
         self.allocations += 1
         self.allocateCalls.append(arguments)
-        return self._allocate(**arguments, log=self._allocLog)
+        # Trace lines above the node's debug level are never built: at DEBUG a
+        # large cluster's run writes millions of them.
+        return self._allocate(
+            **arguments, log=self._allocLog, logLevel=self.daemon.debugLevel
+        )
 
     def _allocLog(self, level: int, message: str) -> None:
         if level <= self.daemon.debugLevel:
