@@ -86,6 +86,7 @@ test: lint
 
 demo: install
 	VENV=$(VENV) DEMO_DIR=$(DEMO_DIR) scripts/demo.sh
+	$(SUDO) $(VENV)/bin/python scripts/demo_failover.py
 
 clean:
 	@if [ -f $(DEMO_DIR)/cluster.json ] && [ -x $(VENV)/bin/ctdb-cluster ]; then \
