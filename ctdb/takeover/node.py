@@ -211,8 +211,21 @@ class PublicAddresses(Service, TickleLists, LocalIPCheck):
 
     def startService(self) -> None:
         super().startService()
+        self.dropStaleAddresses()
         self.startTickleUpdates()
         self.startIPCheck()
+
+    def dropStaleAddresses(self) -> None:
+        """Daemon mode: take our public addresses off the host if a daemon
+        that died left them there (what 10.interface's init event does for
+        ctdbd), so that no address is up here before a takeover run says
+        so."""
+        if self.byScripts or not self.checking:
+            return
+        for vnn in self.table:
+            if vnn.iface is None and vnn.ifaces and self.haveIp(vnn.address):
+                self.log.info("Removing stale public address {addr}", addr=vnn.address)
+                self._removeFromHost(vnn, vnn.ifaces[0].name)
 
     def stopService(self) -> defer.Deferred[None] | None:
         super().stopService()

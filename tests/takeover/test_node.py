@@ -828,3 +828,79 @@ class IPCheckTests(TakeoverCase):
         self.host(0).setLink("eth1", False)
         self.cluster.advance(3)
         self.assertEqual(len(self.runs()), before)
+
+
+class FailoverTests(SynchronousTestCase):
+    """Whole nodes with recovery and the leader's takeover runs, each on its
+    own fake host: addresses really move."""
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.cluster = connectedNodes(
+            3,
+            self.clock,
+            recovery=True,
+            publicAddresses={0: ADDRS3, 1: ADDRS3, 2: ADDRS3},
+        )
+        self.addCleanup(self.cluster.stop)
+        self.cluster.advance(10, step=0.25)
+
+    def holders(self, address: str) -> list[int]:
+        return [
+            pnn
+            for pnn, host in self.cluster.addressSystems.items()
+            if address in host.addresses
+        ]
+
+    def test_eachAddressOnOneNode(self) -> None:
+        """After the first takeover run every address is up on exactly one
+        host, and every node agrees who holds it."""
+        for address in ("10.0.0.41", "10.0.0.42", "10.0.0.43"):
+            holders = self.holders(address)
+            self.assertEqual(len(holders), 1, (address, holders))
+            for pnn in range(3):
+                ips = {
+                    ip.address: ip.pnn for ip in self.cluster.takeover(pnn).publicIPs()
+                }
+                self.assertEqual(ips[address], holders[0], (address, pnn))
+
+    def test_crashMovesAddress(self) -> None:
+        """When the node holding an address dies, a survivor takes it,
+        announces it and tickles its registered clients."""
+        address = "10.0.0.41"
+        [owner] = self.holders(address)
+        client = self.cluster.client(owner)
+        conn = (("10.9.0.1", 50000), (address, 445))
+        reqid = client.control(Control.TCP_CLIENT, connection(*conn))
+        self.cluster.flush()
+        reply = client.reply(reqid)
+        assert reply is not None
+        self.assertEqual(reply.status, 0)
+        self.cluster.crash(owner)
+        # (only the survivors' hosts count: the dead one's is not looked at)
+        survivors = [p for p in range(3) if p != owner]
+        self.cluster.advance(10, step=0.25)
+        holders = [p for p in self.holders(address) if p in survivors]
+        self.assertEqual(len(holders), 1, holders)
+        host = self.cluster.addressSystems[holders[0]]
+        self.assertIn(("arp", address, "eth0"), host.calls)
+        self.assertIn(("tickle", conn[1], conn[0]), host.calls)
+        for pnn in survivors:
+            ips = {ip.address: ip.pnn for ip in self.cluster.takeover(pnn).publicIPs()}
+            self.assertEqual(ips[address], holders[0])
+
+    def test_restartDropsStaleAddresses(self) -> None:
+        """A daemon that starts again first takes the addresses its dead
+        predecessor left on the host off it."""
+        address = "10.0.0.41"
+        [owner] = self.holders(address)
+        self.cluster.crash(owner)
+        # (the fake crash stops the services; a SIGKILL would leave it up)
+        self.cluster.addressSystems[owner].addAddress(address, 24, "eth0")
+        self.cluster.restart(owner)
+        self.assertNotIn(address, self.cluster.addressSystems[owner].addresses)
+        self.cluster.advance(10, step=0.25)
+        self.assertEqual(len(self.holders(address)), 1)
+
+
+ADDRS3 = "10.0.0.41/24 eth0\n10.0.0.42/24 eth0\n10.0.0.43/24 eth0\n"
