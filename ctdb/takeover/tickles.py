@@ -31,6 +31,7 @@ from ctdb.protocols.basictypes import (
 )
 from ctdb.protocols.controls import Control
 from ctdb.protocols.publicips import AddrInfo, Connection, TickleList
+from ctdb.takeover.replies import OK
 from ctdb.takeover.state import Vnn, canonicalIp
 
 if TYPE_CHECKING:
@@ -40,9 +41,6 @@ if TYPE_CHECKING:
     from ctdb.daemon.core import ControlResult, Daemon
     from ctdb.interfaces import IAddressSystem
     from ctdb.takeover.state import VnnTable
-
-OK: ControlResult = (0, b"", b"")
-FAIL: ControlResult = (-1, b"", b"")
 
 #: ctdbd's announcement: this many ARPs (with tickles) ...
 CTDB_ARP_REPEAT = 3
@@ -428,16 +426,15 @@ class TickleLists:
         except ValueError:
             return (-1, b"", b"bad address")
         iface = info.iface or ""
-        calls: list[IDelayedCall] = []
 
         def send(count: int) -> None:
             self._sendArp(info.address, iface, "gratuitous ARP")
             if count + 1 < CTDB_ARP_REPEAT:
-                call = self.daemon.reactor.callLater(
-                    GRATUITOUS_ARP_INTERVAL, send, count + 1
+                self._gratuitous.append(
+                    self.daemon.reactor.callLater(
+                        GRATUITOUS_ARP_INTERVAL, send, count + 1
+                    )
                 )
-                calls.append(call)
-                self._gratuitous.append(call)
 
         first = self.daemon.reactor.callLater(0, send, 0)
         self._gratuitous = [c for c in self._gratuitous if c.active()] + [first]

@@ -1,0 +1,411 @@
+# -*- test-case-name: tests.takeover.test_node -*-
+"""
+Taking and releasing public addresses (Samba 4.17 C{server/ctdb_takeover.c}
+C{ctdb_control_takeover_ip}, C{ctdb_do_takeip}, C{ctdb_do_updateip},
+C{ctdb_control_release_ip}, C{release_ip_post}, C{ctdb_release_all_ips}):
+the interface an address goes on, the events, and, in daemon mode, the
+address itself on the host and the connections of a released one.
+
+A part of L{ctdb.takeover.node.PublicAddresses}.
+"""
+
+from __future__ import annotations
+
+import errno
+from typing import TYPE_CHECKING
+
+from twisted.internet import defer
+from twisted.python.failure import Failure
+
+from ctdb.protocols import packet as P
+from ctdb.protocols.publicips import PublicIP
+from ctdb.protocols.srvids import CTDB_SRVID_RELEASE_IP, CTDB_SRVID_TAKE_IP
+from ctdb.takeover.replies import (
+    OK,
+    cstring,
+    exactSize,
+    failed,
+    signedPnn,
+)
+from ctdb.takeover.state import Iface, Vnn, ifaceString
+
+if TYPE_CHECKING:
+    from twisted.logger import Logger
+
+    from ctdb.daemon.core import ControlResult, Daemon
+    from ctdb.takeover.state import VnnTable
+
+
+class AddressMoves:
+    """The take and release half of the node's public addresses."""
+
+    if TYPE_CHECKING:
+        # what this part uses of the rest of PublicAddresses
+        log: Logger
+        daemon: Daemon
+        pnn: int
+        table: VnnTable
+        byScripts: bool
+        checkAddresses: bool
+        failoverDisabled: bool
+
+        @property
+        def checking(self) -> bool: ...
+        def haveIp(self, address: str) -> bool: ...
+        def banSelf(self) -> None: ...
+        def runEvent(self, event: str, args: str) -> defer.Deferred[int]: ...
+        def announce(self, vnn: Vnn, *, keepTickles: bool = False) -> None: ...
+        def _addToHost(self, vnn: Vnn, iface: str) -> str | None: ...
+        def _removeFromHost(self, vnn: Vnn, iface: str) -> str | None: ...
+        def _killConnections(self, vnn: Vnn, iface: str) -> defer.Deferred[object]: ...
+
+    # -- take ----------------------------------------------------------------------------
+
+    def control_TAKEOVER_IP(
+        self, req: P.ReqControl, client: object
+    ) -> ControlResult | defer.Deferred[ControlResult]:
+        """ctdb_control_takeover_ip."""
+        exactSize(req, PublicIP.SIZE)
+        pip = PublicIP.decode(req.data)
+        if pip.pnn != self.pnn:
+            self.log.error(
+                "takeoverip called for an ip '{addr}' with pnn {pnn}, "
+                "but we're node {me}",
+                addr=pip.address,
+                pnn=signedPnn(pip.pnn),
+                me=self.pnn,
+            )
+            return failed("takeover for another node")
+        vnn = self.table.find(pip.address)
+        if vnn is None:
+            self.log.info(
+                "takeoverip called for an ip '{addr}' that is not a public address",
+                addr=pip.address,
+            )
+            return OK
+        have = self.checking and self.haveIp(vnn.address)
+        best = self.table.bestIface(vnn)
+        if best is None:
+            self.log.error(
+                "takeoverip of IP {addr}/{mask} failed to finda usable interface "
+                "(old {old}, have_ip {have})",
+                addr=vnn.address,
+                mask=vnn.mask,
+                old=vnn.ifaceName,
+                have=int(have),
+            )
+            return failed(f"no usable interface for {vnn.address}")
+        if vnn.pnn not in (self.pnn, P.CTDB_UNKNOWN_PNN) and have:
+            self.log.critical(
+                "takeoverip of IP {addr} is known to the kernel, and we have it "
+                "on iface[{iface}], but it was assigned to node {pnn}and we are "
+                "node {me}, banning ourself",
+                addr=vnn.address,
+                iface=vnn.ifaceName,
+                pnn=vnn.pnn,
+                me=self.pnn,
+            )
+            self.banSelf()
+            return failed(f"{vnn.address} is held here but assigned elsewhere")
+        update = False
+        if vnn.pnn == P.CTDB_UNKNOWN_PNN and have:
+            self.log.warn(
+                "Doing updateip for IP {addr} already on an interface",
+                addr=vnn.address,
+            )
+            update = True
+        if (
+            vnn.iface is not None
+            and vnn.iface is not best
+            and (not vnn.iface.linkUp or vnn.iface.references > best.references + 1)
+        ):
+            # only move when the link is down or the rebalance gains something
+            update = True
+        if not have:
+            if update:
+                self.table.unassign(vnn, self.pnn)
+            return self._takeIp(vnn)
+        if update:
+            return self._updateIp(vnn)
+        self.log.info(
+            "Redundant takeover of IP {addr}/{mask} on interface {iface} "
+            "(ip already held)",
+            addr=vnn.address,
+            mask=vnn.mask,
+            iface=vnn.ifaceName,
+        )
+        return OK
+
+    def _assign(self, vnn: Vnn) -> bool:
+        """ctdb_vnn_assign_iface."""
+        if vnn.iface is not None:
+            self.log.info(
+                "public address '{addr}' still assigned to iface '{iface}'",
+                addr=vnn.address,
+                iface=vnn.ifaceName,
+            )
+            return True
+        best = self.table.bestIface(vnn)
+        if best is None:
+            self.log.error(
+                "public address '{addr}' cannot assign to iface any iface",
+                addr=vnn.address,
+            )
+            return False
+        vnn.iface = best
+        best.references += 1
+        vnn.pnn = self.pnn
+        self.log.info(
+            "public address '{addr}' now assigned to iface '{iface}' refs[{n}]",
+            addr=vnn.address,
+            iface=best.name,
+            n=best.references,
+        )
+        return True
+
+    def _takeIp(self, vnn: Vnn) -> ControlResult | defer.Deferred[ControlResult]:
+        """ctdb_do_takeip."""
+        if vnn.updateInFlight:
+            self.log.info(
+                "Takeover of IP {addr}/{mask} rejected update for this IP "
+                "already in flight",
+                addr=vnn.address,
+                mask=vnn.mask,
+            )
+            return failed(f"an update of {vnn.address} is in flight")
+        if not self._assign(vnn):
+            self.log.error(
+                "Takeover of IP {addr}/{mask} failed to assign a usable interface",
+                addr=vnn.address,
+                mask=vnn.mask,
+            )
+            return failed(f"no usable interface for {vnn.address}")
+        vnn.updateInFlight = True
+        iface = vnn.ifaceName
+        self.log.info(
+            "Takeover of IP {addr}/{mask} on interface {iface}",
+            addr=vnn.address,
+            mask=vnn.mask,
+            iface=iface,
+        )
+        return self._finishTake(vnn, iface).addBoth(self._done, vnn)
+
+    @defer.inlineCallbacks
+    def _finishTake(self, vnn: Vnn, iface: str):  # type: ignore[no-untyped-def]
+        problem = self._addToHost(vnn, iface)
+        if problem is not None:
+            return failed(problem)
+        status = yield self.runEvent("takeip", f"{iface} {vnn.address} {vnn.mask}")
+        if status != 0:
+            self.log.error(
+                "Failed to takeover IP {addr} on interface {iface}",
+                addr=vnn.address,
+                iface=vnn.ifaceName,
+            )
+            return failed(f"takeip event failed ({status})", status)
+        if self.checkAddresses:
+            self.announce(vnn)
+        self.log.info("sending TAKE_IP for '{addr}'", addr=vnn.address)
+        self.daemon.sendMessage(self.pnn, CTDB_SRVID_TAKE_IP, cstring(vnn.address))
+        return OK
+
+    def _done(self, result: object, vnn: Vnn) -> object:
+        vnn.updateInFlight = False
+        if isinstance(result, Failure):
+            self.log.failure("public IP update of {addr}", result, addr=vnn.address)
+            return failed("internal error")
+        return result
+
+    def _updateIp(self, vnn: Vnn) -> ControlResult | defer.Deferred[ControlResult]:
+        """ctdb_do_updateip: move the address to a better interface."""
+        if vnn.updateInFlight:
+            self.log.info(
+                "Update of IP {addr}/{mask} rejected update for this IP "
+                "already in flight",
+                addr=vnn.address,
+                mask=vnn.mask,
+            )
+            return failed(f"an update of {vnn.address} is in flight")
+        old = vnn.iface
+        oldName = ifaceString(old)
+        self.table.unassign(vnn, self.pnn)
+        if not self._assign(vnn):
+            self.log.error(
+                "Update of IP {addr}/{mask} failed to assign a usable interface "
+                "(old iface '{old}')",
+                addr=vnn.address,
+                mask=vnn.mask,
+                old=oldName,
+            )
+            return failed(f"no usable interface for {vnn.address}")
+        if old is vnn.iface:
+            return OK
+        vnn.updateInFlight = True
+        newName = vnn.ifaceName
+        self.log.info(
+            "Update of IP {addr}/{mask} from interface {old} to {new}",
+            addr=vnn.address,
+            mask=vnn.mask,
+            old=oldName,
+            new=newName,
+        )
+        return self._finishUpdate(vnn, old, oldName, newName).addBoth(self._done, vnn)
+
+    @defer.inlineCallbacks
+    def _finishUpdate(  # type: ignore[no-untyped-def]
+        self, vnn: Vnn, old: Iface | None, oldName: str, newName: str
+    ):
+        problem = None
+        if old is not None:
+            self._removeFromHost(vnn, oldName)
+        problem = self._addToHost(vnn, newName)
+        status = -1
+        if problem is None:
+            status = yield self.runEvent(
+                "updateip", f"{oldName} {newName} {vnn.address} {vnn.mask}"
+            )
+        if status != 0:
+            self.log.error(
+                "Failed update of IP {addr} from interface {old} to {new}",
+                addr=vnn.address,
+                old=oldName,
+                new=newName,
+            )
+            # as ctdbd: put the old interface back and let the next run fix it
+            self.table.unassign(vnn, self.pnn)
+            if old is not None:
+                vnn.iface = old
+                old.references += 1
+            return failed(problem or f"updateip event failed ({status})", status)
+        if not self.byScripts and self.checkAddresses:
+            # what 10.interface's updateip does: gratarp, tickle the clients
+            self.announce(vnn, keepTickles=True)
+        return OK
+
+    # -- release ------------------------------------------------------------------------
+
+    def control_RELEASE_IP(
+        self, req: P.ReqControl, client: object
+    ) -> ControlResult | defer.Deferred[ControlResult]:
+        """ctdb_control_release_ip."""
+        exactSize(req, PublicIP.SIZE)
+        pip = PublicIP.decode(req.data)
+        vnn = self.table.find(pip.address)
+        if vnn is None:
+            self.log.info(
+                "releaseip called for an ip '{addr}' that is not a public address",
+                addr=pip.address,
+            )
+            return OK
+        vnn.cancelAnnouncement()
+        # A release sent to a node not hosting the address tells it where
+        # the address goes ("ctdb ip" asks one node only).
+        if self.checking:
+            if not self.haveIp(vnn.address):
+                self.log.debug(
+                    "Redundant release of IP {addr}/{mask} on interface {iface} "
+                    "(ip not held)",
+                    addr=vnn.address,
+                    mask=vnn.mask,
+                    iface=vnn.ifaceName,
+                )
+                vnn.pnn = pip.pnn
+                self.table.unassign(vnn, self.pnn)
+                return OK
+        elif vnn.iface is None:
+            self.log.debug(
+                "Redundant release of IP {addr}/{mask} (ip not held)",
+                addr=vnn.address,
+                mask=vnn.mask,
+            )
+            vnn.pnn = pip.pnn
+            return OK
+        if vnn.updateInFlight:
+            self.log.info(
+                "Release of IP {addr}/{mask} rejected update for this IP "
+                "already in flight",
+                addr=vnn.address,
+                mask=vnn.mask,
+            )
+            return failed(f"an update of {vnn.address} is in flight")
+        iface = vnn.ifaceName
+        self.log.info(
+            "Release of IP {addr}/{mask} on interface {iface}  node:{pnn}",
+            addr=vnn.address,
+            mask=vnn.mask,
+            iface=iface,
+            pnn=signedPnn(pip.pnn),
+        )
+        vnn.updateInFlight = True
+        return self._finishRelease(vnn, iface, pip.pnn).addBoth(self._done, vnn)
+
+    @defer.inlineCallbacks
+    def _finishRelease(  # type: ignore[no-untyped-def]
+        self, vnn: Vnn, iface: str, target: int
+    ):
+        status = yield self.runEvent("releaseip", f"{iface} {vnn.address} {vnn.mask}")
+        if status == -errno.ETIMEDOUT:
+            self.banSelf()
+        yield self._killConnections(vnn, iface)
+        self._removeFromHost(vnn, iface)
+        if self.checking and self.haveIp(vnn.address):
+            self.log.error(
+                "IP {addr} still hosted during release IP callback, failing",
+                addr=vnn.address,
+            )
+            return failed(f"{vnn.address} is still on an interface")
+        vnn.pnn = target
+        self.releasePost(vnn)
+        return OK
+
+    def releasePost(self, vnn: Vnn) -> None:
+        """release_ip_post: tell the local clients (smbd drops the address's
+        connections), forget the interface, delete it if DEL_PUBLIC_IP
+        asked while it was hosted."""
+        self.log.info("Sending RELEASE_IP message for {addr}", addr=vnn.address)
+        self.daemon.sendMessage(self.pnn, CTDB_SRVID_RELEASE_IP, cstring(vnn.address))
+        self.table.unassign(vnn, self.pnn)
+        if vnn.deletePending:
+            self.table.delete(vnn, self.pnn)
+
+    @defer.inlineCallbacks
+    def releaseAllIps(self):  # type: ignore[no-untyped-def]
+        """ctdb_release_all_ips: a banned or stopped node lets go of every
+        address it holds."""
+        if self.failoverDisabled:
+            return 0
+        count = 0
+        for vnn in self.table:
+            if not self.haveIp(vnn.address):
+                self.table.unassign(vnn, self.pnn)
+                continue
+            if vnn.updateInFlight:
+                self.log.warn(
+                    "Not releasing IP {addr}/{mask} on interface {iface}, an "
+                    "update is already in progress",
+                    addr=vnn.address,
+                    mask=vnn.mask,
+                    iface=vnn.ifaceName,
+                )
+                continue
+            vnn.updateInFlight = True
+            iface = vnn.ifaceName
+            self.log.info(
+                "Release of IP {addr}/{mask} on interface {iface} node:-1",
+                addr=vnn.address,
+                mask=vnn.mask,
+                iface=iface,
+            )
+            vnn.cancelAnnouncement()
+            yield self.runEvent("releaseip", f"{iface} {vnn.address} {vnn.mask}")
+            yield self._killConnections(vnn, iface)
+            self._removeFromHost(vnn, iface)
+            if self.haveIp(vnn.address):
+                self.log.error("IP address {addr} not released", addr=vnn.address)
+                vnn.updateInFlight = False
+                continue
+            self.releasePost(vnn)
+            vnn.updateInFlight = False
+            count += 1
+        self.log.info("Released {n} public IPs", n=count)
+        return count
