@@ -6,8 +6,9 @@ bridge, and a client in a namespace of its own
 (L{tests.support.netnscluster}).
 
 What a client of a public address sees when the node serving it dies:
-the address comes up on exactly one survivor, gratuitous ARPs carry the
-survivor's MAC address, the client's old connection is reset at once by
+the address comes up on exactly one survivor, gratuitous ARPs (IPv6:
+unsolicited neighbour advertisements) carry the survivor's MAC address,
+the client's old connection is reset at once by
 the survivor's tickle (its stack answers the tickle ACK with its own ACK,
 which the survivor's kernel, holding no socket for it, answers with a
 reset), and a new connection to the same address works.  And a disabled
@@ -30,13 +31,13 @@ from twisted.trial.unittest import SynchronousTestCase
 from tests.integration._clusters import tempDir
 from tests.support.netns import NetworkLab
 from tests.support.netnscluster import (
-    CLIENT_ADDRESS,
     SAMBA_TOOL,
     SERVICE_PORT,
     NetnsClient,
     NetnsCluster,
     NetnsNetwork,
-    gratuitousArpFor,
+    announcementFor,
+    clientAddressFor,
     parseTickles,
 )
 
@@ -49,7 +50,7 @@ class FailoverNetnsTests(SynchronousTestCase):
 
     def setUp(self) -> None:
         self.lab = NetworkLab.forTest(self, prefix="txfo")
-        self.network = NetnsNetwork(self.lab, nodes=3)
+        self.network = NetnsNetwork(self.lab, nodes=3, ipv6=True)
         self.cluster = NetnsCluster(self.network, tempDir(self, "txfo-"))
         self.addCleanup(self.cluster.stop)
         self.cluster.start(timeout=40)
@@ -86,27 +87,39 @@ class FailoverNetnsTests(SynchronousTestCase):
     # -- tests -------------------------------------------------------------------
 
     def test_ownerDies(self) -> None:
-        """SIGKILL of the node serving a client's connection: the address
-        comes up on exactly one survivor (kernel and C{ctdb ip all}
-        agree), the client namespace sees gratuitous ARPs for it carrying
-        the survivor's MAC, the client's old connection is reset within
-        seconds (the tickle, not a TCP timeout), and a new connection to
-        the same address is served.  The address is one a node other than
-        the leader holds (a leader's death adds an election; the
-        benchmark measures both)."""
+        """SIGKILL of the node serving a client's connection to an IPv4
+        public address: the address comes up on exactly one survivor
+        (kernel and C{ctdb ip all} agree), the client namespace sees
+        gratuitous ARPs for it carrying the survivor's MAC, the client's
+        old connection is reset within seconds (the tickle, not a TCP
+        timeout), and a new connection to the same address is served.
+        The address is one a node other than the leader holds (a leader's
+        death adds an election; the benchmark measures both)."""
+        self.ownerDies(ipv6=False)
+
+    def test_ownerDiesIPv6(self) -> None:
+        """The same for an IPv6 public address: an unsolicited neighbour
+        advertisement carries the survivor's MAC, and the tickle and the
+        reset travel over IPv6."""
+        self.ownerDies(ipv6=True)
+
+    def ownerDies(self, ipv6: bool) -> None:
         owners = self.assertHostedOnce([0, 1, 2])
         leader = int(self.cluster.tool(0, "leader").stdout.strip())
-        address = min(a for a, k in owners.items() if k != leader)
+        address = min(
+            a for a, k in owners.items() if k != leader and (":" in a) == ipv6
+        )
         owner = owners[address]
         survivors = [k for k in range(3) if k != owner]
+        me = clientAddressFor(address)
 
         client: NetnsClient = self.cluster.client()
         port = client.connect("old", address)
         self.assertEqual(client.send("old", "hello"), "echo hello")
         # the service registered the connection with its node, as smbd
         # does (TCP_CLIENT), and the node told every other node
-        self.assertEqual(self.cluster.accepted(owner, (CLIENT_ADDRESS, port)), "0")
-        conn = ((CLIENT_ADDRESS, port), (address, SERVICE_PORT))
+        self.assertEqual(self.cluster.accepted(owner, (me, port)), "0")
+        conn = ((me, port), (address, SERVICE_PORT))
         for k in range(3):
             self.waitTickle(k, conn)
 
@@ -124,17 +137,15 @@ class FailoverNetnsTests(SynchronousTestCase):
         newOwner = owners[address]
         self.assertIn(newOwner, survivors)
         mac = self.network.publicMac(newOwner)
-        frame = capture.waitFor(
-            lambda f: gratuitousArpFor(f, address) is not None, WAIT
-        )
-        self.assertIsNotNone(frame, f"no gratuitous ARP for {address}")
+        frame = capture.waitFor(lambda f: announcementFor(f, address) is not None, WAIT)
+        self.assertIsNotNone(frame, f"no announcement of {address}")
         assert frame is not None
-        self.assertEqual(gratuitousArpFor(frame, address), mac)
+        self.assertEqual(announcementFor(frame, address), mac)
         capture.stop()
 
         port = client.connect("new", address)
         self.assertEqual(client.send("new", "again"), "echo again")
-        self.assertEqual(self.cluster.accepted(newOwner, (CLIENT_ADDRESS, port)), "0")
+        self.assertEqual(self.cluster.accepted(newOwner, (me, port)), "0")
 
     def test_disableMovesAddresses(self) -> None:
         """C{ctdb disable} of a node moves its addresses to the others and

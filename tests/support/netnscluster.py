@@ -71,7 +71,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 
 from ctdb.cluster import NodeLayout, syncControl
 from ctdb.processes import procStat, tailFile
@@ -90,6 +90,9 @@ PUBLIC_IFACE = "pub0"
 CLIENT_IFACE = "eth0"
 PREFIX = 24
 CLIENT_ADDRESS = "10.77.1.200"
+#: the public subnet's IPv6 side (with C{ipv6=True}) and the client there
+PREFIX6 = 64
+CLIENT_ADDRESS6 = "fd77:1::200"
 #: the port of the service in every node namespace
 SERVICE_PORT = 4445
 SAMBA_TOOL = "/usr/bin/ctdb"
@@ -112,6 +115,20 @@ def nodeAddress(pnn: int) -> str:
 def publicAddress(index: int) -> str:
     """The C{index}th public address (from 0)."""
     return f"10.77.1.{index + 1}"
+
+
+def publicAddress6(index: int) -> str:
+    """The C{index}th public IPv6 address (from 0)."""
+    return f"fd77:1::{index + 1}"
+
+
+def clientAddressFor(address: str) -> str:
+    """The client's address of the family of C{address}."""
+    return CLIENT_ADDRESS6 if ":" in address else CLIENT_ADDRESS
+
+
+def _family(address: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in address else socket.AF_INET
 
 
 def _waitUntil(
@@ -142,11 +159,19 @@ class NetnsNetwork:
     node (C{eth0} with its node address, C{pub0} for public addresses),
     and a client namespace on the public subnet.
 
+    With C{ipv6}, the public subnet carries IPv6 too: as many public
+    addresses in C{fd77:1::/64} follow the IPv4 ones, and the client has
+    L{CLIENT_ADDRESS6} as well.
+
     @ivar publicAddresses: the public addresses every node may host.
     """
 
     def __init__(
-        self, lab: NetworkLab, nodes: int = 3, publicCount: int | None = None
+        self,
+        lab: NetworkLab,
+        nodes: int = 3,
+        publicCount: int | None = None,
+        ipv6: bool = False,
     ) -> None:
         if not 1 <= nodes <= 9:
             raise NetnsClusterError("1 to 9 nodes")
@@ -154,6 +179,8 @@ class NetnsNetwork:
         self.size = nodes
         count = nodes if publicCount is None else publicCount
         self.publicAddresses = [publicAddress(i) for i in range(count)]
+        if ipv6:
+            self.publicAddresses += [publicAddress6(i) for i in range(count)]
         self.bridge = lab.addBridge()
         self.namespaces: list[str] = []
         for k in range(nodes):
@@ -169,6 +196,8 @@ class NetnsNetwork:
         self.client = lab.addNamespace()
         lab.connect(self.client, self.bridge, CLIENT_IFACE)
         lab.addAddress(self.client, CLIENT_IFACE, f"{CLIENT_ADDRESS}/{PREFIX}")
+        if ipv6:
+            lab.addAddress(self.client, CLIENT_IFACE, f"{CLIENT_ADDRESS6}/{PREFIX6}")
 
     def sysctl(self, namespace: str, key: str, value: str) -> None:
         """Write C{value} to /proc/sys/C{key} inside C{namespace}."""
@@ -184,16 +213,16 @@ class NetnsNetwork:
         return self.lab.macAddress(self.namespaces[pnn], PUBLIC_IFACE)
 
     def addressesOf(self, pnn: int) -> list[str]:
-        """The IPv4 addresses on node C{pnn}'s public interface, as the
-        kernel has them (C{ip addr})."""
+        """The addresses on node C{pnn}'s public interface, as the kernel
+        has them (C{ip addr}; IPv6 link-local ones left out)."""
         out = self.lab.ip(
-            "-j", "-4", "addr", "show", "dev", PUBLIC_IFACE,
-            namespace=self.namespaces[pnn],
-        )  # fmt: skip
+            "-j", "addr", "show", "dev", PUBLIC_IFACE, namespace=self.namespaces[pnn]
+        )
         found = []
         for link in json.loads(out or "[]"):
             for info in link.get("addr_info", []):
-                found.append(str(info["local"]))
+                if info.get("scope") != "link":
+                    found.append(str(info["local"]))
         return found
 
     def holders(self) -> dict[str, list[int]]:
@@ -252,7 +281,10 @@ class NetnsNetwork:
 
     def publicAddressesText(self) -> str:
         """A node's public_addresses file."""
-        return "".join(f"{a}/{PREFIX} {PUBLIC_IFACE}\n" for a in self.publicAddresses)
+        return "".join(
+            f"{a}/{PREFIX6 if ':' in a else PREFIX} {PUBLIC_IFACE}\n"
+            for a in self.publicAddresses
+        )
 
     def nodesText(self) -> str:
         return "".join(f"{nodeAddress(k)}\n" for k in range(self.size))
@@ -429,11 +461,7 @@ class _Base(NodeLayout):
             mode = self.recMode(pnn)
         except OSError as e:
             return f"node {pnn}: {e}"
-        bad = [
-            n.pnn
-            for n in nodemap
-            if n.pnn in alive and n.flags & ~C.NODE_FLAGS_DISABLED & self._badFlags()
-        ]
+        bad = [n.pnn for n in nodemap if n.pnn in alive and n.flags & self._badFlags()]
         if bad:
             flags = {n.pnn: hex(n.flags) for n in nodemap}
             return f"node {pnn} sees node(s) {bad} not OK ({flags})"
@@ -949,8 +977,9 @@ class NetnsCtdbdCluster(_Base):
             self._scan(k)
 
     def _badFlags(self) -> int:
-        # ctdbd's nodes are usable once healthy (a monitor event passed)
-        return 0xFFFFFFFF
+        # ctdbd's nodes are usable once healthy (a monitor event passed);
+        # a node disabled by the administrator is ready as it is
+        return 0xFFFFFFFF & ~C.NODE_FLAGS_PERMANENTLY_DISABLED
 
     def kill(self, pnn: int) -> None:
         """SIGKILL node C{pnn}'s ctdbd; its helpers notice on their own
@@ -1132,7 +1161,8 @@ def _toolLine(args: Sequence[str]) -> str:
 
 def serviceMain(argv: Sequence[str]) -> None:
     """
-    The service in a node namespace: listen on 0.0.0.0:C{argv[0]}; each
+    The service in a node namespace: listen on port C{argv[0]} of every
+    address (IPv4 and IPv6); each
     accepted connection is registered with the node (C{TCP_CLIENT} on
     C{$CTDB_SOCKET}, as smbd; reported as C{accepted CLIENT SERVER
     STATUS}), then answers each line: C{put DB KEY VALUE} (C{ctdb pstore}),
@@ -1141,12 +1171,15 @@ def serviceMain(argv: Sequence[str]) -> None:
     """
     port = int(argv[0])
     path = os.environ["CTDB_SOCKET"]
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(("0.0.0.0", port))
-    listener.listen(64)
     sel = selectors.DefaultSelector()
-    sel.register(listener, selectors.EVENT_READ, "listen")
+    for family, anywhere in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
+        listener = socket.socket(family, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            listener.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        listener.bind((anywhere, port))
+        listener.listen(64)
+        sel.register(listener, selectors.EVENT_READ, "listen")
     sel.register(sys.stdin, selectors.EVENT_READ, "stdin")
     served: dict[socket.socket, tuple[socket.socket | None, bytes]] = {}
     _say("ready")
@@ -1164,7 +1197,7 @@ def serviceMain(argv: Sequence[str]) -> None:
                 if not os.read(sys.stdin.fileno(), 4096):
                     return
             elif key.data == "listen":
-                conn, peer = listener.accept()
+                conn, peer = cast(socket.socket, key.fileobj).accept()
                 local = conn.getsockname()
                 registration: socket.socket | None = None
                 try:
@@ -1180,7 +1213,7 @@ def serviceMain(argv: Sequence[str]) -> None:
                 served[conn] = (registration, b"")
                 sel.register(conn, selectors.EVENT_READ, "conn")
             else:
-                conn = key.fileobj  # type: ignore[assignment]
+                conn = cast(socket.socket, key.fileobj)
                 try:
                     data = conn.recv(65536)
                 except OSError:
@@ -1239,7 +1272,7 @@ def clientMain(argv: Sequence[str]) -> None:
     def command(words: list[str]) -> None:
         if words[0] == "connect":
             name, address, port = words[1], words[2], int(words[3])
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s = socket.socket(_family(address), socket.SOCK_STREAM)
             s.setblocking(False)
             code = s.connect_ex((address, port))
             if code not in (0, errno.EINPROGRESS):
@@ -1266,7 +1299,7 @@ def clientMain(argv: Sequence[str]) -> None:
         if probing and now - lastProbe >= PROBE_INTERVAL:
             lastProbe = now
             for address, port in probing:
-                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                s = socket.socket(_family(address), socket.SOCK_STREAM)
                 s.setblocking(False)
                 code = s.connect_ex((address, port))
                 if code in (0, errno.EINPROGRESS):
@@ -1297,7 +1330,7 @@ def clientMain(argv: Sequence[str]) -> None:
                     if words:
                         command(words)
             elif kind == "probe":
-                s = key.fileobj  # type: ignore[assignment]
+                s = cast(socket.socket, key.fileobj)
                 address, port, _ = probes.pop(s)
                 sel.unregister(s)
                 code = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
@@ -1360,6 +1393,39 @@ def gratuitousArpFor(frame: bytes, address: str) -> str | None:
     if sender != address or target != address:
         return None
     return ":".join(f"{b:02x}" for b in arp[8:14])
+
+
+def neighbourAdvertFor(frame: bytes, address: str) -> str | None:
+    """If C{frame} is an unsolicited IPv6 neighbour advertisement (ICMPv6
+    type 136) for C{address}, the link-layer address its target option
+    carries (aa:bb:..); else None."""
+    if len(frame) < 14 + 40 + 24 or frame[12:14] != b"\x86\xdd":
+        return None
+    ip6 = frame[14:54]
+    if ip6[6] != 58:  # next header: ICMPv6
+        return None
+    icmp = frame[54:]
+    if icmp[0] != 136:
+        return None
+    if socket.inet_ntop(socket.AF_INET6, icmp[8:24]) != socket.inet_ntop(
+        socket.AF_INET6, socket.inet_pton(socket.AF_INET6, address)
+    ):
+        return None
+    options = icmp[24:]
+    while len(options) >= 8 and options[1]:
+        kind, length = options[0], options[1] * 8
+        if kind == 2:  # target link-layer address
+            return ":".join(f"{b:02x}" for b in options[2:8])
+        options = options[length:]
+    return None
+
+
+def announcementFor(frame: bytes, address: str) -> str | None:
+    """The MAC address a gratuitous ARP (IPv4) or unsolicited neighbour
+    advertisement (IPv6) in C{frame} announces for C{address}, or None."""
+    if ":" in address:
+        return neighbourAdvertFor(frame, address)
+    return gratuitousArpFor(frame, address)
 
 
 def parseEndpoint(text: str) -> tuple[str, int]:
