@@ -405,7 +405,15 @@ class PublicAddresses(Service, AddressList, AddressMoves, TickleLists, LocalIPCh
         pass
 
     def recoveryEnded(self, first: bool) -> None:
-        pass
+        """After its first recovery a node tells the others it started
+        (ctdbd does it once its startup event ran), and they send it their
+        tickle lists at once."""
+        if first:
+            self.daemon.sendControl(
+                P.CTDB_BROADCAST_CONNECTED,
+                Control.STARTUP,
+                flags=P.CTDB_CTRL_FLAG_NOREPLY,
+            )
 
     # -- ipreallocated --------------------------------------------------------------------
 

@@ -277,6 +277,18 @@ class ListTests(TakeoverCase):
         data = self.assertOk(self.call(2, Control.GET_TCP_TICKLE_LIST, sockAddr(A)))
         self.assertEqual(data, tickleList(A, 0, connection(CLIENT1, (A, 445))))
 
+    def test_startedNodeGetsLists(self) -> None:
+        """A node that ends its first recovery broadcasts STARTUP; the
+        others send it their lists."""
+        self.assertOk(self.take(0, A))
+        self.cluster.advance(3)
+        self.add(0, CLIENT1)
+        self.node(0).table.find(A).tickleUpdateNeeded = False  # type: ignore[union-attr]
+        self.node(2).recoveryEnded(True)
+        self.cluster.flush()
+        data = self.assertOk(self.call(2, Control.GET_TCP_TICKLE_LIST, sockAddr(A)))
+        self.assertEqual(data, tickleList(A, 0, connection(CLIENT1, (A, 445))))
+
     def test_newHostTicklesReplicatedClients(self) -> None:
         """After a move the new host tickles the clients the old one
         registered: the list travelled with TCP_ADD."""
