@@ -139,6 +139,17 @@ class AddressError(CTDBError):
     an address, send an announcement or a TCP segment, capture."""
 
 
+class TakeoverRunFailed(CTDBError):
+    """A step of a takeover run failed; the failing nodes' banning credits
+    are already counted."""
+
+
+class IPAllocInputError(CTDBError, ValueError):
+    """C{ctdb-ipalloc} was given input it cannot use (an allowed list in
+    C{multi} mode, a node that does not exist): the message is printed as
+    an error and the run ends."""
+
+
 class RecoveryFailed(CTDBError):
     """A recovery run failed; C{culprit} is the node to blame (it gets
     banning credits), if any."""

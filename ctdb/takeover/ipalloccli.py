@@ -50,6 +50,7 @@ import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TextIO
 
+from ctdb.errors import IPAllocInputError
 from ctdb.protocols.debuglevels import (
     DEBUG_DEBUG,
     DEBUG_ERR,
@@ -85,10 +86,6 @@ _DIGITS = string.digits + string.ascii_lowercase
 
 Trace = Callable[[int, str], None]
 KnownIPs = list[list[tuple[str, int]]]
-
-
-class _InputError(Exception):
-    """Bad input that ends the run: the message is logged as an error."""
 
 
 def _strtol(text: str, base: int) -> tuple[int, str]:
@@ -201,13 +198,13 @@ def _readBlock(
                     ips.append(entry)
             continue
         if multi:
-            raise _InputError("ERROR, bad token")
+            raise IPAllocInputError("ERROR, bad token")
         for part in allowed.split(","):
             if part == "":
                 continue
             node = _cInt(_strtol(part, 10)[0])
             if not 0 <= node < numNodes:
-                raise _InputError(f"ERROR, bad node :{part}")
+                raise IPAllocInputError(f"ERROR, bad node :{part}")
             known[node].append(entry)
     return mine
 
@@ -220,7 +217,7 @@ def readKnownIPs(
     of lines (allowed lists say which nodes know each address) or, with
     C{multi}, from one block per node.
 
-    @raise _InputError: an allowed list in C{multi} mode, or a node in an
+    @raise IPAllocInputError: an allowed list in C{multi} mode, or a node in an
         allowed list that does not exist.
     """
     known: KnownIPs = [[] for _ in range(numNodes)]
@@ -287,7 +284,7 @@ def run(
 
     try:
         known = readKnownIPs(iter(stdin.readline, ""), numNodes, multi, trace)
-    except _InputError as e:
+    except IPAllocInputError as e:
         trace(DEBUG_ERR, str(e))
         return 1
     states = _runStates(environ, numNodes)

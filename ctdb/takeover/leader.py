@@ -69,7 +69,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from ctdb.errors import MalformedPacket
+from ctdb.errors import MalformedPacket, TakeoverRunFailed
 from ctdb.interfaces import ITakeoverRunner
 from ctdb.logfilter import twistedLevel
 from ctdb.protocols import controls as C
@@ -108,10 +108,6 @@ _DISABLE_MESSAGE_SIZE = 24
 AddressList = list[tuple[str, int]]
 Allocate = Callable[..., Sequence[ipalloc.AllocatedIP]]
 CanHostIPs = Callable[..., bool]
-
-
-class _RunFailed(Exception):
-    """A step of the run failed; the credits are already counted."""
 
 
 @implementer(ITakeoverRunner)
@@ -409,7 +405,7 @@ class TakeoverRunner:
                     await self._releaseIPs(allocation, connected, credits, deadline)
                     await self._takeIPs(allocation, credits, deadline)
             await self._ipreallocated(connected, credits, deadline)
-        except _RunFailed:
+        except TakeoverRunFailed:
             self._nameCulprit(credits)
             return False
         return True
@@ -481,7 +477,7 @@ class TakeoverRunner:
                 "Failed to fetch {which} public IPs",
                 which="available" if availableOnly else "known",
             )
-            raise _RunFailed
+            raise TakeoverRunFailed
         return lists
 
     async def _releaseIPs(
@@ -522,7 +518,7 @@ class TakeoverRunner:
                 credits[pnn] += 1
                 failed = True
         if failed:
-            raise _RunFailed
+            raise TakeoverRunFailed
 
     async def _takeIPs(
         self,
@@ -560,7 +556,7 @@ class TakeoverRunner:
                 credits[pnn] += 1
                 failed = True
         if failed:
-            raise _RunFailed
+            raise TakeoverRunFailed
 
     async def _ipreallocated(
         self, connected: list[int], credits: list[int], deadline: float
@@ -580,7 +576,7 @@ class TakeoverRunner:
                 credits[pnn] += 1
                 failed = True
         if failed:
-            raise _RunFailed
+            raise TakeoverRunFailed
 
     async def _controls(
         self,

@@ -37,10 +37,9 @@ from typing import Any
 
 from pyroute2 import IPRoute  # type: ignore[import-untyped]
 from pyroute2.netlink.exceptions import NetlinkError  # type: ignore[import-untyped]
-from twisted.internet import main
-from twisted.internet.abstract import FileDescriptor
 from twisted.internet.defer import Deferred, fail, succeed
-from twisted.internet.interfaces import IDelayedCall
+from twisted.internet.error import ConnectionLost
+from twisted.internet.interfaces import IDelayedCall, IReadDescriptor
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -482,11 +481,14 @@ def _endpoint(endpoint: Endpoint) -> Endpoint:
     return (packets.normalAddress(endpoint[0]), endpoint[1])
 
 
-class CaptureReader(FileDescriptor):
+@implementer(IReadDescriptor)
+class CaptureReader:
     """
     An C{AF_PACKET} capture socket read on the reactor: each frame (its
-    first 128 bytes) goes to C{onFrame}.  The reactor owns it from
-    C{startReading} to C{loseConnection}, which closes the socket.
+    first 128 bytes) goes to C{onFrame}.  The reactor reads it from
+    C{startReading} to C{loseConnection}, which closes the socket.  A
+    plain L{IReadDescriptor}: nothing is ever written to it, so none of
+    Twisted's transport machinery is needed.
     """
 
     #: frames read in one go before the reactor gets its turn again
@@ -499,17 +501,27 @@ class CaptureReader(FileDescriptor):
         *,
         reactor: ICTDBReactor,
     ) -> None:
-        super().__init__(reactor=reactor)
+        self.reactor = reactor
         self._capture = capture
         self._onFrame = onFrame
-        # loseConnection goes straight to connectionLost: nothing is written
-        self.connected = 1
-        self._writeDisconnected = True
+
+    def logPrefix(self) -> str:
+        return "CaptureReader"
 
     def fileno(self) -> int:
         return self._capture.fileno()
 
-    def doRead(self) -> object:
+    def startReading(self) -> None:
+        self.reactor.addReader(self)
+
+    def loseConnection(self) -> None:
+        """Stop reading and close the socket."""
+        if self._capture.fileno() == -1:
+            return
+        self.reactor.removeReader(self)
+        self._capture.close()
+
+    def doRead(self) -> Failure | None:
         for _ in range(self.maxFrames):
             try:
                 frame = self._capture.recv(_SNAP_LENGTH)
@@ -517,7 +529,7 @@ class CaptureReader(FileDescriptor):
                 return None
             except OSError as e:
                 _log.error("capture socket failed: {reason}", reason=_reason(e))
-                return main.CONNECTION_LOST
+                return Failure(ConnectionLost(_reason(e)))
             try:
                 self._onFrame(frame)
             except Exception:  # noqa: BLE001 - nothing escapes into the reactor
@@ -525,5 +537,5 @@ class CaptureReader(FileDescriptor):
         return None
 
     def connectionLost(self, reason: Failure) -> None:
-        super().connectionLost(reason)
-        self._capture.close()
+        """The reactor dropped us (a read error, or the reactor stopping)."""
+        self.loseConnection()
