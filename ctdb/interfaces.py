@@ -213,8 +213,16 @@ class ILogLevelObserver(Interface):
 
 
 class IRecoveryParticipant(Interface):
-    """What recovery does to a node's local state (the databases): the
-    daemon-side recovery controls call these."""
+    """What recovery does to a node's local state (the databases, public
+    addresses, event scripts): the daemon-side recovery controls call
+    these.  L{recoveryStarted} and L{recoveryEnded} may return a Deferred
+    that fires with a status (0 for success, as the C{startrecovery} and
+    C{recovered} events of ctdb_recover.c); the control answers when all
+    of them fired, with the first non-zero status."""
+
+    def recoveryStarted() -> object:
+        """START_RECOVERY: the leader began a recovery that includes this
+        node.  None, or a Deferred of a status."""
 
     def becameInactive() -> None:
         """The node was banned or stopped (ctdb_node_become_inactive) or
@@ -224,8 +232,18 @@ class IRecoveryParticipant(Interface):
         """The recovery mode went back to NORMAL: thaw, cancel leftover
         recovery transactions, resend held calls and attaches."""
 
-    def recoveryEnded(first: bool) -> None:
-        """END_RECOVERY; C{first} when it ended the node's first recovery."""
+    def recoveryEnded(first: bool) -> object:
+        """END_RECOVERY; C{first} when it ended the node's first recovery.
+        None, or a Deferred of a status."""
+
+
+class INodeFlags(Interface):
+    """Who changes this node's own flags and tells the cluster (the
+    recovery controls: the flags are pushed to every connected node, as
+    ctdbd's recovery daemon pushes them on CTDB_SRVID_PUSH_NODE_FLAGS)."""
+
+    def setMyFlags(flags: int) -> None:
+        """This node's flags are now C{flags}; push the change."""
 
 
 class IStatisticsSource(Interface):

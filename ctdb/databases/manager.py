@@ -399,6 +399,9 @@ class DatabaseManager(RecordMigration, Traverses, PersistentCommits, RecoveryDat
     def becameInactive(self) -> None:
         self.invalidateRecords()
 
+    def recoveryStarted(self) -> None:
+        pass
+
     def recoveryModeNormal(self) -> None:
         """Recovery is over on this node: leftover recovery transactions are
         cancelled, databases thawed, held calls and attaches run again."""

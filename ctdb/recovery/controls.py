@@ -10,9 +10,12 @@ from __future__ import annotations
 import random
 from typing import TYPE_CHECKING
 
+from twisted.internet import defer
 from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
+from zope.interface import implementer
 
+from ctdb.interfaces import INodeFlags
 from ctdb.protocols import controls as C
 from ctdb.protocols import packet as P
 from ctdb.protocols.controls import Control
@@ -33,6 +36,7 @@ def newGeneration() -> int:
             return generation
 
 
+@implementer(INodeFlags)
 class RecoveryControls:
     """Recovery-related controls and the node's own flags."""
 
@@ -146,22 +150,37 @@ class RecoveryControls:
 
     def control_START_RECOVERY(
         self, req: P.ReqControl, client: object
-    ) -> ControlResult:
+    ) -> ControlResult | defer.Deferred[ControlResult]:
+        """ctdb_control_start_recovery: answered once the participants
+        (the C{startrecovery} event) are done, with their status."""
         d = self.daemon
         d.lastRecoveryStarted = d.reactor.seconds()
         d.stats.num_recoveries += 1
-        return OK
+        return _answerWhenDone(
+            [participant.recoveryStarted() for participant in d.recoveryParticipants]
+        )
 
-    def control_END_RECOVERY(self, req: P.ReqControl, client: object) -> ControlResult:
+    def control_END_RECOVERY(
+        self, req: P.ReqControl, client: object
+    ) -> ControlResult | defer.Deferred[ControlResult]:
+        """ctdb_control_end_recovery: the first recovery takes the node to
+        STARTUP; a node that runs event scripts is RUNNING once its
+        C{startup} event succeeded (ctdb_monitor.c), one that runs none at
+        once.  Answered once the participants (the C{recovered} event) are
+        done, with their status."""
         d = self.daemon
         d.lastRecoveryFinished = d.reactor.seconds()
         firstRecovery = d.runstate < C.RunState.STARTUP
         if firstRecovery:
             d.setRunstate(C.RunState.STARTUP)
-            d.setRunstate(C.RunState.RUNNING)
-        for participant in d.recoveryParticipants:
-            participant.recoveryEnded(firstRecovery)
-        return OK
+            if d.eventRunner is None:
+                d.setRunstate(C.RunState.RUNNING)
+        return _answerWhenDone(
+            [
+                participant.recoveryEnded(firstRecovery)
+                for participant in d.recoveryParticipants
+            ]
+        )
 
     def control_FREEZE(self, req: P.ReqControl, client: object) -> ControlResult:
         # ctdb_control_freeze: only sent as a node becomes inactive
@@ -259,3 +278,30 @@ class RecoveryControls:
     ) -> ControlResult:
         self.daemon.reloadNodes()
         return OK
+
+
+def _answerWhenDone(
+    results: list[object],
+) -> ControlResult | defer.Deferred[ControlResult]:
+    """The answer of a control whose participants may return Deferreds of
+    a status: OK at once when none did, otherwise once all fired, with the
+    first non-zero status (a failed Deferred counts as -1)."""
+    waits: list[defer.Deferred[object]] = [
+        r for r in results if isinstance(r, defer.Deferred)
+    ]
+    if not waits:
+        return OK
+
+    def status(result: object) -> int:
+        return result if isinstance(result, int) else 0
+
+    def failed(f: object) -> int:
+        RecoveryControls.log.error("recovery participant failed: {f}", f=f)
+        return -1
+
+    def done(statuses: list[int]) -> ControlResult:
+        return (next((s for s in statuses if s != 0), 0), b"", b"")
+
+    return defer.gatherResults(
+        [w.addCallbacks(status, failed) for w in waits]
+    ).addCallback(done)

@@ -401,14 +401,18 @@ class PublicAddresses(Service, AddressList, AddressMoves, TickleLists, LocalIPCh
             lambda f: self.log.failure("releasing all public IPs", f)
         )
 
+    def recoveryStarted(self) -> None:
+        pass
+
     def recoveryModeNormal(self) -> None:
         pass
 
     def recoveryEnded(self, first: bool) -> None:
-        """After its first recovery a node tells the others it started
-        (ctdbd does it once its startup event ran), and they send it their
-        tickle lists at once."""
-        if first:
+        """After its first recovery a node that runs no event scripts tells
+        the others it started, and they send it their tickle lists at once
+        (ctdbd does it once its startup event ran: with event scripts, the
+        event lifecycle of ctdb.events does it)."""
+        if first and self.daemon.eventRunner is None:
             self.daemon.sendControl(
                 P.CTDB_BROADCAST_CONNECTED,
                 Control.STARTUP,
