@@ -1,0 +1,1 @@
+"""A node's event scripts: the event daemon, lifecycle, health and notifications."""

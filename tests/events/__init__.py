@@ -1,0 +1,1 @@
+"""Event scripts: lifecycle, health monitoring, notifications, shipped scripts."""
