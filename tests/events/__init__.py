@@ -1,1 +1,1 @@
-"""Event scripts: lifecycle, health monitoring, notifications, shipped scripts."""
+"""Tests for ctdb.events, the event daemon."""
