@@ -138,18 +138,14 @@ def runDaemon(
     top: Any = None
 
     def shutdownSequence() -> None:
-        """ctdb_shutdown_sequence: shutdown event, then stop; the services
+        """ctdb_shutdown_sequence: stop; the node runs its shutdown event
+        first (L{ctdb.service.CTDBNode.stopService}), then the services
         stopping remove the pid file and stop ctdb-eventd before the daemon
         closes its clients (whose tool waits for that)."""
         if stopping:
             return
         stopping.append(True)
-        eventd = _named(top, "eventd")
-        if eventd is None:
-            reactor.stop()
-            return
-        d = eventd.runShutdownEvent(5.0)
-        d.addBoth(lambda _: reactor.stop())
+        reactor.stop()
 
     eventdPath = os.environ.get(
         "CTDB_EVENTD", os.path.join(HELPER_BINDIR, "ctdb-eventd")

@@ -8,9 +8,8 @@ the C{legacy} component (ctdb/event/event_protocol.c).  ``ctdb event ...``
 and ``ctdb scriptstatus`` talk to ctdb-eventd directly, through
 ``ctdb-event``.
 
-We run the same events ctdbd runs that the eventscripts need: C{init} and
-C{setup} at start, C{startup} once the node is up, C{monitor} every
-C{MonitorInterval} outside recovery, C{shutdown} on the way out.
+Which events run when is L{ctdb.events.lifecycle}'s and
+L{ctdb.events.health}'s business; this module only runs them.
 """
 
 from __future__ import annotations
@@ -26,10 +25,9 @@ import typing
 from dataclasses import dataclass
 
 from twisted.application.service import Service
-from twisted.internet import defer, task
+from twisted.internet import defer
 from twisted.internet.protocol import ClientFactory, Protocol
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ctdb.errors import EventDaemonError, MalformedPacket
@@ -221,8 +219,7 @@ class NodeState(typing.Protocol):
 class EventDaemon(Service):
     """
     A running ctdb-eventd and our connection to it.  C{daemon} is the
-    L{ctdb.daemon.core.Daemon} whose tunables, recovery mode and runstate
-    decide when events run.
+    L{ctdb.daemon.core.Daemon} whose EventScriptTimeout bounds each event.
     """
 
     log = Logger()
@@ -249,8 +246,6 @@ class EventDaemon(Service):
         self._queue: list[bytes] = []
         self._protocol: EventClientProtocol | None = None
         self._connecting = False
-        self._monitor: task.LoopingCall | None = None
-        self.monitorCount = 0
 
     # -- connection ----------------------------------------------------------
 
@@ -308,63 +303,6 @@ class EventDaemon(Service):
         )
         return d
 
-    def _logResult(self, result: int, event: str) -> int:
-        if result != 0:
-            self.log.error(
-                "{event} event failed, result={result}", event=event, result=result
-            )
-        return result
-
-    def _run(self, event: str) -> defer.Deferred[int]:
-        d = self.runEvent(event)
-        d.addCallback(self._logResult, event)
-
-        def failed(f: Failure) -> int:
-            self.log.error("{event} event: {err}", event=event, err=f.value)
-            return -1
-
-        d.addErrback(failed)
-        return d
-
-    @defer.inlineCallbacks
-    def _startEvents(self):  # type: ignore[no-untyped-def]
-        for event in ("init", "setup"):
-            result = yield self._run(event)
-            if result != 0 or not self.running:
-                return
-        yield self._waitNormal()
-        if not self.running:
-            return
-        yield self._run("startup")
-        if not self.running:
-            return
-        interval = max(int(self.daemon.tunables.MonitorInterval), 1)
-        self._monitor = task.LoopingCall(self._monitorOnce)
-        self._monitor.clock = self.reactor
-        self._monitor.start(interval, now=True).addErrback(
-            lambda f: self.log.failure("monitoring stopped", f)
-        )
-
-    def _waitNormal(self) -> defer.Deferred[None]:
-        """Until the node is out of recovery (startup runs after it)."""
-        d: defer.Deferred[None] = defer.Deferred()
-
-        def check() -> None:
-            if not self.running or self.daemon.recmode == 0:
-                poll.stop()
-                d.callback(None)
-
-        poll = task.LoopingCall(check)
-        poll.clock = self.reactor
-        poll.start(0.5, now=True)
-        return d
-
-    def _monitorOnce(self) -> defer.Deferred[int] | None:
-        if self.daemon.recmode != 0:
-            return None
-        self.monitorCount += 1
-        return self._run("monitor")
-
     # -- service -------------------------------------------------------------
 
     def startService(self) -> None:
@@ -374,21 +312,9 @@ class EventDaemon(Service):
             self.process = spawnEventDaemon(self.eventdPath, os.getpid())
         super().startService()
         self._connect()
-        self.reactor.callLater(0, self._startEvents)
-
-    def runShutdownEvent(self, timeout: float) -> defer.Deferred[object]:
-        """The C{shutdown} event, bounded by C{timeout}; never fails."""
-        if self._monitor is not None and self._monitor.running:
-            self._monitor.stop()
-        d = self._run("shutdown")
-        d.addTimeout(timeout, self.reactor)
-        d.addErrback(lambda f: None)
-        return d  # type: ignore[return-value]
 
     def stopService(self) -> None:
         super().stopService()
-        if self._monitor is not None and self._monitor.running:
-            self._monitor.stop()
         if self._protocol is not None and self._protocol.transport is not None:
             self._protocol.owner = None
             self._protocol.transport.loseConnection()

@@ -48,6 +48,9 @@ from ctdb.daemon.memdump import installMemoryDump
 from ctdb.databases.manager import DatabaseManager
 from ctdb.errors import ConfigError
 from ctdb.eventd import EventDaemon
+from ctdb.events.health import HealthMonitor
+from ctdb.events.lifecycle import EventLifecycle
+from ctdb.events.notify import Notifier
 from ctdb.interfaces import (
     IAddressSystem,
     ICTDBReactor,
@@ -256,6 +259,9 @@ class NodeConfig:
     #: the socket it serves
     eventDaemon: str | None = None
     eventSocket: str = ""
+    #: ctdbd's notification script (C{$CTDB_BASE/notify.sh}), run with
+    #: init, setup, startup, unhealthy or healthy when the node runs events
+    notifyScript: str | None = None
     #: a pid file written while the node runs
     pidFile: str | None = None
     #: a node map instead of a nodes file (tests), with our pnn in it
@@ -295,6 +301,19 @@ class CTDBNode(MultiService):
         self.recovery = recovery
         self.takeover = takeover
         self.takeoverRunner = takeoverRunner
+        #: the events ctdbd drives and the node's health from its monitor
+        #: event, when the node runs event scripts (L{ctdb.events})
+        self.lifecycle: EventLifecycle | None = None
+        self.health: HealthMonitor | None = None
+
+    def stopService(self) -> defer.Deferred[object]:
+        """ctdb_shutdown_sequence: a node that runs event scripts runs its
+        C{shutdown} event before any of its parts stops."""
+        lifecycle = self.lifecycle
+        if lifecycle is None:
+            return super().stopService()
+        d = lifecycle.shutdown()
+        return d.addCallback(lambda _: MultiService.stopService(self))
 
 
 def buildNode(
@@ -418,9 +437,40 @@ def buildNode(
     # Stopped before the event daemon: daemon-added addresses go while the
     # shutdown event can still run.
     takeover.setServiceParent(top)
+    if daemon.eventRunner is not None:
+        _buildLifecycle(config, top, controls, reactor)
     if config.pidFile is not None:
         PidFileService(config.pidFile).setServiceParent(top)
     return top
+
+
+def _buildLifecycle(
+    config: NodeConfig,
+    top: CTDBNode,
+    controls: RecoveryControls,
+    reactor: ICTDBReactor,
+) -> None:
+    """For a node that runs event scripts: the events ctdbd drives (init,
+    setup, startup, startrecovery, recovered, shutdown), its health from
+    the monitor event (the node starts UNHEALTHY, as ctdbd's) and the
+    notification script."""
+    daemon = top.daemon
+    notifier = Notifier(config.notifyScript, reactor=reactor)
+    health = HealthMonitor(daemon, reactor=reactor, flags=controls, notifier=notifier)
+    health.markUnhealthy()
+    lifecycle = EventLifecycle(
+        daemon,
+        reactor=reactor,
+        health=health,
+        notifier=notifier,
+        waitForRecovery=config.withRecovery,
+        # ctdbd's fast_start comes with its test mode
+        fastStart=config.addressTestMode,
+    )
+    daemon.addRecoveryParticipant(lifecycle)
+    lifecycle.setServiceParent(top)
+    top.lifecycle = lifecycle
+    top.health = health
 
 
 def _buildTakeover(
