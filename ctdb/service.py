@@ -54,6 +54,7 @@ from ctdb.events.notify import Notifier
 from ctdb.interfaces import (
     IAddressSystem,
     ICTDBReactor,
+    IEventRunner,
     ILogLevelObserver,
     INodeTransport,
 )
@@ -262,6 +263,8 @@ class NodeConfig:
     #: ctdbd's notification script (C{$CTDB_BASE/notify.sh}), run with
     #: init, setup, startup, unhealthy or healthy when the node runs events
     notifyScript: str | None = None
+    #: an event runner of one's own instead (tests, embedding)
+    eventRunner: IEventRunner | None = None
     #: a pid file written while the node runs
     pidFile: str | None = None
     #: a node map instead of a nodes file (tests), with our pnn in it
@@ -434,6 +437,8 @@ def buildNode(
         )
         daemon.setEventRunner(eventd)
         eventd.setServiceParent(top)
+    if config.eventRunner is not None:
+        daemon.setEventRunner(config.eventRunner)
     # Stopped before the event daemon: daemon-added addresses go while the
     # shutdown event can still run.
     takeover.setServiceParent(top)

@@ -29,7 +29,12 @@ from zope.interface import implementer
 from ctdb.config.publicaddresses import PublicAddress, parsePublicAddresses
 from ctdb.daemon.core import Daemon, DaemonConfig
 from ctdb.databases.manager import DatabaseManager
-from ctdb.interfaces import IClientConnection, INodeTransport, INodeTransportListener
+from ctdb.interfaces import (
+    IClientConnection,
+    IEventRunner,
+    INodeTransport,
+    INodeTransportListener,
+)
 from ctdb.nodes import NodeMap, parseNodes
 from ctdb.protocols import packet as P
 from ctdb.recovery.controls import RecoveryControls
@@ -476,6 +481,7 @@ def connectedNodes(
     interfaces: tuple[str, ...] = ("eth0", "eth1"),
     addressesByScripts: bool = False,
     failoverDisabled: bool = False,
+    eventRunners: Callable[[int], IEventRunner] | None = None,
 ) -> FakeCluster:
     """
     Build C{n} started L{Daemon}s (addresses 127.0.0.1..n, or the nodes-file
@@ -487,6 +493,10 @@ def connectedNodes(
     stores, the recovery controls; no client socket), and with
     C{recovery=True} with its recovery service too: the cluster then still
     has to elect a leader and recover (advance the clock a few seconds).
+
+    C{eventRunners(pnn)} gives each node built an event runner (each build,
+    so a restarted node gets a new one); such a node also drives its events
+    and health (L{ctdb.events}) as a node with event scripts does.
 
     C{publicAddresses} is public_addresses text for every node, or by pnn
     (a node left out has none); each node gets its own L{FakeAddressSystem}
@@ -529,6 +539,7 @@ def connectedNodes(
                 addressesByScripts=addressesByScripts,
                 failoverDisabled=failoverDisabled,
                 addressSystem=system,
+                eventRunner=None if eventRunners is None else eventRunners(pnn),
             ),
             reactor=clock,  # type: ignore[arg-type]
             transport=network.transport(pnn),
