@@ -188,7 +188,9 @@ class EventLifecycle(Service):
 
     async def _start(self) -> None:
         d = self.daemon
-        self._setRunstate(RunState.INIT)
+        # The node started a moment ago (the daemon core calls itself
+        # RUNNING at once, for nodes without events): nothing has run yet.
+        d.setRunstate(RunState.INIT)
         if await self.runEvent("init") != 0:
             self._die("Failed to run init event")
             return

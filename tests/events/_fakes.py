@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from twisted.internet import defer
 from twisted.internet.task import Clock
@@ -17,9 +18,13 @@ from zope.interface import implementer
 
 from ctdb.errors import EventDaemonError
 from ctdb.events.health import HealthMonitor
+from ctdb.events.lifecycle import EventLifecycle
 from ctdb.interfaces import IEventRunner
 from ctdb.protocols import controls as C
 from ctdb.testing import FakeCluster, connectedNodes
+
+if TYPE_CHECKING:
+    from ctdb.daemon.core import Daemon
 
 
 @implementer(IEventRunner)
@@ -30,11 +35,15 @@ class FakeEventRunner:
     for L{answer}.
 
     @ivar calls: (time, event, args) of every request, in order.
+    @ivar runstates: (event, the daemon's runstate) of every request, once
+        C{daemon} is set.
     """
 
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
+        self.daemon: Daemon | None = None
         self.calls: list[tuple[float, str, str | None]] = []
+        self.runstates: list[tuple[str, C.RunState]] = []
         self.results: dict[str, int] = {}
         self.broken: set[str] = set()
         self.held: set[str] = set()
@@ -42,6 +51,8 @@ class FakeEventRunner:
 
     def runEvent(self, event: str, args: str | None = None) -> defer.Deferred[int]:
         self.calls.append((self.clock.seconds(), event, args))
+        if self.daemon is not None:
+            self.runstates.append((event, self.daemon.runstate))
         if event in self.broken:
             return defer.fail(EventDaemonError("no event daemon"))
         if event in self.held:
@@ -76,10 +87,11 @@ def eventCluster(
     publicAddresses: str | None = None,
     recovery: bool = True,
     prepare: Callable[[FakeEventRunner], object] | None = None,
+    start: bool = True,
 ) -> tuple[FakeCluster, dict[int, FakeEventRunner]]:
-    """C{n} started nodes, each running its events through a
-    L{FakeEventRunner} (by pnn; a restarted node gets a fresh one, which
-    C{prepare} sees first)."""
+    """C{n} nodes, each running its events through a L{FakeEventRunner}
+    (by pnn; C{prepare} sees it first) that knows its daemon; started
+    unless C{start} is false (then start each with L{startNode})."""
     runners: dict[int, FakeEventRunner] = {}
 
     def make(pnn: int) -> FakeEventRunner:
@@ -96,8 +108,20 @@ def eventCluster(
         tunables=tunables,
         publicAddresses=publicAddresses,
         eventRunners=make,
+        start=False,
     )
+    for pnn, runner in runners.items():
+        runner.daemon = cluster[pnn]
+    if start:
+        for pnn in runners:
+            startNode(cluster, pnn)
     return cluster, runners
+
+
+def startNode(cluster: FakeCluster, pnn: int) -> None:
+    """Start node C{pnn} of an unstarted cluster, as connectedNodes does."""
+    cluster.node(pnn).startService()
+    cluster.flush()
 
 
 class EventClusterTestCase(SynchronousTestCase):
@@ -114,7 +138,10 @@ class EventClusterTestCase(SynchronousTestCase):
         tunables: dict[str, int] | None = None,
         publicAddresses: str | None = None,
         prepare: Callable[[FakeEventRunner], object] | None = None,
+        recovery: bool = True,
+        start: bool = True,
     ) -> None:
+        """The cluster, with RerecoveryTimeout 0 unless C{tunables} say."""
         self.clock = Clock()
         options = {"RerecoveryTimeout": 0}
         options.update(tunables or {})
@@ -124,8 +151,15 @@ class EventClusterTestCase(SynchronousTestCase):
             tunables=options,
             publicAddresses=publicAddresses,
             prepare=prepare,
+            recovery=recovery,
+            start=start,
         )
         self.addCleanup(self.cluster.stop)
+
+    def lifecycle(self, pnn: int) -> EventLifecycle:
+        lifecycle = self.cluster.node(pnn).lifecycle
+        assert lifecycle is not None
+        return lifecycle
 
     def health(self, pnn: int) -> HealthMonitor:
         health = self.cluster.node(pnn).health
