@@ -5,10 +5,10 @@ each in its own network namespace with a public interface on a shared
 bridge, and a client in a namespace of its own
 (L{tests.support.netnscluster}).
 
-What a client of a public address sees when the node serving it dies:
-the address comes up on exactly one survivor, gratuitous ARPs (IPv6:
-unsolicited neighbour advertisements) carry the survivor's MAC address,
-the client's old connection is reset at once by
+What a client of a public address sees when the node serving it dies,
+for IPv4 and IPv6: the address comes up on exactly one survivor,
+gratuitous ARPs (unsolicited neighbour advertisements) carry the
+survivor's MAC address, the client's old connection is reset at once by
 the survivor's tickle (its stack answers the tickle ACK with its own ACK,
 which the survivor's kernel, holding no socket for it, answers with a
 reset), and a new connection to the same address works.  And a disabled
