@@ -39,6 +39,8 @@ may recover the node before its C{setup} event ended.
 from __future__ import annotations
 
 import errno
+import os
+import sys
 from typing import TYPE_CHECKING
 
 from twisted.application.service import Service
@@ -71,6 +73,10 @@ HUNG_IS_SUCCESS = frozenset({"startrecovery", "recovered", "takeip", "releaseip"
 #: how long the shutdown event may take beyond EventScriptTimeout before
 #: the node stops without its answer
 SHUTDOWN_GRACE = 5.0
+
+#: the events directory of the scripts txctdb ships, in Samba's datadir
+#: layout (C{<this>/legacy/10.interface-link.script}, ...; docs/EVENTS.md)
+SHIPPED_EVENTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "scripts")
 
 
 class _Stopped(Exception):
@@ -121,6 +127,11 @@ class EventLifecycle(Service):
         self._stopping = False
         self._died = False
         self._shutdown: defer.Deferred[None] | None = None
+        # The shipped Python scripts run under $CTDB_PYTHON: by default
+        # the interpreter of this daemon, which can import txctdb.  Set
+        # before anything starts, so that every event daemon's scripts
+        # inherit it.
+        os.environ.setdefault("CTDB_PYTHON", sys.executable)
 
     # -- running one event ----------------------------------------------------------
 
