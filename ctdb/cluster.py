@@ -12,7 +12,10 @@
     ctdb-cluster --dir D samba start|stop|status [K ...]   # clustered smbd per node
 
 D/nodeK works as CTDB_BASE for Samba's ctdb tool: it holds ``nodes`` and
-``run/ctdbd.socket``.  Processes are tracked by the PID recorded in
+``run/ctdbd.socket``.  Each node runs the event scripts of
+D/nodeK/events/legacy/ (empty at setup) and serves ``run/eventd.socket``
+(Samba's ``ctdb event`` and ``ctdb scriptstatus`` find it with
+``CTDB_TEST_MODE=yes``).  Processes are tracked by the PID recorded in
 D/nodeK/ctdbd.pid and signalled only after checking that the PID is still
 the daemon this cluster started.
 """
@@ -40,6 +43,8 @@ from ctdb.protocols import packet as P
 from ctdb.samba import ClusteredSamba
 
 CONFIG = "cluster.json"
+#: the event scripts of a node, under its directory (its CTDB_BASE)
+EVENTS = "events/legacy"
 
 
 def syncControl(
@@ -96,6 +101,11 @@ class NodeLayout:
 
     def socketPath(self, pnn: int) -> str:
         return os.path.join(self.nodeDir(pnn), "run", "ctdbd.socket")
+
+    def eventSocketPath(self, pnn: int) -> str:
+        """Node C{pnn}'s event socket (Samba's tool finds it there with
+        C{CTDB_TEST_MODE} set and C{CTDB_BASE} the node's directory)."""
+        return os.path.join(self.nodeDir(pnn), "run", "eventd.socket")
 
     def pidFile(self, pnn: int) -> str:
         return os.path.join(self.nodeDir(pnn), "run", "ctdbd.pid")
@@ -178,7 +188,7 @@ class LocalCluster(NodeLayout):
         text = "".join(f"{first + k}\n" for k in range(nodes))
         for k in range(nodes):
             d = self.nodeDir(k)
-            for sub in ("run", "db/volatile", "db/persistent", "db/state"):
+            for sub in ("run", "db/volatile", "db/persistent", "db/state", EVENTS):
                 os.makedirs(os.path.join(d, sub), exist_ok=True)
             with open(os.path.join(d, "nodes"), "w") as f:
                 f.write(text)
@@ -247,6 +257,7 @@ class LocalCluster(NodeLayout):
     def _spawn(self, pnn: int) -> None:
         cfg = self._config()
         d = self.nodeDir(pnn)
+        os.makedirs(os.path.join(d, EVENTS), exist_ok=True)
         args = [
             sys.executable,
             "-c",
@@ -272,6 +283,10 @@ class LocalCluster(NodeLayout):
             self.logFile(pnn),
             "--log-level",
             "NOTICE",
+            "--events-dir",
+            os.path.join(d, "events"),
+            "--event-socket",
+            self.eventSocketPath(pnn),
         ]
         if cfg.get("reclock"):
             args += ["--reclock", cfg["reclock"]]

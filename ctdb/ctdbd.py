@@ -10,7 +10,9 @@ sections and keys, checked as ctdbd checks them; see L{ctdb.config}),
 ``$CTDB_BASE/nodes`` and ``<etcdir>/ctdb.tunables``, finds its directories by
 Samba's path rules (``CTDB_TEST_MODE`` puts run/, var/ and share/ under
 ``CTDB_BASE``), creates ``<rundir>/ctdbd.socket`` and ``<rundir>/ctdbd.pid``,
-runs Samba's ``ctdb-eventd`` (``$CTDB_EVENTD``) for event scripts, serves
+runs the event scripts of ``<etcdir>/events`` with txctdb's own event daemon
+(L{ctdb.events}; it serves ``<rundir>/eventd.socket`` as ctdb-eventd does,
+and ``$CTDB_EVENTD`` is ignored with a notice in the log), serves
 the public addresses of ``$CTDB_BASE/public_addresses`` (moved by the event
 scripts, Samba's ``10.interface``, as ctdbd; in test mode nothing on the
 host changes), and exits after a ``ctdb shutdown``.  The node itself is
@@ -36,7 +38,6 @@ from twisted.logger import Logger, globalLogBeginner, textFileLogObserver
 
 from ctdb.config import (
     ERR,
-    HELPER_BINDIR,
     CTDBConfig,
     CTDBPaths,
     Message,
@@ -46,7 +47,6 @@ from ctdb.config import (
     loadTunables,
 )
 from ctdb.errors import ConfigError, ConfigLoadError
-from ctdb.eventd import stopProcess
 from ctdb.logfilter import twistedLevel
 from ctdb.protocols.debuglevels import DEBUG_ERR, debugLevelName
 from ctdb.service import NodeConfig, buildNode
@@ -105,7 +105,7 @@ def runDaemon(
     ready: Any = None,
 ) -> int:
     """
-    The daemon process: build the node, start ctdb-eventd, run the
+    The daemon process: build the node (its event daemon with it), run the
     reactor.  C{ready(error)} is called once: with None when the socket is
     listening, or with the reason we could not start.
     """
@@ -140,18 +140,13 @@ def runDaemon(
     def shutdownSequence() -> None:
         """ctdb_shutdown_sequence: stop; the node runs its shutdown event
         first (L{ctdb.service.CTDBNode.stopService}), then the services
-        stopping remove the pid file and stop ctdb-eventd before the daemon
-        closes its clients (whose tool waits for that)."""
+        stopping remove the pid file and stop the event daemon before the
+        daemon closes its clients (whose tool waits for that)."""
         if stopping:
             return
         stopping.append(True)
         reactor.stop()
 
-    eventdPath = os.environ.get(
-        "CTDB_EVENTD", os.path.join(HELPER_BINDIR, "ctdb-eventd")
-    )
-    if not os.access(eventdPath, os.X_OK):
-        log.error("Event daemon {path} not found: no event scripts", path=eventdPath)
     try:
         top = buildNode(
             NodeConfig(
@@ -174,8 +169,11 @@ def runDaemon(
                 # as ctdbd: the event scripts (10.interface) move addresses
                 addressesByScripts=True,
                 addressTestMode=paths.testMode,
-                eventDaemon=eventdPath if os.access(eventdPath, os.X_OK) else None,
+                # our event daemon, where ctdb-eventd looks (event_context.c)
+                eventsDir=os.path.join(paths.etcdir, "events"),
                 eventSocket=paths.socket("eventd"),
+                debugScript=_debugScript(paths, config),
+                notifyScript=os.path.join(paths.etcdir, "notify.sh"),
                 pidFile=pidFile,
             ),
             reactor=reactor,  # type: ignore[arg-type]
@@ -184,6 +182,11 @@ def runDaemon(
     except (ConfigError, OSError) as e:
         return fail(f"ctdbd: {e}")
     _logMessages(config.messages)
+    if "CTDB_EVENTD" in os.environ:
+        log.info(
+            "CTDB_EVENTD={path} is ignored: txctdb runs event scripts itself",
+            path=os.environ["CTDB_EVENTD"],
+        )
     if config.clusterLock is None:
         log.warn("Cluster lock not set")
 
@@ -191,9 +194,6 @@ def runDaemon(
         try:
             top.startService()
         except Exception as e:  # noqa: BLE001 - reported to the waiting parent
-            eventd = _named(top, "eventd")
-            if eventd is not None and eventd.process is not None:
-                stopProcess(eventd.process)
             fail(f"ctdbd: {e}")
             reactor.stop()
             return
@@ -209,11 +209,12 @@ def runDaemon(
     return 0
 
 
-def _named(top: Any, name: str) -> Any:
-    try:
-        return top.getServiceNamed(name)
-    except KeyError:
+def _debugScript(paths: CTDBPaths, config: CTDBConfig) -> str | None:
+    """C{[event] debug script}, a path under etcdir (event_context.c)."""
+    script = config.eventDebugScript
+    if not script:
         return None
+    return os.path.join(paths.etcdir, script)
 
 
 def daemonExecutable() -> str:

@@ -47,10 +47,10 @@ from ctdb.daemon.core import Daemon, DaemonConfig
 from ctdb.daemon.memdump import installMemoryDump
 from ctdb.databases.manager import DatabaseManager
 from ctdb.errors import ConfigError
-from ctdb.eventd import EventDaemon
 from ctdb.events.health import HealthMonitor
 from ctdb.events.lifecycle import EventLifecycle
 from ctdb.events.notify import Notifier
+from ctdb.events.service import EventService
 from ctdb.interfaces import (
     IAddressSystem,
     ICTDBReactor,
@@ -256,10 +256,18 @@ class NodeConfig:
     addressTestMode: bool = False
     #: what changes the host's addresses (L{LinuxAddressSystem} if None)
     addressSystem: IAddressSystem | None = None
-    #: Samba's ctdb-eventd to run event scripts with (none if None), and
-    #: the socket it serves
-    eventDaemon: str | None = None
+    #: our event daemon (L{ctdb.events}): the C{events} directory of
+    #: C{CTDB_BASE} whose components' scripts it runs (no event scripts if
+    #: None); the socket it serves the event protocol on (C{eventd.socket}
+    #: beside the client socket if empty), for Samba's C{ctdb event} and
+    #: C{ctdb scriptstatus}; ctdb.conf's C{[event] debug script} (a path);
+    #: timeouts (seconds) of events of their own, over EventScriptTimeout;
+    #: variables added to the scripts' environment (this process's)
+    eventsDir: str | None = None
     eventSocket: str = ""
+    debugScript: str | None = None
+    eventTimeouts: dict[str, int] = field(default_factory=dict)
+    eventEnvironment: dict[str, str] = field(default_factory=dict)
     #: ctdbd's notification script (C{$CTDB_BASE/notify.sh}), run with
     #: init, setup, startup, unhealthy or healthy when the node runs events
     notifyScript: str | None = None
@@ -428,13 +436,8 @@ def buildNode(
     # Stopped before the client socket (services stop in reverse order):
     # the shutdown event runs and the pid file goes while clients still
     # wait for the daemon to close them, as ctdb_shutdown_sequence.
-    if config.eventDaemon is not None:
-        eventd = EventDaemon(
-            reactor=reactor,
-            daemon=daemon,
-            eventdPath=config.eventDaemon,
-            socketPath=config.eventSocket,
-        )
+    if config.eventsDir is not None:
+        eventd = _buildEventService(config, daemon, reactor)
         daemon.setEventRunner(eventd)
         eventd.setServiceParent(top)
     if config.eventRunner is not None:
@@ -447,6 +450,37 @@ def buildNode(
     if config.pidFile is not None:
         PidFileService(config.pidFile).setServiceParent(top)
     return top
+
+
+def eventSocketPath(config: NodeConfig) -> str:
+    """The event socket of a node: configured, or C{eventd.socket} beside
+    its client socket (ctdbd's rundir)."""
+    if config.eventSocket:
+        return config.eventSocket
+    return os.path.join(os.path.dirname(config.socketPath) or ".", "eventd.socket")
+
+
+def _buildEventService(
+    config: NodeConfig, daemon: Daemon, reactor: ICTDBReactor
+) -> EventService:
+    """Our event daemon on C{config.eventsDir}, serving its socket."""
+    assert config.eventsDir is not None
+    for event, seconds in config.eventTimeouts.items():
+        if not isinstance(seconds, int) or seconds < 0:
+            raise ConfigError(f"bad timeout {seconds!r} for event {event}")
+    socketPath = eventSocketPath(config)
+    _checkSocketPath(socketPath)
+    environment = dict(os.environ)
+    environment.update(config.eventEnvironment)
+    return EventService(
+        reactor=reactor,
+        daemon=daemon,
+        eventsDir=config.eventsDir,
+        socketPath=socketPath,
+        debugScript=config.debugScript,
+        environment=environment,
+        timeouts=config.eventTimeouts,
+    )
 
 
 def _buildLifecycle(

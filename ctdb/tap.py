@@ -7,7 +7,9 @@ The only module that imports the global reactor.
 from __future__ import annotations
 
 import os
-from typing import Any, ClassVar
+import sys
+from collections.abc import Mapping
+from typing import Any, ClassVar, TextIO
 
 from twisted.application.service import IService
 from twisted.python import usage
@@ -57,19 +59,38 @@ class Options(usage.Options):
         ["log-level", None, "NOTICE", "ERROR, WARNING, NOTICE, INFO or DEBUG"],
         ["reclock", None, "", "cluster lock file (off by default)"],
         [
-            "event-daemon",
+            "events-dir",
             None,
             None,
             (
-                "run event scripts with this ctdb-eventd (Samba's, e.g. "
-                "/usr/libexec/ctdb/ctdb-eventd; off by default)"
+                "run the event scripts of this directory (CTDB_BASE's events/, "
+                "components in its subdirectories, e.g. events/legacy; off by "
+                "default)"
             ),
         ],
         [
             "event-socket",
             None,
-            "/run/ctdb/eventd.socket",
-            "the socket that ctdb-eventd serves",
+            None,
+            (
+                "the socket the event daemon serves, for ctdb event and ctdb "
+                "scriptstatus (default: eventd.socket beside --socket)"
+            ),
+        ],
+        [
+            "debug-script",
+            None,
+            None,
+            "run this on a hung event script, with its pid and the event",
+        ],
+        [
+            "event-daemon",
+            None,
+            None,
+            (
+                "deprecated: txctdb runs event scripts itself; means "
+                "--events-dir $CTDB_BASE/events (default /etc/ctdb/events)"
+            ),
         ],
         [
             "public-addresses",
@@ -94,9 +115,15 @@ class Options(usage.Options):
         ],
     ]
 
-    def __init__(self) -> None:
+    def __init__(
+        self, environ: Mapping[str, str] | None = None, stderr: TextIO | None = None
+    ) -> None:
         super().__init__()
         self["tunables"] = {}
+        self["event-timeouts"] = {}
+        #: where --event-daemon finds CTDB_BASE, and where it warns
+        self.environ = os.environ if environ is None else environ
+        self.stderr = sys.stderr if stderr is None else stderr
 
     def opt_tunable(self, value: str) -> None:
         """NAME=VALUE: set a tunable at start (repeatable)"""
@@ -107,6 +134,24 @@ class Options(usage.Options):
             self["tunables"][name.strip()] = int(number, 0)
         except ValueError:
             raise usage.UsageError(f"tunable {name} needs an integer value") from None
+
+    def opt_event_timeout(self, value: str) -> None:
+        """EVENT=SECONDS: the timeout of an event of its own, instead of
+        EventScriptTimeout (repeatable)"""
+        event, sep, number = value.partition("=")
+        if not sep or not event.strip():
+            raise usage.UsageError(
+                f"--event-timeout wants EVENT=SECONDS, not {value!r}"
+            )
+        try:
+            seconds = int(number, 0)
+        except ValueError:
+            seconds = -1
+        if seconds < 0:
+            raise usage.UsageError(
+                f"event {event} needs a timeout in seconds, not {number!r}"
+            )
+        self["event-timeouts"][event.strip()] = seconds
 
     def postOptions(self) -> None:
         if not self["nodes"]:
@@ -126,6 +171,21 @@ class Options(usage.Options):
         for name in self["tunables"]:
             if known.canonical(name) is None:
                 raise usage.UsageError(f"unknown tunable {name}")
+        if self["event-daemon"] is not None:
+            base = self.environ.get("CTDB_BASE", "/etc/ctdb")
+            self.stderr.write(
+                f"twistd ctdb: --event-daemon is deprecated and its path "
+                f"({self['event-daemon']}) is not used: txctdb runs event scripts "
+                f"itself; use --events-dir (now {base}/events)\n"
+            )
+            if self["events-dir"] is None:
+                self["events-dir"] = os.path.join(base, "events")
+        events = self["events-dir"]
+        if events is not None and not os.path.isdir(events):
+            raise usage.UsageError(f"events directory {events} does not exist")
+        debug = self["debug-script"]
+        if debug is not None and not os.access(debug, os.X_OK):
+            raise usage.UsageError(f"debug script {debug} is not an executable file")
         path = self["public-addresses"]
         if path is not None:
             if not os.path.exists(path):
@@ -137,6 +197,19 @@ class Options(usage.Options):
                     f"public addresses file {path}: "
                     + "; ".join(m.text for m in e.messages)
                 ) from None
+
+
+def _eventEnvironment(options: Any) -> dict[str, str]:
+    """What event scripts find in their environment beyond the daemon's:
+    C{CTDB_BASE}, the directory holding the events directory (what Samba's
+    scripts source their functions from), and the client socket."""
+    events = options["events-dir"]
+    if events is None:
+        return {}
+    return {
+        "CTDB_BASE": os.path.dirname(os.path.abspath(events)),
+        "CTDB_SOCKET": os.path.abspath(options["socket"]),
+    }
 
 
 def makeService(options: Any, reactor: Any = None) -> IService:
@@ -158,8 +231,11 @@ def makeService(options: Any, reactor: Any = None) -> IService:
                 logLevel=options["log-level"],
                 tunables=options["tunables"],
                 recoveryLock=options["reclock"],
-                eventDaemon=options["event-daemon"],
-                eventSocket=options["event-socket"],
+                eventsDir=options["events-dir"],
+                eventSocket=options["event-socket"] or "",
+                debugScript=options["debug-script"],
+                eventTimeouts=options["event-timeouts"],
+                eventEnvironment=_eventEnvironment(options),
                 publicAddressesFile=options["public-addresses"],
                 addressesByScripts=bool(options["addresses-by-scripts"]),
             ),

@@ -384,7 +384,7 @@ class EventReply:
         return cls(header.reqid, command, result, status, header.version), header.length
 
 
-def packetLength(buf: bytes) -> int | None:
+def packetLength(buf: bytes | bytearray) -> int | None:
     """The length the packet at the start of C{buf} announces (comm.c's
     framing), or None while fewer than 4 bytes are in."""
     if len(buf) < 4:
