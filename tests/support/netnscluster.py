@@ -750,6 +750,9 @@ class NetnsCtdbdCluster(_Base):
     C{TXCTDB_NETNS_NODE=<node directory>} in their environment, are found
     by it in /proc and are signalled by the PIDs so found (checked again
     by their start times).
+
+    C{ctdbd} may name another daemon that behaves as ctdbd: our drop-in
+    (C{<venv>/bin/ctdbd}, kind C{"drop-in"}), run the same way.
     """
 
     kind = "ctdbd"
@@ -761,9 +764,13 @@ class NetnsCtdbdCluster(_Base):
         *,
         tunables: dict[str, int] | None = None,
         logLevel: str = "NOTICE",
+        ctdbd: str = CTDBD,
     ) -> None:
         super().__init__(network, directory, tunables=tunables, logLevel=logLevel)
-        for path in (CTDBD, CTDB_EVENTD, INTERFACE_SCRIPT):
+        self.ctdbd = ctdbd
+        if ctdbd != CTDBD:
+            self.kind = "drop-in"
+        for path in (ctdbd, CTDB_EVENTD, INTERFACE_SCRIPT):
             if not os.path.exists(path):
                 raise NetnsClusterError(f"{path} is missing (apt-get install ctdb)")
         #: pnn -> {pid: start time} of every process of that node seen
@@ -840,7 +847,7 @@ class NetnsCtdbdCluster(_Base):
             (os.path.join(d, "var"), "/var/lib/ctdb"),
         ]
         mounts = " && ".join(f"mount --bind '{a}' '{b}'" for a, b in binds)
-        return f"{mounts} && exec {CTDBD}"
+        return f"{mounts} && exec '{self.ctdbd}'"
 
     def startNode(self, pnn: int) -> None:
         if self.pid(pnn) is not None:
