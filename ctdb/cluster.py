@@ -287,6 +287,9 @@ class LocalCluster(NodeLayout):
             os.path.join(d, "events"),
             "--event-socket",
             self.eventSocketPath(pnn),
+            # as Samba's local test daemons (CTDB_TEST_MODE): no wait of
+            # RerecoveryTimeout + 3 s before the startup event
+            "--fast-start",
         ]
         if cfg.get("reclock"):
             args += ["--reclock", cfg["reclock"]]

@@ -18,6 +18,7 @@ from __future__ import annotations
 import errno
 import os
 import socket
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -271,6 +272,10 @@ class NodeConfig:
     #: ctdbd's notification script (C{$CTDB_BASE/notify.sh}), run with
     #: init, setup, startup, unhealthy or healthy when the node runs events
     notifyScript: str | None = None
+    #: ctdbd's fast start (on in its test mode): the startup event follows
+    #: the first recovery at once, not RerecoveryTimeout + 3 s after the
+    #: last one
+    fastStart: bool = False
     #: an event runner of one's own instead (tests, embedding)
     eventRunner: IEventRunner | None = None
     #: a pid file written while the node runs
@@ -471,6 +476,8 @@ def _buildEventService(
     socketPath = eventSocketPath(config)
     _checkSocketPath(socketPath)
     environment = dict(os.environ)
+    # the interpreter txctdb's own scripts run under (docs/EVENTS.md)
+    environment.setdefault("CTDB_PYTHON", sys.executable)
     environment.update(config.eventEnvironment)
     return EventService(
         reactor=reactor,
@@ -504,7 +511,7 @@ def _buildLifecycle(
         notifier=notifier,
         waitForRecovery=config.withRecovery,
         # ctdbd's fast_start comes with its test mode
-        fastStart=config.addressTestMode,
+        fastStart=config.fastStart or config.addressTestMode,
     )
     daemon.addRecoveryParticipant(lifecycle)
     lifecycle.setServiceParent(top)

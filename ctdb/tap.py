@@ -84,6 +84,15 @@ class Options(usage.Options):
             "run this on a hung event script, with its pid and the event",
         ],
         [
+            "notify-script",
+            None,
+            None,
+            (
+                "ctdbd's notification script (notify.sh), run with init, setup, "
+                "startup, unhealthy or healthy (none by default)"
+            ),
+        ],
+        [
             "event-daemon",
             None,
             None,
@@ -111,6 +120,15 @@ class Options(usage.Options):
                 "only the takeip/releaseip/updateip event scripts add and remove "
                 "public addresses (Samba's 10.interface, as ctdbd); by default the "
                 "daemon does it itself"
+            ),
+        ],
+        [
+            "fast-start",
+            None,
+            (
+                "run the startup event right after the first recovery, as "
+                "ctdbd's test mode does (by default RerecoveryTimeout + 3 s after "
+                "the last recovery)"
             ),
         ],
     ]
@@ -238,6 +256,8 @@ def makeService(options: Any, reactor: Any = None) -> IService:
                 eventEnvironment=_eventEnvironment(options),
                 publicAddressesFile=options["public-addresses"],
                 addressesByScripts=bool(options["addresses-by-scripts"]),
+                notifyScript=options["notify-script"],
+                fastStart=bool(options["fast-start"]),
             ),
             reactor=reactor,
             shutdownCallback=reactor.stop,

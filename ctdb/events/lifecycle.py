@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import errno
 import os
-import sys
 from typing import TYPE_CHECKING
 
 from twisted.application.service import Service
@@ -127,11 +126,6 @@ class EventLifecycle(Service):
         self._stopping = False
         self._died = False
         self._shutdown: defer.Deferred[None] | None = None
-        # The shipped Python scripts run under $CTDB_PYTHON: by default
-        # the interpreter of this daemon, which can import txctdb.  Set
-        # before anything starts, so that every event daemon's scripts
-        # inherit it.
-        os.environ.setdefault("CTDB_PYTHON", sys.executable)
 
     # -- running one event ----------------------------------------------------------
 
