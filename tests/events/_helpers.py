@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
-from twisted.trial.unittest import TestCase
+from twisted.trial.unittest import SynchronousTestCase
 
 from ctdb.interfaces import ICTDBReactor
 
@@ -26,7 +26,7 @@ REACTOR: ICTDBReactor = reactor  # type: ignore[assignment]
 class ScriptsDir:
     """A temporary C{CTDB_BASE} with C{events/<component>/} directories."""
 
-    def __init__(self, case: TestCase, component: str = "legacy") -> None:
+    def __init__(self, case: SynchronousTestCase, component: str = "legacy") -> None:
         self.base = tempfile.mkdtemp(prefix="txctdb-events-")
         case.addCleanup(shutil.rmtree, self.base, True)
         self.events = os.path.join(self.base, "events")
