@@ -15,8 +15,9 @@ the names it recorded)::
 
 Nodes talk CTDB over C{eth0}; C{pub0} is the public interface of every
 node's C{public_addresses} file (C{10.77.1.1/24 pub0}, C{10.77.1.2/24
-pub0}, ...: the public subnet rides the same bridge), and the client
-reaches the public addresses from its own namespace.  Each node namespace
+pub0}, ...: the public subnet rides the same bridge; with C{ipv6=True}
+also C{fd77:1::1/64 pub0}, ..., the client being C{fd77:1::200}), and the
+client reaches the public addresses from its own namespace.  Each node namespace
 answers ARP only on the interface holding the address asked for
 (C{arp_ignore=1}, C{arp_announce=2}), as a host with two interfaces on
 one segment must.
