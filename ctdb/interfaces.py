@@ -284,6 +284,9 @@ class ITakeoverRunner(Interface):
     def takeoverRunsDisabled() -> bool:
         """True while DISABLE_TAKEOVER_RUNS (C{ctdb reloadips}) holds runs off."""
 
+    def takeoverRunInProgress() -> bool:
+        """True while this node's own takeover run goes on."""
+
 
 class IAddressSystem(Interface):
     """What public-IP takeover does to the host (ctdb/common/system_socket.c

@@ -83,9 +83,13 @@ class LocalIPCheck:
 
     def ipCheckDisabled(self) -> bool:
         """Held off with the takeover runs (DISABLE_TAKEOVER_RUNS, and the
-        older DISABLE_IP_CHECK, disable both in ctdbd)."""
+        older DISABLE_IP_CHECK, disable both in ctdbd), and while this
+        node's own takeover run goes on (ctdbd's recovery daemon does one
+        thing at a time)."""
         runner = self.daemon.takeoverRunner
-        return runner is not None and bool(runner.takeoverRunsDisabled())
+        return runner is not None and bool(
+            runner.takeoverRunsDisabled() or runner.takeoverRunInProgress()
+        )
 
     def _refreshLinks(self) -> None:
         """The link state of each interface, from the host (daemon mode)."""
@@ -156,6 +160,12 @@ class LocalIPCheck:
         # leader broadcast, in ctdb.takeover.leader)
         if self.checkAddresses:
             for ip in self.publicIPs():
+                vnn = self.table.find(ip.address)
+                if vnn is not None and vnn.updateInFlight:
+                    # a take or release is under way (its event may be slow):
+                    # ctdbd's serial recovery daemon never looks at such an
+                    # address in the middle of its own takeover run either
+                    continue
                 if ip.pnn == self.pnn:
                     if not self.haveIp(ip.address):
                         self.log.error(

@@ -186,6 +186,9 @@ class TakeoverRunner:
     def inProgress(self) -> bool:
         return self._inProgress
 
+    def takeoverRunInProgress(self) -> bool:
+        return self._inProgress
+
     # -- holding runs off (ctdb_op_disable) ---------------------------------------
 
     def disableTakeoverRuns(self, timeout: int) -> int:

@@ -341,3 +341,11 @@ def parseFrame(frame: bytes) -> TCPSegment | None:
             ip + _IP6.size,
         )
     return None
+
+
+def endpointString(endpoint: tuple[str, int]) -> str:
+    """ctdb_sock_addr_to_buf with the port: a.b.c.d:port or [v6]:port."""
+    address, port = endpoint
+    if ":" in address:
+        return f"[{address}]:{port}"
+    return f"{address}:{port}"

@@ -453,8 +453,8 @@ class ConnectionKiller:
             return  # another connection
         _log.info(
             "Sending a TCP RST for connection {client} -> {server}",
-            client=segment.src,
-            server=segment.dst,
+            client=packets.endpointString(segment.src),
+            server=packets.endpointString(segment.dst),
         )
         self._sendSafely(segment.dst, segment.src, segment.ack, segment.seq, True)
         self.killed += 1

@@ -31,6 +31,7 @@ from ctdb.protocols.basictypes import (
 )
 from ctdb.protocols.controls import Control
 from ctdb.protocols.publicips import AddrInfo, Connection, TickleList
+from ctdb.takeover.packets import endpointString
 from ctdb.takeover.replies import OK
 from ctdb.takeover.state import Vnn, canonicalIp
 
@@ -48,14 +49,6 @@ CTDB_ARP_REPEAT = 3
 TAKEOVER_ARP_INTERVAL = 1.1
 #: ... and this far apart for SEND_GRATUITOUS_ARP
 GRATUITOUS_ARP_INTERVAL = 1.0
-
-
-def endpointString(endpoint: tuple[str, int]) -> str:
-    """ctdb_sock_addr_to_buf with the port: a.b.c.d:port or [v6]:port."""
-    address, port = endpoint
-    if ":" in address:
-        return f"[{address}]:{port}"
-    return f"{address}:{port}"
 
 
 def connectionString(conn: Connection) -> str:

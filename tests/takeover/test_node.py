@@ -786,6 +786,39 @@ class IPCheckTests(TakeoverCase):
         self.assertEqual(len(self.runs()), before + 1)
         self.assertIn("Assigned IP 10.0.0.31 not on an interface", loggedErrors(events))
 
+    def test_updateInFlight(self) -> None:
+        """An address whose take or release is under way (a slow takeip
+        event) is left alone until it is done."""
+        self.assertOk(self.take(0, A))
+        self.cluster.advance(2)
+        before = len(self.runs())
+        vnn = self.cluster.takeover(0).table.find(A)
+        assert vnn is not None
+        vnn.updateInFlight = True
+        self.host(0).removeAddress(A, 24, "eth0")
+        with capturedLogs() as events:
+            self.cluster.advance(1)
+        self.assertEqual(len(self.runs()), before)
+        self.assertEqual(loggedErrors(events), [])
+        vnn.updateInFlight = False
+        self.cluster.advance(1)
+        self.assertEqual(len(self.runs()), before + 1)
+
+    def test_ownRunInProgress(self) -> None:
+        """No check while the node's own takeover run goes on."""
+        self.assertOk(self.take(0, A))
+        self.cluster.advance(2)
+        before = len(self.runs())
+        runner = self.cluster.node(0).takeoverRunner
+        runner._inProgress = True
+        self.assertTrue(self.cluster.takeover(0).ipCheckDisabled())
+        self.host(0).removeAddress(A, 24, "eth0")
+        self.cluster.advance(1)
+        self.assertEqual(len(self.runs()), before)
+        runner._inProgress = False
+        self.cluster.advance(1)
+        self.assertEqual(len(self.runs()), before + 1)
+
     def test_incorrectlyOnInterface(self) -> None:
         """An address on the host that the node should not hold too."""
         self.cluster.advance(2)
