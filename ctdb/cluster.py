@@ -40,11 +40,32 @@ from ctdb.errors import ClusterError, SambaError
 from ctdb.processes import procStat, tailFile
 from ctdb.protocols import controls as C
 from ctdb.protocols import packet as P
+from ctdb.protocols.event import EventReply, EventRequest, RequestStatus, packetLength
 from ctdb.samba import ClusteredSamba
 
 CONFIG = "cluster.json"
 #: the event scripts of a node, under its directory (its CTDB_BASE)
 EVENTS = "events/legacy"
+
+
+def syncEventStatus(
+    path: str, event: str, component: str = "legacy", *, timeout: float = 5.0
+) -> EventReply:
+    """The status of C{event}, asked of the event daemon serving C{path}
+    with one blocking request (no reactor needed)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(path)
+        s.sendall(EventRequest(1, RequestStatus(component, event)).encode())
+        buf = b""
+        while True:
+            length = packetLength(buf)
+            if length is not None and len(buf) >= length:
+                return EventReply.decode(buf)[0]
+            chunk = s.recv(65536)
+            if not chunk:
+                raise ConnectionError("event daemon closed the connection")
+            buf += chunk
 
 
 def syncControl(
@@ -336,7 +357,9 @@ class LocalCluster(NodeLayout):
                 self._spawn(k)
                 spawned.append(k)
         try:
+            deadline = time.monotonic() + timeout
             self.waitConnected(targets, timeout)
+            self.waitMonitored(targets, max(deadline - time.monotonic(), 1.0))
         except ClusterError:
             # leave no half-started cluster behind: stop what this call started
             if spawned:
@@ -384,6 +407,45 @@ class LocalCluster(NodeLayout):
                 return
             time.sleep(0.1)
         raise ClusterError(f"cluster not connected after {timeout:.0f} s: {problem}")
+
+    def waitMonitored(self, pnns: list[int], timeout: float = 30.0) -> None:
+        """Until each of C{pnns} has its health from a monitor event: every
+        running node sees it healthy, or its monitor event failed (it
+        stays UNHEALTHY then, which is no reason to wait longer), or it is
+        banned or stopped (no monitor event runs).  A node starts
+        UNHEALTHY, as ctdbd's, until its first monitor event."""
+        deadline = time.monotonic() + timeout
+        problem = ""
+        while time.monotonic() < deadline:
+            alive = self.running()
+            problem = ""
+            for k in pnns:
+                try:
+                    own = [n.flags for n in self.nodeMap(k) if n.pnn == k]
+                    if own and own[0] & C.NODE_FLAGS_INACTIVE:
+                        continue  # banned or stopped: no monitor event runs
+                    unhealthy = any(
+                        n.pnn == k and n.flags & C.NODE_FLAGS_UNHEALTHY
+                        for j in alive
+                        for n in self.nodeMap(j)
+                    )
+                    if unhealthy and not self._monitorFailed(k):
+                        problem = f"node {k} has not passed a monitor event"
+                        break
+                except OSError as e:
+                    problem = f"node {k}: {e}"
+                    break
+            if not problem:
+                return
+            time.sleep(0.1)
+        raise ClusterError(f"cluster not monitored after {timeout:.0f} s: {problem}")
+
+    def _monitorFailed(self, pnn: int) -> bool:
+        """Whether node C{pnn}'s last monitor event failed."""
+        reply = syncEventStatus(self.eventSocketPath(pnn), "monitor", timeout=2)
+        return (
+            reply.result == 0 and reply.status is not None and reply.status.summary != 0
+        )
 
     def _tail(self, pnn: int, lines: int = 15) -> str:
         return tailFile(os.path.join(self.nodeDir(pnn), "stdout.log"), lines)

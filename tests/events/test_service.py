@@ -11,9 +11,11 @@ import errno
 import io
 import os
 import socket
+import sys
 from typing import Any
 
 from twisted.internet.testing import MemoryReactorClock
+from twisted.internet.utils import getProcessOutputAndValue
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface.verify import verifyObject
@@ -26,6 +28,7 @@ from ctdb.protocols.tunables import Tunables
 from ctdb.service import NodeConfig, buildNode, eventSocketPath
 from ctdb.tap import Options, makeService
 
+from ..test_readme import codeBlocks
 from ._helpers import REACTOR, ScriptsDir, gone, readPids, waitUntil
 
 
@@ -130,6 +133,40 @@ class EventServiceTests(TestCase):
                 socketPath=self.socketPath,
             )
             self.assertRaises(ConfigError, service.startService)
+
+
+class ReadmeExampleTests(TestCase):
+    """README.md's event client example, run as a reader would run it."""
+
+    timeout = 60
+
+    async def test_example(self) -> None:
+        """It runs monitor, prints its status as ctdb event status does,
+        and disables a script."""
+        [block] = [b for b in codeBlocks("python") if "connectEventClient" in b]
+        scripts = ScriptsDir(self)
+        scripts.script("01.ok", "echo fine\n")
+        scripts.script("10.interface", "echo failing; exit 1\n")
+        program = scripts.write("example.py", block)
+        socketPath = scripts.path("run/eventd.socket")
+        service = EventService(
+            reactor=REACTOR,
+            daemon=_Node(),
+            eventsDir=scripts.events,
+            socketPath=socketPath,
+        )
+        service.startService()
+        self.addCleanup(service.stopService)
+        out, err, code = await getProcessOutputAndValue(
+            sys.executable, [program, socketPath], env=dict(os.environ), reactor=REACTOR
+        )
+        self.assertEqual(code, 0, err)
+        lines = out.decode().splitlines()
+        self.assertEqual(lines[0], f"monitor: {errno.ENOEXEC}")
+        self.assertRegex(lines[1], r"^01\.ok +OK +\d\.\d{3} ")
+        self.assertRegex(lines[2], r"^10\.interface +ERROR ")
+        self.assertEqual(lines[3:], ["  OUTPUT: failing", "", "disable: 0"])
+        self.assertFalse(os.stat(scripts.dir() + "/10.interface.script").st_mode & 0o111)
 
 
 class BuildTests(SynchronousTestCase):
