@@ -166,7 +166,9 @@ class ReadmeExampleTests(TestCase):
         self.assertRegex(lines[1], r"^01\.ok +OK +\d\.\d{3} ")
         self.assertRegex(lines[2], r"^10\.interface +ERROR ")
         self.assertEqual(lines[3:], ["  OUTPUT: failing", "", "disable: 0"])
-        self.assertFalse(os.stat(scripts.dir() + "/10.interface.script").st_mode & 0o111)
+        self.assertFalse(
+            os.stat(scripts.dir() + "/10.interface.script").st_mode & 0o111
+        )
 
 
 class BuildTests(SynchronousTestCase):
