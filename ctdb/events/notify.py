@@ -22,10 +22,11 @@ import stat
 
 from twisted.internet import defer
 from twisted.internet.error import ProcessDone, ProcessTerminated
-from twisted.internet.interfaces import IReactorProcess
 from twisted.internet.protocol import ProcessProtocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+
+from ctdb.interfaces import ICTDBReactor
 
 #: what ctdbd notifies, in the order a healthy start sees the first three
 NOTIFY_EVENTS = ("init", "setup", "startup", "unhealthy", "healthy")
@@ -82,24 +83,61 @@ class Notifier:
     Runs the notification script C{script} (None: notifications are off,
     as in a ctdbd without C{notification_script}).
 
+    ctdbd forks a child per notification and never waits, so two that come
+    close together (C{init} and C{setup}) may run in either order.  Here
+    each one starts once the one before it ended, or C{ORDER_WAIT} seconds
+    after it started if it is still running: the script hears them in the
+    order they happened, and a hung one holds the others up only briefly.
+
     @ivar sent: every event notified, in order (whether the script ran).
     """
 
     log = Logger()
 
-    def __init__(self, script: str | None, *, reactor: IReactorProcess) -> None:
+    #: how long a notification waits for the one before it to end
+    ORDER_WAIT = 5.0
+
+    def __init__(self, script: str | None, *, reactor: ICTDBReactor) -> None:
         self.script = script
         self.reactor = reactor
         self.sent: list[str] = []
+        #: fires when the last notification may let the next one start
+        self._turn: defer.Deferred[None] = defer.succeed(None)
 
     def notify(self, event: str) -> defer.Deferred[int | None]:
-        """Run the script with C{event}.  Nothing waits for it; the result
-        (its exit status, or None when it could not be run) is there for
-        tests."""
+        """Run the script with C{event} in its turn.  Nothing waits for
+        it; the result (its exit status, or None when it could not be
+        run) is there for tests."""
         self.sent.append(event)
-        script = self.script
-        if script is None:
+        if self.script is None:
             return defer.succeed(None)
+        result: defer.Deferred[int | None] = defer.Deferred()
+        nextTurn: defer.Deferred[None] = defer.Deferred()
+
+        def letNextGo(_: object = None) -> None:
+            if not nextTurn.called:
+                nextTurn.callback(None)
+
+        def start(_: object) -> None:
+            ended = self._run(event)
+            timer = self.reactor.callLater(self.ORDER_WAIT, letNextGo)
+
+            def done(status: int | None) -> None:
+                if timer.active():
+                    timer.cancel()
+                letNextGo()
+                result.callback(status)
+
+            ended.addCallback(done)
+
+        self._turn.addCallback(start)
+        self._turn = nextTurn
+        return result
+
+    def _run(self, event: str) -> defer.Deferred[int | None]:
+        """Run the script once; fires when it ended (None: not run)."""
+        script = self.script
+        assert script is not None
         try:
             mode = os.stat(script).st_mode
         except OSError:

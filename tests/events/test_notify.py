@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import tempfile
 
 from twisted.internet import reactor
-from twisted.internet.interfaces import IReactorProcess
 from twisted.logger import LogLevel, capturedLogs
 from twisted.trial.unittest import TestCase
 
 from ctdb.events.notify import NOTIFY_EVENTS, Notifier
+from ctdb.interfaces import ICTDBReactor
 from tests.events._fakes import EventClusterTestCase
 
-REACTOR: IReactorProcess = reactor
+REACTOR: ICTDBReactor = reactor  # type: ignore[assignment]
 
 #: Samba's notify.sh as the Debian package installs it, if it does
 SAMBA_NOTIFY = "/etc/ctdb/notify.sh"
@@ -41,6 +42,10 @@ class NotifierTests(TestCase):
         os.chmod(path, mode)
         return path
 
+    def pid(self, path: str) -> int:
+        with open(path) as f:
+            return int(f.read())
+
     def output(self) -> str:
         with open(self.out) as f:
             return f.read()
@@ -56,6 +61,34 @@ class NotifierTests(TestCase):
             self.output().splitlines(), [f"1 {e} path" for e in NOTIFY_EVENTS]
         )
         self.assertEqual(notifier.sent, list(NOTIFY_EVENTS))
+
+    async def test_inOrder(self) -> None:
+        """Notifications close together reach the script in order: each
+        starts once the one before ended."""
+        path = self.script(f'[ "$1" = init ] && sleep 0.3\necho "$1" >> {self.out}\n')
+        notifier = Notifier(path, reactor=REACTOR)
+        first, second = notifier.notify("init"), notifier.notify("setup")
+        self.assertEqual(await second, 0)
+        self.assertEqual(await first, 0)
+        self.assertEqual(self.output(), "init\nsetup\n")
+
+    async def test_hungHoldsBriefly(self) -> None:
+        """One that does not end holds the next one up for ORDER_WAIT
+        seconds only."""
+        pidfile = os.path.join(self.base, "pid")
+        path = self.script(
+            f'echo "$1" >> {self.out}\n'
+            f'[ "$1" = init ] && echo $$ > {pidfile} && exec sleep 30\n'
+            "exit 0\n"
+        )
+        notifier = Notifier(path, reactor=REACTOR)
+        notifier.ORDER_WAIT = 0.2
+        hung = notifier.notify("init")
+        self.assertEqual(await notifier.notify("setup"), 0)
+        self.assertEqual(self.output(), "init\nsetup\n")
+        self.assertNoResult(hung)
+        os.kill(self.pid(pidfile), signal.SIGKILL)
+        self.assertEqual(await hung, -1)
 
     async def test_failure(self) -> None:
         """A script that exits non-zero is logged with its status; its
