@@ -78,10 +78,6 @@ SHUTDOWN_GRACE = 5.0
 SHIPPED_EVENTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "scripts")
 
 
-class _Stopped(Exception):
-    """The lifecycle was stopped while it waited."""
-
-
 @implementer(IRecoveryParticipant)
 class EventLifecycle(Service):
     """
@@ -172,7 +168,7 @@ class EventLifecycle(Service):
         self.starting.addErrback(self._startEnded)
 
     def _startEnded(self, f: Failure) -> None:
-        if not f.check(_Stopped, defer.CancelledError):
+        if not f.check(defer.CancelledError):
             self.log.failure("the start of the event scripts failed", f)
 
     def _notify(self, event: str) -> None:
@@ -181,7 +177,8 @@ class EventLifecycle(Service):
 
     def _sleep(self, seconds: float) -> defer.Deferred[None]:
         if self._stopping:
-            raise _Stopped()
+            # the lifecycle was stopped: the start ends here
+            raise defer.CancelledError()
         self._wait = task.deferLater(self.reactor, seconds, lambda: None)
         return self._wait
 
