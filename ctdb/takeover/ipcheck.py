@@ -29,6 +29,7 @@ from ctdb.protocols.nodestate import (
     RunState,
 )
 from ctdb.protocols.srvids import CTDB_SRVID_TAKEOVER_RUN, encodeSrvidMessage
+from ctdb.takeover.state import cancelCall
 
 if TYPE_CHECKING:
     from twisted.logger import Logger
@@ -65,8 +66,7 @@ class LocalIPCheck:
         self._scheduleIPCheck()
 
     def stopIPCheck(self) -> None:
-        if self._ipCheckTimer is not None and self._ipCheckTimer.active():
-            self._ipCheckTimer.cancel()
+        cancelCall(self._ipCheckTimer)
         self._ipCheckTimer = None
 
     def _scheduleIPCheck(self) -> None:
@@ -178,10 +178,16 @@ class LocalIPCheck:
                     )
                     need = True
         if need:
-            self.log.info("Trigger takeoverrun")
-            d.sendMessage(
-                P.CTDB_BROADCAST_CONNECTED,
-                CTDB_SRVID_TAKEOVER_RUN,
-                encodeSrvidMessage(self.pnn, 0),
-            )
+            askForTakeoverRun(d, self.log)
         return need
+
+
+def askForTakeoverRun(daemon: Daemon, log: Logger) -> None:
+    """verify_local_ip_allocation's "Trigger takeoverrun": a TAKEOVER_RUN
+    broadcast with srvid 0 (the leader answers nobody)."""
+    log.info("Trigger takeoverrun")
+    daemon.sendMessage(
+        P.CTDB_BROADCAST_CONNECTED,
+        CTDB_SRVID_TAKEOVER_RUN,
+        encodeSrvidMessage(daemon.pnn, 0),
+    )

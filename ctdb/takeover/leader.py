@@ -86,12 +86,11 @@ from ctdb.protocols.srvids import (
     CTDB_SRVID_DISABLE_TAKEOVER_RUNS,
     CTDB_SRVID_LEADER,
     CTDB_SRVID_REBALANCE_NODE,
-    CTDB_SRVID_TAKEOVER_RUN,
     decodeDisableMessage,
     encodeDisableMessage,
-    encodeSrvidMessage,
 )
 from ctdb.takeover import ipalloc
+from ctdb.takeover.ipcheck import askForTakeoverRun
 
 if TYPE_CHECKING:
     from ctdb.daemon.core import Daemon
@@ -106,6 +105,9 @@ DISABLE_OTHERS_TIMEOUT = 60
 _DISABLE_MESSAGE_SIZE = 24
 
 AddressList = list[tuple[str, int]]
+#: a control of a step that was sent: what it is (for the log), the node,
+#: the reply to come
+_Sent = tuple[str, int, "defer.Deferred[P.ReplyControl]"]
 Allocate = Callable[..., Sequence[ipalloc.AllocatedIP]]
 CanHostIPs = Callable[..., bool]
 
@@ -307,12 +309,7 @@ class TakeoverRunner:
                 "Unassigned IP {address} can be served by this node",
                 address=address,
             )
-        self.log.info("Trigger takeoverrun")
-        d.sendMessage(
-            P.CTDB_BROADCAST_CONNECTED,
-            CTDB_SRVID_TAKEOVER_RUN,
-            encodeSrvidMessage(d.pnn, 0),
-        )
+        askForTakeoverRun(d, self.log)
         return True
 
     # -- the run ----------------------------------------------------------------------
@@ -453,34 +450,23 @@ class TakeoverRunner:
         """get_public_ips_send: every node's list (C{[]} for nodes not
         asked); a node that fails earns a credit and fails the step."""
         flags = CTDB_PUBLIC_IP_FLAGS_ONLY_AVAILABLE if availableOnly else 0
-        lists: list[AddressList] = [[] for _ in range(numNodes)]
-        replies = await self._controls(
-            nodes, Control.GET_PUBLIC_IPS, b"", timeout, flags=flags
-        )
-        failed = False
-        for pnn, reply in zip(nodes, replies):
-            ips: list[PublicIP] | None = None
-            if reply.status == 0:
-                try:
-                    ips = decodePublicIPList(reply.data)
-                except MalformedPacket:
-                    ips = None
-            if ips is None:
-                self.log.error(
-                    "GET_PUBLIC_IPS failed on node {pnn}, ret={ret}",
-                    pnn=pnn,
-                    ret=reply.status,
-                )
-                credits[pnn] += 1
-                failed = True
-                continue
-            lists[pnn] = [(ip.address, _signedPnn(ip.pnn)) for ip in ips]
-        if failed:
+        sends = [
+            self._send(
+                "GET_PUBLIC_IPS", pnn, Control.GET_PUBLIC_IPS, b"", timeout, flags
+            )
+            for pnn in nodes
+        ]
+        try:
+            answers = await self._collect(sends, credits, decodePublicIPList)
+        except TakeoverRunFailed:
             self.log.error(
                 "Failed to fetch {which} public IPs",
                 which="available" if availableOnly else "known",
             )
-            raise TakeoverRunFailed
+            raise
+        lists: list[AddressList] = [[] for _ in range(numNodes)]
+        for pnn, ips in zip(nodes, answers):
+            lists[pnn] = [(ip.address, _signedPnn(ip.pnn)) for ip in ips]
         return lists
 
     async def _releaseIPs(
@@ -492,36 +478,19 @@ class TakeoverRunner:
     ) -> None:
         """release_ip_send: each address released on every connected node
         that knows it and is not its new owner, all at once."""
-        sends: list[tuple[str, int, defer.Deferred[P.ReplyControl]]] = []
         timeout = self._remaining(deadline)
+        sends = []
         for ip in allocation:
             owner = _wirePnn(ip.pnn)
             data = PublicIP(owner, ip.address).encode()
-            for pnn in connected:
-                if pnn in ip.knownOn and pnn != owner:
-                    sends.append(
-                        (
-                            ip.address,
-                            pnn,
-                            self.daemon.sendControl(
-                                pnn, Control.RELEASE_IP, data, timeout=timeout
-                            ),
-                        )
-                    )
-        failed = False
-        for address, pnn, d in sends:
-            reply = await d
-            if reply.status != 0:
-                self.log.error(
-                    "RELEASE_IP {address} failed on node {pnn}, ret={ret}",
-                    address=address,
-                    pnn=pnn,
-                    ret=reply.status,
+            sends += [
+                self._send(
+                    f"RELEASE_IP {ip.address}", pnn, Control.RELEASE_IP, data, timeout
                 )
-                credits[pnn] += 1
-                failed = True
-        if failed:
-            raise TakeoverRunFailed
+                for pnn in connected
+                if pnn in ip.knownOn and pnn != owner
+            ]
+        await self._collect(sends, credits)
 
     async def _takeIPs(
         self,
@@ -530,72 +499,81 @@ class TakeoverRunner:
         deadline: float,
     ) -> None:
         """take_ip_send: TAKEOVER_IP of each hosted address on its owner."""
-        sends: list[tuple[str, int, defer.Deferred[P.ReplyControl]]] = []
         timeout = self._remaining(deadline)
-        for ip in allocation:
-            owner = _wirePnn(ip.pnn)
-            if owner == P.CTDB_UNKNOWN_PNN:
-                continue
-            data = PublicIP(owner, ip.address).encode()
-            sends.append(
-                (
-                    ip.address,
-                    owner,
-                    self.daemon.sendControl(
-                        owner, Control.TAKEOVER_IP, data, timeout=timeout
-                    ),
-                )
+        sends = [
+            self._send(
+                f"TAKEOVER_IP {ip.address}",
+                owner,
+                Control.TAKEOVER_IP,
+                PublicIP(owner, ip.address).encode(),
+                timeout,
             )
-        failed = False
-        for address, pnn, d in sends:
-            reply = await d
-            if reply.status != 0:
-                self.log.error(
-                    "TAKEOVER_IP {address} failed on node {pnn}, ret={ret}",
-                    address=address,
-                    pnn=pnn,
-                    ret=reply.status,
-                )
-                credits[pnn] += 1
-                failed = True
-        if failed:
-            raise TakeoverRunFailed
+            for ip in allocation
+            if (owner := _wirePnn(ip.pnn)) != P.CTDB_UNKNOWN_PNN
+        ]
+        await self._collect(sends, credits)
 
     async def _ipreallocated(
         self, connected: list[int], credits: list[int], deadline: float
     ) -> None:
         """ipreallocated_send: IPREALLOCATED to every connected node."""
-        replies = await self._controls(
-            connected, Control.IPREALLOCATED, b"", self._remaining(deadline)
-        )
+        timeout = self._remaining(deadline)
+        sends = [
+            self._send("IPREALLOCATED", pnn, Control.IPREALLOCATED, b"", timeout)
+            for pnn in connected
+        ]
+        await self._collect(sends, credits)
+
+    def _send(
+        self,
+        what: str,
+        pnn: int,
+        opcode: int,
+        data: bytes,
+        timeout: float,
+        flags: int = 0,
+    ) -> _Sent:
+        """One control of a step, sent now; C{what} names it in the log."""
+        reply = self.daemon.sendControl(pnn, opcode, data, flags=flags, timeout=timeout)
+        return what, pnn, reply
+
+    async def _collect(
+        self,
+        sends: Sequence[_Sent],
+        credits: list[int],
+        decode: Callable[[bytes], Any] | None = None,
+    ) -> list[Any]:
+        """
+        The answers of a step's controls, in order (each reply's data
+        through C{decode}, if given).  A node whose control fails, times
+        out or answers what C{decode} refuses earns a credit; once every
+        answer is in, the step fails if any did (the C{*_fail} callbacks of
+        ctdb_takeover_helper.c).
+        """
+        answers: list[Any] = []
         failed = False
-        for pnn, reply in zip(connected, replies):
-            if reply.status != 0:
+        for what, pnn, pending in sends:
+            reply = await pending
+            answer: Any = reply.data
+            ok = reply.status == 0
+            if ok and decode is not None:
+                try:
+                    answer = decode(reply.data)
+                except MalformedPacket:
+                    ok = False
+            if not ok:
                 self.log.error(
-                    "IPREALLOCATED failed on node {pnn}, ret={ret}",
+                    "{what} failed on node {pnn}, ret={ret}",
+                    what=what,
                     pnn=pnn,
                     ret=reply.status,
                 )
                 credits[pnn] += 1
                 failed = True
+            answers.append(answer)
         if failed:
             raise TakeoverRunFailed
-
-    async def _controls(
-        self,
-        nodes: list[int],
-        opcode: int,
-        data: bytes,
-        timeout: float,
-        *,
-        flags: int = 0,
-    ) -> list[P.ReplyControl]:
-        """The same control to C{nodes} at once; the replies in order."""
-        sent = [
-            self.daemon.sendControl(pnn, opcode, data, flags=flags, timeout=timeout)
-            for pnn in nodes
-        ]
-        return [await d for d in sent]
+        return answers
 
     def _remaining(self, deadline: float) -> float:
         # sendControl takes 0 as "no timeout": a passed deadline is a

@@ -12,6 +12,7 @@ A part of L{ctdb.takeover.node.PublicAddresses}.
 from __future__ import annotations
 
 import errno
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from twisted.internet import defer
@@ -163,16 +164,44 @@ class AddressMoves:
         )
         return True
 
+    def _refuseInFlight(self, vnn: Vnn, what: str) -> ControlResult | None:
+        """ctdbd lets one take, update or release of an address run at a
+        time: the refusal of another (C{what} names it in the log), or None
+        when the address is free."""
+        if not vnn.updateInFlight:
+            return None
+        self.log.info(
+            "{what} of IP {addr}/{mask} rejected update for this IP already in flight",
+            what=what,
+            addr=vnn.address,
+            mask=vnn.mask,
+        )
+        return failed(f"an update of {vnn.address} is in flight")
+
+    def _whileBusy(
+        self,
+        vnn: Vnn,
+        step: Callable[..., defer.Deferred[ControlResult]],
+        *args: object,
+    ) -> defer.Deferred[ControlResult]:
+        """Run C{step(vnn, *args)} with the address marked busy, and free it
+        again however the step ends (ctdbd's destructors of the take,
+        update and release states)."""
+        vnn.updateInFlight = True
+        return step(vnn, *args).addBoth(self._done, vnn)
+
+    def _done(self, result: object, vnn: Vnn) -> object:
+        vnn.updateInFlight = False
+        if isinstance(result, Failure):
+            self.log.failure("public IP update of {addr}", result, addr=vnn.address)
+            return failed("internal error")
+        return result
+
     def _takeIp(self, vnn: Vnn) -> ControlResult | defer.Deferred[ControlResult]:
         """ctdb_do_takeip."""
-        if vnn.updateInFlight:
-            self.log.info(
-                "Takeover of IP {addr}/{mask} rejected update for this IP "
-                "already in flight",
-                addr=vnn.address,
-                mask=vnn.mask,
-            )
-            return failed(f"an update of {vnn.address} is in flight")
+        refusal = self._refuseInFlight(vnn, "Takeover")
+        if refusal is not None:
+            return refusal
         if not self._assign(vnn):
             self.log.error(
                 "Takeover of IP {addr}/{mask} failed to assign a usable interface",
@@ -180,7 +209,6 @@ class AddressMoves:
                 mask=vnn.mask,
             )
             return failed(f"no usable interface for {vnn.address}")
-        vnn.updateInFlight = True
         iface = vnn.ifaceName
         self.log.info(
             "Takeover of IP {addr}/{mask} on interface {iface}",
@@ -188,7 +216,7 @@ class AddressMoves:
             mask=vnn.mask,
             iface=iface,
         )
-        return self._finishTake(vnn, iface).addBoth(self._done, vnn)
+        return self._whileBusy(vnn, self._finishTake, iface)
 
     @defer.inlineCallbacks
     def _finishTake(self, vnn: Vnn, iface: str):  # type: ignore[no-untyped-def]
@@ -209,23 +237,11 @@ class AddressMoves:
         self.daemon.sendMessage(self.pnn, CTDB_SRVID_TAKE_IP, cstring(vnn.address))
         return OK
 
-    def _done(self, result: object, vnn: Vnn) -> object:
-        vnn.updateInFlight = False
-        if isinstance(result, Failure):
-            self.log.failure("public IP update of {addr}", result, addr=vnn.address)
-            return failed("internal error")
-        return result
-
     def _updateIp(self, vnn: Vnn) -> ControlResult | defer.Deferred[ControlResult]:
         """ctdb_do_updateip: move the address to a better interface."""
-        if vnn.updateInFlight:
-            self.log.info(
-                "Update of IP {addr}/{mask} rejected update for this IP "
-                "already in flight",
-                addr=vnn.address,
-                mask=vnn.mask,
-            )
-            return failed(f"an update of {vnn.address} is in flight")
+        refusal = self._refuseInFlight(vnn, "Update")
+        if refusal is not None:
+            return refusal
         old = vnn.iface
         oldName = ifaceString(old)
         self.table.unassign(vnn, self.pnn)
@@ -240,7 +256,6 @@ class AddressMoves:
             return failed(f"no usable interface for {vnn.address}")
         if old is vnn.iface:
             return OK
-        vnn.updateInFlight = True
         newName = vnn.ifaceName
         self.log.info(
             "Update of IP {addr}/{mask} from interface {old} to {new}",
@@ -249,13 +264,12 @@ class AddressMoves:
             old=oldName,
             new=newName,
         )
-        return self._finishUpdate(vnn, old, oldName, newName).addBoth(self._done, vnn)
+        return self._whileBusy(vnn, self._finishUpdate, old, oldName, newName)
 
     @defer.inlineCallbacks
     def _finishUpdate(  # type: ignore[no-untyped-def]
         self, vnn: Vnn, old: Iface | None, oldName: str, newName: str
     ):
-        problem = None
         if old is not None:
             self._removeFromHost(vnn, oldName)
         problem = self._addToHost(vnn, newName)
@@ -320,14 +334,9 @@ class AddressMoves:
             )
             vnn.pnn = pip.pnn
             return OK
-        if vnn.updateInFlight:
-            self.log.info(
-                "Release of IP {addr}/{mask} rejected update for this IP "
-                "already in flight",
-                addr=vnn.address,
-                mask=vnn.mask,
-            )
-            return failed(f"an update of {vnn.address} is in flight")
+        refusal = self._refuseInFlight(vnn, "Release")
+        if refusal is not None:
+            return refusal
         iface = vnn.ifaceName
         self.log.info(
             "Release of IP {addr}/{mask} on interface {iface}  node:{pnn}",
@@ -336,18 +345,26 @@ class AddressMoves:
             iface=iface,
             pnn=signedPnn(pip.pnn),
         )
-        vnn.updateInFlight = True
-        return self._finishRelease(vnn, iface, pip.pnn).addBoth(self._done, vnn)
+        return self._whileBusy(vnn, self._finishRelease, iface, pip.pnn)
+
+    @defer.inlineCallbacks
+    def _releaseFromHost(self, vnn: Vnn, iface: str):  # type: ignore[no-untyped-def]
+        """The releaseip event, then, in daemon mode, what 10.interface's
+        releaseip does after it: reset the clients' connections and take
+        the address off the interface.  Fires with the event's status."""
+        status = yield self.runEvent("releaseip", f"{iface} {vnn.address} {vnn.mask}")
+        yield self._killConnections(vnn, iface)
+        self._removeFromHost(vnn, iface)
+        return status
 
     @defer.inlineCallbacks
     def _finishRelease(  # type: ignore[no-untyped-def]
         self, vnn: Vnn, iface: str, target: int
     ):
-        status = yield self.runEvent("releaseip", f"{iface} {vnn.address} {vnn.mask}")
+        """release_ip_callback."""
+        status = yield self._releaseFromHost(vnn, iface)
         if status == -errno.ETIMEDOUT:
             self.banSelf()
-        yield self._killConnections(vnn, iface)
-        self._removeFromHost(vnn, iface)
         if self.checking and self.haveIp(vnn.address):
             self.log.error(
                 "IP {addr} still hosted during release IP callback, failing",
@@ -397,9 +414,7 @@ class AddressMoves:
                 iface=iface,
             )
             vnn.cancelAnnouncement()
-            yield self.runEvent("releaseip", f"{iface} {vnn.address} {vnn.mask}")
-            yield self._killConnections(vnn, iface)
-            self._removeFromHost(vnn, iface)
+            yield self._releaseFromHost(vnn, iface)
             if self.haveIp(vnn.address):
                 self.log.error("IP address {addr} not released", addr=vnn.address)
                 vnn.updateInFlight = False

@@ -62,9 +62,14 @@ class Vnn:
         return any(i is iface for i in self.ifaces)
 
     def cancelAnnouncement(self) -> None:
-        if self.announcement is not None and self.announcement.active():
-            self.announcement.cancel()
+        cancelCall(self.announcement)
         self.announcement = None
+
+
+def cancelCall(call: IDelayedCall | None) -> None:
+    """Cancel C{call} if it is still to come."""
+    if call is not None and call.active():
+        call.cancel()
 
 
 def ifaceString(iface: Iface | None) -> str:

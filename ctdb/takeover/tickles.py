@@ -33,7 +33,7 @@ from ctdb.protocols.controls import Control
 from ctdb.protocols.publicips import AddrInfo, Connection, TickleList
 from ctdb.takeover.packets import endpointString
 from ctdb.takeover.replies import OK
-from ctdb.takeover.state import Vnn, canonicalIp
+from ctdb.takeover.state import Vnn, cancelCall, canonicalIp
 
 if TYPE_CHECKING:
     from twisted.logger import Logger
@@ -93,12 +93,10 @@ class TickleLists:
         self._scheduleTickleUpdate()
 
     def stopTickleUpdates(self) -> None:
-        if self._tickleTimer is not None and self._tickleTimer.active():
-            self._tickleTimer.cancel()
+        cancelCall(self._tickleTimer)
         self._tickleTimer = None
         for call in self._gratuitous:
-            if call.active():
-                call.cancel()
+            cancelCall(call)
         self._gratuitous = []
 
     def _scheduleTickleUpdate(self) -> None:
