@@ -77,12 +77,8 @@ class AddressMoves:
                 me=self.pnn,
             )
             return failed("takeover for another node")
-        vnn = self.table.find(pip.address)
+        vnn = self._publicVnn(pip, "takeoverip")
         if vnn is None:
-            self.log.info(
-                "takeoverip called for an ip '{addr}' that is not a public address",
-                addr=pip.address,
-            )
             return OK
         have = self.checking and self.haveIp(vnn.address)
         best = self.table.bestIface(vnn)
@@ -136,6 +132,18 @@ class AddressMoves:
             iface=vnn.ifaceName,
         )
         return OK
+
+    def _publicVnn(self, pip: PublicIP, caller: str) -> Vnn | None:
+        """The address a take or release names; None, logged, if it is not
+        one of ours (both controls then answer success, as ctdbd)."""
+        vnn = self.table.find(pip.address)
+        if vnn is None:
+            self.log.info(
+                "{caller} called for an ip '{addr}' that is not a public address",
+                caller=caller,
+                addr=pip.address,
+            )
+        return vnn
 
     def _assign(self, vnn: Vnn) -> bool:
         """ctdb_vnn_assign_iface."""
@@ -304,12 +312,8 @@ class AddressMoves:
         """ctdb_control_release_ip."""
         exactSize(req, PublicIP.SIZE)
         pip = PublicIP.decode(req.data)
-        vnn = self.table.find(pip.address)
+        vnn = self._publicVnn(pip, "releaseip")
         if vnn is None:
-            self.log.info(
-                "releaseip called for an ip '{addr}' that is not a public address",
-                addr=pip.address,
-            )
             return OK
         vnn.cancelAnnouncement()
         # A release sent to a node not hosting the address tells it where
