@@ -28,12 +28,41 @@ from ctdb.nodes import parseNodes
 from ctdb.service import CTDBNode, NodeConfig, buildNode
 from ctdb.takeover.fake import FakeAddressSystem
 from ctdb.testing import FakeNodeTransport
-from tests.support.netns import NetworkLab
+from tests.support.netns import LineReader, NetworkLab, pythonArgv
 
 REACTOR: ICTDBReactor = reactor  # type: ignore[assignment]
 
 LINK = "10.interface-link"
 SERVICE = "50.service-check"
+
+
+#: a TCP server on the public address: says ready, then accepted, then
+#: holds the connection
+SERVER = """
+import socket, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("10.77.0.51", 7777))
+s.listen(5)
+print("ready", flush=True)
+c, _ = s.accept()
+print("accepted", flush=True)
+time.sleep(60)
+"""
+
+#: its client: says connected, then how the connection ended
+CLIENT = """
+import socket
+c = socket.create_connection(("10.77.0.51", 7777), timeout=10)
+print("connected", flush=True)
+c.settimeout(30)
+try:
+    print("data" if c.recv(1) else "eof", flush=True)
+except ConnectionResetError:
+    print("reset", flush=True)
+except OSError as e:
+    print(f"error {e}", flush=True)
+"""
 
 
 class ScriptBase:
@@ -373,6 +402,37 @@ class InterfaceLinkTests(TestCase):
             hosts = self.hostAddresses()
             self.assertEqual((hosts["eth0"], hosts["eth1"]), ([], ["10.77.0.99/24"]))
             self.lab.ip("addr", "flush", "dev", "eth1", namespace=self.ns)
+
+    def test_releaseResetsConnections(self) -> None:
+        """releaseip resets the established TCP connections to the address
+        before taking it off: a client elsewhere sees its connection reset
+        at once."""
+        self.base.write("script.options", "CTDB_INTERFACE_MANAGE_ADDRESSES=yes\n")
+        # init sets arp_filter: eth1, on the same network, does not answer
+        # ARP for the address on eth0, so the client's segments come in on
+        # eth0, where the reset listens
+        for args in (("init",), ("takeip", "eth0", "10.77.0.51", "24")):
+            done = self.runScript(*args)
+            self.assertEqual(done.returncode, 0, done.stdout + done.stderr)
+        arp = self.lab.run(
+            self.ns, ["cat", "/proc/sys/net/ipv4/conf/all/arp_filter"]
+        ).stdout
+        self.assertEqual(arp.strip(), "1")
+        client = self.lab.addNamespace()
+        self.lab.connect(client, self.bridge, "eth0")
+        self.lab.addAddress(client, "eth0", "10.77.0.10/24")
+        server = LineReader(self.lab.spawn(self.ns, pythonArgv(SERVER)))
+        self.assertEqual(server.readLine(), "ready")
+        peer = LineReader(self.lab.spawn(client, pythonArgv(CLIENT)))
+        self.assertEqual(peer.readLine(), "connected")
+        self.assertEqual(server.readLine(), "accepted")
+        done = self.runScript("releaseip", "eth0", "10.77.0.51", "24")
+        self.assertEqual(done.returncode, 0, done.stdout + done.stderr)
+        self.assertIn(
+            "Killed 1/1 TCP connections to released IP 10.77.0.51", done.stdout
+        )
+        self.assertEqual(peer.readLine(10), "reset")
+        self.assertEqual(self.hostAddresses()["eth0"], [])
 
     def test_takeipFails(self) -> None:
         """takeip on an interface that does not exist fails."""
