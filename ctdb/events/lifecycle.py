@@ -33,7 +33,9 @@ runner cannot run at all counts as -1.
 Unlike ctdbd, which starts its recovery daemon only once C{setup}
 succeeded, the recovery service of a node starts with the node: the run
 state shown during the first two events is the lifecycle's, and a leader
-may recover the node before its C{setup} event ended.
+may recover the node before its C{setup} event ended.  The first
+C{recovered} event runs in STARTUP (ctdbd moves there once it ended), and
+ctdbd's check of the persistent databases before C{startup} is not done.
 """
 
 from __future__ import annotations
