@@ -131,7 +131,8 @@ class TransactionError(ClientError):
 
 
 class EventDaemonError(CTDBError):
-    """ctdb-eventd did not start, or went away."""
+    """The node's event scripts could not be run at all (an
+    L{ctdb.interfaces.IEventRunner} whose event daemon is gone)."""
 
 
 class AddressError(CTDBError):

@@ -263,9 +263,10 @@ class IEventRunner(Interface):
 
     def runEvent(event: str, args: str | None = None) -> object:
         """Run C{event} of the legacy component with the space-separated
-        C{args}; returns a Deferred that fires with the result (0, a
-        script's non-zero status, or an errno such as ETIMEDOUT), or fails
-        when the scripts cannot be run at all."""
+        C{args}; returns a Deferred that fires with the result as Samba's
+        event daemon gives it (0; ENOEXEC when a script failed; ETIMEDOUT
+        when one ran past its timeout; ECANCELED when a newer event cancelled
+        a monitor), or fails when the scripts cannot be run at all."""
 
 
 class ITakeoverRunner(Interface):
