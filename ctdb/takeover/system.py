@@ -523,6 +523,8 @@ class CaptureReader:
 
     def doRead(self) -> Failure | None:
         for _ in range(self.maxFrames):
+            if self._capture.fileno() == -1:
+                return None  # a handler finished the capture (loseConnection)
             try:
                 frame = self._capture.recv(_SNAP_LENGTH)
             except BlockingIOError:

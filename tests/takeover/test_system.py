@@ -20,6 +20,7 @@ from typing import Any
 
 from twisted.internet.defer import CancelledError
 from twisted.internet.testing import MemoryReactorClock
+from twisted.logger import LogLevel, capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
@@ -327,6 +328,31 @@ class CaptureReaderTests(SynchronousTestCase):
         reader.loseConnection()
         self.assertNotIn(reader, reactor.getReaders())
         self.assertEqual(ours.fileno(), -1)
+
+    def test_handlerFinishes(self) -> None:
+        """A handler that ends the capture (the killer's last reset) stops
+        the read quietly: no error about the closed socket."""
+        reactor = MemoryReactorClock()
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.addCleanup(theirs.close)
+        ours.setblocking(False)
+        frames: list[bytes] = []
+
+        def last(frame: bytes) -> None:
+            frames.append(frame)
+            reader.loseConnection()
+
+        reader = CaptureReader(ours, last, reactor=asReactor(reactor))
+        reader.startReading()
+        theirs.send(b"one")
+        theirs.send(b"two")
+        with capturedLogs() as events:
+            self.assertIsNone(reader.doRead())
+        self.assertEqual(frames, [b"one"])
+        self.assertEqual(
+            [e for e in events if e.get("log_level") == LogLevel.error], []
+        )
+        self.assertNotIn(reader, reactor.getReaders())
 
     def test_handlerError(self) -> None:
         """A handler's exception is logged, not raised into the reactor."""
