@@ -77,7 +77,8 @@ class AddressList:
         for name in names:
             if not self._interfaceExists(name):
                 return f"Unknown interface {name} for public address {address}"
-            if len(name.encode()) > CTDB_IFACE_SIZE:
+            # (bytes, as strlen; a file's undecodable bytes count one each)
+            if len(name.encode(errors="surrogateescape")) > CTDB_IFACE_SIZE:
                 self.log.error('Interface name too long "{name}"', name=name)
                 return f"Failed to add interface '{name}' for public address {address}"
         table.add(address, mask, names)

@@ -437,7 +437,9 @@ class TakeoverRunner:
 
     def _allocLog(self, level: int, message: str) -> None:
         if level <= self.daemon.debugLevel:
-            self.log.emit(twistedLevel(level), "{message}", message=message)
+            # ("message" is a key of the legacy log events: the bridge to
+            # twisted.python.log observers overwrites it with ())
+            self.log.emit(twistedLevel(level), "{text}", text=message)
 
     async def _publicIPs(
         self,

@@ -116,8 +116,16 @@ class AddressMoves:
             and vnn.iface is not best
             and (not vnn.iface.linkUp or vnn.iface.references > best.references + 1)
         ):
-            # only move when the link is down or the rebalance gains something
+            # a dead link, or two more addresses than the best one carries
             update = True
+        # One change of an address at a time, checked before anything is
+        # changed.  ctdbd checks later, in ctdb_do_takeip/ctdb_do_updateip:
+        # a take during a release would be "redundant" and succeed though
+        # the address is about to go, and a take refused during another
+        # would first have taken the running one's interface away.
+        refusal = self._refuseInFlight(vnn, "Update" if have and update else "Takeover")
+        if refusal is not None:
+            return refusal
         if not have:
             if update:
                 self.table.unassign(vnn, self.pnn)
@@ -206,10 +214,7 @@ class AddressMoves:
         return result
 
     def _takeIp(self, vnn: Vnn) -> ControlResult | defer.Deferred[ControlResult]:
-        """ctdb_do_takeip."""
-        refusal = self._refuseInFlight(vnn, "Takeover")
-        if refusal is not None:
-            return refusal
+        """ctdb_do_takeip (the caller checked that nothing else runs)."""
         if not self._assign(vnn):
             self.log.error(
                 "Takeover of IP {addr}/{mask} failed to assign a usable interface",
@@ -246,10 +251,8 @@ class AddressMoves:
         return OK
 
     def _updateIp(self, vnn: Vnn) -> ControlResult | defer.Deferred[ControlResult]:
-        """ctdb_do_updateip: move the address to a better interface."""
-        refusal = self._refuseInFlight(vnn, "Update")
-        if refusal is not None:
-            return refusal
+        """ctdb_do_updateip: move the address to a better interface (the
+        caller checked that nothing else runs)."""
         old = vnn.iface
         oldName = ifaceString(old)
         self.table.unassign(vnn, self.pnn)
@@ -315,6 +318,13 @@ class AddressMoves:
         vnn = self._publicVnn(pip, "releaseip")
         if vnn is None:
             return OK
+        # Refused first while a take, update or release runs: ctdbd looks
+        # for a redundant release before, and one that comes while the
+        # takeip event has not yet put the address up would take the
+        # address's interface away under the running take.
+        refusal = self._refuseInFlight(vnn, "Release")
+        if refusal is not None:
+            return refusal
         vnn.cancelAnnouncement()
         # A release sent to a node not hosting the address tells it where
         # the address goes ("ctdb ip" asks one node only).
@@ -329,6 +339,7 @@ class AddressMoves:
                 )
                 vnn.pnn = pip.pnn
                 self.table.unassign(vnn, self.pnn)
+                self._deleteIfPending(vnn)
                 return OK
         elif vnn.iface is None:
             self.log.debug(
@@ -337,10 +348,8 @@ class AddressMoves:
                 mask=vnn.mask,
             )
             vnn.pnn = pip.pnn
+            self._deleteIfPending(vnn)
             return OK
-        refusal = self._refuseInFlight(vnn, "Release")
-        if refusal is not None:
-            return refusal
         iface = vnn.ifaceName
         self.log.info(
             "Release of IP {addr}/{mask} on interface {iface}  node:{pnn}",
@@ -386,7 +395,16 @@ class AddressMoves:
         self.log.info("Sending RELEASE_IP message for {addr}", addr=vnn.address)
         self.daemon.sendMessage(self.pnn, CTDB_SRVID_RELEASE_IP, cstring(vnn.address))
         self.table.unassign(vnn, self.pnn)
+        self._deleteIfPending(vnn)
+
+    def _deleteIfPending(self, vnn: Vnn) -> None:
+        """do_delete_ip of an address DEL_PUBLIC_IP marked while it was
+        ours, now that it is not up here.  ctdbd does it in release_ip_post
+        only: an address whose take failed after the mark, or that the host
+        lost, is never released for real and would stay marked, listed and
+        never available, for ever."""
         if vnn.deletePending:
+            self.log.info("Deleting IP {addr}", addr=vnn.address)
             self.table.delete(vnn, self.pnn)
 
     @defer.inlineCallbacks

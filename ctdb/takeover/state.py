@@ -101,9 +101,10 @@ class VnnTable:
         return iter(list(self.vnns))
 
     def find(self, address: str) -> Vnn | None:
-        """find_public_ip_vnn: the address (port ignored), or None."""
+        """find_public_ip_vnn: the address (port ignored), or None.  As
+        ctdb_same_ip, an IPv4-mapped IPv6 address names the IPv4 one."""
         try:
-            key = canonicalAddress(address)
+            key = canonicalIp(address)
         except ValueError:
             return None
         for vnn in self.vnns:
@@ -126,7 +127,7 @@ class VnnTable:
         return iface
 
     def add(self, address: str, mask: int, ifaces: list[str]) -> Vnn:
-        vnn = Vnn(canonicalAddress(address), mask, [self.addIface(n) for n in ifaces])
+        vnn = Vnn(canonicalIp(address), mask, [self.addIface(n) for n in ifaces])
         self.vnns.insert(0, vnn)
         return vnn
 

@@ -141,12 +141,18 @@ class TickleLists:
     # -- registering connections ----------------------------------------------------
 
     def _connection(self, req: P.ReqControl) -> Connection:
+        """The ctdb_connection of TCP_CLIENT, TCP_ADD and TCP_REMOVE, both
+        ends IPv4 where they are IPv4-mapped (smbd on an IPv6 socket), so
+        that one connection has one spelling in every list: ctdbd compares
+        with ctdb_same_sockaddr, and TCP_CLIENT passes the mapped ends on
+        as IPv4 (ctdb_canonicalize_ip)."""
         if len(req.data) != CONNECTION_SIZE:
             raise MalformedPacket(
                 f"{Control(req.opcode).name}: data size {len(req.data)} "
                 f"!= {CONNECTION_SIZE}"
             )
-        return decodeConnection(req.data)
+        (srcIp, srcPort), (dstIp, dstPort) = decodeConnection(req.data)
+        return (canonicalIp(srcIp), srcPort), (canonicalIp(dstIp), dstPort)
 
     def control_TCP_CLIENT(
         self, req: P.ReqControl, client: IClientConnection | None
@@ -159,8 +165,11 @@ class TickleLists:
             return OK
         if client is None:
             return (-1, b"", b"TCP_CLIENT from a remote node")
+        if self.daemon.clients.get(client.client_id) is not client:
+            # gone already: nothing would ever drop what it registers
+            return (-1, b"", b"TCP_CLIENT from a client that is gone")
         src, dst = conn
-        dstAddress = canonicalIp(dst[0])
+        dstAddress = dst[0]
         vnn = self.table.find(dstAddress)
         if vnn is None:
             if dstAddress == "127.0.0.1":
@@ -168,7 +177,7 @@ class TickleLists:
             self.log.error(
                 "Could not register TCP connection from {src} to {dst} (not a "
                 "public address) (port {port}) (client_id {cid} pid {pid}).",
-                src=canonicalIp(src[0]),
+                src=src[0],
                 dst=dstAddress,
                 port=dst[1],
                 cid=client.client_id,
@@ -195,12 +204,17 @@ class TickleLists:
             cid=client.client_id,
             pid=client.pid,
         )
-        self.daemon.sendControl(
-            P.CTDB_BROADCAST_CONNECTED,
-            Control.TCP_ADD,
-            req.data,
-            flags=P.CTDB_CTRL_FLAG_NOREPLY,
-        )
+        # Every connected node learns it, as ctdbd's TCP_ADD broadcast; this
+        # node at once rather than through a TCP_ADD to itself, which would
+        # come after the client had gone if it goes at once (smbd wants no
+        # reply) and leave its connection in the list for good.
+        self._addTickle(vnn, conn, False)
+        data = encodeConnection(src, dst)
+        for pnn in self.daemon.targets(P.CTDB_BROADCAST_CONNECTED):
+            if pnn != self.pnn:
+                self.daemon.sendControl(
+                    pnn, Control.TCP_ADD, data, flags=P.CTDB_CTRL_FLAG_NOREPLY
+                )
         return OK
 
     def control_TCP_ADD(self, req: P.ReqControl, client: object) -> ControlResult:
@@ -224,6 +238,11 @@ class TickleLists:
                 addr=conn[1][0],
             )
             return (-1, b"", f"{conn[1][0]} is not a public address".encode())
+        self._addTickle(vnn, conn, updateNeeded)
+        return OK
+
+    def _addTickle(self, vnn: Vnn, conn: Connection, updateNeeded: bool) -> None:
+        """Add C{conn} to the address's list, once."""
         if conn in vnn.tickles:
             self.log.debug(
                 "Already had tickle info for {addr}:{port} for vnn:{pnn}",
@@ -231,7 +250,7 @@ class TickleLists:
                 port=conn[1][1],
                 pnn=vnn.pnn,
             )
-            return OK
+            return
         vnn.tickles.append(conn)
         self.log.info(
             "Added tickle info for {addr}:{port} from vnn {pnn}",
@@ -241,7 +260,6 @@ class TickleLists:
         )
         if updateNeeded:
             vnn.tickleUpdateNeeded = True
-        return OK
 
     def removeConnection(self, vnn: Vnn, conn: Connection) -> None:
         """ctdb_remove_connection: the last entry takes the removed one's

@@ -153,6 +153,12 @@ def loggedErrors(events: Sequence[dict[str, Any]]) -> list[str]:
     ]
 
 
+def failures(events: Sequence[dict[str, Any]]) -> list[str]:
+    """The failures (tracebacks) logged: a handler raised what it should
+    have refused."""
+    return [formatEvent(e) for e in events if e.get("log_failure") is not None]
+
+
 __all__ = [
     "ADDRESSES",
     "UNKNOWN",
@@ -163,6 +169,7 @@ __all__ = [
     "addrInfo",
     "capturedLogs",
     "connection",
+    "failures",
     "iface",
     "loggedErrors",
     "publicIp",

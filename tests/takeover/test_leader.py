@@ -16,10 +16,12 @@ pnn) leads.
 from __future__ import annotations
 
 import errno
+import random
 from typing import Any, ClassVar
 
 from twisted.internet import defer, task
 from twisted.internet.task import Clock
+from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
 from ctdb.daemon.core import Daemon
@@ -784,6 +786,86 @@ class RebalanceTests(_LeaderMixin, SynchronousTestCase):
         self.rebalance(1)
         self.cluster[0].deliverMessage(CTDB_SRVID_LEADER, b"\x01")
         self.assertEqual(self.runners[0].forceRebalance, [1])
+
+
+class MessageInputTests(_LeaderMixin, SynchronousTestCase):
+    """What any node or client may send to the messages this module
+    answers: nothing fails inside, and runs go on."""
+
+    def test_rebalanceUnknownNode(self) -> None:
+        """A target that is no node is logged by the allocator ("unknown
+        node"), the run succeeds, and the target is forgotten."""
+        client = FakeClient(self.cluster[0])
+        for pnn in (99, 0xFFFFFFFF):
+            client.sendMessage(2, CTDB_SRVID_REBALANCE_NODE, C.encodeU32(pnn))
+        self.cluster.flush()
+        runner = self.runners[2]
+        self.assertEqual(runner.forceRebalance, [99, 0xFFFFFFFF])
+        with capturedLogs() as events:
+            self.assertTrue(self.leaderRun())
+        self.assertEqual(runner.forceRebalance, [])
+        texts = [formatEvent(e) for e in events]
+        self.assertIn("../../ctdb/server/ipalloc_lcp2.c:183unknown node 99", texts)
+
+    def test_disableReplyToNoNode(self) -> None:
+        """A DISABLE_TAKEOVER_RUNS whose reply goes to a node that does not
+        exist still holds runs off; the reply is dropped."""
+        client = self.requester(0)
+        for pnn in (7, 0xFFFFFFFF):
+            client.sendMessage(
+                2, CTDB_SRVID_DISABLE_TAKEOVER_RUNS, encodeDisableMessage(pnn, SRVID, 5)
+            )
+        self.cluster.flush()
+        self.assertTrue(self.runners[2].takeoverRunsDisabled())
+        self.assertEqual(self.answers(client), [])
+        self.settle(5.5)
+        self.assertFalse(self.runners[2].takeoverRunsDisabled())
+        self.assertTrue(self.leaderRun())
+
+    def test_disableLongestTimeout(self) -> None:
+        """The largest timeout holds runs off (for 136 years); 0 lets them
+        run again at once; a message one byte too long is refused."""
+        client = self.requester(0)
+        client.sendMessage(2, CTDB_SRVID_DISABLE_IP_CHECK, C.encodeU32(0xFFFFFFFF))
+        self.cluster.flush()
+        self.settle(100)
+        self.assertTrue(self.runners[2].takeoverRunsDisabled())
+        client.sendMessage(
+            2,
+            CTDB_SRVID_DISABLE_TAKEOVER_RUNS,
+            encodeDisableMessage(0, SRVID, 0) + b"x",
+        )
+        client.sendMessage(2, CTDB_SRVID_DISABLE_IP_CHECK, C.encodeU32(0) + b"x")
+        self.cluster.flush()
+        self.assertTrue(self.runners[2].takeoverRunsDisabled())
+        client.sendMessage(2, CTDB_SRVID_DISABLE_IP_CHECK, C.encodeU32(0))
+        self.cluster.flush()
+        self.assertFalse(self.runners[2].takeoverRunsDisabled())
+
+    def test_garbage(self) -> None:
+        """Random bytes of every length to every message of this module."""
+        rnd = random.Random(4170)
+        client = FakeClient(self.cluster[0])
+        srvids = [
+            CTDB_SRVID_DISABLE_TAKEOVER_RUNS,
+            CTDB_SRVID_DISABLE_IP_CHECK,
+            CTDB_SRVID_REBALANCE_NODE,
+            CTDB_SRVID_LEADER,
+        ]
+        with capturedLogs() as events:
+            for srvid in srvids:
+                for size in (0, 1, 3, 4, 5, 16, 23, 24, 25, 100):
+                    client.sendMessage(
+                        P.CTDB_BROADCAST_CONNECTED, srvid, rnd.randbytes(size)
+                    )
+                    self.cluster.flush()
+        self.assertEqual(
+            [formatEvent(e) for e in events if e.get("log_failure") is not None], []
+        )
+        for runner in self.runners.values():
+            runner.disableTakeoverRuns(0)
+            runner.forceRebalance = []
+        self.assertTrue(self.leaderRun())
 
 
 class WholeNodeTests(SynchronousTestCase):

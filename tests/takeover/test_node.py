@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+import random
 import shutil
 import struct
 import tempfile
@@ -42,6 +43,7 @@ from ctdb.takeover.node import PublicAddresses
 from ctdb.takeover.testmode import TestModeAddressSystem
 from ctdb.testing import connectedNodes
 from tests.takeover._helpers import (
+    ADDRESSES,
     UNKNOWN,
     A,
     B,
@@ -50,6 +52,7 @@ from tests.takeover._helpers import (
     addrInfo,
     capturedLogs,
     connection,
+    failures,
     iface,
     loggedErrors,
     publicIp,
@@ -658,6 +661,43 @@ class ReloadTests(TakeoverCase):
         data = self.assertOk(self.call(0, Control.GET_PUBLIC_IPS))
         self.assertEqual(data, publicIpList(B, A))
 
+    def test_reloadNowMalformed(self) -> None:
+        """Whatever went wrong with the file (a line without an interface, a
+        bad address, an interface the host lacks or whose name is too long,
+        an address twice, bytes that are not UTF-8, a directory in its
+        place): status 1 with ctdbd's lines, nothing changes, and the
+        addresses keep working."""
+        self.host(0).addInterface("x" * 17)
+        self.assertOk(self.take(0, A))
+        bad = [
+            (b"10.0.0.50/24\n", "No interface specified at line 1"),
+            (b"10.0.0.31/24 eth0\n10.0.0.300/24 eth0\n", "Badly formed line 2"),
+            (b"10.0.0.50/24 eth0,eth7\n", "Unknown interface eth7"),
+            (b"10.0.0.50/24 " + b"x" * 17 + b"\n", "Interface name too long"),
+            (b"10.0.0.50/24 eth0\n10.0.0.50/16 eth1\n", "Duplicate public IP"),
+            (b"10.0.0.50/24 eth\xff\n", "Unknown interface eth"),
+        ]
+        for content, words in bad:
+            with open(self.path, "wb") as f:
+                f.write(content)
+            with capturedLogs() as events:
+                self.assertFails(self.call(0, Control.RELOAD_PUBLIC_IPS), 1)
+            errors = loggedErrors(events)
+            self.assertTrue(any(words in e for e in errors), (content, errors))
+            self.assertEqual(errors[-1], "Reloadips child process returned error")
+        os.remove(self.path)
+        os.mkdir(self.path)
+        with capturedLogs():
+            self.assertFails(self.call(0, Control.RELOAD_PUBLIC_IPS), 1)
+        data = self.assertOk(self.call(0, Control.GET_PUBLIC_IPS))
+        self.assertEqual(
+            [(ip.pnn, ip.address) for ip in decodePublicIPList(data)],
+            [(UNKNOWN, B), (0, A)],
+        )
+        self.assertOk(self.release(0, A, 1))
+        self.assertOk(self.take(0, B))
+        self.assertEqual(self.host(0).addresses, {B: (24, "eth0")})
+
     def test_reloadMissingFile(self) -> None:
         """No file is no addresses, as ctdbd."""
         self.assertOk(self.call(0, Control.RELOAD_PUBLIC_IPS))
@@ -691,13 +731,69 @@ class BadInputTests(TakeoverCase):
             Control.KILL_TCP,
         ]
         payloads = [b"\x01", b"\xff" * 7, b"\x09" * 28, b"\x0a\x00" + b"\xff" * 60]
-        for opcode in opcodes:
-            for data in payloads:
-                reply = self.call(0, opcode, data)
-                self.assertNotEqual(reply.status, 0, (opcode, data))
-        self.flushLoggedErrors()
+        with capturedLogs() as events:
+            for opcode in opcodes:
+                for data in payloads:
+                    reply = self.call(0, opcode, data)
+                    self.assertNotEqual(reply.status, 0, (opcode, data))
+        # refused cleanly: no handler raised anything unexpected
+        self.assertEqual(failures(events), [])
         # the node still works
         self.assertOk(self.take(0, A))
+
+    def test_garbage(self) -> None:
+        """Random payloads of plausible shapes (addresses of every family
+        byte, connections, lists with any count, addr_info with any length
+        and name): every control answers, none fails inside, and the node
+        keeps working."""
+        rnd = random.Random(4417)
+        families = [b"\x02\x00", b"\x0a\x00", b"\x00\x00", b"\x01\x00", b"\xff\xff"]
+
+        def sock() -> bytes:
+            return rnd.choice(families) + rnd.randbytes(26)
+
+        def payload() -> bytes:
+            kind = rnd.randrange(6)
+            if kind == 0:
+                return rnd.randbytes(rnd.randrange(80))
+            if kind == 1:
+                return sock()
+            if kind == 2:
+                return struct.pack("<I", rnd.choice([0, 1, UNKNOWN])) + sock()
+            if kind == 3:
+                return sock() + sock()
+            if kind == 4:
+                count = rnd.choice([0, 1, 2, 0xFFFFFFFF, 0x10000000])
+                body = b"".join(sock() + sock() for _ in range(min(count, 3)))
+                return sock() + struct.pack("<I", count) + body
+            name = rnd.randbytes(rnd.randrange(30))
+            length = rnd.choice([len(name), rnd.randrange(1 << 32)])
+            return sock() + struct.pack("<II", rnd.randrange(1 << 32), length) + name
+
+        opcodes = [
+            Control.GET_PUBLIC_IP_INFO,
+            Control.SET_IFACE_LINK_STATE,
+            Control.TAKEOVER_IP,
+            Control.RELEASE_IP,
+            Control.ADD_PUBLIC_IP,
+            Control.DEL_PUBLIC_IP,
+            Control.TCP_CLIENT,
+            Control.TCP_ADD,
+            Control.TCP_ADD_DELAYED_UPDATE,
+            Control.TCP_REMOVE,
+            Control.GET_TCP_TICKLE_LIST,
+            Control.SET_TCP_TICKLE_LIST,
+            Control.SEND_GRATUITOUS_ARP,
+        ]
+        with capturedLogs() as events:
+            for opcode in opcodes:
+                for _ in range(150):
+                    self.call(0, opcode, payload())
+                self.clock.advance(5)
+        self.assertEqual(failures(events), [])
+        self.clock.advance(30)
+        self.assertOk(self.call(0, Control.GET_PUBLIC_IPS))
+        self.assertOk(self.call(0, Control.GET_IFACES))
 
     def test_killTcpObsolete(self) -> None:
         """KILL_TCP is not implemented any more in 4.17: it fails."""
@@ -937,3 +1033,375 @@ class FailoverTests(SynchronousTestCase):
 
 
 ADDRS3 = "10.0.0.41/24 eth0\n10.0.0.42/24 eth0\n10.0.0.43/24 eth0\n"
+
+
+MAPPED_A = "::ffff:" + A
+
+
+class UnknownAddressTests(TakeoverCase):
+    """An address that is not public, IPv4 or IPv6: each control answers
+    what ctdbd answers, and nothing changes."""
+
+    def test_answers(self) -> None:
+        """GET_PUBLIC_IP_INFO and DEL_PUBLIC_IP fail, TCP_ADD fails, the
+        tickle lists answer 1, TAKEOVER_IP, RELEASE_IP, TCP_REMOVE and
+        TCP_CLIENT ignore it with success."""
+        for other in ("10.9.9.9", "fd00::31", "::10.0.0.31"):
+            conn = connection(("10.0.0.99", 40000), (other, 445))
+            expected = [
+                (Control.GET_PUBLIC_IP_INFO, sockAddr(other), -1),
+                (Control.DEL_PUBLIC_IP, addrInfo(other, 24, None), -1),
+                (Control.TAKEOVER_IP, publicIp(0, other), 0),
+                (Control.RELEASE_IP, publicIp(1, other), 0),
+                (Control.TCP_ADD, conn, -1),
+                (Control.TCP_ADD_DELAYED_UPDATE, conn, -1),
+                (Control.TCP_REMOVE, conn, 0),
+                (Control.TCP_CLIENT, conn, 0),
+                (Control.GET_TCP_TICKLE_LIST, sockAddr(other), 1),
+                (
+                    Control.SET_TCP_TICKLE_LIST,
+                    sockAddr(other) + struct.pack("<I", 1) + conn,
+                    1,
+                ),
+            ]
+            with capturedLogs():
+                for opcode, data, status in expected:
+                    reply = self.call(0, opcode, data)
+                    self.assertEqual(reply.status, status, (other, opcode))
+        self.assertEqual(self.host(0).calls, [])
+        data = self.assertOk(self.call(0, Control.GET_PUBLIC_IPS))
+        self.assertEqual(data, publicIpList(B, A))
+
+
+class AddressFamilyTests(TakeoverCase):
+    """IPv4, IPv6 and IPv4-mapped IPv6 (ctdb_same_ip: a mapped address
+    names the IPv4 one)."""
+
+    addresses = ADDRESSES + "fd00::32/64 eth1\n"
+
+    def test_mappedNamesIPv4(self) -> None:
+        """Every control that looks an address up finds the IPv4 public
+        address under its IPv4-mapped spelling."""
+        data = self.assertOk(
+            self.call(0, Control.GET_PUBLIC_IP_INFO, sockAddr(MAPPED_A))
+        )
+        self.assertEqual(data[:32], publicIp(UNKNOWN, A))
+        self.assertOk(self.take(0, MAPPED_A))
+        self.assertEqual(self.host(0).addresses, {A: (24, "eth0")})
+        conn = (("10.0.0.99", 40000), (A, 445))
+        self.assertOk(
+            self.call(
+                0,
+                Control.TCP_ADD,
+                connection(("::ffff:10.0.0.99", 40000), (MAPPED_A, 445)),
+            )
+        )
+        data = self.assertOk(self.call(0, Control.GET_TCP_TICKLE_LIST, sockAddr(A)))
+        self.assertEqual(data, sockAddr(A) + struct.pack("<I", 1) + connection(*conn))
+        self.assertOk(self.call(0, Control.TCP_REMOVE, connection(*conn)))
+        data = self.assertOk(
+            self.call(0, Control.GET_TCP_TICKLE_LIST, sockAddr(MAPPED_A))
+        )
+        self.assertEqual(data, sockAddr(MAPPED_A) + struct.pack("<I", 0))
+        self.assertOk(self.release(0, MAPPED_A, 1))
+        self.assertEqual(self.host(0).addresses, {})
+        with capturedLogs() as events:
+            self.assertFails(
+                self.call(0, Control.ADD_PUBLIC_IP, addrInfo(MAPPED_A, 24, "eth0"))
+            )
+        self.assertIn(
+            "Duplicate public IP address '::ffff:10.0.0.31'", loggedErrors(events)
+        )
+        self.assertOk(self.call(0, Control.DEL_PUBLIC_IP, addrInfo(MAPPED_A, 24, None)))
+        data = self.assertOk(self.call(0, Control.GET_PUBLIC_IPS))
+        self.assertNotIn(A, [ip.address for ip in decodePublicIPList(data)])
+
+    def test_ipv6Address(self) -> None:
+        """An IPv6 public address is taken, announced, tickled and released
+        like an IPv4 one; its IPv4-compatible twin ::a.b.c.d is another
+        address."""
+        v6 = "fd00::32"
+        self.assertOk(self.take(0, v6))
+        self.assertEqual(self.host(0).addresses[v6], (64, "eth1"))
+        self.assertIn(("arp", v6, "eth1"), self.host(0).calls)
+        conn = (("fd00::99", 40000), (v6, 445))
+        self.assertOk(self.call(0, Control.TCP_CLIENT, connection(*conn)))
+        for pnn in range(3):
+            data = self.assertOk(
+                self.call(pnn, Control.GET_TCP_TICKLE_LIST, sockAddr(v6))
+            )
+            self.assertEqual(
+                data, sockAddr(v6) + struct.pack("<I", 1) + connection(*conn)
+            )
+        self.assertOk(self.take(0, "::10.0.0.31"))
+        self.assertNotIn(A, self.host(0).addresses)
+        self.assertOk(self.release(0, v6, 1))
+        self.assertNotIn(v6, self.host(0).addresses)
+
+
+class InterfaceNameTests(TakeoverCase):
+    """Interface names of zero length, at the limit and beyond it."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        # the fake host has names Linux would refuse, to reach ctdbd's own check
+        self.host(0).addInterface("a" * 16)
+        self.host(0).addInterface("b" * 17)
+
+    def test_addLongNames(self) -> None:
+        """ADD_PUBLIC_IP: a 16-byte name is the longest ctdbd keeps; 17 bytes
+        fail ("Interface name too long"), and so does a name no host has."""
+        self.assertOk(
+            self.call(0, Control.ADD_PUBLIC_IP, addrInfo("10.0.0.40", 24, "a" * 16))
+        )
+        data = self.assertOk(self.call(0, Control.GET_IFACES))
+        self.assertIn(iface("a" * 16, 1, 0), data)
+        self.assertOk(self.take(0, "10.0.0.40"))
+        self.assertEqual(self.host(0).addresses["10.0.0.40"], (24, "a" * 16))
+        self.assertOk(self.call(0, Control.SET_IFACE_LINK_STATE, iface("a" * 16, 0, 0)))
+        with capturedLogs() as events:
+            self.assertFails(
+                self.call(0, Control.ADD_PUBLIC_IP, addrInfo("10.0.0.41", 24, "b" * 17))
+            )
+            self.assertFails(
+                self.call(
+                    0, Control.ADD_PUBLIC_IP, addrInfo("10.0.0.41", 24, "c" * 300)
+                )
+            )
+        self.assertIn(f'Interface name too long "{"b" * 17}"', loggedErrors(events))
+        self.assertIn(
+            f"Unknown interface {'c' * 300} for public address 10.0.0.41",
+            loggedErrors(events),
+        )
+        data = self.assertOk(self.call(0, Control.GET_PUBLIC_IPS))
+        self.assertNotIn("10.0.0.41", [ip.address for ip in decodePublicIPList(data)])
+
+    def test_addNoName(self) -> None:
+        """ADD_PUBLIC_IP with an empty interface name (or none): ctdbd keeps
+        an address without interfaces; it is never available, a take of it
+        fails, and it can be deleted."""
+        self.assertOk(
+            self.call(0, Control.ADD_PUBLIC_IP, addrInfo("10.0.0.40", 24, ""))
+        )
+        self.assertOk(
+            self.call(0, Control.ADD_PUBLIC_IP, addrInfo("10.0.0.42", 24, None))
+        )
+        data = self.assertOk(
+            self.call(0, Control.GET_PUBLIC_IP_INFO, sockAddr("10.0.0.40"))
+        )
+        self.assertEqual(
+            data, publicIp(UNKNOWN, "10.0.0.40") + struct.pack("<II", UNKNOWN, 0)
+        )
+        only = CTDB_PUBLIC_IP_FLAGS_ONLY_AVAILABLE
+        data = self.assertOk(self.call(0, Control.GET_PUBLIC_IPS, flags=only))
+        self.assertEqual(
+            decodePublicIPList(data), decodePublicIPList(publicIpList(B, A))
+        )
+        with capturedLogs():
+            self.assertFails(self.take(0, "10.0.0.40"))
+        self.assertOk(self.release(0, "10.0.0.40", 1))
+        self.assertOk(
+            self.call(0, Control.DEL_PUBLIC_IP, addrInfo("10.0.0.40", 24, None))
+        )
+        self.assertOk(
+            self.call(0, Control.DEL_PUBLIC_IP, addrInfo("10.0.0.42", 24, None))
+        )
+        data = self.assertOk(self.call(0, Control.GET_IFACES))
+        self.assertEqual(
+            data, struct.pack("<I", 2) + iface("eth1", 1, 0) + iface("eth0", 1, 0)
+        )
+
+    def test_linkStateNames(self) -> None:
+        """SET_IFACE_LINK_STATE: an empty name names no interface."""
+        self.assertFails(self.call(0, Control.SET_IFACE_LINK_STATE, iface("", 0, 0)))
+        self.assertFails(
+            self.call(0, Control.SET_IFACE_LINK_STATE, iface("a" * 16, 0, 0))
+        )
+
+    def test_gratuitousArpNoName(self) -> None:
+        """SEND_GRATUITOUS_ARP without an interface: the ARPs fail and are
+        logged; the control itself succeeds, as ctdbd's."""
+        with capturedLogs() as events:
+            self.assertOk(self.call(0, Control.SEND_GRATUITOUS_ARP, addrInfo(A, 0, "")))
+            for _ in range(3):
+                self.clock.advance(1)
+        self.assertEqual(len(loggedErrors(events)), 3)
+
+
+class RaceTests(TakeoverCase):
+    """One take, update or release of an address at a time, whichever
+    control arrives while another is under way."""
+
+    byScripts = True
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.events = RecordingEvents()
+        self.cluster[0].setEventRunner(self.events)
+
+    def start(self, opcode: int, data: bytes) -> int:
+        c = self.cluster.client(0)
+        reqid = c.control(opcode, data)
+        self.cluster.flush()
+        self.assertIsNone(c.reply(reqid))
+        self.pending = c
+        return reqid
+
+    def finish(self, reqid: int) -> P.ReplyControl:
+        self.cluster.flush()
+        reply = self.pending.reply(reqid)
+        assert reply is not None
+        return reply
+
+    def test_releaseDuringTake(self) -> None:
+        """A RELEASE_IP while the takeip event runs (the script has not put
+        the address up yet) is refused, and does not undo the take."""
+        self.events.hold.add("takeip")
+        take = self.start(Control.TAKEOVER_IP, publicIp(0, A))
+        with capturedLogs():
+            self.assertFails(self.release(0, A, 1))
+        self.host(0).addAddress(A, 24, "eth0")  # what the script does
+        self.events.held[0].callback(0)
+        self.assertEqual(self.finish(take).status, 0)
+        vnn = self.node(0).table.find(A)
+        assert vnn is not None
+        self.assertEqual((vnn.pnn, vnn.ifaceName), (0, "eth0"))
+        self.assertIn(("arp", A, "eth0"), self.host(0).calls)
+
+    def test_takeDuringRelease(self) -> None:
+        """A TAKEOVER_IP while the releaseip event runs (the address still
+        up) is refused: answering "already held" would be wrong a moment
+        later."""
+        self.assertOk(self.take(0, A))
+        self.host(0).addAddress(A, 24, "eth0")
+        self.events.hold.add("releaseip")
+        release = self.start(Control.RELEASE_IP, publicIp(1, A))
+        with capturedLogs():
+            self.assertFails(self.take(0, A))
+        self.host(0).removeAddress(A, 24, "eth0")
+        self.events.held[0].callback(0)
+        self.assertEqual(self.finish(release).status, 0)
+        vnn = self.node(0).table.find(A)
+        assert vnn is not None
+        self.assertEqual((vnn.pnn, vnn.iface), (1, None))
+        # free again: the next run's take works
+        self.assertOk(self.take(0, A))
+
+    def test_takeDuringTakeLinkDown(self) -> None:
+        """A second take refused while the first runs leaves the first's
+        interface alone, even when the interface's link went down
+        meanwhile (the next take moves it)."""
+        self.events.hold.add("takeip")
+        take = self.start(Control.TAKEOVER_IP, publicIp(0, B))
+        self.assertOk(self.call(0, Control.SET_IFACE_LINK_STATE, iface("eth0", 0, 0)))
+        with capturedLogs():
+            self.assertFails(self.take(0, B))
+        vnn = self.node(0).table.find(B)
+        assert vnn is not None
+        self.assertEqual(vnn.ifaceName, "eth0")
+        self.events.held[0].callback(0)
+        self.assertEqual(self.finish(take).status, 0)
+        self.assertEqual((vnn.pnn, vnn.ifaceName), (0, "eth0"))
+        data = self.assertOk(self.call(0, Control.GET_IFACES))
+        self.assertIn(iface("eth0", 0, 1), data)
+
+    def test_deleteDuringFailedTake(self) -> None:
+        """DEL_PUBLIC_IP of an address whose take then fails: the address
+        never came up, so the next release (a redundant one) deletes it
+        instead of leaving it marked for ever."""
+        self.events.hold.add("takeip")
+        take = self.start(Control.TAKEOVER_IP, publicIp(0, A))
+        self.assertOk(self.call(0, Control.DEL_PUBLIC_IP, addrInfo(A, 24, None)))
+        with capturedLogs():
+            self.events.held[0].callback(1)
+            self.assertEqual(self.finish(take).status, 1)
+        self.assertOk(self.release(0, A, UNKNOWN))
+        data = self.assertOk(self.call(0, Control.GET_PUBLIC_IPS))
+        self.assertEqual(data, publicIpList(B))
+        data = self.assertOk(self.call(0, Control.GET_IFACES))
+        self.assertIn(iface("eth0", 1, 0), data)
+
+
+class DaemonRaceTests(TakeoverCase):
+    """The same in daemon mode, where the daemon itself changes the host."""
+
+    def test_takeDuringKill(self) -> None:
+        """While a release waits for the connections to be reset, a take of
+        the address is refused; the release then completes."""
+        host = self.host(0)
+        host.deferKills = True
+        self.assertOk(self.take(0, A))
+        self.assertOk(
+            self.call(0, Control.TCP_ADD, connection(("10.0.0.99", 1), (A, 445)))
+        )
+        c = self.cluster.client(0)
+        release = c.control(Control.RELEASE_IP, publicIp(2, A))
+        self.cluster.flush()
+        self.assertIsNone(c.reply(release))
+        with capturedLogs():
+            self.assertFails(self.take(0, A))
+            self.assertFails(self.release(0, A, 1))
+        host.kills[0].callback(1)
+        self.cluster.flush()
+        reply = c.reply(release)
+        assert reply is not None
+        self.assertEqual(reply.status, 0)
+        self.assertEqual(host.addresses, {})
+        data = self.assertOk(self.call(0, Control.GET_PUBLIC_IPS))
+        self.assertEqual(decodePublicIPList(data)[1].pnn, 2)
+
+    def test_deleteDuringTake(self) -> None:
+        """DEL_PUBLIC_IP of an address being taken marks it; the take
+        finishes, the address is no longer available, and the release of
+        the next run takes it down and deletes it."""
+        events = RecordingEvents()
+        events.hold.add("takeip")
+        self.cluster[0].setEventRunner(events)
+        c = self.cluster.client(0)
+        take = c.control(Control.TAKEOVER_IP, publicIp(0, A))
+        self.cluster.flush()
+        self.assertOk(self.call(0, Control.DEL_PUBLIC_IP, addrInfo(A, 24, None)))
+        events.held[0].callback(0)
+        self.cluster.flush()
+        reply = c.reply(take)
+        assert reply is not None
+        self.assertEqual(reply.status, 0)
+        self.assertEqual(self.host(0).addresses, {A: (24, "eth0")})
+        only = CTDB_PUBLIC_IP_FLAGS_ONLY_AVAILABLE
+        data = self.assertOk(self.call(0, Control.GET_PUBLIC_IPS, flags=only))
+        self.assertEqual([ip.address for ip in decodePublicIPList(data)], [B])
+        self.assertOk(self.release(0, A, 1))
+        self.assertEqual(self.host(0).addresses, {})
+        data = self.assertOk(self.call(0, Control.GET_PUBLIC_IPS))
+        self.assertEqual(data, publicIpList(B))
+
+    def test_deleteDuringKill(self) -> None:
+        """DEL_PUBLIC_IP while the address is being released: it goes once
+        released, with the interface only it named."""
+        host = self.host(0)
+        host.deferKills = True
+        self.assertOk(
+            self.call(0, Control.ADD_PUBLIC_IP, addrInfo("10.0.0.40", 24, "eth1"))
+        )
+        self.assertOk(self.call(0, Control.DEL_PUBLIC_IP, addrInfo(B, 24, None)))
+        self.assertOk(self.take(0, "10.0.0.40"))
+        self.assertOk(
+            self.call(
+                0, Control.TCP_ADD, connection(("10.0.0.99", 1), ("10.0.0.40", 445))
+            )
+        )
+        c = self.cluster.client(0)
+        release = c.control(Control.RELEASE_IP, publicIp(1, "10.0.0.40"))
+        self.cluster.flush()
+        self.assertOk(
+            self.call(0, Control.DEL_PUBLIC_IP, addrInfo("10.0.0.40", 24, None))
+        )
+        host.kills[0].callback(1)
+        self.cluster.flush()
+        reply = c.reply(release)
+        assert reply is not None
+        self.assertEqual(reply.status, 0)
+        data = self.assertOk(self.call(0, Control.GET_PUBLIC_IPS))
+        self.assertEqual(data, publicIpList(A))
+        data = self.assertOk(self.call(0, Control.GET_IFACES))
+        self.assertEqual(data, struct.pack("<I", 1) + iface("eth0", 1, 0))

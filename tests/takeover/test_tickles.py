@@ -340,3 +340,113 @@ class FormatTests(SynchronousTestCase):
             connectionString((("10.0.0.1", 5), ("fd00::1", 445))),
             "10.0.0.1:5 -> [fd00::1]:445",
         )
+
+
+class TickleInputTests(TakeoverCase):
+    """What peers and clients may send about connections."""
+
+    def test_mappedClientRegistered(self) -> None:
+        """smbd listening on an IPv6 socket registers its IPv4 clients with
+        IPv4-mapped addresses: the connection is kept in IPv4 form, every
+        node learns it, and it goes when smbd goes."""
+        self.assertOk(self.take(0, A))
+        self.clock.advance(3)
+        smbd = self.cluster.client(0)
+        mapped = connection(("::ffff:10.0.0.99", 40001), ("::ffff:" + A, 445))
+        self.assertOk(self.call(0, Control.TCP_CLIENT, mapped, client=smbd))
+        for pnn in range(3):
+            data = self.assertOk(
+                self.call(pnn, Control.GET_TCP_TICKLE_LIST, sockAddr(A))
+            )
+            self.assertEqual(data, tickleList(A, 0, connection(CLIENT1, (A, 445))), pnn)
+        smbd.disconnect()
+        self.cluster.advance(20)
+        for pnn in range(3):
+            data = self.assertOk(
+                self.call(pnn, Control.GET_TCP_TICKLE_LIST, sockAddr(A))
+            )
+            self.assertEqual(data, tickleList(A, 0), pnn)
+
+    def test_clientGoneAtOnce(self) -> None:
+        """A client that registers (no reply wanted) and goes before the
+        other nodes even heard of the connection: in the end no node keeps
+        it."""
+        self.assertOk(self.take(0, A))
+        self.clock.advance(3)
+        smbd = self.cluster.client(0)
+        smbd.control(
+            Control.TCP_CLIENT,
+            connection(CLIENT1, (A, 445)),
+            flags=P.CTDB_CTRL_FLAG_NOREPLY,
+        )
+        smbd.disconnect()
+        self.cluster.advance(20)
+        for pnn in range(3):
+            data = self.assertOk(
+                self.call(pnn, Control.GET_TCP_TICKLE_LIST, sockAddr(A))
+            )
+            self.assertEqual(data, tickleList(A, 0), pnn)
+        self.assertEqual(self.node(0).clientTickles, {})
+
+    def test_clientAlreadyGone(self) -> None:
+        """A TCP_CLIENT handled for a client that is gone (nobody would
+        ever drop its entry) is refused."""
+        self.assertOk(self.take(0, A))
+        smbd = self.cluster.client(0)
+        smbd.disconnect()
+        reqid = smbd.control(Control.TCP_CLIENT, connection(CLIENT1, (A, 445)))
+        self.cluster.flush()
+        reply = smbd.reply(reqid)
+        assert reply is not None
+        self.assertEqual(reply.status, -1)
+        self.assertEqual(self.node(0).clientTickles, {})
+        data = self.assertOk(self.call(1, Control.GET_TCP_TICKLE_LIST, sockAddr(A)))
+        self.assertEqual(data, tickleList(A, 0))
+
+    def test_clientOfAnotherNode(self) -> None:
+        """TCP_CLIENT sent on to another node (or to all) has no local
+        client there: refused, nothing kept."""
+        self.assertOk(self.take(1, A))
+        data = connection(CLIENT1, (A, 445))
+        self.assertFails(self.call(0, Control.TCP_CLIENT, data, destnode=1))
+        self.assertFails(
+            self.call(0, Control.TCP_CLIENT, data, destnode=P.CTDB_BROADCAST_ALL)
+        )
+        for pnn in range(3):
+            self.assertEqual(self.node(pnn).clientTickles, {})
+            reply = self.call(pnn, Control.GET_TCP_TICKLE_LIST, sockAddr(A))
+            self.assertEqual(self.assertOk(reply), tickleList(A, 0), pnn)
+
+    def test_hugeCount(self) -> None:
+        """A count far beyond the data is refused before anything is read;
+        one that fits is taken whole, however long; bytes after the last
+        connection are ignored, as ctdbd ignores them."""
+        with capturedLogs() as events:
+            for count in (0xFFFFFFFF, 0x80000000, 2):
+                bad = (
+                    sockAddr(A)
+                    + struct.pack("<I", count)
+                    + connection(CLIENT1, (A, 445))
+                )
+                self.assertFails(self.call(1, Control.SET_TCP_TICKLE_LIST, bad))
+        self.assertEqual(loggedErrors(events), ["Bad indata in ctdb_tickle_list"] * 3)
+        conns = [
+            connection((f"10.1.{i // 250}.{i % 250 + 1}", 1024 + i), (A, 445))
+            for i in range(5000)
+        ]
+        big = tickleList(A, 0, *conns)
+        self.assertOk(self.call(1, Control.SET_TCP_TICKLE_LIST, big + b"tail"))
+        data = self.assertOk(self.call(1, Control.GET_TCP_TICKLE_LIST, sockAddr(A)))
+        self.assertEqual(data, big)
+
+    def test_setUnknownAddress(self) -> None:
+        """A list for an address this node does not know answers 1 and is
+        dropped; the node's own lists stay as they were."""
+        self.add = tickleList("10.8.8.8", 0, connection(CLIENT1, ("10.8.8.8", 445)))
+        self.assertOk(self.call(1, Control.TCP_ADD, connection(CLIENT2, (A, 445))))
+        self.assertFails(self.call(1, Control.SET_TCP_TICKLE_LIST, self.add), 1)
+        self.assertFails(
+            self.call(1, Control.GET_TCP_TICKLE_LIST, sockAddr("10.8.8.8")), 1
+        )
+        data = self.assertOk(self.call(1, Control.GET_TCP_TICKLE_LIST, sockAddr(A)))
+        self.assertEqual(data, tickleList(A, 0, connection(CLIENT2, (A, 445))))
