@@ -22,7 +22,7 @@ from ctdb.protocols.basictypes import SOCK_ADDR_SIZE, encodeU32
 from ctdb.protocols.publicips import AddrInfo, PublicIP
 from ctdb.protocols.srvids import CTDB_SRVID_REBALANCE_NODE
 from ctdb.takeover.replies import OK, exactSize, failed
-from ctdb.takeover.state import CTDB_IFACE_SIZE, VnnTable
+from ctdb.takeover.state import CTDB_IFACE_SIZE, Vnn, VnnTable
 
 if TYPE_CHECKING:
     from twisted.logger import Logger
@@ -127,11 +127,17 @@ class AddressList:
                 "Delete IP of unknown public IP address {addr}", addr=info.address
             )
             return failed(f"{info.address} is not a public address")
-        if vnn.pnn == self.pnn:
+        self._deleteOrMark(vnn)
+        return OK
+
+    def _deleteOrMark(self, vnn: Vnn) -> None:
+        """Delete an address now, or, while it is ours or a take, update or
+        release of it still runs, mark it to go once it is released
+        (ctdbd deletes an address under a running step too)."""
+        if vnn.pnn == self.pnn or vnn.updateInFlight:
             vnn.deletePending = True
         else:
             self.table.delete(vnn, self.pnn)
-        return OK
 
     def control_RELOAD_PUBLIC_IPS(
         self, req: P.ReqControl, client: object
@@ -155,10 +161,7 @@ class AddressList:
                 )
                 vnn = self.table.find(ip.address)
                 assert vnn is not None
-                if vnn.pnn == self.pnn:
-                    vnn.deletePending = True
-                else:
-                    self.table.delete(vnn, self.pnn)
+                self._deleteOrMark(vnn)
         first = True
         for vnn in fresh:
             if self.table.find(vnn.address) is not None:

@@ -1375,6 +1375,39 @@ class DaemonRaceTests(TakeoverCase):
         data = self.assertOk(self.call(0, Control.GET_PUBLIC_IPS))
         self.assertEqual(data, publicIpList(B))
 
+    def test_deleteUnownedDuringTake(self) -> None:
+        """An address whose owner is unknown (a failed updateip left it so)
+        but whose take runs is only marked by DEL_PUBLIC_IP: deleted at
+        once, the address the take puts up would be nobody's."""
+        events = RecordingEvents()
+        self.cluster[0].setEventRunner(events)
+        self.assertOk(self.take(0, B))
+        events.results["updateip"] = 1
+        self.assertOk(self.call(0, Control.SET_IFACE_LINK_STATE, iface("eth0", 0, 0)))
+        with capturedLogs():
+            self.assertFails(self.take(0, B), 1)
+        vnn = self.node(0).table.find(B)
+        assert vnn is not None
+        self.assertEqual((vnn.pnn, vnn.ifaceName), (UNKNOWN, "eth0"))
+        self.host(0).removeAddress(B, 24, "eth1")
+        self.assertOk(self.call(0, Control.SET_IFACE_LINK_STATE, iface("eth0", 1, 0)))
+        events.hold.add("takeip")
+        c = self.cluster.client(0)
+        take = c.control(Control.TAKEOVER_IP, publicIp(0, B))
+        self.cluster.flush()
+        self.assertOk(self.call(0, Control.DEL_PUBLIC_IP, addrInfo(B, 24, None)))
+        self.assertIs(self.node(0).table.find(B), vnn)
+        events.held[0].callback(0)
+        self.cluster.flush()
+        reply = c.reply(take)
+        assert reply is not None
+        self.assertEqual(reply.status, 0)
+        self.assertEqual(self.host(0).addresses, {B: (24, "eth0")})
+        self.assertOk(self.release(0, B, 1))
+        self.assertEqual(self.host(0).addresses, {})
+        data = self.assertOk(self.call(0, Control.GET_PUBLIC_IPS))
+        self.assertEqual(data, publicIpList(A))
+
     def test_deleteDuringKill(self) -> None:
         """DEL_PUBLIC_IP while the address is being released: it goes once
         released, with the interface only it named."""
