@@ -231,9 +231,23 @@ class PublicAddresses(Service, AddressList, AddressMoves, TickleLists, LocalIPCh
 
     def _killConnections(self, vnn: Vnn, iface: str) -> defer.Deferred[object]:
         """Reset the clients of a released address (10.interface's
-        kill_tcp_connections; daemon mode only)."""
+        kill_tcp_connections; daemon mode only).
+
+        Not over a dead link: no reset can reach a client then, and the
+        kill would only hold the release (and so the address's move) for
+        its whole KILLTCP_TIMEOUT.  The new owner's tickle ACKs reset those
+        clients once it has the address."""
         conns = list(vnn.tickles)
         if self.byScripts or not conns:
+            return defer.succeed(None)
+        if self._linkDown(iface):
+            self.log.info(
+                "Link of {iface} is down: not killing {total} TCP connections "
+                "to released IP {addr}",
+                iface=iface,
+                total=len(conns),
+                addr=vnn.address,
+            )
             return defer.succeed(None)
 
         def killed(count: object) -> None:
@@ -255,6 +269,19 @@ class PublicAddresses(Service, AddressList, AddressMoves, TickleLists, LocalIPCh
             self.system.killConnections, iface, conns, KILLTCP_TIMEOUT
         )
         return d.addCallbacks(killed, failed)
+
+    def _linkDown(self, iface: str) -> bool:
+        """Whether C{iface}'s link is down, as this node last recorded it
+        (its IP check, or setifacelink) or as the host says now; a host
+        that cannot tell counts as up."""
+        record = self.table.findIface(iface)
+        if record is not None and not record.linkUp:
+            return True
+        try:
+            return not self.system.linkUp(iface)
+        except Exception as e:  # noqa: BLE001 - then try the kill anyway
+            self.log.error("Cannot read the link of {name}: {err}", name=iface, err=e)
+            return False
 
     def runEvent(self, event: str, args: str) -> defer.Deferred[int]:
         """ctdb_event_script_callback: the event's status; 0 with no event

@@ -15,6 +15,7 @@ import struct
 import tempfile
 
 from twisted.internet.task import Clock
+from twisted.logger import formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
 from ctdb.config.publicaddresses import PublicAddress
@@ -412,6 +413,54 @@ class ReleaseTests(TakeoverCase):
         self.host(0).fail("killConnections")
         self.assertOk(self.release(0, A, 1))
         self.assertEqual(self.host(0).addresses, {})
+
+    def test_linkDownSkipsKill(self) -> None:
+        """Over a dead link no reset can reach a client: the release does
+        not wait for a kill, whether the host says the link is down or the
+        node recorded it (setifacelink); a host that cannot tell gets the
+        kill as before."""
+        conn = (("10.0.0.99", 40000), (A, 445))
+        host = self.host(0)
+        host.deferKills = True  # a kill would hold the release
+        for takeDown in (
+            lambda: host.setLink("eth0", False),
+            lambda: self.assertOk(
+                self.call(0, Control.SET_IFACE_LINK_STATE, iface("eth0", 0, 0))
+            ),
+        ):
+            host.setLink("eth0", True)
+            self.assertOk(
+                self.call(0, Control.SET_IFACE_LINK_STATE, iface("eth0", 1, 0))
+            )
+            self.assertOk(self.take(0, A))
+            self.clock.advance(3)
+            self.assertOk(self.call(0, Control.TCP_ADD, connection(*conn)))
+            takeDown()
+            del host.calls[:]
+            with capturedLogs() as events:
+                self.assertOk(self.release(0, A, 2))
+            self.assertEqual(host.calls, [("remove", A, 24, "eth0")])
+            self.assertIn(
+                "Link of eth0 is down: not killing 1 TCP connections to released "
+                "IP 10.0.0.31",
+                [formatEvent(e) for e in events],
+            )
+        host.setLink("eth0", True)
+        self.assertOk(self.call(0, Control.SET_IFACE_LINK_STATE, iface("eth0", 1, 0)))
+        self.assertOk(self.take(0, A))
+        self.assertOk(self.call(0, Control.TCP_ADD, connection(*conn)))
+        host.fail("linkUp")
+        c = self.cluster.client(0)
+        with capturedLogs():
+            release = c.control(Control.RELEASE_IP, publicIp(2, A))
+            self.cluster.flush()
+        self.assertIsNone(c.reply(release))
+        self.assertEqual(host.calls[-1], ("kill", "eth0", (conn,), 5.0))
+        host.kills[-1].callback(1)
+        self.cluster.flush()
+        reply = c.reply(release)
+        assert reply is not None
+        self.assertEqual(reply.status, 0)
 
     def test_becameInactiveReleasesAll(self) -> None:
         """A banned node lets go of every address it holds."""
@@ -1017,6 +1066,42 @@ class FailoverTests(SynchronousTestCase):
         for pnn in survivors:
             ips = {ip.address: ip.pnn for ip in self.cluster.takeover(pnn).publicIPs()}
             self.assertEqual(ips[address], holders[0])
+
+    def test_linkLossMovesAddressAtOnce(self) -> None:
+        """When the link of the interface an address is on goes down, the
+        address is up on another node within a second of the owner's IP
+        check seeing it, and no kill holds the release up (one could never
+        reach the clients; FakeAddressSystem's kills here never end)."""
+        address = "10.0.0.41"
+        [owner] = self.holders(address)
+        host = self.cluster.addressSystems[owner]
+        host.deferKills = True
+        client = self.cluster.client(owner)
+        conn = (("10.9.0.1", 50000), (address, 445))
+        client.control(Control.TCP_CLIENT, connection(*conn))
+        self.cluster.flush()
+        ifaceRecord = self.cluster.takeover(owner).table.findIface("eth0")
+        assert ifaceRecord is not None
+        host.setLink("eth0", False)
+        seen = moved = None
+        step = 0.05
+        for tick in range(int(10 / step)):
+            self.cluster.advance(step, step=step)
+            now = (tick + 1) * step
+            if seen is None and not ifaceRecord.linkUp:
+                seen = now
+            others = [p for p in self.holders(address) if p != owner]
+            self.assertLessEqual(len(self.holders(address)), 1)
+            if others:
+                moved = now
+                break
+        assert seen is not None and moved is not None, (seen, moved)
+        self.assertLessEqual(seen, 1.0)
+        self.assertLess(moved - seen, 1.0)
+        self.assertNotIn("kill", [c[0] for c in host.calls])
+        self.assertIn(("remove", address, 24, "eth0"), host.calls)
+        new = self.cluster.addressSystems[others[0]]
+        self.assertIn(("tickle", conn[1], conn[0]), new.calls)
 
     def test_restartDropsStaleAddresses(self) -> None:
         """A daemon that starts again first takes the addresses its dead
