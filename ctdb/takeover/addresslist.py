@@ -6,6 +6,13 @@ C{ctdb_control_add_public_address}, C{ctdb_control_del_public_address} and
 C{ctdb_reloadips_child}): building it at start, and ADD_PUBLIC_IP,
 DEL_PUBLIC_IP and RELOAD_PUBLIC_IPS at run time, with ctdbd's refusals.
 
+ctdbd re-reads the file for RELOAD_PUBLIC_IPS in a child process that sends
+the node DEL_PUBLIC_IP and ADD_PUBLIC_IP controls; here the node reads it
+and changes its list in place, with the same rules and log lines.  An
+address with a take, update or release under way is only marked for
+deletion, whoever owns it (ctdbd deletes an address it does not own at
+once, even under a running step).
+
 A part of L{ctdb.takeover.node.PublicAddresses}.
 """
 
@@ -187,6 +194,12 @@ class AddressList:
         return OK
 
     def _reread(self) -> VnnTable:
+        """The file's addresses as a table of their own (the child's
+        ctdb_set_public_addresses), or the ones given at start without a
+        file.
+
+        @raise ConfigLoadError: the file cannot be read, or a line is bad.
+        """
         if self.addressesFile is None:
             entries = self._configured
         else:

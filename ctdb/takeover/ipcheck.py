@@ -2,12 +2,20 @@
 """
 Each node's own check of its public addresses (Samba 4.17
 C{server/ctdb_recoverd.c} C{verify_local_ip_allocation}, run by every
-recovery daemon in its main loop): when the interfaces changed, when an
-address nobody hosts could be hosted here, or when the host disagrees with
-what the node should hold, ask the leader for a takeover run
-(C{CTDB_SRVID_TAKEOVER_RUN} with srvid 0: no reply wanted).  The check
-pauses while takeover runs are disabled (DISABLE_TAKEOVER_RUNS, and the
-older DISABLE_IP_CHECK, which the leader's part answers).
+recovery daemon in its main loop), every RecoverInterval seconds: when the
+interfaces or their links changed, or when the host disagrees with what
+the node should hold, ask the leader for a takeover run
+(L{askForTakeoverRun}: C{CTDB_SRVID_TAKEOVER_RUN} with srvid 0, no reply
+wanted).  The other half of that function, an address nobody hosts that
+this node could host, is checked at each leader broadcast
+(L{ctdb.takeover.leader}).
+
+No check while the node is not RUNNING, in recovery, banned or stopped,
+with failover disabled, while takeover runs are held off
+(DISABLE_TAKEOVER_RUNS and the older DISABLE_IP_CHECK, which the leader's
+part answers) or its own run goes on; an address whose take, update or
+release is under way is left alone (ctdbd's single-threaded recovery
+daemon never looks in the middle of its own steps either).
 
 In daemon mode (the daemon adds addresses itself) the check also reads the
 interfaces' link state from the host, as C{10.interface}'s monitor event
@@ -58,14 +66,17 @@ class LocalIPCheck:
         def setLink(self, iface: Iface, up: bool) -> None: ...
 
     def initIPCheck(self) -> None:
+        """No check scheduled, no interfaces seen yet."""
         self._ipCheckTimer: IDelayedCall | None = None
         #: the interfaces (name, link) at the last check (rec->ifaces)
         self._lastIfaces: list[tuple[str, int]] | None = None
 
     def startIPCheck(self) -> None:
+        """The first check in RecoverInterval seconds."""
         self._scheduleIPCheck()
 
     def stopIPCheck(self) -> None:
+        """No more checks."""
         cancelCall(self._ipCheckTimer)
         self._ipCheckTimer = None
 
@@ -74,6 +85,7 @@ class LocalIPCheck:
         self._ipCheckTimer = self.daemon.reactor.callLater(interval, self._tick)
 
     def _tick(self) -> None:
+        """One check, and the next one scheduled whatever happened."""
         try:
             self.checkLocalIPs()
         except Exception:  # noqa: BLE001 - the check must go on

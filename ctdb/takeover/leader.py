@@ -50,10 +50,11 @@ address nobody hosts asks the leader for a run.
 Differences from ctdbd 4.17, on purpose:
  - a run asked for while one is going is queued (its Deferred fires with
    the result of the next run) instead of failing at once;
- - ctdbd's recovery daemon forgets its force-rebalance nodes at each pass
-   of its main loop while another node leads; here a node forgets them when
-   it hears another node's leader broadcast (once a second), since only
-   the recovery service knows who leads.
+ - ctdbd's recovery daemon records force-rebalance nodes only while it
+   leads, and forgets them at each pass of its main loop while another
+   node leads; here every node records them and forgets them when it hears
+   another node's leader broadcast (once a second), since only the
+   recovery service knows who leads.
 The tunable DeferredRebalanceOnNodeAdd is obsolete in 4.17 (no code reads
 it), so a node that joins is not made a force-rebalance target.
 """
@@ -179,6 +180,8 @@ class TakeoverRunner:
         return self._start()
 
     def takeoverRunsDisabled(self) -> bool:
+        """ctdb_op_is_disabled: runs are held off (the deadline of a
+        DISABLE_TAKEOVER_RUNS has not passed)."""
         until = self._disabledUntil
         if until is not None and self.reactor.seconds() >= until:
             self._disabledUntil = until = None
@@ -186,9 +189,11 @@ class TakeoverRunner:
         return until is not None
 
     def inProgress(self) -> bool:
+        """ctdb_op_is_in_progress: a run goes on."""
         return self._inProgress
 
     def takeoverRunInProgress(self) -> bool:
+        """L{ITakeoverRunner}'s name for L{inProgress}."""
         return self._inProgress
 
     # -- holding runs off (ctdb_op_disable) ---------------------------------------
@@ -286,6 +291,9 @@ class TakeoverRunner:
         return check.addBoth(done)
 
     async def _verify(self) -> bool:
+        """The check itself: this node's available addresses (a
+        GET_PUBLIC_IPS ONLY_AVAILABLE to itself), and a run asked for if
+        one of them is unhosted and this node's flags are all clear."""
         d = self.daemon
         reply = await d.sendControl(
             d.pnn,
@@ -315,11 +323,14 @@ class TakeoverRunner:
     # -- the run ----------------------------------------------------------------------
 
     def _start(self) -> defer.Deferred[bool]:
+        """One run now; the queued callers get the run after it."""
         d = defer.Deferred.fromCoroutine(self._doTakeoverRun())
         d.addBoth(self._finished)
         return d
 
     def _finished(self, result: object) -> object:
+        """A run ended: start the one the queued callers wait for, and
+        answer them with its result."""
         queued, self._queued = self._queued, []
         if queued:
             nextRun = self._start()
@@ -370,6 +381,8 @@ class TakeoverRunner:
         return ok
 
     def _holdOthers(self, nodes: Iterable[int], timeout: int) -> None:
+        """do_takeover_run's DISABLE_TAKEOVER_RUNS to the other nodes, no
+        reply wanted (a timeout of 0 lets them run again)."""
         data = encodeDisableMessage(P.CTDB_UNKNOWN_PNN, 0, timeout)
         for pnn in nodes:
             self.daemon.sendMessage(pnn, CTDB_SRVID_DISABLE_TAKEOVER_RUNS, data)
@@ -417,6 +430,8 @@ class TakeoverRunner:
         available: list[AddressList],
         forceRebalance: list[int],
     ) -> Sequence[ipalloc.AllocatedIP]:
+        """ipalloc() with the inputs takeover_send gathers: the lists, the
+        tunables and the force-rebalance nodes (kept for tests)."""
         tun = self.daemon.tunables
         arguments: dict[str, Any] = {
             "numNodes": numNodes,
@@ -436,6 +451,7 @@ class TakeoverRunner:
         )
 
     def _allocLog(self, level: int, message: str) -> None:
+        """One line of the allocator's trace, at its Samba level."""
         if level <= self.daemon.debugLevel:
             # ("message" is a key of the legacy log events: the bridge to
             # twisted.python.log observers overwrites it with ())
@@ -578,6 +594,7 @@ class TakeoverRunner:
         return answers
 
     def _remaining(self, deadline: float) -> float:
+        """The timeout of a control sent now, for a step's deadline."""
         # sendControl takes 0 as "no timeout": a passed deadline is a
         # moment, so that the control fails as at once as tevent would.
         return max(deadline - self.reactor.seconds(), 0.001)

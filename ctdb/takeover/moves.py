@@ -6,6 +6,14 @@ C{ctdb_control_release_ip}, C{release_ip_post}, C{ctdb_release_all_ips}):
 the interface an address goes on, the events, and, in daemon mode, the
 address itself on the host and the connections of a released one.
 
+One take, update or release of an address runs at a time, as in ctdbd;
+here TAKEOVER_IP and RELEASE_IP refuse before they change anything, while
+ctdbd looks for a redundant take or release first and so answers a take
+during a release "already held" and lets a release during a take take the
+running one's interface away.  A redundant release deletes an address
+that DEL_PUBLIC_IP marked (ctdbd only deletes after a real release, so an
+address marked while its take failed stayed listed for ever).
+
 A part of L{ctdb.takeover.node.PublicAddresses}.
 """
 
@@ -207,6 +215,7 @@ class AddressMoves:
         return step(vnn, *args).addBoth(self._done, vnn)
 
     def _done(self, result: object, vnn: Vnn) -> object:
+        """The address is free again; a step that broke answers -1."""
         vnn.updateInFlight = False
         if isinstance(result, Failure):
             self.log.failure("public IP update of {addr}", result, addr=vnn.address)
@@ -233,6 +242,9 @@ class AddressMoves:
 
     @defer.inlineCallbacks
     def _finishTake(self, vnn: Vnn, iface: str):  # type: ignore[no-untyped-def]
+        """The address up (daemon mode), the takeip event, then
+        ctdb_do_takeip_callback: announce it and tell the local clients
+        (TAKE_IP)."""
         problem = self._addToHost(vnn, iface)
         if problem is not None:
             return failed(problem)
@@ -281,6 +293,8 @@ class AddressMoves:
     def _finishUpdate(  # type: ignore[no-untyped-def]
         self, vnn: Vnn, old: Iface | None, oldName: str, newName: str
     ):
+        """The address moved on the host (daemon mode), the updateip event,
+        then ctdb_do_updateip_callback."""
         if old is not None:
             self._removeFromHost(vnn, oldName)
         problem = self._addToHost(vnn, newName)
@@ -296,7 +310,8 @@ class AddressMoves:
                 old=oldName,
                 new=newName,
             )
-            # as ctdbd: put the old interface back and let the next run fix it
+            # as ctdbd: the address counts as on its old interface again,
+            # whatever the host now holds; a later run repairs the host
             self.table.unassign(vnn, self.pnn)
             if old is not None:
                 vnn.iface = old

@@ -6,22 +6,29 @@ what it does to the host when the leader moves an address to or from it.
 
 Two ways to change the host, chosen per node:
 
-  - C{byScripts=False} (``twistd ctdb``, ``ctdb-cluster``): the daemon adds
-    and removes addresses itself through an L{IAddressSystem}, kills the
-    connections of a released address, and still runs the takeip,
-    releaseip and updateip events when an event runner is plugged in;
+  - C{byScripts=False} (``twistd ctdb``, ``ctdb-cluster``): the daemon does
+    through an L{IAddressSystem} what Samba's C{10.interface} script does
+    for ctdbd: it adds and removes addresses, resets the connections of a
+    released address (not when the interface's link is down: no reset
+    could reach a client), announces a taken or moved address, takes the
+    addresses a dead predecessor left off the host at start and its own
+    off at stop, and reads the links' state in its IP check.  It still runs
+    the takeip, releaseip and updateip events when an event runner is
+    plugged in;
   - C{byScripts=True} (the drop-in ``ctdbd``, as ctdbd): only the events
-    change addresses (Samba's C{10.interface}); the daemon announces a taken
-    address with gratuitous ARPs and tickle ACKs, as ctdbd does.
+    change addresses; the daemon announces a taken address with
+    gratuitous ARPs and tickle ACKs, as ctdbd does.
 
 C{checkAddresses=False} is ctdbd's test mode (C{CTDB_TEST_MODE}: no
-C{do_checkpublicip}): the host is never asked whether it holds an address,
-the daemon's own records decide, and no announcement is sent.
+C{do_checkpublicip}): a take or release does not ask the host whether it
+holds the address (only a banned or stopped node letting go of all does,
+as ctdbd), the daemon's own records decide, and no announcement is sent.
 
 Its parts: the address list (L{ctdb.takeover.addresslist}), take and
-release (L{ctdb.takeover.moves}), the tickle lists
+release (L{ctdb.takeover.moves}), the tickle lists and announcements
 (L{ctdb.takeover.tickles}) and the node's own IP check
-(L{ctdb.takeover.ipcheck}).
+(L{ctdb.takeover.ipcheck}), on the records of L{ctdb.takeover.state}; the
+answers they share are in L{ctdb.takeover.replies}.
 """
 
 from __future__ import annotations
@@ -153,6 +160,8 @@ class PublicAddresses(Service, AddressList, AddressMoves, TickleLists, LocalIPCh
         daemon.addRecoveryParticipant(self)
 
     def startService(self) -> None:
+        """Clean the host, then start the periodic tickle push
+        (ctdb_start_tcp_tickle_update) and the IP check."""
         super().startService()
         self.dropStaleAddresses()
         self.startTickleUpdates()
@@ -171,6 +180,8 @@ class PublicAddresses(Service, AddressList, AddressMoves, TickleLists, LocalIPCh
                 self._removeFromHost(vnn, vnn.ifaces[0].name)
 
     def stopService(self) -> defer.Deferred[None] | None:
+        """Stop the timers; in daemon mode, take our addresses off the host
+        (10.interface's shutdown event does it for ctdbd)."""
         super().stopService()
         self.stopTickleUpdates()
         self.stopIPCheck()
@@ -187,6 +198,7 @@ class PublicAddresses(Service, AddressList, AddressMoves, TickleLists, LocalIPCh
     # -- the host ---------------------------------------------------------------------
 
     def _interfaceExists(self, name: str) -> bool:
+        """ctdb_sys_check_iface_exists; a host that cannot tell says no."""
         try:
             return bool(self.system.interfaceExists(name))
         except Exception as e:  # noqa: BLE001 - the host must not crash the daemon
@@ -194,7 +206,7 @@ class PublicAddresses(Service, AddressList, AddressMoves, TickleLists, LocalIPCh
             return False
 
     def haveIp(self, address: str) -> bool:
-        """ctdb_sys_have_ip."""
+        """ctdb_sys_have_ip; a host that cannot tell says no."""
         try:
             return bool(self.system.hasAddress(address))
         except Exception as e:  # noqa: BLE001
@@ -207,7 +219,8 @@ class PublicAddresses(Service, AddressList, AddressMoves, TickleLists, LocalIPCh
         return self.checkAddresses and not self.failoverDisabled
 
     def _addToHost(self, vnn: Vnn, iface: str) -> str | None:
-        """Put the address up (daemon mode); None, or the error."""
+        """Put the address up (daemon mode: 10.interface's takeip and
+        updateip, add_ip_to_iface); None, or the error."""
         if self.byScripts:
             return None
         try:
@@ -219,6 +232,8 @@ class PublicAddresses(Service, AddressList, AddressMoves, TickleLists, LocalIPCh
         return None
 
     def _removeFromHost(self, vnn: Vnn, iface: str) -> str | None:
+        """Take the address down (daemon mode: 10.interface's releaseip and
+        updateip, delete_ip_from_iface); None, or the error."""
         if self.byScripts:
             return None
         try:
@@ -342,6 +357,8 @@ class PublicAddresses(Service, AddressList, AddressMoves, TickleLists, LocalIPCh
         return any(i.linkUp for i in vnn.ifaces)
 
     def publicIPs(self, onlyAvailable: bool = False) -> list[PublicIP]:
+        """Every address with the node this node thinks hosts it, newest
+        first; only those it may host now, with C{onlyAvailable}."""
         return [
             PublicIP(vnn.pnn, vnn.address)
             for vnn in self.table
@@ -351,6 +368,8 @@ class PublicAddresses(Service, AddressList, AddressMoves, TickleLists, LocalIPCh
     def control_GET_PUBLIC_IPS(
         self, req: P.ReqControl, client: object
     ) -> ControlResult:
+        """ctdb_control_get_public_ips (ONLY_AVAILABLE in the control's
+        flags)."""
         exactSize(req, 0)
         only = bool(req.flags & CTDB_PUBLIC_IP_FLAGS_ONLY_AVAILABLE)
         return (0, encodePublicIPList(self.publicIPs(only)), b"")
@@ -358,6 +377,8 @@ class PublicAddresses(Service, AddressList, AddressMoves, TickleLists, LocalIPCh
     def control_GET_PUBLIC_IP_INFO(
         self, req: P.ReqControl, client: object
     ) -> ControlResult:
+        """ctdb_control_get_public_ip_info: one address, its owner, its
+        interfaces and the one it is up on here."""
         exactSize(req, SOCK_ADDR_SIZE)
         address, _port = decodeSockAddr(req.data)
         vnn = self.table.find(address)
@@ -379,12 +400,15 @@ class PublicAddresses(Service, AddressList, AddressMoves, TickleLists, LocalIPCh
         return (0, info.encode(), b"")
 
     def control_GET_IFACES(self, req: P.ReqControl, client: object) -> ControlResult:
+        """ctdb_control_get_ifaces."""
         exactSize(req, 0)
         return (0, encodeInterfaceList([_wire(i) for i in self.table.ifaces]), b"")
 
     def control_SET_IFACE_LINK_STATE(
         self, req: P.ReqControl, client: object
     ) -> ControlResult:
+        """ctdb_control_set_iface_link (ctdb setifacelink, and
+        10.interface's monitor event)."""
         exactSize(req, Interface.SIZE)
         if req.data[CTDB_IFACE_SIZE] != 0:
             raw = req.data[:CTDB_IFACE_SIZE].split(b"\0", 1)[0]
@@ -406,6 +430,8 @@ class PublicAddresses(Service, AddressList, AddressMoves, TickleLists, LocalIPCh
         return OK
 
     def setLink(self, iface: Iface, up: bool) -> None:
+        """Record a link's new state, logged (at error level) as ctdbd
+        logs it."""
         if iface.linkUp == up:
             return
         self.log.error(
@@ -471,8 +497,10 @@ class PublicAddresses(Service, AddressList, AddressMoves, TickleLists, LocalIPCh
     # -- IClientObserver -------------------------------------------------------------------
 
     def clientGone(self, client: IClientConnection) -> None:
+        """ctdb_takeover_client_destructor_hook."""
         self.dropClientTickles(client)
 
 
 def _wire(iface: Iface) -> Interface:
+    """A struct ctdb_iface of an interface's record."""
     return Interface(iface.name, int(iface.linkUp), iface.references)

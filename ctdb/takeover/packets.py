@@ -48,8 +48,9 @@ TH_RST = 0x04
 TH_PUSH = 0x08
 TH_ACK = 0x10
 
-#: the window of every segment ctdbd makes, "easier to spot in a sniffer";
-#: ctdb_killtcp also tells its own segments from the client's by it
+#: the window of every segment ctdbd makes (an odd value that stands out
+#: in a capture); ctdb_killtcp also tells its own segments from the
+#: client's by it
 TICKLE_WINDOW = 1234
 
 BROADCAST_MAC = b"\xff" * 6

@@ -4,7 +4,9 @@ What a node knows of its public addresses (C{struct ctdb_vnn}) and of the
 interfaces they live on (C{struct ctdb_interface}), kept in the order
 Samba 4.17's ctdbd keeps them (C{server/ctdb_takeover.c}): a new address
 and a new interface go to the front of their lists (C{DLIST_ADD}), the
-interfaces of one address stay in the order they were named.
+interfaces of one address stay in the order they were named.  Addresses
+are kept and looked up as ctdb_same_ip compares them: an IPv4-mapped IPv6
+address is the IPv4 address.
 """
 
 from __future__ import annotations
@@ -59,9 +61,11 @@ class Vnn:
         return ifaceString(self.iface)
 
     def hasInterface(self, iface: Iface) -> bool:
+        """vnn_has_interface."""
         return any(i is iface for i in self.ifaces)
 
     def cancelAnnouncement(self) -> None:
+        """Stop the announcement of a take (ctdbd frees takeover_ctx)."""
         cancelCall(self.announcement)
         self.announcement = None
 
@@ -73,6 +77,7 @@ def cancelCall(call: IDelayedCall | None) -> None:
 
 
 def ifaceString(iface: Iface | None) -> str:
+    """iface_string: the name, or __none__."""
     return iface.name if iface is not None else "__none__"
 
 
@@ -113,6 +118,7 @@ class VnnTable:
         return None
 
     def findIface(self, name: str) -> Iface | None:
+        """ctdb_find_iface."""
         for iface in self.ifaces:
             if iface.name == name:
                 return iface
@@ -127,6 +133,8 @@ class VnnTable:
         return iface
 
     def add(self, address: str, mask: int, ifaces: list[str]) -> Vnn:
+        """The list half of ctdb_add_public_address: a new address, first,
+        on its interfaces (the caller checked them and that it is new)."""
         vnn = Vnn(canonicalIp(address), mask, [self.addIface(n) for n in ifaces])
         self.vnns.insert(0, vnn)
         return vnn

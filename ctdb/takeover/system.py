@@ -151,7 +151,7 @@ class LinuxAddressSystem:
         if link is None:
             return False
         if link["ifi_type"] == ARPHRD_LOOPBACK:
-            # 10.interface: "loopback is always working"
+            # 10.interface counts a loopback device as always up
             return True
         wanted = IFF_UP | IFF_LOWER_UP
         return bool(link["flags"] & wanted == wanted)

@@ -6,7 +6,14 @@ TCP_CLIENT and every node learns them through TCP_ADD and the periodic
 SET_TCP_TICKLE_LIST of the node hosting the address, so that whoever takes
 the address over can tickle the clients with bare ACKs and make them
 reconnect at once.  Also the announcement of a taken address (gratuitous
-ARPs and those tickles, three times 1.1 s apart) and SEND_GRATUITOUS_ARP.
+ARPs and those tickles, three times 1.1 s apart: C{ctdb_announce_vnn_iface}
+and C{ctdb_control_send_arp}) and SEND_GRATUITOUS_ARP.
+
+A connection is kept with IPv4-mapped ends as IPv4 (smbd on an IPv6 socket
+sends them so), in every list, as ctdbd keeps what TCP_CLIENT passes on.
+The node that registers a connection adds it to its own list at once:
+ctdbd sends the TCP_ADD to itself as well, which comes too late when the
+client has already gone.
 
 A part of L{ctdb.takeover.node.PublicAddresses}.
 """
@@ -70,12 +77,14 @@ class TickleLists:
         def _addrInfo(self, req: P.ReqControl) -> AddrInfo: ...
 
     def initTickles(self) -> None:
+        """The client registrations and timers (none yet)."""
         #: the connections each local client registered (ctdb_client tcp_list)
         self.clientTickles: dict[int, list[Connection]] = {}
         self._tickleTimer: IDelayedCall | None = None
         self._gratuitous: list[IDelayedCall] = []
 
     def tickleControls(self) -> dict[int, Handler]:
+        """The controls this part answers, for L{PublicAddresses.plugInto}."""
         return {
             Control.TCP_CLIENT: self.control_TCP_CLIENT,
             Control.TCP_ADD: self.control_TCP_ADD,
@@ -90,9 +99,12 @@ class TickleLists:
     # -- the periodic push (ctdb_update_tcp_tickles) -------------------------------
 
     def startTickleUpdates(self) -> None:
+        """ctdb_start_tcp_tickle_update: push the changed lists every
+        TickleUpdateInterval seconds."""
         self._scheduleTickleUpdate()
 
     def stopTickleUpdates(self) -> None:
+        """Cancel the push and any SEND_GRATUITOUS_ARP still to come."""
         cancelCall(self._tickleTimer)
         self._tickleTimer = None
         for call in self._gratuitous:
@@ -104,6 +116,7 @@ class TickleLists:
         self._tickleTimer = self.daemon.reactor.callLater(interval, self._tickleUpdate)
 
     def _tickleUpdate(self) -> None:
+        """ctdb_update_tcp_tickles."""
         try:
             self.sendTickleLists(force=False)
         finally:
@@ -161,7 +174,7 @@ class TickleLists:
         a public address this node hosts; every connected node learns it."""
         conn = self._connection(req)
         if len(self.table) == 0:
-            # no public addresses: tickles are useless
+            # without public addresses there is nobody to tickle
             return OK
         if client is None:
             return (-1, b"", b"TCP_CLIENT from a remote node")
@@ -192,7 +205,7 @@ class TickleLists:
                 cid=client.client_id,
                 pid=client.pid,
             )
-            # failing this tells smbd to drop the connection
+            # smbd ends the client's session when this fails
             return (-1, b"", f"{dstAddress} is not hosted by this node".encode())
         self.clientTickles.setdefault(client.client_id, []).insert(0, conn)
         self.log.info(
@@ -218,11 +231,15 @@ class TickleLists:
         return OK
 
     def control_TCP_ADD(self, req: P.ReqControl, client: object) -> ControlResult:
+        """ctdb_control_tcp_add: a connection a client of another node
+        registered (that node's TCP_CLIENT passes it on)."""
         return self._tcpAdd(req, False)
 
     def control_TCP_ADD_DELAYED_UPDATE(
         self, req: P.ReqControl, client: object
     ) -> ControlResult:
+        """ctdb_control_tcp_add with tcp_update_needed (ctdb addtickle): the
+        hosting node pushes the list at its next update."""
         return self._tcpAdd(req, True)
 
     def _tcpAdd(self, req: P.ReqControl, updateNeeded: bool) -> ControlResult:
@@ -242,7 +259,8 @@ class TickleLists:
         return OK
 
     def _addTickle(self, vnn: Vnn, conn: Connection, updateNeeded: bool) -> None:
-        """Add C{conn} to the address's list, once."""
+        """The adding half of ctdb_control_tcp_add: C{conn} joins the
+        address's list, once."""
         if conn in vnn.tickles:
             self.log.debug(
                 "Already had tickle info for {addr}:{port} for vnn:{pnn}",
@@ -378,6 +396,7 @@ class TickleLists:
     # -- announcements ---------------------------------------------------------------------
 
     def _sendArp(self, address: str, iface: str, what: str) -> None:
+        """ctdb_sys_send_arp, a failure only logged."""
         try:
             self.system.sendGratuitousArp(address, iface)
         except Exception as e:  # noqa: BLE001 - AddressError or any host failure

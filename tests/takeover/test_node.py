@@ -1,8 +1,11 @@
 # -*- test-case-name: tests.takeover.test_node -*-
 """
-Tests for L{ctdb.takeover.node}: the public-IP controls a node answers,
-checked against what Samba 4.17's ctdbd (server/ctdb_takeover.c) sends,
-and what taking and releasing an address does to the (fake) host.
+Tests for L{ctdb.takeover.node} and its parts (addresslist, moves,
+ipcheck): the public-IP controls a node answers, checked against what
+Samba 4.17's ctdbd (server/ctdb_takeover.c) sends, and what taking and
+releasing an address does to the (fake) host; bad input of every kind
+(garbage, unknown addresses, address families, interface names, a file
+gone bad), controls that race for one address, and a link that dies.
 """
 
 from __future__ import annotations
@@ -755,7 +758,8 @@ class ReloadTests(TakeoverCase):
 
 
 class BadInputTests(TakeoverCase):
-    """No payload makes a public-IP control raise; each gets a failure."""
+    """No payload makes a public-IP control fail inside: a malformed one is
+    refused, any other answered."""
 
     def test_shortPayloads(self) -> None:
         """Short, long and garbage payloads of every control fail cleanly."""

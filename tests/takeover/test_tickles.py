@@ -2,7 +2,9 @@
 """
 Tests for L{ctdb.takeover.tickles}: TCP_CLIENT, TCP_ADD(_DELAYED_UPDATE),
 TCP_REMOVE, GET/SET_TCP_TICKLE_LIST, STARTUP and SEND_GRATUITOUS_ARP, and
-how tickle lists travel between nodes, as Samba 4.17's ctdbd does it.
+how tickle lists travel between nodes, as Samba 4.17's ctdbd does it;
+and what a client or peer may send about connections (IPv4-mapped ends,
+clients that go at once or are gone, huge counts).
 """
 
 from __future__ import annotations
