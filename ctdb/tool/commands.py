@@ -948,11 +948,11 @@ def _ptransString(
     while pos < len(line) and line[pos] in " \t":
         pos += 1
     if line[pos : pos + 1] != '"':
-        s.err(f"Unsupported input format in {line[pos:]}")
+        s.err(f"Unsupported input format in {line[pos:]}\n")
         return None
     end = line.find('"', pos + 1)
     if end < 0:
-        s.err(f'Unmatched " in input {line[pos:]}')
+        s.err(f'Unmatched " in input {line[pos:]}\n')
         return None
     text = line[pos + 1 : end]
     if not text:

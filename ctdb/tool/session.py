@@ -226,7 +226,8 @@ class ToolSession:
         if self.document is not None and (status == 0 or not self.messages):
             doc = self.document
         elif status != 0:
-            doc = {"error": {"status": status, "messages": self.messages}}
+            lines = "".join(self.messages).splitlines()
+            doc = {"error": {"status": status, "messages": lines}}
         else:
             doc = {}
         self.stdout.write(json.dumps(doc, indent=2) + "\n")

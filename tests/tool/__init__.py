@@ -1,0 +1,1 @@
+"""Tests for L{ctdb.tool}: our own C{ctdb} command."""
