@@ -10,7 +10,7 @@ from __future__ import annotations
 import socket
 import struct
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from twisted.internet import defer
 from twisted.internet.task import Clock
@@ -88,6 +88,13 @@ class RecordingEvents:
         return defer.succeed(self.results.get(event, 0))
 
 
+class Pending(NamedTuple):
+    """A control sent and not answered yet."""
+
+    client: FakeClient
+    reqid: int
+
+
 class TakeoverCase(SynchronousTestCase):
     """Three nodes, each with L{ADDRESSES} (or C{addresses}) and its own
     fake host."""
@@ -137,6 +144,22 @@ class TakeoverCase(SynchronousTestCase):
         self.assertEqual(reply.status, status, reply.errmsg)
         self.assertEqual(reply.data, b"")
 
+    def start(self, pnn: int, opcode: int, data: bytes = b"") -> Pending:
+        """A control from a local client of node C{pnn} that is not
+        answered yet (an event or a kill holds it); see L{finish}."""
+        c = self.cluster.client(pnn)
+        reqid = c.control(opcode, data)
+        self.cluster.flush()
+        assert c.reply(reqid) is None, "answered at once"
+        return Pending(c, reqid)
+
+    def finish(self, pending: Pending) -> P.ReplyControl:
+        """The reply to a control of L{start}, once what held it is done."""
+        self.cluster.flush()
+        reply = pending.client.reply(pending.reqid)
+        assert reply is not None, "no reply yet"
+        return reply
+
     def take(self, pnn: int, address: str) -> P.ReplyControl:
         return self.call(pnn, Control.TAKEOVER_IP, publicIp(pnn, address))
 
@@ -164,6 +187,7 @@ __all__ = [
     "UNKNOWN",
     "A",
     "B",
+    "Pending",
     "RecordingEvents",
     "TakeoverCase",
     "addrInfo",

@@ -340,16 +340,10 @@ class TakeoverTests(TakeoverCase):
         events = RecordingEvents()
         events.hold.add("takeip")
         self.cluster[0].setEventRunner(events)
-        c = self.cluster.client(0)
-        first = c.control(Control.TAKEOVER_IP, publicIp(0, A))
-        self.cluster.flush()
-        self.assertIsNone(c.reply(first))
+        first = self.start(0, Control.TAKEOVER_IP, publicIp(0, A))
         self.assertFails(self.release(0, A, 1))
         events.held[0].callback(0)
-        self.cluster.flush()
-        reply = c.reply(first)
-        assert reply is not None
-        self.assertEqual(reply.status, 0)
+        self.assertEqual(self.finish(first).status, 0)
 
 
 class ReleaseTests(TakeoverCase):
@@ -453,17 +447,11 @@ class ReleaseTests(TakeoverCase):
         self.assertOk(self.take(0, A))
         self.assertOk(self.call(0, Control.TCP_ADD, connection(*conn)))
         host.fail("linkUp")
-        c = self.cluster.client(0)
         with capturedLogs():
-            release = c.control(Control.RELEASE_IP, publicIp(2, A))
-            self.cluster.flush()
-        self.assertIsNone(c.reply(release))
+            release = self.start(0, Control.RELEASE_IP, publicIp(2, A))
         self.assertEqual(host.calls[-1], ("kill", "eth0", (conn,), 5.0))
         host.kills[-1].callback(1)
-        self.cluster.flush()
-        reply = c.reply(release)
-        assert reply is not None
-        self.assertEqual(reply.status, 0)
+        self.assertEqual(self.finish(release).status, 0)
 
     def test_becameInactiveReleasesAll(self) -> None:
         """A banned node lets go of every address it holds."""
@@ -858,20 +846,20 @@ class BadInputTests(TakeoverCase):
 class BuildTests(SynchronousTestCase):
     """What the node refuses when it starts (ctdb_set_public_addresses)."""
 
-    def test_unknownInterface(self) -> None:
-        """An interface the host lacks stops the node, with ctdbd's lines."""
+    def refused(self, *addresses: PublicAddress) -> list[str]:
+        """The messages of a node that will not start with C{addresses}."""
         cluster = connectedNodes(1, Clock(), start=False)
         with self.assertRaises(ConfigLoadError) as caught:
-            PublicAddresses(
-                cluster[0],
-                [
-                    PublicAddress("10.0.0.1", 24, ("eth0",)),
-                    PublicAddress("10.0.0.2", 24, ("eth9",)),
-                ],
-                FakeAddressSystem(),
-            )
+            PublicAddresses(cluster[0], addresses, FakeAddressSystem())
+        return [m.text for m in caught.exception.messages]
+
+    def test_unknownInterface(self) -> None:
+        """An interface the host lacks stops the node, with ctdbd's lines."""
         self.assertEqual(
-            [m.text for m in caught.exception.messages],
+            self.refused(
+                PublicAddress("10.0.0.1", 24, ("eth0",)),
+                PublicAddress("10.0.0.2", 24, ("eth9",)),
+            ),
             [
                 "Unknown interface eth9 for public address 10.0.0.2",
                 "Failed to add line 2 to the public address list",
@@ -881,20 +869,11 @@ class BuildTests(SynchronousTestCase):
 
     def test_duplicate(self) -> None:
         """The same address twice stops the node."""
-        cluster = connectedNodes(1, Clock(), start=False)
-        with self.assertRaises(ConfigLoadError) as caught:
-            PublicAddresses(
-                cluster[0],
-                [
-                    PublicAddress("10.0.0.1", 24, ("eth0",)),
-                    PublicAddress("10.0.0.1", 16, ("eth0",)),
-                ],
-                FakeAddressSystem(),
-            )
-        self.assertEqual(
-            caught.exception.messages[0].text,
-            "Duplicate public IP address '10.0.0.1'",
+        messages = self.refused(
+            PublicAddress("10.0.0.1", 24, ("eth0",)),
+            PublicAddress("10.0.0.1", 16, ("eth0",)),
         )
+        self.assertEqual(messages[0], "Duplicate public IP address '10.0.0.1'")
 
 
 class IPCheckTests(TakeoverCase):
@@ -924,12 +903,18 @@ class IPCheckTests(TakeoverCase):
         self.cluster.flush()
         self.assertEqual(len(self.runs()), 3)
 
-    def test_assignedNotOnInterface(self) -> None:
-        """An address the node holds but the host lost asks for a run."""
+    def loseA(self) -> int:
+        """Node 0 takes A, the checks settle, then its host loses A; the
+        number of runs asked for so far."""
         self.assertOk(self.take(0, A))
         self.cluster.advance(2)
         before = len(self.runs())
         self.host(0).removeAddress(A, 24, "eth0")
+        return before
+
+    def test_assignedNotOnInterface(self) -> None:
+        """An address the node holds but the host lost asks for a run."""
+        before = self.loseA()
         with capturedLogs() as events:
             self.cluster.advance(1)
         self.assertEqual(len(self.runs()), before + 1)
@@ -938,13 +923,10 @@ class IPCheckTests(TakeoverCase):
     def test_updateInFlight(self) -> None:
         """An address whose take or release is under way (a slow takeip
         event) is left alone until it is done."""
-        self.assertOk(self.take(0, A))
-        self.cluster.advance(2)
-        before = len(self.runs())
+        before = self.loseA()
         vnn = self.cluster.takeover(0).table.find(A)
         assert vnn is not None
         vnn.updateInFlight = True
-        self.host(0).removeAddress(A, 24, "eth0")
         with capturedLogs() as events:
             self.cluster.advance(1)
         self.assertEqual(len(self.runs()), before)
@@ -955,13 +937,10 @@ class IPCheckTests(TakeoverCase):
 
     def test_ownRunInProgress(self) -> None:
         """No check while the node's own takeover run goes on."""
-        self.assertOk(self.take(0, A))
-        self.cluster.advance(2)
-        before = len(self.runs())
+        before = self.loseA()
         runner = self.cluster.node(0).takeoverRunner
         runner._inProgress = True
         self.assertTrue(self.cluster.takeover(0).ipCheckDisabled())
-        self.host(0).removeAddress(A, 24, "eth0")
         self.cluster.advance(1)
         self.assertEqual(len(self.runs()), before)
         runner._inProgress = False
@@ -1328,25 +1307,11 @@ class RaceTests(TakeoverCase):
         self.events = RecordingEvents()
         self.cluster[0].setEventRunner(self.events)
 
-    def start(self, opcode: int, data: bytes) -> int:
-        c = self.cluster.client(0)
-        reqid = c.control(opcode, data)
-        self.cluster.flush()
-        self.assertIsNone(c.reply(reqid))
-        self.pending = c
-        return reqid
-
-    def finish(self, reqid: int) -> P.ReplyControl:
-        self.cluster.flush()
-        reply = self.pending.reply(reqid)
-        assert reply is not None
-        return reply
-
     def test_releaseDuringTake(self) -> None:
         """A RELEASE_IP while the takeip event runs (the script has not put
         the address up yet) is refused, and does not undo the take."""
         self.events.hold.add("takeip")
-        take = self.start(Control.TAKEOVER_IP, publicIp(0, A))
+        take = self.start(0, Control.TAKEOVER_IP, publicIp(0, A))
         with capturedLogs():
             self.assertFails(self.release(0, A, 1))
         self.host(0).addAddress(A, 24, "eth0")  # what the script does
@@ -1364,7 +1329,7 @@ class RaceTests(TakeoverCase):
         self.assertOk(self.take(0, A))
         self.host(0).addAddress(A, 24, "eth0")
         self.events.hold.add("releaseip")
-        release = self.start(Control.RELEASE_IP, publicIp(1, A))
+        release = self.start(0, Control.RELEASE_IP, publicIp(1, A))
         with capturedLogs():
             self.assertFails(self.take(0, A))
         self.host(0).removeAddress(A, 24, "eth0")
@@ -1381,7 +1346,7 @@ class RaceTests(TakeoverCase):
         interface alone, even when the interface's link went down
         meanwhile (the next take moves it)."""
         self.events.hold.add("takeip")
-        take = self.start(Control.TAKEOVER_IP, publicIp(0, B))
+        take = self.start(0, Control.TAKEOVER_IP, publicIp(0, B))
         self.assertOk(self.call(0, Control.SET_IFACE_LINK_STATE, iface("eth0", 0, 0)))
         with capturedLogs():
             self.assertFails(self.take(0, B))
@@ -1399,7 +1364,7 @@ class RaceTests(TakeoverCase):
         never came up, so the next release (a redundant one) deletes it
         instead of leaving it marked for ever."""
         self.events.hold.add("takeip")
-        take = self.start(Control.TAKEOVER_IP, publicIp(0, A))
+        take = self.start(0, Control.TAKEOVER_IP, publicIp(0, A))
         self.assertOk(self.call(0, Control.DEL_PUBLIC_IP, addrInfo(A, 24, None)))
         with capturedLogs():
             self.events.held[0].callback(1)
@@ -1423,18 +1388,12 @@ class DaemonRaceTests(TakeoverCase):
         self.assertOk(
             self.call(0, Control.TCP_ADD, connection(("10.0.0.99", 1), (A, 445)))
         )
-        c = self.cluster.client(0)
-        release = c.control(Control.RELEASE_IP, publicIp(2, A))
-        self.cluster.flush()
-        self.assertIsNone(c.reply(release))
+        release = self.start(0, Control.RELEASE_IP, publicIp(2, A))
         with capturedLogs():
             self.assertFails(self.take(0, A))
             self.assertFails(self.release(0, A, 1))
         host.kills[0].callback(1)
-        self.cluster.flush()
-        reply = c.reply(release)
-        assert reply is not None
-        self.assertEqual(reply.status, 0)
+        self.assertEqual(self.finish(release).status, 0)
         self.assertEqual(host.addresses, {})
         data = self.assertOk(self.call(0, Control.GET_PUBLIC_IPS))
         self.assertEqual(decodePublicIPList(data)[1].pnn, 2)
@@ -1446,15 +1405,10 @@ class DaemonRaceTests(TakeoverCase):
         events = RecordingEvents()
         events.hold.add("takeip")
         self.cluster[0].setEventRunner(events)
-        c = self.cluster.client(0)
-        take = c.control(Control.TAKEOVER_IP, publicIp(0, A))
-        self.cluster.flush()
+        take = self.start(0, Control.TAKEOVER_IP, publicIp(0, A))
         self.assertOk(self.call(0, Control.DEL_PUBLIC_IP, addrInfo(A, 24, None)))
         events.held[0].callback(0)
-        self.cluster.flush()
-        reply = c.reply(take)
-        assert reply is not None
-        self.assertEqual(reply.status, 0)
+        self.assertEqual(self.finish(take).status, 0)
         self.assertEqual(self.host(0).addresses, {A: (24, "eth0")})
         only = CTDB_PUBLIC_IP_FLAGS_ONLY_AVAILABLE
         data = self.assertOk(self.call(0, Control.GET_PUBLIC_IPS, flags=only))
@@ -1481,16 +1435,11 @@ class DaemonRaceTests(TakeoverCase):
         self.host(0).removeAddress(B, 24, "eth1")
         self.assertOk(self.call(0, Control.SET_IFACE_LINK_STATE, iface("eth0", 1, 0)))
         events.hold.add("takeip")
-        c = self.cluster.client(0)
-        take = c.control(Control.TAKEOVER_IP, publicIp(0, B))
-        self.cluster.flush()
+        take = self.start(0, Control.TAKEOVER_IP, publicIp(0, B))
         self.assertOk(self.call(0, Control.DEL_PUBLIC_IP, addrInfo(B, 24, None)))
         self.assertIs(self.node(0).table.find(B), vnn)
         events.held[0].callback(0)
-        self.cluster.flush()
-        reply = c.reply(take)
-        assert reply is not None
-        self.assertEqual(reply.status, 0)
+        self.assertEqual(self.finish(take).status, 0)
         self.assertEqual(self.host(0).addresses, {B: (24, "eth0")})
         self.assertOk(self.release(0, B, 1))
         self.assertEqual(self.host(0).addresses, {})
@@ -1512,17 +1461,12 @@ class DaemonRaceTests(TakeoverCase):
                 0, Control.TCP_ADD, connection(("10.0.0.99", 1), ("10.0.0.40", 445))
             )
         )
-        c = self.cluster.client(0)
-        release = c.control(Control.RELEASE_IP, publicIp(1, "10.0.0.40"))
-        self.cluster.flush()
+        release = self.start(0, Control.RELEASE_IP, publicIp(1, "10.0.0.40"))
         self.assertOk(
             self.call(0, Control.DEL_PUBLIC_IP, addrInfo("10.0.0.40", 24, None))
         )
         host.kills[0].callback(1)
-        self.cluster.flush()
-        reply = c.reply(release)
-        assert reply is not None
-        self.assertEqual(reply.status, 0)
+        self.assertEqual(self.finish(release).status, 0)
         data = self.assertOk(self.call(0, Control.GET_PUBLIC_IPS))
         self.assertEqual(data, publicIpList(A))
         data = self.assertOk(self.call(0, Control.GET_IFACES))

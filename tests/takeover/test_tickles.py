@@ -39,7 +39,19 @@ def tickleList(address: str, port: int, *conns: bytes) -> bytes:
     return sockAddr(address, port) + struct.pack("<I", len(conns)) + b"".join(conns)
 
 
-class RegisterTests(TakeoverCase):
+class TickleCase(TakeoverCase):
+    """L{TakeoverCase} with a look at every node's list."""
+
+    def assertEverywhere(self, expected: bytes) -> None:
+        """Every node answers GET_TCP_TICKLE_LIST of A with C{expected}."""
+        for pnn in range(3):
+            data = self.assertOk(
+                self.call(pnn, Control.GET_TCP_TICKLE_LIST, sockAddr(A))
+            )
+            self.assertEqual(data, expected, pnn)
+
+
+class RegisterTests(TickleCase):
     """TCP_CLIENT: smbd's registration, propagated with TCP_ADD."""
 
     def test_clientPropagated(self) -> None:
@@ -47,11 +59,7 @@ class RegisterTests(TakeoverCase):
         tickle list."""
         self.assertOk(self.take(0, A))
         self.assertOk(self.call(0, Control.TCP_CLIENT, connection(CLIENT1, (A, 445))))
-        for pnn in range(3):
-            data = self.assertOk(
-                self.call(pnn, Control.GET_TCP_TICKLE_LIST, sockAddr(A))
-            )
-            self.assertEqual(data, tickleList(A, 0, connection(CLIENT1, (A, 445))), pnn)
+        self.assertEverywhere(tickleList(A, 0, connection(CLIENT1, (A, 445))))
 
     def test_clientNotHosted(self) -> None:
         """A connection to an address another node hosts fails (smbd then
@@ -344,7 +352,7 @@ class FormatTests(SynchronousTestCase):
         )
 
 
-class TickleInputTests(TakeoverCase):
+class TickleInputTests(TickleCase):
     """What peers and clients may send about connections."""
 
     def test_mappedClientRegistered(self) -> None:
@@ -356,18 +364,10 @@ class TickleInputTests(TakeoverCase):
         smbd = self.cluster.client(0)
         mapped = connection(("::ffff:10.0.0.99", 40001), ("::ffff:" + A, 445))
         self.assertOk(self.call(0, Control.TCP_CLIENT, mapped, client=smbd))
-        for pnn in range(3):
-            data = self.assertOk(
-                self.call(pnn, Control.GET_TCP_TICKLE_LIST, sockAddr(A))
-            )
-            self.assertEqual(data, tickleList(A, 0, connection(CLIENT1, (A, 445))), pnn)
+        self.assertEverywhere(tickleList(A, 0, connection(CLIENT1, (A, 445))))
         smbd.disconnect()
         self.cluster.advance(20)
-        for pnn in range(3):
-            data = self.assertOk(
-                self.call(pnn, Control.GET_TCP_TICKLE_LIST, sockAddr(A))
-            )
-            self.assertEqual(data, tickleList(A, 0), pnn)
+        self.assertEverywhere(tickleList(A, 0))
 
     def test_clientGoneAtOnce(self) -> None:
         """A client that registers (no reply wanted) and goes before the
@@ -383,11 +383,7 @@ class TickleInputTests(TakeoverCase):
         )
         smbd.disconnect()
         self.cluster.advance(20)
-        for pnn in range(3):
-            data = self.assertOk(
-                self.call(pnn, Control.GET_TCP_TICKLE_LIST, sockAddr(A))
-            )
-            self.assertEqual(data, tickleList(A, 0), pnn)
+        self.assertEverywhere(tickleList(A, 0))
         self.assertEqual(self.node(0).clientTickles, {})
 
     def test_clientAlreadyGone(self) -> None:
@@ -414,10 +410,9 @@ class TickleInputTests(TakeoverCase):
         self.assertFails(
             self.call(0, Control.TCP_CLIENT, data, destnode=P.CTDB_BROADCAST_ALL)
         )
+        self.assertEverywhere(tickleList(A, 0))
         for pnn in range(3):
             self.assertEqual(self.node(pnn).clientTickles, {})
-            reply = self.call(pnn, Control.GET_TCP_TICKLE_LIST, sockAddr(A))
-            self.assertEqual(self.assertOk(reply), tickleList(A, 0), pnn)
 
     def test_hugeCount(self) -> None:
         """A count far beyond the data is refused before anything is read;
