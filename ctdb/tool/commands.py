@@ -17,6 +17,7 @@ import errno
 import os
 import socket
 import struct
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -25,6 +26,7 @@ from twisted.internet.protocol import ProcessProtocol
 from twisted.python.failure import Failure
 
 from ctdb.database.ltdb import LtdbHeader, splitValue
+from ctdb.database.tdb import TDB
 from ctdb.errors import CommandFailed, CTDBError, MalformedPacket
 from ctdb.helpers.common import fetchReadonly
 from ctdb.protocols import controls as C
@@ -42,13 +44,17 @@ from ctdb.protocols.packet import (
 )
 from ctdb.protocols.srvids import (
     CTDB_SRVID_DISABLE_IP_CHECK,
+    CTDB_SRVID_DISABLE_RECOVERIES,
+    CTDB_SRVID_DISABLE_TAKEOVER_RUNS,
     CTDB_SRVID_MEM_DUMP,
     CTDB_SRVID_REBALANCE_NODE,
+    encodeDisableMessage,
     encodeSrvidMessage,
 )
 from ctdb.tool import formats as F
-from ctdb.tool.options import SAMBA_VERSION, smbStrtoul
+from ctdb.tool.options import SAMBA_VERSION, smbStrtoul, strtoInteger
 from ctdb.tool.session import (
+    SRVID_CTDB_PUSHDB,
     ToolSession,
     activeNodes,
     connectedNodes,
@@ -396,8 +402,6 @@ async def stats(s: ToolSession, args: list[str]) -> int:
 
 def _atoi(text: str) -> int:
     """C{atoi}: a leading decimal number, 0 if none."""
-    from ctdb.tool.options import strtoInteger
-
     value, used, _ = strtoInteger(text, 10)
     return value if used else 0
 
@@ -1561,8 +1565,6 @@ def _addressMask(text: str) -> tuple[str, int] | None:
         return None
     canonical = parseAddress(address)
     value, used, negative = (0, 0, False)
-    from ctdb.tool.options import strtoInteger
-
     value, used, negative = strtoInteger(bits, 10)
     if canonical is None or used == 0 or used != len(bits) or negative:
         return None
@@ -1669,8 +1671,6 @@ def _endpoint(text: str) -> tuple[str, int] | None:
     if not sep:
         return None
     address = parseAddress(host)
-    from ctdb.tool.options import strtoInteger
-
     value, used, negative = strtoInteger(port, 10)
     if address is None or used != len(port) or not port or negative or value > 65535:
         return None
@@ -1898,4 +1898,500 @@ async def checktcpport(s: ToolSession, args: list[str]) -> int:
             s.err(f"Failed to bind to TCP port {port}\n")
             return e.errno or 1
     s.emit("", {"port": port, "free": True})
+    return 0
+
+
+# -- backups and raw TDB files --------------------------------------------------------------
+
+#: struct db_header (x86_64): u64 version, i64 timestamp, u64 flags, nbuf,
+#: nrec, char name[64]
+_DB_HEADER = struct.Struct("<QqQQQ64s")
+DB_VERSION = 3
+#: records per buffer: a buffer is written once it reaches this size
+MAX_REC_BUFFER_SIZE = 100 * 1000
+
+
+def _recBufferFile(dbId: int, records: list[R.RecData]) -> bytes:
+    """C{ctdb_rec_buffer_write}: db_id, count, size_t buflen, the records."""
+    body = b"".join(r.encode() for r in records)
+    return struct.pack("<IIQ", dbId, len(records), len(body)) + body
+
+
+def _backupTime(timestamp: int) -> str:
+    return time.strftime("%Y/%m/%d %H:%M:%S", time.localtime(timestamp))
+
+
+@command("backupdb")
+async def backupdb(s: ToolSession, args: list[str]) -> int:
+    if len(args) != 2:
+        raise s.usage("backupdb")
+    attached = await _attachExisting(s, args[0])
+    if attached is None:
+        return 1
+    db, dbId, name, flags = attached
+    try:
+        fd = os.open(args[1], os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as e:
+        s.err(f"Failed to open file {args[1]} for writing\n")
+        return e.errno or 1
+    try:
+        os.write(fd, bytes(_DB_HEADER.size))
+        pending: list[R.RecData] = []
+        size = 8
+        nbuf = nrec = 0
+        for key, value in db.tdb.traverse():
+            record = R.RecData(0, key, value)
+            pending.append(record)
+            size += len(record.encode())
+            if size >= MAX_REC_BUFFER_SIZE:
+                os.write(fd, _recBufferFile(dbId, pending))
+                nbuf, nrec = nbuf + 1, nrec + len(pending)
+                pending, size = [], 8
+        if pending:
+            os.write(fd, _recBufferFile(dbId, pending))
+            nbuf, nrec = nbuf + 1, nrec + len(pending)
+        header = _DB_HEADER.pack(
+            DB_VERSION,
+            int(s.reactor.seconds()),
+            flags,
+            nbuf,
+            nrec,
+            name.encode()[:63],
+        )
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.write(fd, header)
+    except OSError as e:
+        s.err(f"Failed to write header to file {args[1]}\n")
+        return e.errno or 1
+    finally:
+        os.close(fd)
+    s.emit(
+        f"Database backed up to {args[1]}\n",
+        {"name": name, "file": args[1], "records": nrec},
+    )
+    return 0
+
+
+def _readBackup(
+    s: ToolSession, path: str
+) -> tuple[tuple[int, int, int, int, int, str], list[R.RecBuffer]] | int:
+    """The header and record buffers of a backup file, or an errno."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as e:
+        s.err(f"Failed to open file {path} for reading\n")
+        return e.errno or 1
+    # a short read leaves the rest of the C struct as it was: zero here
+    head = raw[: _DB_HEADER.size].ljust(_DB_HEADER.size, b"\0")
+    version, timestamp, flags, nbuf, nrec, rawName = _DB_HEADER.unpack_from(head)
+    if version != DB_VERSION:
+        s.err(f"Wrong version of backup file, expected {DB_VERSION}, got {version}\n")
+        return errno.EINVAL
+    name = rawName[:63].split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+    buffers = []
+    offset = _DB_HEADER.size
+    for _ in range(nbuf):
+        if len(raw) < offset + 16:
+            return errno.EIO
+        dbId, count, buflen = struct.unpack_from("<IIQ", raw, offset)
+        body = raw[offset + 16 : offset + 16 + buflen]
+        if len(body) != buflen:
+            return errno.EIO
+        try:
+            buffers.append(R.RecBuffer.decode(struct.pack("<II", dbId, count) + body))
+        except MalformedPacket:
+            return errno.EIO
+        offset += 16 + buflen
+    return (version, timestamp, flags, nbuf, nrec, name), buffers
+
+
+@command("dumpdbbackup")
+async def dumpdbbackup(s: ToolSession, args: list[str]) -> int:
+    if len(args) != 1:
+        raise s.usage("dumpbackup")
+    found = _readBackup(s, args[0])
+    if isinstance(found, int):
+        if found == errno.EIO:
+            s.err("Failed to read records\n")
+        return found
+    (_, timestamp, _, _, _, name), buffers = found
+    text = [f"Dumping database {name} from backup @ {_backupTime(timestamp)}\n"]
+    records = []
+    for buffer in buffers:
+        for rec in buffer.records:
+            header, data = splitValue(rec.data)
+            if header is None:
+                s.err("Failed to dump records\n")
+                return errno.EINVAL
+            records.append((rec.key, header, data))
+            text.append(F.recordText(rec.key, header, data))
+    text.append(f"Dumped {len(records)} record(s)\n")
+    s.emit(
+        "".join(text),
+        {
+            "name": name,
+            "timestamp": timestamp,
+            "records": [F.recordJson(k, h, d) for k, h, d in records],
+        },
+    )
+    return 0
+
+
+@command("restoredb")
+async def restoredb(s: ToolSession, args: list[str]) -> int:
+    if not 1 <= len(args) <= 2:
+        raise s.usage("restoredb")
+    found = _readBackup(s, args[0])
+    if isinstance(found, int):
+        return found
+    (_, timestamp, flags, _, nrec, savedName), buffers = found
+    name = args[1] if len(args) == 2 else savedName
+    s.out(f"Restoring database {name} from backup @ {_backupTime(timestamp)}\n")
+    try:
+        db = await s.attach(name, flags & 0xFF)
+    except CommandFailed as e:
+        raise s.fail(f"Failed to attach to DB {name}\n", e.code) from None
+    nodemap = await s.getNodemap()
+    if nodemap is None:
+        s.err("Failed to get nodemap\n")
+        return errno.ENOMEM
+    try:
+        generation = await s.getGeneration()
+    except CommandFailed as e:
+        raise s.fail("Failed to get current generation\n", e.code) from None
+    pnns = activeNodes(nodemap)
+    if not pnns:
+        return errno.ENOMEM
+    dbData = C.encodeU32(db.db_id)
+    transdb = R.encodeTransDb(db.db_id, generation)
+    ret = await _restoreSteps(s, db.db_id, pnns, dbData, transdb, buffers, nrec)
+    if ret != 0:
+        try:
+            await s.rawControl(
+                C.Control.SET_RECMODE, C.encodeU32(N.CTDB_RECOVERY_ACTIVE), s.pnn
+            )
+        except CTDBError:
+            pass
+        return ret
+    s.out(f"Database {name} restored\n")
+    s.emit("", {"name": name, "records": nrec})
+    return 0
+
+
+async def _restoreSteps(
+    s: ToolSession,
+    dbId: int,
+    pnns: list[int],
+    dbData: bytes,
+    transdb: bytes,
+    buffers: list[R.RecBuffer],
+    nrec: int,
+) -> int:
+    assert s.client is not None
+    for opcode, data in (
+        (C.Control.DB_FREEZE, dbData),
+        (C.Control.DB_TRANSACTION_START, transdb),
+        (C.Control.WIPE_DATABASE, transdb),
+        (C.Control.DB_PUSH_START, R.encodePulldbExt(dbId, 0, SRVID_CTDB_PUSHDB)),
+    ):
+        ret, _, _ = await s.controlMulti(opcode, data, pnns)
+        if ret != 0:
+            return ret
+    for buffer in buffers:
+        payload = R.RecBuffer(dbId, buffer.records).encode()
+        for pnn in pnns:
+            s.client.sendMessage(pnn, SRVID_CTDB_PUSHDB, payload)
+    ret, _, replies = await s.controlMulti(C.Control.DB_PUSH_CONFIRM, dbData, pnns)
+    if ret != 0:
+        return ret
+    for pnn in pnns:
+        reply = replies.get(pnn)
+        if reply is None or len(reply.data) < 4:
+            s.err(f"Invalid response from node {pnn}\n")
+            return errno.EPROTO
+        count = C.decodeU32(reply.data)
+        if count != nrec:
+            s.err(f"Node {pnn} received {count} of {nrec} records\n")
+            return 1
+    for opcode, data in (
+        (C.Control.DB_SET_HEALTHY, dbData),
+        (C.Control.DB_TRANSACTION_COMMIT, transdb),
+        (C.Control.DB_THAW, dbData),
+    ):
+        ret, _, _ = await s.controlMulti(opcode, data, pnns)
+        if ret != 0:
+            return ret
+    return 0
+
+
+def _openTdb(s: ToolSession, path: str) -> Any:
+    try:
+        return TDB(path, 0, 0, os.O_RDWR, 0)
+    except CTDBError:
+        s.err(f"Failed to open TDB file {path}\n")
+        return None
+
+
+@command("tfetch")
+async def tfetch(s: ToolSession, args: list[str]) -> int:
+    if not 2 <= len(args) <= 3:
+        raise s.usage("tfetch")
+    tdb = _openTdb(s, args[0])
+    if tdb is None:
+        return 1
+    try:
+        key = strToData(s, args[1], "key")
+        value = tdb.fetch(key)
+    finally:
+        tdb.close()
+    if value is None:
+        s.err(f"No record for key {args[1]}\n")
+        return 1
+    if len(value) < 24:
+        s.err(f"Invalid record for key {args[1]}\n")
+        return 1
+    if len(args) == 3:
+        try:
+            fd = os.open(args[2], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        except OSError:
+            s.err(f"Failed to open output file {args[2]}\n")
+        else:
+            try:
+                os.write(fd, value)
+            except OSError:
+                s.err("Failed to write record to file\n")
+            finally:
+                os.close(fd)
+    header, data = splitValue(value)
+    assert header is not None
+    s.emit(
+        F.ltdbHeaderText(header) + F.tdbDataText("data", data),
+        F.recordJson(key, header, data),
+    )
+    return 0
+
+
+@command("tstore")
+async def tstore(s: ToolSession, args: list[str]) -> int:
+    if not 3 <= len(args) <= 5:
+        raise s.usage("tstore")
+    tdb = _openTdb(s, args[0])
+    if tdb is None:
+        return 1
+    try:
+        key = strToData(s, args[1], "key")
+        value = strToData(s, args[2], "value")
+        rsn = dmaster = 0
+        if len(args) > 3:
+            rsn, err = smbStrtoul(args[3])
+            if err:
+                return err
+        if len(args) > 4:
+            dmaster = _atoi(args[4]) & 0xFFFFFFFF
+        # (the tool reads flags from a sixth argument it never accepts)
+        header = LtdbHeader(rsn=rsn, dmaster=dmaster)
+        try:
+            tdb.storev(key, [header.encode(), value])
+        except CTDBError:
+            s.err(f"Failed to write record {args[1]} to file {args[0]}\n")
+            return -1
+    finally:
+        tdb.close()
+    s.emit("", {"key": args[1], "rsn": rsn, "dmaster": dmaster})
+    return 0
+
+
+# -- reloading nodes and addresses ----------------------------------------------------------
+
+
+async def _disable(s: ToolSession, what: int, timeout: int, pnns: list[int]) -> int:
+    """
+    C{disable_takeover_runs}/C{disable_recoveries}: ask each node's
+    recovery daemon (message C{what}) to hold off for C{timeout} seconds
+    (0: resume) and wait, at most C{TIMEOUT()}, for every node's answer.
+
+    @return: 0, or 1 if a node refused.  (The C tool takes the wait
+    running out as success, and so does this.)
+    """
+    assert s.client is not None
+    srvid = s.nextSrvid()
+    replied: set[int] = set()
+    status: list[int] = []
+    done: defer.Deferred[None] = defer.Deferred()
+
+    def handler(sid: int, data: bytes) -> None:
+        if len(data) != 4 or done.called:
+            return
+        value = C.decodeI32(data)
+        if value < 0:
+            status.append(value)
+            done.callback(None)
+            return
+        replied.add(value)
+        if all(p in replied for p in pnns):
+            done.callback(None)
+
+    try:
+        await s.client.registerSrvid(srvid, handler)
+    except Exception:  # noqa: BLE001 - the C tool returns the errno silently
+        return errno.EIO
+    try:
+        message = encodeDisableMessage(s.pnn, srvid, timeout)
+        for pnn in pnns:
+            s.client.sendMessage(pnn, what, message)
+        await s.waitFor(done)
+    finally:
+        try:
+            await s.client.deregisterSrvid(srvid, handler)
+        except Exception:  # noqa: BLE001, S110 - the answers are in already
+            pass
+    return 1 if status else 0
+
+
+@command("reloadips")
+async def reloadips(s: ToolSession, args: list[str]) -> int:
+    if len(args) > 1:
+        raise s.usage("reloadips")
+    nodemap = await s.getNodemap()
+    if nodemap is None:
+        return 1
+    targets = await s.parseNodestring(args[0] if args else None)
+    if targets is None:
+        return 1
+    pnns = connectedNodes(nodemap)
+    if not pnns:
+        s.err("Memory allocation error\n")
+        return 1
+    pnns2 = activeNodes(targets)
+    if not pnns2:
+        s.err("Memory allocation error\n")
+        return 1
+    limit = 2 * s.options.timelimit
+    if await _disable(s, CTDB_SRVID_DISABLE_TAKEOVER_RUNS, limit, pnns) != 0:
+        s.err("Failed to disable takeover runs\n")
+        return 1
+    ret, _, _ = await s.controlMulti(C.Control.RELOAD_PUBLIC_IPS, b"", pnns2)
+    if ret != 0:
+        s.err("Failed to reload IPs on some nodes.\n")
+    if await _disable(s, CTDB_SRVID_DISABLE_TAKEOVER_RUNS, 0, pnns) != 0:
+        s.err("Failed to enable takeover runs\n")
+        return 1
+    ret = await s.ipreallocate()
+    s.emit("", {"reloaded": pnns2, "status": ret})
+    return ret
+
+
+def _sameNodes(a: list[N.NodeAndFlags], b: list[N.NodeAndFlags]) -> bool:
+    """C{nodemap_identical}."""
+    return len(a) == len(b) and all(
+        x.pnn == y.pnn and x.flags == y.flags and x.address == y.address
+        for x, y in zip(a, b)
+    )
+
+
+def _nodeChanges(
+    s: ToolSession, current: list[N.NodeAndFlags], wanted: list[N.NodeAndFlags]
+) -> bool | None:
+    """C{check_node_file_changes}: print what changes; None if it must not.
+
+    @return: whether anything is to be reloaded.
+    """
+    reload = False
+    failed = False
+    deleted = N.NODE_FLAGS_DELETED
+    for i, node in enumerate(current):
+        if i >= len(wanted):
+            s.err(f"Node {node.pnn} ({node.address}) missing from nodes file\n")
+            failed = True
+            continue
+        new = wanted[i]
+        if node.flags & deleted and new.flags & deleted:
+            continue
+        if not node.flags & deleted and not new.flags & deleted:
+            if node.address != new.address:
+                s.err(
+                    f"Node {node.pnn} has changed IP address "
+                    f"(was {node.address}, now {new.address})\n"
+                )
+                failed = True
+            elif node.flags & N.NODE_FLAGS_DISCONNECTED:
+                s.err(
+                    f"WARNING: Node {node.pnn} is disconnected. "
+                    "You MUST fix this node manually!\n"
+                )
+            continue
+        if new.flags & deleted:
+            s.out(f"Node {node.pnn} is DELETED\n")
+            reload = True
+            if not node.flags & N.NODE_FLAGS_DISCONNECTED:
+                s.err(f"ERROR: Node {node.pnn} is still connected\n")
+                failed = True
+            continue
+        if node.flags & deleted:
+            s.out(f"Node {node.pnn} is UNDELETED\n")
+            reload = True
+    if failed:
+        s.err("ERROR: Nodes will not be reloaded due to previous error\n")
+        return None
+    for new in wanted[len(current) :]:
+        s.out(f"Node {new.pnn} is NEW\n")
+        reload = True
+    return reload
+
+
+@command("reloadnodes")
+async def reloadnodes(s: ToolSession, args: list[str]) -> int:
+    nodemap = await s.getNodemap()
+    if nodemap is None:
+        return 1
+    entries = s.readNodesFile()
+    if entries is None:
+        return 1
+    fromFile = [
+        N.NodeAndFlags(e.pnn, N.NODE_FLAGS_DELETED if e.deleted else 0, e.address)
+        for e in entries
+    ]
+    for node in nodemap:
+        if node.flags & N.NODE_FLAGS_DISCONNECTED:
+            continue
+        try:
+            reply = await s.ctrl(
+                "GET_NODES_FILE", C.Control.GET_NODES_FILE, destnode=node.pnn
+            )
+        except CommandFailed as e:
+            raise s.fail(
+                f"ERROR: Failed to get nodes file from node {node.pnn}\n", e.code
+            ) from None
+        if not _sameNodes(fromFile, C.decodeNodeMap(reply.data)):
+            s.err(
+                f"ERROR: Nodes file on node {node.pnn} differs from current node "
+                f"({s.pnn})\n"
+            )
+            return 1
+    reload = _nodeChanges(s, nodemap, fromFile)
+    if reload is None:
+        return 1
+    if not reload:
+        s.err("No change in nodes file, skipping unnecessary reload\n")
+        s.emit("", {"reloaded": False})
+        return 0
+    pnns = connectedNodes(nodemap)
+    if not pnns:
+        s.err("Memory allocation error\n")
+        return 1
+    limit = 2 * s.options.timelimit
+    if await _disable(s, CTDB_SRVID_DISABLE_RECOVERIES, limit, pnns) != 0:
+        s.err("Failed to disable recoveries\n")
+        return 1
+    ret, errors, _ = await s.controlMulti(C.Control.RELOAD_NODES_FILE, b"", pnns)
+    if ret != 0:
+        for pnn in pnns:
+            if pnn in errors:
+                s.err(f"Node {pnn} failed to reload nodes\n")
+        s.err("You MUST fix failed nodes manually!\n")
+    if await _disable(s, CTDB_SRVID_DISABLE_RECOVERIES, 0, pnns) != 0:
+        s.err("Failed to enable recoveries\n")
+        return 1
+    s.emit("", {"reloaded": True})
     return 0

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import os
+import signal
 import sys
 from collections.abc import Mapping, Sequence
 from typing import TextIO
@@ -120,6 +121,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     """The console script: C{sys.argv}, the process's streams and
     environment, under C{task.react}."""
     args = list(sys.argv[1:] if argv is None else argv)
+    # As a C program: a closed stdout (ctdb ... | head) ends it quietly.
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     # Records are bytes: print them as C does, whatever they hold.
     for stream in (sys.stdout, sys.stderr):
         if isinstance(stream, io.TextIOWrapper):

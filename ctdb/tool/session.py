@@ -41,6 +41,7 @@ from ctdb.protocols.packet import (
     CTDB_UNKNOWN_PNN,
     ReplyControl,
 )
+from ctdb.protocols.publicips import decodeInterfaceList
 from ctdb.protocols.srvids import (
     CTDB_SRVID_LEADER,
     CTDB_SRVID_TAKEOVER_RUN,
@@ -48,10 +49,12 @@ from ctdb.protocols.srvids import (
     encodeSrvidMessage,
 )
 from ctdb.tool import formats as F
-from ctdb.tool.options import ToolOptions, commandUsage
+from ctdb.tool.options import ToolOptions, commandUsage, smbStrtoul
 
 #: SRVID_CTDB_TOOL: the tool's own srvids, one per wait
 SRVID_CTDB_TOOL = CTDB_SRVID_TOOL_RANGE | 0x0001000000000000
+#: SRVID_CTDB_PUSHDB: where restoredb sends the records
+SRVID_CTDB_PUSHDB = CTDB_SRVID_TOOL_RANGE | 0x0002000000000000
 
 #: the longest unix socket path (C{sizeof(sun_path)} less the NUL)
 _SUN_PATH_MAX = 107
@@ -538,8 +541,6 @@ class ToolSession:
 
     async def parseNodestring(self, text: str | None) -> list[N.NodeAndFlags] | None:
         """C{parse_nodestring}: this node (C{None}), C{all}, or a list."""
-        from ctdb.tool.options import smbStrtoul
-
         nodemap = await self.getNodemap()
         if nodemap is None:
             return None
@@ -595,8 +596,6 @@ class ToolSession:
             reply = await self.ctrl(
                 "GET_IFACES", C.Control.GET_IFACES, destnode=node.pnn
             )
-            from ctdb.protocols.publicips import decodeInterfaceList
-
             ifaces, _ = decodeInterfaceList(reply.data)
         except (CommandFailed, MalformedPacket):
             return False
@@ -628,8 +627,6 @@ class ToolSession:
 
         @return: (db_id, name, flags), or None (told why, if the tool does).
         """
-        from ctdb.tool.options import smbStrtoul
-
         try:
             reply = await self.ctrl("GET_DBMAP", C.Control.GET_DBMAP, destnode=self.pnn)
             dbmap = R.decodeDbMap(reply.data)
