@@ -51,6 +51,7 @@ from ctdb.protocols.srvids import (
     encodeDisableMessage,
     encodeSrvidMessage,
 )
+from ctdb.takeover.packets import tcpPacket
 from ctdb.tool import formats as F
 from ctdb.tool.options import SAMBA_VERSION, smbStrtoul, strtoInteger
 from ctdb.tool.session import (
@@ -1735,20 +1736,90 @@ async def gettickles(s: ToolSession, args: list[str]) -> int:
 
 
 def _connectionList(text: str) -> list[tuple[tuple[str, int], tuple[str, int]]] | None:
-    """C{ctdb_connection_list_read(..., false)}: C{src dst} a line."""
+    """
+    C{ctdb_connection_list_read(..., false)}: C{server client} a line
+    (more words are ignored); empty lines and C{#} lines are skipped.
+
+    @return: the (first, second) endpoints of each line, or None (EINVAL).
+    """
     out = []
-    for line in text.splitlines():
-        line = line.strip()
+    for line in text.split("\n"):
         if not line or line.startswith("#"):
             continue
-        parts = line.split()
-        if len(parts) != 2:
+        words = line.replace("\t", " ").split()
+        if len(line.encode()) >= 128 or len(words) < 2:
             return None
-        src, dst = _endpoint(parts[0]), _endpoint(parts[1])
-        if src is None or dst is None:
+        first, second = _endpoint(words[0]), _endpoint(words[1])
+        if first is None or second is None:
             return None
-        out.append((src, dst))
+        if (":" in first[0]) != (":" in second[0]):
+            return None
+        out.append((first, second))
     return out
+
+
+def _sendTcp(s: ToolSession, dest: tuple[str, int], src: tuple[str, int]) -> int:
+    """C{ctdb_sys_send_tcp(dest, src, 0, 0, 0)}: a tickle ACK from C{src}
+    to C{dest} on a raw socket; 0 or -1, with its messages."""
+    packet = tcpPacket(src, dest, 0, 0, False)
+    v6 = ":" in dest[0]
+    try:
+        sock = socket.socket(
+            socket.AF_INET6 if v6 else socket.AF_INET,
+            socket.SOCK_RAW,
+            socket.IPPROTO_RAW,
+        )
+    except OSError as e:
+        if v6:
+            s.err("ctdb_sys_send_tcp: Failed to open sending socket\n")
+        else:
+            s.err(
+                "ctdb_sys_send_tcp: Failed to open raw socket "
+                f"({os.strerror(e.errno or errno.EPERM)})\n"
+            )
+        return -1
+    with sock:
+        try:
+            if not v6:
+                sock.setsockopt(socket.IPPROTO_IP, socket.IP_HDRINCL, 1)
+            sent = sock.sendto(packet, (dest[0], 0))
+        except OSError as e:
+            s.err(f"Failed sendto ({os.strerror(e.errno or errno.EIO)})\n")
+            return -1
+    if sent != len(packet):
+        s.err("ctdb_sys_send_tcp: Failed sendto - didn't send full packet\n")
+        return -1
+    return 0
+
+
+@command("tickle")
+async def tickle(s: ToolSession, args: list[str]) -> int:
+    if len(args) not in (0, 2):
+        raise s.usage("tickle")
+    if not args:
+        conns = _connectionList(s.stdin.read() if s.stdin is not None else "")
+        if conns is None:
+            return errno.EINVAL
+        failed = sum(1 for a, b in conns if _sendTcp(s, a, b) != 0)
+        if failed:
+            s.err(f"Failed to send {failed} tickles\n")
+            return 1
+        s.emit("", {"tickles": len(conns)})
+        return 0
+    src = _endpoint(args[0])
+    if src is None:
+        s.err(f"Invalid IP address {args[0]}\n")
+        return 1
+    dst = _endpoint(args[1])
+    if dst is None:
+        s.err(f"Invalid IP address {args[1]}\n")
+        return 1
+    ret = _sendTcp(s, src, dst)
+    if ret != 0:
+        s.err("Failed to send tickle ack\n")
+        return ret
+    s.emit("", {"tickles": 1})
+    return 0
 
 
 async def _tickleCommand(
