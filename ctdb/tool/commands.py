@@ -1735,7 +1735,9 @@ async def gettickles(s: ToolSession, args: list[str]) -> int:
     return 0
 
 
-def _connectionList(text: str) -> list[tuple[tuple[str, int], tuple[str, int]]] | None:
+def readConnectionList(
+    text: str,
+) -> list[tuple[tuple[str, int], tuple[str, int]]] | None:
     """
     C{ctdb_connection_list_read(..., false)}: C{server client} a line
     (more words are ignored); empty lines and C{#} lines are skipped.
@@ -1797,7 +1799,7 @@ async def tickle(s: ToolSession, args: list[str]) -> int:
     if len(args) not in (0, 2):
         raise s.usage("tickle")
     if not args:
-        conns = _connectionList(s.stdin.read() if s.stdin is not None else "")
+        conns = readConnectionList(s.stdin.read() if s.stdin is not None else "")
         if conns is None:
             return errno.EINVAL
         failed = sum(1 for a, b in conns if _sendTcp(s, a, b) != 0)
@@ -1829,7 +1831,7 @@ async def _tickleCommand(
         raise s.usage(name)
     adding = name == "addtickle"
     if not args:
-        conns = _connectionList(s.stdin.read() if s.stdin is not None else "")
+        conns = readConnectionList(s.stdin.read() if s.stdin is not None else "")
         if conns is None:
             return errno.EINVAL
         if not conns:
@@ -1976,13 +1978,13 @@ async def checktcpport(s: ToolSession, args: list[str]) -> int:
 
 #: struct db_header (x86_64): u64 version, i64 timestamp, u64 flags, nbuf,
 #: nrec, char name[64]
-_DB_HEADER = struct.Struct("<QqQQQ64s")
+DB_HEADER = struct.Struct("<QqQQQ64s")
 DB_VERSION = 3
 #: records per buffer: a buffer is written once it reaches this size
 MAX_REC_BUFFER_SIZE = 100 * 1000
 
 
-def _recBufferFile(dbId: int, records: list[R.RecData]) -> bytes:
+def recBufferFile(dbId: int, records: list[R.RecData]) -> bytes:
     """C{ctdb_rec_buffer_write}: db_id, count, size_t buflen, the records."""
     body = b"".join(r.encode() for r in records)
     return struct.pack("<IIQ", dbId, len(records), len(body)) + body
@@ -2006,7 +2008,7 @@ async def backupdb(s: ToolSession, args: list[str]) -> int:
         s.err(f"Failed to open file {args[1]} for writing\n")
         return e.errno or 1
     try:
-        os.write(fd, bytes(_DB_HEADER.size))
+        os.write(fd, bytes(DB_HEADER.size))
         pending: list[R.RecData] = []
         size = 8
         nbuf = nrec = 0
@@ -2015,13 +2017,13 @@ async def backupdb(s: ToolSession, args: list[str]) -> int:
             pending.append(record)
             size += len(record.encode())
             if size >= MAX_REC_BUFFER_SIZE:
-                os.write(fd, _recBufferFile(dbId, pending))
+                os.write(fd, recBufferFile(dbId, pending))
                 nbuf, nrec = nbuf + 1, nrec + len(pending)
                 pending, size = [], 8
         if pending:
-            os.write(fd, _recBufferFile(dbId, pending))
+            os.write(fd, recBufferFile(dbId, pending))
             nbuf, nrec = nbuf + 1, nrec + len(pending)
-        header = _DB_HEADER.pack(
+        header = DB_HEADER.pack(
             DB_VERSION,
             int(s.reactor.seconds()),
             flags,
@@ -2054,14 +2056,14 @@ def _readBackup(
         s.err(f"Failed to open file {path} for reading\n")
         return e.errno or 1
     # a short read leaves the rest of the C struct as it was: zero here
-    head = raw[: _DB_HEADER.size].ljust(_DB_HEADER.size, b"\0")
-    version, timestamp, flags, nbuf, nrec, rawName = _DB_HEADER.unpack_from(head)
+    head = raw[: DB_HEADER.size].ljust(DB_HEADER.size, b"\0")
+    version, timestamp, flags, nbuf, nrec, rawName = DB_HEADER.unpack_from(head)
     if version != DB_VERSION:
         s.err(f"Wrong version of backup file, expected {DB_VERSION}, got {version}\n")
         return errno.EINVAL
     name = rawName[:63].split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
     buffers = []
-    offset = _DB_HEADER.size
+    offset = DB_HEADER.size
     for _ in range(nbuf):
         if len(raw) < offset + 16:
             return errno.EIO

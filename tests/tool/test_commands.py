@@ -14,11 +14,16 @@ import json
 import os
 import shutil
 import tempfile
+import time
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from ctdb.database.ltdb import LtdbHeader
+from ctdb.database.tdb import TDB
 from ctdb.protocols import controls as C
+from ctdb.protocols import records as R
 from ctdb.testing import FakeClient
+from ctdb.tool.commands import DB_HEADER, DB_VERSION, readConnectionList, recBufferFile
 from ctdb.tool.options import commandUsage
 from tests.tool._harness import runTool, startCluster
 
@@ -446,3 +451,100 @@ class ProgramTests(_ClusterCase):
         self.assertTool(["-n", "2", "shutdown"], 0)
         self.cluster.advance(1)
         self.assertEqual(self.cluster.shutdowns, [2])
+
+
+class FileCommandTests(_ClusterCase):
+    """Commands on files: backups and raw TDB files."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.directory = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, self.directory)
+
+    def backupFile(self, records: list[tuple[bytes, LtdbHeader, bytes]]) -> str:
+        """A backup of C{p.tdb} as backupdb writes it (one buffer)."""
+        body = [R.RecData(0, k, h.encode() + d) for k, h, d in records]
+        path = os.path.join(self.directory, "backup")
+        with open(path, "wb") as f:
+            f.write(
+                DB_HEADER.pack(
+                    DB_VERSION, 0, R.DB_FLAGS_PERSISTENT, 1, len(body), b"p.tdb"
+                )
+            )
+            f.write(recBufferFile(0x1234, body))
+        return path
+
+    def test_dumpdbbackup(self) -> None:
+        """dumpdbbackup prints the saved records, with the backup's time."""
+        path = self.backupFile([(b"k1", LtdbHeader(rsn=3, dmaster=1), b"v1")])
+        stamp = time.strftime("%Y/%m/%d %H:%M:%S", time.localtime(0))
+        self.assertTool(
+            ["dumpdbbackup", path],
+            0,
+            f"Dumping database p.tdb from backup @ {stamp}\n"
+            'key(2) = "k1"\ndmaster: 1\nrsn: 3\nflags: 0x00000000\n'
+            'data(2) = "v1"\n\nDumped 1 record(s)\n',
+        )
+
+    def test_badBackup(self) -> None:
+        """A file that is no backup, or none at all."""
+        path = os.path.join(self.directory, "junk")
+        with open(path, "wb") as f:
+            f.write(b"vm\n")
+        self.assertTool(
+            ["dumpdbbackup", path],
+            22,
+            err="Wrong version of backup file, expected 3, got 683382\n",
+        )
+        self.assertTool(
+            ["dumpdbbackup", path + "x"],
+            2,
+            err=f"Failed to open file {path}x for reading\n",
+        )
+
+    def test_tstoreTfetch(self) -> None:
+        """tstore writes a record with a header of its own; tfetch reads
+        it back (and copies the whole record to a file)."""
+        path = os.path.join(self.directory, "raw.tdb")
+        TDB(path).close()
+        self.assertTool(["tstore", path, "0x6b31", "value", "7", "2"], 0)
+        copy = os.path.join(self.directory, "copy")
+        self.assertTool(
+            ["tfetch", path, "k1", copy],
+            0,
+            'dmaster: 2\nrsn: 7\nflags: 0x00000000\ndata(5) = "value"\n',
+        )
+        with open(copy, "rb") as f:
+            self.assertEqual(f.read(), LtdbHeader(rsn=7, dmaster=2).encode() + b"value")
+        self.assertTool(["tfetch", path, "k2"], 1, err="No record for key k2\n")
+        self.assertTool(
+            ["tfetch", path + "x", "k2"], 1, err=f"Failed to open TDB file {path}x\n"
+        )
+
+
+class ConnectionListTests(SynchronousTestCase):
+    """The connection lists addtickle, deltickle and tickle read."""
+
+    def test_lines(self) -> None:
+        """Two endpoints a line; more words ignored; empty and # lines
+        skipped; IPv6 in brackets."""
+        self.assertEqual(
+            readConnectionList(
+                "10.0.0.1:445 10.0.0.2:1234 extra\n\n#10.0.0.9:1 10.0.0.9:2\n"
+                "[fd00::1]:445\t[fd00::2]:99\n"
+            ),
+            [
+                (("10.0.0.1", 445), ("10.0.0.2", 1234)),
+                (("fd00::1", 445), ("fd00::2", 99)),
+            ],
+        )
+
+    def test_bad(self) -> None:
+        """One endpoint, no port, mixed families: EINVAL (None)."""
+        for text in (
+            "10.0.0.1:445\n",
+            "10.0.0.1 10.0.0.2:1\n",
+            "10.0.0.1:1 [fd00::1]:2\n",
+            " \n",
+        ):
+            self.assertIsNone(readConnectionList(text), text)
