@@ -73,7 +73,8 @@ def maskPing(text: str) -> str:
 
 
 def maskTimes(text: str) -> str:
-    """Dates, spans and durations (uptime, statistics)."""
+    """Dates, spans and durations (uptime, statistics, backups)."""
+    text = re.sub(r"\d{4}/\d\d/\d\d \d\d:\d\d:\d\d", "DATE_TIME", text)
     text = re.sub(r"\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4}", "DATE", text)
     text = re.sub(r"\(\d{3} \d\d:\d\d:\d\d\)", "(SPAN)", text)
     return re.sub(r"\d+\.\d{6}", "F", text)
@@ -199,9 +200,28 @@ class _ToolComparison(IntegrationCase):
         self.same(["ping"], 0, maskPing)
         self.same(["-n", "2", "ping"], 1, maskPing)
 
-    def checkErrors(self) -> None:
+    def checkErrors(self, daemonOnly: bool = False) -> None:
+        """Bad arguments and failing commands (C{daemonOnly}: only those
+        whose messages come from what the daemon answers)."""
+        cases: list[Case] = [
+            (0, args, _plain)
+            for args in (
+                ["getvar", "NoSuchTunable"],
+                ["-n", "9", "ping"],
+                ["-t", "0", "ping"],
+                ["getdbstatus", "nosuch.tdb"],
+                ["ipinfo", "10.9.9.9"],
+                ["-n", "2", "delip", "10.9.9.9"],
+                ["setifacelink", "nosuch", "up"],
+                ["moveip", "10.9.9.9", "bogus"],
+            )
+        ]
+        if daemonOnly:
+            self.compare(cases)
+            return
         self.compare(
-            [
+            cases
+            + [
                 (0, args, _plain)
                 for args in (
                     [],
@@ -211,30 +231,24 @@ class _ToolComparison(IntegrationCase):
                     ["-Xq", "pnn"],
                     ["pnn", "--node"],
                     ["status", "extra"],
-                    ["getvar", "NoSuchTunable"],
                     ["setvar", "RecoverTimeout", "soon"],
-                    ["-n", "9", "ping"],
                     ["-n", "1", "pnn"],
                     ["-n", "0", "listnodes"],
-                    ["-t", "0", "ping"],
                     ["ban", "0"],
                     ["setdebug", "LOUD"],
                     ["runstate", "bogus"],
                     ["nodestatus", "x"],
-                    ["getdbstatus", "nosuch.tdb"],
                     ["getdbstatus", "0x12"],
                     ["ipinfo", "bogus"],
-                    ["ipinfo", "10.9.9.9"],
                     ["attach", "a.tdb", "bogus"],
-                    ["moveip", "10.9.9.9", "bogus"],
                     ["addip", "10.9.9.9", "lo"],
                 )
             ]
         )
 
-    def checkDatabases(self) -> None:
+    def checkDatabases(self, full: bool = True) -> None:
         """Each tool writes databases of its own the same way; both read
-        both the same."""
+        both the same (C{full}: then deletes, wipes and reads again)."""
         script = '"k2" "v2"\n"k3" "0x4142"\nnot quoted\n"k4" ""\n'
         for name, run in (("sam_", self.samba), ("our_", self.ours)):
             for args in (
@@ -266,7 +280,17 @@ class _ToolComparison(IntegrationCase):
                 ["getdbseqnum", "X_p.tdb"],
                 ["getdbstatus", "X_p.tdb"],
             ]
+            if full
+            else [
+                ["readkey", "X_v.tdb", "0x6b32"],
+                ["catdb", "X_v.tdb"],
+                ["pfetch", "X_p.tdb", "k3"],
+                ["catdb", "X_p.tdb"],
+                ["getdbseqnum", "X_p.tdb"],
+            ]
         )
+        if not full:
+            return
         for name, run in (("sam_", self.samba), ("our_", self.ours)):
             for args in (
                 ["deletekey", f"{name}v.tdb", "k1"],
@@ -311,6 +335,37 @@ class _ToolComparison(IntegrationCase):
                 (sam[0], maskDb(sam[1], "sam_"), maskDb(sam[2], "sam_")),
                 f"what the tools wrote, read back: {args}",
             )
+
+    def checkBackups(self, directory: str) -> None:
+        """backupdb through each tool, dumpdbbackup of both files through
+        both, restoredb of Samba's backup through ours (and the other way)."""
+        for name, run in (("sam_", self.samba), ("our_", self.ours)):
+            path = os.path.join(directory, f"{name}p.backup")
+            self.assertEqual(
+                run(["backupdb", f"{name}p.tdb", path]),
+                (0, f"Database backed up to {path}\n", ""),
+            )
+        dumped = {}
+        for name in ("sam_", "our_"):
+            path = os.path.join(directory, f"{name}p.backup")
+            dumped[name] = maskDb(maskTimes(self.same(["dumpdbbackup", path])[1]), name)
+        self.assertEqual(dumped["our_"], dumped["sam_"])
+        for name, run in (("our_", self.samba), ("sam_", self.ours)):
+            path = os.path.join(directory, f"{name}p.backup")
+            restored = f"{name}restored.tdb"
+            result = run(["restoredb", path, restored])
+            self.assertEqual(
+                (result[0], maskTimes(result[1]), result[2]),
+                (
+                    0,
+                    (
+                        f"Restoring database {restored} from backup @ DATE_TIME\n"
+                        f"Database {restored} restored\n"
+                    ),
+                    "",
+                ),
+            )
+        self.compareDatabases([["catdb", "X_restored.tdb"]])
 
     def checkNodeStates(
         self, changes: list[tuple[list[str], list[str], str, bool]]
@@ -372,8 +427,9 @@ class OurClusterTests(_ToolComparison):
     def test_databases(self) -> None:
         """attach, writekey, pstore, ptrans, deletekey, pdelete, setdbsticky
         and wipedb through each tool; readkey, catdb, cattdb, pfetch,
-        getdbseqnum, getdbstatus and getdbmap through both."""
+        getdbseqnum, getdbstatus and getdbmap through both; backups."""
         self.checkDatabases()
+        self.checkBackups(self.mktempDirectory("txctdb-bk-"))
 
     def test_nodeStates(self) -> None:
         """ban/unban, stop/continue and disable/enable, across the tools."""
@@ -441,12 +497,13 @@ class RealCtdbdTests(_ToolComparison):
         )
 
     def test_errors(self) -> None:
-        """Bad arguments and failing commands: the same messages and status."""
-        self.checkErrors()
+        """Failing commands: the same messages and status (the command
+        line's checks are the tool's own, tested against our daemons)."""
+        self.checkErrors(daemonOnly=True)
 
     def test_databases(self) -> None:
-        """The database commands, as against our daemons."""
-        self.checkDatabases()
+        """The database commands that write, and reading back."""
+        self.checkDatabases(full=False)
 
     def test_nodeStates(self) -> None:
         """ban/unban across the tools."""
