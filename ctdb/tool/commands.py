@@ -1890,10 +1890,11 @@ async def deltickle(s: ToolSession, args: list[str]) -> int:
 
 class _HelperProcess(ProcessProtocol):
     def __init__(self) -> None:
-        self.ended: defer.Deferred[Failure] = defer.Deferred()
+        self.ended: defer.Deferred[BaseException] = defer.Deferred()
 
     def processEnded(self, reason: Failure) -> None:
-        self.ended.callback(reason)
+        # (the reason, not the Failure: a Failure would errback)
+        self.ended.callback(reason.value)
 
 
 async def runHelper(s: ToolSession, what: str, path: str, args: list[str]) -> int:
@@ -1915,8 +1916,7 @@ async def runHelper(s: ToolSession, what: str, path: str, args: list[str]) -> in
         env=dict(s.environ),
         childFDs={0: 0, 1: 1, 2: 2},
     )
-    reason = await proto.ended
-    value = reason.value
+    value = await proto.ended
     signal = getattr(value, "signal", None)
     if signal is not None:
         s.err(f"{what} terminated with signal {signal}\n")

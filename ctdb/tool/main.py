@@ -108,6 +108,9 @@ async def run(
             raise
         session.err("Maximum runtime exceeded - exiting\n")
         ret = 1
+    except Exception as e:  # noqa: BLE001 - a one-line message, not a traceback
+        session.err(f"ctdb: {type(e).__name__}: {e}\n")
+        ret = 1
     finally:
         if timer is not None and timer.active():
             timer.cancel()
