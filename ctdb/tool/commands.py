@@ -1904,6 +1904,7 @@ async def runHelper(s: ToolSession, what: str, path: str, args: list[str]) -> in
     """
     s.stdout.flush()
     s.stderr.flush()
+    s.passthrough = True
     proto = _HelperProcess()
     if not os.access(path, os.X_OK):
         code = errno.ENOENT if not os.path.exists(path) else errno.EACCES

@@ -183,6 +183,8 @@ class ToolSession:
         #: --json: the document to print, and the messages said meanwhile
         self.document: Any = None
         self.messages: list[str] = []
+        #: a helper program wrote the output itself (event, natgw, lvs)
+        self.passthrough = False
         self._leaderWaiters: list[defer.Deferred[None]] = []
 
     # -- output -----------------------------------------------------------------
@@ -224,7 +226,7 @@ class ToolSession:
 
     def printDocument(self, status: int) -> None:
         """With --json, the one document: the result, or the failure."""
-        if not self.json:
+        if not self.json or self.passthrough:
             return
         if self.document is not None and (status == 0 or not self.messages):
             doc = self.document
