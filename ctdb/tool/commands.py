@@ -1910,14 +1910,22 @@ async def runHelper(s: ToolSession, what: str, path: str, args: list[str]) -> in
         code = errno.ENOENT if not os.path.exists(path) else errno.EACCES
         s.err(f"{what} failed with error {code}\n")
         return code
-    s.reactor.spawnProcess(
+    process = s.reactor.spawnProcess(
         proto,
         path,
         [path, *args],
         env=dict(s.environ),
         childFDs={0: 0, 1: 1, 2: 2},
     )
-    value = await proto.ended
+    try:
+        value = await proto.ended
+    except defer.CancelledError:
+        # the run-time limit: the C tool's alarm ends its children too
+        try:
+            process.signalProcess("TERM")
+        except OSError:
+            pass
+        raise
     signal = getattr(value, "signal", None)
     if signal is not None:
         s.err(f"{what} terminated with signal {signal}\n")
