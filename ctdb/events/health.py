@@ -15,9 +15,14 @@ The node's health from its C{monitor} event, as ctdbd 4.17 decides it
    UNHEALTHY (ctdbd's own node is, until its first monitor event passes);
  - a monitor event that timed out (ETIMEDOUT) counts as a failure only
    when it is the C{MonitorTimeoutCount}th in a row; before that it
-   changes nothing.  Any other result starts the count again;
+   changes nothing.  Any other result but ECANCELED starts the count
+   again;
  - a cancelled one (ECANCELED: the event daemon cancels a running monitor
-   event when another event must run) changes nothing;
+   event when another event must run, as the startrecovery of a recovery)
+   changes nothing, not even the timeout count;
+ - a monitor event that fails to run (its Deferred fails, or it answers
+   something that is no status) counts as one that could not be started;
+   the result of one started before L{HealthMonitor.stop} is dropped;
  - a change of health is pushed to every connected node (through
    L{INodeFlags}, as ctdbd's recovery daemon pushes
    CTDB_SRVID_PUSH_NODE_FLAGS), the notification script is told
@@ -163,7 +168,12 @@ class HealthMonitor:
             if epoch != self._epoch:
                 return
             self._running = False
-            self.healthCallback(int(status))  # type: ignore[call-overload]
+            if not isinstance(status, int):
+                # not a status: as an event that could not be run, so
+                # that monitoring goes on
+                self._launchFailed(f"the event runner answered {status!r}")
+                return
+            self.healthCallback(status)
 
         def failed(f: Failure) -> None:
             if epoch != self._epoch:

@@ -197,3 +197,85 @@ class HealthTests(EventClusterTestCase):
         before = len(runner.calls)
         self.clock.advance(100)
         self.assertEqual(len(runner.calls), before)
+
+
+class HealthRobustnessTests(EventClusterTestCase):
+    """What the event runner does wrong, or late, never stops monitoring
+    nor gives a wrong health."""
+
+    def test_errbackLater(self) -> None:
+        """A monitor event whose Deferred fails after a while counts as one
+        that could not be started: tried again 5 s later, health kept."""
+        self.makeCluster(n=1)
+        self.settle()
+        runner = self.runners[0]
+        runner.held.add("monitor")
+        self.until(lambda: bool(runner.pending))
+        event, d = runner.pending.pop()
+        start = self.clock.seconds()
+        d.errback(RuntimeError("the event daemon went away"))
+        runner.held.discard("monitor")
+        self.assertFalse(self.cluster[0].nodes[0].flags & C.NODE_FLAGS_UNHEALTHY)
+        before = len(runner.times("monitor"))
+        self.until(lambda: len(runner.times("monitor")) > before)
+        self.assertApproximates(runner.times("monitor")[-1] - start, 5.0, 0.15)
+
+    def test_notANumber(self) -> None:
+        """A runner that answers something other than a status is treated
+        as one that could not run the event: monitoring goes on."""
+        self.makeCluster(n=1)
+        self.settle()
+        runner = self.runners[0]
+        runner.held.add("monitor")
+        self.until(lambda: bool(runner.pending))
+        _, d = runner.pending.pop()
+        runner.held.discard("monitor")
+        d.callback(None)
+        before = len(runner.times("monitor"))
+        self.until(lambda: len(runner.times("monitor")) > before)
+        self.assertFalse(self.cluster[0].nodes[0].flags & C.NODE_FLAGS_UNHEALTHY)
+
+    def test_lateAnswerAfterStop(self) -> None:
+        """A monitor event that ends after monitoring stopped (and started
+        again) changes nothing and starts no second chain of checks."""
+        self.makeCluster(n=1)
+        self.settle()
+        runner = self.runners[0]
+        health = self.health(0)
+        runner.held.add("monitor")
+        self.until(lambda: bool(runner.pending))
+        _, late = runner.pending.pop()
+        health.stop()
+        health.start()
+        runner.held.discard("monitor")
+        late.callback(1)
+        self.assertFalse(self.cluster[0].nodes[0].flags & C.NODE_FLAGS_UNHEALTHY)
+        self.assertNotIn(1, health.results)
+        # one chain of checks: 2, 4, 8 s apart, not two interleaved
+        start = len(runner.times("monitor"))
+        self.until(lambda: len(runner.times("monitor")) >= start + 4)
+        self.assertGaps(runner.times("monitor")[start : start + 4], [2, 4, 8])
+
+    def test_monitorOverlapsRecovery(self) -> None:
+        """A monitor event still running when recovery starts is cancelled
+        (ECANCELED): health and the timeout count are kept; no monitor event
+        runs during the recovery, and checks resume after it."""
+        self.makeCluster(n=1)
+        self.settle()
+        runner = self.runners[0]
+        health = self.health(0)
+        runner.held.add("monitor")
+        self.until(lambda: bool(runner.pending))
+        _, d = runner.pending.pop()
+        runner.held.discard("monitor")
+        health.timeouts = 1
+        daemon = self.cluster[0]
+        daemon.recmode = C.CTDB_RECOVERY_ACTIVE
+        d.callback(errno.ECANCELED)
+        self.assertEqual(health.timeouts, 1)
+        self.assertFalse(daemon.nodes[0].flags & C.NODE_FLAGS_UNHEALTHY)
+        before = len(runner.times("monitor"))
+        self.clock.advance(60)
+        self.assertEqual(len(runner.times("monitor")), before)
+        daemon.recmode = C.CTDB_RECOVERY_NORMAL
+        self.until(lambda: len(runner.times("monitor")) > before)
