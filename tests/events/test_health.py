@@ -211,7 +211,7 @@ class HealthRobustnessTests(EventClusterTestCase):
         runner = self.runners[0]
         runner.held.add("monitor")
         self.until(lambda: bool(runner.pending))
-        event, d = runner.pending.pop()
+        _, d = runner.pending.pop()
         start = self.clock.seconds()
         d.errback(RuntimeError("the event daemon went away"))
         runner.held.discard("monitor")
