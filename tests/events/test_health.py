@@ -230,7 +230,7 @@ class HealthRobustnessTests(EventClusterTestCase):
         self.until(lambda: bool(runner.pending))
         _, d = runner.pending.pop()
         runner.held.discard("monitor")
-        d.callback(None)
+        d.callback(None)  # type: ignore[arg-type]
         before = len(runner.times("monitor"))
         self.until(lambda: len(runner.times("monitor")) > before)
         self.assertFalse(self.cluster[0].nodes[0].flags & C.NODE_FLAGS_UNHEALTHY)
