@@ -14,6 +14,7 @@ import socket
 import struct
 import time
 
+from twisted.internet import defer
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import TestCase
 
@@ -32,6 +33,7 @@ from ctdb.events.server import (
     clearStaleSocket,
 )
 from ctdb.protocols.event import (
+    HEADER_SIZE,
     EventCommand,
     EventReply,
     EventRequest,
@@ -136,6 +138,97 @@ class ProtocolTests(TestCase):
         )
         self.assertEqual(self.transport.value(), b"")
 
+    def test_cutOffRequests(self) -> None:
+        """A client that sends part of a length, or part of a request, and
+        goes is neither answered nor a failure; nor is one that sends
+        nothing at all."""
+        raw = EventRequest(4, RequestStatus("legacy", "monitor")).encode()
+        for part in (b"", raw[:3], raw[:4], raw[:HEADER_SIZE], raw[:-1]):
+            transport = StringTransport()
+            protocol = EventServerProtocol(self.context)
+            protocol.makeConnection(transport)
+            protocol.dataReceived(part)
+            protocol.connectionLost(None)
+            protocol.dataReceived(raw[len(part) :])
+            self.assertEqual(transport.value(), b"", part)
+
+    def test_garbageLengths(self) -> None:
+        """Every announced length below the header, and a huge one, closes
+        the connection at once, before the rest arrives."""
+        for length in (0, 1, 3, 4, HEADER_SIZE - 1, MAX_PACKET + 1, 0xFFFFFFFF):
+            transport = StringTransport()
+            protocol = EventServerProtocol(self.context)
+            protocol.makeConnection(transport)
+            protocol.dataReceived(struct.pack("<I", length))
+            self.assertTrue(transport.disconnecting, length)
+            protocol.dataReceived(b"more")
+            self.assertEqual(transport.value(), b"", length)
+
+    def test_missingComponentOrEvent(self) -> None:
+        """A request naming no component or no event, a component that is
+        not there or leaves the events directory, or a script that is not
+        there, is answered with an errno; so is a status of an event that
+        never ran."""
+        requests = [
+            (RequestRun(None, "monitor", None, 10), errno.EINVAL),
+            (RequestRun("legacy", None, None, 10), errno.EINVAL),
+            (RequestRun("nosuch", "monitor", None, 10), errno.ENOENT),
+            (RequestRun("..", "monitor", None, 10), errno.ENOENT),
+            (RequestRun("legacy/..", "monitor", None, 10), errno.ENOENT),
+            (RequestRun("", "monitor", None, 10), errno.ENOENT),
+            (RequestStatus(None, "monitor"), errno.EINVAL),
+            (RequestStatus("legacy", None), errno.EINVAL),
+            (RequestStatus("legacy", "nosuchevent"), errno.EINVAL),
+            (RequestStatus("nosuch", "monitor"), errno.ENOENT),
+            (RequestScript("legacy", None, ScriptAction.ENABLE), errno.EINVAL),
+            (RequestScript(None, "01.a", ScriptAction.ENABLE), errno.EINVAL),
+            (RequestScript("legacy", "../01.a", ScriptAction.ENABLE), errno.ENOENT),
+        ]
+        raw = b"".join(
+            EventRequest(i, data).encode() for i, (data, _) in enumerate(requests)
+        )
+        self.protocol.dataReceived(raw)
+        self.assertEqual(
+            [(r.reqid, r.result) for r in self.replies()],
+            [(i, result) for i, (_, result) in enumerate(requests)],
+        )
+        self.assertFalse(self.transport.disconnecting)
+
+    async def test_unknownEventRuns(self) -> None:
+        """An event nobody knows runs the scripts like any other (4.17
+        does not check event names)."""
+        log = self.dir.path("log")
+        self.dir.script("01.a", f'echo "$1" >> {log}\n')
+        self.protocol.dataReceived(
+            EventRequest(5, RequestRun("legacy", "nosuchevent", None, 10)).encode()
+        )
+        await waitUntil(lambda: bool(self.transport.value()))
+        self.assertEqual(self.replies(), [EventReply(5, EventCommand.RUN, 0)])
+        self.assertEqual(self.dir.read("log"), "nosuchevent\n")
+
+    def test_commandFailureIsEIO(self) -> None:
+        """A command that raises is answered with EIO, and the connection
+        goes on."""
+
+        def broken(request: object) -> int:
+            raise RuntimeError("broken")
+
+        self.context.script = broken  # type: ignore[method-assign]
+        self.protocol.dataReceived(
+            EventRequest(
+                6, RequestScript("legacy", "01.a", ScriptAction.ENABLE)
+            ).encode()
+            + EventRequest(7, RequestStatus("legacy", "monitor")).encode()
+        )
+        self.assertEqual(
+            self.replies(),
+            [
+                EventReply(6, EventCommand.SCRIPT, errno.EIO),
+                EventReply(7, EventCommand.STATUS, errno.EINVAL),
+            ],
+        )
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
 
 class SocketTests(TestCase):
     """The server on a real socket, with our client."""
@@ -211,6 +304,40 @@ class SocketTests(TestCase):
             await running
         with self.assertRaises(ConnectionClosed):
             await client.run("legacy", "monitor")
+
+    async def test_goneMidReply(self) -> None:
+        """A client that sends a run and closes at once (before and while
+        its reply is written) leaves the server serving others."""
+        self.dir.script("01.a", "echo output\n")
+        for _ in range(5):
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                s.connect(self.path)
+                s.sendall(
+                    EventRequest(1, RequestRun("legacy", "monitor", None, 10)).encode()
+                    + EventRequest(2, RequestStatus("legacy", "monitor")).encode()
+                    + EventRequest(3, RequestRun("legacy", "mon", None, 1)).encode()[
+                        :10
+                    ]
+                )
+        await waitUntil(lambda: not self.factory.clients)
+        client = await self.connect()
+        self.assertEqual(await client.run("legacy", "monitor"), 0)
+
+    async def test_manyClients(self) -> None:
+        """Many clients at once, each running and asking the status, all
+        get their answers."""
+        self.dir.script("01.a", "echo ok\n")
+        clients = [await self.connect() for _ in range(40)]
+        runs = [c.run("legacy", "monitor") for c in clients]
+        statuses = [c.status("legacy", "startup") for c in clients]
+        results = await defer.gatherResults(runs)
+        # monitor events cancel each other: each is answered, 0 or ECANCELED
+        self.assertTrue(set(results) <= {0, errno.ECANCELED}, results)
+        self.assertIn(0, results)
+        self.assertEqual(
+            await defer.gatherResults(statuses), [(errno.EINVAL, None)] * 40
+        )
+        self.assertEqual(len(self.factory.clients), 40)
 
     def test_staleSocket(self) -> None:
         """A socket nobody serves is removed; a served one is refused."""
