@@ -39,6 +39,7 @@ from ctdb.protocols.event import (
     EventRequest,
     EventScript,
     ReplyStatus,
+    RequestData,
     RequestRun,
     RequestScript,
     RequestStatus,
@@ -169,7 +170,7 @@ class ProtocolTests(TestCase):
         not there or leaves the events directory, or a script that is not
         there, is answered with an errno; so is a status of an event that
         never ran."""
-        requests = [
+        requests: list[tuple[RequestData, int]] = [
             (RequestRun(None, "monitor", None, 10), errno.EINVAL),
             (RequestRun("legacy", None, None, 10), errno.EINVAL),
             (RequestRun("nosuch", "monitor", None, 10), errno.ENOENT),
