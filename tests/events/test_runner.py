@@ -525,3 +525,120 @@ class ScriptCommandTests(RunnerCase):
             self.context.script(RequestScript("nosuch", "01.a", ScriptAction.ENABLE)),
             errno.ENOENT,
         )
+
+
+class MisbehavingScriptTests(RunnerCase):
+    """Scripts that do odd things to their pipe, their signals or their
+    directory: the event gets the right answer, nothing hangs, and the
+    next event runs."""
+
+    async def test_stdoutClosedEarly(self) -> None:
+        """A script that closes stdout and stderr and goes on is done when
+        it exits, with what it printed before."""
+        self.dir.script("01.closes", "echo before\nexec >&- 2>&-\nsleep 0.3\nexit 3\n")
+        self.assertEqual(await self.runEvent("monitor"), errno.ENOEXEC)
+        status = self.status("monitor")
+        assert status is not None
+        self.assertEqual(status.scripts[0].summary, 3)
+        self.assertEqual(status.scripts[0].output, b"before\n")
+        self.dir.script("01.closes", "exec >&- 2>&-\n")
+        self.assertEqual(await self.runEvent("monitor"), 0)
+        status = self.status("monitor")
+        assert status is not None
+        self.assertIsNone(status.scripts[0].output)
+
+    async def test_writesAfterExit(self) -> None:
+        """A child that writes to the pipe after the script exited (the
+        pipe is closed by then) neither blocks nor gets into the next
+        event's output."""
+        done = self.dir.path("done")
+        go = self.dir.path("go")
+        self.dir.script(
+            "01.late",
+            '[ "$1" = startup ] || { echo second; exit 0; }\n'
+            f"(while [ ! -e {go} ]; do sleep 0.05; done\n"
+            f" echo late; echo late >&2; echo $? > {done}) &\n"
+            "echo first\n",
+        )
+        self.assertEqual(await self.runEvent("startup"), 0)
+        self.assertEqual(self.output("startup", 0), b"first\n")
+        self.dir.write("go")
+        await waitUntil(lambda: os.path.exists(done) and bool(self.dir.read("done")))
+        # echo failed (EPIPE, SIGPIPE ignored as 4.17's scripts find it)
+        self.assertNotEqual(self.dir.read("done").strip(), "0")
+        self.assertEqual(await self.runEvent("monitor"), 0)
+        self.assertEqual(self.output("monitor", 0), b"second\n")
+        self.assertEqual(self.output("startup", 0), b"first\n")
+
+    async def test_ignoresTerm(self) -> None:
+        """A hung script that ignores SIGTERM is gone after the grace
+        period (SIGKILL to its group)."""
+        pids = self.dir.path("pids")
+        self.dir.script("01.stubborn", f"trap '' TERM\necho $$ > {pids}\nsleep 300\n")
+        self.assertEqual(await self.runEvent("monitor", timeout=1), errno.ETIMEDOUT)
+        recorded = readPids(pids)
+        self.pids += recorded
+        self.assertEqual(len(recorded), 1)
+        await waitUntil(lambda: gone(recorded[0]))
+        await waitUntil(lambda: not self.context.processes())
+
+    async def test_exit255AndSignals(self) -> None:
+        """255 is a failure of its own; a script that kills itself with
+        a signal is -EINTR; SIGPIPE is ignored, as 4.17's scripts inherit
+        it; none of them ends the daemon's next event."""
+        for body, summary in [
+            ("exit 255", 255),
+            ("kill -SEGV $$", -errno.EINTR),
+            ("kill -INT $$", -errno.EINTR),
+            ("kill -ABRT $$", -errno.EINTR),
+            ("kill -PIPE $$", 0),
+        ]:
+            self.dir.script("01.odd", body + "\n")
+            expected = errno.ENOEXEC if summary else 0
+            self.assertEqual(await self.runEvent("monitor"), expected, body)
+            status = self.status("monitor")
+            assert status is not None
+            self.assertEqual(status.scripts[0].summary, summary, body)
+        self.dir.script("01.odd", "exit 0\n")
+        self.assertEqual(await self.runEvent("monitor"), 0)
+
+    async def test_directoryVanishesMidRun(self) -> None:
+        """A script that removes its own component directory: the next
+        script cannot be run (-ENOENT), the next event is ENOENT, and the
+        component works again once the directory is back."""
+        self.dir.script("01.remove", f"rm -rf {self.dir.dir()}\n")
+        self.dir.script("02.next", "exit 0\n")
+        self.assertEqual(await self.runEvent("monitor"), errno.ENOEXEC)
+        status = self.status("monitor")
+        assert status is not None
+        self.assertEqual(
+            [(s.name, s.summary) for s in status.scripts],
+            [("01.remove", 0), ("02.next", -errno.ENOENT)],
+        )
+        self.assertEqual(await self.runEvent("monitor"), errno.ENOENT)
+        os.makedirs(self.dir.dir())
+        self.dir.script("01.back", "exit 0\n")
+        self.assertEqual(await self.runEvent("monitor"), 0)
+
+    async def test_debugScriptHangs(self) -> None:
+        """A debug script that hangs itself is killed after its own
+        timeout, then the hung script's group is ended; nothing is left."""
+        pids = self.dir.path("pids")
+        debugPids = self.dir.path("debug.pids")
+        debug = self.dir.write(
+            "debug.sh",
+            f"#!/bin/sh\ntrap '' TERM\necho $$ > {debugPids}\nsleep 300\n",
+            mode=0o755,
+        )
+        context = self.makeContext(debugScript=debug, debugTimeout=1.0)
+        self.dir.script("01.hang", f"echo $$ > {pids}\nsleep 300\n")
+        result = await self.runEvent("monitor", timeout=1, context=context)
+        self.assertEqual(result, errno.ETIMEDOUT)
+        await waitUntil(lambda: bool(readPids(debugPids)))
+        recorded = readPids(pids) + readPids(debugPids)
+        self.pids += recorded
+        await waitUntil(lambda: all(gone(p) for p in recorded))
+        await waitUntil(lambda: not context.processes())
+        # the component is free for the next event
+        self.dir.script("01.hang", "exit 0\n")
+        self.assertEqual(await self.runEvent("monitor", context=context), 0)
