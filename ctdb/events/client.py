@@ -34,7 +34,6 @@ from twisted.python.failure import Failure
 from ctdb.errors import ConnectionClosed, MalformedPacket
 from ctdb.interfaces import ICTDBReactor
 from ctdb.protocols.event import (
-    HEADER_SIZE,
     EventReply,
     EventRequest,
     EventScript,
@@ -44,7 +43,7 @@ from ctdb.protocols.event import (
     RequestScript,
     RequestStatus,
     ScriptAction,
-    packetLength,
+    takePacket,
 )
 
 #: the largest reply accepted (statuses carry scripts' output)
@@ -79,21 +78,16 @@ class EventClientProtocol(Protocol):
     def dataReceived(self, data: bytes) -> None:
         self._buffer += data
         while True:
-            length = packetLength(self._buffer)
-            if length is None:
-                return
-            if length < HEADER_SIZE or length > MAX_REPLY:
-                self.log.error(
-                    "bad reply length {length} from the event daemon", length=length
-                )
+            try:
+                packet = takePacket(self._buffer, MAX_REPLY)
+            except MalformedPacket as e:
+                self.log.error("bad reply from the event daemon: {err}", err=str(e))
                 self._buffer.clear()
                 if self.transport is not None:
                     self.transport.loseConnection()
                 return
-            if len(self._buffer) < length:
+            if packet is None:
                 return
-            packet = bytes(self._buffer[:length])
-            del self._buffer[:length]
             try:
                 reply, _ = EventReply.decode(packet)
             except MalformedPacket as e:

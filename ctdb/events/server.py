@@ -28,12 +28,11 @@ from twisted.python.failure import Failure
 from ctdb.errors import ConfigError, MalformedPacket
 from ctdb.events.runner import EventContext
 from ctdb.protocols.event import (
-    HEADER_SIZE,
     EventReply,
     EventRequest,
     RequestRun,
     RequestStatus,
-    packetLength,
+    takePacket,
 )
 
 #: the largest request accepted (4.17 has no bound; requests are small)
@@ -69,26 +68,20 @@ class EventServerProtocol(Protocol):
     def dataReceived(self, data: bytes) -> None:
         self._buffer += data
         while not self._closed:
-            length = packetLength(self._buffer)
-            if length is None:
-                return
-            if length < HEADER_SIZE or length > MAX_PACKET:
-                self.log.error(
-                    "Invalid packet length {length} on the event socket: closing",
-                    length=length,
-                )
+            try:
+                packet = takePacket(self._buffer, MAX_PACKET)
+            except MalformedPacket as e:
+                self.log.error("Invalid packet on the event socket: {err}", err=str(e))
                 self._drop()
                 return
-            if len(self._buffer) < length:
+            if packet is None:
                 return
-            packet = bytes(self._buffer[:length])
-            del self._buffer[:length]
             try:
                 request, _ = EventRequest.decode(packet)
             except MalformedPacket as e:
                 self.log.error(
                     "Invalid packet received, buflen={buflen}: {err}",
-                    buflen=length,
+                    buflen=len(packet),
                     err=str(e),
                 )
                 self._drop()

@@ -390,3 +390,25 @@ def packetLength(buf: bytes | bytearray) -> int | None:
     if len(buf) < 4:
         return None
     return int(_U32.unpack_from(buf)[0])
+
+
+def takePacket(buf: bytearray, maxLength: int) -> bytes | None:
+    """The whole packet at the start of C{buf}, cut off it (the framing of
+    comm.c's C{comm_read_more}: a packet is as long as its first u32 says),
+    or None while it has not all arrived.
+
+    @raise MalformedPacket: the length announced is below the header's or
+        above C{maxLength}; C{buf} is left as it was.
+    """
+    length = packetLength(buf)
+    if length is None:
+        return None
+    if length < HEADER_SIZE or length > maxLength:
+        raise MalformedPacket(
+            f"packet length {length} is not within {HEADER_SIZE}..{maxLength}"
+        )
+    if len(buf) < length:
+        return None
+    packet = bytes(buf[:length])
+    del buf[:length]
+    return packet

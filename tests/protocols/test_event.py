@@ -28,6 +28,7 @@ from ctdb.protocols.event import (
     decodeStringn,
     encodeStringn,
     packetLength,
+    takePacket,
 )
 
 
@@ -139,6 +140,25 @@ class RequestTests(SynchronousTestCase):
         self.assertEqual(EventRequest.decode(raw + b"junk")[1], len(raw))
         self.assertEqual(packetLength(raw), len(raw))
         self.assertIsNone(packetLength(raw[:3]))
+
+    def test_takePacket(self) -> None:
+        """Whole packets are cut off the buffer one at a time; a part is
+        left for later; a length out of bounds fails and leaves the
+        buffer."""
+        raw = EventRequest(1, RequestStatus("a", "b")).encode()
+        buf = bytearray(raw + raw[:5])
+        self.assertEqual(takePacket(buf, 1000), raw)
+        self.assertEqual(buf, raw[:5])
+        self.assertIsNone(takePacket(buf, 1000))
+        buf += raw[5:]
+        self.assertEqual(takePacket(buf, 1000), raw)
+        self.assertEqual(buf, b"")
+        self.assertIsNone(takePacket(buf, 1000))
+        for length in (0, HEADER_SIZE - 1, 1001):
+            bad = bytearray(u32(length) + b"x" * 8)
+            with self.assertRaises(MalformedPacket):
+                takePacket(bad, 1000)
+            self.assertEqual(len(bad), 12)
 
     def test_versionKept(self) -> None:
         """The version is carried, whatever it is (nobody checks it)."""
