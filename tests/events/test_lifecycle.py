@@ -163,44 +163,39 @@ class RecoveryTests(EventClusterTestCase):
                 events, ["startrecovery", "recovered"] * (len(events) // 2)
             )
 
+    def heldControl(self, opcode: int, event: str, status: int) -> int:
+        """Send node 0 the control C{opcode}, check it is not answered
+        while C{event} (held) runs, end the event with C{status}; the
+        control's reply status."""
+        client, reqid = self.control(0, opcode)
+        self.cluster.flush()
+        self.assertIsNone(client.reply(reqid))
+        self.runners[0].answer(event, status)
+        self.cluster.flush()
+        reply = client.reply(reqid)
+        assert reply is not None
+        return reply.status
+
     def test_startRecoveryWaitsForEvent(self) -> None:
         """START_RECOVERY is answered once the startrecovery event ended,
         with its status."""
         self.makeCluster(n=1)
         self.settle()
-        runner = self.runners[0]
-        runner.held.add("startrecovery")
-        client, reqid = self.control(0, Control.START_RECOVERY)
-        self.cluster.flush()
-        self.assertIsNone(client.reply(reqid))
-        runner.answer("startrecovery", 1)
-        self.cluster.flush()
-        reply = client.reply(reqid)
-        assert reply is not None
-        self.assertEqual(reply.status, 1)
+        self.runners[0].held.add("startrecovery")
+        self.assertEqual(
+            self.heldControl(Control.START_RECOVERY, "startrecovery", 1), 1
+        )
 
     def test_endRecoveryWaitsForEvent(self) -> None:
         """END_RECOVERY is answered once the recovered event ended, with
         its status; a hung one counts as success."""
         self.makeCluster(n=1)
         self.settle()
-        runner = self.runners[0]
-        runner.held.add("recovered")
-        client, reqid = self.control(0, Control.END_RECOVERY)
-        self.cluster.flush()
-        self.assertIsNone(client.reply(reqid))
-        runner.answer("recovered", 2)
-        self.cluster.flush()
-        reply = client.reply(reqid)
-        assert reply is not None
-        self.assertEqual(reply.status, 2)
-        client, reqid = self.control(0, Control.END_RECOVERY)
-        self.cluster.flush()
-        runner.answer("recovered", errno.ETIMEDOUT)
-        self.cluster.flush()
-        reply = client.reply(reqid)
-        assert reply is not None
-        self.assertEqual(reply.status, 0)
+        self.runners[0].held.add("recovered")
+        self.assertEqual(self.heldControl(Control.END_RECOVERY, "recovered", 2), 2)
+        self.assertEqual(
+            self.heldControl(Control.END_RECOVERY, "recovered", errno.ETIMEDOUT), 0
+        )
 
     def test_failingStartRecovery(self) -> None:
         """A node whose startrecovery event fails fails the recoveries that
