@@ -426,7 +426,13 @@ def buildNode(
     if config.logFile:
         os.makedirs(os.path.dirname(os.path.abspath(config.logFile)), exist_ok=True)
         # The log stream is open for the whole life of the process.
-        stream = open(config.logFile, "a", buffering=1, encoding="utf-8")  # noqa: SIM115
+        stream = open(  # noqa: SIM115
+            config.logFile,
+            "a",
+            buffering=1,
+            encoding="utf-8",
+            errors="backslashreplace",
+        )
         observer: ILogObserver = FilteringLogObserver(
             FileLogObserver(stream, formatEventAsClassicLogText),
             [levelFilter.predicate],

@@ -25,6 +25,7 @@ from ctdb.config import (
     parsePublicAddresses,
     parseTunables,
 )
+from ctdb.config.messages import ERR, Message, printable
 from ctdb.errors import ConfigLoadError, IniSyntaxError
 
 
@@ -349,3 +350,14 @@ class PublicAddressesTests(SynchronousTestCase):
                 "Unable to setup public IP addresses",
             ],
         )
+
+
+class PrintableMessageTests(SynchronousTestCase):
+    """Messages about files that are not UTF-8 can be written to any log."""
+
+    def test_surrogates(self) -> None:
+        self.assertEqual(printable("eth\udcff"), "eth\\xff")
+        self.assertEqual(printable("plain é"), "plain é")
+        message = Message(ERR, "Unknown interface eth\udcff")
+        self.assertEqual(message.text, "Unknown interface eth\\xff")
+        message.text.encode("utf-8")

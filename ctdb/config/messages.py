@@ -32,8 +32,25 @@ class Message:
     level: str
     text: str
 
+    def __post_init__(self) -> None:
+        # Configuration files are read with surrogateescape, so that a line
+        # that is not UTF-8 can still be reported; a log file (or trial's)
+        # cannot encode the lone surrogates, so they become \xNN here.
+        object.__setattr__(self, "text", printable(self.text))
+
     @property
     def debugLevel(self) -> int:
         """C{level} as a number (L{ctdb.protocols.debuglevels})."""
         level = parseDebugLevel(self.level)
         return DEBUG_DEBUG if level is None else level
+
+
+def printable(text: str) -> str:
+    """C{text} with the bytes that were not UTF-8 (read with
+    surrogateescape) shown as C{\\xNN}, so that any log can write it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raw = text.encode("utf-8", "surrogateescape")
+        return raw.decode("utf-8", "backslashreplace")
+    return text
