@@ -13,10 +13,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import time
 
 from twisted.internet import reactor, utils
 from twisted.trial.unittest import SynchronousTestCase, TestCase
@@ -231,6 +233,25 @@ class ServiceCheckTests(SynchronousTestCase):
             pid = int(f.read())
         self.assertFalse(_alive(pid))
 
+    def test_commandTimeoutEscapedChild(self) -> None:
+        """A command past the timeout whose child left the process group
+        (setsid) and holds the output pipe: the check still fails at once
+        instead of waiting for the child."""
+        pidfile = os.path.join(self.base.base, "child.pid")
+        self.base.write(
+            "script.options",
+            "CTDB_SERVICE_CHECK_TIMEOUT=0.5\n"
+            "CTDB_SERVICE_CHECK_COMMAND="
+            f"'echo started; setsid sleep 600 & echo $! > {pidfile}; wait'\n",
+        )
+        self.addCleanup(_killPidFile, pidfile)
+        started = time.monotonic()
+        done = self.runScript()
+        self.assertLess(time.monotonic() - started, 30)
+        self.assertEqual(done.returncode, 1)
+        self.assertTrue(done.stdout.startswith("started\n"), done.stdout)
+        self.assertIn("ERROR: check command timed out after 0.5 s", done.stdout)
+
     def test_scriptOptionsOverride(self) -> None:
         """The options file beside the script (NAME.options) overrides the
         global script.options."""
@@ -242,6 +263,15 @@ class ServiceCheckTests(SynchronousTestCase):
         )
         done = self.runScript()
         self.assertEqual(done.returncode, 0, done.stdout)
+
+
+def _killPidFile(path: str) -> None:
+    """SIGKILL the process whose pid a test's command wrote (cleanup)."""
+    try:
+        with open(path) as f:
+            os.kill(int(f.read()), signal.SIGKILL)
+    except (OSError, ValueError):
+        pass
 
 
 def _alive(pid: int) -> bool:
