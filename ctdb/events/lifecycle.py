@@ -23,12 +23,15 @@ eventscript.c):
     before it stops anything): runstate SHUTDOWN, monitoring stopped, the
     C{shutdown} event.
 
-Rules of eventscript.c for every event run here: while the node is in
-recovery only C{init}, C{setup}, C{startrecovery} and C{shutdown} may run
-(another one is refused and counts as status -1, as ctdbd's "Refusing to
-run event ... while in recovery"); a C{startrecovery} or C{recovered} that
-timed out counts as a success ("Ignoring hung script"); an event the event
-runner cannot run at all counts as -1.
+Rules of eventscript.c's C{ctdb_event_script_run} for every event run
+here (L{EventLifecycle.runEvent}): while the node is in recovery only
+C{init}, C{setup}, C{startrecovery}, C{shutdown}, C{releaseip} and
+C{ipreallocated} may run (another one is refused and counts as status -1,
+as ctdbd's "Refusing to run event ... while in recovery"); a
+C{startrecovery}, C{recovered}, C{takeip} or C{releaseip} that timed out
+counts as a success ("Ignoring hung script"); an event the event runner
+cannot run at all (its Deferred fails, or it answers no status) counts as
+-1.
 
 Unlike ctdbd, which starts its recovery daemon only once C{setup}
 succeeded, the recovery service of a node starts with the node: the run
@@ -142,7 +145,9 @@ class EventLifecycle(Service):
             return defer.succeed(-1)
 
         def done(status: object) -> int:
-            result = int(status)  # type: ignore[call-overload]
+            if not isinstance(status, int):
+                return failed(Failure(TypeError(f"no event status: {status!r}")))
+            result = status
             if isErrno(result, errno.ETIMEDOUT) and event in HUNG_IS_SUCCESS:
                 self.log.error("Ignoring hung script for {event} event", event=event)
                 result = 0

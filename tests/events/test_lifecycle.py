@@ -234,6 +234,19 @@ class RecoveryTests(EventClusterTestCase):
             self.successResultOf(self.lifecycle(0).runEvent("startrecovery")), -1
         )
 
+    def test_noStatus(self) -> None:
+        """A runner that answers no status: the event counts as -1 and
+        the Deferred does not fail."""
+        self.makeCluster(n=1)
+        self.settle()
+        runner = self.runners[0]
+        runner.held.add("startrecovery")
+        running = self.lifecycle(0).runEvent("startrecovery")
+        _, d = runner.pending.pop()
+        d.callback(None)  # type: ignore[arg-type]
+        self.assertEqual(self.successResultOf(running), -1)
+        self.assertEqual(self.lifecycle(0).events[-1], ("startrecovery", -1))
+
 
 class ShutdownTests(EventClusterTestCase):
     """The shutdown event when the node stops."""
