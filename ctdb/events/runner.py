@@ -352,6 +352,8 @@ class ScriptProcess(ProcessProtocol):
         return self.outcome
 
     def _deadlinePassed(self) -> None:
+        """C{run_proc_timedout}: report -ETIMEDOUT with the pid of the
+        process, which goes on running until someone signals it."""
         self._timer = None
         if self.exited or self.outcome.called:
             return
@@ -359,6 +361,9 @@ class ScriptProcess(ProcessProtocol):
         self._report(ProcResult(err=errno.ETIMEDOUT), self.pid)
 
     def processEnded(self, reason: Failure) -> None:
+        """C{run_proc_signal_handler} and C{run_proc_done}: the process was
+        reaped; read what its pipe still holds, close it, and report how it
+        ended (if its deadline has not been reported already)."""
         status = getattr(reason.value, "status", None)
         self.exited = True
         if self._timer is not None and self._timer.active():
@@ -483,10 +488,14 @@ class _EventRun:
             self._argv += [word for word in args.split(" ") if word]
 
     def start(self, scripts: list[ScriptRun]) -> None:
+        """Run C{scripts} (the component's list, disabled ones included)
+        from the first."""
         self.result.scripts = scripts
         self._runScript()
 
     def _runScript(self) -> None:
+        """C{run_event_run_script}: start the script at L{index} with the
+        event's arguments and deadline."""
         script = self.result.scripts[self.index]
         comp = self.component
         script.begin = comp.context.reactor.seconds()
@@ -512,6 +521,9 @@ class _EventRun:
     def _scriptDone(
         self, outcome: ProcOutcome, script: ScriptRun, proc: ScriptProcess
     ) -> None:
+        """C{run_event_next_script}: record how the script ended; a failure
+        ends the event (unless it runs all), a timed-out script gets the
+        debug script or is signalled; otherwise the next script runs."""
         comp = self.component
         script.end = comp.context.reactor.seconds()
         self.current = None
@@ -555,6 +567,8 @@ class _EventRun:
         self._finish(0)
 
     def _finish(self, error: int) -> None:
+        """End the event, once: (0, the result), or (C{error}, None) when
+        it could not run (C{tevent_req_error})."""
         if self.done.called:
             return
         self.component.runEnded(self)
@@ -602,6 +616,8 @@ class ComponentEvents:
         return run.done
 
     def _next(self) -> None:
+        """The queue's trigger: start the oldest queued event while none
+        holds the component."""
         while self._active is None and self._queue and not self.context.stopped:
             run = self._queue.popleft()
             self._active = run
@@ -652,6 +668,9 @@ class ComponentEvents:
         self._pendingNext = None
 
     def runEnded(self, run: _EventRun) -> None:
+        """C{run_event_stop_running}: C{run} no longer holds the component
+        (or leaves the queue); the next queued event starts in a later
+        reactor turn."""
         if self._active is run:
             self._active = None
             # the next event starts in a later turn, as tevent_queue's
@@ -738,6 +757,8 @@ class EventContext:
     def newProcess(
         self, *, path: str, argv: list[str], deadline: float | None
     ) -> ScriptProcess:
+        """C{run_proc_send}'s process, in this context's environment, kept
+        so that L{stop} can signal it (C{run_proc_context}'s list)."""
         proc = ScriptProcess(
             reactor=self.reactor,
             path=path,

@@ -66,6 +66,10 @@ class EventServerProtocol(Protocol):
         self._closed = False
 
     def dataReceived(self, data: bytes) -> None:
+        """C{sock_client_read_handler} and C{event_pkt_send}: cut each
+        whole packet off what came (L{takePacket}), decode it and dispatch
+        it; a bad length or a packet that does not decode closes the
+        connection."""
         self._buffer += data
         while not self._closed:
             try:
@@ -89,6 +93,8 @@ class EventServerProtocol(Protocol):
             self._dispatch(request)
 
     def _dispatch(self, request: EventRequest) -> None:
+        """C{event_request_send}: run the command; a command that fails
+        unexpectedly is answered with EIO, as C{event_request_done}."""
         try:
             d = handleRequest(self.context, request)
         except Exception:  # noqa: BLE001 - answered with EIO, as event_request.c
@@ -103,17 +109,23 @@ class EventServerProtocol(Protocol):
         d.addErrback(failed).addCallback(self._send)
 
     def _send(self, reply: EventReply) -> None:
+        """C{event_client_request_done}: write the reply, unless the client
+        has gone (C{eventd_client_exists})."""
         if self._closed or self.transport is None:
             return  # the client has gone: nobody to answer
         self.transport.write(reply.encode())
 
     def _drop(self) -> None:
+        """C{sock_client_read_done}: a request that could not be read
+        frees the client; nothing more is read or answered."""
         self._closed = True
         self._buffer.clear()
         if self.transport is not None:
             self.transport.loseConnection()
 
     def connectionLost(self, reason: Failure | None = None) -> None:
+        """C{event_client_disconnect}: forget the client; replies of its
+        requests still running are dropped."""
         self._closed = True
         factory = getattr(self, "factory", None)
         if isinstance(factory, EventServerFactory):
@@ -130,12 +142,14 @@ class EventServerFactory(Factory):
         self.clients: set[EventServerProtocol] = set()
 
     def buildProtocol(self, addr: object) -> EventServerProtocol:
+        """C{event_client_connect}: a new client, remembered."""
         p = EventServerProtocol(self.context)
         p.factory = self
         self.clients.add(p)
         return p
 
     def disconnectAll(self) -> None:
+        """Close every client's connection (the daemon is stopping)."""
         for p in list(self.clients):
             if p.transport is not None:
                 p.transport.loseConnection()
