@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING
 
 from twisted.internet import defer
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
 from ctdb.interfaces import INodeFlags
@@ -231,7 +231,11 @@ class HealthMonitor:
         unhealthy = bool(new & NODE_FLAGS_UNHEALTHY)
         if self.notifier is not None:
             self.notifier.notify("unhealthy" if unhealthy else "healthy")
-        self.log.error(
+        # ctdbd logs both at ERR; a node becoming healthy is no error, so
+        # that one is a notice here (scans of the log for errors stay quiet
+        # on a node that starts normally).
+        self.log.emit(
+            LogLevel.error if unhealthy else LogLevel.info,
             "Node became {state}. Ask recovery master to reallocate IPs",
             state="UNHEALTHY" if unhealthy else "HEALTHY",
         )

@@ -194,10 +194,13 @@ class RecoveryControls:
         if not d.validPnn(pnn):
             return (-1, b"", b"unknown node")
         if pnn == d.pnn:
-            keep = C.NODE_FLAGS_DISCONNECTED
-            self.setMyFlags((new & ~keep) | (self.myNode.flags & keep))
-        else:
-            self.applyFlags(pnn, new)
+            # ctdb_control_modflags: a node's own flags are its own (the
+            # leader reads them from its node map); a push of them back,
+            # made from a view read a moment earlier, would undo a change
+            # made since (a monitor event that just made it healthy).
+            self.log.debug("Ignoring flag changes for current node")
+            return OK
+        self.applyFlags(pnn, new)
         return OK
 
     def control_SET_BAN_STATE(self, req: P.ReqControl, client: object) -> ControlResult:

@@ -197,13 +197,14 @@ class FlagTests(_ControlsMixin, SynchronousTestCase):
         self.assertEqual(flags, {0: 0, 1: 0, 2: C.NODE_FLAGS_STOPPED})
 
     def test_modifyFlagsOwn(self) -> None:
-        """MODIFY_FLAGS for this node sets its flags but never DISCONNECTED."""
+        """MODIFY_FLAGS for this node is answered and ignored, as 4.17's
+        ctdb_control_modflags: only the node changes its own flags."""
         data = encodeFlagChange(
-            0, C.NODE_FLAGS_PERMANENTLY_DISABLED | C.NODE_FLAGS_DISCONNECTED, 0
+            0, C.NODE_FLAGS_PERMANENTLY_DISABLED | C.NODE_FLAGS_UNHEALTHY, 0
         )
         self.assertEqual(self.control(Control.MODIFY_FLAGS, data).status, 0)
-        self.assertEqual(self.flags(0), C.NODE_FLAGS_PERMANENTLY_DISABLED)
-        self.assertEqual(self.flags(0, 1), C.NODE_FLAGS_PERMANENTLY_DISABLED)
+        self.assertEqual(self.flags(0), 0)
+        self.assertEqual(self.flags(0, 1), 0)
 
     def test_modifyFlagsOther(self) -> None:
         """MODIFY_FLAGS for another node changes only the local view, and
