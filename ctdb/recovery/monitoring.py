@@ -72,6 +72,7 @@ class Monitoring:
         _checkPending: IDelayedCall | None
         _checking: bool
         _joining: bool
+        _seenFlags: dict[int, int]
         _startedAt: float
         _lastConnect: float | None
         _joinChecking: bool
@@ -116,8 +117,19 @@ class Monitoring:
             self.leader = P.CTDB_UNKNOWN_PNN
             self.forceElection()
             return
+        old = self._seenFlags.get(pnn)
+        self._seenFlags[pnn] = node.flags
+        healthOnly = old is not None and not (
+            (old ^ node.flags)
+            & ~(C.NODE_FLAGS_UNHEALTHY | C.NODE_FLAGS_PERMANENTLY_DISABLED)
+        )
         if self.isLeader():
-            self.needRecovery = True
+            if not healthOnly:
+                # a node joined, went, was banned or stopped: the databases
+                # need a recovery.  A node that only became (un)healthy or
+                # was disabled keeps its databases: as ctdbd, only its
+                # addresses move (a takeover run).
+                self.needRecovery = True
             if self.daemon.takeoverRunner is not None:
                 # main_loop: a node's flags or link changed, so the
                 # addresses move (after the recovery this asks for, or

@@ -68,6 +68,8 @@ class RecoveryService(Service, Leadership, Monitoring, Banning):
         self._checking = False
         #: until a leader or an election is heard of: this node is joining
         self._joining = True
+        #: each node's flags when this node last looked (nodeStateChanged)
+        self._seenFlags: dict[int, int] = {}
         self._startedAt = self.reactor.seconds()
         self._lastConnect: float | None = None
         self._joinChecking = False
