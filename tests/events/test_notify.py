@@ -149,8 +149,10 @@ class NotifierTests(TestCase):
     async def test_sambaNotifySh(self) -> None:
         """Samba's notify.sh (as Debian installs it) runs each executable
         events/notification/*.script beside it with the event."""
-        if not os.path.exists(SAMBA_NOTIFY):
-            self.skipTest(f"{SAMBA_NOTIFY} is not installed (Debian package ctdb)")
+        self.assertTrue(
+            os.path.exists(SAMBA_NOTIFY),
+            f"{SAMBA_NOTIFY} is not installed (Debian package ctdb; make install)",
+        )
         path = os.path.join(self.base, "notify.sh")
         shutil.copy(SAMBA_NOTIFY, path)
         os.chmod(path, 0o755)
