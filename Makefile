@@ -12,9 +12,10 @@ PYTHON ?= python3
 VENV ?= .venv
 DEMO_DIR ?= demo-cluster
 
-APT_PACKAGES := libtdb1 tdb-tools ctdb tshark iproute2 samba smbclient samba-testsuite
-PIP_PACKAGES := twisted zope.interface pyroute2 pytest hypothesis smbprotocol \
-    ruff mypy mypy-zope import-linter
+APT_PACKAGES := libtdb1 tdb-tools ctdb tshark iproute2 samba smbclient samba-testsuite \
+    tmux gcc libibverbs1 librdmacm1 libibverbs-dev librdmacm-dev
+PIP_PACKAGES := twisted zope.interface pyroute2 prometheus_client rich pytest \
+    hypothesis smbprotocol treq ruff mypy mypy-zope import-linter
 LINT_PATHS := ctdb tests bench scripts twisted
 # Every test package and top-level test module but the integration suite's,
 # whose modules take pytest fixtures that start real clusters: these run
