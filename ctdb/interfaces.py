@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from twisted.internet.interfaces import (
@@ -254,6 +255,36 @@ class IStatisticsSource(Interface):
 
     def memoryObjects() -> list[tuple[str, object]]:
         """(talloc-style name, object) of what it holds, for DUMP_MEMORY."""
+
+
+@dataclass(frozen=True, slots=True)
+class MetricSample:
+    """
+    One figure of a subsystem for the node's metrics endpoint, in plain
+    terms (no metrics library's types): C{name} starts with C{ctdb_};
+    C{kind} is C{"counter"} (C{name} ends in C{_total}), C{"gauge"} or
+    C{"histogram"}; C{labels} are (name, value) pairs.  For a histogram
+    C{buckets} holds (upper bound, cumulative count) pairs, the last bound
+    C{float("inf")}, and C{value} is the sum of the observations.  Samples
+    of one name share one kind, help text and label names.
+    """
+
+    name: str
+    kind: str
+    help: str
+    value: float
+    labels: tuple[tuple[str, str], ...] = ()
+    buckets: tuple[tuple[float, float], ...] = ()
+
+
+class IMetricsSource(Interface):
+    """A subsystem with figures of its own for the metrics endpoint
+    (recoveries, takeover runs, public addresses, databases): asked at
+    every scrape, so it answers from what it keeps, without I/O that
+    waits."""
+
+    def metricSamples() -> Sequence[MetricSample]:
+        """The subsystem's figures now."""
 
 
 class IEventRunner(Interface):

@@ -44,6 +44,7 @@ from ctdb.interfaces import (
     ICTDBReactor,
     IEventRunner,
     ILogLevelObserver,
+    IMetricsSource,
     INodeStateObserver,
     INodeTransport,
     INodeTransportListener,
@@ -151,6 +152,7 @@ class Daemon(Service, LocalClients):
         self.logLevelObservers: list[ILogLevelObserver] = []
         self.recoveryParticipants: list[IRecoveryParticipant] = []
         self.statisticsSources: list[IStatisticsSource] = []
+        self.metricsSources: list[IMetricsSource] = []
         #: the node's event scripts, and the leader's takeover runs (None
         #: when the node is built without them)
         self.eventRunner: IEventRunner | None = None
@@ -312,6 +314,10 @@ class Daemon(Service, LocalClients):
 
     def addStatisticsSource(self, source: IStatisticsSource) -> None:
         self.statisticsSources.append(source)
+
+    def addMetricsSource(self, source: IMetricsSource) -> None:
+        """A subsystem whose figures the metrics endpoint shows."""
+        self.metricsSources.append(source)
 
     def setEventRunner(self, runner: IEventRunner) -> None:
         """The subsystem that runs the node's event scripts."""
