@@ -1,0 +1,2 @@
+# -*- test-case-name: tests.monitor -*-
+"""Tests of L{ctdb.monitor}."""
