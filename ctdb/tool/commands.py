@@ -18,7 +18,7 @@ import os
 import socket
 import struct
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from twisted.internet import defer
@@ -1359,32 +1359,45 @@ async def recover(s: ToolSession, args: list[str]) -> int:
 # -- public addresses ---------------------------------------------------------------------
 
 
-async def _publicIPs(s: ToolSession, pnn: int) -> list[P.PublicIP]:
+async def publicIPs(s: ToolSession, pnn: int) -> list[P.PublicIP]:
+    """GET_PUBLIC_IPS of node C{pnn}: the addresses it can host, each
+    with the owner it believes in."""
     reply = await s.ctrl("GET_PUBLIC_IPS", C.Control.GET_PUBLIC_IPS, destnode=pnn)
     return P.decodePublicIPList(reply.data)
 
 
-async def _allPublicIPs(s: ToolSession) -> list[P.PublicIP] | None:
-    """C{get_all_public_ips}: every node's list; an address is a node's
-    only if that node says so."""
-    nodemap = await s.getNodemap()
-    if nodemap is None:
-        return None
+def mergePublicIPs(lists: Iterable[tuple[int, list[P.PublicIP]]]) -> list[P.PublicIP]:
+    """
+    C{get_all_public_ips}'s rule for the lists of (node, its answer): an
+    address is a node's only if that node says so; one that no node
+    claims is UNKNOWN's.  In the order first seen.
+    """
     found: dict[str, P.PublicIP] = {}
-    pnns = activeNodes(nodemap)
-    if not pnns:
-        return None
-    for pnn in pnns:
-        try:
-            ips = await _publicIPs(s, pnn)
-        except CommandFailed:
-            return None
+    for pnn, ips in lists:
         for ip in ips:
             if ip.pnn == pnn:
                 found[ip.address] = ip
             elif ip.address not in found:
                 found[ip.address] = P.PublicIP(CTDB_UNKNOWN_PNN, ip.address)
     return list(found.values())
+
+
+async def _allPublicIPs(s: ToolSession) -> list[P.PublicIP] | None:
+    """C{get_all_public_ips}: every active node's list, merged
+    (L{mergePublicIPs})."""
+    nodemap = await s.getNodemap()
+    if nodemap is None:
+        return None
+    pnns = activeNodes(nodemap)
+    if not pnns:
+        return None
+    lists = []
+    for pnn in pnns:
+        try:
+            lists.append((pnn, await publicIPs(s, pnn)))
+        except CommandFailed:
+            return None
+    return mergePublicIPs(lists)
 
 
 def _addressKey(ip: P.PublicIP) -> tuple[int, bytes]:
@@ -1405,7 +1418,7 @@ async def ip(s: ToolSession, args: list[str]) -> int:
             return 1
         ips = found
     else:
-        ips = await _publicIPs(s, s.cmdPnn)
+        ips = await publicIPs(s, s.cmdPnn)
     ips.sort(key=_addressKey)
     infos: list[P.PublicIPInfo | None] = []
     for entry in ips:
@@ -1504,7 +1517,7 @@ async def _moveip(s: ToolSession, address: str, pnn: int) -> int:
         C.encodeU32(2 * s.options.timelimit),
     )
     try:
-        ips = await _publicIPs(s, pnn)
+        ips = await publicIPs(s, pnn)
     except CommandFailed as e:
         raise s.fail(f"Failed to get Public IPs from node {pnn}\n", e.code) from None
     if not any(entry.address == address for entry in ips):
@@ -1582,7 +1595,7 @@ async def addip(s: ToolSession, args: list[str]) -> int:
         return 1
     address, mask = parsed
     try:
-        ips = await _publicIPs(s, s.cmdPnn)
+        ips = await publicIPs(s, s.cmdPnn)
     except CommandFailed:
         s.err(f"Failed to get Public IPs from node {s.cmdPnn}\n")
         return 1
@@ -1619,7 +1632,7 @@ async def delip(s: ToolSession, args: list[str]) -> int:
         s.err(f"Invalid IP address {args[0]}\n")
         return 1
     try:
-        ips = await _publicIPs(s, s.cmdPnn)
+        ips = await publicIPs(s, s.cmdPnn)
     except CommandFailed:
         s.err(f"Failed to get Public IPs from node {s.cmdPnn}\n")
         return 1
