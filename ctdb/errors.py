@@ -13,6 +13,7 @@ elsewhere and that each one here is a L{CTDBError}.
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -110,6 +111,26 @@ class TDBError(CTDBError):
 
 class TDBUnavailable(CTDBError, ImportError):
     """libtdb (Debian package C{libtdb1}) could not be loaded."""
+
+
+# --- RDMA (the InfiniBand node transport, ctdb.transports.ib) --------------------
+
+
+class VerbsError(CTDBError, OSError):
+    """A libibverbs or librdmacm call failed: C{call} names the function,
+    C{errno}/C{strerror} say why."""
+
+    def __init__(self, call: str, errno: int, strerror: str | None = None) -> None:
+        super().__init__(errno, strerror or os.strerror(errno))
+        self.call = call
+
+    def __str__(self) -> str:
+        return f"{self.call}: {self.strerror} (errno {self.errno})"
+
+
+class VerbsUnavailable(ConfigError):
+    """The InfiniBand transport cannot run here: a library (libibverbs1,
+    librdmacm1) or an RDMA device is missing; the message names which."""
 
 
 # --- the client API ----------------------------------------------------------------
