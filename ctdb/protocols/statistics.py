@@ -1,14 +1,19 @@
 # -*- test-case-name: tests.protocols.test_controls -*-
 """
 The counters and times a node reports (Samba 4.17 ctdb/protocol/
-protocol.h, protocol_types.c): C{struct ctdb_statistics} (STATISTICS) and
-C{struct ctdb_uptime} (UPTIME).
+protocol.h, protocol_types.c): C{struct ctdb_statistics} (STATISTICS),
+C{struct ctdb_statistics_list} (GET_STAT_HISTORY) and C{struct ctdb_uptime}
+(UPTIME); and the arithmetic of ctdbd's counters (lock_bucket_id, the hop
+count buckets of ctdb_call.c, CTDB_UPDATE_LATENCY) and of the rolling
+history (the counts of one interval, L{intervalStatistics}).
 
-Pure: no I/O, no Twisted import.
+Pure: no I/O, no Twisted import.  docs/STATISTICS.md says what each counter
+means.
 """
 
 from __future__ import annotations
 
+import copy
 import struct
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,6 +60,8 @@ class Uptime:
 # --- statistics (struct ctdb_statistics, 488 bytes) -------------------------
 
 MAX_COUNT_BUCKETS = 16
+#: how many snapshots ctdbd keeps (ctdb_private.h)
+MAX_STAT_HISTORY = 100
 _LAT = "i4xddd"
 _STATISTICS = struct.Struct(
     "<"
@@ -127,6 +134,35 @@ class LatencyCounter:
         return (self.num, self.min, self.max, self.total)
 
 
+def latencyAdded(
+    counter: tuple[int, float, float, float], seconds: float
+) -> tuple[int, float, float, float]:
+    """CTDB_UPDATE_DB_LATENCY for a latency kept as a C{(num, min, max,
+    total)} tuple (the per-database statistics): the counter with one
+    more sample of C{seconds}."""
+    num, lo, hi, total = counter
+    if num == 0 or seconds < lo:
+        lo = seconds
+    return (num + 1, lo, max(hi, seconds), total + seconds)
+
+
+def lockBucket(seconds: float) -> int:
+    """lock_bucket_id: the bucket of a lock wait of C{seconds}: below 1 ms,
+    10 ms, 100 ms, 1 s, then doubling up to 64 s (buckets 0 to 9), and 10
+    for anything longer."""
+    for bucket, limit in enumerate((0.001, 0.01, 0.1, 1, 2, 4, 8, 16, 32, 64)):
+        if seconds < limit:
+            return bucket
+    return 10
+
+
+def hopBucket(hopcount: int) -> int:
+    """The hop count bucket of ctdb_call.c: the number of significant bits
+    of the hop count (0 hops in bucket 0, 1 in 1, 2-3 in 2, 4-7 in 3, ...),
+    the last bucket taking the rest."""
+    return min(hopcount.bit_length(), MAX_COUNT_BUCKETS - 1)
+
+
 @dataclass
 class Statistics:
     """``struct ctdb_statistics``: flat counters by Samba's (dotted) names."""
@@ -168,6 +204,10 @@ class Statistics:
 
     def bump(self, name: str, by: int = 1) -> None:
         self.counters[name] += by
+
+    def copy(self) -> Statistics:
+        """A deep copy: a snapshot later changes do not touch."""
+        return copy.deepcopy(self)
 
     def encode(self) -> bytes:
         def tv(t: float) -> tuple[int, int]:
@@ -213,3 +253,114 @@ class Statistics:
         s.statistics_current_time = sec2 + usec2 / 1e6
         s.total_ro_delegations, s.total_ro_revokes = take(2)
         return s
+
+
+# --- the rolling history (GET_STAT_HISTORY) -----------------------------------
+
+#: counters that say how things are now rather than how many times
+#: something happened: an interval's snapshot takes their value at its end
+GAUGE_COUNTERS = frozenset(("num_clients", "frozen", "recovering"))
+GAUGE_LOCKS = frozenset(("num_current", "num_pending"))
+GAUGE_CALLS = frozenset(("pending_calls", "pending_childwrite_calls", "memory_used"))
+#: the latency counters, by their attribute names
+LATENCIES = (
+    "reclock_ctdbd",
+    "reclock_recd",
+    "locks_latency",
+    "call_latency",
+    "childwrite_latency",
+)
+
+
+def intervalStatistics(
+    now: Statistics,
+    base: Statistics,
+    latencies: dict[str, LatencyCounter],
+    maxHopCount: int,
+) -> Statistics:
+    """
+    The statistics of one interval, as ctdbd's C{statistics_current}: the
+    counts of C{now} (the running totals) less those of C{base} (the totals
+    when the interval began), the gauges (L{GAUGE_COUNTERS}, L{GAUGE_LOCKS},
+    L{GAUGE_CALLS}) as they are in C{now}, and the interval's own latency
+    counters and largest hop count, which totals cannot give (a minimum or
+    maximum of an interval is not a difference).  The times are left to the
+    caller.
+    """
+    out = Statistics()
+    for name in STAT_COUNTERS:
+        value = now.counters[name]
+        if name not in GAUGE_COUNTERS:
+            value = max(0, value - base.counters[name])
+        out.counters[name] = value
+    for name in out.locks:
+        value = now.locks[name]
+        if name not in GAUGE_LOCKS:
+            value = max(0, value - base.locks[name])
+        out.locks[name] = value
+    for name in out.calls:
+        value = now.calls[name]
+        if name == "max_hop_count":
+            value = maxHopCount
+        elif name == "__last_counter":
+            value = 0
+        elif name not in GAUGE_CALLS:
+            value = max(0, value - base.calls[name])
+        out.calls[name] = value
+    out.locks_buckets = [
+        max(0, a - b) for a, b in zip(now.locks_buckets, base.locks_buckets)
+    ]
+    out.hop_count_bucket = [
+        max(0, a - b) for a, b in zip(now.hop_count_bucket, base.hop_count_bucket)
+    ]
+    for name in LATENCIES:
+        counter = latencies.get(name)
+        setattr(out, name, copy.copy(counter) if counter else LatencyCounter())
+    out.num_recoveries = max(0, now.num_recoveries - base.num_recoveries)
+    out.total_ro_delegations = max(
+        0, now.total_ro_delegations - base.total_ro_delegations
+    )
+    out.total_ro_revokes = max(0, now.total_ro_revokes - base.total_ro_revokes)
+    return out
+
+
+def addStatistics(a: Statistics, b: Statistics) -> Statistics:
+    """The counts of C{a} and C{b} together (every field but the gauges and
+    latencies, which come from C{b}): the totals of an interval in which
+    STATISTICS_RESET started the running totals again."""
+    out = b.copy()
+    for name in STAT_COUNTERS:
+        if name not in GAUGE_COUNTERS:
+            out.counters[name] += a.counters[name]
+    for name in out.locks:
+        if name not in GAUGE_LOCKS:
+            out.locks[name] += a.locks[name]
+    for name in ("total_calls", "childwrite_calls"):
+        out.calls[name] += a.calls[name]
+    out.locks_buckets = [x + y for x, y in zip(a.locks_buckets, b.locks_buckets)]
+    out.hop_count_bucket = [
+        x + y for x, y in zip(a.hop_count_bucket, b.hop_count_bucket)
+    ]
+    out.num_recoveries += a.num_recoveries
+    out.total_ro_delegations += a.total_ro_delegations
+    out.total_ro_revokes += a.total_ro_revokes
+    return out
+
+
+def encodeStatisticsList(entries: list[Statistics]) -> bytes:
+    """C{struct ctdb_statistics_list}: an int32 count, 4 bytes of padding,
+    then the entries."""
+    return struct.pack("<i4x", len(entries)) + b"".join(e.encode() for e in entries)
+
+
+def decodeStatisticsList(buf: bytes) -> list[Statistics]:
+    need(buf, 8, "statistics list")
+    (num,) = struct.unpack_from("<i", buf)
+    num = max(num, 0)
+    need(buf, 8 + num * _STATISTICS.size, "statistics list")
+    return [
+        Statistics.decode(
+            buf[8 + i * _STATISTICS.size : 8 + (i + 1) * _STATISTICS.size]
+        )
+        for i in range(num)
+    ]
