@@ -32,14 +32,7 @@ from twisted.internet.interfaces import (
     IStreamServerEndpoint,
 )
 from twisted.internet.posixbase import PosixReactorBase
-from twisted.logger import (
-    FileLogObserver,
-    FilteringLogObserver,
-    ILogObserver,
-    LogLevelFilterPredicate,
-    formatEventAsClassicLogText,
-    globalLogPublisher,
-)
+from twisted.logger import globalLogPublisher
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -56,10 +49,9 @@ from ctdb.interfaces import (
     IAddressSystem,
     ICTDBReactor,
     IEventRunner,
-    ILogLevelObserver,
     INodeTransport,
 )
-from ctdb.logfilter import twistedLevel
+from ctdb.logfilter import LOG_FORMATS, DebugLevelFilter, nodeLogObserver
 from ctdb.nodes import NodeMap, readNodesFile
 from ctdb.protocols.debuglevels import DEBUG_LEVELS, parseDebugLevel
 from ctdb.protocols.nodestate import (
@@ -142,17 +134,6 @@ def _checkSocketPath(path: str) -> None:
     raise ConfigError(f"socket {path} is in use by a running daemon")
 
 
-@implementer(ILogLevelObserver)
-class _LevelFilter:
-    """A changeable level filter, so SET_DEBUG takes effect at once."""
-
-    def __init__(self, level: int) -> None:
-        self.predicate = LogLevelFilterPredicate(defaultLogLevel=twistedLevel(level))
-
-    def logLevelChanged(self, level: int) -> None:
-        self.predicate.setLogLevelForNamespace("", twistedLevel(level))
-
-
 @implementer(IStreamServerEndpoint)
 class _ClientSocketEndpoint:
     """The client socket (mode 0700): a L{ClientSocketPort} on a real
@@ -233,6 +214,9 @@ class NodeConfig:
     dbDirState: str = "/var/lib/ctdb/state"
     logFile: str | None = None
     logLevel: int | str = "NOTICE"
+    #: how C{logFile} is written: C{"text"} (Twisted's classic lines) or
+    #: C{"json"} (one object per line; docs/LOGGING.md)
+    logFormat: str = "text"
     tunables: dict[str, int] = field(default_factory=dict)
     recoveryLock: str = ""
     #: [cluster] leader capability and [legacy] lmaster capability
@@ -362,6 +346,10 @@ def buildNode(
         if isinstance(config.logLevel, str)
         else config.logLevel
     )
+    if config.logFormat not in LOG_FORMATS:
+        raise ConfigError(
+            f"invalid log format {config.logFormat!r} (one of {', '.join(LOG_FORMATS)})"
+        )
     known = Tunables()
     for name in config.tunables:
         if known.canonical(name) is None:
@@ -421,7 +409,7 @@ def buildNode(
     daemon.setServiceParent(top)
     if recovery is not None:
         recovery.setServiceParent(top)
-    levelFilter = _LevelFilter(level)
+    levelFilter = DebugLevelFilter(level)
     daemon.addLogLevelObserver(levelFilter)
     if config.logFile:
         os.makedirs(os.path.dirname(os.path.abspath(config.logFile)), exist_ok=True)
@@ -433,11 +421,9 @@ def buildNode(
             encoding="utf-8",
             errors="backslashreplace",
         )
-        observer: ILogObserver = FilteringLogObserver(
-            FileLogObserver(stream, formatEventAsClassicLogText),
-            [levelFilter.predicate],
+        globalLogPublisher.addObserver(
+            nodeLogObserver(stream, config.logFormat, levelFilter, pnn)
         )
-        globalLogPublisher.addObserver(observer)
     if config.withClientSocket:
         _checkSocketPath(config.socketPath)
         ClientSocketService(
