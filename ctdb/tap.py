@@ -16,6 +16,7 @@ from twisted.python import usage
 
 from ctdb.config.publicaddresses import addressesFromFile
 from ctdb.errors import ConfigError, ConfigLoadError
+from ctdb.logfilter import LOG_FORMATS
 from ctdb.nodes import readNodesFile
 from ctdb.protocols.packet import CTDB_PORT
 from ctdb.protocols.tunables import Tunables
@@ -57,6 +58,12 @@ class Options(usage.Options):
         ["dbdir-state", None, "/var/lib/ctdb/state", "state database directory"],
         ["log-file", None, None, "also log to this file"],
         ["log-level", None, "NOTICE", "ERROR, WARNING, NOTICE, INFO or DEBUG"],
+        [
+            "log-format",
+            None,
+            "text",
+            "how --log-file is written: text, or json (one object per line)",
+        ],
         ["reclock", None, "", "cluster lock file (off by default)"],
         [
             "events-dir",
@@ -185,6 +192,11 @@ class Options(usage.Options):
             toDebugLevel(self["log-level"])
         except ConfigError as e:
             raise usage.UsageError(str(e)) from None
+        if self["log-format"] not in LOG_FORMATS:
+            raise usage.UsageError(
+                f"--log-format is one of {', '.join(LOG_FORMATS)}, "
+                f"not {self['log-format']!r}"
+            )
         known = Tunables()
         for name in self["tunables"]:
             if known.canonical(name) is None:
@@ -247,6 +259,7 @@ def makeService(options: Any, reactor: Any = None) -> IService:
                 dbDirState=options["dbdir-state"],
                 logFile=options["log-file"],
                 logLevel=options["log-level"],
+                logFormat=options["log-format"],
                 tunables=options["tunables"],
                 recoveryLock=options["reclock"],
                 eventsDir=options["events-dir"],
