@@ -47,7 +47,7 @@ from ctdb.config import (
     loadTunables,
 )
 from ctdb.errors import ConfigError, ConfigLoadError
-from ctdb.logfilter import twistedLevel
+from ctdb.logfilter import jsonLogObserver, twistedLevel
 from ctdb.protocols.debuglevels import DEBUG_ERR, debugLevelName
 from ctdb.service import NodeConfig, buildNode
 
@@ -116,7 +116,13 @@ def runDaemon(
 
     log = Logger(namespace="ctdbd")
     if interactive:
-        globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stderr)])
+        globalLogBeginner.beginLoggingTo(
+            [
+                jsonLogObserver(sys.stderr)
+                if config.logFormat == "json"
+                else textFileLogObserver(sys.stderr)
+            ]
+        )
     else:
         globalLogBeginner.beginLoggingTo(
             [], discardBuffer=True, redirectStandardIO=False
@@ -158,6 +164,7 @@ def runDaemon(
                 dbDirState=config.dbDirState,
                 logFile=None if interactive else config.logFile,
                 logLevel=config.logLevel,
+                logFormat=config.logFormat,
                 tunables=tunables,
                 recoveryLock=config.clusterLock or "",
                 leaderCapability=bool(config.get("cluster", "leader capability")),

@@ -162,6 +162,13 @@ def _validateLocation(key: str, value: object, paths: CTDBPaths) -> list[Message
     return [] if os.path.isdir(os.path.dirname(option) or ".") else bad
 
 
+def _validateLogFormat(key: str, value: object, paths: CTDBPaths) -> list[Message]:
+    # txctdb's own option (ctdbd 4.17 has none): "text" or "json".
+    if value not in ("text", "json"):
+        return [Message(ERR, f"Invalid value for [logging] -> format = {value}")]
+    return []
+
+
 def _validateScriptLogLevel(key: str, value: object, paths: CTDBPaths) -> list[Message]:
     if parseDebugLevel(str(value)) is None:
         return [Message(ERR, f"Invalid script log level '{value}'")]
@@ -177,6 +184,8 @@ OPTIONS: tuple[_Option, ...] = (
         _validateLocation,
     ),
     _Option("logging", "log level", str, lambda p: NOTICE, _validateLogLevel),
+    # txctdb's extension: how the log file is written (docs/LOGGING.md)
+    _Option("logging", "format", str, lambda p: "text", _validateLogFormat),
     _Option("cluster", "transport", str, lambda p: "tcp", _validateTransport),
     _Option("cluster", "node address", str, lambda p: None, _validateNodeAddress),
     _Option("cluster", "cluster lock", str, lambda p: None),
@@ -255,6 +264,11 @@ class CTDBConfig:
     def logLevel(self) -> int:
         level = parseDebugLevel(str(self.get("logging", "log level")))
         return DEBUG_NOTICE if level is None else level
+
+    @property
+    def logFormat(self) -> str:
+        """C{[logging] format}, txctdb's own: C{text} or C{json}."""
+        return str(self.get("logging", "format"))
 
     @property
     def nodeAddress(self) -> str | None:
