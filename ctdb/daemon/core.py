@@ -37,6 +37,7 @@ from ctdb.daemon.state import (
     _PendingControl,
     keepaliveVersion,
 )
+from ctdb.daemon.statistics import StatisticsKeeper
 from ctdb.errors import MalformedPacket
 from ctdb.interfaces import (
     IClientConnection,
@@ -152,6 +153,9 @@ class Daemon(Service, LocalClients):
         self.logLevelObservers: list[ILogLevelObserver] = []
         self.recoveryParticipants: list[IRecoveryParticipant] = []
         self.statisticsSources: list[IStatisticsSource] = []
+        #: counters that move together, and the rolling history
+        self.statsKeeper = StatisticsKeeper(self, reactor=reactor)
+        self.addStatisticsSource(self.statsKeeper)
         self.metricsSources: list[IMetricsSource] = []
         #: the node's event scripts, and the leader's takeover runs (None
         #: when the node is built without them)
@@ -173,6 +177,7 @@ class Daemon(Service, LocalClients):
         self._sweeper = task.LoopingCall(self._sweepControls)
         self._sweeper.clock = self.reactor
         self._sweeper.start(1.0, now=False)
+        self.statsKeeper.start()
         self.log.info(
             "CTDB starting on node {pnn} ({address})",
             pnn=self.pnn,
@@ -191,6 +196,7 @@ class Daemon(Service, LocalClients):
         sweeper = getattr(self, "_sweeper", None)
         if sweeper is not None and sweeper.running:
             sweeper.stop()
+        self.statsKeeper.stop()
         for client in list(self.clients.values()):
             transport = getattr(client, "transport", None)
             if transport is not None:
