@@ -18,6 +18,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from ctdb.daemon.statistics import memoryUsed
 from ctdb.errors import MalformedPacket
 from ctdb.interfaces import IClientConnection
 from ctdb.nodes import readNodesFile
@@ -155,7 +156,15 @@ class ControlHandlers:
         d.stats.statistics_current_time = d.reactor.seconds()
         d.stats.counters["num_clients"] = len(d.clients)
         d.stats.counters["recovering"] = int(d.recmode != C.CTDB_RECOVERY_NORMAL)
+        d.stats.calls["memory_used"] = memoryUsed()
         return _ok(d.stats.encode())
+
+    def control_GET_STAT_HISTORY(
+        self, req: P.ReqControl, client: object
+    ) -> ControlResult:
+        """ctdb_control_get_stat_history: the rolling history."""
+        _exactSize(req, 0)
+        return _ok(self.daemon.statsKeeper.encodeHistory())
 
     def control_STATISTICS_RESET(
         self, req: P.ReqControl, client: object
