@@ -188,6 +188,7 @@ class LocalCluster(NodeLayout):
         port: int = P.CTDB_PORT,
         tunables: dict[str, int] | None = None,
         reclock: str = "",
+        logFormat: str = "text",
     ) -> None:
         if nodes < 1:
             raise ClusterError("a cluster needs at least one node")
@@ -203,6 +204,7 @@ class LocalCluster(NodeLayout):
                     "port": port,
                     "tunables": tunables or {},
                     "reclock": reclock,
+                    "logFormat": logFormat,
                 },
                 f,
             )
@@ -304,6 +306,8 @@ class LocalCluster(NodeLayout):
             self.logFile(pnn),
             "--log-level",
             "NOTICE",
+            "--log-format",
+            str(cfg.get("logFormat", "text")),
             "--events-dir",
             os.path.join(d, "events"),
             "--event-socket",
@@ -540,6 +544,12 @@ def main(argv: list[str] | None = None) -> int:
         default="",
         help="cluster lock: a file path, or '!helper args' (off by default)",
     )
+    p.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default="text",
+        help="how each node writes log.ctdb (default text; docs/LOGGING.md)",
+    )
     for name in ("start", "stop"):
         p = sub.add_parser(name)
         p.add_argument("pnns", nargs="*", type=int)
@@ -567,7 +577,14 @@ def main(argv: list[str] | None = None) -> int:
                 if not sep:
                     raise ClusterError(f"--tunable wants NAME=VALUE, not {item!r}")
                 tunables[name] = int(value, 0)
-            cluster.setup(args.nodes, args.base, args.port, tunables, args.reclock)
+            cluster.setup(
+                args.nodes,
+                args.base,
+                args.port,
+                tunables,
+                args.reclock,
+                logFormat=args.log_format,
+            )
         elif args.command == "start":
             cluster.start(args.pnns, timeout=args.timeout)
         elif args.command == "stop":
