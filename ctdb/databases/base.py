@@ -145,21 +145,36 @@ class RecordStorage:
     # -- locking ----------------------------------------------------------------------
 
     def withLock(
-        self, db: Database, key: bytes, fn: Callable[[], object], attempt: int = 0
+        self,
+        db: Database,
+        key: bytes,
+        fn: Callable[[], object],
+        attempt: int = 0,
+        waiting: float | None = None,
     ) -> None:
         """Run C{fn} holding the record's chain lock; if a client holds it,
-        try again shortly (the reactor never blocks on a record lock)."""
+        try again shortly (the reactor never blocks on a record lock).
+        Waiting for it is ctdbd's lock wait (ctdb_lock_record through its
+        lock helper): C{waiting} is when the wait began, and the statistics
+        count it as one lock call with its latency."""
         if db.frozen and attempt < 1_000_000:
-            self.daemon.reactor.callLater(0.01, self.withLock, db, key, fn, attempt + 1)
+            if waiting is None:
+                waiting = self.daemon.statsKeeper.lockWaitStarted(db.stats)
+            self.daemon.reactor.callLater(
+                0.01, self.withLock, db, key, fn, attempt + 1, waiting
+            )
             return
         if not db.store.lockNonblock(key):
-            db.stats.locks_num_pending += 1
+            if waiting is None:
+                waiting = self.daemon.statsKeeper.lockWaitStarted(db.stats)
             delay = min(0.0005 * (2 ** min(attempt, 6)), 0.05)
-            self.daemon.reactor.callLater(delay, self._relock, db, key, fn, attempt + 1)
+            self.daemon.reactor.callLater(
+                delay, self._relock, db, key, fn, attempt + 1, waiting
+            )
             return
-        if attempt:
+        if waiting is not None:
             # ctdbd counts only the locks that had to wait for its lock helper.
-            db.stats.locks_num_calls += 1
+            self.daemon.statsKeeper.lockWaitEnded(db.stats, waiting, True)
         # A client answered under the lock would try the chain lock at once,
         # find it still held and back off: answer it after the unlock.
         outer = self._afterUnlock
@@ -179,12 +194,17 @@ class RecordStorage:
                     self.daemon.sendToClient(client, pkt)
 
     def _relock(
-        self, db: Database, key: bytes, fn: Callable[[], object], attempt: int
+        self,
+        db: Database,
+        key: bytes,
+        fn: Callable[[], object],
+        attempt: int,
+        waiting: float | None,
     ) -> None:
-        db.stats.locks_num_pending = max(0, db.stats.locks_num_pending - 1)
         if db.db_id not in self.byId:
+            self.daemon.statsKeeper.lockWaitAbandoned(db.stats)
             return
-        self.withLock(db, key, fn, attempt)
+        self.withLock(db, key, fn, attempt, waiting)
 
     def readAll(
         self, db: Database
@@ -220,25 +240,25 @@ class RecordStorage:
         d: defer.Deferred[Any] = defer.Deferred()
         reactor = self.daemon.reactor
         deadline = reactor.seconds() + self.daemon.tunables.ControlTimeout
-        db.stats.locks_num_pending += 1
+        keeper = self.daemon.statsKeeper
+        waiting = keeper.lockWaitStarted(db.stats)
 
         def retry(delay: float) -> None:
             try:
                 ok = attempt()
             except Exception as e:  # noqa: BLE001 - a record operation must never crash the daemon
-                db.stats.locks_num_pending -= 1
+                keeper.lockWaitEnded(db.stats, waiting, False)
                 d.errback(e)
                 return
             if ok:
-                db.stats.locks_num_pending -= 1
+                keeper.lockWaitEnded(db.stats, waiting, True)
                 try:
                     d.callback(then())
                 except Exception as e:  # noqa: BLE001 - a record operation must never crash the daemon
                     d.errback(e)
                 return
             if reactor.seconds() > deadline:
-                db.stats.locks_num_pending -= 1
-                db.stats.locks_num_failed += 1
+                keeper.lockWaitEnded(db.stats, waiting, False)
                 d.errback(
                     TimeoutError(f"{what} of {db.name}: record locks held too long")
                 )
