@@ -129,6 +129,10 @@ class Daemon(Service, LocalClients):
         self.startTime = reactor.seconds()
         self.lastRecoveryStarted = 0.0
         self.lastRecoveryFinished = 0.0
+        #: when each node was last heard from (any packet), and when each
+        #: node was found dead: the durations of the failover log lines
+        self._lastHeard: dict[int, float] = {}
+        self._deadSince: dict[int, float] = {}
         self.stats.statistics_start_time = self.startTime
         self.clients: dict[int, IClientConnection] = {}
         self._clientIds = itertools.count(1)
@@ -265,10 +269,21 @@ class Daemon(Service, LocalClients):
             # ctdbd keeps UNHEALTHY until the node's own monitoring clears
             # it; with no health monitoring yet, a reconnected node is healthy.
             node.flags &= ~(NODE_FLAGS_DISCONNECTED | NODE_FLAGS_UNHEALTHY)
+            now = self.reactor.seconds()
+            since = self._deadSince.pop(pnn, None)
             self.log.info(
-                "{our}: connected to {peer} - 1 connected",
+                "{our}: connected to {peer} - {connected} connected{again}",
                 our=self.pnn,
                 peer=node.address,
+                connected=self._connectedCount(),
+                again=""
+                if since is None
+                else f" (node {pnn} was down {now - since:.1f} s)",
+                step="node-connected",
+                node=self.pnn,
+                pnn=pnn,
+                down=None if since is None else round(now - since, 3),
+                generation=self.vnnMap.generation,
             )
             self._sendHeld(pnn)
             self.nodeStateChanged(pnn)
@@ -283,10 +298,36 @@ class Daemon(Service, LocalClients):
         node.dead_count = 0
         node.rx_cnt = 0
         node.tx_cnt = 0
-        self.log.info("{our}: node {peer} is dead", our=self.pnn, peer=node.address)
+        now = self.reactor.seconds()
+        self._deadSince[pnn] = now
+        heard = self._lastHeard.get(pnn)
+        self.log.info(
+            "{our}: node {peer} is dead - {connected} connected (node {pnn}, {heard})",
+            our=self.pnn,
+            peer=node.address,
+            connected=self._connectedCount(),
+            heard="never heard from"
+            if heard is None
+            else f"last heard {now - heard:.1f} s ago",
+            step="node-dead",
+            node=self.pnn,
+            pnn=pnn,
+            silence=None if heard is None else round(now - heard, 3),
+            generation=self.vnnMap.generation,
+        )
         self.transport.restartNode(pnn)
         self._cancelControlsTo(pnn)
         self.nodeStateChanged(pnn)
+
+    def _connectedCount(self) -> int:
+        """ctdbd's count in its connected/dead lines (num_connected): the
+        other nodes whose link is up."""
+        return sum(
+            1
+            for n in self.nodes
+            if n.pnn != self.pnn
+            and not n.flags & (NODE_FLAGS_DISCONNECTED | NODE_FLAGS_DELETED)
+        )
 
     def nodeStateChanged(self, pnn: int) -> None:
         """Tell the node-state observers (the recovery service) that node
@@ -338,6 +379,7 @@ class Daemon(Service, LocalClients):
         # transport says the link is up, so it is alive again
         # (ctdb_check_for_dead_nodes).
         self.nodes[pnn].rx_cnt += 1
+        self._lastHeard[pnn] = self.reactor.seconds()
         counters = self.stats.counters
         counters["node_packets_recv"] += 1
         try:
