@@ -160,6 +160,10 @@ class _PendingCall:
     #: for a call the daemon makes itself (a vacuum migration): called with
     #: the status once the call is over
     onDone: Callable[[int], object] | None = None
+    #: when a client's call was set going with its record locked (ctdbd's
+    #: daemon_call_state start_time, for call_latency); None for the
+    #: daemon's own calls, which ctdbd does not count either
+    started: float | None = None
 
     @property
     def wireCallid(self) -> int:
