@@ -45,8 +45,11 @@ class RecordMigration(ReadonlyRecords):
 
     def clientCall(self, client: IClientConnection, pkt: P.ReqCall) -> None:
         """daemon_request_call_from_client."""
+        keeper = self.daemon.statsKeeper
+        keeper.callStarted()
         db = self.byId.get(pkt.db_id)
         if db is None:
+            keeper.callEnded(None)
             header = P.Header(
                 P.Operation.REPLY_CALL, pkt.header.srcnode, self.pnn, pkt.header.reqid
             )
@@ -56,21 +59,19 @@ class RecordMigration(ReadonlyRecords):
             self.daemon.sendToClient(client, P.ReplyCall(header, -1, b""))
             return
         if not pkt.key:
+            keeper.callEnded(None)
             header = P.Header(
                 P.Operation.REPLY_CALL, pkt.header.srcnode, self.pnn, pkt.header.reqid
             )
             self.daemon.sendToClient(client, P.ReplyCall(header, -1, b""))
             return
-        calls = self.daemon.stats.calls
-        calls["total_calls"] += 1
-        calls["pending_calls"] += 1
         self.withLock(db, pkt.key, lambda: self._clientCallLocked(db, client, pkt))
 
     def _clientCallLocked(
         self, db: Database, client: IClientConnection, pkt: P.ReqCall
     ) -> None:
         key = pkt.key
-        calls = self.daemon.stats.calls
+        keeper = self.daemon.statsKeeper
         header, data = self.fetch(db, key)
         flags = pkt.flags
         # Don't do READONLY if we don't have a tracking database.
@@ -84,7 +85,7 @@ class RecordMigration(ReadonlyRecords):
 
         if header.flags & CTDB_REC_RO_REVOKING_READONLY:
             # A revoke is under way: wait for it.
-            calls["pending_calls"] = max(0, calls["pending_calls"] - 1)
+            keeper.callEnded(None)
             self._deferForRevoke(db, key, bool(flags & P.CTDB_WANT_READONLY), again)
             return
         if (
@@ -94,7 +95,7 @@ class RecordMigration(ReadonlyRecords):
             & (CTDB_REC_RO_HAVE_DELEGATIONS | CTDB_REC_RO_HAVE_READONLY)
         ):
             # A write to a record with read-only copies out: revoke them first.
-            calls["pending_calls"] = max(0, calls["pending_calls"] - 1)
+            keeper.callEnded(None)
             self._revoke(db, key, header, data)
             self._deferForRevoke(db, key, False, again)
             return
@@ -113,6 +114,7 @@ class RecordMigration(ReadonlyRecords):
             pkt.header.reqid,
             pkt.header.srcnode,
             sentCallid=callid,
+            started=self.daemon.reactor.seconds(),
         )
         if header.dmaster == self.pnn:
             status, reply = self.callLocal(db, key, callid, header, data)
@@ -166,7 +168,6 @@ class RecordMigration(ReadonlyRecords):
                 self.pnn,
                 onDone=done.callback,
             )
-            self.daemon.stats.calls["pending_calls"] += 1
             if header.dmaster == self.pnn:
                 status, _ = self.callLocal(db, key, P.CTDB_NULL_FUNC, header, data)
                 self._finish(pending, status, b"")
@@ -194,8 +195,8 @@ class RecordMigration(ReadonlyRecords):
         return 0, reply
 
     def _finish(self, pending: _PendingCall, status: int, data: bytes) -> None:
-        stats = self.daemon.stats
-        stats.calls["pending_calls"] = max(0, stats.calls["pending_calls"] - 1)
+        if pending.started is not None:
+            self.daemon.statsKeeper.callEnded(pending.started)
         if pending.onDone is not None:
             # after the record's lock is released
             self.daemon.reactor.callLater(0, pending.onDone, status)
@@ -351,11 +352,7 @@ class RecordMigration(ReadonlyRecords):
         if flags & P.CTDB_WANT_READONLY and c.callid == P.CTDB_FETCH_WITH_HEADER_FUNC:
             self._delegate(db, c, header, data)
             return
-        stats = self.daemon.stats
-        stats.calls["max_hop_count"] = max(stats.calls["max_hop_count"], c.hopcount)
-        bucket = min(c.hopcount.bit_length(), C.MAX_COUNT_BUCKETS - 1)
-        stats.hop_count_bucket[bucket] += 1
-        db.stats.noteHopcount(c.hopcount)
+        self.daemon.statsKeeper.hopCount(db.stats, c.hopcount)
         # A record that needed many hops is hot: make it sticky.
         if db.isSticky and c.hopcount >= self.daemon.tunables.HopcountMakeSticky:
             self._makeSticky(db, key)
