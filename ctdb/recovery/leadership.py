@@ -45,6 +45,10 @@ JOIN_WAIT_LIMIT = 2.5
 class Leadership:
     """The leader broadcast and elections of a recovery service."""
 
+    #: when this node last saw an election begin (its own or another's),
+    #: for the duration in the line that ends it
+    _electionStartedAt: float | None = None
+
     if TYPE_CHECKING:
         # what this part uses of the rest of the RecoveryService
         log: Logger
@@ -133,10 +137,9 @@ class Leadership:
             return
         self._joining = False
         if self.leader == self.pnn and not self.electionInProgress:
-            self.log.info(
-                "Leader broadcast from node {other} while this node leads", other=leader
+            self.forceElection(
+                f"leader broadcast from node {leader} while this node leads"
             )
-            self.forceElection()
             return
         if self.leader != leader:
             self.log.info("Leader is now node {pnn}", pnn=leader)
@@ -161,8 +164,7 @@ class Leadership:
                 d = defer.Deferred.fromCoroutine(self._joinCheck())
                 d.addErrback(lambda f: self.log.failure("join check failed", f))
             return
-        self.log.info("Leader broadcast timeout: starting an election")
-        self.forceElection()
+        self.forceElection("leader broadcast timeout")
 
     async def _joinCheck(self) -> None:
         """
@@ -209,18 +211,27 @@ class Leadership:
                     return
             self._joining = False
             if not (self.isLeader() or self.electionInProgress):
-                self.log.info("No leader broadcast: starting an election")
-                self.forceElection()
+                self.forceElection("no leader broadcast")
         finally:
             self._joinChecking = False
 
     # -- elections ---------------------------------------------------------------------
 
-    def forceElection(self) -> None:
+    def forceElection(self, reason: str = "requested") -> None:
+        """Call an election: one line saying why (C{reason}), with the
+        leader this node knew and the generation."""
         if not self.running:
             return
         self._joining = False
-        self.log.info("Start election")
+        self.log.info(
+            "Start election: {reason}",
+            reason=reason,
+            step="election-started",
+            node=self.pnn,
+            leader=None if self.leader == P.CTDB_UNKNOWN_PNN else self.leader,
+            generation=self.daemon.vnnMap.generation,
+        )
+        self._electionStartedAt = self.reactor.seconds()
         self.electionInProgress = True
         self.daemon.recmode = C.CTDB_RECOVERY_ACTIVE
         self.daemon.sendMessage(
@@ -254,7 +265,9 @@ class Leadership:
         self.electionInProgress = False
         if self.leader == self.pnn:
             self.log.info(
-                "This node ({pnn}) holds the cluster lock and leads", pnn=self.pnn
+                "This node ({pnn}) holds the cluster lock and leads{took}",
+                pnn=self.pnn,
+                **self._electionFields(self.pnn),
             )
             self._leaderBroadcast()
             self.needRecovery = True
@@ -266,7 +279,7 @@ class Leadership:
         if self.leader == self.pnn:
             self.log.error("Cluster lock lost: leaving the leader role")
             self.leader = P.CTDB_UNKNOWN_PNN
-            self.forceElection()
+            self.forceElection("cluster lock lost")
 
     def _armElectionTimer(self) -> None:
         if self._electionTimer is not None and self._electionTimer.active():
@@ -293,6 +306,8 @@ class Leadership:
         if em.pnn == self.pnn:
             return
         self._joining = False
+        if not self.electionInProgress or self._electionStartedAt is None:
+            self._electionStartedAt = self.reactor.seconds()
         self.electionInProgress = True
         self._armElectionTimer()
         if electionWin(self.electionData(), em, self.canBeLeader()):
@@ -314,10 +329,33 @@ class Leadership:
                 self.leader = P.CTDB_UNKNOWN_PNN
                 self._restartLeaderTimeout()
                 return
-            self.log.info("This node ({pnn}) is the leader", pnn=self.pnn)
+            self.log.info(
+                "This node ({pnn}) is the leader{took}",
+                pnn=self.pnn,
+                **self._electionFields(self.pnn),
+            )
             self._leaderBroadcast()
             self.needRecovery = True
             self.scheduleCheck(0)
         else:
+            if self.leader != P.CTDB_UNKNOWN_PNN:
+                self.log.info(
+                    "Node {leader} won the election{took}",
+                    **self._electionFields(self.leader),
+                )
             self._takeoverRequests.clear()
             self._restartLeaderTimeout()
+
+    def _electionFields(self, leader: int) -> dict[str, object]:
+        """The fields of the line that ends an election: who leads, and how
+        long since this node saw it begin (C{took}, its text)."""
+        started, self._electionStartedAt = self._electionStartedAt, None
+        duration = None if started is None else self.reactor.seconds() - started
+        return {
+            "step": "election-finished",
+            "node": self.pnn,
+            "leader": leader,
+            "duration": None if duration is None else round(duration, 3),
+            "generation": self.daemon.vnnMap.generation,
+            "took": "" if duration is None else f" (election took {duration:.2f} s)",
+        }
