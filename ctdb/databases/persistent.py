@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer
+from twisted.python.failure import Failure
 
 from ctdb.database.ltdb import (
     splitValue,
@@ -139,12 +140,28 @@ class PersistentCommits(RecordStorage):
         if db.transactionId is not None:
             return (-1, b"", b"database is being recovered")
         generation = self.daemon.vnnMap.generation
-        return self.whenUnlocked(
-            db,
-            store.transactionStartNonblock,
-            lambda: self._updateRecords(db, buf, generation),
-            "update record",
+        # ctdb_childwrite: ctdbd forks a child that writes the records in a
+        # transaction; ours is the same transaction, in the daemon.  Its
+        # latency runs from the request to the write's end, written or not.
+        keeper = self.daemon.statsKeeper
+        started = keeper.childwriteStarted()
+
+        def write() -> ControlResult:
+            result = self._updateRecords(db, buf, generation)
+            keeper.childwriteEnded(started, True)
+            return result
+
+        result = self.whenUnlocked(
+            db, store.transactionStartNonblock, write, "update record"
         )
+        if isinstance(result, defer.Deferred):
+
+            def notWritten(f: Failure) -> Failure:
+                keeper.childwriteEnded(started, False)
+                return f
+
+            result.addErrback(notWritten)
+        return result
 
     def _updateRecords(
         self, db: Database, buf: R.RecBuffer, generation: int | None = None
