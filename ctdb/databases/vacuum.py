@@ -258,9 +258,12 @@ class Vacuumer:
             if isinstance(result, Failure):
                 self.log.failure("vacuuming {db} failed", result, db=db.name)
                 ok = False
+            # vacuum_child_destructor: every run, completed or stopped
+            secs = max(0.0, reactor.seconds() - started)
+            self.daemon.statsKeeper.vacuumLatency(db.stats, secs)
             self.log.info(
                 "Vacuuming took {secs:.3f} seconds for database {db}",
-                secs=reactor.seconds() - started,
+                secs=secs,
                 db=db.name,
             )
             if run.scheduled and handle is not None:
