@@ -102,16 +102,14 @@ async def recover(daemon: Daemon, generation: int) -> None:
 
 async def _recover(daemon: Daemon, generation: int) -> None:
     pnn = daemon.pnn
+    clock = daemon.reactor
+    started = clock.seconds()
+    oldGeneration = daemon.vnnMap.generation
     timeout = float(daemon.tunables.RecoverTimeout)
     nodemap = daemon.nodeMap()
     active = [n.pnn for n in nodemap if not n.flags & C.NODE_FLAGS_INACTIVE]
     if pnn not in active:
         raise RecoveryFailed("the leader is not active")
-    _log.info(
-        "Recovery of {n} active nodes, generation 0x{gen:08x}",
-        n=len(active),
-        gen=generation,
-    )
     caps = await _all(daemon, active, Control.GET_CAPABILITIES, timeout=timeout)
     dbmaps = await _all(daemon, active, Control.GET_DBMAP, timeout=timeout)
     await _all(
@@ -127,6 +125,19 @@ async def _recover(daemon: Daemon, generation: int) -> None:
     ] or [pnn]
     vnn = C.VnnMap(generation, tuple(lmasters))
     await _all(daemon, active, Control.SETVNNMAP, vnn.encode(), timeout=timeout)
+    _log.info(
+        "Recovery of {n} active nodes, generation 0x{gen:08x}: in recovery mode "
+        "with the new vnn map after {elapsed:.3f} s",
+        n=len(active),
+        gen=generation,
+        elapsed=clock.seconds() - started,
+        step="recovery-phase",
+        phase="vnnmap",
+        node=pnn,
+        nodes=active,
+        lmasters=list(lmasters),
+        generation=generation,
+    )
 
     # every database any node has, with its flags
     dbs: dict[int, int] = {}
@@ -143,8 +154,9 @@ async def _recover(daemon: Daemon, generation: int) -> None:
         )
         for db_id, flags in dbs.items()
     ]
+    counts: list[int] = []
     if waits:
-        await defer.gatherResults(waits, consumeErrors=True)
+        counts = await defer.gatherResults(waits, consumeErrors=True)
     await _all(
         daemon,
         active,
@@ -153,7 +165,21 @@ async def _recover(daemon: Daemon, generation: int) -> None:
         timeout=timeout,
     )
     await _all(daemon, active, Control.END_RECOVERY, timeout=timeout)
-    _log.info("Recovery complete, generation 0x{gen:08x}", gen=generation)
+    duration = clock.seconds() - started
+    _log.info(
+        "Recovery complete, generation 0x{gen:08x}: {databases} databases, "
+        "{records} records, {n} active nodes in {duration:.3f} s",
+        gen=generation,
+        databases=len(counts),
+        records=sum(counts),
+        n=len(active),
+        duration=round(duration, 3),
+        step="recovery-finished",
+        node=pnn,
+        generation=generation,
+        oldGeneration=oldGeneration,
+        nodes=active,
+    )
 
 
 async def _recoverDb(
@@ -164,7 +190,10 @@ async def _recoverDb(
     active: list[int],
     generation: int,
     timeout: float,
-) -> None:
+) -> int:
+    """Recover one database on the active nodes; returns how many records
+    it holds now."""
+    started = daemon.reactor.seconds()
     owner = next(iter(sorted(present)))
     name = C.decodeString(
         (
@@ -252,7 +281,18 @@ async def _recoverDb(
             )
     await _all(daemon, active, Control.DB_TRANSACTION_COMMIT, transdb, timeout=timeout)
     await _all(daemon, active, Control.DB_THAW, dbid, timeout=timeout)
-    _log.info("Recovered database {name} with {n} records", name=name, n=len(records))
+    _log.info(
+        "Recovered database {name} with {n} records in {duration:.3f} s",
+        name=name,
+        n=len(records),
+        duration=round(daemon.reactor.seconds() - started, 3),
+        step="recovery-phase",
+        phase="database",
+        node=daemon.pnn,
+        db_id=db_id,
+        generation=generation,
+    )
+    return len(records)
 
 
 def _sendBuffer(
