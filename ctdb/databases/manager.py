@@ -293,9 +293,10 @@ class DatabaseManager(RecordMigration, Traverses, PersistentCommits, RecoveryDat
         statistics and hot keys start again (the lock requests still
         pending stay counted, so that their completion never goes below 0)."""
         for db in self.byId.values():
-            pending = db.stats.locks_num_pending
+            old = db.stats
             db.stats = R.DbStatistics()
-            db.stats.locks_num_pending = pending
+            db.stats.locks_num_pending = old.locks_num_pending
+            db.stats.locks_num_current = old.locks_num_current
 
     def control_GET_DB_SEQNUM(self, req: P.ReqControl, client: object) -> ControlResult:
         db = self._db(req)
@@ -398,6 +399,9 @@ class DatabaseManager(RecordMigration, Traverses, PersistentCommits, RecoveryDat
 
     def becameInactive(self) -> None:
         self.invalidateRecords()
+        # ctdb_db_all_frozen: the node froze all its databases (ctdbd's
+        # freeze of an inactive node), until they are thawed.
+        self.daemon.stats.counters["frozen"] = 1
 
     def recoveryStarted(self) -> None:
         pass
@@ -411,6 +415,7 @@ class DatabaseManager(RecordMigration, Traverses, PersistentCommits, RecoveryDat
                 db.transactionId = None
             db.frozen = False
             db.invalidRecords = False
+        self.daemon.stats.counters["frozen"] = 0
         self.processDeferredAttaches()
         self.resendCalls()
 
