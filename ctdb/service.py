@@ -40,6 +40,7 @@ from ctdb.config.publicaddresses import PublicAddress, addressesFromFile
 from ctdb.daemon.core import Daemon, DaemonConfig
 from ctdb.daemon.memdump import installMemoryDump
 from ctdb.databases.manager import DatabaseManager
+from ctdb.databases.metrics import DatabaseMetrics
 from ctdb.errors import ConfigError
 from ctdb.events.health import HealthMonitor
 from ctdb.events.lifecycle import EventLifecycle
@@ -52,6 +53,7 @@ from ctdb.interfaces import (
     INodeTransport,
 )
 from ctdb.logfilter import LOG_FORMATS, DebugLevelFilter, nodeLogObserver
+from ctdb.metrics import MetricsService, metricsService
 from ctdb.nodes import NodeMap, readNodesFile
 from ctdb.protocols.debuglevels import DEBUG_LEVELS, parseDebugLevel
 from ctdb.protocols.nodestate import (
@@ -264,6 +266,10 @@ class NodeConfig:
     eventRunner: IEventRunner | None = None
     #: a pid file written while the node runs
     pidFile: str | None = None
+    #: serve the node's metrics (Prometheus' text format, C{/metrics}) on
+    #: this Twisted server endpoint string, e.g. C{tcp:9100:interface=127.0.0.1}
+    #: (no metrics endpoint if None; docs/METRICS.md)
+    metricsEndpoint: str | None = None
     #: a node map instead of a nodes file (tests), with our pnn in it
     nodeMap: NodeMap | None = None
     pnn: int | None = None
@@ -305,6 +311,8 @@ class CTDBNode(MultiService):
         #: event, when the node runs event scripts (L{ctdb.events})
         self.lifecycle: EventLifecycle | None = None
         self.health: HealthMonitor | None = None
+        #: the metrics endpoint, when configured (L{ctdb.metrics})
+        self.metrics: MetricsService | None = None
 
     def stopService(self) -> defer.Deferred[object]:
         """ctdb_shutdown_sequence: a node that runs event scripts runs its
@@ -393,6 +401,7 @@ def buildNode(
 
     databases = DatabaseManager(daemon, memory=config.memoryStores)
     databases.plugInto(daemon)
+    DatabaseMetrics(databases).plugInto(daemon)
     installMemoryDump(daemon)
     controls = RecoveryControls(daemon)
     controls.plugInto(daemon)
@@ -446,6 +455,11 @@ def buildNode(
         _buildLifecycle(config, top, controls, reactor)
     if config.pidFile is not None:
         PidFileService(config.pidFile).setServiceParent(top)
+    if config.metricsEndpoint is not None:
+        top.metrics = metricsService(
+            daemon, reactor=reactor, endpoint=config.metricsEndpoint
+        )
+        top.metrics.setServiceParent(top)
     return top
 
 

@@ -89,6 +89,7 @@ class Monitoring:
         def _leaderBroadcast(self) -> None: ...
         def _restartLeaderTimeout(self, delay: float | None = None) -> None: ...
         def addCulprit(self, pnn: int, credits: int) -> None: ...
+        def noteRecovery(self, ok: bool, seconds: float) -> None: ...
 
     # -- monitoring ----------------------------------------------------------------------
 
@@ -302,19 +303,23 @@ class Monitoring:
         d = self.daemon
         self.log.info("Starting recovery: {reason}", reason=reason)
         generation = newGeneration()
+        started = self.reactor.seconds()
         try:
             await recover(d, generation)
         except RecoveryFailed as e:
+            self.noteRecovery(False, self.reactor.seconds() - started)
             self.log.error("Recovery failed: {err}", err=str(e))
             if e.culprit is not None and e.culprit != self.pnn:
                 self.addCulprit(e.culprit, 1)
             self.needRecovery = True
             self.reactor.callLater(1.0, self.scheduleCheck, 0)
         except Exception:  # noqa: BLE001 - any failure means: recover again
+            self.noteRecovery(False, self.reactor.seconds() - started)
             self.log.failure("Recovery failed")
             self.needRecovery = True
             self.reactor.callLater(1.0, self.scheduleCheck, 0)
         else:
+            self.noteRecovery(True, self.reactor.seconds() - started)
             runner = d.takeoverRunner
             if runner is not None:
                 # do_recovery: a takeover run after every recovery; a

@@ -23,7 +23,7 @@ from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from ctdb.interfaces import INodeStateObserver, ISrvidObserver
+from ctdb.interfaces import IMetricsSource, INodeStateObserver, ISrvidObserver
 from ctdb.protocols import controls as C
 from ctdb.protocols import packet as P
 from ctdb.protocols.srvids import (
@@ -37,14 +37,15 @@ from ctdb.recovery.banning import Banning
 from ctdb.recovery.clusterlock import ClusterLock
 from ctdb.recovery.controls import RecoveryControls
 from ctdb.recovery.leadership import ELECTION_WAIT, Leadership
+from ctdb.recovery.metrics import RecoveryMetrics
 from ctdb.recovery.monitoring import MONITOR_INTERVAL, Monitoring
 
 if TYPE_CHECKING:
     from ctdb.daemon.core import Daemon
 
 
-@implementer(INodeStateObserver, ISrvidObserver)
-class RecoveryService(Service, Leadership, Monitoring, Banning):
+@implementer(INodeStateObserver, ISrvidObserver, IMetricsSource)
+class RecoveryService(Service, Leadership, Monitoring, Banning, RecoveryMetrics):
     log = Logger()
     name = "recovery"  # type: ignore[assignment]  # Service.name is untyped None
 
@@ -58,6 +59,7 @@ class RecoveryService(Service, Leadership, Monitoring, Banning):
         self.electionInProgress = False
         self.recovering = False
         self.needRecovery = False
+        self.initRecoveryMetrics()
         self.culprits: dict[int, list[float]] = {}
         self._electionTimer: IDelayedCall | None = None
         self._sendElection: IDelayedCall | None = None
@@ -148,3 +150,4 @@ class RecoveryService(Service, Leadership, Monitoring, Banning):
         )
         daemon.addNodeStateObserver(self)
         daemon.addSrvidObserver(self)
+        daemon.addMetricsSource(self)

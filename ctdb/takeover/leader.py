@@ -71,7 +71,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from ctdb.errors import MalformedPacket, TakeoverRunFailed
-from ctdb.interfaces import ITakeoverRunner
+from ctdb.interfaces import IMetricsSource, ITakeoverRunner
 from ctdb.logfilter import twistedLevel
 from ctdb.protocols import controls as C
 from ctdb.protocols import packet as P
@@ -92,6 +92,7 @@ from ctdb.protocols.srvids import (
 )
 from ctdb.takeover import ipalloc
 from ctdb.takeover.ipcheck import askForTakeoverRun
+from ctdb.takeover.metrics import TakeoverRunMetrics
 
 if TYPE_CHECKING:
     from ctdb.daemon.core import Daemon
@@ -113,8 +114,8 @@ Allocate = Callable[..., Sequence[ipalloc.AllocatedIP]]
 CanHostIPs = Callable[..., bool]
 
 
-@implementer(ITakeoverRunner)
-class TakeoverRunner:
+@implementer(ITakeoverRunner, IMetricsSource)
+class TakeoverRunner(TakeoverRunMetrics):
     """
     The takeover runs of one node (only the leader's recovery service asks
     for them) and the messages that hold them off or steer them.
@@ -154,6 +155,7 @@ class TakeoverRunner:
         #: when the node stops), or None
         self._disabledUntil: float | None = None
         self._verifying = False
+        self.initRunMetrics()
 
     # -- the seams of the daemon ----------------------------------------------
 
@@ -167,6 +169,7 @@ class TakeoverRunner:
         daemon.addMessageHandler(CTDB_SRVID_DISABLE_IP_CHECK, self._disableIPCheck)
         daemon.addMessageHandler(CTDB_SRVID_REBALANCE_NODE, self._rebalanceMessage)
         daemon.addMessageHandler(CTDB_SRVID_LEADER, self._leaderMessage)
+        daemon.addMetricsSource(self)
 
     # -- ITakeoverRunner ----------------------------------------------------------
 
@@ -351,6 +354,7 @@ class TakeoverRunner:
             self.log.info("Takeover run unsuccessful")
             return False
         self._inProgress = True
+        started = self.reactor.seconds()
         d = self.daemon
         others = [
             n.pnn for n in d.nodes if n.pnn != d.pnn and not n.flags & _UNCONNECTED
@@ -374,6 +378,7 @@ class TakeoverRunner:
                     )
         finally:
             self._inProgress = False
+        self.noteTakeoverRun(ok, self.reactor.seconds() - started)
         self.log.info(
             "Takeover run {how}",
             how="completed successfully" if ok else "unsuccessful",

@@ -48,6 +48,7 @@ from ctdb.interfaces import (
     IAddressSystem,
     IClientConnection,
     IClientObserver,
+    IMetricsSource,
     IRecoveryParticipant,
 )
 from ctdb.protocols import packet as P
@@ -73,6 +74,7 @@ from ctdb.protocols.publicips import (
 )
 from ctdb.takeover.addresslist import AddressList
 from ctdb.takeover.ipcheck import LocalIPCheck
+from ctdb.takeover.metrics import PublicAddressMetrics
 from ctdb.takeover.moves import AddressMoves
 from ctdb.takeover.replies import OK, exactSize, failed
 from ctdb.takeover.state import CTDB_IFACE_SIZE, Iface, Vnn, VnnTable
@@ -93,8 +95,15 @@ _EVENTS_IN_RECOVERY = frozenset(
 _HUNG_IS_SUCCESS = frozenset({"startrecovery", "recovered", "takeip", "releaseip"})
 
 
-@implementer(IClientObserver, IRecoveryParticipant)
-class PublicAddresses(Service, AddressList, AddressMoves, TickleLists, LocalIPCheck):
+@implementer(IClientObserver, IRecoveryParticipant, IMetricsSource)
+class PublicAddresses(
+    Service,
+    AddressList,
+    AddressMoves,
+    TickleLists,
+    LocalIPCheck,
+    PublicAddressMetrics,
+):
     """
     The public addresses of one node (service C{"takeover"}); see
     L{plugInto}.
@@ -158,6 +167,7 @@ class PublicAddresses(Service, AddressList, AddressMoves, TickleLists, LocalIPCh
             daemon.controls.register(opcode, handler)
         daemon.addClientObserver(self)
         daemon.addRecoveryParticipant(self)
+        daemon.addMetricsSource(self)
 
     def startService(self) -> None:
         """Clean the host, then start the periodic tickle push
