@@ -237,6 +237,9 @@ class AddressMoves:
             addr=vnn.address,
             mask=vnn.mask,
             iface=iface,
+            step="ip-taken",
+            node=self.pnn,
+            generation=self.daemon.vnnMap.generation,
         )
         return self._whileBusy(vnn, self._finishTake, iface)
 
@@ -372,6 +375,9 @@ class AddressMoves:
             mask=vnn.mask,
             iface=iface,
             pnn=signedPnn(pip.pnn),
+            step="ip-released",
+            node=self.pnn,
+            generation=self.daemon.vnnMap.generation,
         )
         return self._whileBusy(vnn, self._finishRelease, iface, pip.pnn)
 
@@ -449,6 +455,10 @@ class AddressMoves:
                 addr=vnn.address,
                 mask=vnn.mask,
                 iface=iface,
+                pnn=-1,
+                step="ip-released",
+                node=self.pnn,
+                generation=self.daemon.vnnMap.generation,
             )
             vnn.cancelAnnouncement()
             yield self._releaseFromHost(vnn, iface)
