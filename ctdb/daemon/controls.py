@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import os
+import struct
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Union
 
@@ -268,6 +269,8 @@ class ControlHandlers:
     ) -> ControlResult:
         # A 4.17 recovery daemon reports its cluster lock latency (a double).
         _exactSize(req, 8)
+        (latency,) = struct.unpack("<d", req.data)
+        self.daemon.statsKeeper.reclockLatency("recd", latency)
         return OK
 
     # -- tunables --------------------------------------------------------------
