@@ -260,8 +260,13 @@ class Leadership:
             self.leader = self.pnn
         else:
             self.leader = P.CTDB_UNKNOWN_PNN
+            started = self.reactor.seconds()
             if await lock.take():
                 self.leader = self.pnn
+                # _cluster_lock_lock's ctdb_ctrl_report_recd_lock_latency
+                self.daemon.statsKeeper.reclockLatency(
+                    "recd", self.reactor.seconds() - started
+                )
         self.electionInProgress = False
         if self.leader == self.pnn:
             self.log.info(
