@@ -17,6 +17,7 @@ from twisted.python import usage
 from ctdb.config.publicaddresses import addressesFromFile
 from ctdb.errors import ConfigError, ConfigLoadError
 from ctdb.logfilter import LOG_FORMATS
+from ctdb.metrics import checkEndpoint
 from ctdb.nodes import readNodesFile
 from ctdb.protocols.packet import CTDB_PORT
 from ctdb.protocols.tunables import Tunables
@@ -115,6 +116,15 @@ class Options(usage.Options):
             (
                 "this node's public addresses, in Samba's public_addresses "
                 "format (none by default; ctdb reloadips reads it again)"
+            ),
+        ],
+        [
+            "metrics",
+            None,
+            None,
+            (
+                "serve Prometheus metrics at /metrics on this Twisted endpoint, "
+                "e.g. tcp:9100:interface=127.0.0.1 (off by default)"
             ),
         ],
     ]
@@ -216,6 +226,11 @@ class Options(usage.Options):
         debug = self["debug-script"]
         if debug is not None and not os.access(debug, os.X_OK):
             raise usage.UsageError(f"debug script {debug} is not an executable file")
+        if self["metrics"] is not None:
+            try:
+                checkEndpoint(self["metrics"])
+            except ConfigError as e:
+                raise usage.UsageError(str(e)) from None
         path = self["public-addresses"]
         if path is not None:
             if not os.path.exists(path):
@@ -271,6 +286,7 @@ def makeService(options: Any, reactor: Any = None) -> IService:
                 addressesByScripts=bool(options["addresses-by-scripts"]),
                 notifyScript=options["notify-script"],
                 fastStart=bool(options["fast-start"]),
+                metricsEndpoint=options["metrics"],
             ),
             reactor=reactor,
             shutdownCallback=reactor.stop,
