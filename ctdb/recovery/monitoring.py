@@ -56,6 +56,10 @@ MONITOR_INTERVAL = 0.25
 class Monitoring:
     """The cluster checks and recoveries of a recovery service."""
 
+    #: why the next recovery is needed, for its first log line (the node
+    #: change that asked for it), or None
+    _recoveryReason: str | None = None
+
     if TYPE_CHECKING:
         # what this part uses of the rest of the RecoveryService
         log: Logger
@@ -85,7 +89,7 @@ class Monitoring:
         def pnn(self) -> int: ...
         def isLeader(self) -> bool: ...
         def canBeLeader(self) -> bool: ...
-        def forceElection(self) -> None: ...
+        def forceElection(self, reason: str = ...) -> None: ...
         def _leaderBroadcast(self) -> None: ...
         def _restartLeaderTimeout(self, delay: float | None = None) -> None: ...
         def addCulprit(self, pnn: int, credits: int) -> None: ...
@@ -110,13 +114,12 @@ class Monitoring:
             and pnn != self.pnn
             and node.flags & (C.NODE_FLAGS_DISCONNECTED | C.NODE_FLAGS_INACTIVE)
         ):
-            self.log.info("Leader node {pnn} is gone: election", pnn=pnn)
             self.leader = P.CTDB_UNKNOWN_PNN
-            self.forceElection()
+            self.forceElection(f"leader node {pnn} is gone")
             return
         if pnn == self.pnn and not self.canBeLeader() and self.leader == self.pnn:
             self.leader = P.CTDB_UNKNOWN_PNN
-            self.forceElection()
+            self.forceElection("this node can no longer lead")
             return
         old = self._seenFlags.get(pnn)
         self._seenFlags[pnn] = node.flags
@@ -131,6 +134,7 @@ class Monitoring:
                 # was disabled keeps its databases: as ctdbd, only its
                 # addresses move (a takeover run).
                 self.needRecovery = True
+                self._recoveryReason = _changeText(pnn, old, node.flags)
             if self.daemon.takeoverRunner is not None:
                 # main_loop: a node's flags or link changed, so the
                 # addresses move (after the recovery this asks for, or
@@ -164,7 +168,7 @@ class Monitoring:
             return
         active = [n.pnn for n in d.nodes if not n.flags & C.NODE_FLAGS_INACTIVE]
         if self.needRecovery:
-            await self.doRecovery("requested")
+            await self.doRecovery(self._recoveryReason or "requested")
             return
         if self.recoveriesDisabled():
             # main_loop: with recoveries disabled (reloadnodes) the node
@@ -300,15 +304,31 @@ class Monitoring:
             return
         self.recovering = True
         self.needRecovery = False
+        self._recoveryReason = None
         d = self.daemon
-        self.log.info("Starting recovery: {reason}", reason=reason)
         generation = newGeneration()
+        self.log.info(
+            "Starting recovery: {reason} (generation 0x{old:08x})",
+            reason=reason,
+            old=d.vnnMap.generation,
+            step="recovery-started",
+            node=self.pnn,
+            generation=d.vnnMap.generation,
+            newGeneration=generation,
+        )
         started = self.reactor.seconds()
         try:
             await recover(d, generation)
         except RecoveryFailed as e:
             self.noteRecovery(False, self.reactor.seconds() - started)
-            self.log.error("Recovery failed: {err}", err=str(e))
+            self.log.error(
+                "Recovery failed: {err}",
+                err=str(e),
+                step="recovery-failed",
+                node=self.pnn,
+                generation=generation,
+                duration=round(self.reactor.seconds() - started, 3),
+            )
             if e.culprit is not None and e.culprit != self.pnn:
                 self.addCulprit(e.culprit, 1)
             self.needRecovery = True
@@ -476,3 +496,16 @@ class Monitoring:
                 self.daemon.tunables.RecoverInterval
             )
         return ok
+
+
+def _changeText(pnn: int, old: int | None, new: int) -> str:
+    """Why a node's change needs a recovery, as the recovery's first line
+    says it."""
+    lost = C.NODE_FLAGS_DISCONNECTED
+    if new & lost and (old is None or not old & lost):
+        return f"node {pnn} is disconnected"
+    if old is not None and old & lost and not new & lost:
+        return f"node {pnn} is connected"
+    if old is None:
+        return f"node {pnn} flags 0x{new:x}"
+    return f"node {pnn} flags 0x{old:x} -> 0x{new:x}"
