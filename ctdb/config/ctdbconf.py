@@ -5,7 +5,9 @@ C{ctdb/common/conf.c} with the validators of C{cluster_conf.c},
 C{database_conf.c}, C{event_conf.c}, C{logging_conf.c},
 C{failover_conf.c} and C{server/legacy_conf.c}, over the ini reader of
 L{ctdb.config.ini}.  A refusal is a L{ConfigLoadError} that carries the
-L{Message}s ctdbd would print.
+L{Message}s ctdbd would print.  One section is txctdb's own: C{[metrics]
+endpoint}, the Twisted endpoint string of the node's metrics (off unless
+set).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import os
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from twisted.internet.endpoints import serverFromString
 
 from ctdb.config.ini import parseIni
 from ctdb.config.messages import DEBUG, ERR, NOTICE, WARNING, Message
@@ -175,6 +179,24 @@ def _validateScriptLogLevel(key: str, value: object, paths: CTDBPaths) -> list[M
     return []
 
 
+def _validateMetricsEndpoint(
+    key: str, value: object, paths: CTDBPaths
+) -> list[Message]:
+    """txctdb's own C{[metrics] endpoint}: a Twisted server endpoint string
+    (nothing is listened on here)."""
+    try:
+        serverFromString(object(), str(value))
+    except (ValueError, TypeError, KeyError) as e:
+        return [
+            Message(
+                ERR,
+                f"Invalid value for [metrics] -> endpoint = {value}"
+                f" (a Twisted endpoint such as tcp:9100:interface=127.0.0.1): {e}",
+            )
+        ]
+    return []
+
+
 OPTIONS: tuple[_Option, ...] = (
     _Option(
         "logging",
@@ -231,6 +253,8 @@ OPTIONS: tuple[_Option, ...] = (
     _Option("legacy", "start as stopped", bool, lambda p: False),
     _Option("legacy", "start as disabled", bool, lambda p: False),
     _Option("legacy", "script log level", str, lambda p: ERR, _validateScriptLogLevel),
+    # txctdb's own: the node's Prometheus metrics endpoint (docs/METRICS.md)
+    _Option("metrics", "endpoint", str, lambda p: None, _validateMetricsEndpoint),
 )
 
 SECTIONS = tuple(dict.fromkeys(o.section for o in OPTIONS))
@@ -297,6 +321,11 @@ class CTDBConfig:
     @property
     def failoverDisabled(self) -> bool:
         return bool(self.get("failover", "disabled"))
+
+    @property
+    def metricsEndpoint(self) -> str | None:
+        """C{[metrics] endpoint}: where the node serves its metrics."""
+        return self.get("metrics", "endpoint")  # type: ignore[return-value]
 
     @property
     def eventDebugScript(self) -> str | None:
