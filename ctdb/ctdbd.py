@@ -182,6 +182,7 @@ def runDaemon(
                 debugScript=_debugScript(paths, config),
                 notifyScript=os.path.join(paths.etcdir, "notify.sh"),
                 pidFile=pidFile,
+                metricsEndpoint=config.metricsEndpoint,
             ),
             reactor=reactor,  # type: ignore[arg-type]
             shutdownCallback=shutdownSequence,
