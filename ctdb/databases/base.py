@@ -206,6 +206,19 @@ class RecordStorage:
             return
         self.withLock(db, key, fn, attempt, waiting)
 
+    def noteDatabaseLocks(self) -> None:
+        """locks.num_current, globally and per database: the databases whose
+        file we hold locked as a whole, i.e. in a recovery transaction
+        (ctdbd counts the lock helpers holding a lock, which a freeze keeps
+        for the whole recovery; a record lock of ours is held for one
+        synchronous step only, so it never shows)."""
+        held = 0
+        for db in self.byId.values():
+            current = int(db.transactionId is not None)
+            db.stats.locks_num_current = current
+            held += current
+        self.daemon.stats.locks["num_current"] = held
+
     def readAll(
         self, db: Database
     ) -> list[tuple[bytes, bytes]] | defer.Deferred[list[tuple[bytes, bytes]]]:
