@@ -52,6 +52,7 @@ class RecoveryDatabases(RecordStorage):
         if db.transactionId is not None:
             db.store.transactionCancel()
             db.transactionId = None
+            self.noteDatabaseLocks()
         db.frozen = False
         db.invalidRecords = False
         return (0, b"", b"")
@@ -66,9 +67,11 @@ class RecoveryDatabases(RecordStorage):
         if db.transactionId is not None:
             db.store.transactionCancel()
             db.transactionId = None
+            self.noteDatabaseLocks()
 
         def started() -> ControlResult:
             db.transactionId = tid
+            self.noteDatabaseLocks()
             return (0, b"", b"")
 
         return self.whenUnlocked(
@@ -84,6 +87,7 @@ class RecoveryDatabases(RecordStorage):
             return (-1, b"", b"transaction id mismatch")
         db.store.transactionCommit()
         db.transactionId = None
+        self.noteDatabaseLocks()
         return (0, b"", b"")
 
     def control_DB_TRANSACTION_CANCEL(
@@ -93,6 +97,7 @@ class RecoveryDatabases(RecordStorage):
         if db.transactionId is not None:
             db.store.transactionCancel()
             db.transactionId = None
+            self.noteDatabaseLocks()
         return (0, b"", b"")
 
     def control_WIPE_DATABASE(self, req: P.ReqControl, client: object) -> ControlResult:
