@@ -392,6 +392,7 @@ class DatabaseManager(RecordMigration, Traverses, PersistentCommits, RecoveryDat
             db.rotdb.close()
         self._dropSticky(db)
         del self.byId[db.db_id]
+        self.noteDatabaseLocks()
         del self.byName[db.name]
         self.log.info("Detached from database '{name}'", name=db.name)
 
@@ -413,6 +414,7 @@ class DatabaseManager(RecordMigration, Traverses, PersistentCommits, RecoveryDat
             if db.transactionId is not None:
                 db.store.transactionCancel()
                 db.transactionId = None
+                self.noteDatabaseLocks()
             db.frozen = False
             db.invalidRecords = False
         self.daemon.stats.counters["frozen"] = 0
