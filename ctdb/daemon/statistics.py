@@ -263,15 +263,6 @@ class StatisticsKeeper:
         if db is not None:
             db.locks_num_pending = max(0, db.locks_num_pending - 1)
 
-    def lockHeld(self, db: DbStatistics | None, held: bool) -> None:
-        """A whole-database lock (ctdbd's lock helper child holding it,
-        C{locks.num_current}) taken or let go."""
-        locks = self.daemon.stats.locks
-        step = 1 if held else -1
-        locks["num_current"] = max(0, locks["num_current"] + step)
-        if db is not None:
-            db.locks_num_current = max(0, db.locks_num_current + step)
-
     def callStarted(self) -> None:
         """daemon_request_call_from_client: a client's REQ_CALL
         (C{total_calls}, C{pending_calls})."""
