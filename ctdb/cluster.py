@@ -174,6 +174,21 @@ class LocalCluster(NodeLayout):
         cfg = self._config()
         return str(ipaddress.ip_address(cfg["base"]) + pnn)
 
+    def metricsEndpoint(self, pnn: int) -> str | None:
+        """The Twisted endpoint node C{pnn} serves its metrics on (None
+        unless the cluster was set up with a metrics port)."""
+        port = int(self._config().get("metricsPort", 0))
+        if not port:
+            return None
+        return f"tcp:{port}:interface={self.address(pnn)}"
+
+    def metricsURL(self, pnn: int) -> str | None:
+        """The URL of node C{pnn}'s metrics, if it serves them."""
+        port = int(self._config().get("metricsPort", 0))
+        if not port:
+            return None
+        return f"http://{self.address(pnn)}:{port}/metrics"
+
     def env(self, pnn: int) -> dict[str, str]:
         return {"CTDB_BASE": self.nodeDir(pnn), "CTDB_SOCKET": self.socketPath(pnn)}
 
@@ -189,7 +204,10 @@ class LocalCluster(NodeLayout):
         tunables: dict[str, int] | None = None,
         reclock: str = "",
         logFormat: str = "text",
+        metricsPort: int = 0,
     ) -> None:
+        """Make the node directories.  With C{metricsPort}, node K serves
+        its Prometheus metrics at C{http://<its address>:<metricsPort>/metrics}."""
         if nodes < 1:
             raise ClusterError("a cluster needs at least one node")
         first = ipaddress.ip_address(base)
@@ -205,6 +223,7 @@ class LocalCluster(NodeLayout):
                     "tunables": tunables or {},
                     "reclock": reclock,
                     "logFormat": logFormat,
+                    "metricsPort": metricsPort,
                 },
                 f,
             )
@@ -318,6 +337,9 @@ class LocalCluster(NodeLayout):
         ]
         if cfg.get("reclock"):
             args += ["--reclock", cfg["reclock"]]
+        endpoint = self.metricsEndpoint(pnn)
+        if endpoint is not None:
+            args += ["--metrics", endpoint]
         for name, value in cfg.get("tunables", {}).items():
             args += ["--tunable", f"{name}={value}"]
         with open(os.path.join(d, "stdout.log"), "ab") as out:
@@ -550,6 +572,13 @@ def main(argv: list[str] | None = None) -> int:
         default="text",
         help="how each node writes log.ctdb (default text; docs/LOGGING.md)",
     )
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        default=0,
+        help="node K serves Prometheus metrics on its own address at this port"
+        " (off by default; docs/METRICS.md)",
+    )
     for name in ("start", "stop"):
         p = sub.add_parser(name)
         p.add_argument("pnns", nargs="*", type=int)
@@ -584,6 +613,7 @@ def main(argv: list[str] | None = None) -> int:
                 tunables,
                 args.reclock,
                 logFormat=args.log_format,
+                metricsPort=args.metrics_port,
             )
         elif args.command == "start":
             cluster.start(args.pnns, timeout=args.timeout)
