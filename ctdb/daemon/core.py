@@ -479,6 +479,8 @@ class Daemon(Service, LocalClients):
         """Send a packet to its destnode (another node, or ourselves)."""
         dest = pkt.header.destnode
         if dest == self.pnn:
+            # ctdb_queue_packet counts a packet to ourselves as sent too
+            self.stats.counters["node_packets_sent"] += 1
             self.reactor.callLater(0, self.nodePacket, self.pnn, pkt)
             return
         if not self.isConnected(dest):
