@@ -62,6 +62,7 @@ it), so a node that joins is not made a force-rebalance target.
 from __future__ import annotations
 
 import errno
+import ipaddress
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -155,6 +156,8 @@ class TakeoverRunner(TakeoverRunMetrics):
         #: when the node stops), or None
         self._disabledUntil: float | None = None
         self._verifying = False
+        #: (addresses moved, addresses) of the current run, for its last line
+        self._moves = (0, 0)
         self.initRunMetrics()
 
     # -- the seams of the daemon ----------------------------------------------
@@ -348,10 +351,22 @@ class TakeoverRunner(TakeoverRunMetrics):
 
     async def _doTakeoverRun(self) -> bool:
         """do_takeover_run around takeover_send."""
-        self.log.info("Takeover run starting")
+        self.log.info(
+            "Takeover run starting",
+            step="takeover-started",
+            node=self.daemon.pnn,
+            generation=self.daemon.vnnMap.generation,
+        )
+        self._moves = (0, 0)
         if self.takeoverRunsDisabled():
             self.log.info("Unable to begin - takeover runs are disabled")
-            self.log.info("Takeover run unsuccessful")
+            self.log.info(
+                "Takeover run unsuccessful",
+                ok=False,
+                step="takeover-finished",
+                node=self.daemon.pnn,
+                generation=self.daemon.vnnMap.generation,
+            )
             return False
         self._inProgress = True
         started = self.reactor.seconds()
@@ -378,10 +393,20 @@ class TakeoverRunner(TakeoverRunMetrics):
                     )
         finally:
             self._inProgress = False
-        self.noteTakeoverRun(ok, self.reactor.seconds() - started)
+        duration = self.reactor.seconds() - started
+        self.noteTakeoverRun(ok, duration)
+        moved, addresses = self._moves
         self.log.info(
-            "Takeover run {how}",
+            "Takeover run {how}: {moved} of {addresses} public addresses moved "
+            "in {duration:.3f} s",
             how="completed successfully" if ok else "unsuccessful",
+            ok=ok,
+            moved=moved,
+            addresses=addresses,
+            duration=round(duration, 3),
+            step="takeover-finished",
+            node=d.pnn,
+            generation=d.vnnMap.generation,
         )
         return ok
 
@@ -418,6 +443,7 @@ class TakeoverRunner(TakeoverRunMetrics):
                     allocation = self._allocation(
                         numNodes, known, available, forceRebalance
                     )
+                    self._moves = _countMoves(known, allocation)
                     # The three steps share one deadline, from here on.
                     deadline = self.reactor.seconds() + 3 * takeoverTimeout
                     await self._releaseIPs(allocation, connected, credits, deadline)
@@ -618,6 +644,34 @@ class TakeoverRunner(TakeoverRunMetrics):
 
 
 _UNCONNECTED = C.NODE_FLAGS_DISCONNECTED | C.NODE_FLAGS_DELETED
+
+
+def _countMoves(
+    known: Sequence[AddressList], allocation: Sequence[ipalloc.AllocatedIP]
+) -> tuple[int, int]:
+    """(how many addresses change hands, how many there are): the nodes'
+    lists say who hosts each address now, the allocation who will."""
+    owners: dict[str, int] = {}
+    for entries in known:
+        for address, pnn in entries:
+            spelt = _spelling(address)
+            if pnn != ipalloc.UNASSIGNED or spelt not in owners:
+                owners[spelt] = pnn
+    moved = sum(
+        1
+        for ip in allocation
+        if owners.get(_spelling(ip.address), ipalloc.UNASSIGNED) != ip.pnn
+    )
+    return moved, len(allocation)
+
+
+def _spelling(address: str) -> str:
+    """One spelling of an address, for comparing the nodes' lists with the
+    allocation's."""
+    try:
+        return ipaddress.ip_address(address).compressed
+    except ValueError:
+        return address
 
 
 def _signedPnn(pnn: int) -> int:
