@@ -68,11 +68,17 @@ class RecoveryControls:
         if flags == old:
             return
         node.flags = flags
+        changes = flagChanges(old, flags)
         self.log.info(
-            "This node ({pnn}) flags 0x{old:x} -> 0x{new:x}",
+            "This node ({pnn}) flags 0x{old:x} -> 0x{new:x} ({text})",
             pnn=self.daemon.pnn,
             old=old,
             new=flags,
+            text=", ".join(changes),
+            changes=changes,
+            step="node-flags",
+            node=self.daemon.pnn,
+            generation=self.daemon.vnnMap.generation,
         )
         if flags & C.NODE_FLAGS_INACTIVE and not old & C.NODE_FLAGS_INACTIVE:
             self.becomeInactive()
@@ -108,11 +114,17 @@ class RecoveryControls:
             old & C.NODE_FLAGS_DISCONNECTED
         )
         if node.flags != old:
+            changes = flagChanges(old, node.flags)
             self.log.info(
-                "Node {pnn} flags 0x{old:x} -> 0x{new:x}",
+                "Node {pnn} flags 0x{old:x} -> 0x{new:x} ({text})",
                 pnn=pnn,
                 old=old,
                 new=node.flags,
+                text=", ".join(changes),
+                changes=changes,
+                step="node-flags",
+                node=d.pnn,
+                generation=d.vnnMap.generation,
             )
             d.nodeStateChanged(pnn)
 
@@ -308,3 +320,28 @@ def _answerWhenDone(
     return defer.gatherResults(
         [w.addCallbacks(status, failed) for w in waits]
     ).addCallback(done)
+
+
+#: a node flag's name when it is set and when it is cleared, for the log
+_FLAG_WORDS = (
+    (C.NODE_FLAGS_DISCONNECTED, "DISCONNECTED", "CONNECTED"),
+    (C.NODE_FLAGS_UNHEALTHY, "UNHEALTHY", "HEALTHY"),
+    (C.NODE_FLAGS_PERMANENTLY_DISABLED, "DISABLED", "ENABLED"),
+    (C.NODE_FLAGS_BANNED, "BANNED", "UNBANNED"),
+    (C.NODE_FLAGS_DELETED, "DELETED", "UNDELETED"),
+    (C.NODE_FLAGS_STOPPED, "STOPPED", "CONTINUED"),
+)
+
+
+def flagChanges(old: int, new: int) -> list[str]:
+    """What a change of a node's flags means, in words: C{0x2 -> 0x0} is
+    C{["HEALTHY"]}."""
+    words = [
+        setWord if new & flag else clearedWord
+        for flag, setWord, clearedWord in _FLAG_WORDS
+        if (old ^ new) & flag
+    ]
+    unknown = (old ^ new) & ~sum(flag for flag, _, _ in _FLAG_WORDS)
+    if unknown:
+        words.append(f"0x{unknown:x} changed")
+    return words
