@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.protocols.test_controls -*-
+# -*- test-case-name: tests.protocols.test_controls,tests.daemon.test_statistics_codec -*-
 """
 The counters and times a node reports (Samba 4.17 ctdb/protocol/
 protocol.h, protocol_types.c): C{struct ctdb_statistics} (STATISTICS),
