@@ -78,7 +78,7 @@ def _addressChanges(old: Snapshot, new: Snapshot) -> list[str]:
         elif was == CTDB_UNKNOWN_PNN:
             out.append(f"public address {address} assigned to node {pnn}")
         else:
-            out.append(f"public address {address} moved from node {was} to {pnn}")
+            out.append(f"public address {address} moved from node {was} to node {pnn}")
     for address in before:
         if address not in after:
             out.append(f"public address {address} removed")
