@@ -32,7 +32,7 @@ from twisted.internet.interfaces import (
     IStreamServerEndpoint,
 )
 from twisted.internet.posixbase import PosixReactorBase
-from twisted.logger import globalLogPublisher
+from twisted.logger import ILogObserver, globalLogPublisher
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -311,6 +311,9 @@ class CTDBNode(MultiService):
         #: event, when the node runs event scripts (L{ctdb.events})
         self.lifecycle: EventLifecycle | None = None
         self.health: HealthMonitor | None = None
+        #: the observer that writes the node's log file (NodeConfig.logFile)
+        #: on the global log publisher, or None
+        self.logObserver: ILogObserver | None = None
         #: the metrics endpoint, when configured (L{ctdb.metrics})
         self.metrics: MetricsService | None = None
 
@@ -430,9 +433,8 @@ def buildNode(
             encoding="utf-8",
             errors="backslashreplace",
         )
-        globalLogPublisher.addObserver(
-            nodeLogObserver(stream, config.logFormat, levelFilter, pnn)
-        )
+        top.logObserver = nodeLogObserver(stream, config.logFormat, levelFilter, pnn)
+        globalLogPublisher.addObserver(top.logObserver)
     if config.withClientSocket:
         _checkSocketPath(config.socketPath)
         ClientSocketService(
