@@ -7,13 +7,14 @@ C{tcp:9100:interface=127.0.0.1}) as the node's service C{"metrics"}.
 
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 from prometheus_client.registry import CollectorRegistry
 from twisted.application.service import Service
 from twisted.internet import defer
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
 from twisted.python.failure import Failure
+from twisted.web.pages import notFound
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
@@ -41,7 +42,9 @@ def checkEndpoint(description: str) -> None:
 
 
 class MetricsResource(Resource):
-    """C{/metrics}: the registry in Prometheus' text format."""
+    """C{/metrics}: the registry in Prometheus' text format, labelled
+    version 0.0.4 (the classic format every Prometheus reads; all our names
+    are plain ones, so the output is the same in 1.0.0)."""
 
     isLeaf = True
 
@@ -50,12 +53,17 @@ class MetricsResource(Resource):
         self.registry = registry
 
     def render_GET(self, request: Request) -> bytes:
-        request.setHeader(b"Content-Type", CONTENT_TYPE_LATEST.encode("ascii"))
+        request.setHeader(b"Content-Type", CONTENT_TYPE_PLAIN_0_0_4.encode("ascii"))
         return generate_latest(self.registry)
 
 
 class _Root(Resource):
-    """C{/}: a pointer to C{/metrics}."""
+    """C{/}: a pointer to C{/metrics}; anything else is not found."""
+
+    def getChild(self, path: bytes, request: Request) -> Resource:
+        if path == b"":
+            return self
+        return notFound()  # type: ignore[return-value]
 
     def render_GET(self, request: Request) -> bytes:
         request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")

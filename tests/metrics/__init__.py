@@ -1,0 +1,1 @@
+"""Tests for L{ctdb.metrics} and the metrics sources of the subsystems."""

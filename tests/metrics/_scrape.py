@@ -1,0 +1,47 @@
+# -*- test-case-name: tests.metrics.test_collector -*-
+"""
+Scraping a node's metrics in tests: the registry's text output parsed back
+with prometheus_client's own parser, into a L{Scrape}.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from ctdb.daemon.core import Daemon
+from ctdb.metrics import nodeRegistry
+
+
+class Scrape:
+    """One scrape: the families by name and every sample's value."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.families = {f.name: f for f in text_string_to_metric_families(text)}
+        self.samples: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
+        for family in self.families.values():
+            for s in family.samples:
+                self.samples[(s.name, frozenset(s.labels.items()))] = s.value
+
+    def value(self, name: str, labels: Mapping[str, str] | None = None) -> float:
+        """The value of sample C{name} with exactly C{labels}."""
+        return self.samples[(name, frozenset((labels or {}).items()))]
+
+    def get(self, name: str, labels: Mapping[str, str] | None = None) -> float | None:
+        return self.samples.get((name, frozenset((labels or {}).items())))
+
+    def sampleNames(self) -> set[str]:
+        """Every sample name (with _total, _bucket, _sum, _count)."""
+        return {name for name, _ in self.samples}
+
+    def withName(self, name: str) -> dict[frozenset[tuple[str, str]], float]:
+        """Every sample called C{name}, by its labels."""
+        return {labels: v for (n, labels), v in self.samples.items() if n == name}
+
+
+def scrape(daemon: Daemon) -> Scrape:
+    """Scrape C{daemon}'s metrics as the endpoint would serve them."""
+    return Scrape(generate_latest(nodeRegistry(daemon)).decode("utf-8"))
