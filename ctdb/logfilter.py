@@ -22,7 +22,7 @@ import json
 import math
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from twisted.logger import (
     FileLogObserver,
@@ -78,18 +78,23 @@ _CHATTER = frozenset(
 )
 
 
+#: Twisted's levels, lowest first (LogLevel constants have no order of
+#: their own)
+_PRIORITY = {level: n for n, level in enumerate(LogLevel.iterconstants())}
+
+
 def eventLevel(event: LogEvent) -> LogLevel:
     """The Twisted level C{event} is shown at: its own, but DEBUG for
     Twisted's connection chatter (L{_CHATTER})."""
     if event.get("log_format") in _CHATTER:
         return LogLevel.debug
     level = event.get("log_level")
-    return level if isinstance(level, LogLevel) else LogLevel.info
+    return cast(LogLevel, level) if level in _PRIORITY else LogLevel.info
 
 
 def _debugLevel(level: LogLevel) -> int:
     """The Samba debug level a Twisted level is shown from."""
-    if level >= LogLevel.error:
+    if _PRIORITY[level] >= _PRIORITY[LogLevel.error]:
         return DEBUG_ERR
     if level == LogLevel.warn:
         return DEBUG_WARNING
@@ -115,14 +120,14 @@ class DebugLevelFilter:
 
     def __init__(self, level: int) -> None:
         self.level = level
-        self._threshold = twistedLevel(level)
+        self._threshold = _PRIORITY[twistedLevel(level)]
 
     def logLevelChanged(self, level: int) -> None:
         self.level = level
-        self._threshold = twistedLevel(level)
+        self._threshold = _PRIORITY[twistedLevel(level)]
 
     def __call__(self, event: LogEvent) -> PredicateResult:
-        if eventLevel(event) >= self._threshold:
+        if _PRIORITY[eventLevel(event)] >= self._threshold:
             return PredicateResult.maybe
         return PredicateResult.no
 
