@@ -59,6 +59,7 @@ class Leadership:
         priorityTime: float
         electionInProgress: bool
         needRecovery: bool
+        _recoveryReason: str | None
         clusterLock: ClusterLock | None
         _electionTimer: IDelayedCall | None
         _sendElection: IDelayedCall | None
@@ -276,6 +277,7 @@ class Leadership:
             )
             self._leaderBroadcast()
             self.needRecovery = True
+            self._recoveryReason = "this node was elected leader"
             self.scheduleCheck(0)
         else:
             self._restartLeaderTimeout()
@@ -341,6 +343,7 @@ class Leadership:
             )
             self._leaderBroadcast()
             self.needRecovery = True
+            self._recoveryReason = "this node was elected leader"
             self.scheduleCheck(0)
         else:
             if self.leader != P.CTDB_UNKNOWN_PNN:
