@@ -31,7 +31,8 @@ and handed out together, on the next reactor turn), C{failPostSends} (the
 next N C{ibv_post_send} calls fail with ENOMEM), C{failSendCompletions}
 (the next N sends complete with RETRY_EXC_ERR, undelivered: the peer
 vanished), L{FakeFabric.disconnect}, L{FakeFabric.partition},
-L{FakeFabric.crash}.  Misuse of the verbs (a buffer posted twice, a send
+L{FakeFabric.crash} (the host's transport hears nothing more, as a dead
+process would; its peers see their connections break).  Misuse of the verbs (a buffer posted twice, a send
 longer than its buffer, ...) is recorded in C{fabric.violations}.
 """
 
@@ -123,9 +124,11 @@ class FakeFabric:
         peers see their connections break."""
         for ch in list(self.channels):
             if ch.host == host:
+                ch.crashed = True
                 for cm in list(ch.ids):
                     cm.breakConnection()
-                ch.close()
+                    if cm.listening:
+                        self.listeners.pop((cm.host, cm.port), None)
 
     def reachable(self, a: str, b: str) -> bool:
         return b in self.hosts and frozenset((a, b)) not in self.partitions
@@ -178,6 +181,9 @@ class FakeChannel:
         self.events: deque[CMEvent] = deque()
         self.ids: list[FakeCMId] = []
         self.closed = False
+        #: the host's process died: nothing reaches it any more (its
+        #: descriptors stay open until the test closes them)
+        self.crashed = False
 
     def fileno(self) -> int:
         return self.fd
@@ -190,7 +196,7 @@ class FakeChannel:
         return cm
 
     def post(self, event: CMEvent) -> None:
-        if self.closed:
+        if self.closed or self.crashed:
             return
         self.events.append(event)
         _signal(self.fd)
@@ -381,7 +387,7 @@ class FakeQueuePair:
         return self.fd
 
     def addCompletion(self, wc: WorkCompletion) -> None:
-        if self.destroyed:
+        if self.destroyed or self.cmId.channel.crashed:
             return
         self.cq.append(wc)
         if self.armed:
