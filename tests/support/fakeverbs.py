@@ -30,7 +30,9 @@ completions of one queue pair out of order), C{burst} (completions held
 and handed out together, on the next reactor turn), C{failPostSends} (the
 next N C{ibv_post_send} calls fail with ENOMEM), C{failSendCompletions}
 (the next N sends complete with RETRY_EXC_ERR, undelivered: the peer
-vanished), L{FakeFabric.disconnect}, L{FakeFabric.partition},
+vanished), C{holdDeliveries} (sent messages wait in C{held}; with a queue
+pair's C{onEmptyPoll} they can land just after a poll found nothing, the
+moment a lost wake-up would happen), L{FakeFabric.disconnect}, L{FakeFabric.partition},
 L{FakeFabric.crash} (the host's transport hears nothing more, as a dead
 process would; its peers see their connections break).  Misuse of the verbs (a buffer posted twice, a send
 longer than its buffer, ...) is recorded in C{fabric.violations}.
@@ -88,6 +90,9 @@ class FakeFabric:
         self.burst = False
         self.failPostSends = 0
         self.failSendCompletions = 0
+        #: sends whose message is kept in C{held} instead of landing
+        self.holdDeliveries = False
+        self.held: list[tuple[FakeQueuePair, bytes]] = []
         self.rnrWaits = 0
         self.violations: list[str] = []
         self.channels: list[FakeChannel] = []
@@ -372,6 +377,9 @@ class FakeQueuePair:
         self.remote: FakeQueuePair | None = None
         self.error = False
         self.destroyed = False
+        #: called once each, right after a poll finds the queue empty: a
+        #: completion landing between the empty poll and what follows
+        self.onEmptyPoll: list[Any] = []
         #: the verbs calls in order, when C{trace} is set
         self.trace = False
         self.calls: list[str] = []
@@ -417,6 +425,10 @@ class FakeQueuePair:
         out: list[WorkCompletion] = []
         while self.cq and len(out) < maxEntries:
             out.append(self.cq.popleft())
+        if not out and self.onEmptyPoll:
+            hooks, self.onEmptyPoll = self.onEmptyPoll, []
+            for hook in hooks:
+                hook()
         return out
 
     def ackCqEvents(self, count: int) -> None:
@@ -471,7 +483,11 @@ class FakeQueuePair:
             fabric.failSendCompletions -= 1
             self._sent(index, WCStatus.RETRY_EXC_ERR, 0)
             return
-        self.remote.deliver(bytes(self.buffers[index][:length]))
+        data = bytes(self.buffers[index][:length])
+        if fabric.holdDeliveries:
+            fabric.held.append((self.remote, data))
+        else:
+            self.remote.deliver(data)
         self._sent(index, WCStatus.SUCCESS, length)
 
     def _sent(self, index: int, status: int, length: int) -> None:

@@ -352,9 +352,31 @@ class FabricTests(FakeVerbsTests):
 
     @defer.inlineCallbacks
     def test_noLostWakeup(self) -> Any:
-        """A completion that lands while the queue is being drained (after
-        the re-arm) raises a new event: the packet sent from within the
-        receiver's handler arrives with nothing else happening."""
+        """A completion that lands just after a poll found the queue empty
+        (before the event is acknowledged) raises a new event, because the
+        queue was re-armed before that poll: the packet arrives with
+        nothing else happening.  Polling first and arming after would
+        leave it in the queue until the next traffic."""
+        a, b = self.build(2)
+        yield self.allConnected()
+        qp = self._link(b, 0, outgoing=False).qp
+        assert qp is not None
+        self.fabric.holdDeliveries = True
+        a.queuePacket(1, message(0, 1, 64, 1))
+        self.fabric.holdDeliveries = False
+        [(target, data)] = self.fabric.held
+        qp.onEmptyPoll.append(lambda: target.deliver(data))  # type: ignore[attr-defined]
+        a.queuePacket(1, message(0, 1, 64, 2))
+        yield until(lambda: len(self.listeners[1].packets) == 2, timeout=5)
+        self.assertEqual(
+            [p for _, p in self.listeners[1].packets],
+            [message(0, 1, 64, 1), message(0, 1, 64, 2)],
+        )
+
+    @defer.inlineCallbacks
+    def test_handlerSendsDuringDrain(self) -> Any:
+        """A packet sent from within the receiver's packet handler (landing
+        while the queue is drained) arrives too."""
         a, _b = self.build(2)
         yield self.allConnected()
         second = message(0, 1, 64, 2)
