@@ -75,6 +75,9 @@ from ctdb.transports.clientsocket import (
     ClientSocketPort,
     ClientWriteBatch,
 )
+from ctdb.transports.ib.binding import loadVerbs
+from ctdb.transports.ib.transport import IBNodeTransport
+from ctdb.transports.ib.verbs import IVerbs
 from ctdb.transports.tcp import TCPNodeTransport
 
 DEFAULT_SOCKET = "/run/ctdb/ctdbd.socket"
@@ -232,6 +235,11 @@ class NodeConfig:
     #: RELOAD_PUBLIC_IPS (C{ctdb reloadips})
     publicAddresses: list[PublicAddress] = field(default_factory=list)
     publicAddressesFile: str | None = None
+    #: the node transport: C{"tcp"} or C{"ib"} (ctdb.conf C{[cluster]
+    #: transport}; InfiniBand verbs, L{ctdb.transports.ib}), and for
+    #: C{"ib"} the RDMA stack (the libraries, loaded at build, if None)
+    transport: str = "tcp"
+    verbs: IVerbs | None = None
     #: ctdb.conf C{[failover] disabled}: addresses are never moved
     failoverDisabled: bool = False
     #: only the takeip/releaseip/updateip event scripts add and remove
@@ -327,6 +335,34 @@ class CTDBNode(MultiService):
         return d.addCallback(lambda _: MultiService.stopService(self))
 
 
+def _buildTransport(
+    config: NodeConfig,
+    address: str,
+    reactor: ICTDBReactor,
+    clientWrites: ClientWriteBatch,
+) -> INodeTransport:
+    """The transport C{config.transport} names.  For InfiniBand the verbs
+    libraries are loaded now, so that a node without them or without an
+    RDMA device fails at once, saying which (L{VerbsUnavailable})."""
+    if config.transport == "tcp":
+        return TCPNodeTransport(
+            reactor=reactor,
+            address=address,
+            port=config.port,
+            clientWrites=clientWrites,
+        )
+    if config.transport == "ib":
+        verbs = config.verbs if config.verbs is not None else loadVerbs()
+        return IBNodeTransport(
+            reactor=reactor,
+            address=address,
+            verbs=verbs,
+            port=config.port,
+            clientWrites=clientWrites,
+        )
+    raise ConfigError(f"unknown transport {config.transport!r} (tcp or ib)")
+
+
 def buildNode(
     config: NodeConfig,
     *,
@@ -339,10 +375,11 @@ def buildNode(
     C{"daemon"}), the databases, the recovery controls and service
     (C{"recovery"}), the event daemon (C{"eventd"}) and pid file
     (C{"pidfile"}) when configured, the client socket (C{"clients"}) and
-    the node transport (TCP unless C{transport} is given).  Each subsystem
-    plugs into the core through the seams of L{ctdb.interfaces}.  Raises
-    L{ConfigError} for a bad nodes file, a non-local address, an unknown
-    tunable or a socket in use.
+    the node transport (C{config.transport} unless C{transport} is
+    given).  Each subsystem plugs into the core through the seams of
+    L{ctdb.interfaces}.  Raises L{ConfigError} for a bad nodes file, a
+    non-local address, an unknown tunable or transport, a socket in use,
+    or InfiniBand without its libraries or an RDMA device.
     """
     if config.nodeMap is not None:
         nodeMap = config.nodeMap
@@ -380,12 +417,7 @@ def buildNode(
     )
     clientWrites = ClientWriteBatch()
     if transport is None:
-        transport = TCPNodeTransport(
-            reactor=reactor,
-            address=myAddress,
-            port=config.port,
-            clientWrites=clientWrites,
-        )
+        transport = _buildTransport(config, myAddress, reactor, clientWrites)
     daemon = Daemon(
         reactor=reactor,
         config=daemonConfig,
