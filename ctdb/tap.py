@@ -49,6 +49,15 @@ class Options(usage.Options):
             f"client socket path (default $CTDB_SOCKET or {DEFAULT_SOCKET})",
         ],
         ["port", None, CTDB_PORT, "node TCP port", int],
+        [
+            "transport",
+            None,
+            "tcp",
+            (
+                "the node transport: tcp, or ib (InfiniBand verbs, or RoCE: the "
+                "nodes file then holds the nodes' IPoIB / RoCE addresses)"
+            ),
+        ],
         ["dbdir", None, "/var/lib/ctdb/volatile", "volatile database directory"],
         [
             "dbdir-persistent",
@@ -202,6 +211,10 @@ class Options(usage.Options):
             toDebugLevel(self["log-level"])
         except ConfigError as e:
             raise usage.UsageError(str(e)) from None
+        if self["transport"] not in ("tcp", "ib"):
+            raise usage.UsageError(
+                f"--transport is tcp or ib, not {self['transport']!r}"
+            )
         if self["log-format"] not in LOG_FORMATS:
             raise usage.UsageError(
                 f"--log-format is one of {', '.join(LOG_FORMATS)}, "
@@ -269,6 +282,7 @@ def makeService(options: Any, reactor: Any = None) -> IService:
                 socketPath=options["socket"],
                 address=options["address"],
                 port=options["port"],
+                transport=options["transport"],
                 dbDirVolatile=options["dbdir"],
                 dbDirPersistent=options["dbdir-persistent"],
                 dbDirState=options["dbdir-state"],
