@@ -167,7 +167,6 @@ class RecoveryControls:
         (the C{startrecovery} event) are done, with their status."""
         d = self.daemon
         d.lastRecoveryStarted = d.reactor.seconds()
-        d.stats.num_recoveries += 1
         return _answerWhenDone(
             [participant.recoveryStarted() for participant in d.recoveryParticipants]
         )
@@ -187,12 +186,23 @@ class RecoveryControls:
             d.setRunstate(C.RunState.STARTUP)
             if d.eventRunner is None:
                 d.setRunstate(C.RunState.RUNNING)
-        return _answerWhenDone(
+        result = _answerWhenDone(
             [
                 participant.recoveryEnded(firstRecovery)
                 for participant in d.recoveryParticipants
             ]
         )
+        # ctdb_end_recovery_callback: a recovery counts once its recovered
+        # event is over, whatever its status
+        if isinstance(result, tuple):
+            d.stats.num_recoveries += 1
+            return result
+
+        def counted(answer: ControlResult) -> ControlResult:
+            d.stats.num_recoveries += 1
+            return answer
+
+        return result.addCallback(counted)
 
     def control_FREEZE(self, req: P.ReqControl, client: object) -> ControlResult:
         # ctdb_control_freeze: only sent as a node becomes inactive

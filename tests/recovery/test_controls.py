@@ -140,17 +140,19 @@ class VnnMapTests(_ControlsMixin, SynchronousTestCase):
         self.assertEqual(self.cluster[0].vnnMap, before)
 
     def test_startEndRecovery(self) -> None:
-        """START_RECOVERY counts a recovery and stamps its start; END_RECOVERY
-        stamps the end and takes a first-recovery node to RUNNING."""
+        """START_RECOVERY stamps a recovery's start; END_RECOVERY stamps the
+        end, counts the recovery (ctdb_end_recovery_callback) and takes a
+        first-recovery node to RUNNING."""
         d = self.cluster[0]
         d.runstate = C.RunState.FIRST_RECOVERY
         self.clock.advance(10)
         self.control(Control.START_RECOVERY)
-        self.assertEqual(d.stats.num_recoveries, 1)
+        self.assertEqual(d.stats.num_recoveries, 0)
         self.assertEqual(d.lastRecoveryStarted, 10)
         self.assertEqual(d.runstate, C.RunState.FIRST_RECOVERY)
         self.clock.advance(2)
         self.control(Control.END_RECOVERY)
+        self.assertEqual(d.stats.num_recoveries, 1)
         self.assertEqual(d.lastRecoveryFinished, 12)
         self.assertEqual(d.runstate, C.RunState.RUNNING)
 
