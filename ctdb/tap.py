@@ -28,6 +28,7 @@ from ctdb.service import (
     chooseNode,
     toDebugLevel,
 )
+from ctdb.transports.ib.binding import loadVerbs
 
 
 class Options(usage.Options):
@@ -215,6 +216,12 @@ class Options(usage.Options):
             raise usage.UsageError(
                 f"--transport is tcp or ib, not {self['transport']!r}"
             )
+        if self["transport"] == "ib":
+            # the libraries and a device, checked before twistd goes on
+            try:
+                loadVerbs()
+            except ConfigError as e:
+                raise usage.UsageError(str(e)) from None
         if self["log-format"] not in LOG_FORMATS:
             raise usage.UsageError(
                 f"--log-format is one of {', '.join(LOG_FORMATS)}, "
