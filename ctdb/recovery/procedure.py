@@ -130,7 +130,7 @@ async def _recover(daemon: Daemon, generation: int) -> None:
         "with the new vnn map after {elapsed:.3f} s",
         n=len(active),
         gen=generation,
-        elapsed=clock.seconds() - started,
+        elapsed=round(clock.seconds() - started, 3),
         step="recovery-phase",
         phase="vnnmap",
         node=pnn,
