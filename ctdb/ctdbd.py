@@ -159,6 +159,7 @@ def runDaemon(
                 nodesFile=paths.nodesFile,
                 socketPath=socketPath,
                 address=config.nodeAddress,
+                transport=str(config.get("cluster", "transport")),
                 dbDirVolatile=config.dbDirVolatile,
                 dbDirPersistent=config.dbDirPersistent,
                 dbDirState=config.dbDirState,

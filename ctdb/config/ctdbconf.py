@@ -88,7 +88,9 @@ class _Option:
 
 
 def _validateTransport(key: str, value: object, paths: CTDBPaths) -> list[Message]:
-    if value != "tcp":
+    # 4.17's validate_transport refuses "ib" ("It is broken!"); ours works
+    # (ctdb.transports.ib), so both of ctdbd's transports are allowed.
+    if value not in ("tcp", "ib"):
         return [Message(ERR, f"Invalid value for [cluster] -> transport = {value}")]
     return []
 
