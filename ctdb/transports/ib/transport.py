@@ -521,7 +521,7 @@ class IBNodeTransport:
             return
         peer = _Peer(pnn, address)
         self.peers[pnn] = peer
-        self.pnnByAddress[address] = pnn
+        self.pnnByAddress[wire.canonical(address)] = pnn
         self._connectOut(peer)
 
     def queuePacket(self, pnn: int, data: bytes) -> bool:
@@ -544,7 +544,7 @@ class IBNodeTransport:
         peer = self.peers.pop(pnn, None)
         if peer is None:
             return
-        self.pnnByAddress.pop(peer.address, None)
+        self.pnnByAddress.pop(wire.canonical(peer.address), None)
         self._cancelRetry(peer)
         for link in (peer.out, peer.incoming):
             if link is not None:

@@ -23,6 +23,7 @@ and the receive buffers posted for our data: the initial credits).
 
 from __future__ import annotations
 
+import ipaddress
 import struct
 from dataclasses import dataclass
 
@@ -63,22 +64,19 @@ def decodeHeader(buf: bytes) -> tuple[int, int, int]:
 @dataclass(frozen=True, slots=True)
 class Hello:
     """The connect request's private data: the connecting node's address
-    (as in the nodes file), its buffer size and how many credit messages
-    it has receive buffers posted for."""
+    (as in the nodes file; sent packed, 4 or 16 bytes), its buffer size
+    and how many credit messages it has receive buffers posted for."""
 
     address: str
     bufferSize: int
     creditBuffers: int
 
     def encode(self) -> bytes:
-        raw = self.address.encode("ascii")
-        data = (
+        raw = ipaddress.ip_address(self.address).packed
+        return (
             _HELLO.pack(MAGIC, VERSION, len(raw), self.creditBuffers, self.bufferSize)
             + raw
         )
-        if len(data) > MAX_CONNECT_PRIVATE_DATA:
-            raise ValueError(f"address {self.address!r} too long for a connect")
-        return data
 
     @classmethod
     def decode(cls, data: bytes) -> Hello:
@@ -88,9 +86,17 @@ class Hello:
         if magic != MAGIC or version != VERSION:
             raise MalformedPacket(f"IB connect from a stranger ({magic!r} {version})")
         raw = data[_HELLO.size : _HELLO.size + size]
-        if len(raw) != size:
+        if size not in (4, 16) or len(raw) != size:
             raise MalformedPacket("IB connect private data cut short")
-        return cls(raw.decode("ascii", "replace"), bufferSize, creditBuffers)
+        return cls(str(ipaddress.ip_address(raw)), bufferSize, creditBuffers)
+
+
+def canonical(address: str) -> str:
+    """The one spelling of C{address} (IPv6 has many), as L{Hello} gives."""
+    try:
+        return str(ipaddress.ip_address(address))
+    except ValueError:
+        return address
 
 
 @dataclass(frozen=True, slots=True)
