@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.metrics.test_sources -*-
+# -*- test-case-name: tests.metrics.test_collector -*-
 """
 The databases' figures for the metrics endpoint (an L{IMetricsSource}):
 the attached databases by kind, and for each its records in this node's

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.metrics.test_sources -*-
+# -*- test-case-name: tests.metrics.test_collector -*-
 """
 The recovery service's figures for the metrics endpoint (an
 L{IMetricsSource}): the leader as this node knows it, elections, and the

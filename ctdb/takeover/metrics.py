@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.metrics.test_sources -*-
+# -*- test-case-name: tests.metrics.test_collector -*-
 """
 Public-IP takeover's figures for the metrics endpoint (each an
 L{IMetricsSource}): the takeover runs this node ran as leader, with their
