@@ -1400,7 +1400,7 @@ async def _allPublicIPs(s: ToolSession) -> list[P.PublicIP] | None:
     return mergePublicIPs(lists)
 
 
-def _addressKey(ip: P.PublicIP) -> tuple[int, bytes]:
+def addressKey(ip: P.PublicIP) -> tuple[int, bytes]:
     """C{ctdb_sock_addr_cmp}: IPv4 before IPv6, then the address bytes."""
     if ":" in ip.address:
         return 1, socket.inet_pton(socket.AF_INET6, ip.address)
@@ -1419,7 +1419,7 @@ async def ip(s: ToolSession, args: list[str]) -> int:
         ips = found
     else:
         ips = await publicIPs(s, s.cmdPnn)
-    ips.sort(key=_addressKey)
+    ips.sort(key=addressKey)
     infos: list[P.PublicIPInfo | None] = []
     for entry in ips:
         owner = entry.pnn if doAll else s.cmdPnn
