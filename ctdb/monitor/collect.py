@@ -35,7 +35,7 @@ from ctdb.protocols import nodestate as N
 from ctdb.protocols import publicips as P
 from ctdb.protocols.packet import CTDB_UNKNOWN_PNN
 from ctdb.protocols.srvids import CTDB_SRVID_LEADER
-from ctdb.tool.commands import mergePublicIPs, publicIPs
+from ctdb.tool.commands import addressKey, mergePublicIPs, publicIPs
 from ctdb.tool.options import ToolOptions
 from ctdb.tool.session import ToolSession, activeNodes
 
@@ -189,7 +189,8 @@ class Collector:
             leaderAge=None if heard is None else max(0.0, now - heard),
             nodes=tuple(v for v, _ in views),
             addresses=tuple(
-                AddressView(ip.address, ip.pnn) for ip in mergePublicIPs(lists)
+                AddressView(ip.address, ip.pnn)
+                for ip in sorted(mergePublicIPs(lists), key=addressKey)
             ),
         )
 
