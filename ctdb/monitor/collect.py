@@ -148,8 +148,9 @@ class Collector:
         """
         One look at the cluster (connecting first if need be).
 
-        @param waitForLeader: with no LEADER broadcast heard yet, wait
-            for one (at most the time limit) rather than say UNKNOWN.
+        @param waitForLeader: with no LEADER broadcast heard since
+            connecting, wait for one (at most the time limit) rather than
+            say UNKNOWN.
         """
         if self._session is not None and not self.connected:
             await self.close()
@@ -176,7 +177,7 @@ class Collector:
         lists = [
             (v.pnn, ips) for v, ips in views if ips is not None and v.pnn in active
         ]
-        if waitForLeader:
+        if waitForLeader and self._leaderHeard is None:
             await session.getLeader()
         now = self.reactor.seconds()
         heard = self._leaderHeard

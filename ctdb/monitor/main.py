@@ -197,7 +197,7 @@ class LiveMonitor:
     async def tick(self) -> None:
         """One refresh: a snapshot, its events, the view drawn again."""
         try:
-            snapshot = await self.collector.snapshot()
+            snapshot = await self.collector.snapshot(waitForLeader=True)
         except Exception as e:  # noqa: BLE001 - shown, and tried again next time
             await self.collector.close()
             snapshot = Snapshot(
