@@ -6,6 +6,10 @@ own, read with C{capture-pane} while a node is killed (by its recorded
 PID) and started again, and while the connected daemon itself dies and
 comes back; Ctrl-C ends it with status 0 and the terminal restored.
 
+Then public addresses, through Samba's ctdbd 4.17 and through our drop-in
+ctdbd (L{RealCtdbdCluster}, test mode): C{--once} puts each where Samba's
+C{ctdb ip all} does, and the live view sees one move when its node dies.
+
 Every wait is for something on the screen, bounded; the tmux session is
 killed by its name in a cleanup (never the tmux server).
 """
@@ -16,6 +20,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -23,8 +28,11 @@ import unittest
 import uuid
 from collections.abc import Callable
 
-from ctdb.cluster import LocalCluster
+from ctdb.cluster import NodeLayout
 from tests.integration._cases import IntegrationCase
+from tests.integration._clusters import randomBase, sambaTool
+from tests.support.realctdbd import CTDBD as REAL_CTDBD
+from tests.support.realctdbd import RealCtdbdCluster
 
 #: the console script, or the module when it is not installed
 _SCRIPT = os.path.join(os.path.dirname(sys.executable), "ctdb-monitor")
@@ -39,7 +47,7 @@ MONITOR = (
 WAIT = 60.0
 
 
-def monitorOnce(cluster: LocalCluster, pnn: int, *args: str) -> tuple[int, str, str]:
+def monitorOnce(cluster: NodeLayout, pnn: int, *args: str) -> tuple[int, str, str]:
     done = subprocess.run(
         [*MONITOR, "--once", "--socket", cluster.socketPath(pnn), *args],
         capture_output=True,
@@ -110,34 +118,51 @@ class Tmux:
         )
 
 
+def _screenHas(tmux: Tmux, *patterns: str, lacks: str = "") -> Callable[[], str | None]:
+    """A check for L{MonitorTests.waitFor}: the screen, once every pattern
+    matches a line of it and C{lacks} is not on it."""
+
+    def check() -> str | None:
+        screen = tmux.screen()
+        check.last = screen  # type: ignore[attr-defined]
+        if lacks and lacks in screen:
+            return None
+        if all(re.search(p, screen, re.MULTILINE) for p in patterns):
+            return screen
+        return None
+
+    return check
+
+
 def _quote(arg: str) -> str:
     if re.fullmatch(r"[A-Za-z0-9_./=:-]+", arg):
         return arg
     return "'" + arg.replace("'", "'\\''") + "'"
 
 
+class _MonitorCase(IntegrationCase):
+    def waitFor(
+        self, what: str, check: Callable[[], str | None], timeout: float = WAIT
+    ) -> str:
+        """Poll C{check} (it returns what it found, or None) until it finds."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = check()
+            if found is not None:
+                return found
+            time.sleep(0.2)
+        last = getattr(check, "last", None)
+        self.fail(f"timed out waiting for {what}; last seen:\n{last}")
+
+
 @unittest.skipIf(shutil.which("tmux") is None, "tmux is not installed")
-class MonitorTests(IntegrationCase):
+class MonitorTests(_MonitorCase):
     """The monitor through node 0 of a 3-node cluster of ours."""
 
     def setUp(self) -> None:
         super().setUp()
         self.cluster = self.makeCluster(3)
         self.addresses = [self.cluster.address(k) for k in range(3)]
-
-    def waitFor(
-        self, what: str, check: Callable[[], str | None], timeout: float = WAIT
-    ) -> str:
-        """Poll C{check} (it returns what it found, or None) until it finds."""
-        deadline = time.monotonic() + timeout
-        last = None
-        while time.monotonic() < deadline:
-            found = check()
-            if found is not None:
-                return found
-            last = getattr(check, "last", None)
-            time.sleep(0.2)
-        self.fail(f"timed out waiting for {what}; last seen:\n{last}")
 
     def onceSettled(self) -> str:
         """C{--once} until all three nodes are OK and agree."""
@@ -230,16 +255,7 @@ class MonitorTests(IntegrationCase):
         self.addCleanup(tmux.kill)
 
         def screenHas(*patterns: str, lacks: str = "") -> Callable[[], str | None]:
-            def check() -> str | None:
-                screen = tmux.screen()
-                check.last = screen  # type: ignore[attr-defined]
-                if lacks and lacks in screen:
-                    return None
-                if all(re.search(p, screen, re.MULTILINE) for p in patterns):
-                    return screen
-                return None
-
-            return check
+            return _screenHas(tmux, *patterns, lacks=lacks)
 
         def row(pnn: int, status: str) -> str:
             return rf"^ *{pnn} +{re.escape(self.addresses[pnn])} +{status} "
@@ -308,3 +324,119 @@ class MonitorTests(IntegrationCase):
         screen = self.waitFor("the monitor's exit", screenHas(r"^EXITED rc=0$"))
         # The alternate screen is left: nothing of the view remains.
         self.assertNotIn("Recent events", screen)
+
+
+#: node K's public addresses (TEST-NET-2: never on this host): nodes 0 and
+#: 1 can host both, node 2 none
+ADDRESSES = {0: "198.51.100.1/24 lo\n198.51.100.2/24 lo\n"}
+ADDRESSES[1] = ADDRESSES[0]
+ADDRESSES[2] = ""
+OUR_CTDBD = os.path.join(os.path.dirname(sys.executable), "ctdbd")
+
+
+def _isLocal(address: str) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind((address, 0))
+        except OSError:
+            return False
+    return True
+
+
+def _addressesSkip() -> str | None:
+    if shutil.which("tmux") is None:
+        return "tmux is not installed"
+    if shutil.which("ctdb") is None:
+        return "Samba's ctdb tool is not installed"
+    for address in ("198.51.100.1", "198.51.100.2"):
+        if _isLocal(address):
+            return f"{address} is an address of this host"
+    return None
+
+
+@unittest.skipIf(_addressesSkip() is not None, _addressesSkip() or "")
+class PublicAddressTests(_MonitorCase):
+    """
+    Public addresses, through Samba's ctdbd 4.17 and through our drop-in
+    ctdbd, both in ctdbd's test mode (L{RealCtdbdCluster}: nothing on the
+    host changes): C{--once} shows where each address is, as Samba's
+    C{ctdb ip all} says; in the live view, node 1's death moves its address
+    to node 0.
+    """
+
+    def addressesFollow(self, ctdbd: str) -> None:
+        if not os.access(ctdbd, os.X_OK):
+            raise unittest.SkipTest(f"{ctdbd} is not installed")
+        cluster = RealCtdbdCluster(
+            self.mktempDirectory("txctdb-mon-"),
+            base=randomBase("real" if ctdbd == REAL_CTDBD else "ours"),
+            nodes=3,
+            ctdbd=ctdbd,
+        )
+        cluster.setup()
+        for pnn, text in ADDRESSES.items():
+            path = os.path.join(cluster.nodeDir(pnn), "public_addresses")
+            with open(path, "w") as f:
+                f.write(text)
+        self.addCleanup(cluster.stop)
+        cluster.start(timeout=60)
+
+        def ipAll() -> dict[str, str]:
+            env = dict(os.environ)
+            env.update(cluster.env(0))
+            done = subprocess.run(
+                [sambaTool(), "ip", "all"],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                stdin=subprocess.DEVNULL,
+                check=False,
+            )
+            lines = done.stdout.splitlines()[1:]
+            return dict(line.split() for line in lines if len(line.split()) == 2)
+
+        def settled() -> str | None:
+            owners = ipAll()
+            settled.last = owners  # type: ignore[attr-defined]
+            if sorted(owners) == ["198.51.100.1", "198.51.100.2"] and sorted(
+                owners.values()
+            ) == ["0", "1"]:
+                return "yes"
+            return None
+
+        self.waitFor("both addresses held by nodes 0 and 1", settled)
+        owners = ipAll()
+        status, out, err = monitorOnce(cluster, 0)
+        self.assertEqual((status, err), (0, ""))
+        for address, owner in owners.items():
+            self.assertRegex(out, rf"\n{re.escape(address)} +{owner} +0,1\n")
+
+        moving = next(a for a, owner in owners.items() if owner == "1")
+        tmux = Tmux([*MONITOR, "--socket", cluster.socketPath(0), "--interval", "0.5"])
+        self.addCleanup(tmux.kill)
+        self.waitFor(
+            "the live view",
+            _screenHas(tmux, rf"^ *{re.escape(moving)} +1 +0,1$"),
+        )
+        cluster.kill(1)
+        self.waitFor(
+            "the address moved",
+            _screenHas(
+                tmux,
+                # Samba's: unassigned while node 0 alone lists it, then
+                # assigned; ours moves it at once.
+                rf"public address {re.escape(moving)} "
+                r"(moved from node 1 to node 0|assigned to node 0)$",
+                rf"^ *{re.escape(moving)} +0 +0(,1)?$",
+                r"node 1 became DISCONNECTED",
+            ),
+        )
+
+    def test_samba(self) -> None:
+        """Through Samba's own ctdbd 4.17."""
+        self.addressesFollow(REAL_CTDBD)
+
+    def test_ours(self) -> None:
+        """Through our drop-in ctdbd."""
+        self.addressesFollow(OUR_CTDBD)
