@@ -20,7 +20,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -29,6 +28,8 @@ import uuid
 from collections.abc import Callable
 
 from ctdb.cluster import NodeLayout
+from ctdb.monitor.render import NODE_HEADER
+from ctdb.tool.session import haveAddress
 from tests.integration._cases import IntegrationCase
 from tests.integration._clusters import randomBase, sambaTool
 from tests.support.realctdbd import CTDBD as REAL_CTDBD
@@ -193,19 +194,7 @@ class MonitorTests(_MonitorCase):
         generation = re.search(r"^Generation:    (\d+)$", out, re.MULTILINE)
         assert generation is not None, out
         self.assertEqual(lines[4], "VNN map:       0 1 2")
-        self.assertEqual(
-            lines[6].split(),
-            [
-                "PNN",
-                "ADDRESS",
-                "STATUS",
-                "ROLE",
-                "RECMODE",
-                "GENERATION",
-                "VNNMAP",
-                "SEES",
-            ],
-        )
+        self.assertEqual(tuple(lines[6].split()), NODE_HEADER)
         for k in range(3):
             row = rowOf(out, k, self.addresses[k])
             self.assertEqual(
@@ -334,22 +323,13 @@ ADDRESSES[2] = ""
 OUR_CTDBD = os.path.join(os.path.dirname(sys.executable), "ctdbd")
 
 
-def _isLocal(address: str) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind((address, 0))
-        except OSError:
-            return False
-    return True
-
-
 def _addressesSkip() -> str | None:
     if shutil.which("tmux") is None:
         return "tmux is not installed"
     if shutil.which("ctdb") is None:
         return "Samba's ctdb tool is not installed"
     for address in ("198.51.100.1", "198.51.100.2"):
-        if _isLocal(address):
+        if haveAddress(address):
             return f"{address} is an address of this host"
     return None
 
