@@ -31,7 +31,7 @@ from ctdb.cluster import NodeLayout
 from ctdb.monitor.render import NODE_HEADER
 from ctdb.tool.session import haveAddress
 from tests.integration._cases import IntegrationCase
-from tests.integration._clusters import randomBase, sambaTool
+from tests.integration._clusters import ctdbTool, randomBase
 from tests.support.realctdbd import CTDBD as REAL_CTDBD
 from tests.support.realctdbd import RealCtdbdCluster
 
@@ -362,18 +362,7 @@ class PublicAddressTests(_MonitorCase):
         cluster.start(timeout=60)
 
         def ipAll() -> dict[str, str]:
-            env = dict(os.environ)
-            env.update(cluster.env(0))
-            done = subprocess.run(
-                [sambaTool(), "ip", "all"],
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=60,
-                stdin=subprocess.DEVNULL,
-                check=False,
-            )
-            lines = done.stdout.splitlines()[1:]
+            lines = ctdbTool(cluster, 0, "ip", "all").stdout.splitlines()[1:]
             return dict(line.split() for line in lines if len(line.split()) == 2)
 
         def settled() -> str | None:
