@@ -7,12 +7,16 @@ and remote controls from Samba's C{ctdb} tool, a record migrating between
 nodes (C{ctdb writekey} on one node, then another), a forced recovery
 (C{ctdb recover}) and a node going away.  Each scrape is parsed with
 prometheus_client's parser, and the figures must move as they should.
+The drop-in C{ctdbd} serves its metrics where ctdb.conf's C{[metrics]}
+section says, and refuses a bad endpoint there as ctdbd refuses a bad
+value.
 """
 
 from __future__ import annotations
 
 import random
 import time
+from pathlib import Path
 from typing import Any
 
 import treq
@@ -22,7 +26,8 @@ from twisted.trial.unittest import TestCase
 from ctdb.cluster import LocalCluster
 from tests.metrics._scrape import Scrape
 
-from ._clusters import ctdbTool, makeCluster
+from ._clusters import ctdbTool, makeCluster, randomBase, tempDir
+from .test_ctdbd_dropin import killRecorded, runCtdbd, tool, writeNode
 from .test_exactness import waitSettled
 
 NODES = 3
@@ -212,3 +217,53 @@ class MetricsEndpointTests(TestCase):
             s.value("ctdb_node_ok", {"node": "1", "address": self.cluster.address(1)}),
             1,
         )
+
+
+class DropInTests(TestCase):
+    """The drop-in ctdbd with a [metrics] section in its ctdb.conf."""
+
+    timeout = 120
+
+    def node(self, endpoint: str) -> Path:
+        d = Path(tempDir(self, "txctdb-dm-")) / "node.0"
+        writeNode(d, [self.address], 0, f"[metrics]\n\tendpoint = {endpoint}\n")
+        self.addCleanup(killRecorded, d)
+        return d
+
+    def setUp(self) -> None:
+        self.address = randomBase("ours")
+        self.port = random.randint(20000, 60000)
+
+    @defer.inlineCallbacks
+    def test_served(self) -> Any:
+        """ctdbd serves /metrics on the endpoint of its ctdb.conf."""
+        d = self.node(f"tcp:{self.port}:interface={self.address}")
+        proc = runCtdbd(d)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        self.addCleanup(tool, d, "shutdown")
+        url = f"http://{self.address}:{self.port}/metrics"
+        response = yield treq.get(url, persistent=False, timeout=10)
+        self.assertEqual(response.code, 200)
+        s = Scrape((yield treq.text_content(response, encoding="utf-8")))
+        self.assertEqual(s.value("ctdb_pnn"), 0)
+        self.assertEqual(s.value("ctdb_nodes"), 1)
+
+    def test_badEndpoint(self) -> None:
+        """A bad endpoint refuses the configuration: exit 1, ctdbd-style
+        messages, nothing started."""
+        d = self.node("tcp:nine")
+        proc = runCtdbd(d)
+        self.assertEqual(proc.returncode, 1)
+        lines = proc.stderr.splitlines()
+        self.assertTrue(
+            lines[0].startswith("Invalid value for [metrics] -> endpoint = tcp:nine"),
+            lines,
+        )
+        self.assertEqual(
+            lines[1:],
+            [
+                'conf: validation for option "endpoint" failed',
+                f"Failed to load configuration file {d}/ctdb.conf",
+            ],
+        )
+        self.assertFalse((d / "run" / "ctdbd.pid").exists())
