@@ -44,6 +44,7 @@ from ctdb.databases.metrics import DatabaseMetrics
 from ctdb.errors import ConfigError
 from ctdb.events.health import HealthMonitor
 from ctdb.events.lifecycle import EventLifecycle
+from ctdb.events.metrics import EventMetrics
 from ctdb.events.notify import Notifier
 from ctdb.events.service import EventService
 from ctdb.interfaces import (
@@ -554,6 +555,7 @@ def _buildLifecycle(
         fastStart=config.fastStart or config.addressTestMode,
     )
     daemon.addRecoveryParticipant(lifecycle)
+    EventMetrics(lifecycle).plugInto(daemon)
     lifecycle.setServiceParent(top)
     top.lifecycle = lifecycle
     top.health = health

@@ -10,6 +10,7 @@ addresses).
 
 from __future__ import annotations
 
+import errno
 import math
 from collections.abc import Iterator
 
@@ -22,6 +23,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
 from ctdb.database.ltdb import LtdbHeader
+from ctdb.events.metrics import monitorResult
 from ctdb.interfaces import IMetricsSource, MetricSample
 from ctdb.metrics.collector import PREFIX, NodeCollector, familiesOf, metricName
 from ctdb.protocols import controls as C
@@ -30,6 +32,7 @@ from ctdb.protocols.controls import Control
 from ctdb.protocols.nodestate import NODE_FLAGS_BANNED, RunState
 from ctdb.protocols.statistics import STAT_COUNTERS
 from ctdb.testing import FakeClient, FakeCluster, connectedNodes
+from tests.events._fakes import eventCluster
 from tests.metrics._scrape import Scrape, scrape
 
 ADDRESSES = "10.0.0.41/24 eth0\n10.0.0.42/24 eth0\n10.0.0.43/24 eth0\n"
@@ -438,3 +441,49 @@ class SourceTests(SynchronousTestCase):
         families = list(NodeCollector(cluster[0]).coreMetrics())
         self.assertIsInstance(families[0], GaugeMetricFamily)
         self.assertEqual(families[0].name, "ctdb_pnn")
+
+
+class EventTests(SynchronousTestCase):
+    """Events and monitor events, from the event lifecycle."""
+
+    def test_events(self) -> None:
+        """The events a node ran count by result; monitor events by how
+        they ended, and a failing monitor shows in the node's flags."""
+        clock = Clock()
+        cluster, runners = eventCluster(2, clock)
+        self.addCleanup(cluster.stop)
+        cluster.advance(30, step=0.1)
+        s = scrape(cluster[0])
+        ok = {"result": "success"}
+        for event in ("init", "setup", "startup"):
+            self.assertEqual(s.value("ctdb_events_total", {"event": event, **ok}), 1)
+        self.assertGreaterEqual(
+            s.value("ctdb_events_total", {"event": "recovered", **ok}), 1
+        )
+        monitors = s.value("ctdb_monitor_events_total", ok)
+        self.assertGreaterEqual(monitors, 1)
+        self.assertEqual(s.value("ctdb_monitor_events_total", {"result": "failure"}), 0)
+        self.assertEqual(s.value("ctdb_monitor_timeouts_in_row"), 0)
+        runners[0].results["monitor"] = 1
+        cluster.advance(30, step=0.1)
+        s = scrape(cluster[0])
+        self.assertGreaterEqual(
+            s.value("ctdb_monitor_events_total", {"result": "failure"}), 1
+        )
+        me = {"node": "0", "address": "127.0.0.1"}
+        self.assertEqual(s.value("ctdb_node_flag", {**me, "flag": "unhealthy"}), 1)
+
+    def test_monitorResults(self) -> None:
+        """A monitor event's status as the result label."""
+        self.assertEqual(monitorResult(0), "success")
+        self.assertEqual(monitorResult(1), "failure")
+        self.assertEqual(monitorResult(-errno.ETIMEDOUT), "timeout")
+        self.assertEqual(monitorResult(errno.ECANCELED), "cancelled")
+
+    def test_withoutEvents(self) -> None:
+        """A node without event scripts has no event metrics."""
+        cluster = connectedNodes(1, Clock())
+        self.addCleanup(cluster.stop)
+        s = scrape(cluster[0])
+        self.assertNotIn("ctdb_events", s.families)
+        self.assertNotIn("ctdb_monitor_events", s.families)

@@ -17,7 +17,7 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from ctdb.protocols import records as R
-from ctdb.testing import connectedNodes
+from tests.events._fakes import eventCluster
 from tests.metrics._scrape import Scrape, scrape
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -29,17 +29,14 @@ NAME = re.compile(r"\bctdb_[a-z0-9_]+")
 
 
 def _fullScrape(case: SynchronousTestCase) -> Scrape:
-    """A scrape of a settled node with public addresses and a database of
-    each kind, so that every metric has samples."""
+    """A scrape of a settled node with event scripts, public addresses and
+    a database of each kind, so that every metric has samples."""
     clock = Clock()
-    cluster = connectedNodes(
-        3,
-        clock,
-        recovery=True,
-        publicAddresses="10.0.0.41/24 eth0\n10.0.0.42/24 eth0\n",
+    cluster, _ = eventCluster(
+        3, clock, publicAddresses="10.0.0.41/24 eth0\n10.0.0.42/24 eth0\n"
     )
     case.addCleanup(cluster.stop)
-    cluster.advance(5, step=0.05)
+    cluster.advance(10, step=0.05)
     manager = cluster.databases(0)
     manager.attach("v.tdb", 0)
     manager.attach("p.tdb", R.DB_FLAGS_PERSISTENT)
