@@ -229,6 +229,38 @@ class LockTests(_Cluster):
         self.assertAlmostEqual(db.locks_latency[3], 0.021, places=9)
         self.assertEqual(db.locks_buckets[2], 1)
 
+    def test_resetDuringWait(self) -> None:
+        """STATISTICS_RESET while a lock wait is under way: the wait stays
+        pending, and its end counts one call after the reset."""
+        key = keyWithLmaster(0)
+        store = self.managers[0].byId[self.db_id].store
+        self.assertTrue(store.lockNonblock(key))
+        self.call(0, key)
+        self.clock.advance(0.01)
+        self.assertEqual(self.control(0, Control.STATISTICS_RESET).status, 0)
+        self.assertEqual(self.statistics(0).locks["num_pending"], 1)
+        self.assertEqual(self.dbStats(0).locks_num_pending, 1)
+        store.unlock(key)
+        self.cluster.advance(0.1, step=0.0005)
+        locks = self.statistics(0).locks
+        self.assertEqual((locks["num_pending"], locks["num_calls"]), (0, 1))
+        self.assertEqual(self.dbStats(0).locks_num_calls, 1)
+
+    def test_detachedDuringWait(self) -> None:
+        """A lock wait whose database is detached meanwhile is abandoned:
+        no longer pending, and not a lock call."""
+        key = keyWithLmaster(0)
+        manager = self.managers[0]
+        db = manager.byId[self.db_id]
+        self.assertTrue(db.store.lockNonblock(key))
+        self.call(0, key)
+        self.clock.advance(0.001)
+        self.assertEqual(self.statistics(0).locks["num_pending"], 1)
+        manager.detach(db)
+        self.cluster.advance(0.1, step=0.0005)
+        locks = self.statistics(0).locks
+        self.assertEqual((locks["num_pending"], locks["num_calls"]), (0, 0))
+
     def test_lockWaitFailed(self) -> None:
         """A whole-file lock step still refused at ControlTimeout fails:
         one lock call, one failure, no latency sample; the write it was for
