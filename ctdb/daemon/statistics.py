@@ -211,14 +211,33 @@ class StatisticsKeeper:
 
     # -- counters that move together --------------------------------------------
 
-    def _latency(self, name: str, seconds: float) -> None:
-        """CTDB_UPDATE_LATENCY: a sample for the totals and the interval."""
+    def _latency(self, name: str, seconds: float, operation: str) -> None:
+        """CTDB_UPDATE_LATENCY: a sample for the totals and the interval,
+        logged when it is above C{LogLatencyMs} (0: never), or for the
+        cluster lock above C{RecLockLatencyMs}."""
         counter: LatencyCounter = getattr(self.daemon.stats, name)
         counter.add(seconds)
         interval = self._latencies.get(name)
         if interval is None:
             interval = self._latencies[name] = LatencyCounter()
         interval.add(seconds)
+        tunables = self.daemon.tunables
+        if name.startswith("reclock_"):
+            limit = tunables.RecLockLatencyMs
+            if limit and seconds * 1000 > limit:
+                self.log.error(
+                    "High RECLOCK latency {secs:.6f}s for operation {op}",
+                    secs=seconds,
+                    op=operation,
+                )
+            return
+        limit = tunables.LogLatencyMs
+        if limit and seconds * 1000 > limit:
+            self.log.warn(
+                "High latency {secs:.6f}s for operation {op}",
+                secs=seconds,
+                op=operation,
+            )
 
     def lockWaitStarted(self, db: DbStatistics | None) -> float:
         """ctdb_lock_internal: a request for a lock that is held elsewhere
@@ -249,7 +268,7 @@ class StatisticsKeeper:
         seconds = max(0.0, self.reactor.seconds() - started)
         bucket = lockBucket(seconds)
         stats.locks_buckets[bucket] += 1
-        self._latency("locks_latency", seconds)
+        self._latency("locks_latency", seconds, "lock wait")
         if db is not None:
             db.locks_buckets[bucket] += 1
             db.locks_latency = latencyAdded(db.locks_latency, seconds)
@@ -277,7 +296,9 @@ class StatisticsKeeper:
         calls = self.daemon.stats.calls
         calls["pending_calls"] = max(0, calls["pending_calls"] - 1)
         if started is not None:
-            self._latency("call_latency", max(0.0, self.reactor.seconds() - started))
+            self._latency(
+                "call_latency", max(0.0, self.reactor.seconds() - started), "call"
+            )
 
     def childwriteStarted(self) -> float:
         """ctdb_control_update_record: a write of records of a persistent
@@ -297,7 +318,9 @@ class StatisticsKeeper:
         )
         if done:
             self._latency(
-                "childwrite_latency", max(0.0, self.reactor.seconds() - started)
+                "childwrite_latency",
+                max(0.0, self.reactor.seconds() - started),
+                "persistent",
             )
 
     def hopCount(self, db: DbStatistics | None, hopcount: int) -> None:
@@ -317,7 +340,7 @@ class StatisticsKeeper:
         """CTDB_UPDATE_RECLOCK_LATENCY: C{which} is C{"ctdbd"} (the daemon
         checking the cluster lock) or C{"recd"} (the recovery daemon's
         RECD_RECLOCK_LATENCY control)."""
-        self._latency(f"reclock_{which}", seconds)
+        self._latency(f"reclock_{which}", seconds, f"{which} reclock")
 
     def vacuumLatency(self, db: DbStatistics, seconds: float) -> None:
         """ctdb_vacuum_event's CTDB_UPDATE_DB_LATENCY: one vacuum run of the
