@@ -11,6 +11,7 @@ from __future__ import annotations
 import struct
 
 from twisted.internet.task import Clock
+from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
 from ctdb.daemon.core import Daemon
@@ -373,6 +374,28 @@ class StateTests(_Cluster):
         self.control(0, Control.RECD_RECLOCK_LATENCY, struct.pack("<d", 0.75))
         recd = self.statistics(0).reclock_recd
         self.assertEqual(recd.fields(), (2, 0.25, 0.75, 1.0))
+
+    def test_highLatencyLogged(self) -> None:
+        """A latency sample above LogLatencyMs is logged (0: never), a
+        cluster lock's above RecLockLatencyMs, as CTDB_UPDATE_LATENCY."""
+        d = self.cluster[0]
+        keeper = d.statsKeeper
+        with capturedLogs() as events:
+            keeper.callEnded(self.clock.seconds() - 5.0)
+            keeper.reclockLatency("recd", 0.5)
+        self.assertEqual(events, [])
+        d.tunables.set("LogLatencyMs", 100)
+        with capturedLogs() as events:
+            keeper.callEnded(self.clock.seconds() - 0.05)
+            keeper.callEnded(self.clock.seconds() - 0.25)
+            keeper.reclockLatency("recd", 1.5)
+        self.assertEqual(
+            [formatEvent(e) for e in events],
+            [
+                "High latency 0.250000s for operation call",
+                "High RECLOCK latency 1.500000s for operation recd reclock",
+            ],
+        )
 
     def test_packetToSelf(self) -> None:
         """A packet queued to this node counts as sent (ctdb_queue_packet),
