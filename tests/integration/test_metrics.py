@@ -82,7 +82,8 @@ class MetricsEndpointTests(TestCase):
     @defer.inlineCallbacks
     def test_endpoint(self) -> Any:
         """Every node serves its own figures, all named ctdb_: its pnn, all
-        nodes OK, one leader everyone agrees on, one generation."""
+        nodes OK, its events run, one leader everyone agrees on, one
+        generation."""
         scrapes = yield self.scrapeAll()
         leaders = set()
         generations = set()
@@ -96,6 +97,14 @@ class MetricsEndpointTests(TestCase):
             for k in range(NODES):
                 labels = {"node": str(k), "address": self.cluster.address(k)}
                 self.assertEqual(s.value("ctdb_node_ok", labels), 1)
+            # ctdb-cluster start waited for every node's first monitor event
+            self.assertGreaterEqual(
+                s.value("ctdb_monitor_events_total", {"result": "success"}), 1
+            )
+            self.assertEqual(
+                s.value("ctdb_events_total", {"event": "setup", "result": "success"}),
+                1,
+            )
             leaders.add(s.value("ctdb_leader"))
             generations.add(s.value("ctdb_generation"))
         self.assertEqual(len(leaders), 1)
