@@ -151,26 +151,29 @@ class RecordStorage:
         fn: Callable[[], object],
         attempt: int = 0,
         waiting: float | None = None,
+        onWait: Callable[[], object] | None = None,
     ) -> None:
         """Run C{fn} holding the record's chain lock; if a client holds it,
         try again shortly (the reactor never blocks on a record lock).
         Waiting for it is ctdbd's lock wait (ctdb_lock_record through its
         lock helper): C{waiting} is when the wait began, and the statistics
-        count it as one lock call with its latency."""
-        if db.frozen and attempt < 1_000_000:
+        count it as one lock call with its latency.  C{onWait} is called
+        when a wait begins."""
+        frozen = db.frozen and attempt < 1_000_000
+        if frozen or not db.store.lockNonblock(key):
             if waiting is None:
+                if onWait is not None:
+                    onWait()
                 waiting = self.daemon.statsKeeper.lockWaitStarted(db.stats)
-            self.daemon.reactor.callLater(
-                0.01, self.withLock, db, key, fn, attempt + 1, waiting
-            )
-            return
-        if not db.store.lockNonblock(key):
-            if waiting is None:
-                waiting = self.daemon.statsKeeper.lockWaitStarted(db.stats)
-            delay = min(0.0005 * (2 ** min(attempt, 6)), 0.05)
-            self.daemon.reactor.callLater(
-                delay, self._relock, db, key, fn, attempt + 1, waiting
-            )
+            if frozen:
+                self.daemon.reactor.callLater(
+                    0.01, self.withLock, db, key, fn, attempt + 1, waiting
+                )
+            else:
+                delay = min(0.0005 * (2 ** min(attempt, 6)), 0.05)
+                self.daemon.reactor.callLater(
+                    delay, self._relock, db, key, fn, attempt + 1, waiting
+                )
             return
         if waiting is not None:
             # ctdbd counts only the locks that had to wait for its lock helper.
