@@ -65,7 +65,22 @@ class RecordMigration(ReadonlyRecords):
             )
             self.daemon.sendToClient(client, P.ReplyCall(header, -1, b""))
             return
-        self.withLock(db, pkt.key, lambda: self._clientCallLocked(db, client, pkt))
+        waited: list[bool] = []
+
+        def locked() -> None:
+            if waited:
+                # ctdbd runs a call that waited for its record lock again
+                # from the start, and counts it again
+                keeper.callStarted()
+            self._clientCallLocked(db, client, pkt)
+
+        def onWait() -> None:
+            # daemon_request_call_from_client: "will retry later"; a call
+            # waiting for its record lock is not pending
+            waited.append(True)
+            keeper.callEnded(None)
+
+        self.withLock(db, pkt.key, locked, onWait=onWait)
 
     def _clientCallLocked(
         self, db: Database, client: IClientConnection, pkt: P.ReqCall
