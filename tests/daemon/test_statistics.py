@@ -210,6 +210,9 @@ class LockTests(_Cluster):
         self.assertEqual(waiting.locks["num_pending"], 1)
         self.assertEqual(self.dbStats(0).locks_num_pending, 1)
         self.assertEqual(waiting.locks["num_calls"], 0)
+        # ctdbd's call "will retry later": counted, but not pending
+        self.assertEqual(waiting.calls["total_calls"], 1)
+        self.assertEqual(waiting.calls["pending_calls"], 0)
         store.unlock(key)
         self.cluster.advance(0.1, step=0.0005)
         self.assertTrue(self.replied(client))
@@ -229,6 +232,10 @@ class LockTests(_Cluster):
         self.assertEqual(db.locks_latency[0], 1)
         self.assertAlmostEqual(db.locks_latency[3], 0.021, places=9)
         self.assertEqual(db.locks_buckets[2], 1)
+        # run again from the start once locked, and counted again
+        self.assertEqual(stats.calls["total_calls"], 2)
+        self.assertEqual(stats.calls["pending_calls"], 0)
+        self.assertEqual(stats.call_latency.num, 1)
 
     def test_resetDuringWait(self) -> None:
         """STATISTICS_RESET while a lock wait is under way: the wait stays
@@ -259,8 +266,9 @@ class LockTests(_Cluster):
         self.assertEqual(self.statistics(0).locks["num_pending"], 1)
         manager.detach(db)
         self.cluster.advance(0.1, step=0.0005)
-        locks = self.statistics(0).locks
-        self.assertEqual((locks["num_pending"], locks["num_calls"]), (0, 0))
+        stats = self.statistics(0)
+        self.assertEqual((stats.locks["num_pending"], stats.locks["num_calls"]), (0, 0))
+        self.assertEqual(stats.calls["pending_calls"], 0)
 
     def test_lockWaitFailed(self) -> None:
         """A whole-file lock step still refused at ControlTimeout fails:
