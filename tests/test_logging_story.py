@@ -149,6 +149,7 @@ class StoryTests(SynchronousTestCase):
         )
         election = self.one(mine, "election-started")
         self.assertEqual(election["reason"], f"leader node {self.leader} is gone")
+        self.assertEqual(election["leader"], self.leader)
         won = self.one(mine, "election-finished")
         self.assertEqual(won["leader"], winner)
         self.assertGreater(won["duration"], 0)

@@ -218,18 +218,23 @@ class Leadership:
 
     # -- elections ---------------------------------------------------------------------
 
-    def forceElection(self, reason: str = "requested") -> None:
+    def forceElection(
+        self, reason: str = "requested", formerLeader: int | None = None
+    ) -> None:
         """Call an election: one line saying why (C{reason}), with the
-        leader this node knew and the generation."""
+        leader this node knew (C{formerLeader} if the caller has just
+        forgotten it) and the generation."""
         if not self.running:
             return
         self._joining = False
+        if formerLeader is None and self.leader != P.CTDB_UNKNOWN_PNN:
+            formerLeader = self.leader
         self.log.info(
             "Start election: {reason}",
             reason=reason,
             step="election-started",
             node=self.pnn,
-            leader=None if self.leader == P.CTDB_UNKNOWN_PNN else self.leader,
+            leader=formerLeader,
             generation=self.daemon.vnnMap.generation,
         )
         self._electionStartedAt = self.reactor.seconds()
@@ -286,7 +291,7 @@ class Leadership:
         if self.leader == self.pnn:
             self.log.error("Cluster lock lost: leaving the leader role")
             self.leader = P.CTDB_UNKNOWN_PNN
-            self.forceElection("cluster lock lost")
+            self.forceElection("cluster lock lost", formerLeader=self.pnn)
 
     def _armElectionTimer(self) -> None:
         if self._electionTimer is not None and self._electionTimer.active():
