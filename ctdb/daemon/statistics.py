@@ -34,16 +34,15 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from ctdb.interfaces import ICTDBReactor, IStatisticsSource
+from ctdb.protocols.buckets import hopCountBucket, lockBucket
 from ctdb.protocols.statistics import (
     MAX_STAT_HISTORY,
     LatencyCounter,
     Statistics,
     addStatistics,
     encodeStatisticsList,
-    hopBucket,
     intervalStatistics,
     latencyAdded,
-    lockBucket,
 )
 
 if TYPE_CHECKING:
@@ -331,7 +330,7 @@ class StatisticsKeeper:
         calls = stats.calls
         calls["max_hop_count"] = max(calls["max_hop_count"], hopcount)
         self._maxHopCount = max(self._maxHopCount, hopcount)
-        bucket = hopBucket(hopcount)
+        bucket = hopCountBucket(hopcount)
         stats.hop_count_bucket[bucket] += 1
         if db is not None:
             db.hop_count_bucket[bucket] += 1

@@ -16,8 +16,8 @@ import math
 from collections.abc import Sequence
 from itertools import accumulate
 
-#: buckets per histogram (MAX_COUNT_BUCKETS)
-COUNT_BUCKETS = 16
+#: buckets per histogram of both structs (MAX_COUNT_BUCKETS)
+MAX_COUNT_BUCKETS = 16
 
 #: the upper bound (seconds, exclusive in ctdbd) of each lock-wait bucket:
 #: below 1 ms, 10 ms, 100 ms, 1 s, 2, 4, 8, 16, 32, 64 s, and longer;
@@ -40,7 +40,7 @@ LOCK_BUCKET_BOUNDS: tuple[float, ...] = (
 #: no hop, bucket b (1-14) those of 2**(b-1) to 2**b - 1 hops, bucket 15
 #: every call of 2**14 hops or more
 HOP_COUNT_BUCKET_BOUNDS: tuple[float, ...] = (
-    *(float(2**b - 1) for b in range(COUNT_BUCKETS - 1)),
+    *(float(2**b - 1) for b in range(MAX_COUNT_BUCKETS - 1)),
     math.inf,
 )
 
@@ -55,7 +55,7 @@ def lockBucket(seconds: float) -> int:
 
 def hopCountBucket(hops: int) -> int:
     """The bucket of a record call that needed C{hops} hops."""
-    return min(hops.bit_length(), COUNT_BUCKETS - 1)
+    return min(hops.bit_length(), MAX_COUNT_BUCKETS - 1)
 
 
 def cumulativeBuckets(

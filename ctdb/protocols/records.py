@@ -11,6 +11,7 @@ import struct
 from dataclasses import dataclass, field
 
 from ctdb.errors import MalformedPacket
+from ctdb.protocols.buckets import MAX_COUNT_BUCKETS
 
 DB_FLAGS_PERSISTENT = 0x01
 DB_FLAGS_READONLY = 0x02
@@ -217,7 +218,6 @@ def encodeKeyData(db_id: int, header: bytes, key: bytes) -> bytes:
 
 
 MAX_HOT_KEYS = 10
-MAX_COUNT_BUCKETS = 16
 
 
 @dataclass
@@ -235,10 +235,6 @@ class DbStatistics:
     db_ro_revokes: int = 0
     hop_count_bucket: list[int] = field(default_factory=lambda: [0] * MAX_COUNT_BUCKETS)
     hot_keys: list[tuple[int, bytes]] = field(default_factory=list)
-
-    def noteHopcount(self, hopcount: int) -> None:
-        bucket = min(hopcount.bit_length(), MAX_COUNT_BUCKETS - 1)
-        self.hop_count_bucket[bucket] += 1
 
     def encode(self) -> bytes:
         lat = "<i4xddd"

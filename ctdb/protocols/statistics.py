@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ctdb.protocols.basictypes import need
+from ctdb.protocols.buckets import MAX_COUNT_BUCKETS
 
 # --- uptime -------------------------------------------------------------------
 
@@ -59,7 +60,6 @@ class Uptime:
 
 # --- statistics (struct ctdb_statistics, 488 bytes) -------------------------
 
-MAX_COUNT_BUCKETS = 16
 #: how many snapshots ctdbd keeps (ctdb_private.h)
 MAX_STAT_HISTORY = 100
 _LAT = "i4xddd"
@@ -144,23 +144,6 @@ def latencyAdded(
     if num == 0 or seconds < lo:
         lo = seconds
     return (num + 1, lo, max(hi, seconds), total + seconds)
-
-
-def lockBucket(seconds: float) -> int:
-    """lock_bucket_id: the bucket of a lock wait of C{seconds}: below 1 ms,
-    10 ms, 100 ms, 1 s, then doubling up to 64 s (buckets 0 to 9), and 10
-    for anything longer."""
-    for bucket, limit in enumerate((0.001, 0.01, 0.1, 1, 2, 4, 8, 16, 32, 64)):
-        if seconds < limit:
-            return bucket
-    return 10
-
-
-def hopBucket(hopcount: int) -> int:
-    """The hop count bucket of ctdb_call.c: the number of significant bits
-    of the hop count (0 hops in bucket 0, 1 in 1, 2-3 in 2, 4-7 in 3, ...),
-    the last bucket taking the rest."""
-    return min(hopcount.bit_length(), MAX_COUNT_BUCKETS - 1)
 
 
 @dataclass

@@ -19,8 +19,9 @@ from ctdb.daemon.statistics import MAX_STAT_HISTORY, memoryUsed, processMemory
 from ctdb.database.ltdb import LtdbHeader, ctdbHash
 from ctdb.protocols import packet as P
 from ctdb.protocols import records as R
+from ctdb.protocols.buckets import lockBucket
 from ctdb.protocols.controls import Control
-from ctdb.protocols.statistics import Statistics, decodeStatisticsList, lockBucket
+from ctdb.protocols.statistics import Statistics, decodeStatisticsList
 from ctdb.testing import FakeClient, FakeCluster, connectedNodes
 
 DB = "stats.tdb"

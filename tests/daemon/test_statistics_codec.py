@@ -18,38 +18,6 @@ from ctdb.protocols import statistics as S
 class BucketTests(SynchronousTestCase):
     """The buckets of ctdb_lock.c and ctdb_call.c."""
 
-    def test_lockBuckets(self) -> None:
-        """lock_bucket_id: < 1 ms, < 10 ms, < 100 ms, < 1 s, then doubling
-        to 64 s, and 10 beyond; each limit belongs to the next bucket."""
-        cases = [
-            (0.0, 0),
-            (0.0009, 0),
-            (0.001, 1),
-            (0.0099, 1),
-            (0.01, 2),
-            (0.099, 2),
-            (0.1, 3),
-            (0.999, 3),
-            (1.0, 4),
-            (1.5, 4),
-            (2.0, 5),
-            (4.0, 6),
-            (8.0, 7),
-            (16.0, 8),
-            (32.0, 9),
-            (63.9, 9),
-            (64.0, 10),
-            (1e6, 10),
-        ]
-        self.assertEqual([S.lockBucket(t) for t, _ in cases], [b for _, b in cases])
-
-    def test_hopBuckets(self) -> None:
-        """The hop count bucket is the number of significant bits, the last
-        bucket taking every larger count."""
-        cases = [(0, 0), (1, 1), (2, 2), (3, 2), (4, 3), (7, 3), (8, 4)]
-        cases += [(2**14, 15), (2**15, 15), (2**31, 15)]
-        self.assertEqual([S.hopBucket(h) for h, _ in cases], [b for _, b in cases])
-
     def test_latencyAdded(self) -> None:
         """CTDB_UPDATE_DB_LATENCY on a (num, min, max, total) tuple: the
         first sample sets the minimum, later ones lower it or raise the
