@@ -201,6 +201,16 @@ class SambaError(CTDBError):
     """An smbd that cannot be started, or that died."""
 
 
+class CommandLineExit(CTDBError):
+    """A command's argument parser is done: it printed its help or said
+    what is wrong with the command line, and the program ends with
+    C{status} (C{ctdb-monitor})."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
+
+
 # --- Samba's test helper programs (ctdb.helpers) -----------------------------------
 
 

@@ -24,6 +24,7 @@ from rich.live import Live
 from rich.text import Text
 from twisted.internet import defer, task
 
+from ctdb.errors import CommandLineExit
 from ctdb.interfaces import ICTDBReactor
 from ctdb.monitor.changes import EventLog
 from ctdb.monitor.collect import Collector
@@ -60,12 +61,6 @@ daemon is shown and tried again every interval.
 """
 
 
-class _Exit(Exception):
-    def __init__(self, status: int) -> None:
-        super().__init__(status)
-        self.status = status
-
-
 class _Parser(argparse.ArgumentParser):
     """argparse writing to the given streams and raising instead of exiting."""
 
@@ -85,7 +80,7 @@ class _Parser(argparse.ArgumentParser):
     def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
         if message:
             self._stderr.write(message)
-        raise _Exit(status)
+        raise CommandLineExit(status)
 
 
 def _positive(text: str) -> float:
@@ -243,7 +238,7 @@ async def run(
         options = parser(stdout, stderr).parse_args(list(argv))
         if options.json and not options.once:
             parser(stdout, stderr).error("--json needs --once")
-    except _Exit as e:
+    except CommandLineExit as e:
         return e.status
     collector = Collector(
         reactor=reactor,
