@@ -16,6 +16,7 @@ from twisted.internet.interfaces import (
 )
 from zope.interface import Attribute, Interface
 
+from ctdb.protocols.buckets import cumulativeBuckets
 from ctdb.protocols.packet import Packet, ReqCall
 
 if TYPE_CHECKING:
@@ -275,6 +276,47 @@ class MetricSample:
     value: float
     labels: tuple[tuple[str, str], ...] = ()
     buckets: tuple[tuple[float, float], ...] = ()
+
+
+class TimedOutcomes:
+    """
+    What a metrics source keeps of runs that succeed or fail and take some
+    time (the leader's recoveries, takeover runs): the runs by result and a
+    histogram of their durations over C{bounds} (upper bounds in seconds,
+    the last C{float("inf")}), shown as L{MetricSample}s.
+    """
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.results = {"success": 0, "failure": 0}
+        self._buckets = [0] * len(bounds)
+        self._seconds = 0.0
+
+    def note(self, ok: bool, seconds: float) -> None:
+        """A run ended after C{seconds}, successfully if C{ok}."""
+        self.results["success" if ok else "failure"] += 1
+        for i, bound in enumerate(self.bounds):
+            if seconds <= bound:
+                self._buckets[i] += 1
+                break
+        self._seconds += seconds
+
+    def resultSamples(self, name: str, help: str) -> list[MetricSample]:
+        """The counter C{name}: the runs, one sample a C{result}."""
+        return [
+            MetricSample(name, "counter", help, float(count), (("result", result),))
+            for result, count in self.results.items()
+        ]
+
+    def durationSample(self, name: str, help: str) -> MetricSample:
+        """The histogram C{name} of the runs' durations."""
+        return MetricSample(
+            name,
+            "histogram",
+            help,
+            self._seconds,
+            buckets=cumulativeBuckets(self.bounds, self._buckets),
+        )
 
 
 class IMetricsSource(Interface):

@@ -10,8 +10,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from ctdb.interfaces import MetricSample
-from ctdb.protocols.buckets import cumulativeBuckets
+from ctdb.interfaces import MetricSample, TimedOutcomes
 from ctdb.protocols.packet import CTDB_UNKNOWN_PNN
 
 if TYPE_CHECKING:
@@ -43,18 +42,11 @@ class RecoveryMetrics:
         recovering: bool
 
     def initRecoveryMetrics(self) -> None:
-        self._recoveryResults = {"success": 0, "failure": 0}
-        self._recoveryBuckets = [0] * len(RECOVERY_DURATION_BOUNDS)
-        self._recoverySeconds = 0.0
+        self._recoveries = TimedOutcomes(RECOVERY_DURATION_BOUNDS)
 
     def noteRecovery(self, ok: bool, seconds: float) -> None:
         """A recovery this node ran as leader ended after C{seconds}."""
-        self._recoveryResults["success" if ok else "failure"] += 1
-        for i, bound in enumerate(RECOVERY_DURATION_BOUNDS):
-            if seconds <= bound:
-                self._recoveryBuckets[i] += 1
-                break
-        self._recoverySeconds += seconds
+        self._recoveries.note(ok, seconds)
 
     def metricSamples(self) -> list[MetricSample]:
         """The leader, elections and this leader's recoveries."""
@@ -86,25 +78,14 @@ class RecoveryMetrics:
                 float(self.recovering),
             ),
         ]
-        for result, count in self._recoveryResults.items():
-            samples.append(
-                MetricSample(
-                    "ctdb_leader_recoveries_total",
-                    "counter",
-                    "Recoveries this node ran as leader, by result.",
-                    float(count),
-                    (("result", result),),
-                )
-            )
+        samples += self._recoveries.resultSamples(
+            "ctdb_leader_recoveries_total",
+            "Recoveries this node ran as leader, by result.",
+        )
         samples.append(
-            MetricSample(
+            self._recoveries.durationSample(
                 "ctdb_leader_recovery_duration_seconds",
-                "histogram",
                 "How long the recoveries this node ran as leader took.",
-                self._recoverySeconds,
-                buckets=cumulativeBuckets(
-                    RECOVERY_DURATION_BOUNDS, self._recoveryBuckets
-                ),
             )
         )
         return samples

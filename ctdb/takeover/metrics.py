@@ -12,8 +12,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from ctdb.interfaces import MetricSample
-from ctdb.protocols.buckets import cumulativeBuckets
+from ctdb.interfaces import MetricSample, TimedOutcomes
 from ctdb.protocols.packet import CTDB_UNKNOWN_PNN
 
 if TYPE_CHECKING:
@@ -44,39 +43,23 @@ class TakeoverRunMetrics:
         def takeoverRunInProgress(self) -> bool: ...
 
     def initRunMetrics(self) -> None:
-        self._runResults = {"success": 0, "failure": 0}
-        self._runBuckets = [0] * len(TAKEOVER_DURATION_BOUNDS)
-        self._runSeconds = 0.0
+        self._runs = TimedOutcomes(TAKEOVER_DURATION_BOUNDS)
 
     def noteTakeoverRun(self, ok: bool, seconds: float) -> None:
         """A takeover run ended after C{seconds}."""
-        self._runResults["success" if ok else "failure"] += 1
-        for i, bound in enumerate(TAKEOVER_DURATION_BOUNDS):
-            if seconds <= bound:
-                self._runBuckets[i] += 1
-                break
-        self._runSeconds += seconds
+        self._runs.note(ok, seconds)
 
     def metricSamples(self) -> list[MetricSample]:
         """This node's takeover runs, and whether runs are held off."""
-        samples = [
-            MetricSample(
-                "ctdb_takeover_runs_total",
-                "counter",
-                "Takeover runs (public address allocations) this node ran as"
-                " leader, by result.",
-                float(count),
-                (("result", result),),
-            )
-            for result, count in self._runResults.items()
-        ]
+        samples = self._runs.resultSamples(
+            "ctdb_takeover_runs_total",
+            "Takeover runs (public address allocations) this node ran as"
+            " leader, by result.",
+        )
         samples += [
-            MetricSample(
+            self._runs.durationSample(
                 "ctdb_takeover_run_duration_seconds",
-                "histogram",
                 "How long the takeover runs this node ran took.",
-                self._runSeconds,
-                buckets=cumulativeBuckets(TAKEOVER_DURATION_BOUNDS, self._runBuckets),
             ),
             MetricSample(
                 "ctdb_takeover_run_in_progress",

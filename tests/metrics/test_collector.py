@@ -24,7 +24,7 @@ from zope.interface import implementer
 
 from ctdb.database.ltdb import LtdbHeader
 from ctdb.events.metrics import monitorResult
-from ctdb.interfaces import IMetricsSource, MetricSample
+from ctdb.interfaces import IMetricsSource, MetricSample, TimedOutcomes
 from ctdb.metrics.collector import PREFIX, NodeCollector, familiesOf, metricName
 from ctdb.protocols import controls as C
 from ctdb.protocols import records as R
@@ -487,3 +487,38 @@ class EventTests(SynchronousTestCase):
         s = scrape(cluster[0])
         self.assertNotIn("ctdb_events", s.families)
         self.assertNotIn("ctdb_monitor_events", s.families)
+
+
+class TimedOutcomesTests(SynchronousTestCase):
+    """L{TimedOutcomes}: what the recovery and takeover sources keep of
+    their runs."""
+
+    def test_samples(self) -> None:
+        """Runs count by result; a duration on a bound goes into that
+        bucket, one past the last finite bound only into +Inf; the sum is
+        the durations' total."""
+        runs = TimedOutcomes((1.0, 2.0, math.inf))
+        runs.note(True, 1.0)
+        runs.note(True, 1.5)
+        runs.note(False, 7.0)
+        self.assertEqual(
+            runs.resultSamples("ctdb_x_total", "X."),
+            [
+                MetricSample(
+                    "ctdb_x_total", "counter", "X.", 2.0, (("result", "success"),)
+                ),
+                MetricSample(
+                    "ctdb_x_total", "counter", "X.", 1.0, (("result", "failure"),)
+                ),
+            ],
+        )
+        self.assertEqual(
+            runs.durationSample("ctdb_x_seconds", "X took."),
+            MetricSample(
+                "ctdb_x_seconds",
+                "histogram",
+                "X took.",
+                9.5,
+                buckets=((1.0, 1.0), (2.0, 2.0), (math.inf, 3.0)),
+            ),
+        )
