@@ -19,7 +19,7 @@ become a summary (count and sum) with gauges for the minimum and maximum.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from prometheus_client.core import (
@@ -103,6 +103,55 @@ _LATENCIES: tuple[tuple[str, str, str], ...] = (
         "Time of a record write done by a child process.",
     ),
 )
+
+
+#: the figures of C{locks} (kind, metric name without C{ctdb_}, Samba's
+#: field, help)
+_LOCK_FIGURES: tuple[tuple[str, str, str, str], ...] = (
+    ("counter", "locks_calls", "num_calls", "Record and database lock requests."),
+    ("gauge", "locks_current", "num_current", "Lock requests in progress."),
+    ("gauge", "locks_pending", "num_pending", "Lock requests waiting for the lock."),
+    ("counter", "locks_failed", "num_failed", "Lock requests that failed."),
+)
+
+#: the record-call figures of struct ctdb_statistics, as L{_LOCK_FIGURES}
+_CALL_FIGURES: tuple[tuple[str, str, str, str], ...] = (
+    ("counter", "calls", "total_calls", "Record calls made by local clients."),
+    (
+        "gauge",
+        "pending_calls",
+        "pending_calls",
+        "Record calls waiting for their reply.",
+    ),
+    (
+        "counter",
+        "childwrite_calls",
+        "childwrite_calls",
+        "Record writes done by a child process.",
+    ),
+    (
+        "gauge",
+        "pending_childwrite_calls",
+        "pending_childwrite_calls",
+        "Record writes by a child process in progress.",
+    ),
+    ("gauge", "memory_used_bytes", "memory_used", "Memory the daemon reports in use."),
+    (
+        "gauge",
+        "max_hop_count",
+        "max_hop_count",
+        "The largest hop count a record call needed.",
+    ),
+)
+
+
+def _figures(
+    table: tuple[tuple[str, str, str, str], ...], values: Mapping[str, int]
+) -> Iterator[Metric]:
+    """One counter or gauge a row of C{table}, its value from C{values}."""
+    for kind, name, field, help in table:
+        family = CounterMetricFamily if kind == "counter" else GaugeMetricFamily
+        yield family(PREFIX + name, help, value=values.get(field, 0))
 
 
 def metricName(samba: str) -> str:
@@ -261,27 +310,7 @@ class NodeCollector(Collector):
             value=s.statistics_start_time,
         )
         # -- record locks
-        locks = s.locks
-        yield CounterMetricFamily(
-            PREFIX + "locks_calls",
-            "Record and database lock requests.",
-            value=locks.get("num_calls", 0),
-        )
-        yield GaugeMetricFamily(
-            PREFIX + "locks_current",
-            "Lock requests in progress.",
-            value=locks.get("num_current", 0),
-        )
-        yield GaugeMetricFamily(
-            PREFIX + "locks_pending",
-            "Lock requests waiting for the lock.",
-            value=locks.get("num_pending", 0),
-        )
-        yield CounterMetricFamily(
-            PREFIX + "locks_failed",
-            "Lock requests that failed.",
-            value=locks.get("num_failed", 0),
-        )
+        yield from _figures(_LOCK_FIGURES, s.locks)
         lockLatency = HistogramMetricFamily(
             PREFIX + "lock_latency_seconds",
             "Time lock requests waited for their lock (ctdbd's lock buckets).",
@@ -296,37 +325,7 @@ class NodeCollector(Collector):
             "lock_latency", "lock request wait", s.locks_latency, labels=[]
         )
         # -- record calls
-        calls = s.calls
-        yield CounterMetricFamily(
-            PREFIX + "calls",
-            "Record calls made by local clients.",
-            value=calls.get("total_calls", 0),
-        )
-        yield GaugeMetricFamily(
-            PREFIX + "pending_calls",
-            "Record calls waiting for their reply.",
-            value=calls.get("pending_calls", 0),
-        )
-        yield CounterMetricFamily(
-            PREFIX + "childwrite_calls",
-            "Record writes done by a child process.",
-            value=calls.get("childwrite_calls", 0),
-        )
-        yield GaugeMetricFamily(
-            PREFIX + "pending_childwrite_calls",
-            "Record writes by a child process in progress.",
-            value=calls.get("pending_childwrite_calls", 0),
-        )
-        yield GaugeMetricFamily(
-            PREFIX + "memory_used_bytes",
-            "Memory the daemon reports in use.",
-            value=calls.get("memory_used", 0),
-        )
-        yield GaugeMetricFamily(
-            PREFIX + "max_hop_count",
-            "The largest hop count a record call needed.",
-            value=calls.get("max_hop_count", 0),
-        )
+        yield from _figures(_CALL_FIGURES, s.calls)
         hops = HistogramMetricFamily(
             PREFIX + "hop_count",
             "Hops (redirections between nodes) record calls needed to find"
