@@ -9,10 +9,8 @@ from __future__ import annotations
 
 from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 from prometheus_client.registry import CollectorRegistry
-from twisted.application.service import Service
-from twisted.internet import defer
 from twisted.internet.endpoints import serverFromString
-from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
+from twisted.internet.interfaces import IStreamServerEndpoint
 from twisted.python.failure import Failure
 from twisted.web.pages import notFound
 from twisted.web.resource import Resource
@@ -20,6 +18,7 @@ from twisted.web.server import Request, Site
 
 from ctdb.errors import ConfigError
 from ctdb.interfaces import ICTDBReactor
+from ctdb.transports.listening import ListeningService
 
 
 def parseEndpoint(reactor: object, description: str) -> IStreamServerEndpoint:
@@ -77,11 +76,12 @@ def metricsSite(registry: CollectorRegistry) -> Site:
     return Site(root)
 
 
-class MetricsService(Service):
+class MetricsService(ListeningService):
     """
     Listens on the endpoint while the node runs.  An endpoint that cannot
     be listened on (address in use, port out of range) fails the node's
-    start at once, as the client socket does.
+    start at once with a L{ConfigError} naming it, as the client socket
+    does.
     """
 
     name = "metrics"  # type: ignore[assignment]
@@ -89,34 +89,12 @@ class MetricsService(Service):
     def __init__(
         self, *, reactor: ICTDBReactor, description: str, registry: CollectorRegistry
     ) -> None:
+        super().__init__(parseEndpoint(reactor, description), metricsSite(registry))
         self.description = description
-        self.endpoint = parseEndpoint(reactor, description)
         self.registry = registry
-        self.port: IListeningPort | None = None
 
-    def startService(self) -> None:
-        super().startService()
-        failures: list[Failure] = []
-        try:
-            listening = self.endpoint.listen(metricsSite(self.registry))
-        except (OverflowError, ValueError) as e:
-            raise ConfigError(
-                f"cannot listen on metrics endpoint {self.description!r}: {e}"
-            ) from None
-        listening.addCallbacks(self._listening, failures.append)
-        if failures:
-            raise ConfigError(
-                f"cannot listen on metrics endpoint {self.description!r}:"
-                f" {failures[0].getErrorMessage()}"
-            )
-
-    def _listening(self, port: IListeningPort) -> None:
-        self.port = port
-
-    def stopService(self) -> defer.Deferred[object] | None:
-        super().stopService()
-        if self.port is None:
-            return None
-        port, self.port = self.port, None
-        stopping: defer.Deferred[object] = defer.maybeDeferred(port.stopListening)
-        return stopping
+    def listenFailed(self, failure: Failure) -> None:
+        raise ConfigError(
+            f"cannot listen on metrics endpoint {self.description!r}:"
+            f" {failure.getErrorMessage()}"
+        )
