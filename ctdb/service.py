@@ -33,7 +33,6 @@ from twisted.internet.interfaces import (
 )
 from twisted.internet.posixbase import PosixReactorBase
 from twisted.logger import ILogObserver, globalLogPublisher
-from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ctdb.config.publicaddresses import PublicAddress, addressesFromFile
@@ -79,6 +78,7 @@ from ctdb.transports.clientsocket import (
 from ctdb.transports.ib.binding import loadVerbs
 from ctdb.transports.ib.transport import IBNodeTransport
 from ctdb.transports.ib.verbs import IVerbs
+from ctdb.transports.listening import ListeningService
 from ctdb.transports.tcp import TCPNodeTransport
 
 DEFAULT_SOCKET = "/run/ctdb/ctdbd.socket"
@@ -164,40 +164,15 @@ class _ClientSocketEndpoint:
         ).listen(factory)
 
 
-class ClientSocketService(Service):
+class ClientSocketService(ListeningService):
     """
     The client socket as a service (C{"clients"}): listens when started and
     stops listening when stopped.  A socket that cannot be listened on
     fails the node's start at once (the drop-in ctdbd reports it to the
-    process that waits for it), which Twisted's
-    StreamServerEndpointService only does through a private switch.
+    process that waits for it).
     """
 
     name = "clients"  # type: ignore[assignment]
-
-    def __init__(self, endpoint: IStreamServerEndpoint, factory: IProtocolFactory):
-        self.endpoint = endpoint
-        self.factory = factory
-        self.port: IListeningPort | None = None
-
-    def startService(self) -> None:
-        super().startService()
-        listening = self.endpoint.listen(self.factory)
-        failures: list[Failure] = []
-        listening.addCallbacks(self._listening, failures.append)
-        if failures:
-            failures[0].raiseException()
-
-    def _listening(self, port: IListeningPort) -> None:
-        self.port = port
-
-    def stopService(self) -> defer.Deferred[object] | None:
-        super().stopService()
-        if self.port is None:
-            return None
-        port, self.port = self.port, None
-        stopping: defer.Deferred[object] = defer.maybeDeferred(port.stopListening)
-        return stopping
 
 
 @dataclass
