@@ -10,6 +10,7 @@ from collections.abc import Mapping
 
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
+from twisted.trial.unittest import SynchronousTestCase
 
 from ctdb.daemon.core import Daemon
 from ctdb.metrics import nodeRegistry
@@ -33,6 +34,12 @@ class Scrape:
     def get(self, name: str, labels: Mapping[str, str] | None = None) -> float | None:
         return self.samples.get((name, frozenset((labels or {}).items())))
 
+    def since(
+        self, before: Scrape, name: str, labels: Mapping[str, str] | None = None
+    ) -> float:
+        """How much sample C{name} with C{labels} grew since C{before}."""
+        return self.value(name, labels) - before.value(name, labels)
+
     def sampleNames(self) -> set[str]:
         """Every sample name (with _total, _bucket, _sum, _count)."""
         return {name for name, _ in self.samples}
@@ -40,6 +47,18 @@ class Scrape:
     def withName(self, name: str) -> dict[frozenset[tuple[str, str]], float]:
         """Every sample called C{name}, by its labels."""
         return {labels: v for (n, labels), v in self.samples.items() if n == name}
+
+
+def assertRecoveredSince(
+    case: SynchronousTestCase, now: Scrape, before: Scrape
+) -> None:
+    """The node of scrapes C{before} and C{now} took part in a recovery
+    between them: one more at least, another generation, and a later start
+    and end of its last recovery."""
+    case.assertGreaterEqual(now.since(before, "ctdb_num_recoveries_total"), 1)
+    case.assertNotEqual(now.value("ctdb_generation"), before.value("ctdb_generation"))
+    for mark in ("started", "finished"):
+        case.assertGreater(now.since(before, f"ctdb_last_recovery_{mark}_seconds"), 0)
 
 
 def scrape(daemon: Daemon) -> Scrape:
