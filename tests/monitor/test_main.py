@@ -13,13 +13,12 @@ import time
 from typing import Any
 
 from rich.console import Console
-from twisted.internet import defer
 from twisted.trial.unittest import SynchronousTestCase
 
 from ctdb.monitor.collect import Collector
 from ctdb.monitor.main import LiveMonitor, run
 from ctdb.monitor.render import NODE_HEADER
-from tests.tool._harness import ToolReactor, socketOf, startCluster
+from tests.tool._harness import ToolReactor, runProgram, socketOf, startCluster
 
 
 def runMonitor(
@@ -29,22 +28,19 @@ def runMonitor(
     console: Console | None = None,
 ) -> tuple[int, str, str]:
     """Run the command to its end: (exit status, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    d = defer.ensureDeferred(
-        run(
+    return runProgram(
+        reactor,
+        lambda out, err: run(
             reactor,  # type: ignore[arg-type]
             args,
             stdout=out,
             stderr=err,
             environ=environ if environ is not None else {},
             console=console,
-        )
+        ),
+        f"ctdb-monitor {args}",
+        seconds=60,
     )
-    reactor.drive(d, seconds=60)
-    results: list[int] = []
-    d.addCallback(results.append)
-    assert results, f"ctdb-monitor did not finish: {args}"
-    return results[0], out.getvalue(), err.getvalue()
 
 
 class ArgumentTests(SynchronousTestCase):

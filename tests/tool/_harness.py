@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import io
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from twisted.internet import defer, error
@@ -96,6 +97,28 @@ def startCluster(
     return reactor, cluster
 
 
+def runProgram(
+    reactor: ToolReactor,
+    program: Callable[[io.StringIO, io.StringIO], Coroutine[Any, Any, int]],
+    what: str,
+    seconds: float = 600.0,
+) -> tuple[int, str, str]:
+    """Run C{program(stdout, stderr)} (a command's C{run}) on C{reactor}
+    to its end: (exit status, stdout, stderr).  An exception it raises is
+    raised here; one that does not finish within C{seconds} fails, naming
+    C{what}."""
+    out, err = io.StringIO(), io.StringIO()
+    d = defer.ensureDeferred(program(out, err))
+    reactor.drive(d, seconds)
+    results: list[int] = []
+    failures: list[Failure] = []
+    d.addCallbacks(results.append, failures.append)
+    if failures:
+        failures[0].raiseException()
+    assert results, f"{what} did not finish"
+    return results[0], out.getvalue(), err.getvalue()
+
+
 def runTool(
     reactor: ToolReactor,
     args: list[str],
@@ -104,24 +127,17 @@ def runTool(
     stdin: str = "",
 ) -> tuple[int, str, str]:
     """Run the tool against node C{pnn}: (exit status, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
     env = {"CTDB_SOCKET": socketOf(pnn)}
     env.update(environ or {})
-    d = defer.ensureDeferred(
-        run(
+    return runProgram(
+        reactor,
+        lambda out, err: run(
             reactor,  # type: ignore[arg-type]
             args,
             stdout=out,
             stderr=err,
             environ=env,
             stdin=io.StringIO(stdin),
-        )
+        ),
+        f"the tool: {args}",
     )
-    reactor.drive(d)
-    results: list[int] = []
-    failures: list[Failure] = []
-    d.addCallbacks(results.append, failures.append)
-    if failures:
-        failures[0].raiseException()
-    assert results, f"the tool did not finish: {args}"
-    return results[0], out.getvalue(), err.getvalue()
