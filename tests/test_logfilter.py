@@ -60,6 +60,15 @@ from ctdb.service import CTDBNode, NodeConfig, buildNode
 #: 2026-12-06T06:11:48.25Z
 WHEN = 1796537508.25
 
+#: twisted.logger's levels, the most severe first
+LEVELS_DOWN = (
+    LogLevel.critical,
+    LogLevel.error,
+    LogLevel.warn,
+    LogLevel.info,
+    LogLevel.debug,
+)
+
 
 def event(level: LogLevel = LogLevel.info, **fields: Any) -> LogEvent:
     """A log event as Logger.emit makes one (namespace ctdb.recovery.x)."""
@@ -98,16 +107,7 @@ class LevelTests(SynchronousTestCase):
 
     def test_notice(self) -> None:
         """At NOTICE (ctdbd's default) info and above show, debug does not."""
-        shown = [
-            self.shown(DEBUG_NOTICE, event(level))
-            for level in (
-                LogLevel.critical,
-                LogLevel.error,
-                LogLevel.warn,
-                LogLevel.info,
-                LogLevel.debug,
-            )
-        ]
+        shown = [self.shown(DEBUG_NOTICE, event(level)) for level in LEVELS_DOWN]
         self.assertEqual(shown, [True, True, True, True, False])
 
     def test_eachLevel(self) -> None:
@@ -160,16 +160,7 @@ class LevelTests(SynchronousTestCase):
     def test_names(self) -> None:
         """ctdbd's names: critical and error are ERROR, warn WARNING, info
         NOTICE, debug DEBUG; an event without a level is NOTICE."""
-        names = [
-            ctdbLevelName(event(level))
-            for level in (
-                LogLevel.critical,
-                LogLevel.error,
-                LogLevel.warn,
-                LogLevel.info,
-                LogLevel.debug,
-            )
-        ]
+        names = [ctdbLevelName(event(level)) for level in LEVELS_DOWN]
         self.assertEqual(names, ["ERROR", "ERROR", "WARNING", "NOTICE", "DEBUG"])
         self.assertEqual(ctdbLevelName({"log_format": "x"}), "NOTICE")
 

@@ -16,23 +16,16 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from ctdb.daemon.core import Daemon
 from ctdb.daemon.statistics import MAX_STAT_HISTORY, memoryUsed, processMemory
-from ctdb.database.ltdb import LtdbHeader, ctdbHash
+from ctdb.database.ltdb import LtdbHeader
 from ctdb.protocols import packet as P
 from ctdb.protocols import records as R
 from ctdb.protocols.buckets import lockBucket
 from ctdb.protocols.controls import Control
 from ctdb.protocols.statistics import Statistics, decodeStatisticsList
 from ctdb.testing import FakeClient, FakeCluster, connectedNodes
+from tests.daemon.test_rejoin import keyWithLmaster
 
 DB = "stats.tdb"
-
-
-def keyWithLmaster(lmaster: int, nodes: int = 3) -> bytes:
-    for i in range(1000):
-        key = b"key" + str(i).encode()
-        if ctdbHash(key) % nodes == lmaster:
-            return key
-    raise AssertionError("no key found")
 
 
 class _Cluster(SynchronousTestCase):
