@@ -15,6 +15,25 @@ DOWN = N.NODE_FLAGS_DISCONNECTED | N.NODE_FLAGS_UNHEALTHY
 IPS = ("192.0.2.1", "192.0.2.2", "192.0.2.3")
 
 
+def _answering(
+    pnn: int,
+    view: tuple[tuple[int, int], ...],
+    generation: int,
+    vnnmap: tuple[int, ...],
+) -> NodeView:
+    """Node C{pnn}, OK and answering, in normal mode, serving IPS."""
+    return NodeView(
+        pnn,
+        f"10.0.0.{pnn + 1}",
+        0,
+        nodemap=view,
+        recmode=N.CTDB_RECOVERY_NORMAL,
+        generation=generation,
+        vnnmap=vnnmap,
+        addresses=IPS,
+    )
+
+
 def healthy(time: float = T0, generation: int = 1111) -> Snapshot:
     """Three nodes, all OK and agreeing; node 2 leads; one address each."""
     view = ((0, 0), (1, 0), (2, 0))
@@ -24,19 +43,7 @@ def healthy(time: float = T0, generation: int = 1111) -> Snapshot:
         pnn=0,
         leader=2,
         leaderAge=0.4,
-        nodes=tuple(
-            NodeView(
-                pnn,
-                f"10.0.0.{pnn + 1}",
-                0,
-                nodemap=view,
-                recmode=N.CTDB_RECOVERY_NORMAL,
-                generation=generation,
-                vnnmap=(0, 1, 2),
-                addresses=IPS,
-            )
-            for pnn in range(3)
-        ),
+        nodes=tuple(_answering(pnn, view, generation, (0, 1, 2)) for pnn in range(3)),
         addresses=tuple(AddressView(ip, pnn) for pnn, ip in enumerate(IPS)),
     )
 
@@ -45,19 +52,9 @@ def nodeTwoDown(time: float = T0 + 5, generation: int = 2222) -> Snapshot:
     """Node 2 killed: disconnected, no answer; node 0 leads; its address
     moved to node 1."""
     view = ((0, 0), (1, 0), (2, DOWN))
-    nodes = tuple(
-        NodeView(
-            pnn,
-            f"10.0.0.{pnn + 1}",
-            0,
-            nodemap=view,
-            recmode=N.CTDB_RECOVERY_NORMAL,
-            generation=generation,
-            vnnmap=(0, 1),
-            addresses=IPS,
-        )
-        for pnn in range(2)
-    ) + (NodeView(2, "10.0.0.3", DOWN, error="status -1"),)
+    nodes = tuple(_answering(pnn, view, generation, (0, 1)) for pnn in range(2)) + (
+        NodeView(2, "10.0.0.3", DOWN, error="status -1"),
+    )
     return Snapshot(
         time,
         "/run/ctdb/ctdbd.socket",
