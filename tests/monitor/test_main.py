@@ -104,6 +104,8 @@ class NoDaemonTests(SynchronousTestCase):
         self.addCleanup(self.cluster.stop)
 
     def test_once(self) -> None:
+        """--once with no daemon at the socket: status 1, the reason on
+        stderr, nothing on stdout."""
         status, out, err = runMonitor(
             self.reactor, ["--once", "--socket", "/fake/none.socket"]
         )
@@ -120,6 +122,8 @@ class NoDaemonTests(SynchronousTestCase):
         )
 
     def test_live(self) -> None:
+        """The live view with no daemon at the start: status 1 and the
+        reason, before anything is drawn."""
         console = Console(file=io.StringIO(), force_terminal=True)
         status, _, err = runMonitor(
             self.reactor, [], {"CTDB_SOCKET": "/fake/none.socket"}, console
