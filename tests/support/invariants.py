@@ -1,0 +1,453 @@
+# -*- test-case-name: tests.integration.test_nemesis -*-
+"""
+The invariants a cluster must keep under the nemesis
+(L{tests.support.nemesis}) while the workload
+(L{tests.support.faultworkload}) runs, each a named check whose every run
+is counted in an L{InvariantTable}, and the run that ties them together
+(L{FaultRun}).
+
+The checks (L{CHECKS}), after every fault heals and at the end:
+
+  - C{persistent-acked}: every worker's persistent counter C{c/<k>}, read
+    on every node, is at least the increments acknowledged to the worker
+    before the read (and at the end exactly those, on every node);
+  - C{shared-counter}: the shared counter is at least the acknowledged
+    increments of all workers (at the end: exactly them);
+  - C{volatile-monotonic}: a worker's volatile counter held by its node
+    was exactly what it last wrote, unless its node died (the worker reads
+    and checks it under the fetch-lock; after its node's death it may be
+    older, never newer);
+  - C{deleted-stay-deleted}: records deleted by the workload stay deleted;
+  - C{messages}: a message is delivered at most once, and only messages
+    that were sent; messages flow again after the fault heals;
+  - C{converged}: within L{CONVERGE_BOUND} seconds of the heal every node
+    is running and NORMAL, with one generation, one vnn map, one leader,
+    the same node map (every node OK) in every node's view;
+  - C{public-ip-once}: within the same bound, every public address is on
+    the public interface of exactly one node, the one every node names;
+  - C{public-ip-never-two}: no public address is on two nodes at once,
+    sampled throughout each fault (L{NetnsNetwork.overlaps}), also during
+    partitions (the cluster lock makes the minority give its addresses up);
+  - C{no-traceback}: no daemon logged a Python traceback (ours) or a panic
+    (ctdbd), and none died unless the nemesis killed it.
+
+A violation records what was seen and the fault it followed; the table
+prints, per check, its runs and violations.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ctdb.cluster import syncControl
+from ctdb.protocols import controls as C
+from tests.support.faultworkload import PDB, Workload
+from tests.support.nemesis import Fault, Nemesis
+from tests.support.netnscluster import NetnsClusterError
+
+#: seconds within which the cluster must be whole again after a heal
+#: (a killed node restarted and rejoined, a banned one unbanned, ...)
+CONVERGE_BOUND = 45.0
+#: seconds between two samples of the public addresses during a fault
+SAMPLE_INTERVAL = 0.5
+
+PERSISTENT_ACKED = "persistent-acked"
+SHARED_COUNTER = "shared-counter"
+VOLATILE_MONOTONIC = "volatile-monotonic"
+DELETED_STAY_DELETED = "deleted-stay-deleted"
+MESSAGES = "messages"
+CONVERGED = "converged"
+PUBLIC_IP_ONCE = "public-ip-once"
+PUBLIC_IP_NEVER_TWO = "public-ip-never-two"
+NO_TRACEBACK = "no-traceback"
+
+CHECKS = (
+    PERSISTENT_ACKED,
+    SHARED_COUNTER,
+    VOLATILE_MONOTONIC,
+    DELETED_STAY_DELETED,
+    MESSAGES,
+    CONVERGED,
+    PUBLIC_IP_ONCE,
+    PUBLIC_IP_NEVER_TWO,
+    NO_TRACEBACK,
+)
+
+#: what a daemon's log shows when it crashed on its own
+_CRASH = re.compile(
+    rb"Traceback \(most recent call last\)|Unhandled error|PANIC|smb_panic|"
+    rb"INTERNAL ERROR|Aborting"
+)
+
+
+@dataclass
+class Violation:
+    check: str
+    when: str
+    detail: str
+
+
+@dataclass
+class InvariantTable:
+    """Runs and violations of every named check (L{CHECKS})."""
+
+    daemon: str = ""
+    faults: int = 0
+    faultsInjected: int = 0
+    runs: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CHECKS, 0))
+    violations: list[Violation] = field(default_factory=list)
+
+    def record(self, check: str, when: str, problems: Sequence[str]) -> bool:
+        """One run of C{check}; each of C{problems} a violation.  True if
+        there were none."""
+        self.runs[check] = self.runs.get(check, 0) + 1
+        for p in problems:
+            self.violations.append(Violation(check, when, p))
+        return not problems
+
+    def violationCount(self, check: str) -> int:
+        return sum(1 for v in self.violations if v.check == check)
+
+    def rows(self) -> list[tuple[str, int, int]]:
+        return [(c, self.runs.get(c, 0), self.violationCount(c)) for c in self.runs]
+
+    def render(self) -> str:
+        lines = [
+            (
+                f"daemon: {self.daemon}  faults: {self.faults} "
+                f"(injected {self.faultsInjected})"
+            ),
+            f"{'check':<22} {'runs':>6} {'violations':>10}",
+        ]
+        for name, runs, bad in self.rows():
+            lines.append(f"{name:<22} {runs:>6} {bad:>10}")
+        return "\n".join(lines)
+
+    def asDict(self) -> dict[str, Any]:
+        return {
+            "daemon": self.daemon,
+            "faults": self.faults,
+            "faultsInjected": self.faultsInjected,
+            "checks": {n: {"runs": r, "violations": v} for n, r, v in self.rows()},
+            "violations": [v.__dict__ for v in self.violations],
+        }
+
+
+def _int(text: str) -> int:
+    text = text.strip()
+    return int(text) if text else 0
+
+
+class Invariants:
+    """The checks of one cluster and its workload, recorded in C{table}."""
+
+    def __init__(
+        self,
+        cluster: Any,
+        workload: Workload,
+        table: InvariantTable,
+        bound: float = CONVERGE_BOUND,
+        log: Callable[[str], None] = print,
+    ) -> None:
+        self.cluster = cluster
+        self.network = cluster.network
+        self.workload = workload
+        self.table = table
+        self.bound = bound
+        self.log = log
+        self._logOffsets: dict[tuple[int, str], int] = {}
+        self._sidePrev: dict[int, dict[str, int]] = {}
+
+    def _record(self, check: str, when: str, problems: Sequence[str]) -> None:
+        if not self.table.record(check, when, problems):
+            for p in problems:
+                self.log(f"VIOLATION {check} after {when}: {p}")
+
+    # -- the cluster ------------------------------------------------------------------
+
+    def clusterProblem(self) -> str:
+        """Why the cluster is not whole ("" when it is): every node running
+        and NORMAL, one generation, vnn map, leader and node map."""
+        alive = self.cluster.running()
+        if len(alive) != self.cluster.size:
+            return f"running: {alive}"
+        views = []
+        for k in alive:
+            path = self.cluster.socketPath(k)
+            try:
+                mode = syncControl(path, C.Control.GET_RECMODE, timeout=3).status
+                vnn = C.VnnMap.decode(
+                    syncControl(path, C.Control.GETVNNMAP, timeout=3).data
+                )
+                nodemap = C.decodeNodeMap(
+                    syncControl(path, C.Control.GET_NODEMAP, timeout=3).data
+                )
+            except (OSError, ValueError) as e:
+                return f"node {k}: {e}"
+            if mode != C.CTDB_RECOVERY_NORMAL:
+                return f"node {k} is in recovery"
+            flags = {n.pnn: n.flags for n in nodemap}
+            if any(flags.values()):
+                return f"node {k} sees flags {flags}"
+            views.append((vnn.generation, tuple(sorted(vnn.map)), self.leaderOf(k)))
+        if len(set(views)) != 1:
+            return f"views differ (generation, vnn map, leader): {views}"
+        if views[0][2] not in alive:
+            return f"leader {views[0][2]} is not running"
+        if views[0][1] != tuple(range(self.cluster.size)):
+            return f"vnn map {views[0][1]}"
+        return ""
+
+    def leaderOf(self, pnn: int) -> int:
+        """The leader node C{pnn} names (Samba's C{ctdb leader}), -1 if none."""
+        done = self.cluster.tool(pnn, "leader", timeout=10.0)
+        try:
+            return int(done.stdout.strip()) if done.returncode == 0 else -1
+        except ValueError:
+            return -1
+
+    def waitConverged(self, when: str) -> float | None:
+        """Check C{converged}: seconds it took, or None (a violation)."""
+        started = time.monotonic()
+        problem = "not checked"
+        while True:
+            try:
+                problem = self.clusterProblem()
+            except NetnsClusterError as e:
+                problem = str(e)
+            if not problem:
+                self._record(CONVERGED, when, [])
+                return time.monotonic() - started
+            if time.monotonic() - started > self.bound:
+                self._record(
+                    CONVERGED, when, [f"not whole within {self.bound:.0f} s: {problem}"]
+                )
+                return None
+            time.sleep(0.1)
+
+    def checkHosted(self, when: str) -> None:
+        """C{public-ip-once}, waited for within the bound."""
+        started = time.monotonic()
+        while True:
+            try:
+                problem = self.cluster.hostingProblem()
+            except NetnsClusterError as e:
+                problem = str(e)
+            if not problem:
+                self._record(PUBLIC_IP_ONCE, when, [])
+                return
+            if time.monotonic() - started > self.bound:
+                self._record(PUBLIC_IP_ONCE, when, [problem])
+                return
+            time.sleep(0.1)
+
+    def overlaps(self) -> set[str]:
+        """The public addresses on two nodes at once now (one sample)."""
+        try:
+            found = self.network.overlaps()
+        except Exception as e:  # noqa: BLE001 - a namespace read failed
+            return {f"unreadable: {e}"}
+        return {f"{a} on nodes {n}" for a, n in sorted(found.items())}
+
+    def sampleOverlaps(self, when: str, seen: set[str] | None = None) -> None:
+        """C{public-ip-never-two}: one run, of one sample now and those
+        C{seen} before (each distinct overlap is one violation)."""
+        self._record(
+            PUBLIC_IP_NEVER_TWO, when, sorted((seen or set()) | self.overlaps())
+        )
+
+    # -- the daemons' logs and lives ----------------------------------------------------
+
+    def checkDaemons(self, when: str, killedNow: Sequence[int] = ()) -> None:
+        """C{no-traceback}: new crash lines in the logs, nodes not running
+        that the nemesis did not take down (those are started again)."""
+        problems = []
+        for k in range(self.cluster.size):
+            for path in (self.cluster.logFile(k), self._stdoutLog(k)):
+                problems += [
+                    f"node {k}: {line}" for line in self._newCrashLines(k, path)
+                ]
+            if self.cluster.pid(k) is None and k not in killedNow:
+                problems.append(f"node {k} is not running and was not killed")
+        self._record(NO_TRACEBACK, when, problems)
+
+    def _stdoutLog(self, pnn: int) -> str:
+        return os.path.join(self.cluster.nodeDir(pnn), "stdout.log")
+
+    def _newCrashLines(self, pnn: int, path: str) -> list[str]:
+        key = (pnn, path)
+        try:
+            with open(path, "rb") as f:
+                f.seek(self._logOffsets.get(key, 0))
+                data = f.read()
+        except FileNotFoundError:
+            return []
+        end = data.rfind(b"\n") + 1
+        self._logOffsets[key] = self._logOffsets.get(key, 0) + end
+        found = []
+        lines = data[:end].splitlines()
+        for i, line in enumerate(lines):
+            if _CRASH.search(line):
+                after = b" | ".join(lines[i + 1 : i + 12])
+                found.append((line + b" | " + after).decode(errors="replace")[:2000])
+        return found
+
+    # -- the data -----------------------------------------------------------------------
+
+    def pfetch(self, pnn: int, key: str) -> int:
+        done = self.cluster.tool(pnn, "pfetch", PDB, key, timeout=30.0)
+        if done.returncode != 0:
+            raise NetnsClusterError(
+                f"pfetch {key} on node {pnn}: {(done.stdout + done.stderr).strip()}"
+            )
+        return _int(done.stdout)
+
+    def checkPersistent(self, when: str, final: dict[int, int] | None = None) -> None:
+        """C{persistent-acked} and C{shared-counter} on every node; with
+        C{final} (each worker's acknowledged increments once all stopped),
+        the exact values."""
+        before = final if final is not None else self.workload.progress()
+        workers = sorted(before)
+        acked: list[str] = []
+        shared: list[str] = []
+        try:
+            for node in range(self.cluster.size):
+                for k in workers:
+                    value = self.pfetch(node, f"c/{k}")
+                    if value < before[k] or (final is not None and value != before[k]):
+                        acked.append(
+                            f"c/{k} on node {node} is {value}, "
+                            f"{before[k]} increments acknowledged"
+                        )
+                value = self.pfetch(node, "shared")
+                total = sum(before.values())
+                if value < total or (final is not None and value != total):
+                    shared.append(
+                        f"shared on node {node} is {value}, {total} increments "
+                        f"acknowledged ({before})"
+                    )
+        except (NetnsClusterError, OSError) as e:
+            acked.append(f"unreadable: {e}")
+        self._record(PERSISTENT_ACKED, when, acked)
+        self._record(SHARED_COUNTER, when, shared)
+
+    def checkWorkers(self, when: str) -> None:
+        """C{volatile-monotonic}, C{deleted-stay-deleted} and C{messages}
+        from what the workers printed since the last check; the C{messages}
+        check also wants new messages received after a heal (waited for
+        within the bound)."""
+        volatile, deleted, messages, persistent = [], [], [], []
+        for loop, k, text in self.workload.newProblems():
+            where = f"worker {k}: {text}"
+            if loop == "worker" and text.startswith("v/"):
+                volatile.append(where)
+            elif loop == "worker":
+                persistent.append(where)
+            elif "deleted" in text:
+                deleted.append(where)
+            else:
+                messages.append(where)
+        started = time.monotonic()
+        previous = self._sidePrev
+        while previous:
+            now = self.workload.sideProgress()
+            stuck = [k for k in now if now[k]["received"] <= previous[k]["received"]]
+            if not stuck:
+                break
+            if time.monotonic() - started > self.bound:
+                messages.append(f"no new message received by workers {stuck}")
+                break
+            time.sleep(0.1)
+        self._sidePrev = self.workload.sideProgress()
+        self._record(VOLATILE_MONOTONIC, when, volatile)
+        self._record(DELETED_STAY_DELETED, when, deleted)
+        self._record(MESSAGES, when, messages)
+        if persistent:
+            self._record(PERSISTENT_ACKED, when, persistent)
+
+    def afterHeal(self, when: str) -> None:
+        """Every check that follows a heal."""
+        took = self.waitConverged(when)
+        self.checkHosted(when)
+        self.sampleOverlaps(when)
+        self.checkDaemons(when)
+        if took is not None:
+            self.checkPersistent(when)
+        self.checkWorkers(when)
+
+    def atEnd(self, results: dict[int, dict[str, Any]]) -> None:
+        """The final checks, once the workers stopped with C{results}."""
+        when = "the end"
+        self.checkDaemons(when)
+        final = {k: int(r.get("acked", 0)) for k, r in results.items()}
+        missing = [k for k, r in results.items() if not r]
+        if missing:
+            self._record(PERSISTENT_ACKED, when, [f"no results from {missing}"])
+        self.checkPersistent(when, final)
+        self.checkWorkers(when)
+        problems = []
+        for k, r in results.items():
+            side = r.get("side") or {}
+            for sender, seqs in (side.get("received") or {}).items():
+                sent = int(
+                    (results.get(int(sender)) or {}).get("side", {}).get("sent", 0)
+                )
+                bogus = [s for s in seqs if s >= sent]
+                if bogus:
+                    problems.append(
+                        f"worker {k} got {bogus[:5]} never sent by {sender}"
+                    )
+        self._record(MESSAGES, when, problems)
+
+
+class FaultRun:
+    """
+    Faults one after another on a running cluster with its workload: for
+    each, choose, inject, hold (sampling the public addresses), heal, then
+    every check of L{Invariants.afterHeal}.  C{log} gets a line per fault.
+    """
+
+    def __init__(
+        self,
+        nemesis: Nemesis,
+        invariants: Invariants,
+        log: Callable[[str], None] = print,
+    ) -> None:
+        self.nemesis = nemesis
+        self.invariants = invariants
+        self.table = invariants.table
+        self.log = log
+
+    def one(self, index: int) -> Fault:
+        fault = self.nemesis.choose()
+        when = f"fault {index} {fault.describe()}"
+        seen: set[str] = set()
+        self.nemesis.inject(fault)
+        self.table.faults += 1
+        if fault.injected:
+            self.table.faultsInjected += 1
+        try:
+            deadline = fault.startedAt + fault.hold
+            while time.monotonic() < deadline:
+                seen |= self.invariants.overlaps()
+                time.sleep(min(SAMPLE_INTERVAL, max(0.0, deadline - time.monotonic())))
+        finally:
+            self.nemesis.heal(fault)
+        self.invariants.sampleOverlaps(when + " (during)", seen)
+        self.invariants.afterHeal(when)
+        notes = "; ".join(fault.notes)
+        self.log(
+            f"{when}: {'injected' if fault.injected else 'not injected: ' + fault.problem}"
+            f"{'; ' + notes if notes else ''}; violations so far "
+            f"{len(self.table.violations)}"
+        )
+        return fault
+
+    def run(self, faults: int) -> None:
+        for i in range(1, faults + 1):
+            self.one(i)
