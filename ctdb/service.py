@@ -37,6 +37,7 @@ from zope.interface import implementer
 
 from ctdb.config.publicaddresses import PublicAddress, addressesFromFile
 from ctdb.daemon.core import Daemon, DaemonConfig
+from ctdb.daemon.heartbeat import DEFAULT_INTERVAL, DEFAULT_TIMEOUT
 from ctdb.daemon.memdump import installMemoryDump
 from ctdb.databases.manager import DatabaseManager
 from ctdb.databases.metrics import DatabaseMetrics
@@ -254,6 +255,10 @@ class NodeConfig:
     #: this Twisted server endpoint string, e.g. C{tcp:9100:interface=127.0.0.1}
     #: (no metrics endpoint if None; docs/METRICS.md)
     metricsEndpoint: str | None = None
+    #: txctdb's heartbeat between txctdb nodes (interval, timeout) in
+    #: seconds, or None for 4.17's keepalives alone
+    #: (docs/FAILURE_DETECTION.md)
+    heartbeat: tuple[float, float] | None = (DEFAULT_INTERVAL, DEFAULT_TIMEOUT)
     #: a node map instead of a nodes file (tests), with our pnn in it
     nodeMap: NodeMap | None = None
     pnn: int | None = None
@@ -400,6 +405,8 @@ def buildNode(
         transport=transport,
         shutdownCallback=shutdownCallback,
     )
+    if config.heartbeat is not None:
+        daemon.enableHeartbeats(*config.heartbeat)
     if not config.leaderCapability:
         daemon.capabilities &= ~CTDB_CAP_RECMASTER
     if not config.lmasterCapability:

@@ -482,6 +482,7 @@ def connectedNodes(
     addressesByScripts: bool = False,
     failoverDisabled: bool = False,
     eventRunners: Callable[[int], IEventRunner] | None = None,
+    heartbeat: tuple[float, float] | None = None,
 ) -> FakeCluster:
     """
     Build C{n} started L{Daemon}s (addresses 127.0.0.1..n, or the nodes-file
@@ -501,6 +502,10 @@ def connectedNodes(
     C{publicAddresses} is public_addresses text for every node, or by pnn
     (a node left out has none); each node gets its own L{FakeAddressSystem}
     with C{interfaces} (and C{lo}), in C{cluster.addressSystems}.
+
+    The nodes keep 4.17's keepalive rules alone unless C{heartbeat}
+    (interval, timeout) turns txctdb's heartbeat on
+    (L{ctdb.daemon.heartbeat}).
     """
     text = (
         nodes if nodes is not None else "".join(f"127.0.0.{i + 1}\n" for i in range(n))
@@ -540,6 +545,7 @@ def connectedNodes(
                 failoverDisabled=failoverDisabled,
                 addressSystem=system,
                 eventRunner=None if eventRunners is None else eventRunners(pnn),
+                heartbeat=heartbeat,
             ),
             reactor=clock,  # type: ignore[arg-type]
             transport=network.transport(pnn),

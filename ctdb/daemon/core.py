@@ -20,6 +20,7 @@ from zope.interface import implementer
 
 from ctdb.daemon.clients import LocalClients
 from ctdb.daemon.controls import ControlHandlers
+from ctdb.daemon.heartbeat import TXCTDB_SRVID_HEARTBEAT, HeartbeatMonitor
 from ctdb.daemon.state import (
     _CALL_OPERATIONS,
     _NODE_STAT,
@@ -146,6 +147,8 @@ class Daemon(Service, LocalClients):
         self.internalHandlers: dict[int, list[Callable[[int, bytes], object]]] = {}
         self.tunnels: dict[int, IClientConnection] = {}
         self._keepalive: task.LoopingCall | None = None
+        #: the txctdb-to-txctdb failure detector (L{enableHeartbeats})
+        self.heartbeats: HeartbeatMonitor | None = None
         self._shuttingDown = False
         self.controls = ControlHandlers(self)
         #: the subsystems plugged in at build time (see ctdb.interfaces)
@@ -178,6 +181,8 @@ class Daemon(Service, LocalClients):
         self._keepalive = task.LoopingCall(self.checkForDeadNodes)
         self._keepalive.clock = self.reactor
         self._keepalive.start(max(self.tunables.KeepaliveInterval, 1), now=False)
+        if self.heartbeats is not None:
+            self.heartbeats.start()
         self._sweeper = task.LoopingCall(self._sweepControls)
         self._sweeper.clock = self.reactor
         self._sweeper.start(1.0, now=False)
@@ -197,6 +202,8 @@ class Daemon(Service, LocalClients):
         self.setRunstate(RunState.SHUTDOWN)
         if self._keepalive is not None and self._keepalive.running:
             self._keepalive.stop()
+        if self.heartbeats is not None:
+            self.heartbeats.stop()
         sweeper = getattr(self, "_sweeper", None)
         if sweeper is not None and sweeper.running:
             sweeper.stop()
@@ -286,6 +293,8 @@ class Daemon(Service, LocalClients):
                 generation=self.vnnMap.generation,
             )
             self._sendHeld(pnn)
+            if self.heartbeats is not None:
+                self.heartbeats.linkUp(pnn)
             self.nodeStateChanged(pnn)
 
     def nodeDead(self, pnn: int) -> None:
@@ -315,6 +324,8 @@ class Daemon(Service, LocalClients):
             silence=None if heard is None else round(now - heard, 3),
             generation=self.vnnMap.generation,
         )
+        if self.heartbeats is not None:
+            self.heartbeats.linkDown(pnn)
         self.transport.restartNode(pnn)
         self._cancelControlsTo(pnn)
         self.nodeStateChanged(pnn)
@@ -380,6 +391,13 @@ class Daemon(Service, LocalClients):
         # (ctdb_check_for_dead_nodes).
         self.nodes[pnn].rx_cnt += 1
         self._lastHeard[pnn] = self.reactor.seconds()
+        heartbeats = self.heartbeats
+        if heartbeats is not None:
+            if data[32:40] == _HEARTBEAT_SRVID and data[16:20] == _REQ_MESSAGE_OP:
+                # txctdb's own heartbeat: not in ctdbd's statistics
+                heartbeats.heartbeatReceived(pnn, data[44:])
+                return
+            heartbeats.heard(pnn)
         counters = self.stats.counters
         counters["node_packets_recv"] += 1
         try:
@@ -700,6 +718,28 @@ class Daemon(Service, LocalClients):
 
     # -- keepalives -------------------------------------------------------
 
+    def enableHeartbeats(self, interval: float, timeout: float) -> None:
+        """Fast failure detection between txctdb nodes (L{HeartbeatMonitor},
+        docs/FAILURE_DETECTION.md); ctdbd peers keep the keepalive rules."""
+        self.heartbeats = HeartbeatMonitor(
+            reactor=self.reactor,
+            pnn=self.pnn,
+            send=self._sendHeartbeat,
+            declareDead=lambda pnn, silence: self.nodeDead(pnn),
+            interval=interval,
+            timeout=timeout,
+        )
+
+    def _sendHeartbeat(self, pnn: int, payload: bytes) -> None:
+        # Straight to the transport: heartbeats are not ctdbd traffic and
+        # stay out of the statistics.
+        if not self.isConnected(pnn):
+            return
+        header = P.Header(P.Operation.REQ_MESSAGE, pnn, self.pnn, 0, 0)
+        self.transport.queuePacket(
+            pnn, P.ReqMessage(header, TXCTDB_SRVID_HEARTBEAT, payload).encode()
+        )
+
     def checkForDeadNodes(self) -> None:
         """ctdb_check_for_dead_nodes, every KeepaliveInterval."""
         for node in self.nodes:
@@ -749,6 +789,10 @@ class Daemon(Service, LocalClients):
             return
         self.log.error("CTDB Cluster with mixed versions, cannot continue")
         self.shutdown()
+
+
+_HEARTBEAT_SRVID = TXCTDB_SRVID_HEARTBEAT.to_bytes(8, "little")
+_REQ_MESSAGE_OP = int(P.Operation.REQ_MESSAGE).to_bytes(4, "little")
 
 
 @implementer(IRecordProtocol)

@@ -1,0 +1,281 @@
+# -*- test-case-name: tests.daemon.test_heartbeat -*-
+"""
+Tests for L{ctdb.daemon.heartbeat}: the detector on a L{Clock} by itself,
+then whole nodes of a L{ctdb.testing.connectedNodes} cluster with the
+heartbeat on, and the election wait it decides.
+"""
+
+from __future__ import annotations
+
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+
+from ctdb.daemon.heartbeat import (
+    DEFAULT_INTERVAL,
+    DEFAULT_TIMEOUT,
+    TXCTDB_SRVID_HEARTBEAT,
+    Heartbeat,
+    HeartbeatMonitor,
+)
+from ctdb.protocols import controls as C
+from ctdb.protocols import srvids
+from ctdb.recovery.leadership import CTDBD_ELECTION_WAIT, ELECTION_WAIT
+from ctdb.testing import connectedNodes
+
+DISCONNECTED = C.NODE_FLAGS_DISCONNECTED
+HEARTBEAT = (DEFAULT_INTERVAL, DEFAULT_TIMEOUT)
+
+
+class HeartbeatCodecTests(SynchronousTestCase):
+    def test_roundTrip(self) -> None:
+        beat = Heartbeat(3, 0xFFFFFFFF)
+        self.assertEqual(Heartbeat.decode(beat.encode()), beat)
+        self.assertEqual(len(beat.encode()), 16)
+
+    def test_notAHeartbeat(self) -> None:
+        self.assertIsNone(Heartbeat.decode(b""))
+        self.assertIsNone(Heartbeat.decode(b"XXXX" + b"\0" * 12))
+
+    def test_srvidIsNoSambaOne(self) -> None:
+        """The srvid is in Samba's test range and is none of its named ones."""
+        self.assertEqual(
+            TXCTDB_SRVID_HEARTBEAT & 0xFF00000000000000, srvids.CTDB_SRVID_TEST_RANGE
+        )
+        named = {v for k, v in vars(srvids).items() if k.startswith("CTDB_SRVID_")}
+        self.assertNotIn(TXCTDB_SRVID_HEARTBEAT, named)
+
+
+class _Harness:
+    """A monitor for node 0 on a Clock, recording what it sends and kills."""
+
+    def __init__(self, interval: float = 0.25, timeout: float = 1.5) -> None:
+        self.clock = Clock()
+        self.sent: list[tuple[int, Heartbeat]] = []
+        self.dead: list[tuple[int, float, float]] = []
+        self.monitor = HeartbeatMonitor(
+            reactor=self.clock,
+            pnn=0,
+            send=self._send,
+            declareDead=lambda pnn, silence: self.dead.append(
+                (pnn, silence, self.clock.seconds())
+            ),
+            interval=interval,
+            timeout=timeout,
+        )
+        self.monitor.start()
+
+    def _send(self, pnn: int, data: bytes) -> None:
+        beat = Heartbeat.decode(data)
+        assert beat is not None
+        self.sent.append((pnn, beat))
+
+    def beatFrom(self, pnn: int) -> None:
+        self.monitor.heartbeatReceived(pnn, Heartbeat(pnn, 1).encode())
+
+    def run(self, seconds: float, step: float = 0.01) -> None:
+        for _ in range(round(seconds / step)):
+            self.clock.advance(step)
+
+
+class HeartbeatMonitorTests(SynchronousTestCase):
+    def test_badSettings(self) -> None:
+        for interval, timeout in [(0, 1), (1, 1), (2, 1)]:
+            with self.assertRaises(ValueError):
+                HeartbeatMonitor(
+                    reactor=Clock(),
+                    pnn=0,
+                    send=lambda p, d: None,
+                    declareDead=lambda p, s: None,
+                    interval=interval,
+                    timeout=timeout,
+                )
+
+    def test_helloOnLinkUp(self) -> None:
+        """A link coming up gets one heartbeat at once."""
+        h = _Harness()
+        h.monitor.linkUp(1)
+        self.assertEqual([p for p, _ in h.sent], [1])
+        self.assertFalse(h.monitor.isOurs(1))
+
+    def test_unrecognisedPeerNeverSuspected(self) -> None:
+        """A peer that never sends a heartbeat (Samba's ctdbd) is greeted
+        every HELLO_INTERVAL and never declared dead: keepalives decide."""
+        h = _Harness()
+        h.monitor.linkUp(1)
+        h.run(61, step=0.05)
+        self.assertEqual(h.dead, [])
+        # the hello at link up, then one every 5 s
+        self.assertEqual(len(h.sent), 1 + 12)
+
+    def test_recognisedAndAnswered(self) -> None:
+        """The first heartbeat from a peer makes it ours and is answered at
+        once; then it gets one every interval."""
+        h = _Harness()
+        h.monitor.linkUp(1)
+        h.sent.clear()
+        h.beatFrom(1)
+        self.assertTrue(h.monitor.isOurs(1))
+        self.assertEqual(len(h.sent), 1)
+        for _ in range(8):
+            h.run(0.25)
+            h.beatFrom(1)
+        self.assertEqual(h.dead, [])
+        self.assertEqual(len(h.sent), 1 + 8)
+
+    def test_heartbeatOfAnotherPnnIgnored(self) -> None:
+        h = _Harness()
+        h.monitor.linkUp(1)
+        h.monitor.heartbeatReceived(1, Heartbeat(2, 1).encode())
+        self.assertFalse(h.monitor.isOurs(1))
+
+    def test_silentPeerDeclaredDead(self) -> None:
+        """A recognised peer silent for the timeout is declared dead once,
+        between timeout and timeout + interval after it was last heard."""
+        h = _Harness()
+        h.monitor.linkUp(1)
+        h.beatFrom(1)
+        h.run(5)
+        self.assertEqual(len(h.dead), 1)
+        pnn, silence, at = h.dead[0]
+        self.assertEqual(pnn, 1)
+        self.assertGreaterEqual(silence, 1.5)
+        self.assertGreaterEqual(at, 1.5)
+        self.assertLessEqual(at, 1.75 + 1e-6)
+        self.assertFalse(h.monitor.isOurs(1))
+        self.assertEqual(h.monitor.suspicions, 1)
+
+    def test_anyPacketKeepsPeerAlive(self) -> None:
+        h = _Harness()
+        h.monitor.linkUp(1)
+        h.beatFrom(1)
+        for _ in range(40):
+            h.run(1.0)
+            h.monitor.heard(1)
+        self.assertEqual(h.dead, [])
+
+    def test_linkDownForgetsPeer(self) -> None:
+        h = _Harness()
+        h.monitor.linkUp(1)
+        h.beatFrom(1)
+        h.monitor.linkDown(1)
+        h.run(5)
+        self.assertEqual(h.dead, [])
+        self.assertFalse(h.monitor.isOurs(1))
+
+    def test_ownPauseNotCounted(self) -> None:
+        """
+        When this node's reactor was paused (its check runs late), the
+        pause counts one interval only: pauses of 3 s each, between which
+        the peer is heard as soon as this node runs again, raise no
+        suspicion.
+        """
+        h = _Harness()
+        h.monitor.linkUp(1)
+        h.beatFrom(1)
+        for _ in range(10):
+            h.clock.advance(3.0)  # asleep: one late check
+            h.monitor.heard(1)  # the waiting packets are read
+            h.run(0.25)
+        self.assertEqual(h.dead, [])
+        self.assertEqual(h.monitor.lateChecks, 10)
+        self.assertGreaterEqual(h.monitor.maxLateness, 2.7)
+
+    def test_pausesDoNotHideARealSilence(self) -> None:
+        """A peer that stays silent is still declared dead when this node
+        is often late: each late check counts one interval."""
+        h = _Harness()
+        h.monitor.linkUp(1)
+        h.beatFrom(1)
+        for _ in range(6):
+            h.clock.advance(3.0)
+        self.assertEqual([pnn for pnn, _, _ in h.dead], [1])
+
+    def test_stop(self) -> None:
+        h = _Harness()
+        h.monitor.linkUp(1)
+        h.beatFrom(1)
+        h.monitor.stop()
+        h.run(5)
+        self.assertEqual(h.dead, [])
+        self.assertEqual(h.clock.getDelayedCalls(), [])
+
+
+class ClusterHeartbeatTests(SynchronousTestCase):
+    """Whole nodes (L{ctdb.service.buildNode}) with the heartbeat on."""
+
+    def cluster(self, n: int = 2, **kw: object):  # type: ignore[no-untyped-def]
+        clock = Clock()
+        cluster = connectedNodes(n, clock, heartbeat=HEARTBEAT, **kw)  # type: ignore[arg-type]
+        self.addCleanup(cluster.stop)
+        cluster.advance(0.5, step=0.05)
+        return clock, cluster
+
+    def test_nodesRecogniseEachOther(self) -> None:
+        _, cluster = self.cluster(3)
+        for d in cluster:
+            assert d.heartbeats is not None
+            others = [p for p in range(3) if p != d.pnn]
+            self.assertEqual([d.heartbeats.isOurs(p) for p in others], [True, True])
+
+    def test_silentLinkDetectedWithinTwoSeconds(self) -> None:
+        """
+        A link that silently drops everything from node 1 to node 0 is
+        declared dead by node 0 within 2 s (the keepalives need 25 s);
+        when the link works again the nodes reconnect.
+        """
+        clock, cluster = self.cluster()
+        cluster.network.blackholes.add((1, 0))
+        start = clock.seconds()
+        while not cluster[0].nodes[1].flags & DISCONNECTED:
+            cluster.advance(0.05, step=0.05)
+            self.assertLess(clock.seconds() - start, 2.0)
+        cluster.network.blackholes.clear()
+        cluster.advance(2, step=0.05)
+        self.assertEqual(cluster[0].nodes[1].flags & DISCONNECTED, 0)
+        self.assertEqual(cluster[1].nodes[0].flags & DISCONNECTED, 0)
+
+    def test_quietClusterNoSuspicion(self) -> None:
+        """Nodes that only exchange heartbeats for a minute stay linked."""
+        _, cluster = self.cluster(3)
+        cluster.advance(60, step=0.05)
+        for d in cluster:
+            assert d.heartbeats is not None
+            self.assertEqual(d.heartbeats.suspicions, 0)
+            self.assertEqual([n.flags & DISCONNECTED for n in d.nodes], [0, 0, 0])
+
+    def test_heartbeatsNotInStatistics(self) -> None:
+        """Heartbeats are not ctdbd traffic: a cluster with them counts the
+        same packets as one without."""
+        _, cluster = self.cluster()
+        plain = connectedNodes(2, Clock())
+        self.addCleanup(plain.stop)
+        plain.advance(0.5, step=0.05)
+        cluster.advance(3, step=0.05)
+        plain.advance(3, step=0.05)
+        for name in ("node_packets_recv", "node_packets_sent", "node.req_message"):
+            self.assertEqual(
+                cluster[0].stats.counters[name], plain[0].stats.counters[name], name
+            )
+        assert cluster[0].heartbeats is not None
+        self.assertGreater(cluster[0].heartbeats.received, 10)
+
+
+class ElectionWaitTests(SynchronousTestCase):
+    """The election lasts longer when a peer may be Samba's ctdbd."""
+
+    def test_allOurs(self) -> None:
+        clock = Clock()
+        cluster = connectedNodes(3, clock, heartbeat=HEARTBEAT, recovery=True)
+        self.addCleanup(cluster.stop)
+        cluster.advance(0.5, step=0.05)
+        self.assertEqual(cluster.recovery(0).electionWait(), ELECTION_WAIT)
+
+    def test_unrecognisedPeer(self) -> None:
+        """Without heartbeats, a peer may be a ctdbd: it answers an
+        election message after 0.5 s, so the wait is longer than that."""
+        clock = Clock()
+        cluster = connectedNodes(3, clock, recovery=True)
+        self.addCleanup(cluster.stop)
+        cluster.advance(0.5, step=0.05)
+        self.assertEqual(cluster.recovery(0).electionWait(), CTDBD_ELECTION_WAIT)
+        self.assertGreater(CTDBD_ELECTION_WAIT, 0.5 + 0.25)
