@@ -9,7 +9,8 @@ Differences from ctdbd 4.17, on purpose and documented in the README:
  - a dead leader starts an election at once instead of after the leader
    broadcast timeout;
  - elections wait 0.5 s (ctdbd's "fast start" value) instead of
-   ElectionTimeout.
+   ElectionTimeout, or 1 s when a connected node may be Samba's ctdbd
+   (it answers an election message only after 0.5 s).
 """
 
 from __future__ import annotations
@@ -33,6 +34,13 @@ if TYPE_CHECKING:
     from ctdb.recovery.clusterlock import ClusterLock
 
 ELECTION_WAIT = 0.5
+#: ctdbd 4.17 answers an election message that it would win only 0.5 s
+#: later (election_handler's send_election_te).  An election that a 4.17
+#: ctdbd may take part in lasts long enough to hear that answer; with
+#: ELECTION_WAIT this node would call itself leader first, broadcast it and
+#: recover, then lose to the ctdbd's answer, leaving the two nodes each
+#: thinking the other leads until the ctdbd's leader broadcast timeout.
+CTDBD_ELECTION_WAIT = 1.0
 #: A leader broadcasts every second; a node that has just connected to a
 #: peer waits this long for the peer's broadcast before it calls its first
 #: election ...
@@ -293,10 +301,29 @@ class Leadership:
             self.leader = P.CTDB_UNKNOWN_PNN
             self.forceElection("cluster lock lost", formerLeader=self.pnn)
 
+    def electionWait(self) -> float:
+        """How long an election lasts after the last election message:
+        ELECTION_WAIT when every connected node is a txctdb node (it
+        answers in 0.05 s), CTDBD_ELECTION_WAIT when one may be Samba's
+        ctdbd (it answers after 0.5 s).  A node is known to be ours from its
+        heartbeats (L{ctdb.daemon.heartbeat})."""
+        d = self.daemon
+        heartbeats = d.heartbeats
+        for n in d.nodes:
+            if n.pnn == d.pnn or n.flags & (
+                C.NODE_FLAGS_DISCONNECTED | C.NODE_FLAGS_DELETED
+            ):
+                continue
+            if heartbeats is None or not heartbeats.isOurs(n.pnn):
+                return CTDBD_ELECTION_WAIT
+        return ELECTION_WAIT
+
     def _armElectionTimer(self) -> None:
         if self._electionTimer is not None and self._electionTimer.active():
             self._electionTimer.cancel()
-        self._electionTimer = self.reactor.callLater(ELECTION_WAIT, self._electionDone)
+        self._electionTimer = self.reactor.callLater(
+            self.electionWait(), self._electionDone
+        )
 
     def _sendElectionRequest(self) -> None:
         self._sendElection = None
