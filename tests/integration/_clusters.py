@@ -31,6 +31,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
@@ -260,6 +261,19 @@ def makeCluster(
     if start:
         cluster.start()
     return cluster
+
+
+def waitFor(
+    predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.1
+) -> None:
+    """Poll C{predicate} every C{interval} s until it holds; fail saying
+    C{what} was awaited if C{timeout} s pass first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def sambaTool() -> str:

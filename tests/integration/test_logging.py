@@ -10,13 +10,12 @@ in order (docs/LOGGING.md).
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from ctdb.cluster import LocalCluster
 from tests.integration._cases import IntegrationCase
+from tests.integration._clusters import waitFor
 
 #: the keys of every line
 KEYS = {"time", "level", "node", "subsystem", "namespace", "message", "fields"}
@@ -32,16 +31,6 @@ STORY = [
     "takeover-started",
     "takeover-finished",
 ]
-
-
-def waitFor(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    """Poll C{predicate} until it holds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def readLog(cluster: LocalCluster, pnn: int) -> list[str]:

@@ -14,10 +14,10 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 
 from ctdb.cluster import LocalCluster
 from tests.integration._cases import IntegrationCase
+from tests.integration._clusters import waitFor
 
 _SCRIPT = os.path.join(os.path.dirname(sys.executable), "txctdb")
 
@@ -27,13 +27,6 @@ TALLOC = re.compile(
     r"|\s+reference to: .+"
     r"|full talloc report on .+ \(total\s+\d+ bytes in \d+ blocks\))$"
 )
-
-
-def waitUntil(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 def vmRss(pid: int) -> int:
@@ -132,7 +125,7 @@ class StatisticsTests(IntegrationCase):
         for i in range(3):
             self.tool(0, "writekey", "stat_history.tdb", f"k{i}", "v")
         done = int(time.time())
-        waitUntil(
+        waitFor(
             lambda: (
                 int(self.machine(0, "stats")[0]["Statistics collected since"]) > done
             ),

@@ -27,20 +27,12 @@ from dataclasses import dataclass
 
 from ctdb.cluster import LocalCluster
 from tests.integration._cases import IntegrationCase
+from tests.integration._clusters import waitFor
 
 HEADER_X = (
     "|Node|IP|Disconnected|Unknown|Banned|Disabled|Unhealthy|Stopped|Inactive"
     "|PartiallyOnline|ThisNode|"
 )
-
-
-def waitFor(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 @dataclass
