@@ -373,12 +373,14 @@ class FakeQueuePair:
         self.unacked = 0
         self.posted: deque[int] = deque()
         self.inFlight: set[int] = set()
+        self.sendQueue: deque[int] = deque()
         self.waiting: deque[bytes] = deque()
         self.remote: FakeQueuePair | None = None
         self.error = False
         self.destroyed = False
-        #: called once each, right after a poll finds the queue empty: a
-        #: completion landing between the empty poll and what follows
+        #: called once each, right after a poll that emptied the queue (it
+        #: returned fewer than asked for): a completion landing between the
+        #: poll that ends a drain and what follows
         self.onEmptyPoll: list[Any] = []
         #: the verbs calls in order, when C{trace} is set
         self.trace = False
@@ -425,7 +427,7 @@ class FakeQueuePair:
         out: list[WorkCompletion] = []
         while self.cq and len(out) < maxEntries:
             out.append(self.cq.popleft())
-        if not out and self.onEmptyPoll:
+        if len(out) < maxEntries and self.onEmptyPoll:
             hooks, self.onEmptyPoll = self.onEmptyPoll, []
             for hook in hooks:
                 hook()
@@ -461,7 +463,7 @@ class FakeQueuePair:
         while self.waiting and self.posted:
             self._land(self.waiting.popleft())
 
-    def postSend(self, index: int, length: int) -> None:
+    def postSend(self, index: int, length: int, signaled: bool) -> None:
         if not self.recvCount <= index < self.recvCount + self.sendCount:
             self._violation(f"send post of non-send buffer {index}")
             raise VerbsError("ibv_post_send", errno.EINVAL)
@@ -476,6 +478,7 @@ class FakeQueuePair:
             fabric.failPostSends -= 1
             raise VerbsError("ibv_post_send", errno.ENOMEM)
         self.inFlight.add(index)
+        self.sendQueue.append(index)
         if self.error or self.remote is None:
             self._sent(index, WCStatus.WR_FLUSH_ERR, 0)
             return
@@ -488,10 +491,16 @@ class FakeQueuePair:
             fabric.held.append((self.remote, data))
         else:
             self.remote.deliver(data)
-        self._sent(index, WCStatus.SUCCESS, length)
+        if signaled:
+            self._sent(index, WCStatus.SUCCESS, length)
 
     def _sent(self, index: int, status: int, length: int) -> None:
-        self.inFlight.discard(index)
+        # the completion of a send frees it and every send posted before it
+        while self.sendQueue:
+            done = self.sendQueue.popleft()
+            self.inFlight.discard(done)
+            if done == index:
+                break
         self.fabric.complete(self, WorkCompletion(index, status, WCOpcode.SEND, length))
 
     def deliver(self, data: bytes) -> None:

@@ -797,10 +797,11 @@ class RealQueuePair:
         if rc:
             raise VerbsError("ibv_post_recv", rc)
 
-    def postSend(self, index: int, length: int) -> None:
+    def postSend(self, index: int, length: int, signaled: bool) -> None:
         self._sendSge.addr = self.base + index * self.bufferSize
         self._sendSge.length = length
         self._sendWr.wr_id = index
+        self._sendWr.send_flags = IBV_SEND_SIGNALED if signaled else 0
         rc = self._postSend(self.qp, byref(self._sendWr), byref(self._badSend))
         if rc:
             raise VerbsError("ibv_post_send", rc)

@@ -180,6 +180,10 @@ class _Link:
         # sending
         self.credits = 0
         self.freeSend: list[int] = []
+        #: posted send buffers, oldest first, until a signaled completion
+        self.inFlight: deque[int] = deque()
+        self.sinceSignal = 0
+        self.signalEvery = 1
         self.pending: deque[bytes] = deque()
         self.pendingOffset = 0
         self.pendingBytes = 0
@@ -204,6 +208,7 @@ class _Link:
         qp = self.cmId.createQueuePair(owner.bufferSize, recvCount, sendCount)
         self.qp = qp
         self.freeSend = list(range(recvCount + sendCount - 1, recvCount - 1, -1))
+        self.signalEvery = max(1, sendCount // 4)
         qp.reqNotifyCq()
         for index in range(recvCount):
             qp.postRecv(index)
@@ -264,11 +269,17 @@ class _Link:
         header = wire.encodeHeader(kind, credits, self.nextSeq)
         self.nextSeq += 1
         qp.writeBuffer(index, header + payload)
+        # Selective signaling: one send in C{signalEvery} (and the one that
+        # takes the last free buffer) asks for a completion; its completion
+        # frees the buffers of the unsignaled ones before it too.
+        signaled = self.sinceSignal + 1 >= self.signalEvery or not self.freeSend
         try:
-            qp.postSend(index, wire.HEADER_SIZE + len(payload))
+            qp.postSend(index, wire.HEADER_SIZE + len(payload), signaled)
         except VerbsError as e:
             self.fail(f"send failed: {e}")
             return False
+        self.inFlight.append(index)
+        self.sinceSignal = 0 if signaled else self.sinceSignal + 1
         self.sent += 1
         return True
 
@@ -322,29 +333,31 @@ class _Link:
                 self.release()
 
     def _handleChannel(self, qp: IQueuePair) -> None:
-        events = 0
+        # One event at most is pending: the queue raises one per arming,
+        # and it is armed again only below, after the event was taken.
         try:
-            while qp.getCqEvent():
-                events += 1
+            if not qp.getCqEvent():
+                return
         except VerbsError as e:
             self.fail(f"completion channel: {e}")
             return
-        if not events:
-            return
         try:
             qp.reqNotifyCq()
+            # Armed before the first poll, so a completion that lands after
+            # any poll raises a new event: a poll that comes back short has
+            # drained the queue as far as this wake-up needs.
             while self.state != _Link.CLOSED:
                 completions = qp.pollCq(POLL_BATCH)
-                if not completions:
-                    break
                 for wc in completions:
                     self._completion(qp, wc)
                     if self.state == _Link.CLOSED:
                         break
+                if len(completions) < POLL_BATCH:
+                    break
         except VerbsError as e:
             self.fail(f"completion queue: {e}")
         finally:
-            qp.ackCqEvents(events)
+            qp.ackCqEvents(1)
         if self.state == _Link.UP:
             self.sendCredits()
             self.pump()
@@ -360,7 +373,13 @@ class _Link:
             self.fail(f"{what} completion {name}")
             return
         if isSend:
-            self.freeSend.append(wc.wr_id)
+            # a signaled send completes every unsignaled one posted before it
+            inFlight = self.inFlight
+            while inFlight:
+                done = inFlight.popleft()
+                self.freeSend.append(done)
+                if done == wc.wr_id:
+                    break
             return
         raw = qp.readBuffer(wc.wr_id, wc.byte_len)
         qp.postRecv(wc.wr_id)
@@ -432,7 +451,6 @@ class _Link:
             self.reader.stopReading()
             self.reader.connectionLost(Failure(ConnectionError("IB link closed")))
             self.reader = None
-        self.owner._forgetId(self.cmId)
         for step in (self.cmId.disconnect, self._destroyQueuePair, self.cmId.destroy):
             try:
                 step()
@@ -440,6 +458,7 @@ class _Link:
                 self.log.debug("IB teardown: {error}", error=e)
         self.pending.clear()
         self.pendingBytes = 0
+        self.owner._forgetId(self.cmId)
 
     def _destroyQueuePair(self) -> None:
         qp, self.qp = self.qp, None
@@ -500,6 +519,8 @@ class IBNodeTransport:
         self._listenId: ICMId | None = None
         self._links: dict[int, _Link] = {}
         self._stopping = False
+        #: fires when L{shutdown} has closed everything
+        self._closed: defer.Deferred[None] | None = None
 
     # -- downcalls ------------------------------------------------------
 
@@ -552,11 +573,23 @@ class IBNodeTransport:
         peer.out = peer.incoming = None
 
     def shutdown(self) -> defer.Deferred[None]:
+        """Close every link, the listening id and the event channel.  A
+        link whose completions are being handled (shutdown called from a
+        packet handler) is released when that handling ends, and the
+        channel (which destroys whatever is left on it) only after it: the
+        Deferred fires then."""
+        if self._closed is not None:
+            again: defer.Deferred[None] = defer.Deferred()
+
+            def follow(result: object) -> object:
+                again.callback(None)
+                return result
+
+            self._closed.addBoth(follow)
+            return again
         self._stopping = True
         for peer in self.peers.values():
             self._cancelRetry(peer)
-        for link in list(self._links.values()):
-            link.close()
         if self._channelReader is not None:
             self._channelReader.stopReading()
             self._channelReader.connectionLost(Failure(ConnectionError("shutdown")))
@@ -564,10 +597,19 @@ class IBNodeTransport:
         if self._listenId is not None:
             self._listenId.destroy()
             self._listenId = None
+        closed = self._closed = defer.Deferred()
+        for link in list(self._links.values()):
+            link.close()
+        self._closeChannelWhenIdle()
+        return closed
+
+    def _closeChannelWhenIdle(self) -> None:
+        if self._closed is None or self._links or self._closed.called:
+            return
         if self.channel is not None:
             self.channel.close()
             self.channel = None
-        return defer.succeed(None)
+        self._closed.callback(None)
 
     # -- connecting -----------------------------------------------------
 
@@ -704,6 +746,7 @@ class IBNodeTransport:
 
     def _forgetId(self, cmId: ICMId) -> None:
         self._links.pop(id(cmId), None)
+        self._closeChannelWhenIdle()
 
     # -- link bookkeeping ------------------------------------------------
 

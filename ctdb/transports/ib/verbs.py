@@ -160,9 +160,11 @@ class IQueuePair(Interface):
         """C{ibv_post_recv} of buffer C{index} (whole).  Raises
         L{VerbsError}."""
 
-    def postSend(index: int, length: int) -> None:
-        """C{ibv_post_send}, signaled, of the first C{length} bytes of
-        buffer C{index}.  Raises L{VerbsError}."""
+    def postSend(index: int, length: int, signaled: bool) -> None:
+        """C{ibv_post_send} of the first C{length} bytes of buffer
+        C{index}; C{signaled} (C{IBV_SEND_SIGNALED}) asks for a completion
+        (one in error comes anyway).  A signaled send's completion means
+        every send posted before it is done too.  Raises L{VerbsError}."""
 
     def destroy() -> None:
         """Free the queue pair, completion queue and channel, buffers and

@@ -187,8 +187,15 @@ class _ClusterChecks(_Mixin):
         """One leader, one generation, the full vnn map, every node out of
         recovery and RUNNING."""
         yield self.waitConverged((0, 1, 2))
+        yield until(
+            lambda: all(
+                n.daemon.runstate == C.RunState.RUNNING for n in self.nodes.values()
+            ),
+            timeout=self.timeout,
+            what="runstate RUNNING after the first recovery",
+        )
+        self.assertTrue(self.converged((0, 1, 2)))
         for node in self.nodes.values():
-            self.assertEqual(node.daemon.runstate, C.RunState.RUNNING)
             self.assertGreaterEqual(node.daemon.stats.num_recoveries, 1)
 
     @defer.inlineCallbacks

@@ -104,13 +104,13 @@ class FabricTests(SynchronousTestCase):
         qa, qb = self.connect()
         qb.postRecv(0)
         qa.writeBuffer(2, b"x" * 10)
-        qa.postSend(2, 10)
+        qa.postSend(2, 10, True)
         self.assertFalse(readable(qb.fileno()))
         qb.reqNotifyCq()
         self.assertFalse(readable(qb.fileno()))
         qb.postRecv(1)
         qa.writeBuffer(3, b"y" * 10)
-        qa.postSend(3, 10)
+        qa.postSend(3, 10, True)
         self.assertTrue(readable(qb.fileno()))
         self.assertTrue(qb.getCqEvent())
         self.assertFalse(qb.getCqEvent())
@@ -123,11 +123,26 @@ class FabricTests(SynchronousTestCase):
         """A message with no receive posted waits and is counted."""
         qa, qb = self.connect()
         qa.writeBuffer(2, b"abc")
-        qa.postSend(2, 3)
+        qa.postSend(2, 3, True)
         self.assertEqual(self.fabric.rnrWaits, 1)
         qb.postRecv(0)
         [wc] = qb.pollCq(4)
         self.assertEqual((wc.status, wc.byte_len), (WCStatus.SUCCESS, 3))
+
+    def test_unsignaledSends(self) -> None:
+        """An unsignaled send completes nothing; the next signaled one's
+        completion stands for both (their buffers are free again)."""
+        qa, qb = self.connect()
+        qb.postRecv(0)
+        qb.postRecv(1)
+        qa.postSend(2, 1, False)
+        self.assertEqual(qa.pollCq(4), [])
+        self.assertEqual(qa.inFlight, {2})
+        qa.postSend(3, 1, True)
+        [wc] = qa.pollCq(4)
+        self.assertEqual((wc.wr_id, wc.status), (3, WCStatus.SUCCESS))
+        self.assertEqual(qa.inFlight, set())
+        self.assertEqual(len(qb.pollCq(4)), 2)
 
     def test_disconnectFlushes(self) -> None:
         """A disconnect flushes the peer's posted receives and tells it."""
@@ -148,7 +163,7 @@ class FabricTests(SynchronousTestCase):
         self.assertRaises(VerbsError, qb.postRecv, 0)
         qb.reqNotifyCq()
         qa.fabric.holdDeliveries = True
-        qa.postSend(2, 1)
+        qa.postSend(2, 1, True)
         qb.deliver(b"z")
         self.assertTrue(qb.getCqEvent())
         qb.destroy()

@@ -245,6 +245,30 @@ class _TransportTests(_Base):
         yield until(lambda: all(len(lst.packets) == 2 for lst in self.listeners))
 
     @defer.inlineCallbacks
+    def test_shutdownFromPacketHandler(self) -> Any:
+        """Shutting down from within a packet handler (the completions of
+        the link being handled): the link goes when its handling ends
+        (after the events are acknowledged), the channel after it, and
+        only then does the Deferred fire."""
+        a, b = self.build(2)
+        yield self.allConnected()
+        stopped: list[defer.Deferred[None]] = []
+
+        def stop(pnn: int, data: bytes) -> None:
+            d = b.shutdown()
+            self.assertNoResult(d)
+            stopped.append(d)
+
+        self.listeners[1].onPacket = stop
+        a.queuePacket(1, message(0, 1, 8))
+        yield until(lambda: bool(stopped))
+        yield stopped[0]
+        self.assertIsNone(b.channel)
+        self.assertEqual(b._links, {})
+        yield b.shutdown()
+        yield until(lambda: self.listeners[0].count("dead", 1) == 1)
+
+    @defer.inlineCallbacks
     def test_shutdownReleasesAll(self) -> Any:
         """After shutdown no descriptor of the transport is in the reactor."""
         a, b = self.build(2)
