@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.tool.test_commands, tests.tool.test_main, tests.monitor.test_main -*-
 """
 The tool against an in-memory cluster (L{ctdb.testing.connectedNodes}) on
 one L{MemoryReactorClock}: node K's client socket is the path
