@@ -196,7 +196,8 @@ class MixedCluster(NodeLayout):
         """
         Why the running nodes (or C{pnns}) are not one healthy cluster, or
         "": each sees each of them OK, is in recovery mode NORMAL, and all
-        hold the same valid generation with exactly them in the vnn map.
+        hold the same valid generation with exactly them in the vnn map and
+        name the same leader, one of them.
         """
         alive = self.running() if pnns is None else list(pnns)
         if not alive:
@@ -221,6 +222,15 @@ class MixedCluster(NodeLayout):
             generations.add(vnn.generation)
         if len(generations) != 1:
             return f"generations differ: {sorted(hex(g) for g in generations)}"
+        # One generation everywhere is not yet settled: two nodes may each
+        # believe that the other leads, and the next leader broadcast
+        # timeout brings another election and recovery (issue 13 item 6).
+        try:
+            leaders = {k: self.leader(k) for k in alive}
+        except (MixedClusterError, OSError, ValueError) as e:
+            return f"leader: {e}"
+        if len(set(leaders.values())) != 1 or leaders[alive[0]] not in alive:
+            return f"nodes name different leaders: {leaders}"
         return ""
 
     def waitHealthy(self, timeout: float = 45.0, pnns: list[int] | None = None) -> None:
