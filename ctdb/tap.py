@@ -129,6 +129,16 @@ class Options(usage.Options):
             ),
         ],
         [
+            "heartbeat",
+            None,
+            "0.25:1.5",
+            (
+                "txctdb's heartbeat between txctdb nodes: INTERVAL:TIMEOUT in "
+                "seconds (a silent txctdb peer is dead after TIMEOUT), or off "
+                "for 4.17's keepalives alone (docs/FAILURE_DETECTION.md)"
+            ),
+        ],
+        [
             "metrics",
             None,
             None,
@@ -199,6 +209,7 @@ class Options(usage.Options):
         self["event-timeouts"][event.strip()] = seconds
 
     def postOptions(self) -> None:
+        self["heartbeat"] = parseHeartbeat(self["heartbeat"])
         if not self["nodes"]:
             raise usage.UsageError("--nodes is required")
         if not os.path.exists(self["nodes"]):
@@ -264,6 +275,26 @@ class Options(usage.Options):
                 ) from None
 
 
+def parseHeartbeat(text: object) -> tuple[float, float] | None:
+    """C{--heartbeat}: C{INTERVAL:TIMEOUT} (seconds) or C{off} (None)."""
+    if text is None or isinstance(text, tuple):
+        return text  # already parsed
+    value = str(text).strip()
+    if value.lower() == "off":
+        return None
+    interval, sep, timeout = value.partition(":")
+    try:
+        pair = (float(interval), float(timeout))
+    except ValueError:
+        pair = (0.0, 0.0)
+    if not sep or not 0 < pair[0] < pair[1]:
+        raise usage.UsageError(
+            f"--heartbeat wants INTERVAL:TIMEOUT with 0 < INTERVAL < TIMEOUT, "
+            f"or off, not {value!r}"
+        )
+    return pair
+
+
 def _eventEnvironment(options: Any) -> dict[str, str]:
     """What event scripts find in their environment beyond the daemon's:
     C{CTDB_BASE}, the directory holding the events directory (what Samba's
@@ -308,6 +339,7 @@ def makeService(options: Any, reactor: Any = None) -> IService:
                 notifyScript=options["notify-script"],
                 fastStart=bool(options["fast-start"]),
                 metricsEndpoint=options["metrics"],
+                heartbeat=options["heartbeat"],
             ),
             reactor=reactor,
             shutdownCallback=reactor.stop,

@@ -279,3 +279,23 @@ class ElectionWaitTests(SynchronousTestCase):
         cluster.advance(0.5, step=0.05)
         self.assertEqual(cluster.recovery(0).electionWait(), CTDBD_ELECTION_WAIT)
         self.assertGreater(CTDBD_ELECTION_WAIT, 0.5 + 0.25)
+
+
+class HeartbeatOptionTests(SynchronousTestCase):
+    """C{twistd ctdb --heartbeat}: not a tunable (4.17's list is kept)."""
+
+    def test_parse(self) -> None:
+        from twisted.python import usage
+
+        from ctdb.tap import parseHeartbeat
+
+        self.assertEqual(parseHeartbeat("0.25:1.5"), (0.25, 1.5))
+        self.assertIsNone(parseHeartbeat("off"))
+        for bad in ("1.5", "2:1", "0:1", "x:y"):
+            with self.assertRaises(usage.UsageError):
+                parseHeartbeat(bad)
+
+    def test_notATunable(self) -> None:
+        from ctdb.protocols.tunables import Tunables
+
+        self.assertIsNone(Tunables().canonical("Heartbeat"))
