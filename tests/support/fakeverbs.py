@@ -273,11 +273,13 @@ class FakeCMId:
         self._event(CMEventType.ROUTE_RESOLVED)
 
     def createQueuePair(
-        self, bufferSize: int, recvCount: int, sendCount: int
+        self, bufferSize: int, recvCount: int, sendCount: int, fd: int | None = None
     ) -> FakeQueuePair:
+        """The queue pair; with C{fd}, its completion channel is that
+        eventfd (the caller's, who closes it)."""
         if self.qp is not None:
             raise VerbsError("rdma_create_qp", errno.EEXIST)
-        self.qp = FakeQueuePair(self, bufferSize, recvCount, sendCount)
+        self.qp = FakeQueuePair(self, bufferSize, recvCount, sendCount, fd)
         self.fabric.queuePairs.append(self.qp)
         return self.qp
 
@@ -358,7 +360,12 @@ class FakeCMId:
 @implementer(IQueuePair)
 class FakeQueuePair:
     def __init__(
-        self, cmId: FakeCMId, bufferSize: int, recvCount: int, sendCount: int
+        self,
+        cmId: FakeCMId,
+        bufferSize: int,
+        recvCount: int,
+        sendCount: int,
+        fd: int | None = None,
     ) -> None:
         self.cmId = cmId
         self.fabric = cmId.fabric
@@ -366,7 +373,8 @@ class FakeQueuePair:
         self.recvCount = recvCount
         self.sendCount = sendCount
         self.buffers = [bytearray(bufferSize) for _ in range(recvCount + sendCount)]
-        self.fd = _eventfd()
+        self.ownsFd = fd is None
+        self.fd = _eventfd() if fd is None else fd
         self.cq: deque[WorkCompletion] = deque()
         self.armed = False
         self.pendingEvents = 0
@@ -546,6 +554,7 @@ class FakeQueuePair:
         if self.unacked:
             self._violation(f"queue pair destroyed with {self.unacked} unacked events")
         self.destroyed = True
-        os.close(self.fd)
+        if self.ownsFd:
+            os.close(self.fd)
         if self in self.fabric.queuePairs:
             self.fabric.queuePairs.remove(self)

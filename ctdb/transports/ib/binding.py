@@ -447,7 +447,11 @@ class _Libraries:
         """librdmacm's convention (and ibverbs' for most calls): -1 and
         errno."""
         if rc != 0:
-            raise VerbsError(call, ctypes.get_errno() or _errno.EIO)
+            raise VerbsError(call, self.errno() or _errno.EIO)
+
+    def errno(self) -> int:
+        """The errno of the last call (ctypes' copy of it)."""
+        return ctypes.get_errno()
 
 
 def _loadLibrary(name: str, package: str) -> Any:
@@ -519,7 +523,7 @@ class RealVerbs:
     def createEventChannel(self) -> RealChannel:
         ch = self.libs.cm.rdma_create_event_channel()
         if not ch:
-            raise VerbsError("rdma_create_event_channel", ctypes.get_errno())
+            raise VerbsError("rdma_create_event_channel", self.libs.errno())
         return RealChannel(self.libs, ch)
 
 
@@ -552,7 +556,7 @@ class RealChannel:
         while True:
             event = POINTER(rdma_cm_event)()
             if cm.rdma_get_cm_event(self.channel, byref(event)) != 0:
-                code = ctypes.get_errno()
+                code = self.libs.errno()
                 if code in (_errno.EAGAIN, _errno.EWOULDBLOCK):
                     return None
                 raise VerbsError("rdma_get_cm_event", code)
@@ -696,22 +700,22 @@ class RealQueuePair:
         try:
             self.pd = v.ibv_alloc_pd(context)
             if not self.pd:
-                raise VerbsError("ibv_alloc_pd", ctypes.get_errno())
+                raise VerbsError("ibv_alloc_pd", self.libs.errno())
             self.channel = v.ibv_create_comp_channel(context)
             if not self.channel:
-                raise VerbsError("ibv_create_comp_channel", ctypes.get_errno())
+                raise VerbsError("ibv_create_comp_channel", self.libs.errno())
             self.fd: int = self.channel.contents.fd
             _nonBlocking(self.fd)
             cqe = recvCount + sendCount
             self.cq = v.ibv_create_cq(context, cqe, None, self.channel, 0)
             if not self.cq:
-                raise VerbsError("ibv_create_cq", ctypes.get_errno())
+                raise VerbsError("ibv_create_cq", self.libs.errno())
             size = bufferSize * (recvCount + sendCount)
             self.memory = mmap.mmap(-1, size)
             self.base = ctypes.addressof(c_char.from_buffer(self.memory))
             self.mr = v.ibv_reg_mr(self.pd, self.base, size, IBV_ACCESS_LOCAL_WRITE)
             if not self.mr:
-                raise VerbsError("ibv_reg_mr", ctypes.get_errno())
+                raise VerbsError("ibv_reg_mr", self.libs.errno())
             attr = ibv_qp_init_attr()
             attr.send_cq = attr.recv_cq = ctypes.cast(self.cq, c_void_p)
             attr.cap.max_send_wr = sendCount
@@ -757,7 +761,7 @@ class RealQueuePair:
         )
         if rc == 0:
             return True
-        code = ctypes.get_errno()
+        code = self.libs.errno()
         if code in (_errno.EAGAIN, _errno.EWOULDBLOCK):
             return False
         raise VerbsError("ibv_get_cq_event", code)

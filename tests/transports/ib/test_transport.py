@@ -19,8 +19,10 @@ from twisted.trial.unittest import TestCase
 from zope.interface.verify import verifyObject
 
 from ctdb.interfaces import INodeTransport
+from ctdb.transports.ib.binding import RealChannel, RealCMId, RealQueuePair, RealVerbs
 from ctdb.transports.ib.transport import IBNodeTransport, _Link
 from ctdb.transports.ib.verbs import ICMChannel, IVerbs
+from tests.support.fakelibverbs import FakeLibraries
 from tests.support.fakeverbs import FakeFabric
 from tests.transports.ib._harness import (
     ADDRESSES,
@@ -297,6 +299,30 @@ class FakeVerbsTests(_TransportTests, TestCase):
 
     def verbsFor(self, address: str) -> IVerbs:
         return self.fabric.verbs(address)
+
+
+class BindingOverFakeTests(FakeVerbsTests):
+    """The same tests over our ctypes binding, whose C calls go to the
+    fake fabric (L{tests.support.fakelibverbs}): the binding's structures,
+    pointers, errno conventions and ops table at work without a device."""
+
+    def verbsFor(self, address: str) -> IVerbs:
+        return RealVerbs(FakeLibraries(self.fabric.verbs(address)))
+
+    @defer.inlineCallbacks
+    def test_throughTheBinding(self) -> Any:
+        """The channel, ids and queue pairs are the binding's, and the
+        bytes cross its registered memory."""
+        a, _b = self.build(2)
+        yield self.allConnected()
+        self.assertIsInstance(a.channel, RealChannel)
+        link = a.peers[1].out
+        assert link is not None
+        self.assertIsInstance(link.qp, RealQueuePair)
+        self.assertIsInstance(link.cmId, RealCMId)
+        data = message(0, 1, 3000, 9)
+        a.queuePacket(1, data)
+        yield until(lambda: self.listeners[1].packets == [(0, data)])
 
 
 class RealVerbsTests(_TransportTests, TestCase):
