@@ -7,7 +7,9 @@ L{NodeConfig}); and the same checks over the TCP transport on loopback
 addresses, so that the two are held to one standard: the cluster elects
 one leader and recovers to one generation and vnn map; a record migrates
 with ctdbd 4.17's rsn values (as tests/databases/test_manager.py); a node
-that dies is recovered without and rejoins when it comes back.
+that dies is recovered without and rejoins when it comes back.  The
+InfiniBand runs are made twice: on the fake verbs directly, and through
+our ctypes binding with the fake fabric behind its C calls.
 """
 
 from __future__ import annotations
@@ -25,8 +27,10 @@ from ctdb.protocols import packet as P
 from ctdb.service import CTDBNode, NodeConfig, buildNode
 from ctdb.takeover.fake import FakeAddressSystem
 from ctdb.testing import FakeClient
+from ctdb.transports.ib.binding import RealVerbs
 from ctdb.transports.ib.transport import IBNodeTransport
 from ctdb.transports.tcp import TCPNodeTransport
+from tests.support.fakelibverbs import FakeLibraries
 from tests.support.fakeverbs import FakeFabric
 from tests.transports.ib._harness import ADDRESSES, reactor, until
 
@@ -257,6 +261,17 @@ class FakeVerbsClusterTests(_ClusterChecks, TestCase):
 
     def crashHost(self, pnn: int) -> None:
         self.fabric.crash(ADDRESSES[pnn])
+
+
+class BindingClusterTests(FakeVerbsClusterTests):
+    """The checks over the InfiniBand transport through our ctypes binding,
+    its C calls answered by the fake fabric (L{tests.support.fakelibverbs})."""
+
+    transportName = "ib (binding over fake verbs)"
+
+    def configFor(self, pnn: int) -> dict[str, Any]:
+        libs = FakeLibraries(self.fabric.verbs(ADDRESSES[pnn]))
+        return {"transport": "ib", "verbs": RealVerbs(libs)}
 
 
 class TCPClusterTests(_ClusterChecks, TestCase):
