@@ -74,8 +74,13 @@ class ClusterLock:
 
     async def take(self) -> bool:
         """Try once; True if we now hold the lock."""
+        return await self.attempt() == "locked"
+
+    async def attempt(self) -> str:
+        """Try once: C{"locked"} (we now hold the lock), C{"contended"}
+        (someone else holds it), C{"timeout"} or C{"error"}."""
         if self.held:
-            return True
+            return "locked"
         argv = helperArgv(self.spec)
         proto = _HelperProtocol(self)
         self._proto = proto
@@ -91,7 +96,7 @@ class ClusterLock:
             self.log.error(
                 "Unable to run cluster lock helper {argv}: {err}", argv=argv, err=str(e)
             )
-            return False
+            return "error"
         result = proto.result
         result.addTimeout(
             self.timeout, self.reactor, onTimeoutCancel=lambda *a: "timeout"
@@ -100,10 +105,10 @@ class ClusterLock:
         if outcome == "locked":
             self.held = True
             self.log.info("Took cluster lock {spec}", spec=self.spec)
-            return True
+            return outcome
         self.log.info("Cluster lock {spec}: {outcome}", spec=self.spec, outcome=outcome)
         await self._stop(proto)
-        return False
+        return outcome
 
     async def release(self) -> None:
         proto = self._proto
@@ -131,3 +136,26 @@ class ClusterLock:
             self.log.error("Cluster lock helper exited: cluster lock lost")
             for callback in list(self.onLost):
                 callback()
+
+
+#: how long the daemon's own check of the lock may take (set_recmode's 5 s)
+CHECK_TIMEOUT = 5.0
+
+
+async def checkClusterLock(
+    *, reactor: ICTDBReactor, spec: str, timeout: float = CHECK_TIMEOUT
+) -> str:
+    """
+    The daemon's check of the cluster lock when a recovery ends
+    (ctdb_control_set_recmode's ctdb_cluster_mutex call): try to take the
+    lock once, as a process of its own, and give it back at once if that
+    worked.  While the leader holds the lock the answer is C{"contended"};
+    C{"locked"} means nobody held it, so the leader recovered without it
+    (a cluster file system whose locks are not coherent); C{"timeout"} and
+    C{"error"} as for L{ClusterLock.attempt}.
+    """
+    probe = ClusterLock(reactor=reactor, spec=spec, timeout=timeout)
+    outcome = await probe.attempt()
+    if probe.held:
+        await probe.release()
+    return outcome

@@ -20,12 +20,19 @@ from ctdb.protocols import controls as C
 from ctdb.protocols import packet as P
 from ctdb.protocols.controls import Control
 from ctdb.protocols.srvids import CTDB_SRVID_PUSH_NODE_FLAGS
+from ctdb.recovery.clusterlock import checkClusterLock
 from ctdb.recovery.election import decodeFlagChange, encodeFlagChange
 
 if TYPE_CHECKING:
     from ctdb.daemon.core import ControlResult, Daemon, Node
 
 OK: ControlResult = (0, b"", b"")
+
+#: set_recmode_handler's error when this node could take the cluster lock
+_LOCK_INCOHERENT = (
+    b"Took recovery lock from daemon during recovery"
+    b" - probably a cluster filesystem lock coherence problem"
+)
 
 
 def newGeneration() -> int:
@@ -46,6 +53,8 @@ class RecoveryControls:
         self.daemon = daemon
         self._unban: IDelayedCall | None = None
         self.banTime = 0
+        #: SET_RECMODE ACTIVE requests so far (see _normalAfterLockCheck)
+        self._activeRequests = 0
 
     def plugInto(self, daemon: Daemon) -> None:
         """Register the recovery controls and the flag-push message."""
@@ -130,11 +139,16 @@ class RecoveryControls:
 
     # -- controls --------------------------------------------------------------------
 
-    def control_SET_RECMODE(self, req: P.ReqControl, client: object) -> ControlResult:
+    def control_SET_RECMODE(
+        self, req: P.ReqControl, client: object
+    ) -> ControlResult | defer.Deferred[ControlResult]:
         mode = C.decodeU32(req.data, "recmode")
         if mode not in (C.CTDB_RECOVERY_NORMAL, C.CTDB_RECOVERY_ACTIVE):
             return (-1, b"", b"invalid recovery mode")
         d = self.daemon
+        if mode == C.CTDB_RECOVERY_ACTIVE:
+            # a recovery (re)starts: a cluster lock check under way is stale
+            self._activeRequests += 1
         if mode == d.recmode:
             return OK
         self.log.info(
@@ -147,9 +161,45 @@ class RecoveryControls:
         if self.myNode.flags & C.NODE_FLAGS_INACTIVE:
             # A banned or stopped node stays out of the cluster.
             return (-1, b"", b"node is inactive")
-        d.recmode = mode
+        if d.config.recoveryLock:
+            return defer.Deferred.fromCoroutine(
+                self._normalAfterLockCheck(d.config.recoveryLock)
+            )
+        self._recoveryModeNormal()
+        return OK
+
+    def _recoveryModeNormal(self) -> None:
+        d = self.daemon
+        d.recmode = C.CTDB_RECOVERY_NORMAL
         for participant in d.recoveryParticipants:
             participant.recoveryModeNormal()
+
+    async def _normalAfterLockCheck(self, spec: str) -> ControlResult:
+        """set_recmode_handler: with a cluster lock, a recovery ends only if
+        this node cannot take the lock (the leader holds it); a check that
+        times out lets it end too (a slow cluster file system), as ctdbd."""
+        d = self.daemon
+        started = d.reactor.seconds()
+        requests = self._activeRequests
+        outcome = await checkClusterLock(reactor=d.reactor, spec=spec)
+        if requests != self._activeRequests:
+            return (-1, b"", b"recovery restarted while checking the recovery lock")
+        if outcome == "contended":
+            d.statsKeeper.reclockLatency("ctdbd", d.reactor.seconds() - started)
+        elif outcome == "timeout":
+            self.log.warn("Time out getting recovery lock, allowing recmode set anyway")
+        elif outcome == "locked":
+            self.log.error(
+                "Daemon able to take recovery lock on {spec} during recovery",
+                spec=spec,
+            )
+            return (-1, b"", _LOCK_INCOHERENT)
+        else:
+            self.log.error("Unexpected error when testing recovery lock")
+            return (-1, b"", b"Unexpected error when testing recovery lock")
+        if self.myNode.flags & C.NODE_FLAGS_INACTIVE:
+            return (-1, b"", b"node is inactive")
+        self._recoveryModeNormal()
         return OK
 
     def control_SETVNNMAP(self, req: P.ReqControl, client: object) -> ControlResult:

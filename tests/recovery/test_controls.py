@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import tempfile
 
+from twisted.internet.error import ProcessTerminated
+from twisted.internet.protocol import ProcessProtocol
 from twisted.internet.task import Clock
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from ctdb.protocols import controls as C
@@ -19,6 +23,7 @@ from ctdb.protocols import packet as P
 from ctdb.protocols import records as R
 from ctdb.protocols.controls import Control
 from ctdb.protocols.srvids import CTDB_SRVID_PUSH_NODE_FLAGS
+from ctdb.recovery.clusterlock import CHECK_TIMEOUT
 from ctdb.recovery.controls import newGeneration
 from ctdb.recovery.election import encodeFlagChange
 from ctdb.testing import FakeClient, connectedNodes
@@ -396,3 +401,130 @@ class ReloadNodesTests(_ControlsMixin, SynchronousTestCase):
             C.NODE_FLAGS_DISCONNECTED | C.NODE_FLAGS_UNHEALTHY,
         )
         self.assertEqual(self.cluster[0].nodes[2].address, "127.0.0.3")
+
+
+class _FakeHelper:
+    """A cluster lock helper process that L{_HelperClock} pretends to run."""
+
+    def __init__(self, proto: ProcessProtocol, argv: list[str]) -> None:
+        self.proto = proto
+        self.argv = argv
+        self.signals: list[int] = []
+        self.ended = False
+
+    def signalProcess(self, signal: int) -> None:
+        self.signals.append(signal)
+        self.end()
+
+    def end(self) -> None:
+        if not self.ended:
+            self.ended = True
+            self.proto.processEnded(Failure(ProcessTerminated(signal=15)))
+
+
+class _HelperClock(Clock):
+    """A clock that can also "spawn" cluster lock helpers: each answers the
+    next byte of L{answers} (nothing for C{b""}) and runs until signalled."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.answers: list[bytes] = []
+        self.helpers: list[_FakeHelper] = []
+
+    def spawnProcess(
+        self, proto: ProcessProtocol, executable: str, args: list[str], **kw: object
+    ) -> _FakeHelper:
+        helper = _FakeHelper(proto, list(args))
+        self.helpers.append(helper)
+        proto.makeConnection(helper)
+        answer = self.answers.pop(0) if self.answers else b""
+        if answer:
+            proto.childDataReceived(1, answer)
+        return helper
+
+
+class RecmodeLockCheckTests(_ControlsMixin, SynchronousTestCase):
+    """SET_RECMODE NORMAL with a cluster lock (set_recmode_handler): the
+    daemon checks that it cannot take the lock, which the leader holds."""
+
+    clock: _HelperClock
+
+    def setUp(self) -> None:
+        self.clock = _HelperClock()
+        self.cluster = connectedNodes(3, self.clock)
+        self.managers = [self.cluster.databases(d.pnn) for d in self.cluster]
+        self.addCleanup(self.cluster.stop)
+        self.client = FakeClient(self.cluster[0])
+        self.cluster[0].config.recoveryLock = "!lockhelper /shared/lock"
+        self.control(Control.SET_RECMODE, C.encodeU32(C.CTDB_RECOVERY_ACTIVE))
+
+    def normal(self) -> P.ReplyControl:
+        return self.control(Control.SET_RECMODE, C.encodeU32(C.CTDB_RECOVERY_NORMAL))
+
+    def test_contended(self) -> None:
+        """The lock is held elsewhere: NORMAL, the helper is stopped, and
+        reclock_ctdbd counts one check."""
+        self.clock.answers = [b"1"]
+        self.assertEqual(self.normal().status, 0)
+        self.assertEqual(self.cluster[0].recmode, C.CTDB_RECOVERY_NORMAL)
+        [helper] = self.clock.helpers
+        self.assertEqual(helper.argv, ["lockhelper", "/shared/lock"])
+        self.assertTrue(helper.ended)
+        self.assertEqual(self.cluster[0].stats.reclock_ctdbd.num, 1)
+
+    def test_takenMeansIncoherent(self) -> None:
+        """The daemon could take the lock: the recovery does not end, the
+        lock is given back at once, and the error says why."""
+        self.clock.answers = [b"0"]
+        reply = self.normal()
+        self.assertEqual(reply.status, -1)
+        self.assertIn(b"lock coherence problem", reply.errmsg)
+        self.assertEqual(self.cluster[0].recmode, C.CTDB_RECOVERY_ACTIVE)
+        [helper] = self.clock.helpers
+        self.assertEqual(helper.signals, [signal.SIGTERM])
+        self.assertEqual(self.cluster[0].stats.reclock_ctdbd.num, 0)
+
+    def test_timeoutAllowsNormal(self) -> None:
+        """A helper that does not answer in 5 s lets the recovery end."""
+        self.clock.answers = [b""]
+        reqid = self.client.control(
+            Control.SET_RECMODE, C.encodeU32(C.CTDB_RECOVERY_NORMAL)
+        )
+        self.cluster.flush()
+        self.assertIsNone(self.client.reply(reqid))
+        self.clock.advance(CHECK_TIMEOUT)
+        self.cluster.flush()
+        reply = self.client.reply(reqid)
+        assert reply is not None
+        self.assertEqual(reply.status, 0)
+        self.assertEqual(self.cluster[0].recmode, C.CTDB_RECOVERY_NORMAL)
+        self.assertTrue(self.clock.helpers[0].ended)
+
+    def test_helperError(self) -> None:
+        """A helper that reports an error keeps the node in recovery."""
+        self.clock.answers = [b"3"]
+        reply = self.normal()
+        self.assertEqual(reply.status, -1)
+        self.assertEqual(self.cluster[0].recmode, C.CTDB_RECOVERY_ACTIVE)
+
+    def test_restartedRecoveryWins(self) -> None:
+        """A new recovery (SET_RECMODE ACTIVE) during the check makes the
+        old NORMAL request fail instead of ending the new recovery."""
+        self.clock.answers = [b""]
+        reqid = self.client.control(
+            Control.SET_RECMODE, C.encodeU32(C.CTDB_RECOVERY_NORMAL)
+        )
+        self.cluster.flush()
+        self.control(Control.SET_RECMODE, C.encodeU32(C.CTDB_RECOVERY_ACTIVE))
+        self.clock.helpers[0].proto.childDataReceived(1, b"1")
+        self.cluster.flush()
+        reply = self.client.reply(reqid)
+        assert reply is not None
+        self.assertEqual(reply.status, -1)
+        self.assertEqual(self.cluster[0].recmode, C.CTDB_RECOVERY_ACTIVE)
+
+    def test_noLockNoCheck(self) -> None:
+        """Without a cluster lock nothing is spawned."""
+        self.cluster[0].config.recoveryLock = ""
+        self.assertEqual(self.normal().status, 0)
+        self.assertEqual(self.clock.helpers, [])
