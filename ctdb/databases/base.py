@@ -129,7 +129,8 @@ class RecordStorage:
             if not data:
                 schedule = True
         flags &= ~(CTDB_REC_FLAG_VACUUM_MIGRATED | CTDB_REC_FLAG_AUTOMATIC)
-        stored = LtdbHeader(rsn, header.dmaster, 0, flags)
+        # as ctdb_ltdb_store_server, the header as given (reserved1 too)
+        stored = LtdbHeader(rsn, header.dmaster, header.reserved1, flags)
         if keep:
             db.store.store(key, stored.encode() + data)
         else:
