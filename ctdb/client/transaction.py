@@ -8,6 +8,7 @@ and TRANS3_COMMIT with the sequence number record.
 from __future__ import annotations
 
 import itertools
+import secrets
 import struct
 from typing import TYPE_CHECKING
 
@@ -120,10 +121,14 @@ class Transaction:
     async def commit(self) -> None:
         """
         Commit (C{ctdb_transaction_commit}): add the sequence number
-        record (old + 1), send TRANS3_COMMIT to the local node, and on
-        failure re-read the sequence number: unchanged means retry, old + 1
-        means it was committed after all, anything else is an error.  Then
-        release the g_lock.  A read-only or unchanged transaction just
+        record (old + 1, with a token of this commit in its header's
+        reserved field), send TRANS3_COMMIT to the local node, and re-read
+        the sequence number record: old + 1 with our token means committed
+        (whatever the reply said), unchanged means retry, anything else
+        means another transaction committed instead (an error: this one is
+        not committed).  Samba's client takes old + 1 for its own commit,
+        which an overlapping transaction can fake.  Then release the
+        g_lock.  A read-only or unchanged transaction just
         cancels.
 
         @raise TransactionError: the commit failed.
@@ -137,6 +142,19 @@ class Transaction:
         try:
             seqnum = db._readSeqnum(*(await db._readLocalNonblocking(DB_SEQNUM_KEY)))
             await self.store(DB_SEQNUM_KEY, struct.pack("<Q", seqnum + 1))
+            # This commit's token, in the reserved field of the sequence
+            # number record's header: the daemon refuses a record that
+            # does not raise the rsn unless it is the very same record,
+            # so of two transactions that read the same sequence number
+            # (they overlapped: the g_lock record lost its holder in a
+            # recovery) one commits; and after a failed commit the token
+            # tells ours from the other's.
+            token = secrets.randbits(32) or 1
+            header, value = self._records[DB_SEQNUM_KEY]
+            self._records[DB_SEQNUM_KEY] = (
+                LtdbHeader(header.rsn, header.dmaster, token, header.flags),
+                value,
+            )
             payload = R.RecBuffer(
                 db.db_id,
                 tuple(
@@ -148,18 +166,18 @@ class Transaction:
                 reply = await client.control(
                     Control.TRANS3_COMMIT, payload, destnode=client.pnn
                 )
-                now = db._readSeqnum(*(await db._readLocalNonblocking(DB_SEQNUM_KEY)))
-                if reply.status == 0 and now == seqnum + 1:
-                    break
+                nowHeader, nowData = await db._readLocalNonblocking(DB_SEQNUM_KEY)
+                now = db._readSeqnum(nowHeader, nowData)
+                if now == seqnum + 1 and nowHeader.reserved1 == token:
+                    break  # ours landed (a failed reply notwithstanding)
+                if now != seqnum:
+                    raise TransactionError(
+                        f"{db.name}: not committed: another transaction "
+                        f"committed seqnum {now} (this one read {seqnum})"
+                    )
                 if reply.status == 0:
                     raise TransactionError(
                         f"{db.name}: seqnum {now} after commit, expected {seqnum + 1}"
-                    )
-                if now == seqnum + 1:
-                    break  # committed, the reply notwithstanding (recovery)
-                if now != seqnum:
-                    raise TransactionError(
-                        f"{db.name}: seqnum mismatch 0x{now:x} != 0x{seqnum:x} + 1"
                     )
                 if attempt >= client.commitRetries:
                     raise TransactionError(

@@ -183,7 +183,17 @@ class PersistentCommits(RecordStorage):
                 if header is None:
                     raise MalformedPacket("record without ltdb header")
                 old, olddata = splitValue(store.fetch(rec.key))
-                if old is not None and old.rsn >= header.rsn and olddata != data:
+                # A record that does not raise the rsn is refused unless it
+                # is the stored one again (a resent commit; 4.17 compares
+                # the data only).  The header's reserved field counts: a
+                # txctdb client puts its commit's token there, so the
+                # second of two commits that read the same record (they
+                # overlapped) is refused even with equal data.
+                if (
+                    old is not None
+                    and old.rsn >= header.rsn
+                    and (olddata != data or old.reserved1 != header.reserved1)
+                ):
                     raise ValueError(
                         f"rsn regression for a record of {db.name}: {old.rsn} >= {header.rsn}"
                     )
