@@ -8,7 +8,9 @@ woken by epoll exactly as by librdmacm's and libibverbs' channels.
 
 What it keeps of the real thing:
 
-  - connection manager: address resolution fails for a host the fabric
+  - connection manager: private data arrives zero-padded to the CM
+    message's size (56 bytes of a connect, 196 of an accept), as on IB;
+    address resolution fails for a host the fabric
     does not know (ADDR_ERROR), a connect to a port nobody listens on is
     REJECTED, a partitioned pair is UNREACHABLE, accept makes both ends
     ESTABLISHED (the connector's event carries the accept's private
@@ -75,6 +77,13 @@ def _clear(fd: int) -> None:
         os.eventfd_read(fd)
     except BlockingIOError:
         pass
+
+
+def _padded(data: bytes, size: int) -> bytes:
+    """Private data as the IB CM hands it over: the whole field of the
+    message (56 bytes of a request, 196 of a reply), zero-padded; the
+    length sent is not kept."""
+    return bytes(data).ljust(size, b"\0")
 
 
 class FakeFabric:
@@ -304,7 +313,7 @@ class FakeCMId:
             CMEvent(
                 int(CMEventType.CONNECT_REQUEST),
                 incoming,
-                privateData=bytes(privateData),
+                privateData=_padded(privateData, 56),
                 listenId=listener,
             )
         )
@@ -314,7 +323,7 @@ class FakeCMId:
         if connector is None or self.qp is None or connector.qp is None:
             raise VerbsError("rdma_accept", errno.EINVAL)
         self.qp.remote, connector.qp.remote = connector.qp, self.qp
-        connector._event(CMEventType.ESTABLISHED, privateData=bytes(privateData))
+        connector._event(CMEventType.ESTABLISHED, privateData=_padded(privateData, 196))
         self._event(CMEventType.ESTABLISHED)
 
     def reject(self, privateData: bytes) -> None:

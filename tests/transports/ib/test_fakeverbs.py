@@ -53,7 +53,7 @@ class FabricTests(SynchronousTestCase):
         request = self.b.getEvent()
         assert request is not None
         self.assertEqual(request.event, CMEventType.CONNECT_REQUEST)
-        self.assertEqual(request.privateData, b"hello")
+        self.assertEqual(request.privateData, b"hello".ljust(56, b"\0"))
         self.assertIs(request.listenId, listener)
         qb = request.cmId.createQueuePair(64, 2, 2)
         request.cmId.accept(b"welcome")
@@ -61,7 +61,7 @@ class FabricTests(SynchronousTestCase):
         assert established is not None
         self.assertEqual(
             (established.event, established.privateData),
-            (CMEventType.ESTABLISHED, b"welcome"),
+            (CMEventType.ESTABLISHED, b"welcome".ljust(196, b"\0")),
         )
         self.assertEqual(self.b.getEvent().event, CMEventType.ESTABLISHED)  # type: ignore[union-attr]
         return qa, qb  # type: ignore[return-value]
