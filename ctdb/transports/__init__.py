@@ -1,8 +1,9 @@
 # -*- test-case-name: tests.transports -*-
 """
 The daemon's sockets, on Twisted: the node transports that carry the CTDB
-node protocol between daemons (L{ctdb.transports.tcp} now, the RDMA verbs
-transport next, both behind L{ctdb.interfaces.INodeTransport}) and the
+node protocol between daemons (L{ctdb.transports.tcp}, the default, and
+L{ctdb.transports.ib}, InfiniBand verbs, both behind
+L{ctdb.interfaces.INodeTransport}) and the
 daemon's end of the unix client socket (L{ctdb.transports.clientsocket}).
 
 They sit on the codec and framing of L{ctdb.protocols} and never import
