@@ -3,8 +3,8 @@
 The daemon's sockets, on Twisted: the node transports that carry the CTDB
 node protocol between daemons (L{ctdb.transports.tcp}, the default, and
 L{ctdb.transports.ib}, InfiniBand verbs, both behind
-L{ctdb.interfaces.INodeTransport}) and the
-daemon's end of the unix client socket (L{ctdb.transports.clientsocket}).
+L{ctdb.interfaces.INodeTransport}) and the daemon's end of the unix client
+socket (L{ctdb.transports.clientsocket}).
 
 They sit on the codec and framing of L{ctdb.protocols} and never import
 the daemon: they hand whole packets to a listener object and write what
