@@ -14,7 +14,7 @@ once); a lost or failed outgoing connection is tried again every second,
 and a lost incoming one restarts the outgoing one too.  C{queuePacket}
 answers False while the outgoing connection is not up.
 
-Descriptors in the reactor (L{_ChannelReader}, a C{FileDescriptor}):
+Descriptors in the reactor (L{_ChannelReader}, an C{IReadDescriptor}):
 
   - the connection manager's event channel, one per transport: address
     and route resolution, connect requests, established, disconnected,
@@ -55,7 +55,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer
-from twisted.internet.abstract import FileDescriptor
+from twisted.internet.interfaces import IReadDescriptor
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -87,19 +87,18 @@ if TYPE_CHECKING:
 POLL_BATCH = 32
 
 
-class _ChannelReader(FileDescriptor):
-    """A verbs channel's descriptor in the reactor: C{doRead} calls
-    C{onReadable}, which never raises (the INotify shape)."""
+@implementer(IReadDescriptor)
+class _ChannelReader:
+    """A verbs channel's descriptor in the reactor (the INotify shape,
+    on the public L{IReadDescriptor}): C{doRead} calls C{onReadable},
+    which never raises."""
 
     def __init__(
         self, fd: int, onReadable: Callable[[], None], *, reactor: ICTDBReactor
     ) -> None:
-        super().__init__(reactor=reactor)
+        self.reactor = reactor
         self._fd = fd
         self._onReadable = onReadable
-        # as INotify: loseConnection/connectionLost work before any read
-        self.connected = 1
-        self._writeDisconnected = True
 
     def fileno(self) -> int:
         return self._fd
@@ -107,8 +106,17 @@ class _ChannelReader(FileDescriptor):
     def doRead(self) -> None:
         self._onReadable()
 
+    def logPrefix(self) -> str:
+        return "ib"
+
+    def startReading(self) -> None:
+        self.reactor.addReader(self)
+
+    def stopReading(self) -> None:
+        self.reactor.removeReader(self)
+
     def connectionLost(self, reason: Failure) -> None:
-        FileDescriptor.connectionLost(self, reason)
+        """Removed from the reactor (by us, or at its shutdown)."""
         self._fd = -1
 
 
