@@ -533,16 +533,22 @@ class IBNodeTransport:
     # -- downcalls ------------------------------------------------------
 
     def start(self) -> defer.Deferred[None]:
+        """Listen on our address (as C{listenTCP} does, a failure raises:
+        L{VerbsError}, e.g. an address on no RDMA device)."""
         channel = self.verbs.createEventChannel()
+        try:
+            listenId = channel.createId(self)
+            listenId.bindAddr(self.address, self.port)
+            listenId.listen(16)
+        except VerbsError:
+            channel.close()
+            raise
         self.channel = channel
+        self._listenId = listenId
         self._channelReader = _ChannelReader(
             channel.fileno(), self._cmReadable, reactor=self.reactor
         )
         self._channelReader.startReading()
-        listenId = channel.createId(self)
-        listenId.bindAddr(self.address, self.port)
-        listenId.listen(16)
-        self._listenId = listenId
         return defer.succeed(None)
 
     def connectNode(self, pnn: int, address: str) -> None:

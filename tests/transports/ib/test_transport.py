@@ -18,6 +18,7 @@ from twisted.internet import defer
 from twisted.trial.unittest import TestCase
 from zope.interface.verify import verifyObject
 
+from ctdb.errors import VerbsError
 from ctdb.interfaces import INodeTransport
 from ctdb.transports.ib.binding import RealChannel, RealCMId, RealQueuePair, RealVerbs
 from ctdb.transports.ib.transport import IBNodeTransport, _Link
@@ -245,6 +246,17 @@ class _TransportTests(_Base):
                 if dst != src:
                     self.assertTrue(t.queuePacket(dst, message(src, dst, 40, src)))
         yield until(lambda: all(len(lst.packets) == 2 for lst in self.listeners))
+
+    def test_startFails(self) -> None:
+        """An address the RDMA stack cannot listen on fails C{start} with
+        L{VerbsError}, leaving nothing in the reactor."""
+        before = set(reactor.getReaders())
+        t = IBNodeTransport(
+            reactor=reactor, address="192.0.2.99", verbs=self.verbsFor("192.0.2.98")
+        )
+        self.assertRaises(VerbsError, t.start)
+        self.assertEqual(set(reactor.getReaders()), before)
+        self.assertIsNone(t.channel)
 
     @defer.inlineCallbacks
     def test_shutdownFromPacketHandler(self) -> Any:
