@@ -59,6 +59,7 @@ from ctdb.interfaces import (
 )
 from ctdb.nodes import readNodesFile
 from ctdb.protocols import packet as P
+from ctdb.protocols.controls import Control
 from ctdb.protocols.nodestate import (
     CTDB_CAP_DEFAULT,
     CTDB_RECOVERY_NORMAL,
@@ -134,6 +135,9 @@ class Daemon(Service, LocalClients):
         #: node was found dead: the durations of the failover log lines
         self._lastHeard: dict[int, float] = {}
         self._deadSince: dict[int, float] = {}
+        #: the generation when each node was last found dead (a recovery
+        #: after its death has a new one)
+        self._deathGeneration: dict[int, int] = {}
         self.stats.statistics_start_time = self.startTime
         self.clients: dict[int, IClientConnection] = {}
         self._clientIds = itertools.count(1)
@@ -309,6 +313,7 @@ class Daemon(Service, LocalClients):
         node.tx_cnt = 0
         now = self.reactor.seconds()
         self._deadSince[pnn] = now
+        self._deathGeneration[pnn] = self.vnnMap.generation
         heard = self._lastHeard.get(pnn)
         self.log.info(
             "{our}: node {peer} is dead - {connected} connected (node {pnn}, {heard})",
@@ -605,6 +610,10 @@ class Daemon(Service, LocalClients):
         nodes = self.nodes
         # isConnected, inlined
         if not 0 <= destnode < len(nodes) or nodes[destnode].flags & _UNREACHABLE:
+            if req.opcode == _PROCESS_EXISTS and self._holdProcessExists(
+                destnode, req, onReply, client_id
+            ):
+                return
             onReply(
                 P.ReplyControl(
                     P.Header(P.Operation.REPLY_CONTROL),
@@ -637,6 +646,68 @@ class Daemon(Service, LocalClients):
                 req.data,
             ),
         )
+
+    def _holdProcessExists(
+        self,
+        destnode: int,
+        req: P.ReqControl,
+        onReply: Callable[[P.ReplyControl], None],
+        client_id: int,
+        waited: float = 0.0,
+    ) -> bool:
+        """
+        PROCESS_EXISTS for a process on a node that died: the answer (no
+        such process) waits until the recovery that follows the death is
+        over, at most PROCESS_EXISTS_HOLD.  A g_lock waiter (Samba's client or
+        ours) drops the entry of a holder whose process is gone and takes
+        the lock; answered before that recovery, it would read its node's
+        copy of a persistent database without the dead holder's commit
+        that reached other nodes, and commit the same increment again
+        (issue 13 item 5, docs/FAILURE_DETECTION.md).  False when there is
+        nothing to wait for (the reply is then given at once).
+        """
+        if not 0 <= destnode < len(self.nodes) or self.nodes[destnode].flags & (
+            NODE_FLAGS_DELETED
+        ):
+            return False
+        died = self._deathGeneration.get(destnode)
+        recovered = (
+            self.recmode == CTDB_RECOVERY_NORMAL
+            and self.vnnMap.generation != P.INVALID_GENERATION
+            and (died is None or self.vnnMap.generation != died)
+        )
+        if recovered or waited >= min(
+            self.tunables.ControlTimeout, PROCESS_EXISTS_HOLD
+        ):
+            return False
+        if self.isConnected(destnode):
+            # it came back meanwhile: ask it
+            self.forwardControl(destnode, req, onReply, client_id)
+            return True
+        self.reactor.callLater(
+            0.05, self._retryProcessExists, destnode, req, onReply, client_id, waited
+        )
+        return True
+
+    def _retryProcessExists(
+        self,
+        destnode: int,
+        req: P.ReqControl,
+        onReply: Callable[[P.ReplyControl], None],
+        client_id: int,
+        waited: float,
+    ) -> None:
+        if not self._holdProcessExists(
+            destnode, req, onReply, client_id, waited + 0.05
+        ):
+            onReply(
+                P.ReplyControl(
+                    P.Header(P.Operation.REPLY_CONTROL),
+                    -1,
+                    b"",
+                    b"ctdb_control to disconnected node",
+                )
+            )
 
     def _sweepControls(self) -> None:
         now = self.reactor.seconds()
@@ -791,6 +862,9 @@ class Daemon(Service, LocalClients):
         self.shutdown()
 
 
+_PROCESS_EXISTS = int(Control.PROCESS_EXISTS)
+#: the longest a PROCESS_EXISTS for a dead node waits for the recovery
+PROCESS_EXISTS_HOLD = 10.0
 _HEARTBEAT_SRVID = TXCTDB_SRVID_HEARTBEAT.to_bytes(8, "little")
 _REQ_MESSAGE_OP = int(P.Operation.REQ_MESSAGE).to_bytes(4, "little")
 
