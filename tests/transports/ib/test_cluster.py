@@ -244,8 +244,12 @@ class FakeVerbsClusterTests(_ClusterChecks, TestCase):
 
     transportName = "ib (fake verbs)"
 
+    #: the fabric hands completions back shuffled and in bursts
+    shuffled = False
+
     def setUp(self) -> None:
         self.fabric = FakeFabric(reactor=reactor)
+        self.fabric.reorder = self.fabric.burst = self.shuffled
         self.addCleanup(self.checkFabric)
         super().setUp()
         for node in self.nodes.values():
@@ -261,6 +265,13 @@ class FakeVerbsClusterTests(_ClusterChecks, TestCase):
 
     def crashHost(self, pnn: int) -> None:
         self.fabric.crash(ADDRESSES[pnn])
+
+
+class ShuffledClusterTests(FakeVerbsClusterTests):
+    """The checks with completions out of order and in bursts."""
+
+    transportName = "ib (fake verbs, shuffled completions)"
+    shuffled = True
 
 
 class BindingClusterTests(FakeVerbsClusterTests):
