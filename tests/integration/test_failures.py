@@ -568,7 +568,9 @@ class WorkloadCase(FailureCase):
     ) -> dict[int, dict[str, Any]]:
         """One worker per node of C{cluster} (ours or Samba's ctdbd), each
         node SIGKILLed in turn and brought back with C{restart}: the
-        workers' results by pnn."""
+        workers' results by pnn.  C{TXCTDB_WORKLOAD_ROUNDS} (default 1)
+        kills each node that many times, for longer soaks."""
+        rounds = int(os.environ.get("TXCTDB_WORKLOAD_ROUNDS", "1"))
         self.ok(self.ctdbTool(cluster, 0, "attach", PDB, "persistent"))
         self.ok(self.ctdbTool(cluster, 0, "attach", VDB))
         directory = Path(self.mktempDirectory())
@@ -586,7 +588,7 @@ class WorkloadCase(FailureCase):
                             str(k),
                             stopFile,
                             outputs[k],
-                            "90",
+                            str(90 * rounds),
                         ],
                         stdin=subprocess.DEVNULL,
                         stdout=log,
@@ -606,7 +608,7 @@ class WorkloadCase(FailureCase):
             self.waitFor(
                 "every worker to commit", lambda: all(progress().values()), timeout=20
             )
-            for victim in (0, 1, 2):
+            for victim in [0, 1, 2] * rounds:
                 before = view(cluster, (victim + 1) % 3).generation
                 survivors = [k for k in range(3) if k != victim]
                 cluster.kill(victim)
@@ -659,7 +661,11 @@ class WorkloadTests(WorkloadCase):
         for k, r in results.items():
             self.assertEqual(r["problems"], [], (k, r))
             self.assertIsNone(r["pending"], (k, r))
-            self.assertEqual(r["reconnects"], 1, (k, r))
+            self.assertEqual(
+                r["reconnects"],
+                int(os.environ.get("TXCTDB_WORKLOAD_ROUNDS", "1")),
+                (k, r),
+            )
             self.assertEqual(
                 [e for e in r["errors"] if e.startswith("error")], [], (k, r)
             )
