@@ -594,36 +594,43 @@ class RealCMId:
     def __init__(self, channel: RealChannel, address: int, context: object) -> None:
         self.channel = channel
         self.libs = channel.libs
-        self.address = address
+        self.address: int | None = address
         self.context = context
         self.qp: RealQueuePair | None = None
         self._keep: list[object] = []
 
+    def _live(self) -> int:
+        """The id's address; L{VerbsError} (EBADF) once destroyed, never a
+        NULL handed to librdmacm."""
+        if self.address is None:
+            raise VerbsError("rdma_cm_id", _errno.EBADF, "id already destroyed")
+        return self.address
+
     def bindAddr(self, host: str, port: int) -> None:
         addr = _sockaddr(host, port)
         self.libs.check(
-            "rdma_bind_addr", self.libs.cm.rdma_bind_addr(self.address, addr)
+            "rdma_bind_addr", self.libs.cm.rdma_bind_addr(self._live(), addr)
         )
 
     def listen(self, backlog: int) -> None:
-        self.libs.check("rdma_listen", self.libs.cm.rdma_listen(self.address, backlog))
+        self.libs.check("rdma_listen", self.libs.cm.rdma_listen(self._live(), backlog))
 
     def resolveAddr(
         self, source: str | None, host: str, port: int, timeoutMs: int
     ) -> None:
         src = None if source is None else _sockaddr(source, 0)
         dst = _sockaddr(host, port)
-        rc = self.libs.cm.rdma_resolve_addr(self.address, src, dst, timeoutMs)
+        rc = self.libs.cm.rdma_resolve_addr(self._live(), src, dst, timeoutMs)
         self.libs.check("rdma_resolve_addr", rc)
 
     def resolveRoute(self, timeoutMs: int) -> None:
-        rc = self.libs.cm.rdma_resolve_route(self.address, timeoutMs)
+        rc = self.libs.cm.rdma_resolve_route(self._live(), timeoutMs)
         self.libs.check("rdma_resolve_route", rc)
 
     def createQueuePair(
         self, bufferSize: int, recvCount: int, sendCount: int
     ) -> RealQueuePair:
-        context = rdma_cm_id.from_address(self.address).verbs
+        context = rdma_cm_id.from_address(self._live()).verbs
         if not context:
             raise VerbsError("rdma_create_qp", _errno.ENODEV, "id has no device yet")
         self.qp = RealQueuePair(self, context, bufferSize, recvCount, sendCount)
@@ -635,8 +642,9 @@ class RealCMId:
         param = rdma_conn_param()
         param.private_data = ctypes.cast(data, c_void_p)
         param.private_data_len = len(privateData)
-        param.responder_resources = 1
-        param.initiator_depth = 1
+        # sends only: no RDMA read or atomic in either direction
+        param.responder_resources = 0
+        param.initiator_depth = 0
         param.flow_control = 1
         param.retry_count = 7
         param.rnr_retry_count = 7
@@ -645,22 +653,22 @@ class RealCMId:
     def connect(self, privateData: bytes) -> None:
         param = self._param(privateData)
         self.libs.check(
-            "rdma_connect", self.libs.cm.rdma_connect(self.address, byref(param))
+            "rdma_connect", self.libs.cm.rdma_connect(self._live(), byref(param))
         )
 
     def accept(self, privateData: bytes) -> None:
         param = self._param(privateData)
         self.libs.check(
-            "rdma_accept", self.libs.cm.rdma_accept(self.address, byref(param))
+            "rdma_accept", self.libs.cm.rdma_accept(self._live(), byref(param))
         )
 
     def reject(self, privateData: bytes) -> None:
         data = ctypes.create_string_buffer(privateData, max(len(privateData), 1))
-        rc = self.libs.cm.rdma_reject(self.address, data, len(privateData))
+        rc = self.libs.cm.rdma_reject(self._live(), data, len(privateData))
         self.libs.check("rdma_reject", rc)
 
     def disconnect(self) -> None:
-        self.libs.check("rdma_disconnect", self.libs.cm.rdma_disconnect(self.address))
+        self.libs.check("rdma_disconnect", self.libs.cm.rdma_disconnect(self._live()))
 
     def destroy(self) -> None:
         if self.address is None:
@@ -669,7 +677,7 @@ class RealCMId:
             self.qp.destroy()
         self.channel.ids.pop(self.address, None)
         self.libs.cm.rdma_destroy_id(self.address)
-        self.address = None  # type: ignore[assignment]
+        self.address = None
 
 
 @implementer(IQueuePair)
@@ -723,13 +731,13 @@ class RealQueuePair:
             attr.cap.max_send_sge = attr.cap.max_recv_sge = 1
             attr.qp_type = IBV_QPT_RC
             attr.sq_sig_all = 0
-            rc = self.libs.cm.rdma_create_qp(cmId.address, self.pd, byref(attr))
+            rc = self.libs.cm.rdma_create_qp(cmId._live(), self.pd, byref(attr))
             self.libs.check("rdma_create_qp", rc)
             self.hasQp = True
         except BaseException:
             self.destroy()
             raise
-        self.qp = rdma_cm_id.from_address(cmId.address).qp
+        self.qp = rdma_cm_id.from_address(cmId._live()).qp
         ops = _ops(context)
         self._poll = _POLL(ops.poll_cq)
         self._notify = _NOTIFY(ops.req_notify_cq)
@@ -755,7 +763,12 @@ class RealQueuePair:
     def fileno(self) -> int:
         return self.fd
 
+    def _cqLive(self, call: str) -> None:
+        if self.cq is None:
+            raise VerbsError(call, _errno.EBADF, "queue pair already destroyed")
+
     def getCqEvent(self) -> bool:
+        self._cqLive("ibv_get_cq_event")
         rc = self.libs.ibv.ibv_get_cq_event(
             self.channel, byref(self._evCq), byref(self._evContext)
         )
@@ -767,11 +780,13 @@ class RealQueuePair:
         raise VerbsError("ibv_get_cq_event", code)
 
     def reqNotifyCq(self) -> None:
+        self._cqLive("ibv_req_notify_cq")
         rc = self._notify(ctypes.cast(self.cq, c_void_p), 0)
         if rc:
             raise VerbsError("ibv_req_notify_cq", rc)
 
     def pollCq(self, maxEntries: int) -> list[WorkCompletion]:
+        self._cqLive("ibv_poll_cq")
         n = self._poll(ctypes.cast(self.cq, c_void_p), min(maxEntries, 64), self._wcs)
         if n < 0:
             raise VerbsError("ibv_poll_cq", _errno.EIO)
@@ -782,7 +797,8 @@ class RealQueuePair:
         ]
 
     def ackCqEvents(self, count: int) -> None:
-        self.libs.ibv.ibv_ack_cq_events(self.cq, count)
+        if self.cq is not None:
+            self.libs.ibv.ibv_ack_cq_events(self.cq, count)
 
     def writeBuffer(self, index: int, data: bytes | bytearray | memoryview) -> None:
         assert self.memory is not None
@@ -795,6 +811,7 @@ class RealQueuePair:
         return self.memory[start : start + length]
 
     def postRecv(self, index: int) -> None:
+        self._cqLive("ibv_post_recv")
         self._recvSge.addr = self.base + index * self.bufferSize
         self._recvWr.wr_id = index
         rc = self._postRecv(self.qp, byref(self._recvWr), byref(self._badRecv))
@@ -802,6 +819,7 @@ class RealQueuePair:
             raise VerbsError("ibv_post_recv", rc)
 
     def postSend(self, index: int, length: int, signaled: bool) -> None:
+        self._cqLive("ibv_post_send")
         self._sendSge.addr = self.base + index * self.bufferSize
         self._sendSge.length = length
         self._sendWr.wr_id = index
@@ -812,9 +830,9 @@ class RealQueuePair:
 
     def destroy(self) -> None:
         v = self.libs.ibv
-        if self.hasQp:
+        if self.hasQp and self.cmId.address is not None:
             self.libs.cm.rdma_destroy_qp(self.cmId.address)
-            self.hasQp = False
+        self.hasQp = False
         if self.cq:
             v.ibv_destroy_cq(self.cq)
             self.cq = None

@@ -11,6 +11,7 @@ L{loadVerbs} either gives verbs or says what is missing.
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 import shutil
 import subprocess
@@ -19,9 +20,11 @@ import tempfile
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
-from ctdb.errors import ConfigError, VerbsUnavailable
+from ctdb.errors import ConfigError, VerbsError, VerbsUnavailable
 from ctdb.transports.ib import binding
 from ctdb.transports.ib.verbs import CMEventType, IVerbs, WCOpcode, WCStatus
+from tests.support.fakelibverbs import FakeLibraries
+from tests.support.fakeverbs import FakeFabric
 
 CONSTANTS = {
     "IBV_QPT_RC": binding.IBV_QPT_RC,
@@ -130,3 +133,53 @@ class LoadTests(SynchronousTestCase):
         six = binding._sockaddr("fd77::1", 4379).raw
         self.assertEqual(six[:4], b"\x0a\x00\x11\x1b")
         self.assertEqual(six[8:24], bytes.fromhex("fd770000000000000000000000000001"))
+
+
+class HandleTests(SynchronousTestCase):
+    """The binding's handles, driven through the C stand-ins of
+    L{tests.support.fakelibverbs}."""
+
+    def setUp(self) -> None:
+        self.fabric = FakeFabric()
+        self.addCleanup(self.fabric.close)
+        self.verbs = binding.RealVerbs(FakeLibraries(self.fabric.verbs("10.0.0.1")))
+
+    def test_destroyedIdRefuses(self) -> None:
+        """A destroyed id raises EBADF instead of handing librdmacm a NULL."""
+        channel = self.verbs.createEventChannel()
+        self.addCleanup(channel.close)
+        cm = channel.createId(None)
+        cm.destroy()
+        cm.destroy()
+        error = self.assertRaises(VerbsError, cm.disconnect)
+        self.assertEqual(error.errno, errno.EBADF)
+        self.assertRaises(VerbsError, cm.resolveRoute, 100)
+
+    def test_errnoFromLibrary(self) -> None:
+        """A failing call raises L{VerbsError} with the library's errno."""
+        channel = self.verbs.createEventChannel()
+        self.addCleanup(channel.close)
+        cm = channel.createId(None)
+        error = self.assertRaises(VerbsError, cm.bindAddr, "10.0.0.2", 4379)
+        self.assertEqual(
+            (error.call, error.errno), ("rdma_bind_addr", errno.EADDRNOTAVAIL)
+        )
+        self.assertIsNone(channel.getEvent())
+
+    def test_destroyedQueuePairRefuses(self) -> None:
+        """A destroyed queue pair raises EBADF; acknowledging is a no-op."""
+        channel = self.verbs.createEventChannel()
+        self.addCleanup(channel.close)
+        cm = channel.createId(None)
+        cm.resolveAddr(None, "10.0.0.1", 1, 100)
+        event = channel.getEvent()
+        assert event is not None
+        self.assertEqual(event.event, CMEventType.ADDR_RESOLVED)
+        self.assertIs(event.cmId, cm)
+        qp = cm.createQueuePair(256, 2, 2)
+        self.assertEqual((qp.bufferSize, qp.recvCount, qp.sendCount), (256, 2, 2))
+        self.assertFalse(qp.getCqEvent())
+        qp.destroy()
+        self.assertRaises(VerbsError, qp.pollCq, 4)
+        self.assertRaises(VerbsError, qp.postSend, 2, 1, True)
+        qp.ackCqEvents(1)
