@@ -78,6 +78,8 @@ CHECKS = (
     NO_TRACEBACK,
 )
 
+_DELETED_AT = re.compile(r"deleted at ([0-9.]+)")
+
 #: what a daemon's log shows when it crashed on its own
 _CRASH = re.compile(
     rb"Traceback \(most recent call last\)|Unhandled error|PANIC|smb_panic|"
@@ -199,6 +201,8 @@ class Invariants:
         #: CTDB's design (Samba's ctdbd does the same) allows both, so they
         #: are counted as excused, not as violations.
         self.left: set[int] = set()
+        #: the wall-clock times at which faults that some node left healed
+        self.leftEnds: list[float] = []
 
     def _record(self, check: str, when: str, problems: Sequence[str]) -> None:
         if not self.table.record(check, when, problems, self.kind):
@@ -304,20 +308,33 @@ class Invariants:
             self.left |= every - set(vnn.map)
             self.left |= {n.pnn for n in nodemap if n.flags & inactive}
 
-    def overlaps(self) -> set[str]:
-        """The public addresses on two nodes at once now (one sample)."""
+    def overlaps(self) -> set[tuple[str, tuple[int, ...]]]:
+        """The public addresses on two nodes at once now (one sample):
+        (address, nodes)."""
         try:
             found = self.network.overlaps()
         except Exception as e:  # noqa: BLE001 - a namespace read failed
-            return {f"unreadable: {e}"}
-        return {f"{a} on nodes {n}" for a, n in sorted(found.items())}
+            return {(f"unreadable: {e}", ())}
+        return {(a, tuple(n)) for a, n in found.items()}
 
-    def sampleOverlaps(self, when: str, seen: set[str] | None = None) -> None:
+    def sampleOverlaps(
+        self,
+        when: str,
+        seen: set[tuple[str, tuple[int, ...]]] | None = None,
+        frozen: Sequence[int] = (),
+    ) -> None:
         """C{public-ip-never-two}: one run, of one sample now and those
-        C{seen} before (each distinct overlap is one violation)."""
-        self._record(
-            PUBLIC_IP_NEVER_TWO, when, sorted((seen or set()) | self.overlaps())
-        )
+        C{seen} before (each distinct overlap is one violation).  An
+        overlap on a node whose daemon is C{frozen} (SIGSTOP) is excused:
+        a stopped process cannot give its addresses up (neither can
+        ctdbd's)."""
+        problems = []
+        for address, nodes in sorted((seen or set()) | self.overlaps()):
+            if set(nodes) & set(frozen):
+                self.table.excuse(PUBLIC_IP_NEVER_TWO)
+            else:
+                problems.append(f"{address} on nodes {list(nodes)}")
+        self._record(PUBLIC_IP_NEVER_TWO, when, problems)
 
     # -- the daemons' logs and lives ----------------------------------------------------
 
@@ -410,7 +427,7 @@ class Invariants:
             elif loop == "worker":
                 persistent.append(where)
             elif "deleted" in text:
-                if self.left:
+                if self.left or self._leftSince(text):
                     self.table.excuse(DELETED_STAY_DELETED)
                 else:
                     deleted.append(where)
@@ -433,6 +450,12 @@ class Invariants:
         self._record(MESSAGES, when, messages)
         if persistent:
             self._record(PERSISTENT_ACKED, when, persistent)
+
+    def _leftSince(self, text: str) -> bool:
+        """Whether a node left the cluster after the deletion that C{text}
+        reports (C{deleted at <time>}) and before the current fault."""
+        m = _DELETED_AT.search(text)
+        return m is not None and any(t >= float(m.group(1)) for t in self.leftEnds)
 
     def afterHeal(self, when: str) -> None:
         """Every check that follows a heal."""
@@ -490,7 +513,7 @@ class FaultRun:
     def one(self, index: int) -> Fault:
         fault = self.nemesis.choose()
         when = f"fault {index} {fault.describe()}"
-        seen: set[str] = set()
+        seen: set[tuple[str, tuple[int, ...]]] = set()
         self.invariants.kind = fault.kind
         self.invariants.left = set()
         self.nemesis.inject(fault)
@@ -506,8 +529,11 @@ class FaultRun:
                 time.sleep(min(SAMPLE_INTERVAL, max(0.0, deadline - time.monotonic())))
         finally:
             self.nemesis.heal(fault)
-        self.invariants.sampleOverlaps(when + " (during)", seen)
+        frozen = fault.nodes if fault.kind == "pause" else ()
+        self.invariants.sampleOverlaps(when + " (during)", seen, frozen)
         self.invariants.afterHeal(when)
+        if self.invariants.left:
+            self.invariants.leftEnds.append(time.time())
         self.invariants.kind = ""
         self.invariants.left = set()
         notes = "; ".join(fault.notes)
