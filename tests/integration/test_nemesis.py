@@ -30,7 +30,7 @@ from tests.support.invariants import (
     Invariants,
     InvariantTable,
 )
-from tests.support.nemesis import KINDS, Nemesis, makeCluster, nftProblem
+from tests.support.nemesis import KINDS, Fault, Nemesis, makeCluster, nftProblem
 from tests.support.netns import NetworkLab
 from tests.support.netnscluster import NetnsNetwork
 
@@ -130,3 +130,69 @@ class FixedSeedTests(SynchronousTestCase):
         for k, r in results.items():
             self.assertGreater(r["acked"], FAULTS, (k, report))
             self.assertGreater(r["side"]["deleted"], FAULTS, (k, report))
+
+
+class FakeLab:
+    """Records the commands a nemesis runs in the namespaces."""
+
+    def __init__(self) -> None:
+        self.runs: list[tuple[str, list[str], str | None]] = []
+
+    def run(
+        self, namespace: str, argv: list[str], input: str | None = None, **kw: object
+    ) -> object:
+        self.runs.append((namespace, list(argv), input))
+        return type("Done", (), {"returncode": 1})()
+
+
+class FakeNetwork:
+    def namespace(self, pnn: int) -> str:
+        return f"ns{pnn}"
+
+
+class RuleTests(SynchronousTestCase):
+    """The rules and qdiscs the network faults put in the namespaces."""
+
+    def setUp(self) -> None:
+        cluster = FakeCluster()
+        self.lab = FakeLab()
+        cluster.lab = self.lab  # type: ignore[assignment]
+        cluster.network = FakeNetwork()  # type: ignore[assignment]
+        self.nemesis = Nemesis(cluster, 1)
+
+    def scripts(self) -> dict[str, str]:
+        return {ns: text or "" for ns, argv, text in self.lab.runs if argv[0] == "nft"}
+
+    def test_isolate(self) -> None:
+        """Isolating node 1: its namespace drops what comes from and goes to
+        nodes 0 and 2; theirs drop node 1 both ways."""
+        self.nemesis.inject(Fault("isolate", (1,), 1.0))
+        scripts = self.scripts()
+        self.assertEqual(sorted(scripts), ["ns0", "ns1", "ns2"])
+        for address in ("10.77.0.1", "10.77.0.3"):
+            self.assertIn(f"ip saddr {address} drop", scripts["ns1"])
+            self.assertIn(f"ip daddr {address} drop", scripts["ns1"])
+        self.assertIn("ip saddr 10.77.0.2 drop", scripts["ns0"])
+        self.assertIn("ip daddr 10.77.0.2 drop", scripts["ns2"])
+        self.assertNotIn("10.77.0.3", scripts["ns0"])
+
+    def test_oneway(self) -> None:
+        """One-way: only node 2's outgoing packets to the others drop."""
+        self.nemesis.inject(Fault("oneway", (2,), 1.0))
+        scripts = self.scripts()
+        self.assertEqual(list(scripts), ["ns2"])
+        self.assertIn("ip daddr 10.77.0.1 drop", scripts["ns2"])
+        self.assertNotIn("saddr", scripts["ns2"])
+
+    def test_lossAndHeal(self) -> None:
+        """Loss: a random share dropped both ways; the heal deletes the
+        nemesis's tables and qdisc in every node namespace."""
+        self.nemesis.inject(Fault("loss", (0,), 1.0, percent=30))
+        self.assertIn("numgen random mod 100 < 30 drop", self.scripts()["ns0"])
+        self.lab.runs.clear()
+        self.nemesis.heal(Fault("loss", (0,), 1.0, percent=30))
+        deleted = {(ns, argv[-1]) for ns, argv, _ in self.lab.runs if "delete" in argv}
+        self.assertEqual(
+            deleted,
+            {(f"ns{k}", t) for k in range(3) for t in ("nemesis", "nemesisdup")},
+        )

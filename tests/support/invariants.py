@@ -25,6 +25,9 @@ The checks (L{CHECKS}), after every fault heals and at the end:
     the same node map (every node OK) in every node's view;
   - C{public-ip-once}: within the same bound, every public address is on
     the public interface of exactly one node, the one every node names;
+  - C{public-ip-reachable}: within the same bound, a new TCP connection
+    from the client namespace to every public address reaches the service
+    of the node hosting it (a line sent is echoed);
   - C{public-ip-never-two}: no public address is on two nodes at once,
     sampled throughout each fault (L{NetnsNetwork.overlaps}), also during
     partitions (the cluster lock makes the minority give its addresses up);
@@ -37,6 +40,7 @@ prints, per check, its runs and violations.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import time
@@ -48,7 +52,7 @@ from ctdb.cluster import syncControl
 from ctdb.protocols import controls as C
 from tests.support.faultworkload import PDB, Workload
 from tests.support.nemesis import Fault, Nemesis
-from tests.support.netnscluster import NetnsClusterError
+from tests.support.netnscluster import NetnsClient, NetnsClusterError
 
 #: seconds within which the cluster must be whole again after a heal
 #: (a killed node restarted and rejoined, a banned one unbanned, ...)
@@ -63,6 +67,7 @@ DELETED_STAY_DELETED = "deleted-stay-deleted"
 MESSAGES = "messages"
 CONVERGED = "converged"
 PUBLIC_IP_ONCE = "public-ip-once"
+PUBLIC_IP_REACHABLE = "public-ip-reachable"
 PUBLIC_IP_NEVER_TWO = "public-ip-never-two"
 NO_TRACEBACK = "no-traceback"
 
@@ -74,6 +79,7 @@ CHECKS = (
     MESSAGES,
     CONVERGED,
     PUBLIC_IP_ONCE,
+    PUBLIC_IP_REACHABLE,
     PUBLIC_IP_NEVER_TWO,
     NO_TRACEBACK,
 )
@@ -201,6 +207,9 @@ class Invariants:
         #: CTDB's design (Samba's ctdbd does the same) allows both, so they
         #: are counted as excused, not as violations.
         self.left: set[int] = set()
+        #: the client program in the client namespace (made when first used)
+        self.client: NetnsClient | None = None
+        self._connections = itertools.count(1)
         #: the wall-clock times at which faults that some node left healed
         self.leftEnds: list[float] = []
 
@@ -286,6 +295,31 @@ class Invariants:
                 self._record(PUBLIC_IP_ONCE, when, [problem])
                 return
             time.sleep(0.1)
+
+    def checkReachable(self, when: str) -> None:
+        """C{public-ip-reachable}: a connection to every public address from
+        the client namespace is echoed, within the bound."""
+        if self.client is None:
+            self.client = self.cluster.client()
+        problems = []
+        for address in self.network.publicAddresses:
+            deadline = time.monotonic() + self.bound
+            while True:
+                name = f"r{next(self._connections)}"
+                try:
+                    self.client.connect(name, address)
+                    answer = self.client.send(name, "ping", timeout=5.0)
+                    self.client.close(name)
+                    problem = "" if answer == "echo ping" else f"answered {answer!r}"
+                except NetnsClusterError as e:
+                    problem = str(e)
+                if not problem:
+                    break
+                if time.monotonic() > deadline:
+                    problems.append(f"{address}: {problem}")
+                    break
+                time.sleep(0.2)
+        self._record(PUBLIC_IP_REACHABLE, when, problems)
 
     def sampleLeft(self) -> None:
         """Add to L{left} the nodes that some node leaves out of its vnn
@@ -461,6 +495,7 @@ class Invariants:
         """Every check that follows a heal."""
         took = self.waitConverged(when)
         self.checkHosted(when)
+        self.checkReachable(when)
         self.sampleOverlaps(when)
         self.checkDaemons(when)
         if took is not None:
