@@ -623,6 +623,9 @@ class Daemon(Service, LocalClients):
                 )
             )
             return
+        if req.opcode == _PROCESS_EXISTS:
+            # the node may die before it answers: then wait as above
+            onReply = self._processExistsReply(destnode, req, onReply, client_id)
         reqid = self.nextReqid()
         flags = req.flags
         if not flags & P.CTDB_CTRL_FLAG_NOREPLY:
@@ -688,6 +691,27 @@ class Daemon(Service, LocalClients):
             0.05, self._retryProcessExists, destnode, req, onReply, client_id, waited
         )
         return True
+
+    def _processExistsReply(
+        self,
+        destnode: int,
+        req: P.ReqControl,
+        onReply: Callable[[P.ReplyControl], None],
+        client_id: int,
+    ) -> Callable[[P.ReplyControl], None]:
+        """C{onReply}, except that a failure because node C{destnode} died
+        meanwhile waits for the recovery (L{_holdProcessExists})."""
+
+        def replied(reply: P.ReplyControl) -> None:
+            if (
+                reply.status != 0
+                and not self.isConnected(destnode)
+                and self._holdProcessExists(destnode, req, onReply, client_id)
+            ):
+                return
+            onReply(reply)
+
+        return replied
 
     def _retryProcessExists(
         self,

@@ -91,3 +91,32 @@ class ProcessExistsOfDeadNodeTests(SynchronousTestCase):
         reply = client.reply(reqid)  # type: ignore[attr-defined]
         self.assertIsNotNone(reply)
         self.assertNotEqual(reply.status, 0)
+
+    def test_inFlightWhenTheNodeDies(self) -> None:
+        """Asked while node 2 lived, but node 2 died before answering: the
+        answer waits for the recovery too."""
+        self.cluster.network.blackholes.add((2, 0))
+        client, reqid = self.ask(0, 2)
+        self.cluster.advance(0.1, step=0.05)
+        self.assertIsNone(client.reply(reqid))  # type: ignore[attr-defined]
+        self.cluster.network.blackholes.clear()
+        before = self.cluster[0].vnnMap.generation
+        self.cluster.crash(2)
+        self.cluster.advance(0.05, step=0.05)
+        self.assertIsNone(client.reply(reqid))  # type: ignore[attr-defined]
+        for _ in range(400):
+            self.cluster.advance(0.05, step=0.05)
+            reply = client.reply(reqid)  # type: ignore[attr-defined]
+            if reply is not None:
+                break
+        self.assertIsNotNone(reply)
+        self.assertNotEqual(reply.status, 0)
+        self.assertNotEqual(self.cluster[0].vnnMap.generation, before)
+
+    def test_liveNodeAnswersAtOnce(self) -> None:
+        """A living node's answer is passed on as it is."""
+        client, reqid = self.ask(0, 2)
+        self.cluster.advance(0.1, step=0.05)
+        reply = client.reply(reqid)  # type: ignore[attr-defined]
+        self.assertIsNotNone(reply)
+        self.assertNotEqual(reply.status, 0)  # no process 4242 there
