@@ -43,6 +43,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
+import subprocess
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -255,10 +256,10 @@ class Invariants:
 
     def leaderOf(self, pnn: int) -> int:
         """The leader node C{pnn} names (Samba's C{ctdb leader}), -1 if none."""
-        done = self.cluster.tool(pnn, "leader", timeout=10.0)
         try:
+            done = self.tool(pnn, "leader")
             return int(done.stdout.strip()) if done.returncode == 0 else -1
-        except ValueError:
+        except (ValueError, NetnsClusterError):
             return -1
 
     def waitConverged(self, when: str) -> float | None:
@@ -408,8 +409,23 @@ class Invariants:
 
     # -- the data -----------------------------------------------------------------------
 
+    def tool(
+        self, pnn: int, *args: str, timeout: float = 10.0
+    ) -> subprocess.CompletedProcess[str]:
+        """Samba's tool against node C{pnn}; L{NetnsClusterError} if it
+        does not end within C{timeout} seconds."""
+        try:
+            done: subprocess.CompletedProcess[str] = self.cluster.tool(
+                pnn, *args, timeout=timeout
+            )
+        except subprocess.TimeoutExpired as e:
+            raise NetnsClusterError(
+                f"ctdb {' '.join(args)} on node {pnn}: no answer in {timeout:.0f} s"
+            ) from e
+        return done
+
     def pfetch(self, pnn: int, key: str) -> int:
-        done = self.cluster.tool(pnn, "pfetch", PDB, key, timeout=30.0)
+        done = self.tool(pnn, "pfetch", PDB, key)
         if done.returncode != 0:
             raise NetnsClusterError(
                 f"pfetch {key} on node {pnn}: {(done.stdout + done.stderr).strip()}"
@@ -491,16 +507,24 @@ class Invariants:
         m = _DELETED_AT.search(text)
         return m is not None and any(t >= float(m.group(1)) for t in self.leftEnds)
 
+    def _guarded(self, check: str, when: str, run: Callable[[], object]) -> object:
+        """Run a check; one that raises is a violation of C{check}."""
+        try:
+            return run()
+        except Exception as e:  # noqa: BLE001 - the run goes on
+            self._record(check, when, [f"the check failed: {type(e).__name__}: {e}"])
+            return None
+
     def afterHeal(self, when: str) -> None:
         """Every check that follows a heal."""
-        took = self.waitConverged(when)
-        self.checkHosted(when)
-        self.checkReachable(when)
-        self.sampleOverlaps(when)
-        self.checkDaemons(when)
+        took = self._guarded(CONVERGED, when, lambda: self.waitConverged(when))
+        self._guarded(PUBLIC_IP_ONCE, when, lambda: self.checkHosted(when))
+        self._guarded(PUBLIC_IP_REACHABLE, when, lambda: self.checkReachable(when))
+        self._guarded(PUBLIC_IP_NEVER_TWO, when, lambda: self.sampleOverlaps(when))
+        self._guarded(NO_TRACEBACK, when, lambda: self.checkDaemons(when))
         if took is not None:
-            self.checkPersistent(when)
-        self.checkWorkers(when)
+            self._guarded(PERSISTENT_ACKED, when, lambda: self.checkPersistent(when))
+        self._guarded(VOLATILE_MONOTONIC, when, lambda: self.checkWorkers(when))
 
     def atEnd(self, results: dict[int, dict[str, Any]]) -> None:
         """The final checks, once the workers stopped with C{results}."""
@@ -563,7 +587,10 @@ class FaultRun:
                 self.invariants.sampleLeft()
                 time.sleep(min(SAMPLE_INTERVAL, max(0.0, deadline - time.monotonic())))
         finally:
-            self.nemesis.heal(fault)
+            try:
+                self.nemesis.heal(fault)
+            except Exception as e:  # noqa: BLE001 - the checks will tell
+                fault.notes.append(f"heal failed: {type(e).__name__}: {e}")
         frozen = fault.nodes if fault.kind == "pause" else ()
         self.invariants.sampleOverlaps(when + " (during)", seen, frozen)
         self.invariants.afterHeal(when)
