@@ -611,6 +611,7 @@ class WorkloadCase(FailureCase):
             for victim in [0, 1, 2] * rounds:
                 before = view(cluster, (victim + 1) % 3).generation
                 survivors = [k for k in range(3) if k != victim]
+                print(f"{time.time():.3f} kill node {victim}", flush=True)
                 cluster.kill(victim)
                 self.waitFor(
                     f"recovery without node {victim}",
@@ -619,6 +620,7 @@ class WorkloadCase(FailureCase):
                 )
                 time.sleep(0.5)
                 restart(victim)
+                print(f"{time.time():.3f} node {victim} restarted", flush=True)
                 self.waitFor(f"node {victim} to rejoin", rejoined(cluster), timeout=20)
                 start = progress()
 
@@ -684,6 +686,16 @@ class WorkloadTests(WorkloadCase):
             e for r in results.values() for e in r["errors"] if e.startswith("overlap")
         ]
         print(f"{total} acknowledged transactions, {len(overlaps)} refused overlaps")
+        keep = os.environ.get("TXCTDB_KEEP_LOGS")
+        if keep and overlaps:
+            # the daemons' logs of a run that had overlaps, to study them
+            target = os.path.join(keep, f"overlaps-{int(time.time())}")
+            shutil.copytree(
+                cluster.directory,
+                target,
+                ignore=shutil.ignore_patterns("*.tdb*", "*.socket", "*.sock"),
+            )
+            print(f"logs kept in {target}")
         self.assertEqual(sorted(written), list(range(1, total + 1)), overlaps)
         for reader in range(3):
             shared = _int(self.pfetch(cluster, reader, b"shared").strip())
