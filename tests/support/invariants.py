@@ -86,6 +86,8 @@ CHECKS = (
 )
 
 _DELETED_AT = re.compile(r"deleted at ([0-9.]+)")
+#: a daemon's log line saying that it lost a node (ours and ctdbd's alike)
+_DEAD = re.compile(rb"node (\d+\.\d+\.\d+\.\d+) is dead")
 
 #: what a daemon's log shows when it crashed on its own
 _CRASH = re.compile(
@@ -211,6 +213,7 @@ class Invariants:
         #: the client program in the client namespace (made when first used)
         self.client: NetnsClient | None = None
         self._connections = itertools.count(1)
+        self._deadOffsets: dict[int, int] = {}
         #: the wall-clock times at which faults that some node left healed
         self.leftEnds: list[float] = []
 
@@ -343,6 +346,26 @@ class Invariants:
             self.left |= every - set(vnn.map)
             self.left |= {n.pnn for n in nodemap if n.flags & inactive}
 
+    def scanDeparted(self) -> None:
+        """Add to L{left} every node that some daemon logged dead since the
+        last scan (a departure too short for L{sampleLeft} to see)."""
+        addresses = {self.cluster.address(k): k for k in range(self.cluster.size)}
+        for k in range(self.cluster.size):
+            path = self.cluster.logFile(k)
+            offset = self._deadOffsets.get(k, 0)
+            try:
+                with open(path, "rb") as f:
+                    f.seek(offset)
+                    data = f.read()
+            except FileNotFoundError:
+                continue
+            end = data.rfind(b"\n") + 1
+            self._deadOffsets[k] = offset + end
+            for m in _DEAD.finditer(data[:end]):
+                pnn = addresses.get(m.group(1).decode())
+                if pnn is not None:
+                    self.left.add(pnn)
+
     def overlaps(self) -> set[tuple[str, tuple[int, ...]]]:
         """The public addresses on two nodes at once now (one sample):
         (address, nodes)."""
@@ -467,6 +490,7 @@ class Invariants:
         check also wants new messages received after a heal (waited for
         within the bound)."""
         volatile, deleted, messages, persistent = [], [], [], []
+        self.scanDeparted()
         for loop, k, text in self.workload.newProblems():
             where = f"worker {k}: {text}"
             if loop == "worker" and text.startswith("v/"):
@@ -574,9 +598,12 @@ class FaultRun:
         when = f"fault {index} {fault.describe()}"
         seen: set[tuple[str, tuple[int, ...]]] = set()
         self.invariants.kind = fault.kind
+        self.invariants.scanDeparted()
         self.invariants.left = set()
         self.nemesis.inject(fault)
         self.invariants.left |= set(fault.killed)
+        if fault.kind in ("ban", "stop"):
+            self.invariants.left |= set(fault.nodes)
         self.table.faults += 1
         if fault.injected:
             self.table.faultsInjected += 1
