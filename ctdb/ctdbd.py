@@ -160,6 +160,7 @@ def runDaemon(
                 socketPath=socketPath,
                 address=config.nodeAddress,
                 transport=str(config.get("cluster", "transport")),
+                heartbeat=config.heartbeat,
                 dbDirVolatile=config.dbDirVolatile,
                 dbDirPersistent=config.dbDirPersistent,
                 dbDirState=config.dbDirState,

@@ -14,6 +14,7 @@ from typing import Any, ClassVar, TextIO
 from twisted.application.service import IService
 from twisted.python import usage
 
+from ctdb.config.ctdbconf import parseHeartbeat as parseHeartbeatSetting
 from ctdb.config.publicaddresses import addressesFromFile
 from ctdb.errors import ConfigError, ConfigLoadError
 from ctdb.logfilter import LOG_FORMATS
@@ -279,20 +280,10 @@ def parseHeartbeat(text: object) -> tuple[float, float] | None:
     """C{--heartbeat}: C{INTERVAL:TIMEOUT} (seconds) or C{off} (None)."""
     if text is None or isinstance(text, tuple):
         return text  # already parsed
-    value = str(text).strip()
-    if value.lower() == "off":
-        return None
-    interval, sep, timeout = value.partition(":")
     try:
-        pair = (float(interval), float(timeout))
-    except ValueError:
-        pair = (0.0, 0.0)
-    if not sep or not 0 < pair[0] < pair[1]:
-        raise usage.UsageError(
-            f"--heartbeat wants INTERVAL:TIMEOUT with 0 < INTERVAL < TIMEOUT, "
-            f"or off, not {value!r}"
-        )
-    return pair
+        return parseHeartbeatSetting(str(text))
+    except ValueError as e:
+        raise usage.UsageError(f"--{e}") from None
 
 
 def _eventEnvironment(options: Any) -> dict[str, str]:

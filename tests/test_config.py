@@ -130,6 +130,22 @@ class ConfigTests(SynchronousTestCase):
         self.assertEqual(config.eventDebugScript, "debug-hung-script.sh")
         checkDatabaseDirectories(config)
 
+    def test_heartbeat(self) -> None:
+        """C{[cluster] heartbeat}, txctdb's own: off unless set (the drop-in
+        keeps 4.17's keepalive rules), INTERVAL:TIMEOUT when set, and a bad
+        value refused with the reason."""
+        base = _base(self)
+        paths = CTDBPaths.fromEnvironment(
+            {"CTDB_BASE": str(base), "CTDB_TEST_MODE": "yes"}
+        )
+        self.assertIsNone(parseConfig("", paths).heartbeat)
+        config = parseConfig("[cluster]\n\theartbeat = 0.25:1.5\n", paths)
+        self.assertEqual(config.heartbeat, (0.25, 1.5))
+        for bad in ("1.5", "2:1", "x:y"):
+            with self.assertRaises(ConfigLoadError) as caught:
+                parseConfig(f"[cluster]\n\theartbeat = {bad}\n", paths)
+            self.assertIn("[cluster] -> heartbeat", str(caught.exception.messages))
+
     def test_badValuesRefused(self) -> None:
         """Every bad value is reported with ctdbd's wording, then the load
         fails; unknown sections and keys are ignored, as ctdbd ignores them."""

@@ -175,6 +175,37 @@ def _validateLogFormat(key: str, value: object, paths: CTDBPaths) -> list[Messag
     return []
 
 
+def parseHeartbeat(text: str) -> tuple[float, float] | None:
+    """txctdb's heartbeat setting (docs/FAILURE_DETECTION.md):
+    C{INTERVAL:TIMEOUT} in seconds, or C{off} (None).
+
+    @raise ValueError: anything else, or not 0 < INTERVAL < TIMEOUT."""
+    value = text.strip()
+    if value.lower() == "off":
+        return None
+    interval, sep, timeout = value.partition(":")
+    try:
+        pair = (float(interval), float(timeout))
+    except ValueError:
+        pair = (0.0, 0.0)
+    if not sep or not 0 < pair[0] < pair[1]:
+        raise ValueError(
+            f"heartbeat wants INTERVAL:TIMEOUT with 0 < INTERVAL < TIMEOUT,"
+            f" or off, not {value!r}"
+        )
+    return pair
+
+
+def _validateHeartbeat(key: str, value: object, paths: CTDBPaths) -> list[Message]:
+    try:
+        parseHeartbeat(str(value))
+    except ValueError as e:
+        return [
+            Message(ERR, f"Invalid value for [cluster] -> heartbeat = {value}: {e}")
+        ]
+    return []
+
+
 def _validateScriptLogLevel(key: str, value: object, paths: CTDBPaths) -> list[Message]:
     if parseDebugLevel(str(value)) is None:
         return [Message(ERR, f"Invalid script log level '{value}'")]
@@ -211,6 +242,11 @@ OPTIONS: tuple[_Option, ...] = (
     # txctdb's extension: how the log file is written (docs/LOGGING.md)
     _Option("logging", "format", str, lambda p: "text", _validateLogFormat),
     _Option("cluster", "transport", str, lambda p: "tcp", _validateTransport),
+    # txctdb's own: the fast heartbeat between txctdb nodes.  Off by default in
+    # the drop-in, which keeps 4.17's rules: Samba's cluster.030 stalls a node
+    # for twice the leader timeout and expects it not to be disconnected
+    # (docs/FAILURE_DETECTION.md).
+    _Option("cluster", "heartbeat", str, lambda p: "off", _validateHeartbeat),
     _Option("cluster", "node address", str, lambda p: None, _validateNodeAddress),
     _Option("cluster", "cluster lock", str, lambda p: None),
     _Option("cluster", "recovery lock", str, lambda p: None, _validateRecoveryLock),
@@ -290,6 +326,11 @@ class CTDBConfig:
     def logLevel(self) -> int:
         level = parseDebugLevel(str(self.get("logging", "log level")))
         return DEBUG_NOTICE if level is None else level
+
+    @property
+    def heartbeat(self) -> tuple[float, float] | None:
+        """C{[cluster] heartbeat}, txctdb's own: (interval, timeout) or None."""
+        return parseHeartbeat(str(self.get("cluster", "heartbeat")))
 
     @property
     def logFormat(self) -> str:
