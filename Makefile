@@ -13,7 +13,7 @@ VENV ?= .venv
 DEMO_DIR ?= demo-cluster
 
 APT_PACKAGES := libtdb1 tdb-tools ctdb tshark iproute2 samba smbclient samba-testsuite \
-    tmux jq curl gcc libibverbs1 librdmacm1 libibverbs-dev librdmacm-dev
+    tmux jq curl nftables gcc libibverbs1 librdmacm1 libibverbs-dev librdmacm-dev
 PIP_PACKAGES := twisted zope.interface pyroute2 prometheus_client rich pytest \
     hypothesis smbprotocol treq ruff mypy mypy-zope import-linter
 LINT_PATHS := ctdb tests bench scripts twisted
