@@ -171,10 +171,20 @@ class ClusteredSamba:
         if not os.access(self.smbd, os.X_OK):
             raise SambaError(f"{self.smbd} is missing (apt-get install samba)")
         targets = list(range(self.cluster.size)) if not pnns else pnns
+        deadline = time.monotonic() + timeout
+        if not any(self.pid(k) is not None for k in range(self.cluster.size)):
+            # The first smbd of a cluster records its version in g_lock.tdb
+            # (smbd_claim_version: a shared g_lock, then an upgrade to
+            # exclusive to write the version).  Several first smbds at once
+            # all hold the shared lock and all try to upgrade: all but one
+            # get NT_STATUS_POSSIBLE_DEADLOCK and exit ("already running").
+            # So one starts alone; the others find its version and share.
+            first = targets[0]
+            self._spawn(first)
+            self._waitListening(first, deadline)
         for k in targets:
             if self.pid(k) is None:
                 self._spawn(k)
-        deadline = time.monotonic() + timeout
         for k in targets:
             self._waitListening(k, deadline)
 
