@@ -81,8 +81,12 @@ def maskTimes(text: str) -> str:
 
 
 def maskNumbers(text: str) -> str:
-    """Every number (statistics move between two runs)."""
-    return re.sub(r"\d+(\.\d+)?", "N", maskTimes(text))
+    """
+    Every number (statistics move between two runs), with the spaces that
+    right-align it: a counter that gained a digit between the two runs
+    shifts its padding by one.
+    """
+    return re.sub(r" *\d+(\.\d+)?", " N", maskTimes(text))
 
 
 def maskDb(text: str, prefix: str) -> str:
