@@ -306,6 +306,12 @@ class CTDBNode(MultiService):
         #: the metrics endpoint, when configured (L{ctdb.metrics})
         self.metrics: MetricsService | None = None
 
+    def startService(self) -> None:
+        """ctdb_start_daemon: the persistent databases on disk are attached
+        before any part starts (L{DatabaseManager.attachExisting})."""
+        self.databases.attachExisting()
+        super().startService()
+
     def stopService(self) -> defer.Deferred[object]:
         """ctdb_shutdown_sequence: a node that runs event scripts runs its
         C{shutdown} event before any of its parts stops."""

@@ -41,6 +41,7 @@ from ctdb.databases.persistent import PersistentCommits
 from ctdb.databases.recoverydb import RecoveryDatabases
 from ctdb.databases.traverse import Traverses
 from ctdb.databases.vacuum import Vacuumer
+from ctdb.errors import TDBError
 from ctdb.interfaces import (
     IClientConnection,
     IClientObserver,
@@ -153,6 +154,45 @@ class DatabaseManager(RecordMigration, Traverses, PersistentCommits, RecoveryDat
             kind=kind,
         )
         return db
+
+    def attachExisting(self) -> list[Database]:
+        """ctdb_attach_persistent: at start, attach every persistent database
+        this node has a file of in the persistent directory (C{<name>.<pnn>},
+        the name ending in C{.tdb}), so that a restarted node offers its
+        copies to the first recovery before any client attaches them.  A file
+        of another node's number, or one that fails to open, is skipped with
+        an error logged; the daemon starts anyway."""
+        if self.memory:
+            return []
+        directory = self.daemon.config.dbDirPersistent
+        try:
+            entries = sorted(os.listdir(directory))
+        except OSError:
+            return []
+        attached = []
+        for entry in entries:
+            name, dot, number = entry.rpartition(".")
+            if not dot or not name.endswith(".tdb") or not number.isdigit():
+                continue
+            if int(number) != self.pnn:
+                self.log.error("Ignoring persistent database '{entry}'", entry=entry)
+                continue
+            if not _looksLikeTdb(os.path.join(directory, entry)):
+                # tdb_open would write a new, empty database over it.
+                self.log.error(
+                    "Not attaching persistent database '{entry}': not a TDB file",
+                    entry=entry,
+                )
+                continue
+            try:
+                attached.append(self.attach(name, R.DB_FLAGS_PERSISTENT))
+            except (OSError, ValueError, TDBError) as e:
+                self.log.error(
+                    "Failed to attach to persistent database '{entry}': {error}",
+                    entry=entry,
+                    error=e,
+                )
+        return attached
 
     def _attachControl(
         self, req: P.ReqControl, client: object, flags: int
@@ -442,3 +482,18 @@ class DatabaseManager(RecordMigration, Traverses, PersistentCommits, RecoveryDat
         for trav in self._traverses.values():
             if trav.client is client:
                 trav.client = None
+
+
+#: what every TDB file starts with (TDB_MAGIC_FOOD)
+_TDB_MAGIC = b"TDB file\n"
+
+
+def _looksLikeTdb(path: str) -> bool:
+    """The file at C{path} starts with TDB's magic (an empty file is a new
+    database tdb_open initialises, so it counts too)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(_TDB_MAGIC))
+    except OSError:
+        return False
+    return head in (b"", _TDB_MAGIC)
