@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.integration.test_client_api -*-
+# -*- test-case-name: tests.client.test_glock, tests.integration.test_client_api -*-
 """
 Samba's global locks (C{g_lock}) on the volatile database C{g_lock.tdb}:
 their holders (C{struct ctdb_server_id}, C{struct ctdb_g_lock}), and
@@ -70,6 +70,11 @@ class GLock:
         return b"".join(lock.encode() for lock in locks)
 
 
+#: the g_locks this process holds now, as (lock name, holder): an entry of
+#: our own holder that is not here is stale (see L{gLockLock})
+_held: set[tuple[str, ServerId]] = set()
+
+
 def _conflicts(a: int, b: int) -> bool:
     return not (a == G_LOCK_READ and b == G_LOCK_READ)
 
@@ -80,6 +85,15 @@ async def gLockLock(db: Database, name: str, sid: ServerId, lockType: int) -> No
     name + NUL) once no live holder conflicts.  A conflicting holder is
     checked with PROCESS_EXISTS on its node; a dead one is removed; a live
     one means unlock, wait (bounded back-off) and try again.
+
+    An entry of C{sid} itself while this process does not hold the lock is
+    stale and is dropped (Samba's client fails with EDEADLK on it, for
+    ever): the record can come back older than its last unlock, when a
+    recovery discards the copy of a node that left (banned, stopped or
+    dead; its volatile records are not pulled) and takes an older copy
+    from a node that had the record while we held the lock; or our unlock
+    failed with its connection.  Every other waiter would find us alive and
+    wait for an unlock that never comes.
 
     @raise TransactionError: C{sid} already holds the lock (EDEADLK), or
         it was not obtained within the client's C{lockTimeout}.
@@ -96,9 +110,14 @@ async def gLockLock(db: Database, name: str, sid: ServerId, lockType: int) -> No
             while i < len(locks):
                 lock = locks[i]
                 if lock.sid == sid:
-                    raise TransactionError(
-                        f"g_lock_lock: {name} deadlock",
-                    ) from OSError(errno.EDEADLK, os.strerror(errno.EDEADLK))
+                    if (name, sid) in _held:
+                        raise TransactionError(
+                            f"g_lock_lock: {name} deadlock",
+                        ) from OSError(errno.EDEADLK, os.strerror(errno.EDEADLK))
+                    locks[i] = locks[-1]
+                    locks.pop()
+                    record.store(GLock.encodeList(locks))
+                    continue
                 if not _conflicts(lock.type, lockType):
                     i += 1
                     continue
@@ -117,6 +136,7 @@ async def gLockLock(db: Database, name: str, sid: ServerId, lockType: int) -> No
             if not busy:
                 locks.append(GLock(lockType, sid))
                 record.store(GLock.encodeList(locks))
+                _held.add((name, sid))
                 return
         if client.reactor.seconds() > deadline:
             raise TransactionError(
@@ -129,11 +149,16 @@ async def gLockLock(db: Database, name: str, sid: ServerId, lockType: int) -> No
 
 
 async def gLockUnlock(db: Database, name: str, sid: ServerId) -> None:
-    """C{ctdb_g_lock_unlock}: remove C{sid}; delete the record when empty."""
+    """C{ctdb_g_lock_unlock}: remove C{sid}; delete the record when empty.
+    The lock counts as released also if this fails (an entry left behind
+    is stale, and L{gLockLock} drops it)."""
     key = name.encode() + b"\0"
-    async with db.fetchLock(key) as record:
-        locks = [lock for lock in GLock.decodeList(record.data) if lock.sid != sid]
-        if locks:
-            record.store(GLock.encodeList(locks))
-        else:
-            await record.delete()
+    try:
+        async with db.fetchLock(key) as record:
+            locks = [lock for lock in GLock.decodeList(record.data) if lock.sid != sid]
+            if locks:
+                record.store(GLock.encodeList(locks))
+            else:
+                await record.delete()
+    finally:
+        _held.discard((name, sid))

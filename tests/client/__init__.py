@@ -1,0 +1,1 @@
+"""Unit tests of the client library (L{ctdb.client}) on fakes."""
