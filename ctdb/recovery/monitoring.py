@@ -40,6 +40,13 @@ from ctdb.protocols.srvids import (
 from ctdb.recovery.controls import newGeneration
 from ctdb.recovery.election import encodeFlagChange
 from ctdb.recovery.leadership import ELECTION_WAIT
+from ctdb.recovery.partitions import (
+    PARTITION_BAN_PERIOD,
+    PartitionState,
+    cutPairs,
+    describePairs,
+    excludedNodes,
+)
 from ctdb.recovery.procedure import recover
 
 if TYPE_CHECKING:
@@ -59,6 +66,11 @@ class Monitoring:
     #: why the next recovery is needed, for its first log line (the node
     #: change that asked for it), or None
     _recoveryReason: str | None = None
+    #: partial partitions (L{partitionState}), made when first needed
+    _partitionState: PartitionState | None = None
+    #: each connected node's node map ({pnn: flags}) as the leader's last
+    #: flag update read it
+    _nodeViews: dict[int, dict[int, int]] | None = None
 
     if TYPE_CHECKING:
         # what this part uses of the rest of the RecoveryService
@@ -103,6 +115,7 @@ class Monitoring:
         if not self.running:
             return
         node = self.daemon.nodes[pnn]
+        self._watchPeerLink(pnn, node.flags)
         if (
             self._joining
             and pnn != self.pnn
@@ -153,6 +166,12 @@ class Monitoring:
             # main_loop: a stopped or banned node is made the youngest, so
             # that it does not take the leader role back when it returns.
             self.priorityTime = self.reactor.seconds()
+        heartbeats = self.daemon.heartbeats
+        if heartbeats is not None:
+            peers = self.partitionState().txctdbPeers
+            for n in self.daemon.nodes:
+                if n.pnn != self.pnn and heartbeats.isOurs(n.pnn):
+                    peers.add(n.pnn)
         if not self.isLeader() or self._checking or self.recovering:
             return
         self._checking = True
@@ -168,6 +187,7 @@ class Monitoring:
         d = self.daemon
         if not await self._updateFlags():
             return
+        await self._partialPartitions()
         active = [n.pnn for n in d.nodes if not n.flags & C.NODE_FLAGS_INACTIVE]
         if self.needRecovery:
             await self.doRecovery(self._recoveryReason or "requested")
@@ -249,6 +269,7 @@ class Monitoring:
                 self.log.error("Failed to read the node map of node {pnn}", pnn=pnn)
                 return False
             views[pnn] = {e.pnn: e.flags for e in C.decodeNodeMap(reply.data)}
+        self._nodeViews = views
         rc = self.recoveryControls
         for j in connected:
             local = d.nodes[j].flags
@@ -294,6 +315,161 @@ class Monitoring:
                     ]
                 )
         return True
+
+    # -- partial partitions (docs/FAILURE_DETECTION.md) -----------------------------
+
+    def partitionState(self) -> PartitionState:
+        if self._partitionState is None:
+            self._partitionState = PartitionState()
+        return self._partitionState
+
+    async def _partialPartitions(self) -> None:
+        """
+        The leader's rule for partial partitions (L{ctdb.recovery.partitions}):
+        from the node maps L{_updateFlags} just read, the pairs of txctdb
+        nodes that are cut; once a pair stayed cut for PARTITION_GRACE, one
+        node of it is banned for PARTITION_BAN_PERIOD (the leader's side
+        and the lower pnns are kept), the ban is renewed while the cut
+        lasts and lifted as soon as the node maps show it linked to every
+        active node.  A ban changes the node's flags, so a recovery
+        follows.  Nodes whose link views come from 4.17 keepalives alone
+        (ctdbd, or a txctdb node without heartbeats) are left out.
+        """
+        d = self.daemon
+        state = self.partitionState()
+        heartbeats = d.heartbeats
+        views = self._nodeViews
+        if heartbeats is None or views is None:
+            state.tracker.clear()
+            return
+        views = dict(views)
+        views[self.pnn] = {n.pnn: n.flags for n in d.nodes}
+        now = self.reactor.seconds()
+        for pnn in list(state.banned):
+            if pnn not in views:
+                continue
+            if not views[pnn].get(pnn, 0) & C.NODE_FLAGS_BANNED:
+                # the ban ran out (or the node restarted): the rule starts
+                # over for it
+                del state.banned[pnn]
+        watched = [
+            pnn
+            for pnn in views
+            if (pnn == self.pnn or heartbeats.isOurs(pnn))
+            and (not d.nodes[pnn].flags & C.NODE_FLAGS_INACTIVE or pnn in state.banned)
+        ]
+        cut = cutPairs(views, watched)
+        settled = state.tracker.observe(now, cut)
+        active = [p for p in watched if p not in state.banned]
+        # lift the bans of nodes linked again to every active node (one
+        # after the other: a node let back in counts for the next)
+        for pnn in sorted(state.banned):
+            if pnn not in watched:
+                continue
+            blocking = [p for p in active if (min(p, pnn), max(p, pnn)) in cut]
+            if not blocking:
+                self.log.info(
+                    "Node {pnn} reaches every active node again: lifting its"
+                    " partial-partition ban",
+                    pnn=pnn,
+                    step="partition-healed",
+                    node=self.pnn,
+                )
+                del state.banned[pnn]
+                await self._setBan(pnn, 0)
+                active.append(pnn)
+            elif now - state.banned[pnn] >= PARTITION_BAN_PERIOD / 2:
+                state.banned[pnn] = now
+                await self._setBan(pnn, PARTITION_BAN_PERIOD)
+        pairs = [p for p in settled if p[0] in active and p[1] in active]
+        if not pairs:
+            return
+        for pnn in excludedNodes(active, pairs, keep=self.pnn):
+            mates = sorted({a if b == pnn else b for a, b in pairs if pnn in (a, b)})
+            self.log.error(
+                "Partial partition: node {pnn} cannot reach node(s) {mates}"
+                " ({pairs}): banning node {pnn} for {secs} seconds",
+                pnn=pnn,
+                mates=", ".join(str(m) for m in mates),
+                pairs=describePairs(pairs),
+                secs=PARTITION_BAN_PERIOD,
+                step="partition-ban",
+                node=self.pnn,
+                generation=d.vnnMap.generation,
+            )
+            if await self._setBan(pnn, PARTITION_BAN_PERIOD):
+                state.banned[pnn] = now
+                self.needRecovery = True
+                self._recoveryReason = f"node {pnn} banned for a partial partition"
+
+    async def _setBan(self, pnn: int, seconds: int) -> bool:
+        """SET_BAN_STATE on node C{pnn}, and its flags in our view at once
+        (its own push of them may come later); True if it was done."""
+        d = self.daemon
+        reply = await d.sendControl(
+            pnn,
+            Control.SET_BAN_STATE,
+            C.encodeBanState(pnn, seconds),
+            timeout=5,
+        )
+        if reply.status != 0:
+            self.log.error(
+                "Unable to set the ban state of node {pnn}: {err}",
+                pnn=pnn,
+                err=reply.errmsg.decode(errors="replace"),
+            )
+            return False
+        flags = d.nodes[pnn].flags
+        if seconds:
+            flags |= C.NODE_FLAGS_BANNED
+        else:
+            flags &= ~C.NODE_FLAGS_BANNED
+        if self.recoveryControls is not None:
+            self.recoveryControls.applyFlags(pnn, flags)
+        return True
+
+    def _watchPeerLink(self, pnn: int, flags: int) -> None:
+        """
+        Any node: a txctdb peer that this node declared dead (heartbeat or
+        transport) and now sees linked again may hold records whose
+        dmaster view differs from ours (each of us went on without the
+        other); the leader, which may never have seen the two apart, must
+        recover.  A node that is not the leader sets its own recovery mode
+        ACTIVE, which the leader's cluster check answers with a recovery
+        (4.17's way for a node to ask for one); the leader's own
+        L{nodeStateChanged} asks for one already.
+        """
+        if pnn == self.pnn:
+            return
+        state = self.partitionState()
+        down = bool(flags & C.NODE_FLAGS_DISCONNECTED)
+        was = state.linkDown.get(pnn)
+        state.linkDown[pnn] = down
+        if down and was is False:
+            if pnn in state.txctdbPeers:
+                state.lost.add(pnn)
+            return
+        if down or not was or pnn not in state.lost:
+            return
+        state.lost.discard(pnn)
+        d = self.daemon
+        if (
+            self.isLeader()
+            or d.recmode != C.CTDB_RECOVERY_NORMAL
+            or d.nodes[self.pnn].flags & C.NODE_FLAGS_INACTIVE
+        ):
+            return
+        self.log.warn(
+            "Node {pnn} is back after this node declared it dead: recovery"
+            " mode ACTIVE so that the leader recovers",
+            pnn=pnn,
+            step="peer-back",
+            node=self.pnn,
+            generation=d.vnnMap.generation,
+        )
+        d.sendControl(
+            self.pnn, Control.SET_RECMODE, C.encodeU32(C.CTDB_RECOVERY_ACTIVE)
+        )
 
     async def doRecovery(self, reason: str) -> None:
 
