@@ -29,6 +29,8 @@ from tests.support.invariants import (
     FaultRun,
     Invariants,
     InvariantTable,
+    catdbBytes,
+    gLockHolders,
 )
 from tests.support.nemesis import KINDS, Fault, Nemesis, makeCluster, nftProblem
 from tests.support.netns import NetworkLab
@@ -196,3 +198,30 @@ class RuleTests(SynchronousTestCase):
             deleted,
             {(f"ns{k}", t) for k in range(3) for t in ("nemesis", "nemesisdup")},
         )
+
+
+class GLockDiagnosticTests(SynchronousTestCase):
+    """The g_lock holders printed when C{ctdb pfetch} does not answer."""
+
+    def test_catdbHolders(self) -> None:
+        """C{ctdb catdb g_lock.tdb}'s escaped values decode to the holders."""
+        catdb = (
+            'key(26) = "transaction_db_0x4a68c727\\00"\n'
+            "dmaster: 2\n"
+            "rsn: 4547\n"
+            "flags: 0x00010000 MIGRATED_WITH_DATA\n"
+            'data(32) = "\\01\\00\\00\\00\\00\\00\\00\\00\\F7R\\00\\00\\00\\00'
+            "\\00\\00'\\C7hJ\\00\\00\\00\\00\\F7R\\00\\00'\\C7hJ\"\n"
+            "\n"
+            'key(6) = "other\\00"\n'
+            "dmaster: 0\n"
+            "rsn: 1\n"
+            'data(0) = ""\n'
+            "\n"
+            "Dumped 2 records\n"
+        )
+        self.assertEqual(
+            gLockHolders(catdb),
+            {"transaction_db_0x4a68c727": ["W pid 21239 node 0"], "other": []},
+        )
+        self.assertEqual(catdbBytes("a\\5Cb\\00"), b"a\\b\0")

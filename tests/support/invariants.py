@@ -87,6 +87,47 @@ CHECKS = (
 
 _DELETED_AT = re.compile(r"deleted at ([0-9.]+)")
 #: the counter loop's report of a persistent counter short of its acks
+#: one record of Samba's C{ctdb catdb}: its key and data lines
+_CATDB_RECORD = re.compile(
+    r'^key\(\d+\) = "(.*)"\n(?:.*\n)*?data\(\d+\) = "(.*)"$', re.MULTILINE
+)
+_CATDB_ESCAPE = re.compile(r"\\([0-9A-F]{2})")
+
+
+def catdbBytes(text: str) -> bytes:
+    """A key or value as Samba's C{ctdb catdb} prints it (a byte that is
+    not printable as C{\\XX}, hex) back to bytes."""
+    out = bytearray()
+    pos = 0
+    for m in _CATDB_ESCAPE.finditer(text):
+        out += text[pos : m.start()].encode("latin-1")
+        out.append(int(m.group(1), 16))
+        pos = m.end()
+    out += text[pos:].encode("latin-1")
+    return bytes(out)
+
+
+def gLockHolders(catdb: str) -> dict[str, list[str]]:
+    """The holders of every g_lock in C{ctdb catdb g_lock.tdb}'s output:
+    lock name -> C{"<W|R> pid <pid> node <vnn>"}."""
+    from ctdb.client.glock import G_LOCK_WRITE, GLock
+
+    holders = {}
+    for m in _CATDB_RECORD.finditer(catdb):
+        name = catdbBytes(m.group(1)).rstrip(b"\0").decode(errors="replace")
+        try:
+            locks = GLock.decodeList(catdbBytes(m.group(2)))
+        except Exception:  # noqa: BLE001 - a diagnostic, never a failure
+            holders[name] = [f"undecodable {m.group(2)!r}"]
+            continue
+        holders[name] = [
+            f"{'W' if lock.type == G_LOCK_WRITE else 'R'} pid {lock.sid.pid} "
+            f"node {lock.sid.vnn}"
+            for lock in locks
+        ]
+    return holders
+
+
 _SHORT = re.compile(r"c/\d+ is (\d+), (\d+) increments acknowledged")
 #: a daemon's log line saying that it lost a node (ours and ctdbd's alike)
 _DEAD = re.compile(rb"node (\d+\.\d+\.\d+\.\d+) is dead")
@@ -452,12 +493,25 @@ class Invariants:
         return done
 
     def pfetch(self, pnn: int, key: str) -> int:
-        done = self.tool(pnn, "pfetch", PDB, key)
+        try:
+            done = self.tool(pnn, "pfetch", PDB, key)
+        except NetnsClusterError as e:
+            # pfetch takes the transaction g_lock: say who holds it
+            raise NetnsClusterError(f"{e}; g_locks: {self.gLocks(pnn)}") from e
         if done.returncode != 0:
             raise NetnsClusterError(
                 f"pfetch {key} on node {pnn}: {(done.stdout + done.stderr).strip()}"
             )
         return _int(done.stdout)
+
+    def gLocks(self, pnn: int) -> str:
+        """The g_lock holders that node C{pnn}'s copy of C{g_lock.tdb} names
+        (a diagnostic: the copy may be older than the dmaster's)."""
+        try:
+            done = self.tool(pnn, "catdb", "g_lock.tdb", timeout=5.0)
+        except NetnsClusterError as e:
+            return str(e)
+        return repr(gLockHolders(done.stdout))
 
     def checkPersistent(self, when: str, final: dict[int, int] | None = None) -> None:
         """C{persistent-acked} and C{shared-counter} on every node; with
