@@ -17,6 +17,9 @@ names and PIDs recorded, also when the test fails.
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 import time
 
 from twisted.trial.unittest import SynchronousTestCase
@@ -25,6 +28,7 @@ from tests.integration._clusters import tempDir
 from tests.support.faultworkload import Workload
 from tests.support.invariants import (
     CHECKS,
+    DELETED_STAY_DELETED,
     PUBLIC_IP_NEVER_TWO,
     FaultRun,
     Invariants,
@@ -225,3 +229,98 @@ class GLockDiagnosticTests(SynchronousTestCase):
             {"transaction_db_0x4a68c727": ["W pid 21239 node 0"], "other": []},
         )
         self.assertEqual(catdbBytes("a\\5Cb\\00"), b"a\\b\0")
+
+
+class LogCluster:
+    """Three nodes whose daemons' logs are files in C{directory}."""
+
+    size = 3
+    network = None
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+
+    def address(self, pnn: int) -> str:
+        return f"10.77.0.{pnn + 1}"
+
+    def logFile(self, pnn: int) -> str:
+        return os.path.join(self.directory, f"log{pnn}")
+
+
+class FakeWorkload:
+    """Hands out the problems the workers printed, once."""
+
+    def __init__(self) -> None:
+        self.problems: list[tuple[str, int, str]] = []
+
+    def newProblems(self) -> list[tuple[str, int, str]]:
+        found, self.problems = self.problems, []
+        return found
+
+    def sideProgress(self) -> dict[int, dict[str, int]]:
+        return {}
+
+
+class DepartureTests(SynchronousTestCase):
+    """Deleted records that come back after a node left are excused."""
+
+    def setUp(self) -> None:
+        self.cluster = LogCluster(tempfile.mkdtemp())
+        self.addCleanup(shutil.rmtree, self.cluster.directory)
+        self.workload = FakeWorkload()
+        self.table = InvariantTable(daemon="ours")
+        self.lines: list[str] = []
+        self.invariants = Invariants(
+            self.cluster,
+            self.workload,  # type: ignore[arg-type]
+            self.table,
+            log=self.lines.append,
+        )
+
+    def logDead(self, pnn: int, dead: int) -> None:
+        with open(self.cluster.logFile(pnn), "a") as f:
+            f.write(
+                f"2026-12-06T09:00:00+0000 [ctdb.daemon.core.Daemon#info] "
+                f"10.77.0.{pnn + 1}: node {self.cluster.address(dead)} is dead - "
+                f"1 connected (node {dead}, heard 1.5 s ago)\n"
+            )
+
+    def test_departureAfterTheChecks(self) -> None:
+        """
+        Node 2 is logged dead after the checks of a fault read the logs
+        (late in the heal of loss(2 60%)); the deletion it brings back is
+        reported during the next fault, in which no node leaves: excused.
+        """
+        deletedAt = time.time() - 1
+        self.invariants.startFault("loss")
+        self.invariants.checkWorkers("fault 1", flowing=False)
+        self.logDead(0, 2)
+        self.invariants.startFault("delay")
+        self.assertEqual(self.invariants.left, set())
+        self.workload.problems.append(
+            (
+                "side",
+                0,
+                f"deleted record d/0/7 (deleted at {deletedAt:.3f}) came back as "
+                + "b'alive 8'",
+            )
+        )
+        self.invariants.checkWorkers("fault 2", flowing=False)
+        self.assertEqual(self.table.violations, [])
+        self.assertEqual(self.table.excused, {DELETED_STAY_DELETED: 1})
+
+    def test_deletionAfterTheDeparture(self) -> None:
+        """A record deleted after the last departure must stay deleted."""
+        self.logDead(1, 0)
+        self.invariants.startFault("loss")
+        deletedAt = time.time() + 1
+        self.workload.problems.append(
+            (
+                "side",
+                1,
+                f"deleted record d/1/3 (deleted at {deletedAt:.3f}) came back as "
+                + "b'alive 4'",
+            )
+        )
+        self.invariants.checkWorkers("fault 1", flowing=False)
+        self.assertEqual(len(self.table.violations), 1)

@@ -590,6 +590,20 @@ class Invariants:
         if persistent:
             self._record(PERSISTENT_ACKED, when, persistent)
 
+    def startFault(self, kind: str) -> None:
+        """Before a fault of C{kind}: L{left} starts empty.  A node logged
+        dead since the last scan (after the previous fault's checks had
+        read the logs: a departure late in its heal) is a departure that
+        ended now, as one during a fault is at its end (L{leftEnds}): a
+        deletion made before it may come back, and the worker may report
+        that only during the next faults."""
+        self.kind = kind
+        self.left = set()
+        self.scanDeparted()
+        if self.left:
+            self.leftEnds.append(time.time())
+        self.left = set()
+
     def _leftSince(self, text: str) -> bool:
         """Whether a node left the cluster after the deletion that C{text}
         reports (C{deleted at <time>}) and before the current fault."""
@@ -662,9 +676,7 @@ class FaultRun:
         fault = self.nemesis.choose()
         when = f"fault {index} {fault.describe()}"
         seen: set[tuple[str, tuple[int, ...]]] = set()
-        self.invariants.kind = fault.kind
-        self.invariants.scanDeparted()
-        self.invariants.left = set()
+        self.invariants.startFault(fault.kind)
         self.nemesis.inject(fault)
         self.invariants.left |= set(fault.killed)
         if fault.kind in ("ban", "stop"):
