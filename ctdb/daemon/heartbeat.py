@@ -26,13 +26,29 @@ been silent for C{timeout} seconds is declared dead.
 
 The logic is driven by C{reactor.seconds()} and C{reactor.callLater} only,
 so a L{twisted.internet.task.Clock} tests it.
+
+Leases for the public addresses (L{ctdb.takeover.fence}, docs/
+FAILURE_DETECTION.md "Giving addresses up"):
+
+ - Confirmations.  Every heartbeat echoes the sequence number of the latest
+   heartbeat its sender received from the node it goes to.  A node keeps
+   the time (its own clock) at which it sent each of its recent heartbeats,
+   so an echo tells it that the peer heard it at a time no earlier than
+   that send time (L{HeartbeatMonitor.confirmedAt}).  Send times, not
+   receive times: an echo read after this node was paused confirms nothing
+   newer than what was sent before the pause.
+ - Fences.  A peer declared dead here by silence may still be alive on the
+   other side of a partition, hosting its public addresses until its own
+   lease runs out.  L{HeartbeatMonitor.fenceDeadline} says until when this
+   node must not move its addresses: C{fenceDelay} after the peer was last
+   heard.  A peer whose link closed (a killed process) needs no fence.
 """
 
 from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from twisted.internet import task
 from twisted.internet.interfaces import IReactorTime
@@ -49,30 +65,42 @@ DEFAULT_TIMEOUT = 1.5
 HELLO_INTERVAL = 5.0
 
 _MAGIC = b"TXHB"
-_PAYLOAD = struct.Struct("<4sIII")
-_VERSION = 1
+_PAYLOAD_V1 = struct.Struct("<4sIII")
+#: version 2 adds the echo (u32 ack)
+_PAYLOAD = struct.Struct("<4sIIII")
+_VERSION = 2
+#: how many recent send times a node keeps per peer for the echoes
+_SENT_KEPT = 64
 
 
 @dataclass(frozen=True, slots=True)
 class Heartbeat:
-    """The payload of a heartbeat message: who sends it and its number."""
+    """The payload of a heartbeat message: who sends it, its number, and
+    the number of the latest heartbeat its sender received from the node it
+    goes to (C{ack}, 0 for none; version 1 heartbeats carry none)."""
 
     pnn: int
     seq: int
     version: int = _VERSION
+    ack: int = 0
 
     def encode(self) -> bytes:
-        return _PAYLOAD.pack(_MAGIC, self.version, self.pnn, self.seq)
+        if self.version < 2:
+            return _PAYLOAD_V1.pack(_MAGIC, self.version, self.pnn, self.seq)
+        return _PAYLOAD.pack(_MAGIC, self.version, self.pnn, self.seq, self.ack)
 
     @classmethod
     def decode(cls, data: bytes) -> Heartbeat | None:
         """The heartbeat in C{data}, or None if it is not one."""
-        if len(data) < _PAYLOAD.size:
+        if len(data) < _PAYLOAD_V1.size:
             return None
-        magic, version, pnn, seq = _PAYLOAD.unpack_from(data)
+        magic, version, pnn, seq = _PAYLOAD_V1.unpack_from(data)
         if magic != _MAGIC:
             return None
-        return cls(pnn, seq, version)
+        ack = 0
+        if version >= 2 and len(data) >= _PAYLOAD.size:
+            ack = _PAYLOAD.unpack_from(data)[4]
+        return cls(pnn, seq, version, ack)
 
 
 @dataclass
@@ -81,8 +109,25 @@ class _Peer:
     linked: bool = False
     #: a heartbeat came from it since its link came up
     recognised: bool = False
+    #: a heartbeat ever came from it: a txctdb node, not a ctdbd
+    everRecognised: bool = False
     #: silence counted against it, in seconds of this node's punctual time
     silence: float = 0.0
+    #: when (this node's clock) it was last heard, any packet
+    heardAt: float | None = None
+    #: the latest heartbeat number it sent us (echoed in ours)
+    lastSeq: int = 0
+    #: the send time of our latest heartbeat it echoed
+    confirmedAt: float | None = None
+    #: our recent heartbeats to it: number -> send time
+    sent: dict[int, float] = field(default_factory=dict)
+
+    def forget(self) -> None:
+        self.recognised = False
+        self.silence = 0.0
+        self.lastSeq = 0
+        self.confirmedAt = None
+        self.sent.clear()
 
 
 class HeartbeatMonitor:
@@ -93,6 +138,13 @@ class HeartbeatMonitor:
     C{declareDead(pnn, silence)} is called once when a recognised peer has
     been silent for C{timeout} seconds.  The daemon calls L{linkUp},
     L{linkDown}, L{heard} (any packet) and L{heartbeatReceived}.
+
+    C{fenceDelay} (default twice C{timeout}) is how long after a peer lost
+    by silence was last heard its addresses stay where they are
+    (L{fenceDeadline}); C{lease} (default C{timeout - interval}) how long a
+    confirmation lets this node keep its own (L{confirmedWithin}).  The
+    fence must exceed the lease by more than a check interval: the margin
+    is the longest pause of the silent node that is still covered.
     """
 
     log = Logger()
@@ -107,6 +159,8 @@ class HeartbeatMonitor:
         interval: float = DEFAULT_INTERVAL,
         timeout: float = DEFAULT_TIMEOUT,
         helloInterval: float = HELLO_INTERVAL,
+        lease: float | None = None,
+        fenceDelay: float | None = None,
     ) -> None:
         if interval <= 0 or timeout <= interval:
             raise ValueError(
@@ -119,11 +173,28 @@ class HeartbeatMonitor:
         self.interval = interval
         self.timeout = timeout
         self.helloInterval = helloInterval
+        self.lease = timeout - interval if lease is None else lease
+        self.fenceDelay = 2 * timeout if fenceDelay is None else fenceDelay
+        if not 0 < self.lease <= timeout - interval:
+            raise ValueError(
+                f"lease {self.lease} must be > 0 and at most timeout - interval"
+            )
+        if self.fenceDelay <= self.lease + interval:
+            raise ValueError(
+                f"fence delay {self.fenceDelay} must exceed lease + interval"
+            )
         self._peers: dict[int, _Peer] = {}
         self._seq = 0
         self._loop: task.LoopingCall | None = None
         self._lastTick = 0.0
         self._lastHello = 0.0
+        self._startedAt: float | None = None
+        #: peers declared dead by silence: pnn -> their fence deadline
+        self._fences: dict[int, float] = {}
+        #: called with the time since the previous check at the start of
+        #: every check, before any peer is declared dead (the fence of the
+        #: public addresses: L{ctdb.takeover.fence})
+        self.checkHooks: list[Callable[[float], object]] = []
         #: checks that ran more than one interval late (this node was paused)
         self.lateChecks = 0
         #: the longest lateness seen, in seconds
@@ -137,6 +208,8 @@ class HeartbeatMonitor:
 
     def start(self) -> None:
         self._lastTick = self._lastHello = self.reactor.seconds()
+        if self._startedAt is None:
+            self._startedAt = self._lastTick
         self._loop = task.LoopingCall(self._tick)
         self._loop.clock = self.reactor
         self._loop.start(self.interval, now=False)
@@ -153,25 +226,33 @@ class HeartbeatMonitor:
         peer = self._peers.get(pnn)
         return peer is not None and peer.linked and peer.recognised
 
+    def wasOurs(self, pnn: int) -> bool:
+        """Whether node C{pnn} ever sent us a heartbeat (it is a txctdb node,
+        whether its link is up now or not)."""
+        peer = self._peers.get(pnn)
+        return peer is not None and peer.everRecognised
+
     def linkUp(self, pnn: int) -> None:
         peer = self._peers.setdefault(pnn, _Peer())
         peer.linked = True
-        peer.recognised = False
-        peer.silence = 0.0
+        peer.forget()
+        peer.heardAt = self.reactor.seconds()
+        self._fences.pop(pnn, None)
         self._beat(pnn)
 
     def linkDown(self, pnn: int) -> None:
         peer = self._peers.get(pnn)
         if peer is not None:
             peer.linked = False
-            peer.recognised = False
-            peer.silence = 0.0
+            peer.forget()
 
     def heard(self, pnn: int) -> None:
         """A packet came from node C{pnn}."""
         peer = self._peers.get(pnn)
         if peer is not None:
             peer.silence = 0.0
+            if peer.linked:
+                peer.heardAt = self.reactor.seconds()
 
     def heartbeatReceived(self, pnn: int, data: bytes) -> None:
         """A heartbeat message came over node C{pnn}'s link."""
@@ -183,8 +264,15 @@ class HeartbeatMonitor:
         if peer is None or not peer.linked:
             return
         peer.silence = 0.0
+        peer.heardAt = self.reactor.seconds()
+        peer.lastSeq = beat.seq
+        sentAt = peer.sent.get(beat.ack) if beat.ack else None
+        if sentAt is not None and (
+            peer.confirmedAt is None or sentAt > peer.confirmedAt
+        ):
+            peer.confirmedAt = sentAt
         if not peer.recognised:
-            peer.recognised = True
+            peer.recognised = peer.everRecognised = True
             self.log.info(
                 "node {pnn} is a txctdb node: heartbeats every {interval} s,"
                 " dead after {timeout} s of silence",
@@ -195,17 +283,61 @@ class HeartbeatMonitor:
             # so that it recognises us at once too
             self._beat(pnn)
 
+    # -- leases and fences ------------------------------------------------------------
+
+    def confirmedAt(self, pnn: int) -> float | None:
+        """The send time of our latest heartbeat that txctdb peer C{pnn}
+        echoed: it heard us then or later.  None if nothing is confirmed
+        since its link came up."""
+        peer = self._peers.get(pnn)
+        if peer is None or not peer.linked or not peer.recognised:
+            return None
+        return peer.confirmedAt
+
+    def confirmedWithin(self, pnn: int, window: float | None = None) -> bool:
+        """Whether txctdb peer C{pnn} confirmed a heartbeat we sent less
+        than C{window} (default L{lease}) seconds ago."""
+        at = self.confirmedAt(pnn)
+        if at is None:
+            return False
+        span = self.lease if window is None else window
+        return self.reactor.seconds() - at < span
+
+    def fenceDeadline(self, pnn: int) -> float | None:
+        """
+        Until when (this node's clock) the public addresses of node C{pnn}
+        must stay where they are: C{fenceDelay} after it was last heard if
+        this node declared it dead by silence, or after this monitor started
+        if this node never linked with it since.  None when no fence holds
+        (the peer is linked, or its link closed: a killed process).
+        """
+        deadline = self._fences.get(pnn)
+        if deadline is not None:
+            return deadline
+        if pnn not in self._peers and self._startedAt is not None:
+            return self._startedAt + self.fenceDelay
+        return None
+
     # -- the check -----------------------------------------------------------------
 
     def _beat(self, pnn: int) -> None:
-        self._seq = (self._seq + 1) & 0xFFFFFFFF
+        self._seq = (self._seq + 1) & 0xFFFFFFFF or 1
         self.sent += 1
-        self._send(pnn, Heartbeat(self.pnn, self._seq).encode())
+        peer = self._peers.get(pnn)
+        ack = 0
+        if peer is not None:
+            ack = peer.lastSeq
+            peer.sent[self._seq] = self.reactor.seconds()
+            if len(peer.sent) > _SENT_KEPT:
+                del peer.sent[next(iter(peer.sent))]
+        self._send(pnn, Heartbeat(self.pnn, self._seq, ack=ack).encode())
 
     def _tick(self) -> None:
         now = self.reactor.seconds()
         elapsed = now - self._lastTick
         self._lastTick = now
+        for hook in list(self.checkHooks):
+            hook(elapsed)
         late = elapsed - self.interval
         self.maxLateness = max(self.maxLateness, late)
         if elapsed > 2 * self.interval:
@@ -228,16 +360,19 @@ class HeartbeatMonitor:
             peer.silence += credit
             if peer.silence >= self.timeout:
                 silence = peer.silence
+                heardAt = peer.heardAt if peer.heardAt is not None else now
                 peer.linked = False
-                peer.recognised = False
-                peer.silence = 0.0
+                peer.forget()
+                self._fences[pnn] = heardAt + self.fenceDelay
                 self.suspicions += 1
                 self.log.info(
                     "node {pnn} silent for {silence:.2f} s (heartbeat timeout"
-                    " {timeout} s): declaring it dead",
+                    " {timeout} s): declaring it dead; its public addresses"
+                    " stay until {fence:.2f} s from now",
                     pnn=pnn,
                     silence=silence,
                     timeout=self.timeout,
+                    fence=heardAt + self.fenceDelay - now,
                     step="heartbeat-timeout",
                     node=self.pnn,
                 )

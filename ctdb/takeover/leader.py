@@ -67,7 +67,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from twisted.internet import defer
+from twisted.internet import defer, task
 from twisted.logger import Logger
 from zope.interface import implementer
 
@@ -158,6 +158,9 @@ class TakeoverRunner(TakeoverRunMetrics):
         self._verifying = False
         #: (addresses moved, addresses) of the current run, for its last line
         self._moves = (0, 0)
+        #: runs that waited for a node lost by silence to give its
+        #: addresses up (L{_waitForFences})
+        self.fenceWaits = 0
         self.initRunMetrics()
 
     # -- the seams of the daemon ----------------------------------------------
@@ -427,6 +430,8 @@ class TakeoverRunner(TakeoverRunMetrics):
         connected = [n.pnn for n in d.nodes if not n.flags & _UNCONNECTED]
         active = [n.pnn for n in d.nodes if not n.flags & C.NODE_FLAGS_INACTIVE]
         credits = [0] * numNodes
+        if not self.failoverDisabled:
+            await self._waitForFences()
         deadline = self.reactor.seconds() + 3 * takeoverTimeout
         try:
             if not self.failoverDisabled:
@@ -453,6 +458,45 @@ class TakeoverRunner(TakeoverRunMetrics):
             self._nameCulprit(credits)
             return False
         return True
+
+    async def _waitForFences(self) -> None:
+        """
+        The leader's half of giving addresses up (L{ctdb.takeover.fence}):
+        a node this node lost by silence may be alive on the other side of
+        a partition, and it gives its addresses up only when its heartbeat
+        lease runs out.  So no address moves before the fence deadline of
+        every such node (L{ctdb.daemon.heartbeat.HeartbeatMonitor.
+        fenceDeadline}): the run waits for the latest.  Nodes whose link
+        closed (a killed process) and runs without txctdb's heartbeat wait
+        for nothing, as in 4.17.
+        """
+        d = self.daemon
+        monitor = d.heartbeats
+        if monitor is None:
+            return
+        now = self.reactor.seconds()
+        fences: dict[int, float] = {}
+        for n in d.nodes:
+            if n.pnn == d.pnn or n.flags & C.NODE_FLAGS_DELETED:
+                continue
+            if not n.flags & C.NODE_FLAGS_DISCONNECTED:
+                continue
+            deadline = monitor.fenceDeadline(n.pnn)
+            if deadline is not None and deadline > now:
+                fences[n.pnn] = deadline
+        if not fences:
+            return
+        wait = max(fences.values()) - now
+        self.log.info(
+            "Holding the public addresses for {wait:.2f} s: nodes {nodes} were"
+            " lost by silence and give theirs up first",
+            wait=wait,
+            nodes=sorted(fences),
+            step="takeover-fence-wait",
+            node=d.pnn,
+        )
+        self.fenceWaits += 1
+        await task.deferLater(self.reactor, wait, lambda: None)
 
     def _allocation(
         self,

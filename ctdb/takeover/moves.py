@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from twisted.logger import Logger
 
     from ctdb.daemon.core import ControlResult, Daemon
+    from ctdb.takeover.fence import AddressFence
     from ctdb.takeover.state import VnnTable
 
 
@@ -57,6 +58,7 @@ class AddressMoves:
         byScripts: bool
         checkAddresses: bool
         failoverDisabled: bool
+        fence: AddressFence | None
 
         @property
         def checking(self) -> bool: ...
@@ -88,6 +90,15 @@ class AddressMoves:
         vnn = self._publicVnn(pip, "takeoverip")
         if vnn is None:
             return OK
+        if self.fence is not None and self.fence.fenced:
+            # ctdb.takeover.fence: this node may be cut off from the cluster
+            self.log.error(
+                "takeoverip of IP {addr} refused: this node gave its public "
+                "addresses up ({reason})",
+                addr=vnn.address,
+                reason=self.fence.reason,
+            )
+            return failed(f"{vnn.address}: public addresses given up")
         have = self.checking and self.haveIp(vnn.address)
         best = self.table.bestIface(vnn)
         if best is None:
@@ -427,6 +438,61 @@ class AddressMoves:
         if vnn.deletePending:
             self.log.info("Deleting IP {addr}", addr=vnn.address)
             self.table.delete(vnn, self.pnn)
+
+    def heldAddresses(self) -> list[Vnn]:
+        """The addresses this node holds: on the host (when it checks the
+        host), or by its own records."""
+        if self.checking:
+            return [vnn for vnn in self.table if self.haveIp(vnn.address)]
+        return [vnn for vnn in self.table if vnn.iface is not None]
+
+    def dropAllNow(self) -> defer.Deferred[int]:
+        """
+        The fence's release (L{ctdb.takeover.fence}): every address this
+        node holds goes off the host now, synchronously (daemon mode), and
+        only then does each finish its release: the releaseip event, the
+        resets of its clients, RELEASE_IP to the local clients.  (With
+        C{byScripts} the releaseip events take the addresses off.)  Fires
+        with the number released.
+        """
+        held = []
+        for vnn in self.heldAddresses():
+            iface = vnn.ifaceName
+            if vnn.iface is None and vnn.ifaces:
+                iface = vnn.ifaces[0].name
+            vnn.cancelAnnouncement()
+            self.log.info(
+                "Release of IP {addr}/{mask} on interface {iface} node:-1",
+                addr=vnn.address,
+                mask=vnn.mask,
+                iface=iface,
+                pnn=-1,
+                step="ip-released",
+                node=self.pnn,
+                generation=self.daemon.vnnMap.generation,
+            )
+            if not self.byScripts:
+                self._removeFromHost(vnn, iface)
+            held.append((vnn, iface))
+        return defer.Deferred.fromCoroutine(self._finishDrops(held))
+
+    async def _finishDrops(self, held: list[tuple[Vnn, str]]) -> int:
+        count = 0
+        for vnn, iface in held:
+            if vnn.updateInFlight:
+                # a take or release runs: it ends with the address where the
+                # host has it, and the IP check and the leader repair that
+                continue
+            vnn.updateInFlight = True
+            try:
+                await self.runEvent("releaseip", f"{iface} {vnn.address} {vnn.mask}")
+                await self._killConnections(vnn, iface)
+            finally:
+                vnn.updateInFlight = False
+            self.releasePost(vnn)
+            count += 1
+        self.log.info("Released {n} public IPs", n=count)
+        return count
 
     @defer.inlineCallbacks
     def releaseAllIps(self):  # type: ignore[no-untyped-def]

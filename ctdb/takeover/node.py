@@ -73,6 +73,7 @@ from ctdb.protocols.publicips import (
     encodePublicIPList,
 )
 from ctdb.takeover.addresslist import AddressList
+from ctdb.takeover.fence import AddressFence
 from ctdb.takeover.ipcheck import LocalIPCheck
 from ctdb.takeover.metrics import PublicAddressMetrics
 from ctdb.takeover.moves import AddressMoves
@@ -142,6 +143,8 @@ class PublicAddresses(
         self.checkAddresses = checkAddresses
         self.addressesFile = addressesFile
         self._configured = list(addresses)
+        #: the rules that make this node give its addresses up (plugInto)
+        self.fence: AddressFence | None = None
         self.table = VnnTable()
         self.initTickles()
         self.initIPCheck()
@@ -168,6 +171,8 @@ class PublicAddresses(
         daemon.addClientObserver(self)
         daemon.addRecoveryParticipant(self)
         daemon.addMetricsSource(self)
+        if not self.failoverDisabled:
+            self.fence = AddressFence(self, heartbeats=daemon.heartbeats)
 
     def startService(self) -> None:
         """Clean the host, then start the periodic tickle push
@@ -176,6 +181,8 @@ class PublicAddresses(
         self.dropStaleAddresses()
         self.startTickleUpdates()
         self.startIPCheck()
+        if self.fence is not None:
+            self.fence.start()
 
     def dropStaleAddresses(self) -> None:
         """Daemon mode: take our public addresses off the host if a daemon
@@ -195,6 +202,8 @@ class PublicAddresses(
         super().stopService()
         self.stopTickleUpdates()
         self.stopIPCheck()
+        if self.fence is not None:
+            self.fence.stop()
         for vnn in self.table:
             vnn.cancelAnnouncement()
         if self.byScripts or self.failoverDisabled:
@@ -361,6 +370,9 @@ class PublicAddresses(
         if d.nodes[self.pnn].flags & (NODE_FLAGS_INACTIVE | NODE_FLAGS_DISABLED):
             return False
         if vnn.deletePending:
+            return False
+        if self.fence is not None and self.fence.fenced:
+            # it gave its addresses up (ctdb.takeover.fence)
             return False
         if vnn.iface is not None and vnn.iface.linkUp:
             return True

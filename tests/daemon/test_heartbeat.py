@@ -28,9 +28,15 @@ HEARTBEAT = (DEFAULT_INTERVAL, DEFAULT_TIMEOUT)
 
 class HeartbeatCodecTests(SynchronousTestCase):
     def test_roundTrip(self) -> None:
-        beat = Heartbeat(3, 0xFFFFFFFF)
+        beat = Heartbeat(3, 0xFFFFFFFF, ack=7)
         self.assertEqual(Heartbeat.decode(beat.encode()), beat)
-        self.assertEqual(len(beat.encode()), 16)
+        self.assertEqual(len(beat.encode()), 20)
+
+    def test_versionOneHasNoEcho(self) -> None:
+        """A 16-byte version 1 heartbeat still decodes, echoing nothing."""
+        old = Heartbeat(3, 9, version=1)
+        self.assertEqual(len(old.encode()), 16)
+        self.assertEqual(Heartbeat.decode(old.encode()), Heartbeat(3, 9, 1, 0))
 
     def test_notAHeartbeat(self) -> None:
         self.assertIsNone(Heartbeat.decode(b""))

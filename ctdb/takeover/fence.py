@@ -1,0 +1,199 @@
+# -*- test-case-name: tests.takeover.test_fence -*-
+"""
+Giving the public addresses up (docs/FAILURE_DETECTION.md, "Giving
+addresses up"): a node that may have been cut off from the cluster takes
+every public address it holds off the host at once, before the rest of the
+cluster can move them, and refuses to host any until the rules below hold
+again; it hosts addresses again only when a leader's takeover run gives it
+some.
+
+The rules, checked at every heartbeat check (L{ctdb.daemon.heartbeat}),
+before that check declares any peer dead, and once a second:
+
+ 1. Quorum.  Fewer than a majority of the configured nodes, this node
+    included, confirmed within the heartbeat lease (C{timeout - interval},
+    1.25 s by default) that they hear it.  A txctdb peer confirms by
+    echoing our heartbeats (a link that is up is not enough: once a node
+    sent us heartbeats, only its echoes count); a peer that never sent one
+    (Samba's ctdbd) counts while its link is up, as 4.17 counts it.
+ 2. Pause.  This node's own heartbeat check came later than the heartbeat
+    timeout after the previous one: its reactor was paused long enough
+    for the others to declare it dead.
+ 3. Recovery.  The node has been in recovery mode (elections included: a
+    node without a leader is in recovery) for C{RecoveryDropAllIPs}
+    seconds, as ctdbd 4.17 drops its addresses (ctdb_drop_all_ips_event).
+    This rule alone applies when txctdb's heartbeat is off.
+
+The other half is in the leader's takeover run
+(L{ctdb.takeover.leader.TakeoverRunner}): it moves no address while a node
+lost by silence may still hold it, that is until
+L{ctdb.daemon.heartbeat.HeartbeatMonitor.fenceDeadline}.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from twisted.internet import task
+from twisted.logger import Logger, LogLevel
+
+from ctdb.protocols.nodestate import (
+    CTDB_RECOVERY_NORMAL,
+    NODE_FLAGS_DELETED,
+    NODE_FLAGS_DISCONNECTED,
+)
+from ctdb.takeover.ipcheck import askForTakeoverRun
+
+if TYPE_CHECKING:
+    from ctdb.daemon.heartbeat import HeartbeatMonitor
+    from ctdb.takeover.node import PublicAddresses
+
+#: how often the rules are checked apart from the heartbeat checks
+CHECK_INTERVAL = 1.0
+
+
+class AddressFence:
+    """
+    The rules above for one node's public addresses.
+
+    @ivar reason: why the node is fenced now (None: it is not).
+    @ivar fences: how many times it was fenced.
+    @ivar released: how many addresses the fences took off the host.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        addresses: PublicAddresses,
+        *,
+        heartbeats: HeartbeatMonitor | None,
+        checkInterval: float = CHECK_INTERVAL,
+    ) -> None:
+        self.addresses = addresses
+        self.daemon = addresses.daemon
+        self.reactor = addresses.daemon.reactor
+        self.heartbeats = heartbeats
+        self.checkInterval = checkInterval
+        self.reason: str | None = None
+        self.fences = 0
+        self.released = 0
+        self._releasedThisFence = 0
+        self._recoverySince: float | None = None
+        self._loop: task.LoopingCall | None = None
+
+    @property
+    def fenced(self) -> bool:
+        return self.reason is not None
+
+    # -- life --------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self.heartbeats is not None:
+            self.heartbeats.checkHooks.append(self._heartbeatCheck)
+        self._loop = task.LoopingCall(self.check)
+        self._loop.clock = self.reactor
+        self._loop.start(self.checkInterval, now=False)
+
+    def stop(self) -> None:
+        if self.heartbeats is not None and self._heartbeatCheck in (
+            self.heartbeats.checkHooks
+        ):
+            self.heartbeats.checkHooks.remove(self._heartbeatCheck)
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+        self._loop = None
+
+    # -- the rules -------------------------------------------------------------------
+
+    def _heartbeatCheck(self, elapsed: float) -> None:
+        self.check(elapsed)
+
+    def problem(self, elapsed: float | None = None) -> str | None:
+        """The first rule that says this node must not hold addresses now,
+        as a sentence, or None."""
+        d = self.daemon
+        now = self.reactor.seconds()
+        hb = self.heartbeats
+        if hb is not None:
+            if elapsed is not None and elapsed > hb.timeout:
+                return (
+                    f"this node was paused for {elapsed:.2f} s, longer than the"
+                    f" heartbeat timeout ({hb.timeout} s)"
+                )
+            configured = [n for n in d.nodes if not n.flags & NODE_FLAGS_DELETED]
+            need = len(configured) // 2 + 1
+            alive = [d.pnn]
+            for n in configured:
+                if n.pnn == d.pnn:
+                    continue
+                if hb.wasOurs(n.pnn):
+                    # a txctdb node: only its echoes count, not its link
+                    if hb.confirmedWithin(n.pnn):
+                        alive.append(n.pnn)
+                elif not n.flags & NODE_FLAGS_DISCONNECTED:
+                    # a ctdbd (or a node not heard yet): 4.17's view
+                    alive.append(n.pnn)
+            if len(alive) < need:
+                return (
+                    f"only nodes {sorted(alive)} confirmed within {hb.lease:.2f} s"
+                    f" that they hear this node, fewer than {need} of"
+                    f" {len(configured)}"
+                )
+        if d.recmode == CTDB_RECOVERY_NORMAL:
+            self._recoverySince = None
+        else:
+            if self._recoverySince is None:
+                self._recoverySince = now
+            limit = float(d.tunables.RecoveryDropAllIPs)
+            if now - self._recoverySince >= limit:
+                return f"in recovery for {now - self._recoverySince:.0f} s"
+        return None
+
+    def check(self, elapsed: float | None = None) -> None:
+        """Apply the rules: fence, or lift the fence."""
+        problem = self.problem(elapsed)
+        if problem is not None:
+            if self.reason is None:
+                self.fence(problem)
+            return
+        if self.reason is not None:
+            self.lift()
+
+    # -- fencing ---------------------------------------------------------------------
+
+    def fence(self, reason: str) -> None:
+        """Take every public address off the host now, and host none until
+        the fence is lifted."""
+        self.reason = reason
+        self.fences += 1
+        held = self.addresses.heldAddresses()
+        self.log.emit(
+            LogLevel.warn if held else LogLevel.info,
+            "Giving up all public addresses ({n} held): {reason}",
+            n=len(held),
+            reason=reason,
+            step="ips-fenced",
+            node=self.daemon.pnn,
+            generation=self.daemon.vnnMap.generation,
+        )
+        self._releasedThisFence = len(held)
+        self.released += len(held)
+        if held:
+            self.addresses.dropAllNow().addErrback(
+                lambda f: self.log.failure("giving up the public addresses", f)
+            )
+
+    def lift(self) -> None:
+        """The rules hold again: the node may host addresses, from the next
+        takeover run on (one is asked for if the fence took any)."""
+        self.log.info(
+            "Public addresses may be hosted again (fenced: {reason})",
+            reason=self.reason,
+            step="ips-unfenced",
+            node=self.daemon.pnn,
+        )
+        self.reason = None
+        if self._releasedThisFence:
+            self._releasedThisFence = 0
+            askForTakeoverRun(self.daemon, self.log)
