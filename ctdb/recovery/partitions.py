@@ -94,10 +94,18 @@ class CutTracker:
         self.grace = grace
         #: pair -> when it was first seen cut (since last seen linked)
         self.since: dict[Pair, float] = {}
+        #: when L{observe} was last called
+        self.lastObserved: float | None = None
 
     def observe(self, now: float, cut: Iterable[Pair]) -> set[Pair]:
         """Record the pairs cut now (all others are linked or not
-        watched); returns those cut for at least C{grace} seconds."""
+        watched); returns those cut for at least C{grace} seconds.  After
+        a gap longer than C{grace} without observations (the node was not
+        leading, or a recovery ran long) every pair starts over: nothing
+        says it stayed cut meanwhile."""
+        if self.lastObserved is not None and now - self.lastObserved > self.grace:
+            self.since.clear()
+        self.lastObserved = now
         current = set(cut)
         for pair in list(self.since):
             if pair not in current:
@@ -108,6 +116,7 @@ class CutTracker:
 
     def clear(self) -> None:
         self.since.clear()
+        self.lastObserved = None
 
 
 def describePairs(pairs: Sequence[Pair]) -> str:

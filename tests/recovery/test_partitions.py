@@ -94,6 +94,15 @@ class CutTrackerTests(SynchronousTestCase):
         self.assertEqual(tracker.observe(12.5, {(0, 1)}), set())
         self.assertEqual(tracker.observe(14.5, {(0, 1)}), {(0, 1)})
 
+    def test_gapStartsOver(self) -> None:
+        """Observations more than the grace apart prove nothing about the
+        time between them."""
+        tracker = CutTracker(grace=2.0)
+        tracker.observe(10.0, {(0, 1)})
+        self.assertEqual(tracker.observe(15.0, {(0, 1)}), set())
+        self.assertEqual(tracker.observe(16.0, {(0, 1)}), set())
+        self.assertEqual(tracker.observe(17.0, {(0, 1)}), {(0, 1)})
+
 
 class _HeartbeatCluster:
     """Three started txctdb nodes with heartbeats and recovery, settled
