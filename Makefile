@@ -15,7 +15,7 @@ DEMO_DIR ?= demo-cluster
 APT_PACKAGES := libtdb1 tdb-tools ctdb tshark iproute2 samba smbclient samba-testsuite \
     tmux jq curl nftables gcc libibverbs1 librdmacm1 libibverbs-dev librdmacm-dev
 PIP_PACKAGES := twisted zope.interface pyroute2 prometheus_client rich pytest \
-    hypothesis smbprotocol treq ruff mypy mypy-zope import-linter
+    hypothesis smbprotocol treq ruff mypy mypy-zope import-linter matplotlib
 LINT_PATHS := ctdb tests bench scripts twisted
 # Every test package and top-level test module but the integration suite's,
 # whose modules take pytest fixtures that start real clusters: these run
