@@ -324,3 +324,40 @@ class DepartureTests(SynchronousTestCase):
         )
         self.invariants.checkWorkers("fault 1", flowing=False)
         self.assertEqual(len(self.table.violations), 1)
+
+
+class WhereIsTests(SynchronousTestCase):
+    """What an unreachable public address's violation says about it."""
+
+    def test_holdersAndNeighbour(self) -> None:
+        calls: list[tuple[tuple[str, ...], str | None]] = []
+
+        class Lab:
+            def ip(self, *args: str, namespace: str | None = None) -> str:
+                calls.append((args, namespace))
+                return "10.77.1.3 dev eth0 lladdr 02:00:00:00:00:02 REACHABLE\n"
+
+        class Network:
+            lab = Lab()
+            client = "txclient"
+
+            def holders(self) -> dict[str, list[int]]:
+                return {"10.77.1.3": [2]}
+
+            def publicMac(self, pnn: int) -> str:
+                return f"02:00:00:00:00:0{pnn + 4}"
+
+        cluster = LogCluster("/nonexistent")
+        cluster.network = Network()  # type: ignore[assignment]
+        invariants = Invariants(
+            cluster,
+            FakeWorkload(),  # type: ignore[arg-type]
+            InvariantTable(daemon="ours"),
+            log=lambda line: None,
+        )
+        self.assertEqual(
+            invariants.whereIs("10.77.1.3"),
+            "on nodes [2 (02:00:00:00:00:06)]; client's neighbour entry: "
+            "10.77.1.3 dev eth0 lladdr 02:00:00:00:00:02 REACHABLE",
+        )
+        self.assertEqual(calls, [(("neigh", "show", "10.77.1.3"), "txclient")])

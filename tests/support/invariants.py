@@ -365,10 +365,24 @@ class Invariants:
                 if not problem:
                     break
                 if time.monotonic() > deadline:
-                    problems.append(f"{address}: {problem}")
+                    problems.append(f"{address}: {problem}; {self.whereIs(address)}")
                     break
                 time.sleep(0.2)
         self._record(PUBLIC_IP_REACHABLE, when, problems)
+
+    def whereIs(self, address: str) -> str:
+        """A diagnostic of an address the client cannot reach: the nodes
+        whose kernel has it, with their public MACs, and the client's
+        neighbour entry for it."""
+        try:
+            held = self.network.holders().get(address, [])
+            nodes = ", ".join(f"{k} ({self.network.publicMac(k)})" for k in held)
+            neighbour = self.network.lab.ip(
+                "neigh", "show", address, namespace=self.network.client
+            ).strip()
+        except Exception as e:  # noqa: BLE001 - a diagnostic, never a failure
+            return f"not located: {type(e).__name__}: {e}"
+        return f"on nodes [{nodes}]; client's neighbour entry: {neighbour or 'none'}"
 
     def sampleLeft(self) -> None:
         """Add to L{left} the nodes that some node leaves out of its vnn
