@@ -53,6 +53,48 @@ class CTDBPacketReceiver(Protocol):
     def dataReceived(self, data: bytes) -> None:
         if self._broken or not data:
             return
+        if not self._buffer and type(data) is bytes:
+            # The common read: exactly one whole packet and nothing kept
+            # from before.  Hand it on without the general loop.
+            size = len(data)
+            if size >= HEADER_SIZE:
+                length, magic, version = _PREFIX.unpack_from(data, 0)
+                if (
+                    length == size
+                    and magic == CTDB_MAGIC
+                    and version == CTDB_PROTOCOL
+                    and length <= self.MAX_LENGTH
+                    and not (self.strictAlignment and length % CTDB_DS_ALIGNMENT)
+                ):
+                    self._buffer = None
+                    try:
+                        self.packetReceived(data)
+                    except Exception:  # noqa: BLE001 - nothing may escape
+                        self.log.failure("error handling a packet; dropping connection")
+                        self.malformed("handler error")
+                        return
+                    transport = self.transport
+                    if transport is None or getattr(transport, "disconnecting", False):
+                        self._broken = True
+                    return
+        started = self.severalStarted()
+        try:
+            self._received(data)
+        finally:
+            self.severalDone(started)
+
+    def severalStarted(self) -> bool:
+        """
+        A read that is not exactly one packet is about to be handled: it
+        may hold several, and a subclass may hold what they produce until
+        L{severalDone}.  Returns what L{severalDone} gets.
+        """
+        return False
+
+    def severalDone(self, started: bool) -> None:
+        """The read that L{severalStarted} announced has been handled."""
+
+    def _received(self, data: bytes) -> None:
         buf: bytes | bytearray
         if self._buffer:
             self._buffer += data

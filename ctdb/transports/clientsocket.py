@@ -97,15 +97,15 @@ class ClientProtocol(CTDBPacketReceiver):
         #: where packets for the client wait while a read is handled
         self.writes = ClientWriteBatch() if writes is None else writes
 
-    def dataReceived(self, data: bytes) -> None:
-        # A pipelining client sends many requests in one read: answer them
-        # with one send() at the end instead of one each.
-        writes = self.writes
-        started = writes.hold()
-        try:
-            super().dataReceived(data)
-        finally:
-            writes.release(started)
+    # A pipelining client sends many requests in one read: answer them with
+    # one send() at the end instead of one each.  (A read of one request
+    # has its reply sent at once.)
+
+    def severalStarted(self) -> bool:
+        return self.writes.hold()
+
+    def severalDone(self, started: bool) -> None:
+        self.writes.release(started)
 
     def connectionMade(self) -> None:
         assert self.transport is not None  # set by makeConnection

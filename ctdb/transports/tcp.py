@@ -50,17 +50,17 @@ class NodeInProtocol(CTDBPacketReceiver):
         self.transport.setTcpKeepAlive(True)
         self.owner._incomingMade(self)
 
-    def dataReceived(self, data: bytes) -> None:
-        # Replies to clients that the packets of this read produce go out
-        # together at its end (one send() per client, not one per reply).
+    # Replies to clients that the packets of one read produce go out
+    # together at its end (one send() per client, not one per reply).  (A
+    # read of one packet has its replies sent at once.)
+
+    def severalStarted(self) -> bool:
         writes = self.owner.clientWrites
-        if writes is None:
-            super().dataReceived(data)
-            return
-        started = writes.hold()
-        try:
-            super().dataReceived(data)
-        finally:
+        return writes is not None and writes.hold()
+
+    def severalDone(self, started: bool) -> None:
+        writes = self.owner.clientWrites
+        if writes is not None:
             writes.release(started)
 
     def packetReceived(self, packet: bytes) -> None:
