@@ -628,3 +628,125 @@ def encodeReqControl(
         + data
         + b"\0" * (total - raw)
     )
+
+
+# -- relaying without decoding -------------------------------------------------
+#
+# A daemon that forwards a client's control to another node, and that node's
+# reply back to the client, changes only the header's routing fields (and the
+# control's client id).  These read just what routing needs and rewrite the
+# bytes in place of a decode and a new encode; a packet they cannot vouch for
+# (odd length, trailing bytes) gets None, and the caller decodes it instead.
+
+#: the header's generation (offset 12), then after the operation
+#: destnode, srcnode and reqid (offset 20)
+_GENERATION = struct.Struct("<I")
+_GENERATION_OFFSET = 12
+_ROUTE = struct.Struct("<III")
+_ROUTE_OFFSET = 20
+#: REQ_CONTROL's client_id, after opcode, padding and srvid
+_CLIENT_ID = struct.Struct("<I")
+_CLIENT_ID_OFFSET = HEADER_SIZE + 16
+
+
+def routeReqControl(buf: bytes) -> tuple[int, int, int, int, int] | None:
+    """
+    (destnode, srcnode, reqid, opcode, flags) of C{buf} if it is a well-formed
+    REQ_CONTROL packet that L{readdressReqControl} may forward as it is: one
+    whole packet (as the framing delivers it), padded to 8 bytes and
+    holding nothing after its data.  None for anything else.
+    """
+    if len(buf) < _REQ_CONTROL.size:
+        return None
+    (
+        length,
+        magic,
+        version,
+        _generation,
+        operation,
+        destnode,
+        srcnode,
+        reqid,
+        opcode,
+        _srvid,
+        _client_id,
+        flags,
+        datalen,
+    ) = _REQ_CONTROL.unpack_from(buf, 0)
+    if (
+        operation != Operation.REQ_CONTROL
+        or magic != CTDB_MAGIC
+        or version != CTDB_PROTOCOL
+        or length != len(buf)
+        or length != (_REQ_CONTROL.size + datalen + 7) & ~7
+    ):
+        return None
+    return destnode, srcnode, reqid, opcode, flags
+
+
+def readdressReqControl(
+    buf: bytes,
+    destnode: int,
+    srcnode: int,
+    reqid: int,
+    generation: int,
+    client_id: int,
+) -> bytes:
+    """
+    C{buf} (a REQ_CONTROL that L{routeReqControl} accepted) with new routing
+    fields and client id: what C{encodeReqControl} makes of its fields with
+    these (the padding bytes are copied as they came).
+    """
+    out = bytearray(buf)
+    _GENERATION.pack_into(out, _GENERATION_OFFSET, generation)
+    _ROUTE.pack_into(out, _ROUTE_OFFSET, destnode, srcnode, reqid)
+    _CLIENT_ID.pack_into(out, _CLIENT_ID_OFFSET, client_id)
+    return bytes(out)
+
+
+def routeReplyControl(buf: bytes) -> int | None:
+    """
+    The reqid of C{buf} if it is a well-formed REPLY_CONTROL packet that
+    L{readdressReplyControl} may relay as it is: one whole packet, padded
+    to 8 bytes, nothing after its error message, and no data if it failed
+    (4.17 sends none then, and L{ReplyControl} drops it).  None otherwise.
+    """
+    if len(buf) < _REPLY_CONTROL.size:
+        return None
+    (
+        length,
+        magic,
+        version,
+        _generation,
+        operation,
+        _destnode,
+        _srcnode,
+        reqid,
+        status,
+        datalen,
+        errorlen,
+    ) = _REPLY_CONTROL.unpack_from(buf, 0)
+    if (
+        operation != Operation.REPLY_CONTROL
+        or magic != CTDB_MAGIC
+        or version != CTDB_PROTOCOL
+        or length != len(buf)
+        or length != (_REPLY_CONTROL.size + datalen + errorlen + 7) & ~7
+        or (status != 0 and datalen)
+    ):
+        return None
+    return reqid
+
+
+def readdressReplyControl(
+    buf: bytes, destnode: int, srcnode: int, reqid: int, generation: int
+) -> bytes:
+    """
+    C{buf} (a REPLY_CONTROL that L{routeReplyControl} accepted) with new
+    routing fields: what C{encodeReplyControl} makes of its fields with
+    these (the padding bytes are copied as they came).
+    """
+    out = bytearray(buf)
+    _GENERATION.pack_into(out, _GENERATION_OFFSET, generation)
+    _ROUTE.pack_into(out, _ROUTE_OFFSET, destnode, srcnode, reqid)
+    return bytes(out)

@@ -496,3 +496,96 @@ class OneStepEncoderTests(SynchronousTestCase):
         self.assertEqual(
             P.encodeReplyControl(dest, 3, reqid, gen, status, data, errmsg), expected
         )
+
+
+class RelayTests(SynchronousTestCase):
+    """Reading only the routing fields, and readdressing packets in place."""
+
+    @given(
+        st.builds(
+            P.ReqControl, headers(P.Operation.REQ_CONTROL), u32, u64, u32, u32, blobs
+        ),
+        u32,
+        u32,
+        u32,
+        u32,
+        u32,
+    )
+    def test_readdressReqControl(
+        self, req: P.ReqControl, dest: int, src: int, reqid: int, gen: int, cid: int
+    ) -> None:
+        """
+        routeReqControl reads destnode, srcnode, reqid, opcode and flags of
+        an encoded REQ_CONTROL, and readdressReqControl gives the bytes of
+        the same control with new routing fields and client id.
+        """
+        data = req.encode()
+        hdr = req.header
+        self.assertEqual(
+            P.routeReqControl(data),
+            (hdr.destnode, hdr.srcnode, hdr.reqid, req.opcode, req.flags),
+        )
+        self.assertEqual(
+            P.readdressReqControl(data, dest, src, reqid, gen, cid),
+            P.encodeReqControl(
+                dest, src, reqid, gen, req.opcode, req.srvid, cid, req.flags, req.data
+            ),
+        )
+
+    @given(
+        st.builds(
+            P.ReplyControl, headers(P.Operation.REPLY_CONTROL), i32, blobs, blobs
+        ),
+        u32,
+        u32,
+        u32,
+        u32,
+    )
+    def test_readdressReplyControl(
+        self, reply: P.ReplyControl, dest: int, src: int, reqid: int, gen: int
+    ) -> None:
+        """
+        routeReplyControl reads the reqid of an encoded REPLY_CONTROL that
+        carries no data when it failed, and readdressReplyControl gives the
+        bytes of the same reply with new routing fields.  A failed reply
+        with data is not relayed as it is (the decoder drops the data).
+        """
+        data = reply.encode()
+        if reply.status != 0 and reply.data:
+            self.assertIsNone(P.routeReplyControl(data))
+            return
+        self.assertEqual(P.routeReplyControl(data), reply.header.reqid)
+        self.assertEqual(
+            P.readdressReplyControl(data, dest, src, reqid, gen),
+            P.encodeReplyControl(
+                dest, src, reqid, gen, reply.status, reply.data, reply.errmsg
+            ),
+        )
+
+    def test_notRelayed(self) -> None:
+        """
+        Anything but one whole, well-formed, padded packet of the right
+        operation with nothing after its payload is left to the decoder.
+        """
+        header = P.Header(P.Operation.REQ_CONTROL, 1, 2, 3, 4)
+        req = P.ReqControl(header, Control.PING, data=b"abc").encode()
+        reply = P.encodeReplyControl(1, 2, 3, 4, 0, b"abc", b"")
+        self.assertIsNotNone(P.routeReqControl(req))
+        self.assertIsNotNone(P.routeReplyControl(reply))
+        for bad in (
+            req[:-1],  # unpadded or cut short
+            req + b"\0" * 8,  # more than its length says
+            struct.pack("<I", len(req) + 8) + req[4:] + b"\0" * 8,  # trailing bytes
+            req[:4] + b"XXXX" + req[8:],  # magic
+            req[:8] + struct.pack("<I", 2) + req[12:],  # version
+            reply,  # another operation
+            req[:40],  # short
+        ):
+            self.assertIsNone(P.routeReqControl(bad), bad)
+        for bad in (
+            reply[:-1],
+            struct.pack("<I", len(reply) + 8) + reply[4:] + b"\0" * 8,
+            req,
+            reply[:20],
+        ):
+            self.assertIsNone(P.routeReplyControl(bad), bad)
