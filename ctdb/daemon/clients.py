@@ -20,6 +20,7 @@ from ctdb.daemon.state import (
 from ctdb.errors import MalformedPacket
 from ctdb.interfaces import IClientConnection
 from ctdb.protocols import packet as P
+from ctdb.protocols.controls import Control
 from ctdb.protocols.srvids import CTDB_SRVID_ALL
 
 if TYPE_CHECKING:
@@ -73,6 +74,15 @@ class LocalClients:
             onReply: Callable[[P.ReplyControl], None],
             client_id: int,
         ) -> None: ...
+        def forwardRawControl(
+            self,
+            destnode: int,
+            data: bytes,
+            flags: int,
+            onReply: Callable[[P.ReplyControl], None],
+            onRawReply: Callable[[bytes], None],
+            client_id: int,
+        ) -> bool: ...
 
     # -- clients ------------------------------------------------------------
 
@@ -98,6 +108,12 @@ class LocalClients:
     def clientPacketReceived(self, client: IClientConnection, data: bytes) -> None:
         counters = self.stats.counters
         counters["client_packets_recv"] += 1
+        if data[16:20] == _REQ_CONTROL_OP and data[20:24] != _CURRENT_NODE:
+            # for another node?  (most controls are for CURRENT_NODE)
+            route = P.routeReqControl(data)
+            if route is not None and self._forwardRaw(client, data, route):
+                counters["client.req_control"] += 1
+                return
         try:
             pkt = P.decodePacket(data)
         except MalformedPacket as e:
@@ -139,6 +155,49 @@ class LocalClients:
             transport = getattr(client, "transport", None)
             if transport is not None:
                 transport.loseConnection()
+
+    def _forwardRaw(
+        self,
+        client: IClientConnection,
+        data: bytes,
+        route: tuple[int, int, int, int, int],
+    ) -> bool:
+        """
+        A control for another node, forwarded as it came and its reply
+        relayed as it comes (L{forwardRawControl}), if it is one; False for
+        any other control (local, broadcast, PROCESS_EXISTS, to a node
+        that is not connected), which the caller decodes and runs.
+        """
+        dest, clientSrc, clientReqid, opcode, flags = route
+        if dest == self.pnn or dest >= P.CTDB_CURRENT_NODE or opcode == _PROCESS_EXISTS:
+            return False
+        stats = self.stats
+
+        def onRawReply(raw: bytes) -> None:
+            stats.counters["client_packets_sent"] += 1
+            client.sendPacket(
+                P.readdressReplyControl(
+                    raw, clientSrc, dest, clientReqid, self.vnnMap.generation
+                )
+            )
+
+        def onReply(r: P.ReplyControl) -> None:
+            stats.counters["client_packets_sent"] += 1
+            client.sendPacket(
+                P.encodeReplyControl(
+                    clientSrc,
+                    dest,
+                    clientReqid,
+                    self.vnnMap.generation,
+                    r.status,
+                    r.data if r.status == 0 else b"",
+                    r.errmsg,
+                )
+            )
+
+        return self.forwardRawControl(
+            dest, data, flags, onReply, onRawReply, client.client_id
+        )
 
     def _clientControl(self, client: IClientConnection, req: P.ReqControl) -> None:
         dest = req.header.destnode
@@ -280,3 +339,8 @@ class LocalClients:
             self.log.debug("no client for tunnel {tid:#x}", tid=pkt.tunnel_id)
             return
         self.sendToClient(client, pkt)
+
+
+_REQ_CONTROL_OP = _OP_REQ_CONTROL.to_bytes(4, "little")
+_CURRENT_NODE = P.CTDB_CURRENT_NODE.to_bytes(4, "little")
+_PROCESS_EXISTS = int(Control.PROCESS_EXISTS)

@@ -405,6 +405,17 @@ class Daemon(Service, LocalClients):
             heartbeats.heard(pnn)
         counters = self.stats.counters
         counters["node_packets_recv"] += 1
+        if data[16:20] == _REPLY_CONTROL_OP:
+            # the reply to a forwarded client control goes to the client as
+            # it came, with its header readdressed (no decode, no encode)
+            reqid = P.routeReplyControl(data)
+            if reqid is not None:
+                pending = self._pending.get(reqid)
+                if pending is not None and pending.onRawReply is not None:
+                    del self._pending[reqid]
+                    counters[_REPLY_CONTROL_STAT] += 1
+                    pending.onRawReply(data)
+                    return
         try:
             pkt = P.decodePacket(data)
         except MalformedPacket as e:
@@ -626,15 +637,7 @@ class Daemon(Service, LocalClients):
         if req.opcode == _PROCESS_EXISTS:
             # the node may die before it answers: then wait as above
             onReply = self._processExistsReply(destnode, req, onReply, client_id)
-        reqid = self.nextReqid()
-        flags = req.flags
-        if not flags & P.CTDB_CTRL_FLAG_NOREPLY:
-            deadline = self.reactor.seconds() + self.tunables.ControlTimeout
-            self._pending[reqid] = _PendingControl(
-                destnode, None, None, onReply, deadline
-            )
-        nodes[destnode].tx_cnt += 1
-        self.stats.counters["node_packets_sent"] += 1
+        reqid = self._forwarding(destnode, req.flags, onReply, None)
         self.transport.queuePacket(
             destnode,
             P.encodeReqControl(
@@ -645,10 +648,58 @@ class Daemon(Service, LocalClients):
                 req.opcode,
                 req.srvid,
                 client_id,
-                flags,
+                req.flags,
                 req.data,
             ),
         )
+
+    def forwardRawControl(
+        self,
+        destnode: int,
+        data: bytes,
+        flags: int,
+        onReply: Callable[[P.ReplyControl], None],
+        onRawReply: Callable[[bytes], None],
+        client_id: int,
+    ) -> bool:
+        """
+        L{forwardControl} of a client's REQ_CONTROL as it came (C{data},
+        which L{P.routeReqControl} accepted; not PROCESS_EXISTS), readdressed
+        instead of decoded and encoded again.  A reply that can be relayed
+        as it is goes to C{onRawReply}, any other (or a failure) to
+        C{onReply}.  False, and nothing sent, if C{destnode} is not
+        connected: then use L{forwardControl}, which knows what to answer.
+        """
+        nodes = self.nodes
+        if not 0 <= destnode < len(nodes) or nodes[destnode].flags & _UNREACHABLE:
+            return False
+        reqid = self._forwarding(destnode, flags, onReply, onRawReply)
+        self.transport.queuePacket(
+            destnode,
+            P.readdressReqControl(
+                data, destnode, self.pnn, reqid, self.vnnMap.generation, client_id
+            ),
+        )
+        return True
+
+    def _forwarding(
+        self,
+        destnode: int,
+        flags: int,
+        onReply: Callable[[P.ReplyControl], None],
+        onRawReply: Callable[[bytes], None] | None,
+    ) -> int:
+        """A reqid for a control forwarded to C{destnode}, its reply awaited
+        unless it is NOREPLY, and the packet counted as sent."""
+        reqid = self.nextReqid()
+        if not flags & P.CTDB_CTRL_FLAG_NOREPLY:
+            deadline = self.reactor.seconds() + self.tunables.ControlTimeout
+            self._pending[reqid] = _PendingControl(
+                destnode, None, None, onReply, deadline, onRawReply
+            )
+        self.nodes[destnode].tx_cnt += 1
+        self.stats.counters["node_packets_sent"] += 1
+        return reqid
 
     def _holdProcessExists(
         self,
@@ -891,6 +942,8 @@ _PROCESS_EXISTS = int(Control.PROCESS_EXISTS)
 PROCESS_EXISTS_HOLD = 10.0
 _HEARTBEAT_SRVID = TXCTDB_SRVID_HEARTBEAT.to_bytes(8, "little")
 _REQ_MESSAGE_OP = int(P.Operation.REQ_MESSAGE).to_bytes(4, "little")
+_REPLY_CONTROL_OP = _OP_REPLY_CONTROL.to_bytes(4, "little")
+_REPLY_CONTROL_STAT = _NODE_STAT[_OP_REPLY_CONTROL]
 
 
 @implementer(IRecordProtocol)

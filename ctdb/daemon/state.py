@@ -100,6 +100,10 @@ class _PendingControl:
     #: forwarded client controls: called with the reply, no Deferred/timer
     onReply: Callable[[P.ReplyControl], None] | None = None
     deadline: float = 0.0
+    #: forwarded client controls: called instead of C{onReply} with the
+    #: reply's bytes when they can be relayed as they are
+    #: (L{ctdb.protocols.packet.routeReplyControl})
+    onRawReply: Callable[[bytes], None] | None = None
 
     def fire(self, reply: P.ReplyControl) -> None:
         if self.timer is not None and self.timer.active():
