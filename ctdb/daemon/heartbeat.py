@@ -191,6 +191,8 @@ class HeartbeatMonitor:
         self._startedAt: float | None = None
         #: peers declared dead by silence: pnn -> their fence deadline
         self._fences: dict[int, float] = {}
+        #: peers whose link closed while their echoes were fresh (L{departed})
+        self._departed: set[int] = set()
         #: called with the time since the previous check at the start of
         #: every check, before any peer is declared dead (the fence of the
         #: public addresses: L{ctdb.takeover.fence})
@@ -238,11 +240,17 @@ class HeartbeatMonitor:
         peer.forget()
         peer.heardAt = self.reactor.seconds()
         self._fences.pop(pnn, None)
+        self._departed.discard(pnn)
         self._beat(pnn)
 
     def linkDown(self, pnn: int) -> None:
         peer = self._peers.get(pnn)
         if peer is not None:
+            if peer.linked and peer.recognised and self.confirmedWithin(pnn):
+                # Its link closed while it still echoed us: a killed
+                # process, not a node that lost us (that one stopped
+                # echoing C{timeout} before it could declare us dead).
+                self._departed.add(pnn)
             peer.linked = False
             peer.forget()
 
@@ -302,6 +310,14 @@ class HeartbeatMonitor:
             return False
         span = self.lease if window is None else window
         return self.reactor.seconds() - at < span
+
+    def departed(self, pnn: int) -> bool:
+        """Whether txctdb peer C{pnn} left by a closed link while it still
+        confirmed us within the lease (a killed process, by construction:
+        a peer that declares us dead by silence has heard nothing from us
+        for C{timeout} seconds, so its last echo is older than the lease).
+        Until its link comes up again."""
+        return pnn in self._departed
 
     def fenceDeadline(self, pnn: int) -> float | None:
         """

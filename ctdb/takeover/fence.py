@@ -15,7 +15,14 @@ before that check declares any peer dead, and once a second:
     1.25 s by default) that they hear it.  A txctdb peer confirms by
     echoing our heartbeats (a link that is up is not enough: once a node
     sent us heartbeats, only its echoes count); a peer that never sent one
-    (Samba's ctdbd) counts while its link is up, as 4.17 counts it.
+    (Samba's ctdbd) counts while its link is up, as 4.17 counts it.  A
+    txctdb peer whose link closed while it still echoed us (a killed
+    process: L{ctdb.daemon.heartbeat.HeartbeatMonitor.departed}) is not
+    counted at all, so the survivor of a two-node cluster keeps its
+    addresses.  Of an even split
+    (one node of two, two of four), with a cluster lock configured, the
+    half whose leader holds the lock keeps its addresses; without one
+    neither half does.
  2. Pause.  This node's own heartbeat check came later than the heartbeat
     timeout after the previous one: its reactor was paused long enough
     for the others to declare it dead.
@@ -42,9 +49,12 @@ from ctdb.protocols.nodestate import (
     NODE_FLAGS_DELETED,
     NODE_FLAGS_DISCONNECTED,
 )
+from ctdb.protocols.packet import CTDB_UNKNOWN_PNN
+from ctdb.protocols.srvids import CTDB_SRVID_LEADER
 from ctdb.takeover.ipcheck import askForTakeoverRun
 
 if TYPE_CHECKING:
+    from ctdb.daemon.core import Daemon
     from ctdb.daemon.heartbeat import HeartbeatMonitor
     from ctdb.takeover.node import PublicAddresses
 
@@ -81,6 +91,17 @@ class AddressFence:
         self._releasedThisFence = 0
         self._recoverySince: float | None = None
         self._loop: task.LoopingCall | None = None
+        #: the leader named by the latest leader broadcast (the leader's
+        #: own included; an election's "unknown" clears it)
+        self.leader = CTDB_UNKNOWN_PNN
+
+    def plugInto(self, daemon: Daemon) -> None:
+        """Follow the leader broadcasts (the tie-break of rule 1)."""
+        daemon.addMessageHandler(CTDB_SRVID_LEADER, self._leaderMessage)
+
+    def _leaderMessage(self, srvid: int, data: bytes) -> None:
+        if len(data) >= 4:
+            self.leader = int.from_bytes(data[:4], "little")
 
     @property
     def fenced(self) -> bool:
@@ -121,10 +142,17 @@ class AddressFence:
                     f"this node was paused for {elapsed:.2f} s, longer than the"
                     f" heartbeat timeout ({hb.timeout} s)"
                 )
-            configured = [n for n in d.nodes if not n.flags & NODE_FLAGS_DELETED]
-            need = len(configured) // 2 + 1
+            # the configured nodes, less the txctdb peers that left by a
+            # closed link while they still heard us (killed processes)
+            voters = [
+                n
+                for n in d.nodes
+                if not n.flags & NODE_FLAGS_DELETED
+                and (n.pnn == d.pnn or not hb.departed(n.pnn))
+            ]
+            need = len(voters) // 2 + 1
             alive = [d.pnn]
-            for n in configured:
+            for n in voters:
                 if n.pnn == d.pnn:
                     continue
                 if hb.wasOurs(n.pnn):
@@ -134,11 +162,19 @@ class AddressFence:
                 elif not n.flags & NODE_FLAGS_DISCONNECTED:
                     # a ctdbd (or a node not heard yet): 4.17's view
                     alive.append(n.pnn)
+            if (
+                2 * len(alive) == len(voters)
+                and d.config.recoveryLock
+                and self.leader in alive
+            ):
+                # an even split: the half whose leader holds the cluster
+                # lock keeps its addresses
+                need = len(alive)
             if len(alive) < need:
                 return (
                     f"only nodes {sorted(alive)} confirmed within {hb.lease:.2f} s"
                     f" that they hear this node, fewer than {need} of"
-                    f" {len(configured)}"
+                    f" {len(voters)}"
                 )
         if d.recmode == CTDB_RECOVERY_NORMAL:
             self._recoverySince = None

@@ -173,6 +173,7 @@ class PublicAddresses(
         daemon.addMetricsSource(self)
         if not self.failoverDisabled:
             self.fence = AddressFence(self, heartbeats=daemon.heartbeats)
+            self.fence.plugInto(daemon)
 
     def startService(self) -> None:
         """Clean the host, then start the periodic tickle push

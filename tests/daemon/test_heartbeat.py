@@ -206,6 +206,143 @@ class HeartbeatMonitorTests(SynchronousTestCase):
         self.assertEqual(h.clock.getDelayedCalls(), [])
 
 
+class LeaseTests(SynchronousTestCase):
+    """The echoes, the lease and the fences (ctdb.takeover.fence)."""
+
+    def echo(self, h: _Harness, pnn: int = 1) -> None:
+        """Node C{pnn} answers with the latest heartbeat we sent it."""
+        ours = [beat for p, beat in h.sent if p == pnn][-1]
+        h.monitor.heartbeatReceived(pnn, Heartbeat(pnn, 1, ack=ours.seq).encode())
+
+    def test_badLease(self) -> None:
+        for lease, fence in [(1.4, None), (0.5, 0.7), (0, None)]:
+            with self.assertRaises(ValueError):
+                HeartbeatMonitor(
+                    reactor=Clock(),
+                    pnn=0,
+                    send=lambda p, d: None,
+                    declareDead=lambda p, s: None,
+                    lease=lease,
+                    fenceDelay=fence,
+                )
+
+    def test_defaults(self) -> None:
+        h = _Harness()
+        self.assertEqual(h.monitor.lease, 1.25)
+        self.assertEqual(h.monitor.fenceDelay, 3.0)
+
+    def test_echoConfirmsSendTime(self) -> None:
+        """An echo confirms the send time of the heartbeat it names, not
+        the time it arrives."""
+        h = _Harness()
+        h.clock.advance(10)
+        h.monitor.linkUp(1)
+        sentAt = h.clock.seconds()
+        h.beatFrom(1)
+        h.clock.advance(0.2)
+        self.assertIsNone(h.monitor.confirmedAt(1))
+        self.echo(h)
+        # the answer to its first heartbeat went out at sentAt too
+        self.assertEqual(h.monitor.confirmedAt(1), sentAt)
+        self.assertTrue(h.monitor.confirmedWithin(1))
+
+    def test_echoAfterOwnPauseIsStale(self) -> None:
+        """An echo read after this node slept for 2 s confirms only what
+        was sent before the pause: the lease has run out."""
+        h = _Harness()
+        h.monitor.linkUp(1)
+        h.beatFrom(1)
+        before = [beat for p, beat in h.sent if p == 1][-1]
+        h.clock.advance(2.0)
+        h.monitor.heartbeatReceived(1, Heartbeat(1, 2, ack=before.seq).encode())
+        self.assertEqual(h.monitor.confirmedAt(1), 0.0)
+        self.assertFalse(h.monitor.confirmedWithin(1))
+
+    def test_echoesStopLeaseEnds(self) -> None:
+        """A peer that hears nothing from us (its echoes stop) ends the
+        lease before the timeout would declare it dead, though it is
+        still heard."""
+        h = _Harness()
+        h.monitor.linkUp(1)
+        h.beatFrom(1)
+        self.echo(h)
+        start = h.clock.seconds()
+        while h.monitor.confirmedWithin(1):
+            h.run(0.01)
+            h.monitor.heard(1)
+        self.assertAlmostEqual(h.clock.seconds() - start, 1.25, delta=0.02)
+
+    def test_fenceDeadlineAfterSilence(self) -> None:
+        """A peer declared dead by silence: its addresses stay until
+        fenceDelay after it was last heard; its link coming up again ends
+        the fence."""
+        h = _Harness()
+        h.monitor.linkUp(1)
+        h.clock.advance(0.1)
+        h.beatFrom(1)
+        heardAt = h.clock.seconds()
+        h.run(2)
+        self.assertEqual([p for p, _, _ in h.dead], [1])
+        self.assertAlmostEqual(h.monitor.fenceDeadline(1) or 0, heardAt + 3.0)
+        self.assertFalse(h.monitor.departed(1))
+        h.monitor.linkUp(1)
+        self.assertIsNone(h.monitor.fenceDeadline(1))
+
+    def test_neverLinkedPeerFencedAfterStart(self) -> None:
+        h = _Harness()
+        self.assertEqual(h.monitor.fenceDeadline(2), 3.0)
+
+    def test_closedWhileEchoingDeparted(self) -> None:
+        """A link that closes while the peer still echoes us: a killed
+        process, no fence."""
+        h = _Harness()
+        h.monitor.linkUp(1)
+        h.beatFrom(1)
+        self.echo(h)
+        h.run(0.3)
+        h.monitor.linkDown(1)
+        self.assertTrue(h.monitor.departed(1))
+        self.assertIsNone(h.monitor.fenceDeadline(1))
+        h.monitor.linkUp(1)
+        self.assertFalse(h.monitor.departed(1))
+
+    def test_closedAfterEchoesStoppedNotDeparted(self) -> None:
+        """A link that closes after the peer stopped echoing (it declared
+        us dead: it heard nothing from us for the timeout) is no
+        departure."""
+        h = _Harness()
+        h.monitor.linkUp(1)
+        h.beatFrom(1)
+        self.echo(h)
+        for _ in range(150):
+            h.run(0.01)
+            h.monitor.heard(1)
+        h.monitor.linkDown(1)
+        self.assertFalse(h.monitor.departed(1))
+
+    def test_checkHooksRunFirst(self) -> None:
+        """The hooks run at the start of every check, with the time since
+        the previous one, before any peer is declared dead."""
+        h = _Harness()
+        h.monitor.linkUp(1)
+        h.beatFrom(1)
+        seen: list[tuple[float, float, bool]] = []
+        h.monitor.checkHooks.append(
+            lambda elapsed: seen.append(
+                (h.clock.seconds(), elapsed, h.monitor.isOurs(1))
+            )
+        )
+        h.run(2)
+        self.assertEqual(len(h.dead), 1)
+        declared = h.dead[0][2]
+        atDeclaration = [(e, ours) for t, e, ours in seen if t == declared]
+        self.assertEqual(len(atDeclaration), 1)
+        elapsed, stillOurs = atDeclaration[0]
+        self.assertAlmostEqual(elapsed, 0.25)
+        self.assertTrue(stillOurs)
+        self.assertFalse(h.monitor.isOurs(1))
+
+
 class ClusterHeartbeatTests(SynchronousTestCase):
     """Whole nodes (L{ctdb.service.buildNode}) with the heartbeat on."""
 

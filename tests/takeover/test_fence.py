@@ -200,6 +200,55 @@ class PartitionTests(_PartitionCase):
         self.assertLess(max(moved) - killedAt, 1.5)
 
 
+class TwoNodeTests(_PartitionCase):
+    """Two nodes: a strict majority is both of them."""
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        text = "".join(f"{a}/24 eth0\n" for a in self.addresses)
+        self.cluster = connectedNodes(
+            2, self.clock, recovery=True, publicAddresses=text, heartbeat=HEARTBEAT
+        )
+        self.addCleanup(self.cluster.stop)
+        self.changes = []
+        self._seen = self.hosts()
+        self.step(6)
+        self.assertHosted()
+
+    def isolate(self, pnn: int, *, outgoingOnly: bool = False) -> None:
+        self.cluster.network.blackholes.update({(0, 1), (1, 0)})
+
+    def test_killedPeerDeparted(self) -> None:
+        """The survivor of a killed peer keeps its addresses (the peer left
+        by a closed link while it still echoed: it is not counted) and
+        takes the peer's at once."""
+        survivor = self.leader()
+        victim = 1 - survivor
+        kept = self.held(survivor)
+        fence = self.cluster.takeover(survivor).fence
+        assert fence is not None
+        before = fence.fences
+        self.cluster.crash(victim)
+        self.step(4)
+        self.assertEqual(fence.fences, before)
+        for a in kept:
+            self.assertEqual(self.hosts()[a], [survivor])
+        self.assertHosted(excluded=(victim,))
+        monitor = self.cluster[survivor].heartbeats
+        assert monitor is not None
+        self.assertTrue(monitor.departed(victim))
+
+    def test_splitWithoutLockNobodyHosts(self) -> None:
+        """Cut in two halves without a cluster lock: neither half has a
+        majority, both give everything up, no address is on two nodes."""
+        self.isolate(0)
+        self.step(8)
+        self.assertEqual(self.held(0) + self.held(1), [])
+        self.heal()
+        self.step(12)
+        self.assertHosted()
+
+
 class LeaderWaitTests(_PartitionCase):
     def test_movesWaitForTheFenceDeadline(self) -> None:
         """By construction: the leader moves no address of a node lost by
