@@ -79,6 +79,9 @@ class Operation(IntEnum):
 
 
 _HEADER = struct.Struct("<8I")
+#: plain ints, for comparisons on the hot paths
+_OP_REQ_CONTROL = int(Operation.REQ_CONTROL)
+_OP_REPLY_CONTROL = int(Operation.REPLY_CONTROL)
 
 
 def padded(length: int) -> int:
@@ -542,6 +545,15 @@ def decodePacket(buf: bytes | memoryview) -> Packet:
     if length < size:
         buf = buf[:length]
     header = _makeHeader(operation, destnode, srcnode, reqid, generation)
+    if operation == _OP_REQ_CONTROL and length >= _REQ_CONTROL.size:
+        # ReqControl.decodeBody inlined: the daemon's commonest packet
+        opcode, srvid, client_id, flags, datalen = ReqControl._FIXED.unpack_from(
+            buf, HEADER_SIZE
+        )
+        end = _REQ_CONTROL.size + datalen
+        if end <= length:
+            data = bytes(buf[_REQ_CONTROL.size : end]) if datalen else b""
+            return _makeReqControl(header, opcode, srvid, client_id, flags, data)
     return cls.decodeBody(header, buf)
 
 
@@ -674,7 +686,7 @@ def routeReqControl(buf: bytes) -> tuple[int, int, int, int, int] | None:
         datalen,
     ) = _REQ_CONTROL.unpack_from(buf, 0)
     if (
-        operation != Operation.REQ_CONTROL
+        operation != _OP_REQ_CONTROL
         or magic != CTDB_MAGIC
         or version != CTDB_PROTOCOL
         or length != len(buf)
@@ -727,7 +739,7 @@ def routeReplyControl(buf: bytes) -> int | None:
         errorlen,
     ) = _REPLY_CONTROL.unpack_from(buf, 0)
     if (
-        operation != Operation.REPLY_CONTROL
+        operation != _OP_REPLY_CONTROL
         or magic != CTDB_MAGIC
         or version != CTDB_PROTOCOL
         or length != len(buf)
