@@ -200,9 +200,41 @@ class LocalClients:
         )
 
     def _clientControl(self, client: IClientConnection, req: P.ReqControl) -> None:
-        dest = req.header.destnode
-        if dest == P.CTDB_CURRENT_NODE:
-            dest = self.pnn
+        hdr = req.header
+        dest = hdr.destnode
+        if dest == P.CTDB_CURRENT_NODE or dest == self.pnn:
+            result = self.controls.dispatchFast(req, client)
+            if isinstance(result, tuple):
+                # answered at once (most controls): no closure, no Deferred
+                if not req.flags & P.CTDB_CTRL_FLAG_NOREPLY:
+                    status, data, errmsg = result
+                    self.stats.counters["client_packets_sent"] += 1
+                    client.sendPacket(
+                        P.encodeReplyControl(
+                            hdr.srcnode,
+                            self.pnn,
+                            hdr.reqid,
+                            self.vnnMap.generation,
+                            status,
+                            data if status == 0 else b"",
+                            errmsg,
+                        )
+                    )
+                return
+            self._clientControlLater(client, req, self.pnn, result)
+            return
+        self._clientControlLater(client, req, dest, None)
+
+    def _clientControlLater(
+        self,
+        client: IClientConnection,
+        req: P.ReqControl,
+        dest: int,
+        local: defer.Deferred[ControlResult] | None,
+    ) -> None:
+        """A client's control not answered at once: a local one whose
+        handler gave the Deferred C{local}, a broadcast, or one for
+        another node."""
         noreply = req.flags & P.CTDB_CTRL_FLAG_NOREPLY
         srcnode = self.pnn if dest in P.BROADCASTS else dest
         hdr = req.header
@@ -224,12 +256,8 @@ class LocalClients:
                 )
             )
 
-        if dest == self.pnn:
-            result = self.controls.dispatchFast(req, client)
-            if isinstance(result, tuple):
-                reply(result)
-                return
-            d = result
+        if local is not None:
+            d = local
         elif dest in P.BROADCASTS:
             d = self.sendControl(
                 dest,

@@ -129,8 +129,13 @@ class ClientProtocol(CTDBPacketReceiver):
         self.daemon.clientPacketReceived(self, packet)  # type: ignore[attr-defined]
 
     def sendPacket(self, data: bytes) -> None:
-        if not self.writes.add(self, data):
-            self.writeNow(data)
+        if self.writes._held is None:
+            # not holding (ClientWriteBatch.add would say so): send now
+            writer = self._writer
+            if writer is not None:
+                writer.write(data)
+        else:
+            self.writes.add(self, data)
 
     def writeNow(self, data: bytes) -> None:
         """Send C{data} to the client now, past any batch."""
