@@ -831,36 +831,37 @@ class Daemon(Service, LocalClients):
 
     def _remoteControl(self, req: P.ReqControl) -> None:
         """A control from another node (or ourselves): run it, reply."""
-        hdr = req.header
-
-        def reply(result: ControlResult) -> None:
-            if req.flags & P.CTDB_CTRL_FLAG_NOREPLY:
-                return
-            status, data, errmsg = result
-            dest = hdr.srcnode
-            encoded = P.encodeReplyControl(
-                dest,
-                self.pnn,
-                hdr.reqid,
-                self.vnnMap.generation,
-                status,
-                data if status == 0 else b"",
-                errmsg,
-            )
-            nodes = self.nodes
-            if dest == self.pnn:
-                self.queuePacket(P.decodePacket(encoded))
-            elif 0 <= dest < len(nodes) and not nodes[dest].flags & _UNREACHABLE:
-                nodes[dest].tx_cnt += 1
-                self.stats.counters["node_packets_sent"] += 1
-                self.transport.queuePacket(dest, encoded)
-
         result = self.controls.dispatchFast(req, None)
         if isinstance(result, tuple):
-            reply(result)
+            # answered at once (most controls): no closure, no Deferred
+            self._replyToNode(req, result)
             return
-        result.addCallback(reply)
+        result.addCallback(lambda r: self._replyToNode(req, r))
         result.addErrback(lambda f: self.log.failure("control reply failed", f))
+
+    def _replyToNode(self, req: P.ReqControl, result: ControlResult) -> None:
+        """Send the node that sent C{req} its reply, unless it wants none."""
+        if req.flags & P.CTDB_CTRL_FLAG_NOREPLY:
+            return
+        hdr = req.header
+        status, data, errmsg = result
+        dest = hdr.srcnode
+        encoded = P.encodeReplyControl(
+            dest,
+            self.pnn,
+            hdr.reqid,
+            self.vnnMap.generation,
+            status,
+            data if status == 0 else b"",
+            errmsg,
+        )
+        nodes = self.nodes
+        if dest == self.pnn:
+            self.queuePacket(P.decodePacket(encoded))
+        elif 0 <= dest < len(nodes) and not nodes[dest].flags & _UNREACHABLE:
+            nodes[dest].tx_cnt += 1
+            self.stats.counters["node_packets_sent"] += 1
+            self.transport.queuePacket(dest, encoded)
 
     # -- keepalives -------------------------------------------------------
 
