@@ -440,6 +440,12 @@ class GoldenTests(SynchronousTestCase):
 class OneStepEncoderTests(SynchronousTestCase):
     """The one-step encoders of the hot paths give the packets' own bytes."""
 
+    @given(packets)
+    def test_encodeIsFramedBody(self, packet: P.Packet) -> None:
+        """Every type's encode() (one pack for the record protocol's types)
+        is its header and body(), framed and padded."""
+        self.assertEqual(packet.encode(), P._frame(packet.header, packet.body()))
+
     @settings(max_examples=50)
     @given(
         st.integers(0, 2**32 - 1),
