@@ -13,12 +13,15 @@ decoded in full with L{ctdb.protocols.packet.decodePacket} as a check).
 from __future__ import annotations
 
 import contextlib
+import datetime
 import os
+import platform
 import random
 import shutil
 import socket
 import statistics
 import struct
+import subprocess
 import sys
 import tempfile
 import time
@@ -216,3 +219,54 @@ def machine() -> str:
                 model = line.split(":", 1)[1].strip()
                 break
     return f"{model}, {os.cpu_count()} CPUs"
+
+
+def commit() -> str:
+    """The source tree's commit (with ``+`` when it has local changes)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+
+    def git(*args: str) -> str:
+        result = subprocess.run(
+            ["git", *args], capture_output=True, text=True, check=False, cwd=here
+        )
+        return result.stdout.strip()
+
+    head = git("rev-parse", "--short", "HEAD") or "?"
+    return head + ("+" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
+def runInfo(title: str) -> list[str]:
+    """The header lines every benchmark prints: what, when, where, on what."""
+    now = datetime.datetime.now().isoformat(timespec="seconds")
+    return [
+        f"{title}, {now}, commit {commit()}",
+        (
+            f"machine: {machine()}, {platform.system()} {platform.release()}, "
+            f"Python {platform.python_version()}, load average "
+            + " ".join(f"{x:.2f}" for x in os.getloadavg())
+        ),
+    ]
+
+
+def cpuSeconds(pids: list[int | None]) -> float:
+    """User + system CPU time of these processes, their reaped children and
+    their living children (/proc), in seconds: the daemons' whole cost,
+    including ctdbd's helper processes."""
+    tick = os.sysconf("SC_CLK_TCK")
+    wanted = {pid for pid in pids if pid}
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # fields[0] is the state; ppid is fields[1]; utime..cstime 11..14
+        pid, ppid = int(entry), int(fields[1])
+        if pid in wanted:
+            total += sum(int(v) for v in fields[11:15])
+        elif ppid in wanted:
+            total += int(fields[11]) + int(fields[12])
+    return total / tick
