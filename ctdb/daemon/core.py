@@ -396,16 +396,17 @@ class Daemon(Service, LocalClients):
         # (ctdb_check_for_dead_nodes).
         self.nodes[pnn].rx_cnt += 1
         self._lastHeard[pnn] = self.reactor.seconds()
+        operation = data[16:20]
         heartbeats = self.heartbeats
         if heartbeats is not None:
-            if data[32:40] == _HEARTBEAT_SRVID and data[16:20] == _REQ_MESSAGE_OP:
+            if operation == _REQ_MESSAGE_OP and data[32:40] == _HEARTBEAT_SRVID:
                 # txctdb's own heartbeat: not in ctdbd's statistics
                 heartbeats.heartbeatReceived(pnn, data[44:])
                 return
             heartbeats.heard(pnn)
         counters = self.stats.counters
         counters["node_packets_recv"] += 1
-        if data[16:20] == _REPLY_CONTROL_OP:
+        if operation == _REPLY_CONTROL_OP:
             # the reply to a forwarded client control goes to the client as
             # it came, with its header readdressed (no decode, no encode)
             reqid = P.routeReplyControl(data)
@@ -512,25 +513,31 @@ class Daemon(Service, LocalClients):
     def queuePacket(self, pkt: P.Packet) -> None:
         """Send a packet to its destnode (another node, or ourselves)."""
         dest = pkt.header.destnode
+        nodes = self.nodes
+        if (
+            dest != self.pnn
+            and 0 <= dest < len(nodes)
+            and not nodes[dest].flags & _UNREACHABLE
+        ):
+            # a connected peer (isConnected, inlined): the usual case
+            nodes[dest].tx_cnt += 1
+            self.stats.counters["node_packets_sent"] += 1
+            self.transport.queuePacket(dest, pkt.encode())
+            return
         if dest == self.pnn:
             # ctdb_queue_packet counts a packet to ourselves as sent too
             self.stats.counters["node_packets_sent"] += 1
             self.reactor.callLater(0, self.nodePacket, self.pnn, pkt)
             return
-        if not self.isConnected(dest):
-            if (
-                pkt.header.operation in _CALL_OPERATIONS
-                and self.validPnn(dest)
-                and not self.nodes[dest].flags & NODE_FLAGS_DELETED
-            ):
-                self._holdPacket(dest, pkt)
-                return
-            self.log.debug("not sending to disconnected node {pnn}", pnn=dest)
+        # not connected
+        if (
+            pkt.header.operation in _CALL_OPERATIONS
+            and self.validPnn(dest)
+            and not self.nodes[dest].flags & NODE_FLAGS_DELETED
+        ):
+            self._holdPacket(dest, pkt)
             return
-        node = self.nodes[dest]
-        node.tx_cnt += 1
-        self.stats.bump("node_packets_sent")
-        self.transport.queuePacket(dest, pkt.encode())
+        self.log.debug("not sending to disconnected node {pnn}", pnn=dest)
 
     def _holdPacket(self, dest: int, pkt: P.Packet) -> None:
         """Keep a record-protocol packet for node C{dest} until its link is
