@@ -66,8 +66,10 @@ HELLO_INTERVAL = 5.0
 
 _MAGIC = b"TXHB"
 _PAYLOAD_V1 = struct.Struct("<4sIII")
-#: version 2 adds the echo (u32 ack)
+#: version 2 adds the echo (u32 ack), then (pnn, milliseconds since the
+#: sender last heard that node) for each txctdb peer it hears
 _PAYLOAD = struct.Struct("<4sIIII")
+_HEARD = struct.Struct("<II")
 _VERSION = 2
 #: how many recent send times a node keeps per peer for the echoes
 _SENT_KEPT = 64
@@ -77,17 +79,21 @@ _SENT_KEPT = 64
 class Heartbeat:
     """The payload of a heartbeat message: who sends it, its number, and
     the number of the latest heartbeat its sender received from the node it
-    goes to (C{ack}, 0 for none; version 1 heartbeats carry none)."""
+    goes to (C{ack}, 0 for none; version 1 heartbeats carry none), and
+    how long ago, in milliseconds, the sender last heard each of its other
+    txctdb peers (C{heard}: (pnn, ms) pairs)."""
 
     pnn: int
     seq: int
     version: int = _VERSION
     ack: int = 0
+    heard: tuple[tuple[int, int], ...] = ()
 
     def encode(self) -> bytes:
         if self.version < 2:
             return _PAYLOAD_V1.pack(_MAGIC, self.version, self.pnn, self.seq)
-        return _PAYLOAD.pack(_MAGIC, self.version, self.pnn, self.seq, self.ack)
+        head = _PAYLOAD.pack(_MAGIC, self.version, self.pnn, self.seq, self.ack)
+        return head + b"".join(_HEARD.pack(p, ms) for p, ms in self.heard)
 
     @classmethod
     def decode(cls, data: bytes) -> Heartbeat | None:
@@ -98,9 +104,15 @@ class Heartbeat:
         if magic != _MAGIC:
             return None
         ack = 0
+        heard: tuple[tuple[int, int], ...] = ()
         if version >= 2 and len(data) >= _PAYLOAD.size:
             ack = _PAYLOAD.unpack_from(data)[4]
-        return cls(pnn, seq, version, ack)
+            rest = len(data) - _PAYLOAD.size
+            heard = tuple(
+                _HEARD.unpack_from(data, _PAYLOAD.size + i * _HEARD.size)
+                for i in range(rest // _HEARD.size)
+            )
+        return cls(pnn, seq, version, ack, heard)
 
 
 @dataclass
@@ -119,8 +131,13 @@ class _Peer:
     lastSeq: int = 0
     #: the send time of our latest heartbeat it echoed
     confirmedAt: float | None = None
+    #: the same, kept after its link went down (until it comes up again)
+    lastConfirmedAt: float | None = None
     #: our recent heartbeats to it: number -> send time
     sent: dict[int, float] = field(default_factory=dict)
+    #: what its latest heartbeat said: pnn -> when (our clock) it last
+    #: heard that node
+    reports: dict[int, float] = field(default_factory=dict)
 
     def forget(self) -> None:
         self.recognised = False
@@ -128,6 +145,7 @@ class _Peer:
         self.lastSeq = 0
         self.confirmedAt = None
         self.sent.clear()
+        self.reports.clear()
 
 
 class HeartbeatMonitor:
@@ -238,6 +256,7 @@ class HeartbeatMonitor:
         peer = self._peers.setdefault(pnn, _Peer())
         peer.linked = True
         peer.forget()
+        peer.lastConfirmedAt = None
         peer.heardAt = self.reactor.seconds()
         self._fences.pop(pnn, None)
         self._departed.discard(pnn)
@@ -274,11 +293,13 @@ class HeartbeatMonitor:
         peer.silence = 0.0
         peer.heardAt = self.reactor.seconds()
         peer.lastSeq = beat.seq
+        now = self.reactor.seconds()
+        peer.reports = {q: now - ms / 1000.0 for q, ms in beat.heard}
         sentAt = peer.sent.get(beat.ack) if beat.ack else None
         if sentAt is not None and (
             peer.confirmedAt is None or sentAt > peer.confirmedAt
         ):
-            peer.confirmedAt = sentAt
+            peer.confirmedAt = peer.lastConfirmedAt = sentAt
         if not peer.recognised:
             peer.recognised = peer.everRecognised = True
             self.log.info(
@@ -302,6 +323,12 @@ class HeartbeatMonitor:
             return None
         return peer.confirmedAt
 
+    def lastConfirmedAt(self, pnn: int) -> float | None:
+        """L{confirmedAt}, also after txctdb peer C{pnn}'s link went down
+        (None again once it comes up, until it echoes)."""
+        peer = self._peers.get(pnn)
+        return None if peer is None else peer.lastConfirmedAt
+
     def confirmedWithin(self, pnn: int, window: float | None = None) -> bool:
         """Whether txctdb peer C{pnn} confirmed a heartbeat we sent less
         than C{window} (default L{lease}) seconds ago."""
@@ -310,6 +337,19 @@ class HeartbeatMonitor:
             return False
         span = self.lease if window is None else window
         return self.reactor.seconds() - at < span
+
+    def reportedHeard(self, pnn: int) -> tuple[int, float] | None:
+        """The latest time (our clock) at which another txctdb peer that
+        confirms us within the lease said it heard node C{pnn}, and that
+        peer; None if none did."""
+        best: tuple[int, float] | None = None
+        for q, peer in self._peers.items():
+            if q == pnn or not self.confirmedWithin(q):
+                continue
+            at = peer.reports.get(pnn)
+            if at is not None and (best is None or at > best[1]):
+                best = (q, at)
+        return best
 
     def departed(self, pnn: int) -> bool:
         """Whether txctdb peer C{pnn} left by a closed link while it still
@@ -340,13 +380,23 @@ class HeartbeatMonitor:
         self._seq = (self._seq + 1) & 0xFFFFFFFF or 1
         self.sent += 1
         peer = self._peers.get(pnn)
+        now = self.reactor.seconds()
         ack = 0
         if peer is not None:
             ack = peer.lastSeq
-            peer.sent[self._seq] = self.reactor.seconds()
+            peer.sent[self._seq] = now
             if len(peer.sent) > _SENT_KEPT:
                 del peer.sent[next(iter(peer.sent))]
-        self._send(pnn, Heartbeat(self.pnn, self._seq, ack=ack).encode())
+        heard = tuple(
+            (q, min(int((now - other.heardAt) * 1000), 0xFFFFFFFF))
+            for q, other in self._peers.items()
+            if q != pnn
+            and other.linked
+            and other.recognised
+            and other.heardAt is not None
+        )
+        beat = Heartbeat(self.pnn, self._seq, ack=ack, heard=heard)
+        self._send(pnn, beat.encode())
 
     def _tick(self) -> None:
         now = self.reactor.seconds()

@@ -30,6 +30,13 @@ before that check declares any peer dead, and once a second:
     node without a leader is in recovery) for C{RecoveryDropAllIPs}
     seconds, as ctdbd 4.17 drops its addresses (ctdb_drop_all_ips_event).
     This rule alone applies when txctdb's heartbeat is off.
+ 4. Cut from the leader.  The leader stopped echoing this node (for
+    longer than the lease) while a peer that still echoes this node
+    reports having heard the leader more than a lease after the leader's
+    last echo: a partial partition between this node and the leader, who
+    will move this node's addresses although this node keeps a majority
+    through that peer.  (When the leader itself is cut off, the peers'
+    news of it is no newer than the lease, and the nodes keep theirs.)
 
 The other half is in the leader's takeover run
 (L{ctdb.takeover.leader.TakeoverRunner}): it moves no address while a node
@@ -176,6 +183,9 @@ class AddressFence:
                     f" that they hear this node, fewer than {need} of"
                     f" {len(voters)}"
                 )
+            cut = self._cutFromLeader(hb)
+            if cut is not None:
+                return cut
         if d.recmode == CTDB_RECOVERY_NORMAL:
             self._recoverySince = None
         else:
@@ -185,6 +195,30 @@ class AddressFence:
             if now - self._recoverySince >= limit:
                 return f"in recovery for {now - self._recoverySince:.0f} s"
         return None
+
+    def _cutFromLeader(self, hb: HeartbeatMonitor) -> str | None:
+        """Rule 4: the leader stopped echoing us while a peer on our side
+        still hears it (a partial partition): the leader will move our
+        addresses, though we keep a majority through that peer."""
+        d = self.daemon
+        leader = self.leader
+        if leader in (CTDB_UNKNOWN_PNN, d.pnn) or not hb.wasOurs(leader):
+            return None
+        if hb.confirmedWithin(leader):
+            return None
+        report = hb.reportedHeard(leader)
+        if report is None:
+            return None
+        witness, heardAt = report
+        confirmed = hb.lastConfirmedAt(leader)
+        if confirmed is None or heardAt <= confirmed + hb.lease:
+            # the leader went quiet for the peer as well (it is the one cut
+            # off), or the peer's news is not newer than our lease
+            return None
+        return (
+            f"leader {leader} no longer hears this node, while node {witness}"
+            f" heard it {self.reactor.seconds() - heardAt:.2f} s ago"
+        )
 
     def check(self, elapsed: float | None = None) -> None:
         """Apply the rules: fence, or lift the fence."""

@@ -32,6 +32,12 @@ class HeartbeatCodecTests(SynchronousTestCase):
         self.assertEqual(Heartbeat.decode(beat.encode()), beat)
         self.assertEqual(len(beat.encode()), 20)
 
+    def test_heardReports(self) -> None:
+        """Version 2 carries (pnn, ms since heard) pairs after the echo."""
+        beat = Heartbeat(1, 2, ack=3, heard=((0, 100), (2, 5)))
+        self.assertEqual(len(beat.encode()), 20 + 2 * 8)
+        self.assertEqual(Heartbeat.decode(beat.encode()), beat)
+
     def test_versionOneHasNoEcho(self) -> None:
         """A 16-byte version 1 heartbeat still decodes, echoing nothing."""
         old = Heartbeat(3, 9, version=1)
@@ -319,6 +325,30 @@ class LeaseTests(SynchronousTestCase):
             h.monitor.heard(1)
         h.monitor.linkDown(1)
         self.assertFalse(h.monitor.departed(1))
+
+    def test_reportsOfOtherPeers(self) -> None:
+        """A heartbeat says how long ago its sender heard each other txctdb
+        peer; what a confirming peer reports is kept (reportedHeard)."""
+        h = _Harness()
+        for pnn in (1, 2):
+            h.monitor.linkUp(pnn)
+            h.beatFrom(pnn)
+        h.clock.advance(0.1)
+        h.monitor.heard(2)
+        h.sent.clear()
+        h.run(0.25)
+        toOne = [beat for p, beat in h.sent if p == 1][-1]
+        self.assertEqual([q for q, _ in toOne.heard], [2])
+        # heard at 0.1 s, the check at 0.25 s
+        self.assertEqual(toOne.heard[0][1], 150)
+        self.assertIsNone(h.monitor.reportedHeard(2))
+        self.echo(h, 1)
+        h.monitor.heartbeatReceived(
+            1, Heartbeat(1, 9, ack=toOne.seq, heard=((2, 400),)).encode()
+        )
+        witness, at = h.monitor.reportedHeard(2) or (None, 0.0)
+        self.assertEqual(witness, 1)
+        self.assertAlmostEqual(at, h.clock.seconds() - 0.4)
 
     def test_checkHooksRunFirst(self) -> None:
         """The hooks run at the start of every check, with the time since

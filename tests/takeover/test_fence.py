@@ -139,11 +139,24 @@ class PartitionTests(_PartitionCase):
         fence."""
         victim = self.leader()
         its = self.held(victim)
+        others = [p for p in range(3) if p != victim]
+        kept = {p: self.held(p) for p in others}
         self.isolate(victim)
+        cutAt = self.clock.seconds()
         self.step(8)
         self.assertEqual(self.held(victim), [])
         self.assertHosted(excluded=(victim,))
         self.assertGaveUpFirst(victim, its)
+        # the majority kept its own addresses all along: the news that the
+        # leader went quiet is no newer than their leases (rule 4 is quiet)
+        for p in others:
+            lost = [
+                a
+                for t, q, a, how in self.changes
+                if q == p and how == "-" and t > cutAt
+            ]
+            self.assertEqual(lost, [], f"node {p} gave up {lost}")
+            self.assertTrue(set(kept[p]) <= set(self.held(p)))
         self.heal()
         self.step(10)
         self.assertHosted()
@@ -159,6 +172,28 @@ class PartitionTests(_PartitionCase):
         self.assertGaveUpFirst(victim, its)
         self.heal()
         self.step(10)
+        self.assertHosted()
+
+    def test_cutFromLeaderOnly(self) -> None:
+        """A partial partition between the leader and another node, both
+        still reaching the third: that node keeps a majority through the
+        third, but the third reports hearing the leader, so it gives its
+        addresses up (rule 4) before the leader moves them."""
+        leader = self.leader()
+        victim = next(p for p in range(3) if p != leader)
+        its = self.held(victim)
+        fence = self.cluster.takeover(victim).fence
+        assert fence is not None
+        reasons: list[str] = []
+        self.cluster.network.blackholes.update({(leader, victim), (victim, leader)})
+        for _ in range(300):
+            self.step(STEP * 2)
+            if fence.reason is not None and fence.reason not in reasons:
+                reasons.append(fence.reason)
+        self.assertTrue(any("no longer hears" in r for r in reasons), reasons)
+        self.assertGaveUpFirst(victim, its)
+        self.heal()
+        self.step(20)
         self.assertHosted()
 
     def test_fenceBeforeOwnSuspicions(self) -> None:
