@@ -142,8 +142,9 @@ class CTDBPacketReceiver(Protocol):
                     return offset
             if end - offset < length:
                 break
-            if offset == 0 and length == end and type(buf) is bytes:
-                packet = buf
+            if type(buf) is bytes:
+                # slicing bytes copies once (the whole buffer: not at all)
+                packet = buf if length == end else buf[offset : offset + length]
             else:
                 with memoryview(buf) as view:
                     packet = bytes(view[offset : offset + length])
