@@ -103,7 +103,7 @@ class AddressFence:
         self.leader = CTDB_UNKNOWN_PNN
 
     def plugInto(self, daemon: Daemon) -> None:
-        """Follow the leader broadcasts (the tie-break of rule 1)."""
+        """Follow the leader broadcasts (rule 1's tie-break, rule 4)."""
         daemon.addMessageHandler(CTDB_SRVID_LEADER, self._leaderMessage)
 
     def _leaderMessage(self, srvid: int, data: bytes) -> None:

@@ -28,7 +28,8 @@ Its parts: the address list (L{ctdb.takeover.addresslist}), take and
 release (L{ctdb.takeover.moves}), the tickle lists and announcements
 (L{ctdb.takeover.tickles}) and the node's own IP check
 (L{ctdb.takeover.ipcheck}), on the records of L{ctdb.takeover.state}; the
-answers they share are in L{ctdb.takeover.replies}.
+answers they share are in L{ctdb.takeover.replies}.  L{ctdb.takeover.fence}
+makes a node that may be cut off give every address up at once.
 """
 
 from __future__ import annotations
