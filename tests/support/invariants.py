@@ -507,11 +507,16 @@ class Invariants:
         return done
 
     def pfetch(self, pnn: int, key: str) -> int:
+        before = self.workload.progress()
         try:
             done = self.tool(pnn, "pfetch", PDB, key)
         except NetnsClusterError as e:
-            # pfetch takes the transaction g_lock: say who holds it
-            raise NetnsClusterError(f"{e}; g_locks: {self.gLocks(pnn)}") from e
+            # pfetch takes the transaction g_lock: say who holds it, and
+            # whether the workers' transactions went on meanwhile
+            raise NetnsClusterError(
+                f"{e}; g_locks: {self.gLocks(pnn)}; workers' acknowledged "
+                f"increments meanwhile: {before} -> {self.workload.progress()}"
+            ) from e
         if done.returncode != 0:
             raise NetnsClusterError(
                 f"pfetch {key} on node {pnn}: {(done.stdout + done.stderr).strip()}"
@@ -519,8 +524,8 @@ class Invariants:
         return _int(done.stdout)
 
     def gLocks(self, pnn: int) -> str:
-        """The g_lock holders that node C{pnn}'s copy of C{g_lock.tdb} names
-        (a diagnostic: the copy may be older than the dmaster's)."""
+        """The g_lock holders that C{ctdb catdb g_lock.tdb} through node
+        C{pnn} names (a traverse: each record's dmaster copy)."""
         try:
             done = self.tool(pnn, "catdb", "g_lock.tdb", timeout=5.0)
         except NetnsClusterError as e:
