@@ -6,9 +6,9 @@ a short, seeded series of faults (L{tests.support.nemesis}), every
 invariant of L{tests.support.invariants} checked after each heal and at
 the end.  The long run is C{scripts/soak.py} (docs/FAULTS.md).
 
-The faults of this run are those under which every invariant holds today
-(L{CI_KINDS}); the others show violations that the soak reports (see
-docs/FAULTS.md), so they are left to it.
+The run has every kind of fault (L{CI_KINDS} is L{KINDS}), partitions
+and packet loss among them; its seed is one whose thirteen faults are each
+kind at least once.
 
 Needs root (network namespaces) and nftables' C{nft}; fails, does not
 skip, without them.  Every wait is bounded; everything is removed by the
@@ -17,10 +17,18 @@ names and PIDs recorded, also when the test fails.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import socket
+import struct
+import subprocess
+import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable
+from typing import Any
 
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -29,24 +37,26 @@ from tests.support.faultworkload import Workload
 from tests.support.invariants import (
     CHECKS,
     DELETED_STAY_DELETED,
+    PUBLIC_IP_CONNECTIONS,
     PUBLIC_IP_NEVER_TWO,
     FaultRun,
     Invariants,
     InvariantTable,
     catdbBytes,
+    connectionProblems,
     gLockHolders,
 )
 from tests.support.nemesis import KINDS, Fault, Nemesis, makeCluster, nftProblem
 from tests.support.netns import NetworkLab
 from tests.support.netnscluster import NetnsNetwork
 
-#: the seed and the number of faults of the run
-SEED = 13
-FAULTS = 10
-#: the faults of the run: those that every invariant survives today (the
-#: seed's choices index this tuple: in this order fault 1 is ban(2) and
-#: fault 7 pause(2), the fault after which public-ip-reachable once failed)
-CI_KINDS = ("kill", "pause", "ban", "stop", "disable", "delay", "duplicate")
+#: the seed and the number of faults of the run: with every kind (L{KINDS},
+#: whose order the seed's choices index), these thirteen faults are each
+#: kind once and C{delay} twice (every partition kind and C{loss} among them)
+SEED = 961
+FAULTS = 13
+#: the faults of the run: every kind
+CI_KINDS = KINDS
 
 
 class FakeCluster:
@@ -90,6 +100,7 @@ class ChoiceTests(SynchronousTestCase):
         text = table.render()
         for name in CHECKS:
             self.assertIn(name, text)
+        self.assertIn(PUBLIC_IP_CONNECTIONS, CHECKS)
         line = [x for x in text.splitlines() if x.startswith(PUBLIC_IP_NEVER_TWO)]
         self.assertEqual(
             line[0].split(), [PUBLIC_IP_NEVER_TWO, "2", "1", "0", "(oneway", "1)"]
@@ -363,3 +374,197 @@ class WhereIsTests(SynchronousTestCase):
             "10.77.1.3 dev eth0 lladdr 02:00:00:00:00:02 REACHABLE",
         )
         self.assertEqual(calls, [(("neigh", "show", "10.77.1.3"), "txclient")])
+
+
+def connectionState(**changes: Any) -> dict[str, Any]:
+    """A connection client's state of one address, 10.77.1.1, at 100.0."""
+    c: dict[str, Any] = {
+        "generation": 1,
+        "connected": True,
+        "answered": 10,
+        "answeredSentAt": 99.5,
+        "pendingSince": None,
+        "pending": 0,
+        "resets": 0,
+        "closes": 0,
+        "errors": 0,
+        "failedConnects": 0,
+        "lastEvent": "connected at 90.000 (generation 1)",
+        "bogus": [],
+    }
+    c.update(changes)
+    return {"running": True, "now": 100.0, "addresses": {"10.77.1.1": c}}
+
+
+class ConnectionProblemTests(SynchronousTestCase):
+    """What keeps C{public-ip-connections} from holding."""
+
+    def problems(self, state: dict[str, Any], since: float = 99.0) -> list[str]:
+        return connectionProblems(state, ["10.77.1.1"], since, 100.0, 45.0)
+
+    def test_answeredSince(self) -> None:
+        """A line sent after the check began was answered: it holds."""
+        self.assertEqual(self.problems(connectionState()), [])
+
+    def test_answeredBefore(self) -> None:
+        """The newest answered line was sent before the check began."""
+        problems = self.problems(connectionState(), since=99.8)
+        self.assertEqual(len(problems), 1)
+        self.assertIn("no line answered since the check began", problems[0])
+
+    def test_hung(self) -> None:
+        """A line unanswered for the bound, no reset: a hang."""
+        state = connectionState(answeredSentAt=50.0, pendingSince=54.0, pending=90)
+        problems = self.problems(state)
+        self.assertIn(
+            "hung: a line sent 46.0 s ago unanswered and no reset", problems[0]
+        )
+
+    def test_resetNotBackYet(self) -> None:
+        """Reset and not connected again: says so, with the last event."""
+        state = connectionState(
+            connected=False, resets=1, lastEvent="reset at 98.000 (generation 1)"
+        )
+        problems = self.problems(state, since=99.8)
+        self.assertIn("not connected", problems[0])
+        self.assertIn("1 resets", problems[0])
+        self.assertIn("reset at 98.000", problems[0])
+
+    def test_missingAndDead(self) -> None:
+        """An address without a connection, a client that died."""
+        state = connectionState()
+        self.assertIn(
+            "10.77.1.2: no connection state",
+            connectionProblems(state, ["10.77.1.1", "10.77.1.2"], 99.0, 100.0, 45)[0],
+        )
+        state["running"] = False
+        self.assertEqual(self.problems(state), ["the connection client is not running"])
+
+
+class EchoServer:
+    """A line echo service on 127.0.0.1 (as the nodes' service answers
+    anything but put and get), whose connections can be reset."""
+
+    def __init__(self) -> None:
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(8)
+        self.port = self.listener.getsockname()[1]
+        self.conns: list[socket.socket] = []
+        self.lock = threading.Lock()
+        self.done = False
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self) -> None:
+        while not self.done:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            with self.lock:
+                self.conns.append(conn)
+            threading.Thread(target=self.serve, args=(conn,), daemon=True).start()
+
+    def serve(self, conn: socket.socket) -> None:
+        buf = b""
+        while True:
+            try:
+                data = conn.recv(4096)
+            except OSError:
+                return
+            if not data:
+                return
+            buf += data
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                try:
+                    conn.sendall(b"echo " + line + b"\n")
+                except OSError:
+                    return
+
+    def resetAll(self) -> None:
+        """Close every connection with an RST (SO_LINGER 0)."""
+        with self.lock:
+            conns, self.conns = self.conns, []
+        for conn in conns:
+            conn.setsockopt(
+                socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+            )
+            conn.close()
+
+    def stop(self) -> None:
+        self.done = True
+        self.listener.close()
+        self.resetAll()
+
+
+class ConnectionClientTests(SynchronousTestCase):
+    """The connection client (L{connectionsMain}) on 127.0.0.1."""
+
+    def waitFor(
+        self, path: str, test: Callable[[dict[str, Any]], bool], what: str
+    ) -> dict[str, Any]:
+        deadline = time.monotonic() + 30
+        state: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            try:
+                with open(path) as f:
+                    state = json.load(f)["addresses"]["127.0.0.1"]
+            except (FileNotFoundError, ValueError, KeyError):
+                state = {}
+            if state and test(state):
+                return state
+            time.sleep(0.05)
+        self.fail(f"{what}: {state}")
+
+    def test_resetAndReconnect(self) -> None:
+        """The client's lines are echoed; when the service resets the
+        connection the client counts the reset, connects again, and lines
+        sent after the reset are answered on the new connection."""
+        server = EchoServer()
+        self.addCleanup(server.stop)
+        directory = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, directory)
+        state = os.path.join(directory, "state.json")
+        stop = os.path.join(directory, "stop")
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                (
+                    "import sys; from tests.support.faultworkload import "
+                    "connectionsMain; connectionsMain(sys.argv[1:])"
+                ),
+                state,
+                stop,
+                "60",
+                str(server.port),
+                "127.0.0.1",
+            ],
+            cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))),
+        )
+
+        def end() -> None:
+            with open(stop, "w"):
+                pass
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+        self.addCleanup(end)
+        first = self.waitFor(state, lambda s: s["answered"] >= 2, "no answers")
+        self.assertEqual((first["generation"], first["resets"]), (1, 0))
+        resetAt = time.monotonic()
+        server.resetAll()
+        after = self.waitFor(
+            state,
+            lambda s: s["resets"] == 1 and s["answeredSentAt"] > resetAt,
+            "no answer after the reset",
+        )
+        self.assertEqual(after["generation"], 2)
+        self.assertTrue(after["lastEvent"].startswith("connected"))
+        self.assertEqual(after["bogus"], [])
+        end()
+        self.assertEqual(process.returncode, 0)

@@ -33,17 +33,20 @@ C{<time> worker <k>: <problem>} (the counter loop's own) and C{<time> side
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
+import selectors
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from tests.integration.test_failures import PDB, VDB
-from tests.support.netnscluster import ROOT
+from tests.support.netnscluster import ROOT, SERVICE_PORT
 
 #: the volatile database of the records deleted by the side loop
 DDB = "fault_deleted.tdb"
@@ -215,6 +218,188 @@ def workerMain(argv: Sequence[str]) -> None:
     task.react(lambda reactor: defer.ensureDeferred(main(reactor)))
 
 
+#: seconds between two lines on a long-lived connection of the connection
+#: client, between a lost connection and the next attempt, and within which
+#: a connection attempt must complete
+LINE_INTERVAL = 0.5
+RECONNECT_DELAY = 0.2
+CONNECT_TIMEOUT = 5.0
+
+
+class _Held:
+    """One long-lived connection of the connection client (its state
+    across reconnections to one address)."""
+
+    def __init__(self, address: str, port: int) -> None:
+        self.address = address
+        self.port = port
+        self.sock: socket.socket | None = None
+        self.connecting = 0.0
+        self.generation = 0
+        self.buffer = b""
+        self.retryAt = 0.0
+        self.nextSend = 0.0
+        self.seq = 0
+        #: sequence number -> when it was sent, for lines not answered yet
+        self.pending: dict[int, float] = {}
+        #: when the newest answered line was sent (-1: none yet)
+        self.answeredSentAt = -1.0
+        self.answered = 0
+        self.resets = 0
+        self.closes = 0
+        self.errors = 0
+        self.failedConnects = 0
+        self.lastEvent = ""
+        self.bogus: list[str] = []
+
+    def state(self, now: float) -> dict[str, object]:
+        return {
+            "generation": self.generation,
+            "connected": self.sock is not None and not self.connecting,
+            "answered": self.answered,
+            "answeredSentAt": self.answeredSentAt,
+            "pendingSince": min(self.pending.values(), default=None),
+            "pending": len(self.pending),
+            "resets": self.resets,
+            "closes": self.closes,
+            "errors": self.errors,
+            "failedConnects": self.failedConnects,
+            "lastEvent": self.lastEvent,
+            "bogus": self.bogus[-5:],
+        }
+
+
+def connectionsMain(argv: Sequence[str]) -> None:
+    """
+    C{connectionsMain([STATEFILE, STOPFILE, SECONDS, PORT, ADDRESS...])}:
+    the connection client (in the client namespace).  It holds one TCP
+    connection to C{PORT} of every C{ADDRESS} for its whole life, sends a
+    line (C{conn <generation> <seq>}) on each every L{LINE_INTERVAL}
+    seconds and takes the service's echo of it.  A connection that is
+    reset, closed or fails is counted and made again (after
+    L{RECONNECT_DELAY}); one that hangs is left hanging (no timeout of
+    its own: that is what the check looks for).  Every L{LINE_INTERVAL} it
+    writes its state to C{STATEFILE} (JSON: C{now}, C{time.monotonic()},
+    and per address L{_Held.state}).  Ends after C{SECONDS}, or when
+    C{STOPFILE} exists.
+    """
+    stateFile, stopFile, seconds, port, *addresses = argv
+    started = time.monotonic()
+    deadline = started + float(seconds)
+    held = [_Held(a, int(port)) for a in addresses]
+    sel = selectors.DefaultSelector()
+    lastWrite = 0.0
+
+    def lose(h: _Held, event: str, now: float) -> None:
+        h.lastEvent = f"{event} at {now:.3f} (generation {h.generation})"
+        if h.sock is not None:
+            sel.unregister(h.sock)
+            h.sock.close()
+        h.sock = None
+        h.connecting = 0.0
+        h.buffer = b""
+        h.pending.clear()
+        h.retryAt = now + RECONNECT_DELAY
+
+    def failed(h: _Held, code: int, now: float) -> None:
+        name = errno.errorcode.get(code, str(code))
+        if code == errno.ECONNRESET:
+            h.resets += 1
+            lose(h, "reset", now)
+        elif code == errno.EPIPE:
+            h.closes += 1
+            lose(h, "EPIPE", now)
+        else:
+            h.errors += 1
+            lose(h, f"error {name}", now)
+
+    while time.monotonic() < deadline and not os.path.exists(stopFile):
+        now = time.monotonic()
+        for h in held:
+            if h.sock is None and now >= h.retryAt:
+                family = socket.AF_INET6 if ":" in h.address else socket.AF_INET
+                s = socket.socket(family, socket.SOCK_STREAM)
+                s.setblocking(False)
+                code = s.connect_ex((h.address, h.port))
+                h.generation += 1
+                if code not in (0, errno.EINPROGRESS):
+                    s.close()
+                    h.failedConnects += 1
+                    h.lastEvent = f"connect failed {errno.errorcode.get(code)}"
+                    h.retryAt = now + RECONNECT_DELAY
+                    continue
+                h.sock, h.connecting = s, now
+                sel.register(s, selectors.EVENT_WRITE, h)
+            elif h.sock is not None and h.connecting:
+                if now - h.connecting > CONNECT_TIMEOUT:
+                    h.failedConnects += 1
+                    lose(h, "connect timed out", now)
+                    h.lastEvent = f"connect timed out at {now:.3f}"
+            elif h.sock is not None and now >= h.nextSend:
+                h.seq += 1
+                try:
+                    h.sock.send(b"conn %d %d\n" % (h.generation, h.seq))
+                except BlockingIOError:
+                    pass  # the send buffer is full: this line is skipped
+                except OSError as e:
+                    failed(h, e.errno or 0, now)
+                    continue
+                else:
+                    h.pending[h.seq] = now
+                h.nextSend = now + LINE_INTERVAL
+        for key, _ in sel.select(0.05):
+            h = cast(_Held, key.data)
+            s = cast(socket.socket, key.fileobj)
+            now = time.monotonic()
+            if h.connecting:
+                code = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                if code != 0:
+                    h.failedConnects += 1
+                    lose(h, f"connect failed {errno.errorcode.get(code)}", now)
+                    continue
+                h.connecting = 0.0
+                h.nextSend = now
+                h.lastEvent = f"connected at {now:.3f} (generation {h.generation})"
+                sel.modify(s, selectors.EVENT_READ, h)
+                continue
+            try:
+                data = s.recv(65536)
+            except OSError as e:
+                failed(h, e.errno or 0, now)
+                continue
+            if not data:
+                h.closes += 1
+                lose(h, "closed", now)
+                continue
+            h.buffer += data
+            while b"\n" in h.buffer:
+                line, h.buffer = h.buffer.split(b"\n", 1)
+                words = line.split()
+                try:
+                    generation, seq = int(words[2]), int(words[3])
+                    if words[:2] != [b"echo", b"conn"]:
+                        raise ValueError
+                except (IndexError, ValueError):
+                    h.bogus.append(line.decode(errors="replace"))
+                    continue
+                if generation != h.generation or seq not in h.pending:
+                    h.bogus.append(line.decode(errors="replace"))
+                    continue
+                h.answeredSentAt = h.pending[seq]
+                h.answered += 1
+                for old in [q for q in h.pending if q <= seq]:
+                    del h.pending[old]
+        if now - lastWrite >= LINE_INTERVAL:
+            lastWrite = now
+            _write(
+                stateFile,
+                {"now": now, "addresses": {h.address: h.state(now) for h in held}},
+            )
+    for h in held:
+        if h.sock is not None:
+            h.sock.close()
+
+
 class Workload:
     """
     The workers of one cluster (a L{NetnsCluster} or L{NetnsCtdbdCluster}),
@@ -229,6 +414,9 @@ class Workload:
         self.stopFile = os.path.join(directory, "stop")
         self.processes: dict[int, subprocess.Popen[bytes]] = {}
         self._logOffsets: dict[int, int] = {}
+        #: the connection client (L{connectionsMain}) in the client namespace
+        self.connections: subprocess.Popen[bytes] | None = None
+        self.connectionsFile = os.path.join(directory, "connections.json")
 
     def output(self, pnn: int) -> str:
         return os.path.join(self.directory, f"worker{pnn}.json")
@@ -275,6 +463,45 @@ class Workload:
                     env=env,
                     cwd=ROOT,
                 )
+        self.startConnections(source.replace("workerMain", "connectionsMain"), env)
+
+    def startConnections(self, source: str, env: dict[str, str]) -> None:
+        """Start the connection client in the client namespace, holding a
+        connection to the service on every public address."""
+        network = self.cluster.network
+        with open(os.path.join(self.directory, "connections.log"), "ab") as log:
+            self.connections = self.cluster.lab.spawn(
+                network.client,
+                [
+                    sys.executable,
+                    "-c",
+                    source,
+                    self.connectionsFile,
+                    self.stopFile,
+                    str(self.seconds),
+                    str(SERVICE_PORT),
+                    *network.publicAddresses,
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=ROOT,
+            )
+
+    def connectionState(self) -> dict[str, Any]:
+        """The connection client's last state (L{connectionsMain}): C{now}
+        and, per address, its long-lived connection's state; C{{}} before
+        the first write.  C{running}: whether the client still runs."""
+        try:
+            with open(self.connectionsFile) as f:
+                state: dict[str, Any] = json.load(f)
+        except (FileNotFoundError, ValueError):
+            state = {}
+        state["running"] = (
+            self.connections is not None and self.connections.poll() is None
+        )
+        return state
 
     def progress(self) -> dict[int, int]:
         """Each worker's acknowledged persistent increments so far."""
@@ -335,7 +562,10 @@ class Workload:
         with open(self.stopFile, "w"):
             pass
         deadline = time.monotonic() + timeout
-        for process in self.processes.values():
+        processes = list(self.processes.values())
+        if self.connections is not None:
+            processes.append(self.connections)
+        for process in processes:
             try:
                 process.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
@@ -359,4 +589,12 @@ class Workload:
             return ""
 
 
-__all__ = ["DDB", "PDB", "VDB", "Workload", "srvidOf", "workerMain"]
+__all__ = [
+    "DDB",
+    "PDB",
+    "VDB",
+    "Workload",
+    "connectionsMain",
+    "srvidOf",
+    "workerMain",
+]

@@ -31,6 +31,12 @@ The checks (L{CHECKS}), after every fault heals and at the end:
   - C{public-ip-never-two}: no public address is on two nodes at once,
     sampled throughout each fault (L{NetnsNetwork.overlaps}), also during
     partitions (the cluster lock makes the minority give its addresses up);
+  - C{public-ip-connections}: within the same bound, the connection
+    client's long-lived connection to every public address
+    (L{tests.support.faultworkload.connectionsMain}) answers a line sent
+    after the check began: the connection kept working, or it was reset
+    (a tickle, or the new host's RST) and the one made again answers; a
+    connection that hangs without a reset is a violation;
   - C{no-traceback}: no daemon logged a Python traceback (ours) or a panic
     (ctdbd), and none died unless the nemesis killed it.
 
@@ -70,6 +76,7 @@ CONVERGED = "converged"
 PUBLIC_IP_ONCE = "public-ip-once"
 PUBLIC_IP_REACHABLE = "public-ip-reachable"
 PUBLIC_IP_NEVER_TWO = "public-ip-never-two"
+PUBLIC_IP_CONNECTIONS = "public-ip-connections"
 NO_TRACEBACK = "no-traceback"
 
 CHECKS = (
@@ -82,6 +89,7 @@ CHECKS = (
     PUBLIC_IP_ONCE,
     PUBLIC_IP_REACHABLE,
     PUBLIC_IP_NEVER_TWO,
+    PUBLIC_IP_CONNECTIONS,
     NO_TRACEBACK,
 )
 
@@ -137,6 +145,51 @@ _CRASH = re.compile(
     rb"Traceback \(most recent call last\)|Unhandled error|PANIC|smb_panic|"
     rb"INTERNAL ERROR|Aborting"
 )
+
+
+def connectionProblems(
+    state: dict[str, Any],
+    addresses: Sequence[str],
+    since: float,
+    now: float,
+    bound: float,
+) -> list[str]:
+    """
+    What keeps C{public-ip-connections} from holding, from the connection
+    client's C{state} (L{Workload.connectionState}) at C{now}: every
+    address in C{addresses} must have had a line sent at or after C{since}
+    (C{time.monotonic()}) answered.  Each problem says how its connection
+    stands: hung (a line unanswered for C{bound} seconds or more, no
+    reset), or what its last event was.
+    """
+    if not state.get("running"):
+        return ["the connection client is not running"]
+    known = state.get("addresses", {})
+    written = state.get("now", 0.0)
+    problems = []
+    for address in addresses:
+        c = known.get(address)
+        if c is None:
+            problems.append(
+                f"{address}: no connection state (client written at {written:.3f})"
+            )
+            continue
+        if c["answeredSentAt"] >= since:
+            continue
+        pending = c.get("pendingSince")
+        if c["connected"] and pending is not None and now - pending >= bound:
+            how = f"hung: a line sent {now - pending:.1f} s ago unanswered and no reset"
+        elif c["connected"]:
+            how = "connected, no line answered since the check began"
+        else:
+            how = "not connected"
+        problems.append(
+            f"{address}: {how} (generation {c['generation']}, {c['answered']} "
+            f"answered, {c['resets']} resets, {c['closes']} closed, "
+            f"{c['errors']} errors, {c['failedConnects']} failed connects; last "
+            f"event: {c['lastEvent'] or 'none'})"
+        )
+    return problems
 
 
 @dataclass
@@ -261,6 +314,12 @@ class Invariants:
         self._shortfall: dict[int, int] = {}
         #: the wall-clock times at which faults that some node left healed
         self.leftEnds: list[float] = []
+        #: address -> the unexpected answers its connection reported so far
+        self._bogus: dict[str, list[str]] = {}
+        #: address -> its connection's resets, closes and errors so far
+        self._lost: dict[str, int] = {}
+        #: which connections were lost since the previous check ("" if none)
+        self.connectionNote = ""
 
     def _record(self, check: str, when: str, problems: Sequence[str]) -> None:
         if not self.table.record(check, when, problems, self.kind):
@@ -369,6 +428,43 @@ class Invariants:
                     break
                 time.sleep(0.2)
         self._record(PUBLIC_IP_REACHABLE, when, problems)
+
+    def checkConnections(self, when: str) -> None:
+        """C{public-ip-connections}: within the bound, every long-lived
+        connection of the connection client answers a line sent after now
+        (on the connection it had, or on one made again after a reset)."""
+        started = time.monotonic()
+        while True:
+            problems = connectionProblems(
+                self.workload.connectionState(),
+                self.network.publicAddresses,
+                started,
+                time.monotonic(),
+                self.bound,
+            )
+            if not problems or time.monotonic() - started > self.bound:
+                break
+            time.sleep(0.1)
+        states = self.workload.connectionState().get("addresses", {})
+        lost = {a: c["resets"] + c["closes"] + c["errors"] for a, c in states.items()}
+        changed = {
+            a: n - self._lost.get(a, 0)
+            for a, n in lost.items()
+            if n != self._lost.get(a, 0)
+        }
+        self._lost = lost
+        self.connectionNote = (
+            "connections lost and made again: "
+            + ", ".join(f"{a} {n}" for a, n in sorted(changed.items()))
+            if changed
+            else ""
+        )
+        for address, state in sorted(states.items()):
+            new = state.get("bogus", [])[len(self._bogus.get(address, [])) :]
+            if state.get("bogus"):
+                self._bogus[address] = list(state["bogus"])
+            problems += [f"{address}: answered {b!r}, never sent" for b in new]
+        self._record(PUBLIC_IP_CONNECTIONS, when, problems)
 
     def whereIs(self, address: str) -> str:
         """A diagnostic of an address the client cannot reach: the nodes
@@ -643,6 +739,7 @@ class Invariants:
         self._guarded(PUBLIC_IP_ONCE, when, lambda: self.checkHosted(when))
         self._guarded(PUBLIC_IP_REACHABLE, when, lambda: self.checkReachable(when))
         self._guarded(PUBLIC_IP_NEVER_TWO, when, lambda: self.sampleOverlaps(when))
+        self._guarded(PUBLIC_IP_CONNECTIONS, when, lambda: self.checkConnections(when))
         self._guarded(NO_TRACEBACK, when, lambda: self.checkDaemons(when))
         if took is not None:
             self._guarded(PERSISTENT_ACKED, when, lambda: self.checkPersistent(when))
@@ -721,7 +818,9 @@ class FaultRun:
             self.invariants.leftEnds.append(time.time())
         self.invariants.kind = ""
         self.invariants.left = set()
-        notes = "; ".join(fault.notes)
+        notes = "; ".join(
+            n for n in (*fault.notes, self.invariants.connectionNote) if n
+        )
         self.log(
             f"{when}: {'injected' if fault.injected else 'not injected: ' + fault.problem}"
             f"{'; ' + notes if notes else ''}; violations so far "
