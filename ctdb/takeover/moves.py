@@ -450,8 +450,10 @@ class AddressMoves:
         """
         The fence's release (L{ctdb.takeover.fence}): every address this
         node holds goes off the host now, synchronously (daemon mode), and
-        only then does each finish its release: the releaseip event, the
-        resets of its clients, RELEASE_IP to the local clients.  (With
+        only then does each finish its release: the releaseip event and
+        RELEASE_IP to the local clients (no resets of its clients: none can
+        be sent from an address that is off the host; its new owner's
+        tickle ACKs reset them).  (With
         C{byScripts} the releaseip events take the addresses off.)  Fires
         with the number released.
         """
@@ -486,9 +488,20 @@ class AddressMoves:
             vnn.updateInFlight = True
             try:
                 await self.runEvent("releaseip", f"{iface} {vnn.address} {vnn.mask}")
-                await self._killConnections(vnn, iface)
             finally:
                 vnn.updateInFlight = False
+            if vnn.tickles and not self.byScripts:
+                # no kill: the address is already off the host, so no reset
+                # can be sent from it (no route), and the kill would only
+                # hold the address (refusing the leader's moves of it, which
+                # bans this node) for its whole timeout; the new owner's
+                # tickle ACKs reset those clients
+                self.log.info(
+                    "{addr} is already off the host: not killing {total} TCP "
+                    "connections to it",
+                    addr=vnn.address,
+                    total=len(vnn.tickles),
+                )
             self.releasePost(vnn)
             count += 1
         self.log.info("Released {n} public IPs", n=count)

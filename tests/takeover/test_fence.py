@@ -19,7 +19,7 @@ from ctdb.protocols import controls as C
 from ctdb.protocols.controls import Control
 from ctdb.protocols.srvids import CTDB_SRVID_TAKEOVER_RUN
 from ctdb.testing import FakeClient, connectedNodes
-from tests.takeover._helpers import publicIp
+from tests.takeover._helpers import connection, publicIp
 
 HEARTBEAT = (DEFAULT_INTERVAL, DEFAULT_TIMEOUT)
 STEP = 0.01
@@ -366,6 +366,42 @@ class RuleTests(SynchronousTestCase):
         self.assertEqual(
             [srvid for srvid, _ in client.messages()], [CTDB_SRVID_TAKEOVER_RUN]
         )
+
+    def test_giveUpHoldsNoAddress(self) -> None:
+        """
+        The fence's release does not kill the connections of an address it
+        took off the host (no reset can be sent from it; a kill would hold
+        the address for its whole timeout): the address is not held, so a
+        RELEASE_IP of the leader's next takeover run succeeds instead of
+        being refused as in flight (which earned the node banning credits
+        and a ban after a pause, in the fault soak).
+        """
+        _, cluster = self.cluster(heartbeat=HEARTBEAT)
+        cluster[0].recmode = C.CTDB_RECOVERY_NORMAL
+        self.take(cluster, 0, "10.0.0.31")
+        host = cluster.addressSystems[0]
+        host.deferKills = True  # a kill would never end
+        client = FakeClient(cluster[0])
+        reqid = client.control(
+            Control.TCP_ADD,
+            connection(("10.0.0.99", 40000), ("10.0.0.31", 4445)),
+            destnode=0,
+        )
+        cluster.flush()
+        reply = client.reply(reqid)
+        assert reply is not None
+        self.assertEqual(reply.status, 0)
+        fence = cluster.takeover(0).fence
+        assert fence is not None
+        fence.fence("test")
+        cluster.flush()
+        self.assertEqual(host.addresses, {})
+        self.assertEqual([c for c in host.calls if c[0] == "kill"], [])
+        reqid = client.control(Control.RELEASE_IP, publicIp(1, "10.0.0.31"), destnode=0)
+        cluster.flush()
+        reply = client.reply(reqid)
+        assert reply is not None
+        self.assertEqual(reply.status, 0)
 
     def test_fencedRefusesTakes(self) -> None:
         """While fenced the node says no address is available to it and
