@@ -118,7 +118,11 @@ class FixedSeedTests(SynchronousTestCase):
             self.fail(problem)
         lab = NetworkLab.forTest(self, prefix="txnem")
         network = NetnsNetwork(lab, nodes=3)
-        directory = tempDir(self, "txnem-")
+        if os.environ.get("TXNEMESIS_KEEP"):
+            # keep the logs of every node and worker for a look afterwards
+            directory = tempfile.mkdtemp(prefix="txnem-", dir="/tmp")
+        else:
+            directory = tempDir(self, "txnem-")
         cluster = makeCluster("ours", network, directory)
         self.addCleanup(cluster.stop)
         cluster.start(timeout=60)
@@ -138,7 +142,7 @@ class FixedSeedTests(SynchronousTestCase):
         report = (
             f"{table.render()}\n"
             + "\n".join(lines)
-            + f"\n({time.monotonic() - started:.0f} s)"
+            + f"\n({time.monotonic() - started:.0f} s; {directory})"
         )
         self.assertEqual(table.faults, FAULTS, report)
         self.assertEqual(table.faultsInjected, FAULTS, report)
