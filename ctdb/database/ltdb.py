@@ -60,6 +60,11 @@ DATABASE_HASH_SIZE = 100001
 _HEADER = struct.Struct("<QIIIxxxx")
 assert _HEADER.size == LTDB_HEADER_SIZE
 
+#: the header's struct (rsn, dmaster, reserved1, flags), for the daemon's
+#: record path, which packs and unpacks headers without the checks of
+#: L{LtdbHeader.encode}/L{LtdbHeader.decode}
+LTDB_HEADER_STRUCT = _HEADER
+
 
 @dataclass(frozen=True, slots=True)
 class LtdbHeader:

@@ -9,6 +9,7 @@ a client holds it).
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -20,9 +21,10 @@ from ctdb.database.ltdb import (
     CTDB_REC_FLAG_MIGRATED_WITH_DATA,
     CTDB_REC_FLAG_VACUUM_MIGRATED,
     CTDB_REC_RO_FLAGS,
+    LTDB_HEADER_SIZE,
+    LTDB_HEADER_STRUCT,
     LtdbHeader,
     ctdbHash,
-    splitValue,
 )
 from ctdb.databases.model import (
     _HASH_CACHE_SIZE,
@@ -40,6 +42,10 @@ from ctdb.protocols import packet as P
 
 if TYPE_CHECKING:
     from ctdb.daemon.core import Daemon
+
+
+_packHeader = LTDB_HEADER_STRUCT.pack
+_unpackHeader = LTDB_HEADER_STRUCT.unpack_from
 
 
 class RecordStorage:
@@ -86,24 +92,60 @@ class RecordStorage:
             h = self._hashes[key] = ctdbHash(key)
         return vnn[h % len(vnn)]
 
-    def fetch(self, db: Database, key: bytes) -> tuple[LtdbHeader, bytes]:
+    def fetch(
+        self, db: Database, key: bytes, lmaster: int | None = None
+    ) -> tuple[LtdbHeader, bytes]:
         """ctdb_ltdb_fetch: the record, or an initial header (stored if we
-        are its lmaster or the db is persistent)."""
-        header, data = splitValue(db.store.fetch(key))
-        if header is not None:
-            return header, data
-        header = LtdbHeader(0, self.lmaster(key), 0, CTDB_REC_FLAG_AUTOMATIC)
-        if not db.volatile or header.dmaster == self.pnn:
-            header = self.storeRecord(db, key, header, b"")
-        return header, b""
+        are its lmaster or the db is persistent).  C{lmaster} is the key's
+        lmaster when the caller has it already."""
+        value = db.store.fetch(key)
+        if value is not None and len(value) >= LTDB_HEADER_SIZE:
+            rsn, dmaster, reserved1, flags = _unpackHeader(value)
+            return LtdbHeader(rsn, dmaster, reserved1, flags), value[LTDB_HEADER_SIZE:]
+        if lmaster is None:
+            lmaster = self.lmaster(key)
+        if not db.volatile or lmaster == self.daemon.pnn:
+            return self.storeFields(
+                db, key, 0, lmaster, 0, CTDB_REC_FLAG_AUTOMATIC, b"", lmaster
+            ), b""
+        return LtdbHeader(0, lmaster, 0, CTDB_REC_FLAG_AUTOMATIC), b""
 
     def storeRecord(
-        self, db: Database, key: bytes, header: LtdbHeader, data: bytes
+        self,
+        db: Database,
+        key: bytes,
+        header: LtdbHeader,
+        data: bytes,
+        lmaster: int | None = None,
     ) -> LtdbHeader:
-        """ctdb_ltdb_store_server: the keep/delete and rsn rules."""
-        lmaster = self.lmaster(key)
-        flags = header.flags
-        rsn = header.rsn
+        """ctdb_ltdb_store_server: the keep/delete and rsn rules; returns
+        the header as stored.  C{lmaster} is the key's lmaster when the
+        caller has it already (it is worked out only when the rules need it)."""
+        return self.storeFields(
+            db,
+            key,
+            header.rsn,
+            header.dmaster,
+            header.reserved1,
+            header.flags,
+            data,
+            lmaster,
+        )
+
+    def storeFields(
+        self,
+        db: Database,
+        key: bytes,
+        rsn: int,
+        dmaster: int,
+        reserved1: int,
+        flags: int,
+        data: bytes,
+        lmaster: int | None = None,
+    ) -> LtdbHeader:
+        """L{storeRecord} of a header given as its fields: the record path
+        builds one L{LtdbHeader} per store, the one returned."""
+        pnn = self.daemon.pnn
         keep = False
         schedule = False
         if data or flags & CTDB_REC_RO_FLAGS:
@@ -113,29 +155,27 @@ class RecordStorage:
             schedule = True
         elif flags & CTDB_REC_FLAG_MIGRATED_WITH_DATA:
             keep = True
-        elif self.pnn == lmaster:
-            keep = (
-                not flags & CTDB_REC_FLAG_VACUUM_MIGRATED or self.pnn != header.dmaster
-            )
-        elif self.pnn == header.dmaster:
+        elif pnn == (self.lmaster(key) if lmaster is None else lmaster):
+            keep = not flags & CTDB_REC_FLAG_VACUUM_MIGRATED or pnn != dmaster
+        elif pnn == dmaster:
             keep = True
-        if (
-            keep
-            and db.volatile
-            and self.pnn == header.dmaster
-            and not flags & CTDB_REC_RO_FLAGS
-        ):
+        volatile = db.volatile
+        if keep and volatile and pnn == dmaster and not flags & CTDB_REC_RO_FLAGS:
             rsn += 1
             if not data:
                 schedule = True
         flags &= ~(CTDB_REC_FLAG_VACUUM_MIGRATED | CTDB_REC_FLAG_AUTOMATIC)
         # as ctdb_ltdb_store_server, the header as given (reserved1 too)
-        stored = LtdbHeader(rsn, header.dmaster, header.reserved1, flags)
         if keep:
-            db.store.store(key, stored.encode() + data)
+            try:
+                packed = _packHeader(rsn, dmaster, reserved1, flags)
+            except struct.error as e:
+                raise ValueError(f"bad ltdb header field: {e}") from None
+            db.store.store(key, packed + data)
         else:
             db.store.delete(key)
-        if db.volatile:
+        stored = LtdbHeader(rsn, dmaster, reserved1, flags)
+        if volatile:
             # ctdb_local_schedule_for_deletion / remove_from_delete_queue
             if schedule:
                 db.deleteQueue[key] = stored

@@ -86,7 +86,9 @@ class RecordMigration(ReadonlyRecords):
         self, db: Database, client: IClientConnection, pkt: P.ReqCall
     ) -> None:
         key = pkt.key
-        keeper = self.daemon.statsKeeper
+        daemon = self.daemon
+        pnn = daemon.pnn
+        keeper = daemon.statsKeeper
         header, data = self.fetch(db, key)
         flags = pkt.flags
         # Don't do READONLY if we don't have a tracking database.
@@ -104,7 +106,7 @@ class RecordMigration(ReadonlyRecords):
             self._deferForRevoke(db, key, bool(flags & P.CTDB_WANT_READONLY), again)
             return
         if (
-            header.dmaster == self.pnn
+            header.dmaster == pnn
             and not flags & P.CTDB_WANT_READONLY
             and header.flags
             & (CTDB_REC_RO_HAVE_DELEGATIONS | CTDB_REC_RO_HAVE_READONLY)
@@ -129,9 +131,9 @@ class RecordMigration(ReadonlyRecords):
             pkt.header.reqid,
             pkt.header.srcnode,
             sentCallid=callid,
-            started=self.daemon.reactor.seconds(),
+            started=daemon.reactor.seconds(),
         )
-        if header.dmaster == self.pnn:
+        if header.dmaster == pnn:
             status, reply = self.callLocal(db, key, callid, header, data)
             self._finish(pending, status, reply)
             return
@@ -141,16 +143,17 @@ class RecordMigration(ReadonlyRecords):
         """Send C{pending} as a REQ_CALL to the record's dmaster (as far as
         we know it) under the current generation; its reply finds it by
         the new reqid."""
-        reqid = self.daemon.nextReqid()
+        daemon = self.daemon
+        reqid = daemon.nextReqid()
         self._calls[reqid] = pending
         hdr = P.Header(
-            P.Operation.REQ_CALL,
+            _OP_REQ_CALL,
             dmaster,
-            self.pnn,
+            daemon.pnn,
             reqid,
-            self.daemon.vnnMap.generation,
+            daemon.vnnMap.generation,
         )
-        self.daemon.queuePacket(
+        daemon.queuePacket(
             P.ReqCall(
                 hdr,
                 pending.flags,
@@ -193,7 +196,13 @@ class RecordMigration(ReadonlyRecords):
         return done
 
     def callLocal(
-        self, db: Database, key: bytes, callid: int, header: LtdbHeader, data: bytes
+        self,
+        db: Database,
+        key: bytes,
+        callid: int,
+        header: LtdbHeader,
+        data: bytes,
+        lmaster: int | None = None,
     ) -> tuple[int, bytes]:
         """ctdb_call_local with updatetdb: run a built-in function, then
         write the record back (the caller holds the lock), which as
@@ -206,7 +215,16 @@ class RecordMigration(ReadonlyRecords):
             reply = header.encode() + data
         else:
             return -1, b""
-        self.storeRecord(db, key, header, data)
+        self.storeFields(
+            db,
+            key,
+            header.rsn,
+            header.dmaster,
+            header.reserved1,
+            header.flags,
+            data,
+            lmaster,
+        )
         return 0, reply
 
     def _finish(self, pending: _PendingCall, status: int, data: bytes) -> None:
@@ -224,18 +242,19 @@ class RecordMigration(ReadonlyRecords):
             # daemon_call_from_client_callback: the client asked for a
             # plain FETCH that we turned into FETCH_WITH_HEADER.
             data = data[LTDB_HEADER_SIZE:]
+        daemon = self.daemon
         header = P.Header(
-            P.Operation.REPLY_CALL,
+            _OP_REPLY_CALL,
             pending.clientSrcnode,
-            self.pnn,
+            daemon.pnn,
             pending.clientReqid,
-            self.daemon.vnnMap.generation,
+            daemon.vnnMap.generation,
         )
         reply = P.ReplyCall(header, status, data)
         if self._afterUnlock is not None:
             self._afterUnlock.append((pending.client, reply))
         else:
-            self.daemon.sendToClient(pending.client, reply)
+            daemon.sendToClient(pending.client, reply)
 
     def _replyCall(self, pkt: P.ReplyCall) -> None:
         """ctdb_reply_call: a read-only copy that comes back with its header
@@ -341,7 +360,11 @@ class RecordMigration(ReadonlyRecords):
 
     def _requestCallLocked(self, db: Database, c: P.ReqCall) -> None:
         key = c.key
-        header, data = self.fetch(db, key)
+        daemon = self.daemon
+        pnn = daemon.pnn
+        # one lmaster per packet, passed down to every store
+        lmaster = self.lmaster(key)
+        header, data = self.fetch(db, key, lmaster)
         flags = c.flags
         # Don't do READONLY if we don't have a tracking database.
         if flags & P.CTDB_WANT_READONLY and not db.readonly:
@@ -352,11 +375,8 @@ class RecordMigration(ReadonlyRecords):
                 db, key, bool(flags & P.CTDB_WANT_READONLY), lambda: self.requestCall(c)
             )
             return
-        if (
-            header.dmaster != self.pnn
-            and not header.flags & CTDB_REC_RO_HAVE_DELEGATIONS
-        ):
-            self._redirect(db, c, header)
+        if header.dmaster != pnn and not header.flags & CTDB_REC_RO_HAVE_DELEGATIONS:
+            self._redirect(db, c, header, lmaster)
             return
         if not flags & P.CTDB_WANT_READONLY and header.flags & (
             CTDB_REC_RO_HAVE_DELEGATIONS | CTDB_REC_RO_HAVE_READONLY
@@ -367,32 +387,39 @@ class RecordMigration(ReadonlyRecords):
         if flags & P.CTDB_WANT_READONLY and c.callid == P.CTDB_FETCH_WITH_HEADER_FUNC:
             self._delegate(db, c, header, data)
             return
-        self.daemon.statsKeeper.hopCount(db.stats, c.hopcount)
+        daemon.statsKeeper.hopCount(db.stats, c.hopcount)
         # A record that needed many hops is hot: make it sticky.
-        if db.isSticky and c.hopcount >= self.daemon.tunables.HopcountMakeSticky:
+        if db.isSticky and c.hopcount >= daemon.tunables.HopcountMakeSticky:
             self._makeSticky(db, key)
-        if c.header.srcnode != self.pnn:
+        if c.header.srcnode != pnn:
             if db.commitActive:
                 self.log.info(
                     "refusing migration of a record of {db} during commit", db=db.name
                 )
                 return
-            self.sendDmaster(db, c, header, data)
+            self.sendDmaster(db, c, header, data, lmaster)
             return
-        status, reply = self.callLocal(db, key, c.callid, header, data)
+        status, reply = self.callLocal(db, key, c.callid, header, data, lmaster)
         hdr = P.Header(
-            P.Operation.REPLY_CALL,
+            _OP_REPLY_CALL,
             c.header.srcnode,
-            self.pnn,
+            pnn,
             c.header.reqid,
-            self.daemon.vnnMap.generation,
+            daemon.vnnMap.generation,
         )
-        self.daemon.queuePacket(P.ReplyCall(hdr, status, reply))
+        daemon.queuePacket(P.ReplyCall(hdr, status, reply))
 
-    def _redirect(self, db: Database, c: P.ReqCall, header: LtdbHeader) -> None:
+    def _redirect(
+        self,
+        db: Database,
+        c: P.ReqCall,
+        header: LtdbHeader,
+        lmaster: int | None = None,
+    ) -> None:
         """ctdb_call_send_redirect: to the lmaster, or from the lmaster to
         the dmaster it knows."""
-        lmaster = self.lmaster(c.key)
+        if lmaster is None:
+            lmaster = self.lmaster(c.key)
         dest = header.dmaster if lmaster == self.pnn else lmaster
         if dest == self.pnn:
             # We are lmaster and think we are not dmaster but the record
@@ -457,35 +484,44 @@ class RecordMigration(ReadonlyRecords):
         db.stats.db_ro_delegations += 1
 
     def sendDmaster(
-        self, db: Database, c: P.ReqCall, header: LtdbHeader, data: bytes
+        self,
+        db: Database,
+        c: P.ReqCall,
+        header: LtdbHeader,
+        data: bytes,
+        lmaster: int | None = None,
     ) -> None:
         """ctdb_call_send_dmaster: hand the record to the requester."""
         flags = header.flags
         if data:
             flags |= CTDB_REC_FLAG_MIGRATED_WITH_DATA
-        lmaster = self.lmaster(c.key)
+        if lmaster is None:
+            lmaster = self.lmaster(c.key)
         newDmaster = c.header.srcnode
-        if lmaster == self.pnn:
-            self.sendDmasterReply(
+        daemon = self.daemon
+        if lmaster == daemon.pnn:
+            self._sendDmasterReply(
                 db,
-                LtdbHeader(header.rsn, header.dmaster, 0, flags),
+                header.rsn,
+                flags,
                 c.key,
                 data,
                 newDmaster,
                 c.header.reqid,
+                lmaster,
             )
             return
         hdr = P.Header(
-            P.Operation.REQ_DMASTER,
+            _OP_REQ_DMASTER,
             lmaster,
-            self.pnn,
+            daemon.pnn,
             c.header.reqid,
-            self.daemon.vnnMap.generation,
+            daemon.vnnMap.generation,
         )
-        self.daemon.queuePacket(
+        daemon.queuePacket(
             P.ReqDmaster(hdr, db.db_id, header.rsn, newDmaster, c.key, data, flags)
         )
-        self.storeRecord(db, c.key, LtdbHeader(header.rsn, newDmaster, 0, flags), data)
+        self.storeFields(db, c.key, header.rsn, newDmaster, 0, flags, data, lmaster)
 
     def sendDmasterReply(
         self,
@@ -497,17 +533,31 @@ class RecordMigration(ReadonlyRecords):
         reqid: int,
     ) -> None:
         """ctdb_send_dmaster_reply (we are the lmaster)."""
-        stored = self.storeRecord(
-            db, key, LtdbHeader(header.rsn, newDmaster, 0, header.flags), data
+        self._sendDmasterReply(
+            db, header.rsn, header.flags, key, data, newDmaster, reqid
         )
+
+    def _sendDmasterReply(
+        self,
+        db: Database,
+        rsn: int,
+        flags: int,
+        key: bytes,
+        data: bytes,
+        newDmaster: int,
+        reqid: int,
+        lmaster: int | None = None,
+    ) -> None:
+        stored = self.storeFields(db, key, rsn, newDmaster, 0, flags, data, lmaster)
+        daemon = self.daemon
         hdr = P.Header(
-            P.Operation.REPLY_DMASTER,
+            _OP_REPLY_DMASTER,
             newDmaster,
-            self.pnn,
+            daemon.pnn,
             reqid,
-            self.daemon.vnnMap.generation,
+            daemon.vnnMap.generation,
         )
-        self.daemon.queuePacket(
+        daemon.queuePacket(
             P.ReplyDmaster(hdr, db.db_id, stored.rsn, key, data, stored.flags)
         )
 
@@ -521,8 +571,10 @@ class RecordMigration(ReadonlyRecords):
         def run() -> None:
             if not self._current(c, "REQ_DMASTER"):
                 return
-            header, _ = self.fetch(db, c.key)
-            if self.lmaster(c.key) != self.pnn:
+            pnn = self.daemon.pnn
+            lmaster = self.lmaster(c.key)
+            header, _ = self.fetch(db, c.key, lmaster)
+            if lmaster != pnn:
                 self.log.error("REQ_DMASTER to non-lmaster for db {db}", db=db.name)
                 return
             if header.dmaster != c.header.srcnode:
@@ -532,17 +584,23 @@ class RecordMigration(ReadonlyRecords):
                     dm=header.dmaster,
                     db=db.name,
                 )
-                if header.rsn != 0 or header.dmaster != self.pnn:
+                if header.rsn != 0 or header.dmaster != pnn:
                     self.daemon.recmode = C.CTDB_RECOVERY_ACTIVE
                     return
-            newHeader = LtdbHeader(c.rsn, header.dmaster, 0, c.record_flags)
-            if c.dmaster == self.pnn:
+            if c.dmaster == pnn:
                 self.becomeDmaster(
-                    db, c.header.reqid, c.key, c.data, c.rsn, c.record_flags
+                    db, c.header.reqid, c.key, c.data, c.rsn, c.record_flags, lmaster
                 )
             else:
-                self.sendDmasterReply(
-                    db, newHeader, c.key, c.data, c.dmaster, c.header.reqid
+                self._sendDmasterReply(
+                    db,
+                    c.rsn,
+                    c.record_flags,
+                    c.key,
+                    c.data,
+                    c.dmaster,
+                    c.header.reqid,
+                    lmaster,
                 )
 
         self.withLock(db, c.key, run)
@@ -562,39 +620,65 @@ class RecordMigration(ReadonlyRecords):
         self.withLock(db, c.key, run)
 
     def becomeDmaster(
-        self, db: Database, reqid: int, key: bytes, data: bytes, rsn: int, flags: int
+        self,
+        db: Database,
+        reqid: int,
+        key: bytes,
+        data: bytes,
+        rsn: int,
+        flags: int,
+        lmaster: int | None = None,
     ) -> None:
         """ctdb_become_dmaster: store the record as ours, finish the call."""
-        pending = self._calls.get(reqid)
+        calls = self._calls
+        pending = calls.get(reqid)
         if pending is not None and pending.flags & P.CTDB_CALL_FLAG_VACUUM_MIGRATION:
             # Only for the store rules: an empty record never migrated
             # with data that a vacuum fetch brings to its lmaster is deleted.
             flags |= CTDB_REC_FLAG_VACUUM_MIGRATED
-        header = self.storeRecord(db, key, LtdbHeader(rsn, self.pnn, 0, flags), data)
+        if lmaster is None:
+            lmaster = self.lmaster(key)
+        header = self.storeFields(
+            db, key, rsn, self.daemon.pnn, 0, flags, data, lmaster
+        )
         # A sticky record that just arrived stays here for a while.
         if db.isSticky:
             self._setPindown(db, key)
-        pending = self._calls.get(reqid)
+            pending = calls.get(reqid)
         if pending is None or pending.key != key or pending.db is not db:
             return
-        del self._calls[reqid]
+        del calls[reqid]
         self._noteMigration(db, key)
-        status, reply = self.callLocal(db, key, pending.wireCallid, header, data)
+        status, reply = self.callLocal(
+            db, key, pending.wireCallid, header, data, lmaster
+        )
         self._finish(pending, status, reply)
 
     def _noteMigration(self, db: Database, key: bytes) -> None:
         """hash_count_increment(migratedb): count the migrations of a key to
         us within one second; the counts feed the db's hot keys."""
         now = self.daemon.reactor.seconds()
-        previous = db.migrations.get(key)
+        migrations = db.migrations
+        previous = migrations.get(key)
         if previous is not None and now < previous[1] + 1.0:
-            count, since = previous[0] + 1, previous[1]
+            count = previous[0] + 1
+            # the window goes on: the key keeps its place
+            migrations[key] = (count, previous[1])
         else:
-            count, since = 1, now
-        if len(db.migrations) > 10000:
-            # ctdb_migration_cleandb_event: forget the expired counters
-            db.migrations = {k: v for k, v in db.migrations.items() if now < v[1] + 1.0}
-        db.migrations[key] = (count, since)
+            count = 1
+            # a new window: the key moves to the young end, so the counters
+            # stay in the order their windows began
+            migrations[key] = (1, now)
+            if previous is not None:
+                migrations.move_to_end(key)
+        # ctdb_migration_cleandb_event: forget the expired counters, from
+        # the old end; each is dropped once, so this is O(1) amortised
+        # (the clock only goes forward: the first live counter ends it)
+        while True:
+            oldest = next(iter(migrations))
+            if now < migrations[oldest][1] + 1.0:
+                break
+            migrations.popitem(last=False)
         updateHotKeys(db.stats.hot_keys, key, count)
 
     def resendCalls(self) -> None:

@@ -6,6 +6,7 @@ in-flight operations on it, and the pure helpers they use.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -100,8 +101,12 @@ class Database(R.DbKind):
     revokes: dict[bytes, _Revoke] = field(default_factory=dict)
     #: sticky records (ctdb_make_record_sticky), once SET_DB_STICKY
     sticky: dict[bytes, _StickyRecord] = field(default_factory=dict)
-    #: migrations of each key to us in the current 1 s window (migratedb)
-    migrations: dict[bytes, tuple[int, float]] = field(default_factory=dict)
+    #: migrations of each key to us in the current 1 s window (migratedb):
+    #: key -> (count, window start), oldest window first (see
+    #: RecordMigration._noteMigration)
+    migrations: OrderedDict[bytes, tuple[int, float]] = field(
+        default_factory=OrderedDict
+    )
     #: set when the node became inactive (ctdb_start_freeze, db_invalidate):
     #: our volatile records are stale, a recovery pulls none of them
     invalidRecords: bool = False
