@@ -93,20 +93,36 @@ class RecordStorage:
         return vnn[h % len(vnn)]
 
     def fetch(
-        self, db: Database, key: bytes, lmaster: int | None = None
+        self,
+        db: Database,
+        key: bytes,
+        lmaster: int | None = None,
+        write: bool = True,
     ) -> tuple[LtdbHeader, bytes]:
         """ctdb_ltdb_fetch: the record, or an initial header (stored if we
         are its lmaster or the db is persistent).  C{lmaster} is the key's
-        lmaster when the caller has it already."""
+        lmaster when the caller has it already.  With C{write} false a
+        volatile initial record is not written, only returned as it would
+        have been stored: for a caller that stores the record again before
+        it lets go of the lock (see L{storeFields})."""
         value = db.store.fetch(key)
         if value is not None and len(value) >= LTDB_HEADER_SIZE:
             rsn, dmaster, reserved1, flags = _unpackHeader(value)
             return LtdbHeader(rsn, dmaster, reserved1, flags), value[LTDB_HEADER_SIZE:]
         if lmaster is None:
             lmaster = self.lmaster(key)
-        if not db.volatile or lmaster == self.daemon.pnn:
+        volatile = db.volatile
+        if not volatile or lmaster == self.daemon.pnn:
             return self.storeFields(
-                db, key, 0, lmaster, 0, CTDB_REC_FLAG_AUTOMATIC, b"", lmaster
+                db,
+                key,
+                0,
+                lmaster,
+                0,
+                CTDB_REC_FLAG_AUTOMATIC,
+                b"",
+                lmaster,
+                write or not volatile,
             ), b""
         return LtdbHeader(0, lmaster, 0, CTDB_REC_FLAG_AUTOMATIC), b""
 
@@ -142,9 +158,18 @@ class RecordStorage:
         flags: int,
         data: bytes,
         lmaster: int | None = None,
+        write: bool = True,
     ) -> LtdbHeader:
         """L{storeRecord} of a header given as its fields: the record path
-        builds one L{LtdbHeader} per store, the one returned."""
+        builds one L{LtdbHeader} per store, the one returned.
+
+        With C{write} false nothing is stored (nor scheduled for deletion):
+        the header is only worked out, for a caller that stores the record
+        again under the same lock and with a header that the rules keep
+        (so that its store replaces this one's record and its deletion-queue
+        entry).  The record protocol does so where ctdbd stores twice in a
+        row (an lmaster's new record handed on at once; a new dmaster's
+        record and the call run on it)."""
         pnn = self.daemon.pnn
         keep = False
         schedule = False
@@ -166,6 +191,9 @@ class RecordStorage:
                 schedule = True
         flags &= ~(CTDB_REC_FLAG_VACUUM_MIGRATED | CTDB_REC_FLAG_AUTOMATIC)
         # as ctdb_ltdb_store_server, the header as given (reserved1 too)
+        stored = LtdbHeader(rsn, dmaster, reserved1, flags)
+        if not write:
+            return stored
         if keep:
             try:
                 packed = _packHeader(rsn, dmaster, reserved1, flags)
@@ -174,7 +202,6 @@ class RecordStorage:
             db.store.store(key, packed + data)
         else:
             db.store.delete(key)
-        stored = LtdbHeader(rsn, dmaster, reserved1, flags)
         if volatile:
             # ctdb_local_schedule_for_deletion / remove_from_delete_queue
             if schedule:

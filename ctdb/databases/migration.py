@@ -39,6 +39,11 @@ from ctdb.interfaces import (
 from ctdb.protocols import controls as C
 from ctdb.protocols import packet as P
 
+#: the calls that callLocal runs (and stores the record after)
+_STORING_FUNCS = frozenset(
+    (P.CTDB_NULL_FUNC, P.CTDB_FETCH_FUNC, P.CTDB_FETCH_WITH_HEADER_FUNC)
+)
+
 
 class RecordMigration(ReadonlyRecords):
     """Record migration between nodes (the record protocol)."""
@@ -364,11 +369,19 @@ class RecordMigration(ReadonlyRecords):
         pnn = daemon.pnn
         # one lmaster per packet, passed down to every store
         lmaster = self.lmaster(key)
-        header, data = self.fetch(db, key, lmaster)
         flags = c.flags
         # Don't do READONLY if we don't have a tracking database.
         if flags & P.CTDB_WANT_READONLY and not db.readonly:
             flags &= ~P.CTDB_WANT_READONLY
+        # A new record of ours (we are its lmaster) that goes on to another
+        # node at once is stored once, by sendDmaster, not first as the
+        # initial record as well (its deletion-queue entry would go too).
+        handedOn = (
+            c.header.srcnode != pnn
+            and not db.commitActive
+            and not flags & P.CTDB_WANT_READONLY
+        )
+        header, data = self.fetch(db, key, lmaster, not handedOn)
         header = self._revokeComplete(db, key, header, data)
         if header.flags & CTDB_REC_RO_REVOKING_READONLY:
             self._deferForRevoke(
@@ -638,8 +651,19 @@ class RecordMigration(ReadonlyRecords):
             flags |= CTDB_REC_FLAG_VACUUM_MIGRATED
         if lmaster is None:
             lmaster = self.lmaster(key)
+        # The call run on the record stores it again at once (callLocal):
+        # then this store is only worked out, and that one writes (a record
+        # of which we are dmaster is always kept, so it replaces this one's
+        # record and deletion-queue entry)
+        again = (
+            pending is not None
+            and pending.key == key
+            and pending.db is db
+            and pending.wireCallid in _STORING_FUNCS
+            and not db.isSticky
+        )
         header = self.storeFields(
-            db, key, rsn, self.daemon.pnn, 0, flags, data, lmaster
+            db, key, rsn, self.daemon.pnn, 0, flags, data, lmaster, not again
         )
         # A sticky record that just arrived stays here for a while.
         if db.isSticky:

@@ -121,7 +121,8 @@ class MigrationCounterTests(_ClusterMixin, SynchronousTestCase):
 
 
 class LmasterPerPacketTests(_ClusterMixin, SynchronousTestCase):
-    """The record path works out a key's lmaster once per packet."""
+    """The record path works out a key's lmaster once per packet and
+    writes a record once per hop."""
 
     def counting(
         self, original: Callable[[bytes], int], counts: list[int], pnn: int
@@ -131,6 +132,15 @@ class LmasterPerPacketTests(_ClusterMixin, SynchronousTestCase):
             return original(key)
 
         return lmaster
+
+    def countingStore(
+        self, original: Callable[[bytes, bytes], None], counts: list[int], pnn: int
+    ) -> Callable[[bytes, bytes], None]:
+        def store(key: bytes, value: bytes) -> None:
+            counts[pnn] += 1
+            original(key, value)
+
+        return store
 
     def test_fetchOfNewKey(self) -> None:
         """A client's fetch of a new key whose lmaster is another node:
@@ -144,6 +154,12 @@ class LmasterPerPacketTests(_ClusterMixin, SynchronousTestCase):
             manager.lmaster = self.counting(  # type: ignore[method-assign, assignment]
                 manager.lmaster, counts, pnn
             )
+        writes = [0, 0]
+        for pnn, manager in enumerate(self.managers):
+            store = manager.byName["vol"].store
+            store.store = self.countingStore(  # type: ignore[method-assign, assignment]
+                store.store, writes, pnn
+            )
         client = self.call(0, db_id, key)
         self.cluster.flush()
         reply = self.replyOf(client)
@@ -155,3 +171,11 @@ class LmasterPerPacketTests(_ClusterMixin, SynchronousTestCase):
         assert h0 is not None and h1 is not None
         self.assertEqual((h0[0].dmaster, h0[0].rsn), (0, 3))
         self.assertEqual((h1[0].dmaster, h1[0].rsn), (0, 1))
+        # ctdbd stores twice on each node (the lmaster: its new record, then
+        # the record handed on; the new dmaster: the record, then after the
+        # call); each first store is replaced under the same lock, so one
+        # write each, with the deletion queues as two stores leave them
+        self.assertEqual(writes, [1, 1])
+        queued = self.managers[0].byName["vol"].deleteQueue
+        self.assertEqual(list(queued.items()), [(key, h0[0])])
+        self.assertEqual(self.managers[1].byName["vol"].deleteQueue, {})
