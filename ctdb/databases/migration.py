@@ -8,6 +8,8 @@ REPLY_ERROR, and the calls resent after a recovery.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from twisted.internet import defer
 
 from ctdb.database.ltdb import (
@@ -16,6 +18,7 @@ from ctdb.database.ltdb import (
     CTDB_REC_RO_FLAGS,
     CTDB_REC_RO_HAVE_DELEGATIONS,
     CTDB_REC_RO_HAVE_READONLY,
+    CTDB_REC_RO_REVOKE_COMPLETE,
     CTDB_REC_RO_REVOKING_READONLY,
     LTDB_HEADER_SIZE,
     LtdbHeader,
@@ -99,16 +102,17 @@ class RecordMigration(ReadonlyRecords):
         # Don't do READONLY if we don't have a tracking database.
         if flags & P.CTDB_WANT_READONLY and not db.readonly:
             flags &= ~P.CTDB_WANT_READONLY
-        header = self._revokeComplete(db, key, header, data)
-
-        def again() -> None:
-            if self.daemon.clients.get(client.client_id) is client:
-                self.clientCall(client, pkt)
-
+        if header.flags & CTDB_REC_RO_REVOKE_COMPLETE:
+            header = self._revokeComplete(db, key, header, data)
         if header.flags & CTDB_REC_RO_REVOKING_READONLY:
             # A revoke is under way: wait for it.
             keeper.callEnded(None)
-            self._deferForRevoke(db, key, bool(flags & P.CTDB_WANT_READONLY), again)
+            self._deferForRevoke(
+                db,
+                key,
+                bool(flags & P.CTDB_WANT_READONLY),
+                self._clientCallAgain(client, pkt),
+            )
             return
         if (
             header.dmaster == pnn
@@ -119,7 +123,7 @@ class RecordMigration(ReadonlyRecords):
             # A write to a record with read-only copies out: revoke them first.
             keeper.callEnded(None)
             self._revoke(db, key, header, data)
-            self._deferForRevoke(db, key, False, again)
+            self._deferForRevoke(db, key, False, self._clientCallAgain(client, pkt))
             return
         callid = pkt.callid
         if flags & P.CTDB_WANT_READONLY:
@@ -143,6 +147,18 @@ class RecordMigration(ReadonlyRecords):
             self._finish(pending, status, reply)
             return
         self._sendCall(pending, header.dmaster)
+
+    def _clientCallAgain(
+        self, client: IClientConnection, pkt: P.ReqCall
+    ) -> Callable[[], None]:
+        """The client's call, made again from the start later (after a
+        revoke), if the client is still connected."""
+
+        def again() -> None:
+            if self.daemon.clients.get(client.client_id) is client:
+                self.clientCall(client, pkt)
+
+        return again
 
     def _sendCall(self, pending: _PendingCall, dmaster: int) -> None:
         """Send C{pending} as a REQ_CALL to the record's dmaster (as far as
@@ -382,7 +398,8 @@ class RecordMigration(ReadonlyRecords):
             and not flags & P.CTDB_WANT_READONLY
         )
         header, data = self.fetch(db, key, lmaster, not handedOn)
-        header = self._revokeComplete(db, key, header, data)
+        if header.flags & CTDB_REC_RO_REVOKE_COMPLETE:
+            header = self._revokeComplete(db, key, header, data)
         if header.flags & CTDB_REC_RO_REVOKING_READONLY:
             self._deferForRevoke(
                 db, key, bool(flags & P.CTDB_WANT_READONLY), lambda: self.requestCall(c)
