@@ -440,13 +440,21 @@ class TDB:
         @return: C{True} if the lock is now held, C{False} if another
             process holds it.
         """
-        return self._nonblock(
-            "tdb_chainlock_nonblock", self._keyCall("tdb_chainlock_nonblock", key)
+        # the daemon's every record operation: called directly, without
+        # _keyCall's look-up by name
+        k = key if type(key) is bytes else _asBytes(key, "key")
+        rc = self._lib.tdb_chainlock_nonblock(
+            self._handle(), _libtdb.TDB_DATA_IN(k, len(k))
         )
+        if rc == 0:
+            return True
+        return self._nonblock("tdb_chainlock_nonblock", rc)
 
     def chainUnlock(self, key: BytesLike) -> None:
         """Release a lock taken by L{chainLock} or L{chainLockNonblock}."""
-        self._check("tdb_chainunlock", self._keyCall("tdb_chainunlock", key))
+        k = key if type(key) is bytes else _asBytes(key, "key")
+        if self._lib.tdb_chainunlock(self._handle(), _libtdb.TDB_DATA_IN(k, len(k))):
+            raise self._error("tdb_chainunlock")
 
     def chainLockRead(self, key: BytesLike) -> None:
         """Read-lock the hash chain of C{key}, waiting if needed."""
