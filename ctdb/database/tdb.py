@@ -248,7 +248,7 @@ class TDB:
         @return: the value stored under C{key}, or C{None} if there is none.
         @raise TDBError: on any failure other than a missing record.
         """
-        k = _asBytes(key, "key")
+        k = key if type(key) is bytes else _asBytes(key, "key")
         ctx = self._handle()
         lib = self._lib
         data = lib.tdb_fetch(ctx, _libtdb.TDB_DATA_IN(k, len(k)))
@@ -288,8 +288,8 @@ class TDB:
             C{TDB_ERR_EXISTS} if present) or C{TDB_MODIFY} (fail with
             C{TDB_ERR_NOEXIST} if absent).
         """
-        k = _asBytes(key, "key")
-        v = _asBytes(value, "value")
+        k = key if type(key) is bytes else _asBytes(key, "key")
+        v = value if type(value) is bytes else _asBytes(value, "value")
         if flag not in _STORE_FLAGS:
             raise ValueError(f"bad TDB store flag {flag!r}")
         rc = self._lib.tdb_store(
@@ -298,7 +298,8 @@ class TDB:
             _libtdb.TDB_DATA_IN(v, len(v)),
             flag,
         )
-        self._check("tdb_store", rc)
+        if rc:
+            raise self._error("tdb_store")
 
     def storev(
         self, key: BytesLike, parts: Sequence[BytesLike], flag: int = TDB_REPLACE
