@@ -446,6 +446,19 @@ class AddressMoves:
             return [vnn for vnn in self.table if self.haveIp(vnn.address)]
         return [vnn for vnn in self.table if vnn.iface is not None]
 
+    def _logReleased(self, vnn: Vnn, iface: str | None) -> None:
+        """ctdbd's release line, with the failover story's fields."""
+        self.log.info(
+            "Release of IP {addr}/{mask} on interface {iface} node:-1",
+            addr=vnn.address,
+            mask=vnn.mask,
+            iface=iface,
+            pnn=-1,
+            step="ip-released",
+            node=self.pnn,
+            generation=self.daemon.vnnMap.generation,
+        )
+
     def dropAllNow(self) -> defer.Deferred[int]:
         """
         The fence's release (L{ctdb.takeover.fence}): every address this
@@ -463,16 +476,7 @@ class AddressMoves:
             if vnn.iface is None and vnn.ifaces:
                 iface = vnn.ifaces[0].name
             vnn.cancelAnnouncement()
-            self.log.info(
-                "Release of IP {addr}/{mask} on interface {iface} node:-1",
-                addr=vnn.address,
-                mask=vnn.mask,
-                iface=iface,
-                pnn=-1,
-                step="ip-released",
-                node=self.pnn,
-                generation=self.daemon.vnnMap.generation,
-            )
+            self._logReleased(vnn, iface)
             if not self.byScripts:
                 self._removeFromHost(vnn, iface)
             held.append((vnn, iface))
@@ -529,16 +533,7 @@ class AddressMoves:
                 continue
             vnn.updateInFlight = True
             iface = vnn.ifaceName
-            self.log.info(
-                "Release of IP {addr}/{mask} on interface {iface} node:-1",
-                addr=vnn.address,
-                mask=vnn.mask,
-                iface=iface,
-                pnn=-1,
-                step="ip-released",
-                node=self.pnn,
-                generation=self.daemon.vnnMap.generation,
-            )
+            self._logReleased(vnn, iface)
             vnn.cancelAnnouncement()
             yield self._releaseFromHost(vnn, iface)
             if self.haveIp(vnn.address):
