@@ -62,11 +62,13 @@ class RejoinTests(SynchronousTestCase):
         manager = self.manager(pnn)
         redirect = manager._redirect
 
-        def limited(db: Any, c: P.ReqCall, header: LtdbHeader) -> None:
+        def limited(
+            db: Any, c: P.ReqCall, header: LtdbHeader, lmaster: int | None = None
+        ) -> None:
             if c.hopcount >= HOP_LIMIT:
                 self.bounced.append(c.hopcount)
                 return
-            redirect(db, c, header)
+            redirect(db, c, header, lmaster)
 
         manager._redirect = limited  # type: ignore[method-assign]
 
