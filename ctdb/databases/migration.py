@@ -236,16 +236,7 @@ class RecordMigration(ReadonlyRecords):
             reply = header.encode() + data
         else:
             return -1, b""
-        self.storeFields(
-            db,
-            key,
-            header.rsn,
-            header.dmaster,
-            header.reserved1,
-            header.flags,
-            data,
-            lmaster,
-        )
+        self.storeRecord(db, key, header, data, lmaster)
         return 0, reply
 
     def _finish(self, pending: _PendingCall, status: int, data: bytes) -> None:
