@@ -53,10 +53,16 @@ def soak(
     keep: bool,
     bound: float,
     log: object = print,
+    table: InvariantTable | None = None,
 ) -> InvariantTable:
-    """One soak against C{daemon} (C{ours} or C{ctdbd}); its table."""
+    """
+    One soak against C{daemon} (C{ours} or C{ctdbd}); its table.  A
+    C{table} passed in is filled as the run goes, so that a caller still
+    has the checks made so far when the run is interrupted.
+    """
     say = log if callable(log) else print
-    table = InvariantTable(daemon=daemon)
+    if table is None:
+        table = InvariantTable(daemon=daemon)
     lab = NetworkLab(prefix="txsoak")
     directory = tempfile.mkdtemp(prefix=f"txsoak-{daemon}-", dir="/tmp")
     cluster = None
@@ -130,9 +136,16 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, interrupted)
     daemons = ("ours", "ctdbd") if args.daemon == "both" else (args.daemon,)
     kinds = tuple(k for k in args.kinds.split(",") if k)
-    tables = []
-    for daemon in daemons:
-        tables.append(
+    tables: list[InvariantTable] = []
+    began = time.monotonic()
+
+    def say(line: str) -> None:
+        print(f"{time.monotonic() - began:7.0f}s {line}", flush=True)
+
+    interruption = ""
+    try:
+        for daemon in daemons:
+            tables.append(InvariantTable(daemon=daemon))
             soak(
                 daemon,
                 args.faults,
@@ -141,10 +154,18 @@ def main(argv: list[str] | None = None) -> int:
                 not args.no_reclock,
                 args.keep,
                 args.bound,
+                log=say,
+                table=tables[-1],
             )
-        )
+    except KeyboardInterrupt:
+        interruption = "interrupted: the tables hold the checks made until then"
     print()
-    print(f"seed {args.seed}, {args.faults} faults per daemon, kinds {','.join(kinds)}")
+    if interruption:
+        print(interruption)
+    print(
+        f"seed {args.seed}, {args.faults} faults per daemon asked, kinds"
+        f" {','.join(kinds)}, {time.monotonic() - began:.0f} s"
+    )
     for table in tables:
         print()
         print(table.render())
@@ -153,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         with open(args.json, "w") as f:
             json.dump([t.asDict() for t in tables], f, indent=1)
+    if interruption:
+        return 130
     return 1 if any(t.violations for t in tables) else 0
 
 
