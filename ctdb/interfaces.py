@@ -20,7 +20,7 @@ from ctdb.protocols.buckets import cumulativeBuckets
 from ctdb.protocols.packet import Packet, ReqCall
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
 
     from twisted.internet.defer import Deferred
 
@@ -109,6 +109,10 @@ class IRecordStore(Interface):
 
     def itemsNonblock() -> list[tuple[bytes, bytes]] | None:
         """A snapshot, or None when reading now would wait for a lock."""
+
+    def chunks(records: int) -> Iterator[list[tuple[bytes, bytes]]]:
+        """Every record, in lists of about C{records}, read as they are
+        asked for: the caller may yield to its event loop between lists."""
 
     def wipe() -> None:
         """Remove every record."""

@@ -153,6 +153,7 @@ _PROTOTYPES: dict[str, tuple[Any, list[Any], bool]] = {
     "tdb_transaction_active": (ctypes.c_bool, [_CTX], False),
     "tdb_traverse": (c_int, [_CTX, TRAVERSE_FUNC, c_void_p], True),
     "tdb_traverse_read": (c_int, [_CTX, TRAVERSE_FUNC, c_void_p], True),
+    "tdb_traverse_chain": (c_int, [_CTX, c_uint, TRAVERSE_FUNC, c_void_p], True),
     "tdb_wipe_all": (c_int, [_CTX], True),
     "tdb_repack": (c_int, [_CTX], True),
     "tdb_get_seqnum": (c_int, [_CTX], True),
@@ -210,6 +211,7 @@ class LibTDB:
     tdb_transaction_active: Any
     tdb_traverse: Any
     tdb_traverse_read: Any
+    tdb_traverse_chain: Any
     tdb_wipe_all: Any
     tdb_repack: Any
     tdb_get_seqnum: Any

@@ -8,6 +8,7 @@ see the same records and locks; L{MemoryRecordStore} is a dict for tests.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 from zope.interface import implementer
 
@@ -57,6 +58,11 @@ class MemoryRecordStore:
 
     def items(self) -> list[tuple[bytes, bytes]]:
         return list(self.records.items())
+
+    def chunks(self, records: int) -> Iterator[list[tuple[bytes, bytes]]]:
+        pairs = list(self.records.items())
+        for start in range(0, len(pairs), max(records, 1)):
+            yield pairs[start : start + max(records, 1)]
 
     def wipe(self) -> None:
         self.records.clear()
@@ -120,6 +126,9 @@ class TdbRecordStore:
 
     def items(self) -> list[tuple[bytes, bytes]]:
         return self.tdb.traverse()
+
+    def chunks(self, records: int) -> Iterator[list[tuple[bytes, bytes]]]:
+        return self.tdb.chunks(records)
 
     def itemsNonblock(self) -> list[tuple[bytes, bytes]] | None:
         """A snapshot, or None if a client holds a record lock right now

@@ -7,9 +7,10 @@ DB_PUSH of the merged ones.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from twisted.internet import defer
+from twisted.internet import defer, task
 
 from ctdb.database.ltdb import (
     CTDB_REC_RO_FLAGS,
@@ -27,6 +28,11 @@ from ctdb.protocols import records as R
 
 if TYPE_CHECKING:
     from ctdb.daemon.core import ControlResult
+
+
+#: records read between two turns of the event loop while a database is
+#: pulled or pushed in a recovery (some tens of milliseconds of work)
+PULL_CHUNK_RECORDS = 5000
 
 
 class RecoveryDatabases(RecordStorage):
@@ -165,6 +171,14 @@ class RecoveryDatabases(RecordStorage):
         db = self.byId[db_id]
         if db.invalidRecords:
             return self._pulled(db, req, srvid, [])
+        if db.transactionId is not None:
+            # A recovery's pull: nobody else can write inside its
+            # transaction, so the file is read in steps, the event loop
+            # getting a turn between two (heartbeats go on being sent
+            # while a large database is read).
+            return defer.Deferred.fromCoroutine(
+                self._sendPulled(db, req, srvid, db.store.chunks(PULL_CHUNK_RECORDS))
+            )
         items = self.readAll(db)
         if isinstance(items, defer.Deferred):
             return items.addCallback(lambda got: self._pulled(db, req, srvid, got))
@@ -176,23 +190,52 @@ class RecoveryDatabases(RecordStorage):
         req: P.ReqControl,
         srvid: int,
         items: list[tuple[bytes, bytes]],
+    ) -> Any:
+        if len(items) <= PULL_CHUNK_RECORDS:
+            chunks: Iterator[list[tuple[bytes, bytes]]] = iter([items])
+        else:
+            chunks = (
+                items[i : i + PULL_CHUNK_RECORDS]
+                for i in range(0, len(items), PULL_CHUNK_RECORDS)
+            )
+        sending = defer.Deferred.fromCoroutine(self._sendPulled(db, req, srvid, chunks))
+        # A small pull finishes without waiting: answer at once then.
+        done: list[ControlResult] = []
+        sending.addCallback(done.append)
+        return done[0] if done else sending
+
+    async def _sendPulled(
+        self,
+        db: Database,
+        req: P.ReqControl,
+        srvid: int,
+        chunks: Iterator[list[tuple[bytes, bytes]]],
     ) -> ControlResult:
-        records = [R.RecData(0, k, v) for k, v in items if len(v) >= LTDB_HEADER_SIZE]
+        """Send the records of C{chunks} to the puller as rec_buffers of at
+        most RecBufferSizeLimit bytes, ahead of the control's reply; the
+        event loop gets a turn after every chunk but the last."""
         limit = self.daemon.tunables.RecBufferSizeLimit
         batch: list[R.RecData] = []
         size = 0
-        for rec in records:
-            batch.append(rec)
-            size += 16 + len(rec.key) + len(rec.data)
-            if size >= limit:
-                self.daemon.sendMessage(
-                    req.header.srcnode,
-                    srvid,
-                    R.RecBuffer(db.db_id, tuple(batch)).encode(),
-                )
-                batch, size = [], 0
+        count = 0
+        for n, chunk in enumerate(chunks):
+            if n:
+                await task.deferLater(self.daemon.reactor, 0, lambda: None)
+            for k, v in chunk:
+                if len(v) < LTDB_HEADER_SIZE:
+                    continue
+                batch.append(R.RecData(0, k, v))
+                count += 1
+                size += 16 + len(k) + len(v)
+                if size >= limit:
+                    self.daemon.sendMessage(
+                        req.header.srcnode,
+                        srvid,
+                        R.RecBuffer(db.db_id, tuple(batch)).encode(),
+                    )
+                    batch, size = [], 0
         if batch:
             self.daemon.sendMessage(
                 req.header.srcnode, srvid, R.RecBuffer(db.db_id, tuple(batch)).encode()
             )
-        return (0, C.encodeU32(len(records)), b"")
+        return (0, C.encodeU32(count), b"")

@@ -14,7 +14,7 @@ import struct
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from twisted.internet import defer
+from twisted.internet import defer, task
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -227,7 +227,9 @@ async def _recoverDb(
         merged = await _pullVolatile(daemon, db_id, active, timeout)
         leader = daemon.pnn
         records = []
-        for key, m in merged.items():
+        for n, (key, m) in enumerate(merged.items()):
+            if n and not n % _TURN_RECORDS:
+                await _turn(daemon)
             data = m.value[LTDB_HEADER_SIZE:]
             if not data:
                 continue
@@ -267,6 +269,9 @@ async def _recoverDb(
         if size >= limit:
             _sendBuffer(daemon, active, srvid, db_id, batch)
             batch, size = [], 0
+            # This node stores its own copy of the buffer as it sends it:
+            # let heartbeats and other packets through before the next one.
+            await _turn(daemon)
     if batch:
         _sendBuffer(daemon, active, srvid, db_id, batch)
     confirms = await _all(
@@ -293,6 +298,17 @@ async def _recoverDb(
         generation=generation,
     )
     return len(records)
+
+
+#: records merged between two turns of the event loop (tens of milliseconds)
+_TURN_RECORDS = 20000
+
+
+def _turn(daemon: Daemon) -> defer.Deferred[None]:
+    """A turn of the event loop for everything else: a recovery of a large
+    database must not hold the node's reactor for seconds (its heartbeats
+    would stop and its peers declare it dead)."""
+    return task.deferLater(daemon.reactor, 0, lambda: None)
 
 
 def _sendBuffer(
@@ -344,7 +360,9 @@ async def _pullVolatile(
     merged: dict[bytes, _Merged] = {}
     leader = daemon.pnn
     for records in pulls:
-        for rec in records:
+        for n, rec in enumerate(records):
+            if n and not n % _TURN_RECORDS:
+                await _turn(daemon)
             header, _ = splitValue(rec.data)
             if header is None:
                 continue

@@ -356,6 +356,72 @@ class TraverseTests(TDBTestMixin, SynchronousTestCase):
         self.assertEqual(len(self.db.traverse()), len(self.records))
 
 
+class ChunkTests(TDBTestMixin, SynchronousTestCase):
+    """tdb_traverse_chain and the chunked reading built on it."""
+
+    def fill(self, db: TDB, count: int, size: int) -> dict[bytes, bytes]:
+        records = {b"key-%06d" % i: b"%06d" % i + b"x" * size for i in range(count)}
+        db.transactionStart()
+        for key, value in records.items():
+            db.store(key, value)
+        db.transactionCommit()
+        return records
+
+    def test_chainsCoverEveryRecord(self) -> None:
+        """Each record is in exactly one hash chain: the chains' traversals
+        together see every record once, and the counts add up."""
+        db = self.openTDB()
+        records = self.fill(db, 300, 10)
+        seen: list[tuple[bytes, bytes]] = []
+        counts = [
+            db.traverseChain(chain, lambda k, v: seen.append((k, v)))
+            for chain in range(db.hashSize)
+        ]
+        self.assertEqual(sum(counts), 300)
+        self.assertEqual(len(seen), 300)
+        self.assertEqual(dict(seen), records)
+
+    def test_chainOutOfRange(self) -> None:
+        """A chain beyond the hash size is an error, not a crash."""
+        db = self.openTDB()
+        self.assertRaises(TDBError, db.traverseChain, db.hashSize, lambda k, v: None)
+
+    def test_smallFileOneChunk(self) -> None:
+        """A small file is read in one traversal: one list of everything."""
+        db = self.openTDB()
+        records = self.fill(db, 50, 10)
+        chunks = list(db.chunks(10))
+        self.assertEqual(len(chunks), 1)
+        self.assertEqual(dict(chunks[0]), records)
+
+    def test_largeFileInSteps(self) -> None:
+        """A file larger than one traversal's worth is read chain by chain
+        in lists of about the size asked, each record once, and lazily:
+        nothing is read before a list is asked for."""
+        db = self.openTDB()
+        records = self.fill(db, 6000, 400)
+        self.assertGreater(db.mapSize, 2 * 1024 * 1024)
+        chunks = db.chunks(1000)
+        first = next(chunks)
+        self.assertGreaterEqual(len(first), 1000)
+        self.assertLess(len(first), 1500)
+        rest = [pair for chunk in chunks for pair in chunk]
+        pairs = first + rest
+        self.assertEqual(len(pairs), len({k for k, _ in pairs}))
+        self.assertEqual(dict(pairs), records)
+
+    def test_chunksInsideTransaction(self) -> None:
+        """Inside a transaction (a recovery's pull) the chains read the
+        transaction's view."""
+        db = self.openTDB()
+        records = self.fill(db, 6000, 400)
+        db.transactionStart()
+        db.store(b"key-000001", b"changed")
+        pairs = [pair for chunk in db.chunks(1000) for pair in chunk]
+        db.transactionCancel()
+        self.assertEqual(dict(pairs), {**records, b"key-000001": b"changed"})
+
+
 class TransactionTests(TDBTestMixin, SynchronousTestCase):
     """Transactions."""
 

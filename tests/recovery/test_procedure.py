@@ -8,6 +8,7 @@ L{ctdb.testing} fakes (no recovery service, so nothing else recovers).
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from typing import ClassVar
 
 from twisted.internet import defer
@@ -278,6 +279,78 @@ class PersistentTests(_RecoveryMixin, SynchronousTestCase):
         self.put(2, "r.tdb", b"k", 1, 2, b"v")
         self.successResultOf(self.recover())
         self.assertEqual(self.get(0, "r.tdb", b"k")[1], b"v")  # type: ignore[index]
+
+
+class LargeDatabaseTests(_RecoveryMixin, SynchronousTestCase):
+    """
+    A large database is pulled, merged and pushed in steps, the event loop
+    getting turns in between: a node that held its reactor for the seconds
+    a million records take would stop sending heartbeats and be declared
+    dead by its peers, and the recovery would start again for ever.
+    """
+
+    RECORDS = 12000
+
+    def probeDuring(
+        self, d: defer.Deferred[None], watch: Callable[[], int]
+    ) -> list[int]:
+        """Sizes of C{watch}() seen by a zero-delay call that keeps asking
+        for another turn until C{d} fires."""
+        seen: list[int] = []
+
+        def probe() -> None:
+            seen.append(watch())
+            if not d.called and len(seen) < 100000:
+                self.clock.callLater(0, probe)
+
+        self.clock.callLater(0, probe)
+        return seen
+
+    def test_persistentInSteps(self) -> None:
+        """Every record of the best node reaches every node, and the
+        leader's own copy fills in steps that other work interleaves."""
+        self.attach("p.tdb", R.DB_FLAGS_PERSISTENT)
+        for daemon in self.cluster:
+            daemon.tunables.set("RecBufferSizeLimit", 50000)
+        self.put(1, "p.tdb", DB_SEQNUM_KEY, 5, 1, struct.pack("<Q", 5))
+        expected = {}
+        for i in range(self.RECORDS):
+            key = b"key-%06d" % i
+            self.put(1, "p.tdb", key, 1, 1, b"value %d" % i)
+            expected[key] = b"value %d" % i
+        self.put(0, "p.tdb", b"stale", 1, 0, b"gone after the recovery")
+        store = self.managers[0].byName["p.tdb"].store
+        d = defer.Deferred.fromCoroutine(recover(self.cluster[0], GEN))
+        seen = self.probeDuring(d, lambda: len(store.items()))
+        self.cluster.advance(0.1, step=0.01)
+        self.successResultOf(d)
+        for pnn in range(3):
+            got = self.managers[pnn].byName["p.tdb"].store.items()
+            records = {k: v[24:] for k, v in got if k != DB_SEQNUM_KEY}
+            self.assertEqual(records, expected)
+        partial = [n for n in seen if 0 < n < self.RECORDS]
+        self.assertGreater(len(set(partial)), 2, seen[:50])
+
+    def test_volatileInSteps(self) -> None:
+        """The same for a volatile database merged from every node."""
+        self.attach("vol")
+        for daemon in self.cluster:
+            daemon.tunables.set("RecBufferSizeLimit", 50000)
+        expected = {}
+        for i in range(self.RECORDS):
+            key = b"key-%06d" % i
+            self.put(i % 3, "vol", key, 1 + i % 7, i % 3, b"v%d" % i)
+            expected[key] = b"v%d" % i
+        store = self.managers[0].byName["vol"].store
+        d = defer.Deferred.fromCoroutine(recover(self.cluster[0], GEN))
+        seen = self.probeDuring(d, lambda: len(store.items()))
+        self.cluster.advance(0.1, step=0.01)
+        self.successResultOf(d)
+        for pnn in range(3):
+            got = {k: v[24:] for k, v in self.managers[pnn].byName["vol"].store.items()}
+            self.assertEqual(got, expected)
+        partial = [n for n in seen if 0 < n < self.RECORDS]
+        self.assertGreater(len(set(partial)), 2, seen[:50])
 
 
 class FailureTests(_RecoveryMixin, SynchronousTestCase):
