@@ -107,8 +107,14 @@ class AddressFence:
         daemon.addMessageHandler(CTDB_SRVID_LEADER, self._leaderMessage)
 
     def _leaderMessage(self, srvid: int, data: bytes) -> None:
-        if len(data) >= 4:
-            self.leader = int.from_bytes(data[:4], "little")
+        if len(data) < 4:
+            return
+        leader = int.from_bytes(data[:4], "little")
+        # An election broadcasts "no leader" (this node's own included,
+        # when it loses its leader by silence): rule 4 goes on watching the
+        # leader the others may still follow, until one is named.
+        if leader != CTDB_UNKNOWN_PNN:
+            self.leader = leader
 
     @property
     def fenced(self) -> bool:

@@ -196,6 +196,39 @@ class PartitionTests(_PartitionCase):
         self.step(20)
         self.assertHosted()
 
+    def test_formerLeaderCutFromNewLeader(self) -> None:
+        """The leader is banned, another node takes over; after the ban the
+        two are cut from each other, both still reaching the third.  The
+        former leader's election after losing the new one broadcasts "no
+        leader": rule 4 must go on watching the new leader all the same,
+        and the former leader gives its addresses up before they move (a
+        soak found both hosting one address for four seconds)."""
+        old = self.leader()
+        FakeClient(self.cluster[old]).control(
+            Control.SET_BAN_STATE, C.encodeBanState(old, 5), destnode=old
+        )
+        self.step(3)
+        new = self.leader()
+        self.assertNotEqual(new, old)
+        self.step(10)
+        self.assertEqual(self.leader(), new)
+        self.assertHosted()
+        its = self.held(old)
+        self.changes = []
+        fence = self.cluster.takeover(old).fence
+        assert fence is not None
+        reasons: list[str] = []
+        self.cluster.network.blackholes.update({(new, old), (old, new)})
+        for _ in range(300):
+            self.step(STEP * 2)
+            if fence.reason is not None and fence.reason not in reasons:
+                reasons.append(fence.reason)
+        self.assertTrue(any("no longer hears" in r for r in reasons), reasons)
+        self.assertGaveUpFirst(old, its)
+        self.heal()
+        self.step(20)
+        self.assertHosted()
+
     def test_fenceBeforeOwnSuspicions(self) -> None:
         """The cut-off node's lease runs out before it declares any peer
         dead: the release cannot come after its own links are restarted."""
