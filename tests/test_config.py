@@ -26,6 +26,7 @@ from ctdb.config import (
     parseTunables,
 )
 from ctdb.config.messages import ERR, Message, printable
+from ctdb.daemon.heartbeat import DEFAULT_INTERVAL, DEFAULT_TIMEOUT
 from ctdb.errors import ConfigLoadError, IniSyntaxError
 
 
@@ -131,16 +132,21 @@ class ConfigTests(SynchronousTestCase):
         checkDatabaseDirectories(config)
 
     def test_heartbeat(self) -> None:
-        """C{[cluster] heartbeat}, txctdb's own: off unless set (the drop-in
-        keeps 4.17's keepalive rules), INTERVAL:TIMEOUT when set, and a bad
-        value refused with the reason."""
+        """C{[cluster] heartbeat}, txctdb's own: on by default with
+        twistd ctdb's 0.25:1.5, INTERVAL:TIMEOUT when set, off (4.17's
+        keepalive rules alone) when asked, and a bad value refused with the
+        reason."""
         base = _base(self)
         paths = CTDBPaths.fromEnvironment(
             {"CTDB_BASE": str(base), "CTDB_TEST_MODE": "yes"}
         )
-        self.assertIsNone(parseConfig("", paths).heartbeat)
-        config = parseConfig("[cluster]\n\theartbeat = 0.25:1.5\n", paths)
-        self.assertEqual(config.heartbeat, (0.25, 1.5))
+        self.assertEqual(
+            parseConfig("", paths).heartbeat, (DEFAULT_INTERVAL, DEFAULT_TIMEOUT)
+        )
+        config = parseConfig("[cluster]\n\theartbeat = 0.5:3\n", paths)
+        self.assertEqual(config.heartbeat, (0.5, 3.0))
+        config = parseConfig("[cluster]\n\theartbeat = off\n", paths)
+        self.assertIsNone(config.heartbeat)
         for bad in ("1.5", "2:1", "x:y"):
             with self.assertRaises(ConfigLoadError) as caught:
                 parseConfig(f"[cluster]\n\theartbeat = {bad}\n", paths)

@@ -242,11 +242,10 @@ OPTIONS: tuple[_Option, ...] = (
     # txctdb's extension: how the log file is written (docs/LOGGING.md)
     _Option("logging", "format", str, lambda p: "text", _validateLogFormat),
     _Option("cluster", "transport", str, lambda p: "tcp", _validateTransport),
-    # txctdb's own: the fast heartbeat between txctdb nodes.  Off by default in
-    # the drop-in, which keeps 4.17's rules: Samba's cluster.030 stalls a node
-    # for twice the leader timeout and expects it not to be disconnected
-    # (docs/FAILURE_DETECTION.md).
-    _Option("cluster", "heartbeat", str, lambda p: "off", _validateHeartbeat),
+    # txctdb's own: the fast heartbeat between txctdb nodes, on by default as
+    # in twistd ctdb (its peers that are Samba's ctdbd keep 4.17's keepalive
+    # rules; "off" gives them to every peer).  docs/FAILURE_DETECTION.md.
+    _Option("cluster", "heartbeat", str, lambda p: "0.25:1.5", _validateHeartbeat),
     _Option("cluster", "node address", str, lambda p: None, _validateNodeAddress),
     _Option("cluster", "cluster lock", str, lambda p: None),
     _Option("cluster", "recovery lock", str, lambda p: None, _validateRecoveryLock),
