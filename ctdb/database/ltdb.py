@@ -115,6 +115,24 @@ def splitRecord(value: bytes | bytearray | memoryview) -> tuple[LtdbHeader, byte
     return header, bytes(value[consumed:])
 
 
+_FLAGS = struct.Struct("<I")
+_FLAGS_OFFSET = 16
+
+
+def withoutFlags(value: bytes, clear: int) -> bytes:
+    """A stored record value (at least a header long) with the C{clear}
+    bits of its header's flags cleared: C{value} itself when none is set,
+    so that the common case costs no header object."""
+    (flags,) = _FLAGS.unpack_from(value, _FLAGS_OFFSET)
+    if not flags & clear:
+        return value
+    return (
+        value[:_FLAGS_OFFSET]
+        + _FLAGS.pack(flags & ~clear)
+        + value[_FLAGS_OFFSET + _FLAGS.size :]
+    )
+
+
 def splitValue(value: bytes | None) -> tuple[LtdbHeader | None, bytes]:
     """Like L{splitRecord}, but an absent or too short value (no record)
     gives C{(None, b"")} instead of an error."""

@@ -16,6 +16,7 @@ from ctdb.database.ltdb import (
     CTDB_REC_RO_FLAGS,
     LTDB_HEADER_SIZE,
     splitValue,
+    withoutFlags,
 )
 from ctdb.databases.base import RecordStorage
 from ctdb.databases.model import (
@@ -126,35 +127,36 @@ class RecoveryDatabases(RecordStorage):
 
         def onBuffer(srvid: int, data: bytes) -> None:
             try:
-                buf = R.RecBuffer.decode(data)
+                _db_id, items = R.decodeRecBufferItems(data)
             except MalformedPacket as e:
                 self.log.warn("bad push buffer: {err}", err=str(e))
                 return
             # As db_push_msg_handler, the buffer's own db_id is not
             # checked: Samba's restoredb sends the buffers of a backup
             # file as they are.
-            for rec in buf.records:
-                self._storeRecovered(db, rec.key, rec.data)
-            db.pushRecords += len(buf.records)
+            for _reqid, key, value in items:
+                self._storeRecovered(db, key, value)
+            db.pushRecords += len(items)
 
         self.daemon.internalHandlers[srvid] = [onBuffer]
         return (0, b"", b"")
 
     def _storeRecovered(self, db: Database, key: bytes, value: bytes) -> None:
-        pushed, data = splitValue(value)
-        if pushed is None:
+        if len(value) < LTDB_HEADER_SIZE:
             return
         # Strip the read-only flags: a recovery (or a restore) revokes
         # every delegation implicitly (db_push_msg_handler).
-        header = pushed.withFlags(clear=CTDB_REC_RO_FLAGS)
+        value = withoutFlags(value, CTDB_REC_RO_FLAGS)
         if db.volatile:
             # db_push_msg_handler stores through ctdb_ltdb_store_server: the
             # node the record now names as dmaster (the leader) bumps its
             # rsn, so its copy beats the other nodes' equal-rsn copies at the
             # next recovery even after its clients changed it in place.
+            header, data = splitValue(value)
+            assert header is not None  # long enough, checked above
             self.storeRecord(db, key, header, data)
             return
-        db.store.store(key, header.encode() + data)
+        db.store.store(key, value)
 
     def control_DB_PUSH_CONFIRM(
         self, req: P.ReqControl, client: object
@@ -215,7 +217,7 @@ class RecoveryDatabases(RecordStorage):
         most RecBufferSizeLimit bytes, ahead of the control's reply; the
         event loop gets a turn after every chunk but the last."""
         limit = self.daemon.tunables.RecBufferSizeLimit
-        batch: list[R.RecData] = []
+        batch: list[tuple[bytes, bytes]] = []
         size = 0
         count = 0
         for n, chunk in enumerate(chunks):
@@ -224,18 +226,18 @@ class RecoveryDatabases(RecordStorage):
             for k, v in chunk:
                 if len(v) < LTDB_HEADER_SIZE:
                     continue
-                batch.append(R.RecData(0, k, v))
+                batch.append((k, v))
                 count += 1
                 size += 16 + len(k) + len(v)
                 if size >= limit:
                     self.daemon.sendMessage(
                         req.header.srcnode,
                         srvid,
-                        R.RecBuffer(db.db_id, tuple(batch)).encode(),
+                        R.encodeRecBufferPairs(db.db_id, batch),
                     )
                     batch, size = [], 0
         if batch:
             self.daemon.sendMessage(
-                req.header.srcnode, srvid, R.RecBuffer(db.db_id, tuple(batch)).encode()
+                req.header.srcnode, srvid, R.encodeRecBufferPairs(db.db_id, batch)
             )
         return (0, C.encodeU32(count), b"")

@@ -78,6 +78,9 @@ class RecData:
         return cls(reqid, key, data), offset + max(length, end - offset)
 
 
+_REC_BUFFER = struct.Struct("<II")
+
+
 @dataclass(frozen=True, slots=True)
 class RecBuffer:
     """``struct ctdb_rec_buffer``: {db_id, count, rec_data...}."""
@@ -86,22 +89,61 @@ class RecBuffer:
     records: tuple[RecData, ...] = field(default_factory=tuple)
 
     def encode(self) -> bytes:
-        return struct.pack("<II", self.db_id, len(self.records)) + b"".join(
+        return _REC_BUFFER.pack(self.db_id, len(self.records)) + b"".join(
             r.encode() for r in self.records
         )
 
     @classmethod
     def decode(cls, buf: bytes) -> RecBuffer:
-        _need(buf, 8, "rec_buffer")
-        db_id, count = struct.unpack_from("<II", buf)
-        if count > len(buf):
-            raise MalformedPacket(f"rec_buffer: {count} records in {len(buf)} bytes")
-        records = []
-        offset = 8
-        for _ in range(count):
-            rec, offset = RecData.decode(buf, offset)
-            records.append(rec)
-        return cls(db_id, tuple(records))
+        db_id, items = decodeRecBufferItems(buf)
+        return cls(db_id, tuple(RecData(*item) for item in items))
+
+
+def decodeRecBufferItems(buf: bytes) -> tuple[int, list[tuple[int, bytes, bytes]]]:
+    """
+    A rec_buffer as its db_id and plain C{(reqid, key, data)} tuples: what
+    L{RecBuffer.decode} gives, without an object per record (a recovery
+    moves hundreds of thousands of them).
+
+    @raise MalformedPacket: as L{RecBuffer.decode}.
+    """
+    if not isinstance(buf, bytes):
+        buf = bytes(buf)
+    _need(buf, 8, "rec_buffer")
+    db_id, count = _REC_BUFFER.unpack_from(buf)
+    if count > len(buf):
+        raise MalformedPacket(f"rec_buffer: {count} records in {len(buf)} bytes")
+    unpack = _REC_DATA.unpack_from
+    head = _REC_DATA.size
+    total = len(buf)
+    items = []
+    offset = 8
+    for _ in range(count):
+        if offset + head > total:
+            raise MalformedPacket(f"rec_data: need {offset + head} bytes, have {total}")
+        length, reqid, keylen, datalen = unpack(buf, offset)
+        start = offset + head
+        end = start + keylen + datalen
+        if length < head + keylen + datalen:
+            raise MalformedPacket(f"rec_data: length {length} too small")
+        if end > total:
+            raise MalformedPacket(f"rec_data: need {end} bytes, have {total}")
+        items.append((reqid, buf[start : start + keylen], buf[start + keylen : end]))
+        offset = offset + length if length > end - offset else end
+    return db_id, items
+
+
+def encodeRecBufferPairs(db_id: int, pairs: list[tuple[bytes, bytes]]) -> bytes:
+    """A rec_buffer of C{(key, data)} pairs, each with reqid 0: the bytes
+    L{RecBuffer.encode} gives for the same records."""
+    pack = _REC_DATA.pack
+    head = _REC_DATA.size
+    parts = [_REC_BUFFER.pack(db_id, len(pairs))]
+    for key, data in pairs:
+        parts.append(pack(head + len(key) + len(data), 0, len(key), len(data)))
+        parts.append(key)
+        parts.append(data)
+    return b"".join(parts)
 
 
 @dataclass(frozen=True, slots=True)

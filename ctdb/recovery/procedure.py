@@ -226,7 +226,7 @@ async def _recoverDb(
     if volatile:
         merged = await _pullVolatile(daemon, db_id, active, timeout)
         leader = daemon.pnn
-        records = []
+        records: list[tuple[bytes, bytes]] = []
         for n, (key, m) in enumerate(merged.items()):
             if n and not n % _TURN_RECORDS:
                 await _turn(daemon)
@@ -239,7 +239,7 @@ async def _recoverDb(
                 0,
                 m.header.flags | CTDB_REC_FLAG_MIGRATED_WITH_DATA,
             )
-            records.append(R.RecData(0, key, header.encode() + data))
+            records.append((key, header.encode() + data))
     else:
         seqnums = await _all(
             daemon,
@@ -250,7 +250,7 @@ async def _recoverDb(
         )
         best = max(active, key=lambda p: (C.decodeU64(seqnums[p].data), -p))
         pulled = await _pull(daemon, best, db_id, timeout)
-        records = [r for r in pulled if len(r.data) > LTDB_HEADER_SIZE]
+        records = [(k, v) for k, v in pulled if len(v) > LTDB_HEADER_SIZE]
     await _all(daemon, active, Control.WIPE_DATABASE, transdb, timeout=timeout)
     srvid = CTDB_SRVID_RECOVERY | (next(_srvids) & 0xFFFFFFFF)
     await _all(
@@ -261,11 +261,11 @@ async def _recoverDb(
         timeout=timeout,
     )
     limit = max(daemon.tunables.RecBufferSizeLimit, 1)
-    batch: list[R.RecData] = []
+    batch: list[tuple[bytes, bytes]] = []
     size = 0
     for rec in records:
         batch.append(rec)
-        size += 16 + len(rec.key) + len(rec.data)
+        size += 16 + len(rec[0]) + len(rec[1])
         if size >= limit:
             _sendBuffer(daemon, active, srvid, db_id, batch)
             batch, size = [], 0
@@ -312,24 +312,29 @@ def _turn(daemon: Daemon) -> defer.Deferred[None]:
 
 
 def _sendBuffer(
-    daemon: Daemon, nodes: list[int], srvid: int, db_id: int, batch: list[R.RecData]
+    daemon: Daemon,
+    nodes: list[int],
+    srvid: int,
+    db_id: int,
+    batch: list[tuple[bytes, bytes]],
 ) -> None:
-    payload = R.RecBuffer(db_id, tuple(batch)).encode()
+    payload = R.encodeRecBufferPairs(db_id, batch)
     for node in nodes:
         daemon.sendMessage(node, srvid, payload)
 
 
 async def _pull(
     daemon: Daemon, node: int, db_id: int, timeout: float
-) -> list[R.RecData]:
-    """DB_PULL from one node: its rec_buffers arrive as messages first."""
+) -> list[tuple[bytes, bytes]]:
+    """DB_PULL from one node: its rec_buffers arrive as messages first;
+    its records as (key, header + data) pairs."""
     srvid = CTDB_SRVID_RECOVERY | (next(_srvids) & 0xFFFFFFFF)
-    got: list[R.RecData] = []
+    got: list[tuple[bytes, bytes]] = []
 
     def onBuffer(srvid: int, data: bytes) -> None:
-        buf = R.RecBuffer.decode(data)
-        if buf.db_id == db_id:
-            got.extend(buf.records)
+        buf_db_id, items = R.decodeRecBufferItems(data)
+        if buf_db_id == db_id:
+            got.extend((key, value) for _reqid, key, value in items)
 
     daemon.addMessageHandler(srvid, onBuffer)
     try:
@@ -360,13 +365,13 @@ async def _pullVolatile(
     merged: dict[bytes, _Merged] = {}
     leader = daemon.pnn
     for records in pulls:
-        for n, rec in enumerate(records):
+        for n, (key, value) in enumerate(records):
             if n and not n % _TURN_RECORDS:
                 await _turn(daemon)
-            header, _ = splitValue(rec.data)
+            header, _ = splitValue(value)
             if header is None:
                 continue
-            old = merged.get(rec.key)
+            old = merged.get(key)
             # recdb_add_traverse (4.17, unchanged since the helper appeared in
             # 2015): the incoming copy is skipped if its rsn is lower, or if
             # the rsns are equal and the stored copy's dmaster is NOT this
@@ -378,5 +383,5 @@ async def _pullVolatile(
                 or (header.rsn == old.header.rsn and old.header.dmaster != leader)
             ):
                 continue
-            merged[rec.key] = _Merged(header, rec.data)
+            merged[key] = _Merged(header, value)
     return merged

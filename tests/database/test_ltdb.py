@@ -150,6 +150,23 @@ class RecordTests(SynchronousTestCase):
         self.assertFalse(ltdb.isEmptyRecord(header + b"x"))
 
 
+class WithoutFlagsTests(SynchronousTestCase):
+    """L{ltdb.withoutFlags}: clear header flag bits in a stored value."""
+
+    def test_clears(self) -> None:
+        """Only the flags change; the rest of the header and the data stay."""
+        header = LtdbHeader(7, 2, 99, CTDB_REC_RO_HAVE_READONLY | 0x10000)
+        value = header.encode() + b"data"
+        got = ltdb.withoutFlags(value, CTDB_REC_RO_FLAGS)
+        self.assertEqual(LtdbHeader.decode(got)[0], LtdbHeader(7, 2, 99, 0x10000))
+        self.assertEqual(got[24:], b"data")
+
+    def test_unchangedIsSame(self) -> None:
+        """With none of the bits set the very value comes back."""
+        value = LtdbHeader(1, 0, 0, 0x10000).encode() + b"x"
+        self.assertIs(ltdb.withoutFlags(value, CTDB_REC_RO_FLAGS), value)
+
+
 class HashTests(SynchronousTestCase):
     """lookup3 hashlittle as ctdb_hash."""
 
