@@ -13,7 +13,7 @@ import struct
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from twisted.internet import defer
+from twisted.internet import defer, task
 from twisted.logger import Logger
 
 from ctdb.database.ltdb import (
@@ -48,6 +48,11 @@ _packHeader = LTDB_HEADER_STRUCT.pack
 _unpackHeader = LTDB_HEADER_STRUCT.unpack_from
 
 
+#: records handled between two turns of the event loop in a recovery's pull
+#: and push and in a traverse (some tens of milliseconds of work)
+STEP_RECORDS = 5000
+
+
 class RecordStorage:
     """The databases subsystem's state and record primitives (see
     L{ctdb.databases.manager.DatabaseManager})."""
@@ -67,6 +72,13 @@ class RecordStorage:
     @property
     def pnn(self) -> int:
         return self.daemon.pnn
+
+    def turn(self) -> defer.Deferred[None]:
+        """A turn of the event loop for everything else, between two steps
+        of work on many records (a recovery's pull and push, a traverse):
+        the node must not hold its reactor for seconds, or its heartbeats
+        stop and its peers declare it dead."""
+        return task.deferLater(self.daemon.reactor, 0, lambda: None)
 
     def _db(self, req: P.ReqControl) -> Database:
         db_id = C.decodeU32(req.data, "db_id")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from twisted.internet import defer, task
+from twisted.internet import defer
 
 from ctdb.database.ltdb import (
     CTDB_REC_RO_FLAGS,
@@ -18,7 +18,7 @@ from ctdb.database.ltdb import (
     splitValue,
     withoutFlags,
 )
-from ctdb.databases.base import RecordStorage
+from ctdb.databases.base import STEP_RECORDS, RecordStorage
 from ctdb.databases.model import (
     Database,
 )
@@ -29,11 +29,6 @@ from ctdb.protocols import records as R
 
 if TYPE_CHECKING:
     from ctdb.daemon.core import ControlResult
-
-
-#: records read between two turns of the event loop while a database is
-#: pulled or pushed in a recovery (some tens of milliseconds of work)
-PULL_CHUNK_RECORDS = 5000
 
 
 class RecoveryDatabases(RecordStorage):
@@ -179,7 +174,7 @@ class RecoveryDatabases(RecordStorage):
             # getting a turn between two (heartbeats go on being sent
             # while a large database is read).
             return defer.Deferred.fromCoroutine(
-                self._sendPulled(db, req, srvid, db.store.chunks(PULL_CHUNK_RECORDS))
+                self._sendPulled(db, req, srvid, db.store.chunks(STEP_RECORDS))
             )
         items = self.readAll(db)
         if isinstance(items, defer.Deferred):
@@ -193,12 +188,11 @@ class RecoveryDatabases(RecordStorage):
         srvid: int,
         items: list[tuple[bytes, bytes]],
     ) -> Any:
-        if len(items) <= PULL_CHUNK_RECORDS:
+        if len(items) <= STEP_RECORDS:
             chunks: Iterator[list[tuple[bytes, bytes]]] = iter([items])
         else:
             chunks = (
-                items[i : i + PULL_CHUNK_RECORDS]
-                for i in range(0, len(items), PULL_CHUNK_RECORDS)
+                items[i : i + STEP_RECORDS] for i in range(0, len(items), STEP_RECORDS)
             )
         sending = defer.Deferred.fromCoroutine(self._sendPulled(db, req, srvid, chunks))
         # A small pull finishes without waiting: answer at once then.
@@ -222,7 +216,7 @@ class RecoveryDatabases(RecordStorage):
         count = 0
         for n, chunk in enumerate(chunks):
             if n:
-                await task.deferLater(self.daemon.reactor, 0, lambda: None)
+                await self.turn()
             for k, v in chunk:
                 if len(v) < LTDB_HEADER_SIZE:
                     continue

@@ -15,7 +15,7 @@ from twisted.internet import defer
 from ctdb.database.ltdb import (
     splitValue,
 )
-from ctdb.databases.base import RecordStorage
+from ctdb.databases.base import STEP_RECORDS, RecordStorage
 from ctdb.databases.model import (
     Database,
     _Traverse,
@@ -154,9 +154,22 @@ class Traverses(RecordStorage):
 
     def _traversed(
         self, db: Database, t: R.TraverseAll, items: list[tuple[bytes, bytes]]
+    ) -> Any:
+        sending = defer.Deferred.fromCoroutine(self._sendTraversed(db, t, items))
+        # A small traverse is sent without waiting: answer at once then.
+        done: list[ControlResult] = []
+        sending.addCallback(done.append)
+        return done[0] if done else sending
+
+    async def _sendTraversed(
+        self, db: Database, t: R.TraverseAll, items: list[tuple[bytes, bytes]]
     ) -> ControlResult:
-        sent = 0
-        for key, value in items:
+        """One TRAVERSE_DATA per record to the node that asked, then the
+        empty record that ends this node's part; the event loop gets a
+        turn after every L{STEP_RECORDS} records."""
+        for n, (key, value) in enumerate(items):
+            if n and not n % STEP_RECORDS:
+                await self.turn()
             header, data = splitValue(value)
             if header is None:
                 continue
@@ -165,18 +178,16 @@ class Traverses(RecordStorage):
                     continue
                 if header.dmaster != self.pnn:
                     continue
-            rec = R.RecData(t.reqid, key, value)
             self.daemon.sendControl(
                 t.pnn,
                 Control.TRAVERSE_DATA,
-                rec.encode(),
+                R.encodeRecData(t.reqid, key, value),
                 flags=P.CTDB_CTRL_FLAG_NOREPLY,
             )
-            sent += 1
         self.daemon.sendControl(
             t.pnn,
             Control.TRAVERSE_DATA,
-            R.RecData(t.reqid, b"", b"").encode(),
+            R.encodeRecData(t.reqid, b"", b""),
             flags=P.CTDB_CTRL_FLAG_NOREPLY,
         )
         return (0, b"", b"")

@@ -41,6 +41,17 @@ class DbKind:
 _REC_DATA = struct.Struct("<IIII")
 
 
+def encodeRecData(reqid: int, key: bytes, data: bytes) -> bytes:
+    """One ``struct ctdb_rec_data`` (what L{RecData.encode} gives)."""
+    return (
+        _REC_DATA.pack(
+            _REC_DATA.size + len(key) + len(data), reqid, len(key), len(data)
+        )
+        + key
+        + data
+    )
+
+
 def _need(buf: bytes, size: int, what: str) -> None:
     if len(buf) < size:
         raise MalformedPacket(f"{what}: need {size} bytes, have {len(buf)}")
@@ -56,12 +67,7 @@ class RecData:
     data: bytes
 
     def encode(self) -> bytes:
-        length = _REC_DATA.size + len(self.key) + len(self.data)
-        return (
-            _REC_DATA.pack(length, self.reqid, len(self.key), len(self.data))
-            + self.key
-            + self.data
-        )
+        return encodeRecData(self.reqid, self.key, self.data)
 
     @classmethod
     def decode(cls, buf: bytes, offset: int = 0) -> tuple[RecData, int]:
