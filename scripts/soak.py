@@ -76,7 +76,9 @@ def soak(
         say(
             f"[{daemon}] cluster up in {time.monotonic() - started:.1f} s ({directory})"
         )
-        workload = Workload(cluster, directory)
+        # the workers run until told to stop, or for this long: far more
+        # than the faults can take (their default hour ended long soaks early)
+        workload = Workload(cluster, directory, seconds=max(3600.0, 300.0 * faults))
         workload.start()
         chosen = tuple(k for k in kinds if daemon != "ctdbd" or k not in CTDBD_SKIPS)
         nemesis = Nemesis(cluster, seed, kinds=chosen)
