@@ -210,9 +210,7 @@ class RecoveryDatabases(RecordStorage):
         """Send the records of C{chunks} to the puller as rec_buffers of at
         most RecBufferSizeLimit bytes, ahead of the control's reply; the
         event loop gets a turn after every chunk but the last."""
-        limit = self.daemon.tunables.RecBufferSizeLimit
-        batch: list[tuple[bytes, bytes]] = []
-        size = 0
+        packer = R.RecBufferPacker(db.db_id, self.daemon.tunables.RecBufferSizeLimit)
         count = 0
         for n, chunk in enumerate(chunks):
             if n:
@@ -220,18 +218,11 @@ class RecoveryDatabases(RecordStorage):
             for k, v in chunk:
                 if len(v) < LTDB_HEADER_SIZE:
                     continue
-                batch.append((k, v))
                 count += 1
-                size += 16 + len(k) + len(v)
-                if size >= limit:
-                    self.daemon.sendMessage(
-                        req.header.srcnode,
-                        srvid,
-                        R.encodeRecBufferPairs(db.db_id, batch),
-                    )
-                    batch, size = [], 0
-        if batch:
-            self.daemon.sendMessage(
-                req.header.srcnode, srvid, R.encodeRecBufferPairs(db.db_id, batch)
-            )
+                payload = packer.add(k, v)
+                if payload is not None:
+                    self.daemon.sendMessage(req.header.srcnode, srvid, payload)
+        payload = packer.flush()
+        if payload is not None:
+            self.daemon.sendMessage(req.header.srcnode, srvid, payload)
         return (0, C.encodeU32(count), b"")

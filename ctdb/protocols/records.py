@@ -139,6 +139,33 @@ def decodeRecBufferItems(buf: bytes) -> tuple[int, list[tuple[int, bytes, bytes]
     return db_id, items
 
 
+class RecBufferPacker:
+    """
+    Packs C{(key, data)} pairs into rec_buffers of C{limit} bytes of records
+    or a little more (the record that reaches the limit goes in), as a
+    recovery's pull and push send them: L{add} returns a full buffer's
+    bytes when one is ready, L{flush} what is left.
+    """
+
+    def __init__(self, db_id: int, limit: int) -> None:
+        self.db_id = db_id
+        self.limit = max(limit, 1)
+        self._pairs: list[tuple[bytes, bytes]] = []
+        self._size = 0
+
+    def add(self, key: bytes, data: bytes) -> bytes | None:
+        self._pairs.append((key, data))
+        self._size += _REC_DATA.size + len(key) + len(data)
+        return self.flush() if self._size >= self.limit else None
+
+    def flush(self) -> bytes | None:
+        if not self._pairs:
+            return None
+        payload = encodeRecBufferPairs(self.db_id, self._pairs)
+        self._pairs, self._size = [], 0
+        return payload
+
+
 def encodeRecBufferPairs(db_id: int, pairs: list[tuple[bytes, bytes]]) -> bytes:
     """A rec_buffer of C{(key, data)} pairs, each with reqid 0: the bytes
     L{RecBuffer.encode} gives for the same records."""

@@ -260,20 +260,17 @@ async def _recoverDb(
         R.encodePulldbExt(db_id, P.CTDB_UNKNOWN_PNN, srvid),
         timeout=timeout,
     )
-    limit = max(daemon.tunables.RecBufferSizeLimit, 1)
-    batch: list[tuple[bytes, bytes]] = []
-    size = 0
-    for rec in records:
-        batch.append(rec)
-        size += 16 + len(rec[0]) + len(rec[1])
-        if size >= limit:
-            _sendBuffer(daemon, active, srvid, db_id, batch)
-            batch, size = [], 0
+    packer = R.RecBufferPacker(db_id, daemon.tunables.RecBufferSizeLimit)
+    for key, value in records:
+        payload = packer.add(key, value)
+        if payload is not None:
+            _sendBuffer(daemon, active, srvid, payload)
             # This node stores its own copy of the buffer as it sends it:
             # let heartbeats and other packets through before the next one.
             await _turn(daemon)
-    if batch:
-        _sendBuffer(daemon, active, srvid, db_id, batch)
+    payload = packer.flush()
+    if payload is not None:
+        _sendBuffer(daemon, active, srvid, payload)
     confirms = await _all(
         daemon, active, Control.DB_PUSH_CONFIRM, dbid, timeout=timeout
     )
@@ -311,14 +308,7 @@ def _turn(daemon: Daemon) -> defer.Deferred[None]:
     return task.deferLater(daemon.reactor, 0, lambda: None)
 
 
-def _sendBuffer(
-    daemon: Daemon,
-    nodes: list[int],
-    srvid: int,
-    db_id: int,
-    batch: list[tuple[bytes, bytes]],
-) -> None:
-    payload = R.encodeRecBufferPairs(db_id, batch)
+def _sendBuffer(daemon: Daemon, nodes: list[int], srvid: int, payload: bytes) -> None:
     for node in nodes:
         daemon.sendMessage(node, srvid, payload)
 

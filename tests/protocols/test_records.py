@@ -17,6 +17,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from ctdb.errors import MalformedPacket
 from ctdb.protocols.records import (
     RecBuffer,
+    RecBufferPacker,
     RecData,
     decodeRecBufferItems,
     encodeRecBufferPairs,
@@ -89,3 +90,25 @@ class RecBufferTests(SynchronousTestCase):
         self.assertRaises(MalformedPacket, decodeRecBufferItems, small)
         many = struct.pack("<II", 1, 1000)
         self.assertRaises(MalformedPacket, decodeRecBufferItems, many)
+
+
+class RecBufferPackerTests(SynchronousTestCase):
+    def test_splitsAtTheLimit(self) -> None:
+        """A buffer is ready once its records reach the limit (the record
+        that reaches it included); flush gives the rest, then nothing."""
+        packer = RecBufferPacker(9, limit=40)
+        pairs = [(b"k%d" % i, b"v" * 10) for i in range(5)]
+        out = [packer.add(k, v) for k, v in pairs]
+        # each record is 16 + 2 + 10 = 28 bytes: full at the 2nd and 4th
+        self.assertEqual(
+            out,
+            [
+                None,
+                encodeRecBufferPairs(9, pairs[0:2]),
+                None,
+                encodeRecBufferPairs(9, pairs[2:4]),
+                None,
+            ],
+        )
+        self.assertEqual(packer.flush(), encodeRecBufferPairs(9, pairs[4:]))
+        self.assertIsNone(packer.flush())
