@@ -407,13 +407,16 @@ class TickleLists:
                 err=e,
             )
 
-    def announce(self, vnn: Vnn, *, keepTickles: bool = False) -> None:
+    def announce(
+        self, vnn: Vnn, *, keepTickles: bool = False, tickle: bool = True
+    ) -> None:
         """ctdb_announce_vnn_iface: gratuitous ARPs for a taken address and
         tickle ACKs to its known clients, three times; the list is then
         forgotten (the clients register again as they reconnect) and the
-        other nodes get the empty one."""
+        other nodes get the empty one.  With C{tickle=False} only the ARPs
+        go out and the list stays."""
         vnn.cancelAnnouncement()
-        tickles = list(vnn.tickles)
+        tickles = list(vnn.tickles) if tickle else []
         if tickles and not keepTickles:
             vnn.tickles = []
             vnn.tickleUpdateNeeded = True

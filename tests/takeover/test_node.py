@@ -259,13 +259,23 @@ class TakeoverTests(TakeoverCase):
         self.assertEqual(self.host(0).calls, [])
 
     def test_redundantTake(self) -> None:
-        """Taking an address already held changes nothing."""
+        """Taking an address already held changes nothing on the host but
+        announces it again: three ARPs, no tickle ACKs, and the tickle list
+        is kept (a node cut off meanwhile may have told the clients its own
+        MAC for the address)."""
+        conn = (("10.0.0.99", 40000), (A, 445))
         self.assertOk(self.take(0, A))
-        before = list(self.host(0).calls)
-        self.clock.advance(5)
+        self.clock.pump([1] * 5)
+        self.assertOk(self.call(0, Control.TCP_ADD, connection(*conn)))
         before = list(self.host(0).calls)
         self.assertOk(self.take(0, A))
-        self.assertEqual(self.host(0).calls, before)
+        self.clock.pump([1] * 5)
+        self.assertEqual(self.host(0).calls[len(before) :], [("arp", A, "eth0")] * 3)
+        self.assertEqual(self.host(0).addresses, {A: (24, "eth0")})
+        data = self.assertOk(self.call(0, Control.GET_TCP_TICKLE_LIST, sockAddr(A)))
+        self.assertEqual(
+            data, sockAddr(A) + struct.pack("<I", 1) + connection(*conn)
+        )
 
     def test_noUsableInterface(self) -> None:
         """With every interface of the address down the take fails."""
