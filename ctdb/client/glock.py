@@ -70,9 +70,27 @@ class GLock:
         return b"".join(lock.encode() for lock in locks)
 
 
-#: the g_locks this process holds now, as (lock name, holder): an entry of
+@dataclass(frozen=True, slots=True)
+class _Taken:
+    """A g_lock this process holds: when it took it, and the g_lock
+    record's rsn then."""
+
+    at: float
+    rsn: int
+
+
+#: the g_locks this process holds now, by (lock name, holder): an entry of
 #: our own holder that is not here is stale (see L{gLockLock})
-_held: set[tuple[str, ServerId]] = set()
+_held: dict[tuple[str, ServerId], _Taken] = {}
+
+#: lock name -> the time (the client's reactor) before which this process
+#: does not try to take that lock again (see L{gLockUnlock})
+_yieldUntil: dict[str, float] = {}
+
+#: the shortest and the longest time a process stays away from a lock it
+#: held while another node waited for it
+YIELD_MIN = 0.02
+YIELD_MAX = 1.0
 
 
 def _conflicts(a: int, b: int) -> bool:
@@ -100,6 +118,10 @@ async def gLockLock(db: Database, name: str, sid: ServerId, lockType: int) -> No
     """
     client = db.client
     key = name.encode() + b"\0"
+    wait = _yieldUntil.pop(name, 0.0) - client.reactor.seconds()
+    if wait > 0:
+        # this process held the lock while another node waited for it
+        await sleep(client.reactor, wait)
     deadline = client.reactor.seconds() + client.lockTimeout
     delay = 0.001
     while True:
@@ -136,7 +158,7 @@ async def gLockLock(db: Database, name: str, sid: ServerId, lockType: int) -> No
             if not busy:
                 locks.append(GLock(lockType, sid))
                 record.store(GLock.encodeList(locks))
-                _held.add((name, sid))
+                _held[name, sid] = _Taken(client.reactor.seconds(), record.header.rsn)
                 return
         if client.reactor.seconds() > deadline:
             raise TransactionError(
@@ -149,16 +171,33 @@ async def gLockLock(db: Database, name: str, sid: ServerId, lockType: int) -> No
 
 
 async def gLockUnlock(db: Database, name: str, sid: ServerId) -> None:
-    """C{ctdb_g_lock_unlock}: remove C{sid}; delete the record when empty.
+    """
+    C{ctdb_g_lock_unlock}: remove C{sid}; delete the record when empty.
     The lock counts as released also if this fails (an entry left behind
-    is stale, and L{gLockLock} drops it)."""
+    is stale, and L{gLockLock} drops it).
+
+    Fairness (not in Samba's client): waiters poll, so a process that
+    takes the same lock again right after its unlock (a loop of
+    transactions) wins every time and starves the waiters of other nodes,
+    Samba's tools and smbd included.  A waiter's poll migrates the g_lock
+    record to its node, and each migration raises the record's rsn; so if
+    the rsn moved while we held the lock, another node waited, and this
+    process stays away from the lock for as long as it held it (between
+    L{YIELD_MIN} and L{YIELD_MAX} seconds) before taking it again.
+    """
     key = name.encode() + b"\0"
+    client = db.client
     try:
         async with db.fetchLock(key) as record:
+            taken = _held.get((name, sid))
+            if taken is not None and record.header.rsn != taken.rsn:
+                now = client.reactor.seconds()
+                held = min(max(now - taken.at, YIELD_MIN), YIELD_MAX)
+                _yieldUntil[name] = now + held
             locks = [lock for lock in GLock.decodeList(record.data) if lock.sid != sid]
             if locks:
                 record.store(GLock.encodeList(locks))
             else:
                 await record.delete()
     finally:
-        _held.discard((name, sid))
+        _held.pop((name, sid), None)

@@ -2,7 +2,8 @@
 """
 Unit tests of L{ctdb.client.glock} on a fake database and client: a
 g_lock entry of our own that this process does not hold (an older copy of
-the record came back in a recovery) is dropped, one it holds is EDEADLK.
+the record came back in a recovery) is dropped, one it holds is EDEADLK;
+a holder that another node waited for stays away from the lock a while.
 """
 
 from __future__ import annotations
@@ -38,11 +39,18 @@ class Reply:
 
 
 @dataclass
+class FakeHeader:
+    rsn: int
+
+
+@dataclass
 class FakeRecord:
-    """The locked record: its data, stored and deleted in place."""
+    """The locked record: its data, stored and deleted in place; its
+    header's rsn (what each migration raises)."""
 
     records: dict[bytes, bytes]
     key: bytes
+    header: FakeHeader
 
     @property
     def data(self) -> bytes:
@@ -74,17 +82,21 @@ class FakeClient:
 class FakeDatabase:
     client: FakeClient
     records: dict[bytes, bytes] = field(default_factory=dict)
+    rsn: int = 1
 
     @asynccontextmanager
     async def fetchLock(self, key: bytes) -> AsyncIterator[FakeRecord]:
-        yield FakeRecord(self.records, key)
+        yield FakeRecord(self.records, key, FakeHeader(self.rsn))
 
 
-class GLockTests(SynchronousTestCase):
+class GLockCase(SynchronousTestCase):
+    """A fake g_lock database whose client's reactor is a clock."""
+
     def setUp(self) -> None:
         self.client = FakeClient(alive={ME.pid, OTHER.pid})
         self.db = FakeDatabase(self.client)
         self.addCleanup(glock._held.clear)
+        self.addCleanup(glock._yieldUntil.clear)
 
     def holders(self) -> list[GLock]:
         return GLock.decodeList(self.db.records.get(KEY, b""))
@@ -94,6 +106,10 @@ class GLockTests(SynchronousTestCase):
 
     def unlock(self, sid: ServerId = ME) -> defer.Deferred:
         return defer.ensureDeferred(gLockUnlock(self.db, NAME, sid))  # type: ignore[arg-type]
+
+
+class GLockTests(GLockCase):
+    """Taking and dropping entries: stale ones, our own, live others."""
 
     def test_staleOwnEntryDropped(self) -> None:
         """
@@ -136,7 +152,7 @@ class GLockTests(SynchronousTestCase):
         @asynccontextmanager
         async def broken(key: bytes) -> AsyncIterator[FakeRecord]:
             raise ConnectionError("lost")
-            yield FakeRecord(self.db.records, key)  # pragma: no cover
+            yield FakeRecord(self.db.records, key, FakeHeader(0))  # pragma: no cover
 
         fetchLock = self.db.fetchLock
         self.db.fetchLock = broken  # type: ignore[method-assign]
@@ -156,3 +172,53 @@ class GLockTests(SynchronousTestCase):
         self.client.reactor.advance(0.001)
         self.successResultOf(d)
         self.assertEqual(self.holders(), [GLock(G_LOCK_WRITE, ME)])
+
+
+class FairnessTests(GLockCase):
+    """A process that held a lock while another node polled for it (the
+    record's rsn moved) does not take it again at once."""
+
+    def relockAfter(self, held: float, migrations: int) -> defer.Deferred:
+        """Lock, hold C{held} s while the record migrates C{migrations}
+        times, unlock, and try to lock again (not yet awaited)."""
+        self.successResultOf(self.lock())
+        self.client.reactor.advance(held)
+        self.db.rsn += migrations
+        self.successResultOf(self.unlock())
+        return self.lock()
+
+    def test_uncontendedRelocksAtOnce(self) -> None:
+        """Nobody else looked at the record: the next lock is immediate."""
+        self.successResultOf(self.relockAfter(0.5, 0))
+
+    def test_contendedYieldsAsLongAsHeld(self) -> None:
+        """Another node migrated the record meanwhile: the next lock waits
+        as long as the lock was held."""
+        d = self.relockAfter(0.3, 2)
+        self.client.reactor.advance(0.299)
+        self.assertNoResult(d)
+        self.client.reactor.advance(0.002)
+        self.successResultOf(d)
+        self.assertEqual(self.holders(), [GLock(G_LOCK_WRITE, ME)])
+
+    def test_yieldBounded(self) -> None:
+        """At least L{glock.YIELD_MIN}, at most L{glock.YIELD_MAX}."""
+        for held, bound in ((0.0, glock.YIELD_MIN), (30.0, glock.YIELD_MAX)):
+            d = self.relockAfter(held, 2)
+            self.client.reactor.advance(bound - 0.001)
+            self.assertNoResult(d)
+            self.client.reactor.advance(0.002)
+            self.successResultOf(d)
+            self.successResultOf(self.unlock())
+
+    def test_waiterTakesItMeanwhile(self) -> None:
+        """While this process stays away, the waiter of the other node
+        gets the lock; this process then waits for it as usual."""
+        d = self.relockAfter(0.1, 2)
+        self.db.records[KEY] = GLock.encodeList([GLock(G_LOCK_WRITE, OTHER)])
+        self.client.reactor.advance(0.101)
+        self.assertNoResult(d)
+        self.assertEqual(self.client.asked, [OTHER.pid])
+        self.db.records.pop(KEY)
+        self.client.reactor.advance(0.001)
+        self.successResultOf(d)

@@ -18,7 +18,7 @@ import os
 import random
 import shutil
 from collections.abc import Callable, Generator
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from twisted.internet import defer, reactor, task, utils
@@ -38,6 +38,10 @@ from ._clusters import SharedClusters
 from .test_exactness import parseCatdb, waitSettled
 
 NODES = 3
+
+#: how many commits of a busy writer a pfetch of another node may wait
+#: for (with the g_lock's fairness ~0-10 here; without, up to 975)
+FAIR_COMMITS = 200
 
 
 SHARED = SharedClusters("txctdb-api-", NODES, lambda c: waitSettled(c, NODES))
@@ -396,6 +400,49 @@ class _ClientAPIChecks:
             got = yield defer.Deferred.fromCoroutine(db.fetch(b"n"))
             self.assertEqual(got, b"%d" % (4 * 2 * NODES))
             self.assertEqual((yield defer.Deferred.fromCoroutine(db.seqnum())), 24)
+
+    @defer.inlineCallbacks
+    def test_busyWriterLetsSambaIn(self):  # type: ignore[no-untyped-def]
+        """
+        A loop of transactions on node 1 does not starve Samba's pfetch on
+        the other nodes, which polls the same g_lock (ctdb.client.glock's
+        fairness): each pfetch answers while the loop still runs, sees a
+        value the loop committed, and waits for at most L{FAIR_COMMITS} of
+        the loop's commits.  Without the fairness a pfetch here waited for
+        up to 975 commits (10 s).
+        """
+        c1 = yield defer.Deferred.fromCoroutine(self.connect(1))
+        name = _name("api_fair")
+        db = yield defer.Deferred.fromCoroutine(c1.attach(name, persistent=True))
+        state = {"running": True, "commits": 0}
+        clock = cast(Any, reactor)
+
+        async def loop() -> None:
+            deadline = clock.seconds() + 120
+            while state["running"] and clock.seconds() < deadline:
+                async with db.transaction() as txn:
+                    value = int(await txn.fetch(b"n") or b"0")
+                    await txn.store(b"n", b"%d" % (value + 1))
+                state["commits"] += 1
+            state["running"] = False
+
+        writer = defer.Deferred.fromCoroutine(loop())
+        waited = []
+        try:
+            while state["commits"] < 20 and state["running"]:
+                yield task.deferLater(clock, 0.05, lambda: None)
+            for pnn in (0, 2) * 4:
+                before = state["commits"]
+                out = yield defer.Deferred.fromCoroutine(
+                    self.tool(pnn, "pfetch", name, "n")
+                )
+                waited.append(state["commits"] - before)
+                self.assertTrue(state["running"], "the writer stopped first")
+                self.assertTrue(0 < int(out.strip()) <= state["commits"], out)
+        finally:
+            state["running"] = False
+            yield writer
+        self.assertLessEqual(max(waited), FAIR_COMMITS, waited)
 
     # -- traverse ------------------------------------------------------------------------
 

@@ -273,9 +273,7 @@ class TakeoverTests(TakeoverCase):
         self.assertEqual(self.host(0).calls[len(before) :], [("arp", A, "eth0")] * 3)
         self.assertEqual(self.host(0).addresses, {A: (24, "eth0")})
         data = self.assertOk(self.call(0, Control.GET_TCP_TICKLE_LIST, sockAddr(A)))
-        self.assertEqual(
-            data, sockAddr(A) + struct.pack("<I", 1) + connection(*conn)
-        )
+        self.assertEqual(data, sockAddr(A) + struct.pack("<I", 1) + connection(*conn))
 
     def test_noUsableInterface(self) -> None:
         """With every interface of the address down the take fails."""
