@@ -44,6 +44,7 @@ from tests.support.invariants import (
     InvariantTable,
     catdbBytes,
     connectionProblems,
+    fileLocks,
     gLockHolders,
 )
 from tests.support.nemesis import KINDS, Fault, Nemesis, makeCluster, nftProblem
@@ -246,6 +247,30 @@ class GLockDiagnosticTests(SynchronousTestCase):
             {"transaction_db_0x4a68c727": ["W pid 21239 node 0"], "other": []},
         )
         self.assertEqual(catdbBytes("a\\5Cb\\00"), b"a\\b\0")
+
+    def test_fileLocks(self) -> None:
+        """The fcntl locks of C{/proc/locks} on the files named, held and
+        waited for, with each process's name; other files' are left out."""
+        directory = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, directory)
+        path = os.path.join(directory, "g_lock.tdb.0")
+        open(path, "w").close()
+        ino = os.stat(path).st_ino
+        procLocks = (
+            f"1: POSIX  ADVISORY  WRITE {os.getpid()} fe:00:{ino} 4 4\n"
+            f"1: -> POSIX  ADVISORY  WRITE 999999999 fe:00:{ino} 4 4\n"
+            f"2: POSIX  ADVISORY  READ 1 fe:00:{ino + 1} 0 EOF\n"
+        )
+        found = fileLocks([path, os.path.join(directory, "gone.tdb")], procLocks)
+        self.assertEqual(len(found), 2, found)
+        self.assertTrue(
+            found[0].startswith(f"g_lock.tdb.0 WRITE 4-4 held by pid {os.getpid()} ("),
+            found,
+        )
+        self.assertNotIn("(?)", found[0])
+        self.assertEqual(
+            found[1], "g_lock.tdb.0 WRITE 4-4 waited for by pid 999999999 (?)"
+        )
 
 
 class LogCluster:

@@ -147,6 +147,56 @@ _CRASH = re.compile(
 )
 
 
+_PROC_LOCK = re.compile(
+    r"^\d+: (-> )?(\S+)\s+\S+\s+(READ|WRITE)\s+(\d+)\s+"
+    r"([0-9a-f]+):([0-9a-f]+):(\d+)\s+(\d+)\s+(\S+)$"
+)
+
+
+def _processName(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            words = f.read().split(b"\0")
+    except OSError:
+        return "?"
+    names = [os.path.basename(w.decode(errors="replace")) for w in words if w]
+    # "python -u worker.py ..." says less than its script's name
+    return " ".join(names[:3])
+
+
+def fileLocks(paths: Sequence[str], procLocks: str | None = None) -> list[str]:
+    """
+    The fcntl locks that processes hold on, or wait for, the files
+    C{paths} (from C{/proc/locks}, which every network namespace shares):
+    C{"<file> WRITE 4-4 held by pid 12 (twistd ...)"}, C{"... waited for
+    by ..."}.  What says who blocks a TDB reader.
+    """
+    inodes: dict[int, str] = {}
+    for path in paths:
+        try:
+            inodes[os.stat(path).st_ino] = os.path.basename(path)
+        except OSError:
+            continue
+    if procLocks is None:
+        try:
+            with open("/proc/locks") as f:
+                procLocks = f.read()
+        except OSError as e:
+            return [f"/proc/locks: {e}"]
+    found = []
+    for line in procLocks.splitlines():
+        m = _PROC_LOCK.match(line.strip())
+        if m is None or int(m.group(7)) not in inodes:
+            continue
+        waiting, _kind, mode, pid = m.group(1), m.group(2), m.group(3), int(m.group(4))
+        how = "waited for by" if waiting else "held by"
+        found.append(
+            f"{inodes[int(m.group(7))]} {mode} {m.group(8)}-{m.group(9)} "
+            f"{how} pid {pid} ({_processName(pid)})"
+        )
+    return found
+
+
 def connectionProblems(
     state: dict[str, Any],
     addresses: Sequence[str],
@@ -611,13 +661,26 @@ class Invariants:
             # whether the workers' transactions went on meanwhile
             raise NetnsClusterError(
                 f"{e}; g_locks: {self.gLocks(pnn)}; workers' acknowledged "
-                f"increments meanwhile: {before} -> {self.workload.progress()}"
+                f"increments meanwhile: {before} -> {self.workload.progress()}; "
+                f"fcntl locks on node {pnn}'s databases: {self.tdbLocks(pnn)}"
             ) from e
         if done.returncode != 0:
             raise NetnsClusterError(
                 f"pfetch {key} on node {pnn}: {(done.stdout + done.stderr).strip()}"
             )
         return _int(done.stdout)
+
+    def tdbLocks(self, pnn: int) -> list[str]:
+        """Who holds or waits for fcntl locks on node C{pnn}'s TDB files
+        (a process blocked in a TDB call shows here)."""
+        root = os.path.join(self.cluster.nodeDir(pnn), "db")
+        paths = [
+            os.path.join(d, name)
+            for d, _dirs, names in os.walk(root)
+            for name in names
+            if ".tdb" in name
+        ]
+        return fileLocks(paths)
 
     def gLocks(self, pnn: int) -> str:
         """The g_lock holders that C{ctdb catdb g_lock.tdb} through node
