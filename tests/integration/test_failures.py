@@ -380,6 +380,20 @@ async def _workerRun(
     reconnects = 0
     client = None
     pdb = vdb = None
+    # when the open transaction began: one that stays open is reported
+    opened: list[float] = []
+
+    def watch() -> None:
+        if opened and time.time() - opened[0] > 5:
+            print(
+                f"{time.time():.3f} worker {me}: transaction open for "
+                f"{time.time() - opened[0]:.0f} s",
+                flush=True,
+            )
+
+    watchdog = task.LoopingCall(watch)
+    watchdog.clock = reactor
+    watchdog.start(5, now=False)
     while time.monotonic() < deadline:
         if os.path.exists(stopFile) and client is not None and pending is None:
             break
@@ -401,6 +415,7 @@ async def _workerRun(
             assert pdb is not None and vdb is not None
             seq += 1
             pending = seq
+            opened[:] = [time.time()]
             async with pdb.transaction() as txn:
                 shared = _int(await txn.fetch(b"shared"))
                 mine = _int(await txn.fetch(b"c/%d" % me))
@@ -413,6 +428,7 @@ async def _workerRun(
                 await txn.store(b"shared", b"%d" % (shared + 1))
                 await txn.store(b"c/%d" % me, b"%d" % (mine + 1))
                 await txn.store(b"op/%d" % me, b"%d" % seq)
+            opened.clear()
             pending = None
             acked += 1
             written.append(pendingWrite)
@@ -430,6 +446,7 @@ async def _workerRun(
             vExpected = value + 1
             vAcked += 1
         except TransactionError as e:
+            opened.clear()
             if "deadlock" not in str(e) or client is None or pdb is None:
                 # a commit refused because another transaction committed
                 # first (they overlapped: the g_lock record lost its holder
@@ -451,6 +468,7 @@ async def _workerRun(
                 gdb, f"transaction_db_0x{pdb.db_id:08x}", client.serverId(pdb.db_id)
             )
         except Exception as e:  # noqa: BLE001 - any failure: reconnect
+            opened.clear()
             lost = (
                 client is None
                 or client.connection.closed.called
@@ -476,6 +494,7 @@ async def _workerRun(
                     continue
                 client = None
             await task.deferLater(reactor, 0.1, lambda: None)
+    watchdog.stop()
     if client is not None:
         await client.close()
     return {
@@ -492,7 +511,8 @@ async def _workerRun(
 
 def _logHolderChecks(client: Any, me: int) -> None:
     """Print every g_lock holder check that finds the holder gone (so
-    that its entry is dropped): what lets a second transaction in."""
+    that its entry is dropped): what lets a second transaction in; and
+    every refused TRANS3_COMMIT (which the client retries)."""
     control = client.control
 
     async def logged(opcode: int, data: bytes = b"", **kw: Any) -> Any:
@@ -502,6 +522,13 @@ def _logHolderChecks(client: Any, me: int) -> None:
                 f"{time.time():.3f} worker {me}: g_lock holder pid "
                 f"{C.decodeI32(data)} on node {kw.get('destnode')} gone: "
                 f"status {reply.status} {reply.errmsg!r}",
+                flush=True,
+            )
+        if opcode == C.Control.TRANS3_COMMIT and reply.status != 0:
+            # the client retries: say why, so that a stall shows its cause
+            print(
+                f"{time.time():.3f} worker {me}: TRANS3_COMMIT answered "
+                f"{reply.status} {reply.errmsg!r}",
                 flush=True,
             )
         return reply
