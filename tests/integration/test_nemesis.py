@@ -37,6 +37,7 @@ from tests.support.faultworkload import Workload
 from tests.support.invariants import (
     CHECKS,
     DELETED_STAY_DELETED,
+    NO_FALSE_SUSPICION,
     PUBLIC_IP_CONNECTIONS,
     PUBLIC_IP_NEVER_TWO,
     FaultRun,
@@ -303,8 +304,9 @@ class FakeWorkload:
         return {}
 
 
-class DepartureTests(SynchronousTestCase):
-    """Deleted records that come back after a node left are excused."""
+class LogCase(SynchronousTestCase):
+    """L{Invariants} over a fake cluster whose daemons' logs the test
+    writes."""
 
     def setUp(self) -> None:
         self.cluster = LogCluster(tempfile.mkdtemp())
@@ -318,6 +320,10 @@ class DepartureTests(SynchronousTestCase):
             self.table,
             log=self.lines.append,
         )
+
+
+class DepartureTests(LogCase):
+    """Deleted records that come back after a node left are excused."""
 
     def logDead(self, pnn: int, dead: int) -> None:
         with open(self.cluster.logFile(pnn), "a") as f:
@@ -366,6 +372,64 @@ class DepartureTests(SynchronousTestCase):
         )
         self.invariants.checkWorkers("fault 1", flowing=False)
         self.assertEqual(len(self.table.violations), 1)
+
+
+class SuspicionTests(LogCase):
+    """C{no-false-suspicion}: a node declared dead for its silence is a
+    violation unless a fault that can silence nodes is being checked."""
+
+    def logSilent(self, pnn: int, silent: int, ours: bool = True) -> None:
+        with open(self.cluster.logFile(pnn), "a") as f:
+            if ours:
+                f.write(
+                    "2026-12-06T09:00:00+0000 [ctdb.daemon.heartbeat."
+                    f"HeartbeatMonitor#info] node {silent} silent for 1.52 s "
+                    "(heartbeat timeout 1.5 s): declaring it dead; its public "
+                    "addresses stay until 1.48 s from now\n"
+                )
+            else:
+                f.write(
+                    "2026-12-06T09:00:00.123456+00:00 node0 ctdbd[42]: "
+                    f"dead count reached for node {silent}\n"
+                )
+
+    def test_duringSilencingFault(self) -> None:
+        """isolate(2): its peers rightly declare it dead."""
+        self.invariants.startFault("isolate")
+        self.logSilent(0, 2)
+        self.logSilent(1, 2, ours=False)
+        self.invariants.checkSuspicions("fault 1")
+        self.assertEqual(self.table.violations, [])
+        self.assertEqual(self.table.excused, {NO_FALSE_SUSPICION: 2})
+
+    def test_duringOtherFault(self) -> None:
+        """ban(1) silences nobody: a suspicion then is a violation, named
+        by the node that declared and the node declared, ours or ctdbd's."""
+        self.invariants.startFault("ban")
+        self.logSilent(0, 1)
+        self.logSilent(2, 0, ours=False)
+        self.invariants.checkSuspicions("fault 1")
+        self.assertEqual(
+            [v.detail for v in self.table.violations],
+            [
+                "node 0 declared node 1 dead after 1.52 s of silence",
+                "node 2 declared node 0 dead of silence",
+            ],
+        )
+
+    def test_lateInHeal(self) -> None:
+        """A suspicion logged after a pause's checks, before the next
+        fault, belongs to the pause; one at the start to nothing."""
+        self.logSilent(1, 0)
+        self.invariants.checkSuspicions("the start")
+        self.assertEqual(len(self.table.violations), 1)
+        self.invariants.startFault("pause")
+        self.invariants.checkSuspicions("fault 1")
+        self.logSilent(1, 0)
+        self.invariants.startFault("disable")
+        self.invariants.checkSuspicions("fault 2")
+        self.assertEqual(len(self.table.violations), 1)
+        self.assertEqual(self.table.excused, {NO_FALSE_SUSPICION: 1})
 
 
 class WhereIsTests(SynchronousTestCase):

@@ -78,6 +78,15 @@ PUBLIC_IP_REACHABLE = "public-ip-reachable"
 PUBLIC_IP_NEVER_TWO = "public-ip-never-two"
 PUBLIC_IP_CONNECTIONS = "public-ip-connections"
 NO_TRACEBACK = "no-traceback"
+NO_FALSE_SUSPICION = "no-false-suspicion"
+
+#: the faults that can silence a node for its peers (they then rightly
+#: declare it dead): a dead machine, a stopped process, a cut or lossy
+#: link, and this machine's "delay" (a token bucket whose queue holds up
+#: to 2 s); the others (duplicate, stop, ban, disable) never should
+SILENCING = frozenset(
+    {"kill", "pause", "isolate", "split", "oneway", "bridge", "loss", "delay"}
+)
 
 CHECKS = (
     PERSISTENT_ACKED,
@@ -91,6 +100,7 @@ CHECKS = (
     PUBLIC_IP_NEVER_TWO,
     PUBLIC_IP_CONNECTIONS,
     NO_TRACEBACK,
+    NO_FALSE_SUSPICION,
 )
 
 _DELETED_AT = re.compile(r"deleted at ([0-9.]+)")
@@ -139,6 +149,11 @@ def gLockHolders(catdb: str) -> dict[str, list[str]]:
 _SHORT = re.compile(r"c/\d+ is (\d+), (\d+) increments acknowledged")
 #: a daemon's log line saying that it lost a node (ours and ctdbd's alike)
 _DEAD = re.compile(rb"node (\d+\.\d+\.\d+\.\d+) is dead")
+#: a node declared dead for its silence: txctdb's heartbeat, and ctdbd's
+#: keepalive (ctdb_check_for_dead_nodes)
+_SILENT = re.compile(
+    rb"node (\d+) silent for ([0-9.]+) s \(heartbeat|dead count reached for node (\d+)"
+)
 
 #: what a daemon's log shows when it crashed on its own
 _CRASH = re.compile(
@@ -360,6 +375,9 @@ class Invariants:
         self.client: NetnsClient | None = None
         self._connections = itertools.count(1)
         self._deadOffsets: dict[int, int] = {}
+        self._silentOffsets: dict[int, int] = {}
+        #: false suspicions found while a fault began, for the next check
+        self._suspicions: list[str] = []
         #: worker -> the increments its counter last came up short by
         self._shortfall: dict[int, int] = {}
         #: the wall-clock times at which faults that some node left healed
@@ -571,6 +589,41 @@ class Invariants:
                 if pnn is not None:
                     self.left.add(pnn)
 
+    def checkSuspicions(self, when: str) -> None:
+        """
+        C{no-false-suspicion}: the nodes declared dead for their silence
+        since the last check (each daemon's log).  During and after a fault
+        that can silence a node (L{SILENCING}) that is right, and excused;
+        anywhere else (another fault, or the start) it is a false
+        suspicion: a live, reachable node missed its heartbeats.
+        """
+        problems, self._suspicions = self._suspicions + self._newSuspicions(), []
+        self._record(NO_FALSE_SUSPICION, when, problems)
+
+    def _newSuspicions(self) -> list[str]:
+        """The false suspicions logged since the last scan, judged by the
+        fault now checked (L{kind}); the right ones are excused."""
+        problems = []
+        for k in range(self.cluster.size):
+            path = self.cluster.logFile(k)
+            offset = self._silentOffsets.get(k, 0)
+            try:
+                with open(path, "rb") as f:
+                    f.seek(offset)
+                    data = f.read()
+            except FileNotFoundError:
+                continue
+            end = data.rfind(b"\n") + 1
+            self._silentOffsets[k] = offset + end
+            for m in _SILENT.finditer(data[:end]):
+                if self.kind in SILENCING:
+                    self.table.excuse(NO_FALSE_SUSPICION)
+                    continue
+                peer = (m.group(1) or m.group(3)).decode()
+                after = f" after {m.group(2).decode()} s" if m.group(2) else ""
+                problems.append(f"node {k} declared node {peer} dead{after} of silence")
+        return problems
+
     def overlaps(self) -> set[tuple[str, tuple[int, ...]]]:
         """The public addresses on two nodes at once now (one sample):
         (address, nodes)."""
@@ -775,6 +828,9 @@ class Invariants:
         ended now, as one during a fault is at its end (L{leftEnds}): a
         deletion made before it may come back, and the worker may report
         that only during the next faults."""
+        # a node declared dead after the previous fault's checks read the
+        # logs: judged by that fault
+        self._suspicions += self._newSuspicions()
         self.kind = kind
         self.left = set()
         self.scanDeparted()
@@ -804,6 +860,7 @@ class Invariants:
         self._guarded(PUBLIC_IP_NEVER_TWO, when, lambda: self.sampleOverlaps(when))
         self._guarded(PUBLIC_IP_CONNECTIONS, when, lambda: self.checkConnections(when))
         self._guarded(NO_TRACEBACK, when, lambda: self.checkDaemons(when))
+        self._guarded(NO_FALSE_SUSPICION, when, lambda: self.checkSuspicions(when))
         if took is not None:
             self._guarded(PERSISTENT_ACKED, when, lambda: self.checkPersistent(when))
         self._guarded(VOLATILE_MONOTONIC, when, lambda: self.checkWorkers(when))
