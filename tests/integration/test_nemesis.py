@@ -425,6 +425,7 @@ class SuspicionTests(LogCase):
         self.assertEqual(len(self.table.violations), 1)
         self.invariants.startFault("pause")
         self.invariants.checkSuspicions("fault 1")
+        self.invariants.kind = ""  # as FaultRun, after the checks
         self.logSilent(1, 0)
         self.invariants.startFault("disable")
         self.invariants.checkSuspicions("fault 2")

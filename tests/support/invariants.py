@@ -378,6 +378,9 @@ class Invariants:
         self._silentOffsets: dict[int, int] = {}
         #: false suspicions found while a fault began, for the next check
         self._suspicions: list[str] = []
+        #: the fault that judges the suspicions logged now: the last one
+        #: begun, until the next begins ("" before the first)
+        self._suspicionKind = ""
         #: worker -> the increments its counter last came up short by
         self._shortfall: dict[int, int] = {}
         #: the wall-clock times at which faults that some node left healed
@@ -602,7 +605,8 @@ class Invariants:
 
     def _newSuspicions(self) -> list[str]:
         """The false suspicions logged since the last scan, judged by the
-        fault now checked (L{kind}); the right ones are excused."""
+        fault begun last (also after its checks, until the next begins);
+        the right ones are excused."""
         problems = []
         for k in range(self.cluster.size):
             path = self.cluster.logFile(k)
@@ -616,7 +620,7 @@ class Invariants:
             end = data.rfind(b"\n") + 1
             self._silentOffsets[k] = offset + end
             for m in _SILENT.finditer(data[:end]):
-                if self.kind in SILENCING:
+                if self._suspicionKind in SILENCING:
                     self.table.excuse(NO_FALSE_SUSPICION)
                     continue
                 peer = (m.group(1) or m.group(3)).decode()
@@ -831,6 +835,7 @@ class Invariants:
         # a node declared dead after the previous fault's checks read the
         # logs: judged by that fault
         self._suspicions += self._newSuspicions()
+        self._suspicionKind = kind
         self.kind = kind
         self.left = set()
         self.scanDeparted()
