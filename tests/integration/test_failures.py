@@ -374,6 +374,7 @@ async def _workerRun(
     written: list[int] = []  # the "shared" value each acked transaction wrote
     pendingWrite = 0
     vExpected: int | None = None
+    vWrittenAt = 0.0  # when vExpected was written
     vAcked = 0
     problems: list[str] = []
     errors: list[str] = []
@@ -439,11 +440,12 @@ async def _workerRun(
                 if vExpected is not None and value != vExpected:
                     problems.append(
                         f"v/{me} is {value}, expected {vExpected} "
-                        f"(rsn {record.header.rsn})"
+                        f"(rsn {record.header.rsn}; written at {vWrittenAt:.3f})"
                     )
                     print(f"{time.time():.3f} worker {me}: {problems[-1]}", flush=True)
                 record.store(b"%d" % (value + 1))
             vExpected = value + 1
+            vWrittenAt = time.time()
             vAcked += 1
         except TransactionError as e:
             opened.clear()

@@ -40,6 +40,7 @@ from tests.support.invariants import (
     NO_FALSE_SUSPICION,
     PUBLIC_IP_CONNECTIONS,
     PUBLIC_IP_NEVER_TWO,
+    VOLATILE_MONOTONIC,
     FaultRun,
     Invariants,
     InvariantTable,
@@ -356,6 +357,30 @@ class DepartureTests(LogCase):
         self.invariants.checkWorkers("fault 2", flowing=False)
         self.assertEqual(self.table.violations, [])
         self.assertEqual(self.table.excused, {DELETED_STAY_DELETED: 1})
+
+    def test_volatileReadAfterTheChecks(self) -> None:
+        """
+        stop(2): worker 2 reads its volatile record only after the fault's
+        checks (its node served nothing until then) and finds an older
+        copy; it wrote the newer one before node 2 left: excused.  A
+        regression of a value written after that departure is not.
+        """
+        writtenAt = time.time() - 1
+        self.invariants.startFault("stop")
+        self.invariants.left.add(2)
+        self.invariants.checkWorkers("fault 1", flowing=False)
+        self.invariants.departuresEnded()
+        self.invariants.left = set()
+        self.invariants.startFault("duplicate")
+        late = f"v/2 is 47204, expected 47765 (rsn 434; written at {writtenAt:.3f})"
+        self.workload.problems.append(("worker", 2, late))
+        self.invariants.checkWorkers("fault 2", flowing=False)
+        self.assertEqual(self.table.violations, [])
+        self.assertEqual(self.table.excused, {VOLATILE_MONOTONIC: 1})
+        after = f"v/2 is 5, expected 6 (rsn 9; written at {time.time() + 1:.3f})"
+        self.workload.problems.append(("worker", 2, after))
+        self.invariants.checkWorkers("fault 2", flowing=False)
+        self.assertEqual(len(self.table.violations), 1)
 
     def test_deletionAfterTheDeparture(self) -> None:
         """A record deleted after the last departure must stay deleted."""

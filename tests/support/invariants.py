@@ -104,6 +104,7 @@ CHECKS = (
 )
 
 _DELETED_AT = re.compile(r"deleted at ([0-9.]+)")
+_WRITTEN_AT = re.compile(r"written at ([0-9.]+)")
 #: the counter loop's report of a persistent counter short of its acks
 #: one record of Samba's C{ctdb catdb}: its key and data lines
 _CATDB_RECORD = re.compile(
@@ -385,6 +386,8 @@ class Invariants:
         self._shortfall: dict[int, int] = {}
         #: the wall-clock times at which faults that some node left healed
         self.leftEnds: list[float] = []
+        #: node -> the wall-clock time at which its last departure ended
+        self.nodeLeftEnds: dict[int, float] = {}
         #: address -> the unexpected answers its connection reported so far
         self._bogus: dict[str, list[str]] = {}
         #: address -> its connection's resets, closes and errors so far
@@ -787,7 +790,7 @@ class Invariants:
         for loop, k, text in self.workload.newProblems():
             where = f"worker {k}: {text}"
             if loop == "worker" and text.startswith("v/"):
-                if k in self.left:
+                if k in self.left or self._nodeLeftSince(k, text):
                     self.table.excuse(VOLATILE_MONOTONIC)
                 else:
                     volatile.append(where)
@@ -839,15 +842,31 @@ class Invariants:
         self.kind = kind
         self.left = set()
         self.scanDeparted()
-        if self.left:
-            self.leftEnds.append(time.time())
+        self.departuresEnded()
         self.left = set()
+
+    def departuresEnded(self) -> None:
+        """The departures of L{left} end now (L{leftEnds},
+        L{nodeLeftEnds})."""
+        if self.left:
+            now = time.time()
+            self.leftEnds.append(now)
+            for k in self.left:
+                self.nodeLeftEnds[k] = now
 
     def _leftSince(self, text: str) -> bool:
         """Whether a node left the cluster after the deletion that C{text}
         reports (C{deleted at <time>}) and before the current fault."""
         m = _DELETED_AT.search(text)
         return m is not None and any(t >= float(m.group(1)) for t in self.leftEnds)
+
+    def _nodeLeftSince(self, pnn: int, text: str) -> bool:
+        """Whether node C{pnn} left the cluster after the worker's write
+        that C{text} reports (C{written at <time>}): a worker may read its
+        volatile record only after that departure's checks, once its node
+        serves it again."""
+        m = _WRITTEN_AT.search(text)
+        return m is not None and self.nodeLeftEnds.get(pnn, 0.0) >= float(m.group(1))
 
     def _guarded(self, check: str, when: str, run: Callable[[], object]) -> object:
         """Run a check; one that raises is a violation of C{check}."""
@@ -939,8 +958,7 @@ class FaultRun:
         frozen = fault.nodes if fault.kind == "pause" else ()
         self.invariants.sampleOverlaps(when + " (during)", seen, frozen)
         self.invariants.afterHeal(when)
-        if self.invariants.left:
-            self.invariants.leftEnds.append(time.time())
+        self.invariants.departuresEnded()
         self.invariants.kind = ""
         self.invariants.left = set()
         notes = "; ".join(
