@@ -169,6 +169,21 @@ _PROC_LOCK = re.compile(
 )
 
 
+def _newLines(path: str, offsets: dict[Any, int], key: object) -> bytes:
+    """The whole lines written to C{path} since C{offsets[key]} (moved
+    past them); nothing if the file is not there."""
+    offset = offsets.get(key, 0)
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            data = f.read()
+    except FileNotFoundError:
+        return b""
+    end = data.rfind(b"\n") + 1
+    offsets[key] = offset + end
+    return data[:end]
+
+
 def _processName(pid: int) -> str:
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
@@ -580,17 +595,8 @@ class Invariants:
         last scan (a departure too short for L{sampleLeft} to see)."""
         addresses = {self.cluster.address(k): k for k in range(self.cluster.size)}
         for k in range(self.cluster.size):
-            path = self.cluster.logFile(k)
-            offset = self._deadOffsets.get(k, 0)
-            try:
-                with open(path, "rb") as f:
-                    f.seek(offset)
-                    data = f.read()
-            except FileNotFoundError:
-                continue
-            end = data.rfind(b"\n") + 1
-            self._deadOffsets[k] = offset + end
-            for m in _DEAD.finditer(data[:end]):
+            data = _newLines(self.cluster.logFile(k), self._deadOffsets, k)
+            for m in _DEAD.finditer(data):
                 pnn = addresses.get(m.group(1).decode())
                 if pnn is not None:
                     self.left.add(pnn)
@@ -612,17 +618,8 @@ class Invariants:
         the right ones are excused."""
         problems = []
         for k in range(self.cluster.size):
-            path = self.cluster.logFile(k)
-            offset = self._silentOffsets.get(k, 0)
-            try:
-                with open(path, "rb") as f:
-                    f.seek(offset)
-                    data = f.read()
-            except FileNotFoundError:
-                continue
-            end = data.rfind(b"\n") + 1
-            self._silentOffsets[k] = offset + end
-            for m in _SILENT.finditer(data[:end]):
+            data = _newLines(self.cluster.logFile(k), self._silentOffsets, k)
+            for m in _SILENT.finditer(data):
                 if self._suspicionKind in SILENCING:
                     self.table.excuse(NO_FALSE_SUSPICION)
                     continue
@@ -678,17 +675,9 @@ class Invariants:
         return os.path.join(self.cluster.nodeDir(pnn), "stdout.log")
 
     def _newCrashLines(self, pnn: int, path: str) -> list[str]:
-        key = (pnn, path)
-        try:
-            with open(path, "rb") as f:
-                f.seek(self._logOffsets.get(key, 0))
-                data = f.read()
-        except FileNotFoundError:
-            return []
-        end = data.rfind(b"\n") + 1
-        self._logOffsets[key] = self._logOffsets.get(key, 0) + end
+        data = _newLines(path, self._logOffsets, (pnn, path))
         found = []
-        lines = data[:end].splitlines()
+        lines = data.splitlines()
         for i, line in enumerate(lines):
             if _CRASH.search(line):
                 after = b" | ".join(lines[i + 1 : i + 12])
