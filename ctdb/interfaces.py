@@ -391,6 +391,11 @@ class IAddressSystem(Interface):
         """Take C{address} off the interface holding it; absent is not an
         error.  Raises AddressError."""
 
+    def closeSockets(address: str) -> int:
+        """Close every TCP socket of the host whose local address is
+        C{address}, listeners aside (the server ends of the connections of
+        an address taken off the host); how many.  Raises AddressError."""
+
     def sendGratuitousArp(address: str, iface: str) -> None:
         """Announce C{address} on C{iface}: ARP request and reply for IPv4,
         an unsolicited neighbour advertisement for IPv6; nothing on a

@@ -137,6 +137,11 @@ class FakeAddressSystem:
         self._check("removeAddress")
         self.addresses.pop(_canonical(address), None)
 
+    def closeSockets(self, address: str) -> int:
+        self.calls.append(("close", address))
+        self._check("closeSockets")
+        return 0
+
     def sendGratuitousArp(self, address: str, iface: str) -> None:
         self.calls.append(("arp", address, iface))
         self._check("sendGratuitousArp")

@@ -71,6 +71,7 @@ class AddressMoves:
         def _addToHost(self, vnn: Vnn, iface: str) -> str | None: ...
         def _removeFromHost(self, vnn: Vnn, iface: str) -> str | None: ...
         def _killConnections(self, vnn: Vnn, iface: str) -> defer.Deferred[object]: ...
+        def _closeSockets(self, vnn: Vnn) -> None: ...
 
     # -- take ----------------------------------------------------------------------------
 
@@ -430,9 +431,11 @@ class AddressMoves:
         return OK
 
     def releasePost(self, vnn: Vnn) -> None:
-        """release_ip_post: tell the local clients (smbd drops the address's
-        connections), forget the interface, delete it if DEL_PUBLIC_IP
-        asked while it was hosted."""
+        """release_ip_post: close the server sockets the address left
+        (daemon mode, not in ctdbd), tell the local clients (smbd drops the
+        address's connections), forget the interface, delete it if
+        DEL_PUBLIC_IP asked while it was hosted."""
+        self._closeSockets(vnn)
         self.log.info("Sending RELEASE_IP message for {addr}", addr=vnn.address)
         self.daemon.sendMessage(self.pnn, CTDB_SRVID_RELEASE_IP, cstring(vnn.address))
         self.table.unassign(vnn, self.pnn)

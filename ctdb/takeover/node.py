@@ -265,6 +265,30 @@ class PublicAddresses(
             return msg
         return None
 
+    def _closeSockets(self, vnn: Vnn) -> None:
+        """Daemon mode, once an address is off the host: close the server
+        ends of its connections that are left (a fence's release skips the
+        kill; a kill misses unregistered connections), so that none meets
+        a new connection from the same client port if the address comes
+        back (L{IAddressSystem.closeSockets})."""
+        if self.byScripts or not self.checking:
+            return
+        try:
+            closed = self.system.closeSockets(vnn.address)
+        except Exception as e:  # noqa: BLE001 - AddressError, or any host failure
+            self.log.warn(
+                "Cannot close the TCP sockets of released IP {addr}: {err}",
+                addr=vnn.address,
+                err=e,
+            )
+            return
+        if closed:
+            self.log.info(
+                "Closed {n} TCP sockets still bound to released IP {addr}",
+                n=closed,
+                addr=vnn.address,
+            )
+
     def _killConnections(self, vnn: Vnn, iface: str) -> defer.Deferred[object]:
         """Reset the clients of a released address (10.interface's
         kill_tcp_connections; daemon mode only).

@@ -32,7 +32,8 @@ from __future__ import annotations
 import errno as _errno
 import ipaddress
 import socket
-from collections.abc import Callable, Sequence
+import struct
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from pyroute2 import IPRoute  # type: ignore[import-untyped]
@@ -66,6 +67,24 @@ KILL_BATCH = 300
 
 #: enough of a frame for the headers of a bare ACK (ctdbd reads 100 bytes)
 _SNAP_LENGTH = 128
+
+# sock_diag (linux/sock_diag.h, linux/inet_diag.h): what `ss -K` uses
+NETLINK_SOCK_DIAG = 4
+SOCK_DIAG_BY_FAMILY = 20
+SOCK_DESTROY = 21
+NLMSG_ERROR = 2
+NLMSG_DONE = 3
+NLM_F_REQUEST = 0x1
+NLM_F_ACK = 0x4
+NLM_F_DUMP = 0x300
+#: the TCP states (bits 1 << state) of a connection that still holds a
+#: peer: established, syn-recv, fin-wait-1/2, close-wait, last-ack, closing
+#: (not listeners, time-wait or closed ones)
+_CONNECTED_STATES = sum(1 << state for state in (1, 3, 4, 5, 8, 9, 11))
+_NLMSGHDR = struct.Struct("=IHHII")
+#: inet_diag_req_v2 without its inet_diag_sockid (48 bytes, kept as is)
+_DIAG_REQ = struct.Struct("=BBBBI")
+_SOCKID_SIZE = 48
 
 
 def _reason(error: BaseException) -> str:
@@ -252,6 +271,42 @@ class LinuxAddressSystem:
                     raise AddressError(
                         f"Failed to del {address} on dev {name}: {_reason(e)}"
                     ) from e
+
+    def closeSockets(self, address: str) -> int:
+        """
+        Destroy (C{SOCK_DESTROY}, as C{ss -K src ADDRESS}) every TCP socket
+        of this network namespace still connected from C{address} (not
+        listeners, nor time-wait), IPv4-mapped IPv6 ones included.  An address that left the
+        host leaves its server sockets behind: the clients are reset by the
+        new owner's tickles, but if the address comes back, a new
+        connection from the same client port meets the stale socket, which
+        answers with ACKs of its own numbers, never a reset: a connection
+        hung for good (the fault soak found one).
+        """
+        ip = _address(address)
+        wanted = [(socket.AF_INET6, ip.packed)]
+        if ip.version == 4:
+            mapped = ipaddress.IPv6Address(f"::ffff:{ip}").packed
+            wanted = [
+                (socket.AF_INET, ip.packed + bytes(12)),
+                (socket.AF_INET6, mapped),
+            ]
+        what = f"Failed to close the TCP sockets of {address}"
+        try:
+            with socket.socket(
+                socket.AF_NETLINK,
+                socket.SOCK_RAW | socket.SOCK_CLOEXEC,
+                NETLINK_SOCK_DIAG,
+            ) as nl:
+                nl.settimeout(5)
+                closed = 0
+                for family, src in wanted:
+                    for sockid in _diagDump(nl, family, src):
+                        if _diagDestroy(nl, family, sockid):
+                            closed += 1
+                return closed
+        except OSError as e:
+            raise AddressError(f"{what}: {_reason(e)}") from e
 
     def _promoteSecondaries(self, iface: str) -> None:
         """Let a secondary address of C{iface} become primary when its
@@ -475,6 +530,63 @@ class ConnectionKiller:
             if self.pending:
                 _log.info("{count} connections not reset", count=len(self.pending))
             done.callback(self.killed)
+
+
+def _diagRequest(kind: int, flags: int, family: int, sockid: bytes) -> bytes:
+    body = _DIAG_REQ.pack(family, socket.IPPROTO_TCP, 0, 0, _CONNECTED_STATES) + sockid
+    return _NLMSGHDR.pack(_NLMSGHDR.size + len(body), kind, flags, 1, 0) + body
+
+
+def _diagMessages(nl: socket.socket) -> Iterator[tuple[int, bytes]]:
+    """The netlink messages (type, body) of one answer, up to its end;
+    an error message raises OSError (its errno), except 0 (an ACK)."""
+    while True:
+        data = nl.recv(65536)
+        offset = 0
+        while offset + _NLMSGHDR.size <= len(data):
+            length, kind, _flags, _seq, _pid = _NLMSGHDR.unpack_from(data, offset)
+            if length < _NLMSGHDR.size:
+                return
+            body = data[offset + _NLMSGHDR.size : offset + length]
+            offset += (length + 3) & ~3
+            if kind == NLMSG_DONE:
+                return
+            if kind == NLMSG_ERROR:
+                code = -int.from_bytes(body[:4], "little", signed=True)
+                if code:
+                    raise OSError(code, _errno.errorcode.get(code, str(code)))
+                return
+            yield kind, body
+
+
+def _diagDump(nl: socket.socket, family: int, src: bytes) -> list[bytes]:
+    """The inet_diag_sockid of each connected TCP socket of C{family}
+    whose local address (16 bytes, zero-padded) is C{src}."""
+    nl.send(
+        _diagRequest(
+            SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP, family, bytes(_SOCKID_SIZE)
+        )
+    )
+    found = []
+    for kind, body in _diagMessages(nl):
+        # inet_diag_msg: family, state, timer, retrans, then the sockid
+        if kind != SOCK_DIAG_BY_FAMILY or len(body) < 4 + _SOCKID_SIZE:
+            continue
+        sockid = body[4 : 4 + _SOCKID_SIZE]
+        if sockid[4:20] == src:
+            found.append(sockid)
+    return found
+
+
+def _diagDestroy(nl: socket.socket, family: int, sockid: bytes) -> bool:
+    """SOCK_DESTROY of one socket; False if it was gone already."""
+    nl.send(_diagRequest(SOCK_DESTROY, NLM_F_REQUEST | NLM_F_ACK, family, sockid))
+    try:
+        for _ in _diagMessages(nl):
+            pass
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def _endpoint(endpoint: Endpoint) -> Endpoint:

@@ -57,6 +57,9 @@ class TestModeAddressSystem:
     def removeAddress(self, address: str, mask: int, iface: str) -> None:
         raise AddressError(f"test mode: not removing {address}/{mask} from {iface}")
 
+    def closeSockets(self, address: str) -> int:
+        return 0
+
     def sendGratuitousArp(self, address: str, iface: str) -> None:
         self.log.debug(
             "test mode: no ARP for {addr} on {iface}", addr=address, iface=iface

@@ -400,7 +400,9 @@ class RuleTests(SynchronousTestCase):
         the address for its whole timeout): the address is not held, so a
         RELEASE_IP of the leader's next takeover run succeeds instead of
         being refused as in flight (which earned the node banning credits
-        and a ban after a pause, in the fault soak).
+        and a ban after a pause, in the fault soak).  The server sockets
+        the address left are closed instead (a new connection from the
+        same client port would meet one if the address came back).
         """
         _, cluster = self.cluster(heartbeat=HEARTBEAT)
         cluster[0].recmode = C.CTDB_RECOVERY_NORMAL
@@ -423,6 +425,7 @@ class RuleTests(SynchronousTestCase):
         cluster.flush()
         self.assertEqual(host.addresses, {})
         self.assertEqual([c for c in host.calls if c[0] == "kill"], [])
+        self.assertIn(("close", "10.0.0.31"), host.calls)
         reqid = client.control(Control.RELEASE_IP, publicIp(1, "10.0.0.31"), destnode=0)
         cluster.flush()
         reply = client.reply(reqid)

@@ -359,7 +359,8 @@ class ReleaseTests(TakeoverCase):
 
     def test_release(self) -> None:
         """The clients' connections are killed, the address removed, the
-        new owner recorded, RELEASE_IP told to the local clients."""
+        server sockets left on it closed, the new owner recorded,
+        RELEASE_IP told to the local clients."""
         conn = (("10.0.0.99", 40000), (A, 445))
         self.assertOk(self.take(0, A))
         self.clock.advance(3)
@@ -371,7 +372,11 @@ class ReleaseTests(TakeoverCase):
         self.assertOk(self.release(0, A, 2))
         self.assertEqual(
             host.calls,
-            [("kill", "eth0", (conn,), 5.0), ("remove", A, 24, "eth0")],
+            [
+                ("kill", "eth0", (conn,), 5.0),
+                ("remove", A, 24, "eth0"),
+                ("close", A),
+            ],
         )
         self.assertEqual(host.addresses, {})
         self.assertIn((CTDB_SRVID_RELEASE_IP, b"10.0.0.31\0"), listener.messages())
@@ -379,6 +384,22 @@ class ReleaseTests(TakeoverCase):
         self.assertEqual(decodePublicIPList(data)[1].pnn, 2)
         data = self.assertOk(self.call(0, Control.GET_IFACES))
         self.assertIn(iface("eth0", 1, 0), data)
+
+    def test_closeFailureLogged(self) -> None:
+        """A host that cannot close the address's sockets (a kernel without
+        sock_diag's destroy) is logged; the release succeeds."""
+        self.assertOk(self.take(0, A))
+        self.host(0).fail("closeSockets")
+        with capturedLogs() as events:
+            self.assertOk(self.release(0, A, 2))
+        self.assertEqual(self.host(0).addresses, {})
+        self.assertTrue(
+            any(
+                "Cannot close the TCP sockets of released IP 10.0.0.31"
+                in formatEvent(e)
+                for e in events
+            )
+        )
 
     def test_redundantRelease(self) -> None:
         """A node not holding the address only records its new owner."""
@@ -444,7 +465,7 @@ class ReleaseTests(TakeoverCase):
             del host.calls[:]
             with capturedLogs() as events:
                 self.assertOk(self.release(0, A, 2))
-            self.assertEqual(host.calls, [("remove", A, 24, "eth0")])
+            self.assertEqual(host.calls, [("remove", A, 24, "eth0"), ("close", A)])
             self.assertIn(
                 "Link of eth0 is down: not killing 1 TCP connections to released "
                 "IP 10.0.0.31",

@@ -766,6 +766,27 @@ class ConnectionTests(NamespaceCase):
         client.writeLine("echo 2")
         self.assertEqual(client.readLine(), '"x"')
 
+    def test_closeSockets(self) -> None:
+        """closeSockets closes the server ends in A of the connections to
+        one address (the client in B sees a reset), not those of another
+        address, nor the listener: a new connection is served."""
+        client, connections = self.connect()
+        [[status, closed], [status2, again]] = self.drive(
+            ("closeSockets", [NODE4]), ("closeSockets", [NODE4])
+        )
+        self.assertEqual((status, closed, status2, again), ("ok", 1, "ok", 0))
+        client.writeLine("watch 0")
+        self.assertEqual(json.loads(client.readLine() or "null"), {"0": "reset"})
+        client.writeLine("echo 1")
+        self.assertEqual(client.readLine(), '"x"')
+        address, port = connections[0][1]
+        second = LineReader(
+            self.lab.spawn(self.peer, pythonArgv(_CLIENT, f"{address} {port}"))
+        )
+        self.assertIsNotNone(second.readLine(), "the listener was closed too")
+        second.writeLine("echo 0")
+        self.assertEqual(second.readLine(), '"x"')
+
     def test_captureRefused(self) -> None:
         """A capture on an interface that does not exist fails the kill
         with an AddressError."""
