@@ -88,8 +88,12 @@ _held: dict[tuple[str, ServerId], _Taken] = {}
 _yieldUntil: dict[str, float] = {}
 
 #: the shortest and the longest time a process stays away from a lock it
-#: held while another node waited for it
-YIELD_MIN = 0.02
+#: held while another node waited for it.  The shortest must cover a
+#: waiter's poll on a loaded machine (a migration of the record, a
+#: PROCESS_EXISTS round trip, the retry's sleep); two waiters on other nodes
+#: race for the same gap.  20 ms left a waiter starved for 30 s once in a
+#: soak beside a CI run.
+YIELD_MIN = 0.1
 YIELD_MAX = 1.0
 
 
