@@ -95,6 +95,15 @@ def maskDb(text: str, prefix: str) -> str:
     return re.sub(r"0x[0-9a-fA-F]{8}", "0xID", text)
 
 
+def maskHistory(text: str) -> str:
+    """What a record's history sets in C{catdb}: its rsn and the names of
+    its header flags (a migration away and back, or a recovery, under load
+    raises the rsn and sets MIGRATED_WITH_DATA on one database and not on
+    another written the same way)."""
+    text = re.sub(r"rsn: \d+", "rsn: N", text)
+    return re.sub(r"(flags: 0xID)[^\n]*", r"\1", text)
+
+
 Case = tuple[int, list[str], Callable[[str], str]]
 
 
@@ -320,7 +329,10 @@ class _ToolComparison(IntegrationCase):
     def compareDatabases(self, reads: list[list[str]]) -> None:
         """Each read of the X_ databases, sam_ and our_, through both
         tools: the same; and the two databases read the same (their names
-        and ids masked)."""
+        and ids masked, and what their records' histories set: a
+        fresh-clone run beside two soaks once found sam_v.tdb's two records
+        migrated away and back, rsn 6 and MIGRATED_WITH_DATA against rsn
+        3)."""
         cases: list[Case] = []
         for args in reads:
             for name in ("sam_", "our_"):
@@ -335,8 +347,8 @@ class _ToolComparison(IntegrationCase):
         for i, args in enumerate(reads):
             sam, our = results[2 * i], results[2 * i + 1]
             self.assertEqual(
-                (our[0], maskDb(our[1], "our_"), maskDb(our[2], "our_")),
-                (sam[0], maskDb(sam[1], "sam_"), maskDb(sam[2], "sam_")),
+                (our[0], maskHistory(maskDb(our[1], "our_")), maskDb(our[2], "our_")),
+                (sam[0], maskHistory(maskDb(sam[1], "sam_")), maskDb(sam[2], "sam_")),
                 f"what the tools wrote, read back: {args}",
             )
 
