@@ -167,7 +167,7 @@ class AddressMoves:
             # clients its MAC; it gave the address up when its fence went
             # up, but the clients' neighbour entries still point at it
             # until this node says again where the address lives.
-            self.announce(vnn, keepTickles=True, tickle=False)
+            self.announce(vnn, tickle=False)
         return OK
 
     def _publicVnn(self, pip: PublicIP, caller: str) -> Vnn | None:

@@ -276,12 +276,12 @@ class LinuxAddressSystem:
         """
         Destroy (C{SOCK_DESTROY}, as C{ss -K src ADDRESS}) every TCP socket
         of this network namespace still connected from C{address} (not
-        listeners, nor time-wait), IPv4-mapped IPv6 ones included.  An address that left the
-        host leaves its server sockets behind: the clients are reset by the
-        new owner's tickles, but if the address comes back, a new
-        connection from the same client port meets the stale socket, which
-        answers with ACKs of its own numbers, never a reset: a connection
-        hung for good (the fault soak found one).
+        listeners, nor time-wait), IPv4-mapped IPv6 ones included.  An
+        address that left the host leaves its server sockets behind: the
+        clients are reset by the new owner's tickles, but if the address
+        comes back, a new connection from the same client port meets the
+        stale socket, which answers with ACKs of its own numbers, never a
+        reset: a connection hung for good (the fault soak found one).
         """
         ip = _address(address)
         wanted = [(socket.AF_INET6, ip.packed)]

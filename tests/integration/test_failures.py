@@ -385,10 +385,10 @@ async def _workerRun(
     opened: list[float] = []
 
     def watch() -> None:
-        if opened and time.time() - opened[0] > 5:
+        now = time.time()
+        if opened and now - opened[0] > 5:
             print(
-                f"{time.time():.3f} worker {me}: transaction open for "
-                f"{time.time() - opened[0]:.0f} s",
+                f"{now:.3f} worker {me}: transaction open for {now - opened[0]:.0f} s",
                 flush=True,
             )
 
@@ -417,19 +417,23 @@ async def _workerRun(
             seq += 1
             pending = seq
             opened[:] = [time.time()]
-            async with pdb.transaction() as txn:
-                shared = _int(await txn.fetch(b"shared"))
-                mine = _int(await txn.fetch(b"c/%d" % me))
-                if mine != acked:
-                    problems.append(
-                        f"c/{me} is {mine}, {acked} increments acknowledged"
-                    )
-                    print(f"{time.time():.3f} worker {me}: {problems[-1]}", flush=True)
-                pendingWrite = shared + 1
-                await txn.store(b"shared", b"%d" % (shared + 1))
-                await txn.store(b"c/%d" % me, b"%d" % (mine + 1))
-                await txn.store(b"op/%d" % me, b"%d" % seq)
-            opened.clear()
+            try:
+                async with pdb.transaction() as txn:
+                    shared = _int(await txn.fetch(b"shared"))
+                    mine = _int(await txn.fetch(b"c/%d" % me))
+                    if mine != acked:
+                        problems.append(
+                            f"c/{me} is {mine}, {acked} increments acknowledged"
+                        )
+                        print(
+                            f"{time.time():.3f} worker {me}: {problems[-1]}", flush=True
+                        )
+                    pendingWrite = shared + 1
+                    await txn.store(b"shared", b"%d" % (shared + 1))
+                    await txn.store(b"c/%d" % me, b"%d" % (mine + 1))
+                    await txn.store(b"op/%d" % me, b"%d" % seq)
+            finally:
+                opened.clear()
             pending = None
             acked += 1
             written.append(pendingWrite)
@@ -448,7 +452,6 @@ async def _workerRun(
             vWrittenAt = time.time()
             vAcked += 1
         except TransactionError as e:
-            opened.clear()
             if "deadlock" not in str(e) or client is None or pdb is None:
                 # a commit refused because another transaction committed
                 # first (they overlapped: the g_lock record lost its holder
@@ -470,7 +473,6 @@ async def _workerRun(
                 gdb, f"transaction_db_0x{pdb.db_id:08x}", client.serverId(pdb.db_id)
             )
         except Exception as e:  # noqa: BLE001 - any failure: reconnect
-            opened.clear()
             lost = (
                 client is None
                 or client.connection.closed.called
