@@ -248,13 +248,14 @@ def runInfo(title: str) -> list[str]:
     ]
 
 
-def cpuSeconds(pids: list[int | None]) -> float:
-    """User + system CPU time of these processes, their reaped children and
-    their living children (/proc), in seconds: the daemons' whole cost,
-    including ctdbd's helper processes."""
+def cpuSplit(pids: list[int | None]) -> tuple[float, float]:
+    """User and system CPU time of these processes, their reaped children
+    and their living children (/proc), in seconds: the daemons' whole cost,
+    including ctdbd's helper processes, split into their own code (user)
+    and the kernel's work for them (system)."""
     tick = os.sysconf("SC_CLK_TCK")
     wanted = {pid for pid in pids if pid}
-    total = 0
+    user = system = 0
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -263,10 +264,13 @@ def cpuSeconds(pids: list[int | None]) -> float:
                 fields = f.read().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        # fields[0] is the state; ppid is fields[1]; utime..cstime 11..14
+        # fields[0] is the state; ppid is fields[1]; utime, stime, cutime,
+        # cstime are 11..14
         pid, ppid = int(entry), int(fields[1])
         if pid in wanted:
-            total += sum(int(v) for v in fields[11:15])
+            user += int(fields[11]) + int(fields[13])
+            system += int(fields[12]) + int(fields[14])
         elif ppid in wanted:
-            total += int(fields[11]) + int(fields[12])
-    return total / tick
+            user += int(fields[11])
+            system += int(fields[12])
+    return user / tick, system / tick

@@ -53,7 +53,7 @@ from typing import Any, Protocol
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _common import cpuSeconds, ourCluster, realCluster, runInfo
+from _common import cpuSplit, ourCluster, realCluster, runInfo
 from twisted.internet import defer
 from twisted.python.failure import Failure
 
@@ -228,12 +228,15 @@ class Bench:
             self.dbs[0], seconds, tag
         )
         pids = [self.cluster.pid(pnn) for pnn in range(3)]
-        cpu = cpuSeconds(pids)
+        user, system = cpuSplit(pids)
         started = time.perf_counter()
         ring = await fetchRing(self.dbs, seconds, tag)
         migrations = ring * (time.perf_counter() - started)
         out["fetch ring (3 nodes)"] = ring
-        out["cpu per migration"] = (cpuSeconds(pids) - cpu) / migrations * 1e6
+        user2, system2 = cpuSplit(pids)
+        out["cpu per migration"] = (user2 - user + system2 - system) / migrations * 1e6
+        out["  of which user"] = (user2 - user) / migrations * 1e6
+        out["  of which system"] = (system2 - system) / migrations * 1e6
         path = ptransFile(self.scratch, f"p{tag}", PTRANS_RECORDS)
         times = [timePtrans(self.cluster, PTRANS_DB, path) for _ in range(3)]
         out[f"ptrans {PTRANS_RECORDS} records"] = PTRANS_RECORDS / statistics.median(
@@ -256,6 +259,8 @@ UNITS = {
     "fetch-lock+store new keys": "ops/s",
     "fetch ring (3 nodes)": "migr/s",
     "cpu per migration": "us",
+    "  of which user": "us",
+    "  of which system": "us",
 }
 
 

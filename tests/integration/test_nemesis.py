@@ -48,6 +48,7 @@ from tests.support.invariants import (
     connectionProblems,
     fileLocks,
     gLockHolders,
+    localGLocks,
 )
 from tests.support.nemesis import KINDS, Fault, Nemesis, makeCluster, nftProblem
 from tests.support.netns import NetworkLab
@@ -273,6 +274,39 @@ class GLockDiagnosticTests(SynchronousTestCase):
         self.assertEqual(
             found[1], "g_lock.tdb.0 WRITE 4-4 waited for by pid 999999999 (?)"
         )
+
+    def test_localGLocks(self) -> None:
+        """Each node's own copy of every g_lock record, straight from its
+        file: rsn, dmaster and holders, so that a node polling a stale copy
+        of its own shows; a file that cannot be read says why."""
+        from ctdb.client.glock import G_LOCK_WRITE, GLock, ServerId
+        from ctdb.database.ltdb import LtdbHeader, joinRecord
+        from ctdb.database.tdb import TDB
+
+        directory = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, directory)
+        holder = GLock(G_LOCK_WRITE, ServerId(4321, 1, 0, 99)).encode()
+        paths = {}
+        for pnn, (rsn, dmaster, data) in enumerate(
+            [(7, 1, b""), (9, 1, holder), (3, 2, holder)]
+        ):
+            paths[pnn] = os.path.join(directory, f"g_lock.tdb.{pnn}")
+            with TDB(paths[pnn]) as tdb:
+                tdb.store(
+                    b"transaction_db_0x1\0", joinRecord(LtdbHeader(rsn, dmaster), data)
+                )
+        paths[3] = os.path.join(directory, "missing", "g_lock.tdb.3")
+        found = localGLocks(paths)
+        self.assertEqual(
+            found[:3],
+            [
+                "node 0: transaction_db_0x1 rsn 7 dmaster 1 []",
+                "node 1: transaction_db_0x1 rsn 9 dmaster 1 [W pid 4321 node 0]",
+                "node 2: transaction_db_0x1 rsn 3 dmaster 2 [W pid 4321 node 0]",
+            ],
+        )
+        self.assertEqual(len(found), 4, found)
+        self.assertTrue(found[3].startswith("node 3: TDBError"), found[3])
 
 
 class LogCluster:

@@ -228,6 +228,48 @@ def fileLocks(paths: Sequence[str], procLocks: str | None = None) -> list[str]:
     return found
 
 
+def localGLocks(paths: dict[int, str]) -> list[str]:
+    """
+    Each node's own copy of every g_lock record, read straight from the
+    node's C{g_lock.tdb} (C{paths}: pnn -> file) without taking any lock:
+    C{"node 2: transaction_db_0x... rsn 17 dmaster 2 [W pid 12 node 0]"}.
+    What says whether a node that cannot get a lock polls a copy of its
+    own that the others no longer use (two nodes that both think they are
+    the record's dmaster), which a traverse (L{gLockHolders}) hides.
+    """
+    from ctdb.client.glock import G_LOCK_WRITE, GLock
+    from ctdb.database.ltdb import splitValue
+    from ctdb.database.tdb import TDB, TDB_NOLOCK
+
+    found = []
+    for pnn, path in sorted(paths.items()):
+        try:
+            with TDB(path, tdbFlags=TDB_NOLOCK, openFlags=os.O_RDONLY) as tdb:
+                records = tdb.traverse()
+        except Exception as e:  # noqa: BLE001 - a diagnostic, never a failure
+            found.append(f"node {pnn}: {type(e).__name__}: {e}")
+            continue
+        for key, value in sorted(records):
+            header, data = splitValue(value)
+            name = key.rstrip(b"\0").decode(errors="replace")
+            if header is None:
+                found.append(f"node {pnn}: {name} (no header)")
+                continue
+            try:
+                holders = [
+                    f"{'W' if lock.type == G_LOCK_WRITE else 'R'} pid "
+                    f"{lock.sid.pid} node {lock.sid.vnn}"
+                    for lock in GLock.decodeList(data)
+                ]
+            except Exception:  # noqa: BLE001 - a diagnostic
+                holders = [f"undecodable {data!r}"]
+            found.append(
+                f"node {pnn}: {name} rsn {header.rsn} dmaster {header.dmaster} "
+                f"[{', '.join(holders)}]"
+            )
+    return found
+
+
 def connectionProblems(
     state: dict[str, Any],
     addresses: Sequence[str],
@@ -709,7 +751,8 @@ class Invariants:
             # pfetch takes the transaction g_lock: say who holds it, and
             # whether the workers' transactions went on meanwhile
             raise NetnsClusterError(
-                f"{e}; g_locks: {self.gLocks(pnn)}; workers' acknowledged "
+                f"{e}; g_locks: {self.gLocks(pnn)}; each node's copy: "
+                f"{localGLocks(self.gLockFiles())}; workers' acknowledged "
                 f"increments meanwhile: {before} -> {self.workload.progress()}; "
                 f"fcntl locks on node {pnn}'s databases: {self.tdbLocks(pnn)}"
             ) from e
@@ -730,6 +773,17 @@ class Invariants:
             if ".tdb" in name
         ]
         return fileLocks(paths)
+
+    def gLockFiles(self) -> dict[int, str]:
+        """Every node's C{g_lock.tdb} file, by pnn (ours and ctdbd alike
+        keep volatile databases as C{<name>.<pnn>})."""
+        files = {}
+        for pnn in range(self.cluster.size):
+            root = os.path.join(self.cluster.nodeDir(pnn), "db")
+            for d, _dirs, names in os.walk(root):
+                if f"g_lock.tdb.{pnn}" in names:
+                    files[pnn] = os.path.join(d, f"g_lock.tdb.{pnn}")
+        return files
 
     def gLocks(self, pnn: int) -> str:
         """The g_lock holders that C{ctdb catdb g_lock.tdb} through node
