@@ -14,7 +14,6 @@ a client (Samba's tool, or a fetch-lock holder) has it.
 from __future__ import annotations
 
 import os
-import struct
 from typing import TYPE_CHECKING, cast
 
 from twisted.internet import defer
@@ -36,6 +35,7 @@ from ctdb.databases.model import (
     _PendingCall,
     _Trans3Commit,
     _Traverse,
+    seqnumValue,
 )
 from ctdb.databases.persistent import PersistentCommits
 from ctdb.databases.recoverydb import RecoveryDatabases
@@ -341,8 +341,7 @@ class DatabaseManager(RecordMigration, Traverses, PersistentCommits, RecoveryDat
     def control_GET_DB_SEQNUM(self, req: P.ReqControl, client: object) -> ControlResult:
         db = self._db(req)
         _, data = splitValue(db.store.fetch(DB_SEQNUM_KEY))
-        seqnum = struct.unpack("<Q", data)[0] if len(data) == 8 else 0
-        return (0, C.encodeU64(seqnum), b"")
+        return (0, C.encodeU64(seqnumValue(data)), b"")
 
     def control_ENABLE_SEQNUM(self, req: P.ReqControl, client: object) -> ControlResult:
         self.enableSeqnum(self._db(req))

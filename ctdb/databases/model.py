@@ -28,6 +28,14 @@ if TYPE_CHECKING:
     from ctdb.daemon.core import ControlResult
 
 DB_SEQNUM_KEY = b"__db_sequence_number__\0"
+
+
+def seqnumValue(data: bytes) -> int:
+    """The value of a persistent database's sequence number record (its
+    data: a little-endian uint64), 0 for an absent or malformed one."""
+    return int.from_bytes(data, "little") if len(data) == 8 else 0
+
+
 MAX_DB_NAME = 255  # ctdbd refuses names that do not fit a path component
 
 

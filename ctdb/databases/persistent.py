@@ -19,8 +19,10 @@ from ctdb.database.ltdb import (
 )
 from ctdb.databases.base import RecordStorage
 from ctdb.databases.model import (
+    DB_SEQNUM_KEY,
     Database,
     _Trans3Commit,
+    seqnumValue,
 )
 from ctdb.errors import MalformedPacket
 from ctdb.interfaces import (
@@ -33,6 +35,27 @@ from ctdb.protocols.controls import Control
 
 if TYPE_CHECKING:
     from ctdb.daemon.core import ControlResult
+
+
+def _checkNextSeqnum(name: str, olddata: bytes, data: bytes) -> None:
+    """
+    A commit to a persistent database raises its sequence number by one
+    (every client does: Samba's and ours).  An update that raises it by
+    more means this node missed a commit in between: one that the other
+    nodes applied while a recovery cut this node's UPDATE_RECORD off.
+    Applying the later commit's records on top would leave this copy with
+    the newest sequence number and the missed commit's other records
+    lost, and a recovery, which keeps the copy with the highest sequence
+    number, could then keep this one.  Refused, the commit fails here and
+    the recovery it starts brings the whole newer copy to this node.
+
+    @raise ValueError: C{data} skips a sequence number after C{olddata}.
+    """
+    before, after = seqnumValue(olddata), seqnumValue(data)
+    if after > before + 1:
+        raise ValueError(
+            f"missed a commit of {name}: sequence number {after} after {before}"
+        )
 
 
 class PersistentCommits(RecordStorage):
@@ -197,6 +220,8 @@ class PersistentCommits(RecordStorage):
                     raise ValueError(
                         f"rsn regression for a record of {db.name}: {old.rsn} >= {header.rsn}"
                     )
+                if rec.key == DB_SEQNUM_KEY and db.persistent:
+                    _checkNextSeqnum(db.name, olddata, data)
                 self.storeRecord(db, rec.key, header, data)
         except Exception as e:  # noqa: BLE001 - a record operation must never crash the daemon
             store.transactionCancel()
