@@ -124,9 +124,10 @@ class Transaction:
         record (old + 1, with a token of this commit in its header's
         reserved field), send TRANS3_COMMIT to the local node, and re-read
         the sequence number record: old + 1 with our token means committed
-        (whatever the reply said), unchanged means retry, anything else
-        means another transaction committed instead (an error: this one is
-        not committed).  Samba's client takes old + 1 for its own commit,
+        (whatever the reply said), unchanged means retry, old + 1 with
+        another token means another transaction committed instead (an
+        error: this one is not committed), and more than old + 1 is an
+        error too, though this commit may have landed before the others.  Samba's client takes old + 1 for its own commit,
         which an overlapping transaction can fake.  Then release the
         g_lock.  A read-only or unchanged transaction just
         cancels.
@@ -170,10 +171,17 @@ class Transaction:
                 now = db._readSeqnum(nowHeader, nowData)
                 if now == seqnum + 1 and nowHeader.reserved1 == token:
                     break  # ours landed (a failed reply notwithstanding)
-                if now != seqnum:
+                if now == seqnum + 1:
                     raise TransactionError(
                         f"{db.name}: not committed: another transaction "
                         f"committed seqnum {now} (this one read {seqnum})"
+                    )
+                if now != seqnum:
+                    # ours may have landed with others after it: only the
+                    # records it wrote can tell
+                    raise TransactionError(
+                        f"{db.name}: not known whether committed: seqnum "
+                        f"{now} (this one read {seqnum})"
                     )
                 if reply.status == 0:
                     raise TransactionError(
