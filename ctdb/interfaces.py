@@ -234,6 +234,10 @@ class IRecoveryParticipant(Interface):
         """The node was banned or stopped (ctdb_node_become_inactive) or
         frozen: its volatile records are stale."""
 
+    def whyStayInRecovery() -> str | None:
+        """Why this node may not go back to recovery mode NORMAL (a
+        database the last recovery did not commit here), or None."""
+
     def recoveryModeNormal() -> None:
         """The recovery mode went back to NORMAL: thaw, cancel leftover
         recovery transactions, resend held calls and attaches."""

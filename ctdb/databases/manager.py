@@ -137,6 +137,7 @@ class DatabaseManager(RecordMigration, Traverses, PersistentCommits, RecoveryDat
             # that DB_OPEN_FLAGS hands smbd the full set.
             store.tdb.addFlags(dbTdbFlags(flags))
         db = Database(db_id, name, flags, path, store)
+        db.generation = self.daemon.vnnMap.generation
         self.byId[db_id] = db
         self.byName[name] = db
         self.vacuum.attached(db)
@@ -445,6 +446,17 @@ class DatabaseManager(RecordMigration, Traverses, PersistentCommits, RecoveryDat
 
     def recoveryStarted(self) -> None:
         pass
+
+    def whyStayInRecovery(self) -> str | None:
+        """ctdb_control_set_recmode: a database whose copy the last
+        recovery did not commit here (the node was inactive, or came back
+        after that recovery's start) keeps the node in recovery mode, so
+        that the leader recovers it before its clients see stale records."""
+        generation = self.daemon.vnnMap.generation
+        for db in self.byId.values():
+            if db.generation != generation:
+                return f"Inconsistent DB generation {db.generation} for {db.name}"
+        return None
 
     def recoveryModeNormal(self) -> None:
         """Recovery is over on this node: leftover recovery transactions are

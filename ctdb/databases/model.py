@@ -95,6 +95,11 @@ class Database(R.DbKind):
     stats: R.DbStatistics = field(default_factory=R.DbStatistics)
     frozen: bool = False
     transactionId: int | None = None
+    #: the generation this node's copy belongs to (ctdb_db->generation):
+    #: the vnn map's at attach, the recovery's once a recovery committed
+    #: it, INVALID_GENERATION once the node became inactive.  The node
+    #: leaves recovery mode only while every database's is the vnn map's.
+    generation: int = P.INVALID_GENERATION
     commitActive: bool = False
     pushRecords: int = 0
     pushSrvid: int | None = None

@@ -46,6 +46,7 @@ class RecoveryDatabases(RecordStorage):
         which may be stale (a record deleted meanwhile must not come back)."""
         for db in self.byId.values():
             db.frozen = True
+            db.generation = P.INVALID_GENERATION
             if db.volatile:
                 db.invalidRecords = True
 
@@ -89,6 +90,9 @@ class RecoveryDatabases(RecordStorage):
             return (-1, b"", b"transaction id mismatch")
         db.store.transactionCommit()
         db.transactionId = None
+        # db_transaction_commit: this copy now belongs to the recovery's
+        # generation (its transaction id)
+        db.generation = tid
         self.noteDatabaseLocks()
         return (0, b"", b"")
 

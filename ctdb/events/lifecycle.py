@@ -300,6 +300,9 @@ class EventLifecycle(Service):
     def becameInactive(self) -> None:
         pass
 
+    def whyStayInRecovery(self) -> str | None:
+        return None
+
     def recoveryModeNormal(self) -> None:
         pass
 

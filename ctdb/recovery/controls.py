@@ -161,12 +161,28 @@ class RecoveryControls:
         if self.myNode.flags & C.NODE_FLAGS_INACTIVE:
             # A banned or stopped node stays out of the cluster.
             return (-1, b"", b"node is inactive")
+        refused = self._stayInRecovery()
+        if refused is not None:
+            return refused
         if d.config.recoveryLock:
             return defer.Deferred.fromCoroutine(
                 self._normalAfterLockCheck(d.config.recoveryLock)
             )
         self._recoveryModeNormal()
         return OK
+
+    def _stayInRecovery(self) -> ControlResult | None:
+        """ctdb_control_set_recmode's "Inconsistent DB generation": the
+        answer refusing NORMAL while a participant has a reason (a database
+        that the last recovery did not commit here); the leader then sees
+        this node still in recovery mode and recovers it."""
+        for participant in self.daemon.recoveryParticipants:
+            why = participant.whyStayInRecovery()
+            if why is not None:
+                self.log.error("{why}", why=why)
+                self.log.error("Recovery mode set to ACTIVE")
+                return (-1, b"", why.encode())
+        return None
 
     def _recoveryModeNormal(self) -> None:
         d = self.daemon
@@ -199,6 +215,9 @@ class RecoveryControls:
             return (-1, b"", b"Unexpected error when testing recovery lock")
         if self.myNode.flags & C.NODE_FLAGS_INACTIVE:
             return (-1, b"", b"node is inactive")
+        refused = self._stayInRecovery()
+        if refused is not None:
+            return refused
         self._recoveryModeNormal()
         return OK
 

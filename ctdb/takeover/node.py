@@ -505,6 +505,9 @@ class PublicAddresses(
     def recoveryStarted(self) -> None:
         pass
 
+    def whyStayInRecovery(self) -> str | None:
+        return None
+
     def recoveryModeNormal(self) -> None:
         pass
 

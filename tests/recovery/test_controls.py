@@ -124,6 +124,50 @@ class RecmodeTests(_ControlsMixin, SynchronousTestCase):
         self.assertEqual(reply.status, -1)
         self.assertEqual(self.cluster[0].recmode, C.CTDB_RECOVERY_ACTIVE)
 
+    def test_normalRefusedUntilRecovered(self) -> None:
+        """
+        A node that was stopped keeps its databases as they were; once it
+        continues it stays in recovery mode ("Inconsistent DB generation")
+        until a recovery committed each of its databases in the current
+        generation, as ctdbd.  Thawed at once, its clients would use
+        records it no longer owns: a fixed-seed nemesis run saw node 2
+        after stop(2) hold the transaction g_lock record as its dmaster
+        with rsn 1505 while node 1 had rsn 2149, so its waiters polled
+        that copy for ever.
+        """
+        node = self.cluster[1]
+        node.vnnMap = C.VnnMap(77, node.vnnMap.map)  # a recovery's generation
+        db = self.managers[1].attach("vol", 0)
+        self.assertEqual(db.generation, 77)
+        self.control(Control.STOP_NODE, destnode=1)
+        self.control(Control.CONTINUE_NODE, destnode=1)
+        normal = C.encodeU32(C.CTDB_RECOVERY_NORMAL)
+        reply = self.control(Control.SET_RECMODE, normal, destnode=1)
+        self.assertEqual(reply.status, -1)
+        self.assertIn(b"Inconsistent DB generation", reply.errmsg)
+        self.assertEqual(self.cluster[1].recmode, C.CTDB_RECOVERY_ACTIVE)
+        self.assertTrue(db.frozen)
+        # a recovery of the database in the current generation lets it go
+        transdb = R.encodeTransDb(db.db_id, 77)
+        for control in (
+            Control.DB_TRANSACTION_START,
+            Control.WIPE_DATABASE,
+            Control.DB_TRANSACTION_COMMIT,
+        ):
+            self.assertEqual(self.control(control, transdb, destnode=1).status, 0)
+        self.assertEqual(
+            self.control(Control.SET_RECMODE, normal, destnode=1).status, 0
+        )
+        self.assertFalse(db.frozen)
+
+    def test_newDatabaseNeedsNoRecovery(self) -> None:
+        """A database attached while the node is in the cluster belongs to
+        the current generation: NORMAL is allowed."""
+        self.managers[0].attach("vol", 0)
+        self.control(Control.SET_RECMODE, C.encodeU32(C.CTDB_RECOVERY_ACTIVE))
+        reply = self.control(Control.SET_RECMODE, C.encodeU32(C.CTDB_RECOVERY_NORMAL))
+        self.assertEqual(reply.status, 0)
+
 
 class VnnMapTests(_ControlsMixin, SynchronousTestCase):
     """SETVNNMAP, START_RECOVERY, END_RECOVERY."""
