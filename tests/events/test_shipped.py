@@ -486,6 +486,10 @@ class InterfaceLinkTests(TestCase):
                     PublicAddress("10.77.0.60", 24, ("eth2",)),
                 ],
                 addressSystem=FakeAddressSystem(("eth0", "eth2")),
+                # the links are the scripts' to report, as in ctdbd: a node
+                # that reads them itself (its fake system says eth2 is up)
+                # would undo the script's report at its next address check
+                addressesByScripts=True,
             ),
             reactor=REACTOR,
             transport=FakeNodeTransport(0),
@@ -506,6 +510,9 @@ class InterfaceLinkTests(TestCase):
         )
         self.assertEqual(code, 1, out + err)
         self.assertIn(b"ERROR: Monitored interface eth2 does not exist", out)
+        # the node's own address check, as it runs every RecoverInterval:
+        # it must not undo what the script reported
+        node.takeover.checkLocalIPs()
         table = node.takeover.table
         states = {
             name: iface.linkUp
