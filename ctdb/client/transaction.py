@@ -127,10 +127,10 @@ class Transaction:
         (whatever the reply said), unchanged means retry, old + 1 with
         another token means another transaction committed instead (an
         error: this one is not committed), and more than old + 1 is an
-        error too, though this commit may have landed before the others.  Samba's client takes old + 1 for its own commit,
-        which an overlapping transaction can fake.  Then release the
-        g_lock.  A read-only or unchanged transaction just
-        cancels.
+        error too, though this commit may have landed before the others.
+        Samba's client takes old + 1 for its own commit, which an
+        overlapping transaction can fake.  Then release the g_lock.  A
+        read-only or unchanged transaction just cancels.
 
         @raise TransactionError: the commit failed.
         """
