@@ -126,24 +126,30 @@ def catdbBytes(text: str) -> bytes:
     return bytes(out)
 
 
+def holderNames(data: bytes, shown: str | None = None) -> list[str]:
+    """The holders in one g_lock record's data, each as C{"<W|R> pid <pid>
+    node <vnn>"}; C{["undecodable <shown>"]} if it does not decode
+    (C{shown} defaults to C{repr(data)})."""
+    from ctdb.client.glock import G_LOCK_WRITE, GLock
+
+    try:
+        locks = GLock.decodeList(data)
+    except Exception:  # noqa: BLE001 - a diagnostic, never a failure
+        return [f"undecodable {repr(data) if shown is None else shown}"]
+    return [
+        f"{'W' if lock.type == G_LOCK_WRITE else 'R'} pid {lock.sid.pid} "
+        f"node {lock.sid.vnn}"
+        for lock in locks
+    ]
+
+
 def gLockHolders(catdb: str) -> dict[str, list[str]]:
     """The holders of every g_lock in C{ctdb catdb g_lock.tdb}'s output:
     lock name -> C{"<W|R> pid <pid> node <vnn>"}."""
-    from ctdb.client.glock import G_LOCK_WRITE, GLock
-
     holders = {}
     for m in _CATDB_RECORD.finditer(catdb):
         name = catdbBytes(m.group(1)).rstrip(b"\0").decode(errors="replace")
-        try:
-            locks = GLock.decodeList(catdbBytes(m.group(2)))
-        except Exception:  # noqa: BLE001 - a diagnostic, never a failure
-            holders[name] = [f"undecodable {m.group(2)!r}"]
-            continue
-        holders[name] = [
-            f"{'W' if lock.type == G_LOCK_WRITE else 'R'} pid {lock.sid.pid} "
-            f"node {lock.sid.vnn}"
-            for lock in locks
-        ]
+        holders[name] = holderNames(catdbBytes(m.group(2)), repr(m.group(2)))
     return holders
 
 
@@ -237,7 +243,6 @@ def localGLocks(paths: dict[int, str]) -> list[str]:
     own that the others no longer use (two nodes that both think they are
     the record's dmaster), which a traverse (L{gLockHolders}) hides.
     """
-    from ctdb.client.glock import G_LOCK_WRITE, GLock
     from ctdb.database.ltdb import splitValue
     from ctdb.database.tdb import TDB, TDB_NOLOCK
 
@@ -255,14 +260,7 @@ def localGLocks(paths: dict[int, str]) -> list[str]:
             if header is None:
                 found.append(f"node {pnn}: {name} (no header)")
                 continue
-            try:
-                holders = [
-                    f"{'W' if lock.type == G_LOCK_WRITE else 'R'} pid "
-                    f"{lock.sid.pid} node {lock.sid.vnn}"
-                    for lock in GLock.decodeList(data)
-                ]
-            except Exception:  # noqa: BLE001 - a diagnostic
-                holders = [f"undecodable {data!r}"]
+            holders = holderNames(data)
             found.append(
                 f"node {pnn}: {name} rsn {header.rsn} dmaster {header.dmaster} "
                 f"[{', '.join(holders)}]"
