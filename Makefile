@@ -12,11 +12,12 @@ PYTHON ?= python3
 VENV ?= .venv
 DEMO_DIR ?= demo-cluster
 
-APT_PACKAGES := libtdb1 tdb-tools ctdb tshark iproute2 samba smbclient samba-testsuite \
+APT_PACKAGES := libtdb1 libtdb-dev tdb-tools ctdb tshark iproute2 samba smbclient samba-testsuite \
     tmux jq curl nftables gcc libibverbs1 librdmacm1 libibverbs-dev librdmacm-dev
 PIP_PACKAGES := twisted zope.interface pyroute2 prometheus_client rich pytest \
-    hypothesis smbprotocol treq ruff mypy mypy-zope import-linter matplotlib
-LINT_PATHS := ctdb tests bench scripts twisted
+    hypothesis smbprotocol treq ruff mypy mypy-zope import-linter matplotlib \
+    cffi types-cffi
+LINT_PATHS := ctdb tests bench scripts twisted setup.py
 # Every test package and top-level test module but the integration suite's,
 # whose modules take pytest fixtures that start real clusters: these run
 # under trial as well as pytest (tests/test_layout.py checks that they can).
@@ -67,8 +68,11 @@ $(VENV)/bin/python:
 
 # Editable install in "compat" mode: the default import-hook mode hides
 # twisted/plugins/ctdb_plugin.py from twistd (STYLE.md, fact 2).  The
-# Makefile is a prerequisite because PIP_PACKAGES lives in it.
-$(STAMP): setup.cfg pyproject.toml Makefile | $(VENV)/bin/python
+# Makefile is a prerequisite because PIP_PACKAGES lives in it.  The install
+# also builds the compiled half of the libtdb binding in place
+# (ctdb/database/_tdbc*.so, from _tdbc_build.py, against libtdb-dev).
+$(STAMP): setup.cfg setup.py pyproject.toml Makefile ctdb/database/_tdbc_build.py \
+        | $(VENV)/bin/python
 	$(VENV)/bin/python -m pip install -q --upgrade pip
 	$(VENV)/bin/python -m pip install -q $(PIP_PACKAGES)
 	$(VENV)/bin/python -m pip install -q -e '.[test]' --config-settings editable_mode=compat
@@ -98,4 +102,4 @@ clean:
 	    | xargs rm -rf
 
 distclean: clean
-	rm -rf $(VENV)
+	rm -rf $(VENV) ctdb/database/_tdbc*.so

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import importlib
 import threading
 from collections.abc import Callable, Sequence
 from ctypes import (
@@ -325,15 +326,39 @@ def available() -> bool:
     return True
 
 
+def compiled() -> Any | None:
+    """
+    @return: the compiled half of the binding, the cffi module
+        C{ctdb.database._tdbc} (its C{ffi} and C{lib}), or C{None} where
+        it was not built (no libtdb-dev or C compiler at install time) or
+        does not load.  See C{ctdb/database/_tdbc_build.py}.
+    """
+    try:
+        return importlib.import_module("ctdb.database._tdbc")
+    except ImportError:
+        return None
+
+
 def hashFunction() -> Callable[[bytes], int] | None:
     """
-    @return: a fast C{key -> tdb_jenkins_hash(key)} over libtdb, or C{None}
-        when libtdb (or the symbol) is missing.
+    @return: a fast C{key -> tdb_jenkins_hash(key)} over libtdb (the
+        compiled binding's if it is there), or C{None} when libtdb (or the
+        symbol) is missing.
     """
     try:
         lib = load()
     except TDBUnavailable:
         return None
+    module = compiled()
+    if module is not None:
+        cLib = module.lib
+
+        def compiledHash(key: bytes, _fn: Any = cLib.txc_hash) -> int:
+            if type(key) is not bytes:
+                key = bytes(key)
+            return _fn(key, len(key))
+
+        return compiledHash
     fn = lib.tdb_jenkins_hash
     if fn is None:
         return None

@@ -112,6 +112,9 @@ class TDBTestMixin:
     """
 
     addCleanup: Any
+    #: the handle class under test: with the compiled binding, or without
+    #: (L{CtypesTDB}: the same cases again)
+    tdbClass: type[TDB] = TDB
 
     def tempPath(self) -> str:
         directory = getattr(self, "_tempDirectory", None)
@@ -127,7 +130,7 @@ class TDBTestMixin:
     def openTDB(self, flags: int = VOLATILE, path: str | None = None) -> TDB:
         if path is None:
             path = self.tempPath()
-        db = TDB(path, 0, flags)
+        db = self.tdbClass(path, 0, flags)
         self.addCleanup(db.close)
         return db
 
@@ -262,23 +265,23 @@ class RecordTests(TDBTestMixin, SynchronousTestCase):
     def test_persistsAcrossReopen(self) -> None:
         """Records of a TDB_DEFAULT file survive close and reopen."""
         path = self.tempPath()
-        with TDB(path) as db:
+        with self.tdbClass(path) as db:
             db.store(b"k", b"v")
         self.assertTrue(db.closed)
-        with TDB(path) as db:
+        with self.tdbClass(path) as db:
             self.assertEqual(db.fetch(b"k"), b"v")
 
     def test_clearIfFirst(self) -> None:
         """TDB_CLEAR_IF_FIRST wipes the file at the first open, as ctdbd relies on."""
         path = self.tempPath()
-        with TDB(path, 0, VOLATILE) as db:
+        with self.tdbClass(path, 0, VOLATILE) as db:
             db.store(b"k", b"v")
-        with TDB(path, 0, VOLATILE) as db:
+        with self.tdbClass(path, 0, VOLATILE) as db:
             self.assertIsNone(db.fetch(b"k"))
 
     def test_internal(self) -> None:
         """A TDB_INTERNAL database works in memory with fd -1."""
-        with TDB("mem", 0, TDB_INTERNAL) as db:
+        with self.tdbClass("mem", 0, TDB_INTERNAL) as db:
             db.store(b"k", b"v")
             self.assertEqual(db.fetch(b"k"), b"v")
             self.assertEqual(db.fd, -1)
@@ -436,7 +439,7 @@ class TransactionTests(TDBTestMixin, SynchronousTestCase):
         db.transactionCommit()
         self.assertFalse(db.transactionActive)
         db.close()
-        with TDB(path) as again:
+        with self.tdbClass(path) as again:
             self.assertEqual(again.fetch(b"k"), b"v")
 
     def test_cancel(self) -> None:
@@ -511,7 +514,7 @@ class PropertyTests(TDBTestMixin, SynchronousTestCase):
     def test_fdAndName(self) -> None:
         """fd is the open file, name its path, hashSize the requested chains."""
         path = self.tempPath()
-        db = TDB(path, 1009, VOLATILE)
+        db = self.tdbClass(path, 1009, VOLATILE)
         self.addCleanup(db.close)
         self.assertEqual(os.fstat(db.fd).st_ino, os.stat(path).st_ino)
         self.assertEqual(db.name, path)
@@ -552,8 +555,8 @@ class PropertyTests(TDBTestMixin, SynchronousTestCase):
     def test_readOnlyStore(self) -> None:
         """Writing through an O_RDONLY handle raises TDBError."""
         path = self.tempPath()
-        TDB(path).close()
-        db = TDB(path, 0, 0, os.O_RDONLY)
+        self.tdbClass(path).close()
+        db = self.tdbClass(path, 0, 0, os.O_RDONLY)
         self.addCleanup(db.close)
         self.assertRaises(TDBError, db.store, b"k", b"v")
 
@@ -755,8 +758,96 @@ class SambaToolsTests(TDBTestMixin, SynchronousTestCase):
         """A TDB written by ltdbtool convert is read back by our class."""
         path = self.tempPath()
         out = self.tempPath()
-        with TDB(path) as db:
+        with self.tdbClass(path) as db:
             db.store(b"k", LtdbHeader(5, 0).encode() + b"v")
         self.run_("ltdbtool", "convert", path, out)
-        with TDB(out, 0, 0, os.O_RDONLY) as db:
+        with self.tdbClass(out, 0, 0, os.O_RDONLY) as db:
             self.assertEqual(ltdb.splitRecord(db[b"k"]), (LtdbHeader(5, 0), b"v"))
+
+
+class CtypesTDB(TDB):
+    """A handle over ctypes alone, as where the compiled binding was not
+    built."""
+
+    compiled = None
+
+
+class CtypesRecordTests(RecordTests):
+    tdbClass = CtypesTDB
+
+
+class CtypesTraverseTests(TraverseTests):
+    tdbClass = CtypesTDB
+
+
+class CtypesChunkTests(ChunkTests):
+    tdbClass = CtypesTDB
+
+
+class CtypesTransactionTests(TransactionTests):
+    tdbClass = CtypesTDB
+
+
+class CtypesPropertyTests(PropertyTests):
+    tdbClass = CtypesTDB
+
+
+class CtypesLockingTests(LockingTests):
+    tdbClass = CtypesTDB
+
+
+class CompiledBindingTests(TDBTestMixin, SynchronousTestCase):
+    """The compiled half of the binding (ctdb/database/_tdbc_build.py)."""
+
+    def test_built(self) -> None:
+        """
+        C{make install} built it (the Makefile installs libtdb-dev and a
+        compiler), and handles use it; without it they use ctypes alone.
+        """
+        self.assertIsNotNone(_libtdb.compiled())
+        self.assertIs(TDB.compiled, _libtdb.compiled())
+        db = self.openTDB()
+        self.assertIsNotNone(db._c)
+        self.assertIsNone(CtypesTDB(self.tempPath(), 0, VOLATILE)._c)
+
+    def test_bothBindingsOneFile(self) -> None:
+        """What one binding writes the other reads (libtdb refuses a second
+        handle on a file in one process: one after the other; and a
+        volatile one would be wiped at each open)."""
+        path = self.tempPath()
+        with TDB(path, 0, 0) as fast:
+            fast.store(b"a", b"1")
+            fast.store(b"gone", b"x")
+        with CtypesTDB(path, 0, 0) as slow:
+            self.assertEqual(slow.fetch(b"a"), b"1")
+            slow.store(b"b", b"")
+            slow.delete(b"gone")
+            expected = sorted(slow.traverse())
+        with TDB(path, 0, 0) as fast:
+            self.assertEqual((fast.fetch(b"b"), fast.fetch(b"gone")), (b"", None))
+            self.assertEqual(sorted(fast.traverse()), expected)
+
+    def test_closedHandle(self) -> None:
+        """A closed handle raises, with the compiled binding too, instead
+        of handing libtdb a dangling pointer."""
+        db = self.openTDB()
+        db.close()
+        for call in (
+            lambda: db.fetch(b"k"),
+            lambda: db.store(b"k", b"v"),
+            lambda: db.exists(b"k"),
+            lambda: db.delete(b"k"),
+            lambda: db.chainLockNonblock(b"k"),
+            lambda: db.chainUnlock(b"k"),
+            lambda: db.traverse(),
+        ):
+            self.assertRaises(TDBError, call)
+
+    def test_hash(self) -> None:
+        """The key hash through the compiled binding is libtdb's, which the
+        pure lookup3 of L{ltdb.jenkinsHash} also computes."""
+        compiledHash = _libtdb.hashFunction()
+        assert compiledHash is not None
+        for key in (b"", b"a", b"key", bytes(range(256)) * 3):
+            self.assertEqual(compiledHash(key), ltdb.jenkinsHash(key))
+            self.assertEqual(compiledHash(bytearray(key)), ltdb.jenkinsHash(key))  # type: ignore[arg-type]
