@@ -36,6 +36,12 @@ Two ways of counting:
         CPU microseconds per operation and per hop (time.process_time,
         best of --repeat runs; noisy on a shared machine)
 
+    .venv/bin/python bench/bench_hop.py --cold 32 [--count 3000]
+        the same, with 32 MB of other memory written before each
+        operation (not timed): each operation starts with cold caches, as
+        in a running cluster, where a daemon wakes for one packet after
+        the other daemons and the clients ran on the same cores
+
     .venv/bin/python bench/bench_hop.py --callgrind [--count 2000]
         instructions per operation and per hop: runs itself under
         valgrind --tool=callgrind with --count and 2 x --count operations of
@@ -373,8 +379,14 @@ def operations(measure: str, count: int) -> int:
     return calls(measure, count) * (BATCH if measure.endswith("x64") else 1)
 
 
-def run(measure: str, count: int) -> float:
-    """C{count} operations after a warm-up; CPU seconds."""
+def run(measure: str, count: int, coldBytes: int = 0) -> float:
+    """
+    C{count} operations after a warm-up; CPU seconds.  With C{coldBytes},
+    that much memory is written between two operations (one byte per cache
+    line, not timed), so that each operation starts with the caches full of
+    other data, as a daemon does that wakes for one packet after the other
+    processes of a cluster ran.
+    """
     bench = Bench()
     op = bench.operation(measure)
     for _ in range(calls(measure, 200)):
@@ -385,11 +397,27 @@ def run(measure: str, count: int) -> float:
     # by millions of instructions.
     gc.collect()
     gc.freeze()
+    if coldBytes:
+        return _runCold(bench, op, calls(measure, count), coldBytes)
     start = time.process_time()
     for _ in range(calls(measure, count)):
         op()
     elapsed = time.process_time() - start
     bench.check(measure)
+    return elapsed
+
+
+def _runCold(bench: Bench, op: Callable[[], bytes], n: int, coldBytes: int) -> float:
+    """L{run}'s loop with the caches flushed before each operation."""
+    junk = bytearray(coldBytes)
+    zeros = bytes(len(junk[::64]))
+    clock = time.process_time
+    elapsed = 0.0
+    for _ in range(n):
+        junk[::64] = zeros
+        start = clock()
+        op()
+        elapsed += clock() - start
     return elapsed
 
 
@@ -428,6 +456,13 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--callgrind", action="store_true")
     parser.add_argument("--only", choices=MEASURES, action="append")
+    parser.add_argument(
+        "--cold",
+        type=int,
+        default=0,
+        metavar="MB",
+        help="write MB of other memory before each operation (CPU mode only)",
+    )
     parser.add_argument("--inner", choices=MEASURES, help=argparse.SUPPRESS)
     args = parser.parse_args()
     measures = args.only or list(MEASURES)
@@ -447,7 +482,7 @@ def main() -> None:
     count = args.count or 20000
     print(f"{'measure':<16}{'us/op':>10}{'us/hop':>10}")
     for measure in measures:
-        best = min(run(measure, count) for _ in range(args.repeat))
+        best = min(run(measure, count, args.cold << 20) for _ in range(args.repeat))
         perOp = best / operations(measure, count) * 1e6
         print(f"{measure:<16}{perOp:>10.2f}{perOp / HOPS[measure]:>10.2f}")
 
