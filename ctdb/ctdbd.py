@@ -50,6 +50,7 @@ from ctdb.errors import ConfigError, ConfigLoadError
 from ctdb.logfilter import jsonLogObserver, twistedLevel
 from ctdb.protocols.debuglevels import DEBUG_ERR, debugLevelName
 from ctdb.service import NodeConfig, buildNode
+from ctdb.transports.reactor import installUnlessChosen
 
 USAGE = """\
 Usage: ctdbd [OPTION...]
@@ -112,6 +113,7 @@ def runDaemon(
     # The global reactor is installed here, in the daemon process, never by
     # importing this module: the ctdbd command's parent process, which only
     # starts this one and waits, needs none.
+    installUnlessChosen()
     from twisted.internet import reactor
 
     log = Logger(namespace="ctdbd")

@@ -30,6 +30,7 @@ from ctdb.service import (
     toDebugLevel,
 )
 from ctdb.transports.ib.binding import loadVerbs
+from ctdb.transports.reactor import installUnlessChosen
 
 
 class Options(usage.Options):
@@ -301,6 +302,8 @@ def _eventEnvironment(options: Any) -> dict[str, str]:
 
 def makeService(options: Any, reactor: Any = None) -> IService:
     if reactor is None:
+        # twistd's entry point: our reactor, unless twistd --reactor chose one
+        installUnlessChosen()
         from twisted.internet import reactor as _reactor
 
         reactor = _reactor

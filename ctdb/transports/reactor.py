@@ -1,0 +1,40 @@
+# -*- test-case-name: tests.transports.test_twistedprivate -*-
+"""
+The reactor a txctdb daemon runs on: Twisted's epoll reactor with a leaner
+main loop (L{ctdb.transports._twistedprivate.LeanEPollReactor}), which
+costs each wake-up for a packet about a third less of Twisted's own work
+(bench/README.md, "The reactor's cost per event").
+
+Only entry points install it: the drop-in C{ctdbd}, and C{twistd ctdb}
+when twistd was not told which reactor to use.  C{twistd --reactor
+txctdb ...} asks for it by name (the plugin in
+C{twisted/plugins/ctdb_plugin.py}), and C{twistd --reactor epoll ctdb
+...} keeps Twisted's own loop.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from ctdb.transports._twistedprivate import LeanEPollReactor, installLeanReactor
+
+__all__ = ["LeanEPollReactor", "install", "installUnlessChosen"]
+
+
+def install() -> None:
+    """Install the txctdb reactor as the global reactor (what twistd's
+    C{--reactor txctdb} calls)."""
+    installLeanReactor()
+
+
+def installUnlessChosen() -> bool:
+    """
+    Install the txctdb reactor unless a global reactor is installed
+    already (twistd's C{--reactor}, or an embedding application's own).
+
+    @return: whether it was installed.
+    """
+    if "twisted.internet.reactor" in sys.modules:
+        return False
+    installLeanReactor()
+    return True
