@@ -772,28 +772,21 @@ class CtypesTDB(TDB):
     compiled = None
 
 
-class CtypesRecordTests(RecordTests):
-    tdbClass = CtypesTDB
-
-
-class CtypesTraverseTests(TraverseTests):
-    tdbClass = CtypesTDB
-
-
-class CtypesChunkTests(ChunkTests):
-    tdbClass = CtypesTDB
-
-
-class CtypesTransactionTests(TransactionTests):
-    tdbClass = CtypesTDB
-
-
-class CtypesPropertyTests(PropertyTests):
-    tdbClass = CtypesTDB
-
-
-class CtypesLockingTests(LockingTests):
-    tdbClass = CtypesTDB
+# The same cases again over ctypes alone: CtypesRecordTests and so on.
+for _case in (
+    RecordTests,
+    TraverseTests,
+    ChunkTests,
+    TransactionTests,
+    PropertyTests,
+    LockingTests,
+):
+    globals()[f"Ctypes{_case.__name__}"] = type(
+        f"Ctypes{_case.__name__}",
+        (_case,),
+        {"tdbClass": CtypesTDB, "__doc__": f"{_case.__doc__} (ctypes alone)"},
+    )
+del _case
 
 
 class CompiledBindingTests(TDBTestMixin, SynchronousTestCase):
