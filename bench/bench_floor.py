@@ -12,7 +12,9 @@ of bench_db.py.  Each process:
 - C{twisted}: a Twisted reactor (epoll) and a Protocol whose dataReceived
   sends the packet on with one C{send()} (as our daemon's PacketWriter);
 - C{bare}: a plain C{select.epoll} loop, C{recv()} and C{send()}: no
-  Twisted at all, the least a Python process can do per hop.
+  Twisted at all, the least a Python process can do per hop;
+- C{txctdb}: as C{twisted}, on the reactor our daemons run on
+  (L{ctdb.transports.reactor}).
 
 Printed: hops per second, and the CPU (user and system, from /proc) that
 the ring's processes spent per hop.  Our daemon's own cost per hop is the
@@ -38,7 +40,7 @@ import time
 from _common import cpuSplit, randomBase, runInfo
 
 PACKET = bytes(96)
-KINDS = ("bare", "twisted")
+KINDS = ("bare", "twisted", "txctdb")
 
 
 def _listen(address: str, port: int) -> socket.socket:
@@ -99,6 +101,10 @@ def node(kind: str, me: int, addresses: list[str], port: int) -> None:
                 count += len(data) // size
                 out.send(data)
     else:
+        if kind == "txctdb":
+            from ctdb.transports.reactor import install
+
+            install()
         from twisted.internet import reactor
         from twisted.internet.protocol import Protocol
 
