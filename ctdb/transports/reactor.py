@@ -1,9 +1,10 @@
 # -*- test-case-name: tests.transports.test_twistedprivate -*-
 """
 The reactor a txctdb daemon runs on: Twisted's epoll reactor with a leaner
-main loop (L{ctdb.transports._twistedprivate.LeanEPollReactor}), which
-costs each wake-up for a packet about a third less of Twisted's own work
-(bench/README.md, "The reactor's cost per event").
+main loop (L{ctdb.transports._twistedprivate.LeanEPollReactor}): in a
+ring of processes that only pass a packet on, Twisted's loop adds about
+11 us of user CPU to each hop over a bare epoll loop, this one about 3
+(bench/bench_floor.py; bench/README.md, session 9).
 
 Only entry points install it: the drop-in C{ctdbd}, and C{twistd ctdb}
 when twistd was not told which reactor to use.  C{twistd --reactor
