@@ -17,7 +17,13 @@ of bench_db.py.  Each process:
   (L{ctdb.transports.reactor}).
 
 Printed: hops per second, and the CPU (user and system, from /proc) that
-the ring's processes spent per hop.  Our daemon's own cost per hop is the
+the ring's processes spent per hop.
+
+Then the same question for the client socket: a bare Python server of
+REQ_CONTROLs (an epoll loop that cuts each request out of the read with
+one C{struct} and answers it with one C{struct}, status 0, no data: no
+Twisted, no packet objects, no dispatch) measured with bench_ping.py's
+client, C{--count} PINGs one at a time and C{--inflight} in flight.  Our daemon's own cost per hop is the
 floor plus its protocol work; compare with bench_db.py's fetch ring, where
 a record migration is about 4 hops (bench/README.md).
 
@@ -31,13 +37,19 @@ from __future__ import annotations
 import argparse
 import os
 import select
+import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
+import tempfile
 import time
 
-from _common import cpuSplit, randomBase, runInfo
+from _common import RawClient, cpuSplit, randomBase, runInfo, summary
+
+from ctdb.protocols.controls import Control
+from ctdb.protocols.packet import Operation
 
 PACKET = bytes(96)
 KINDS = ("bare", "twisted", "txctdb")
@@ -127,6 +139,92 @@ def node(kind: str, me: int, addresses: list[str], port: int) -> None:
     print(count, flush=True)
 
 
+#: REQ_CONTROL as far as the server reads it (header, opcode, padding,
+#: srvid, client id, flags, data length), and REPLY_CONTROL with no data
+#: and no error message, padded to 48 bytes
+_REQUEST = struct.Struct("<8IIIQIII")
+_REPLY = struct.Struct("<8IiII4x")
+_REPLY_CONTROL = int(Operation.REPLY_CONTROL)
+
+
+def controlServer(path: str) -> None:
+    """Answer every REQ_CONTROL of one client on C{path} with status 0."""
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(path)
+    server.listen(1)
+    print("ready", flush=True)
+    conn, _ = server.accept()
+    poller = select.epoll()
+    poller.register(conn.fileno(), select.EPOLLIN)
+    pending = b""
+    unpack = _REQUEST.unpack_from
+    pack = _REPLY.pack
+    while True:
+        poller.poll()
+        data = conn.recv(1 << 20)
+        if not data:
+            return
+        buf = pending + data if pending else data
+        replies = []
+        offset = 0
+        end = len(buf)
+        while end - offset >= _REQUEST.size:
+            length, magic, version, generation, _, _, src, reqid = unpack(buf, offset)[
+                :8
+            ]
+            if end - offset < length:
+                break
+            offset += length
+            replies.append(
+                pack(
+                    48,
+                    magic,
+                    version,
+                    generation,
+                    _REPLY_CONTROL,
+                    src,
+                    0,
+                    reqid,
+                    0,
+                    0,
+                    0,
+                )
+            )
+        pending = buf[offset:]
+        conn.sendall(b"".join(replies))
+
+
+def controls(count: int, inflight: int, seconds: float) -> tuple[float, float]:
+    """The bare control server measured: (round trip median us, PINGs/s
+    with C{inflight} in flight)."""
+    directory = tempfile.mkdtemp(prefix="txctdb-floor-")
+    path = os.path.join(directory, "bare.socket")
+    proc = subprocess.Popen(
+        [sys.executable, os.path.abspath(__file__), "--server", path],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        if proc.stdout.readline().strip() != "ready":
+            raise RuntimeError("the bare control server did not start")
+        client = RawClient(path)
+        try:
+            template = client.template(Control.PING)
+            client.roundTrips(template, 200)
+            median, _ = summary(client.roundTrips(template, count))
+            rate = client.pipelined(template, inflight, seconds)
+        finally:
+            client.close()
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(directory, ignore_errors=True)
+    return median, rate
+
+
 class _Factory:
     """The least of a factory that adoptStreamConnection needs."""
 
@@ -207,8 +305,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--nodes", type=int, default=3)
+    parser.add_argument("--count", type=int, default=1000)
+    parser.add_argument("--inflight", type=int, default=64)
     parser.add_argument("--node", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--server", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.server:
+        controlServer(args.server)
+        return
     if args.node:
         kind, me, addresses, port = args.node
         node(kind, int(me), addresses.split(","), int(port))
@@ -219,6 +323,11 @@ def main() -> None:
     for kind in KINDS:
         rate, user, system = ring(kind, args.nodes, args.seconds)
         print(f"{kind:<10}{rate:>10,.0f}{user:>14.1f}{system:>16.1f}")
+    median, rate = controls(args.count, args.inflight, args.seconds)
+    print(
+        f"bare control server: rtt median {median:.1f}us, "
+        f"{rate:,.0f}/s with {args.inflight} in flight"
+    )
 
 
 if __name__ == "__main__":
