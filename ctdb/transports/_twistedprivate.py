@@ -34,7 +34,6 @@ import sys
 
 from twisted.internet import tcp, unix
 from twisted.internet.epollreactor import EPollReactor
-from twisted.internet.main import installReactor
 from twisted.logger import Logger
 from twisted.python import log
 
@@ -138,10 +137,3 @@ class LeanEPollReactor(EPollReactor):
                     log.callWithLogger(selectable, log.err)
                 if why:
                     disconnect(selectable, why, True)
-
-
-def installLeanReactor() -> LeanEPollReactor:
-    """Install a L{LeanEPollReactor} as the global reactor."""
-    reactor = LeanEPollReactor()
-    installReactor(reactor)
-    return reactor

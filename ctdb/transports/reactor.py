@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import sys
 
-from ctdb.transports._twistedprivate import LeanEPollReactor, installLeanReactor
+from twisted.internet.main import installReactor
+
+from ctdb.transports._twistedprivate import LeanEPollReactor
 
 __all__ = ["LeanEPollReactor", "install", "installUnlessChosen"]
 
@@ -25,7 +27,7 @@ __all__ = ["LeanEPollReactor", "install", "installUnlessChosen"]
 def install() -> None:
     """Install the txctdb reactor as the global reactor (what twistd's
     C{--reactor txctdb} calls)."""
-    installLeanReactor()
+    installReactor(LeanEPollReactor())
 
 
 def installUnlessChosen() -> bool:
@@ -37,5 +39,5 @@ def installUnlessChosen() -> bool:
     """
     if "twisted.internet.reactor" in sys.modules:
         return False
-    installLeanReactor()
+    install()
     return True
