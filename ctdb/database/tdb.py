@@ -302,9 +302,8 @@ class TDB:
             got = c.txc_fetch(self._cctx, k, len(k))
             cptr = got.dptr
             if not cptr:
-                if c.tdb_error(self._cctx) in (TDB_ERR_NOEXIST, TDB_SUCCESS):
-                    return None
-                raise self._error("tdb_fetch")
+                self._raiseUnlessMissing("tdb_fetch")
+                return None
             try:
                 return self.compiled.ffi.buffer(cptr, got.dsize)[:]
             finally:
@@ -314,13 +313,18 @@ class TDB:
         data = lib.tdb_fetch(ctx, _libtdb.TDB_DATA_IN(k, len(k)))
         ptr = data.dptr
         if ptr is None:
-            if lib.tdb_error(ctx) in (TDB_ERR_NOEXIST, TDB_SUCCESS):
-                return None
-            raise self._error("tdb_fetch")
+            self._raiseUnlessMissing("tdb_fetch")
+            return None
         try:
             return ctypes.string_at(ptr, data.dsize)
         finally:
             lib.free(ptr)
+
+    def _raiseUnlessMissing(self, operation: str) -> None:
+        """C{operation} gave no data: its error, unless the record is only
+        missing."""
+        if self._lib.tdb_error(self._handle()) not in (TDB_ERR_NOEXIST, TDB_SUCCESS):
+            raise self._error(operation)
 
     def __getitem__(self, key: BytesLike) -> bytes:
         value = self.fetch(key)
@@ -478,11 +482,7 @@ class TDB:
         record, with C{callback} behind the handle."""
         raised: list[BaseException] = []
         count = int(call(self.compiled.ffi.new_handle((callback, raised))))
-        if raised:
-            raise raised[0]
-        if count < 0:
-            raise self._error(name)
-        return count
+        return self._traversed(name, count, raised)
 
     def _traverseWith(
         self,
@@ -506,6 +506,11 @@ class TDB:
                 return 1
 
         count = int(call(_libtdb.TRAVERSE_FUNC(trampoline)))
+        return self._traversed(name, count, raised)
+
+    def _traversed(self, name: str, count: int, raised: list[BaseException]) -> int:
+        """The end of a traversal through either binding: the callback's
+        exception re-raised, a failure raised, or the records visited."""
         if raised:
             raise raised[0]
         if count < 0:
