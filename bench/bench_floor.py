@@ -139,9 +139,10 @@ def node(kind: str, me: int, addresses: list[str], port: int) -> None:
     print(count, flush=True)
 
 
-#: REQ_CONTROL as far as the server reads it (header, opcode, padding,
-#: srvid, client id, flags, data length), and REPLY_CONTROL with no data
-#: and no error message, padded to 48 bytes
+#: the header the server reads of each request; a REQ_CONTROL is at least
+#: this long (header, opcode, padding, srvid, client id, flags, data
+#: length); REPLY_CONTROL with no data and no error message, padded to 8
+_HEADER = struct.Struct("<8I")
 _REQUEST = struct.Struct("<8IIIQIII")
 _REPLY = struct.Struct("<8IiII4x")
 _REPLY_CONTROL = int(Operation.REPLY_CONTROL)
@@ -157,7 +158,7 @@ def controlServer(path: str) -> None:
     poller = select.epoll()
     poller.register(conn.fileno(), select.EPOLLIN)
     pending = b""
-    unpack = _REQUEST.unpack_from
+    unpack = _HEADER.unpack_from
     pack = _REPLY.pack
     while True:
         poller.poll()
@@ -169,15 +170,13 @@ def controlServer(path: str) -> None:
         offset = 0
         end = len(buf)
         while end - offset >= _REQUEST.size:
-            length, magic, version, generation, _, _, src, reqid = unpack(buf, offset)[
-                :8
-            ]
+            length, magic, version, generation, _, _, src, reqid = unpack(buf, offset)
             if end - offset < length:
                 break
             offset += length
             replies.append(
                 pack(
-                    48,
+                    _REPLY.size,
                     magic,
                     version,
                     generation,
